@@ -1,0 +1,437 @@
+package awssim
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+var ec2Actions = map[string]queryAction{
+	"DescribeInstances":              describeInstances,
+	"DescribeImages":                 describeImages,
+	"DescribeLaunchTemplates":        describeLaunchTemplates,
+	"DescribeLaunchTemplateVersions": describeLaunchTemplateVersions,
+	"CreateLaunchTemplateVersion":    createLaunchTemplateVersion,
+	"ModifyLaunchTemplate":           modifyLaunchTemplate,
+}
+
+type xmlEC2Tag struct {
+	Key   string `xml:"key"`
+	Value string `xml:"value"`
+}
+
+func ec2Tags(ts []Tag) []xmlEC2Tag {
+	out := make([]xmlEC2Tag, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, xmlEC2Tag{t.Key, t.Value})
+	}
+	return out
+}
+
+type xmlInstance struct {
+	InstanceID string `xml:"instanceId"`
+	ImageID    string `xml:"imageId"`
+	State      struct {
+		Code int    `xml:"code"`
+		Name string `xml:"name"`
+	} `xml:"instanceState"`
+	PrivateDNSName   string      `xml:"privateDnsName"`
+	PrivateIPAddress string      `xml:"privateIpAddress"`
+	InstanceType     string      `xml:"instanceType"`
+	LaunchTime       string      `xml:"launchTime"`
+	AvailabilityZone string      `xml:"placement>availabilityZone"`
+	Tags             []xmlEC2Tag `xml:"tagSet>item"`
+}
+
+var stateCodes = map[string]int{StatePending: 0, StateRunning: 16, StateShuttingDown: 32, StateTerminated: 48}
+
+// ec2Filters reads Filter.N.Name / Filter.N.Value.M.
+func ec2Filters(form url.Values) map[string][]string {
+	out := map[string][]string{}
+	for n := 1; ; n++ {
+		name := form.Get(fmt.Sprintf("Filter.%d.Name", n))
+		if name == "" {
+			return out
+		}
+		out[name] = list(form, fmt.Sprintf("Filter.%d.Value", n))
+	}
+}
+
+func (a *Account) instanceMatches(i *Instance, filters map[string][]string) (bool, error) {
+	for name, values := range filters {
+		var have []string
+		switch {
+		case name == "instance-state-name":
+			have = []string{i.State}
+		case name == "availability-zone":
+			have = []string{i.AZ}
+		case name == "private-dns-name":
+			have = []string{i.NodeName(a.Region)}
+		case name == "image-id":
+			have = []string{i.ImageID}
+		case strings.HasPrefix(name, "tag:"):
+			for _, t := range i.Tags {
+				if t.Key == name[4:] {
+					have = append(have, t.Value)
+				}
+			}
+		default:
+			return false, notFoundf("InvalidParameterValue", "The filter '%s' is invalid", name)
+		}
+		hit := false
+		for _, h := range have {
+			hit = hit || contains(values, h)
+		}
+		if !hit {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+func describeInstances(a *Account, form url.Values) (any, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := list(form, "InstanceId")
+	for _, id := range ids {
+		if _, ok := a.instances[id]; !ok {
+			return nil, notFoundf("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
+		}
+	}
+	filters := ec2Filters(form)
+	var picked []*Instance
+	for _, i := range a.instances {
+		if len(ids) > 0 && !contains(ids, i.ID) {
+			continue
+		}
+		ok, err := a.instanceMatches(i, filters)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			picked = append(picked, i)
+		}
+	}
+	sort.Slice(picked, func(x, y int) bool { return picked[x].ID < picked[y].ID })
+	type reservation struct {
+		ReservationID string        `xml:"reservationId"`
+		OwnerID       string        `xml:"ownerId"`
+		Instances     []xmlInstance `xml:"instancesSet>item"`
+	}
+	type body struct {
+		ec2Meta
+		Reservations []reservation `xml:"reservationSet>item"`
+	}
+	out := &body{Reservations: []reservation{}}
+	for _, i := range picked {
+		x := xmlInstance{
+			InstanceID: i.ID, ImageID: i.ImageID, PrivateDNSName: i.NodeName(a.Region),
+			PrivateIPAddress: i.PrivateIP, InstanceType: i.InstanceType,
+			LaunchTime: awsTime(i.Launched), AvailabilityZone: i.AZ, Tags: ec2Tags(i.Tags),
+		}
+		x.State.Code, x.State.Name = stateCodes[i.State], i.State
+		out.Reservations = append(out.Reservations, reservation{
+			ReservationID: "r-" + i.ID[2:], OwnerID: a.AccountID, Instances: []xmlInstance{x},
+		})
+	}
+	return &ec2Resp{action: "DescribeInstances", body: out}, nil
+}
+
+var amiRE = regexp.MustCompile(`^ami-[0-9a-f]{8,17}$`)
+
+// checkImage validates an AMI ID as EC2 does: malformed or unknown.
+func (a *Account) checkImage(id string) error {
+	if !amiRE.MatchString(id) {
+		return notFoundf("InvalidAMIID.Malformed", "Invalid id: \"%s\" (expecting \"ami-...\")", id)
+	}
+	if _, ok := a.images[id]; !ok {
+		return notFoundf("InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
+	}
+	return nil
+}
+
+func describeImages(a *Account, form url.Values) (any, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ids := list(form, "ImageId")
+	for _, id := range ids {
+		if err := a.checkImage(id); err != nil {
+			return nil, err
+		}
+	}
+	type xmlImage struct {
+		ImageID      string `xml:"imageId"`
+		Name         string `xml:"name"`
+		Description  string `xml:"description"`
+		State        string `xml:"imageState"`
+		Architecture string `xml:"architecture"`
+		CreationDate string `xml:"creationDate"`
+		OwnerID      string `xml:"imageOwnerId"`
+		Public       bool   `xml:"isPublic"`
+	}
+	type body struct {
+		ec2Meta
+		Images []xmlImage `xml:"imagesSet>item"`
+	}
+	out := &body{Images: []xmlImage{}}
+	if len(ids) == 0 {
+		for id := range a.images {
+			ids = append(ids, id)
+		}
+		sort.Strings(ids)
+	}
+	for _, id := range ids {
+		img := a.images[id]
+		out.Images = append(out.Images, xmlImage{
+			ImageID: img.ID, Name: img.Name, State: "available", Architecture: "x86_64",
+			Description:  fmt.Sprintf("EKS Kubernetes Worker AMI (%s) for Kubernetes %s, release %s", img.Family, img.KubeMinor, img.ReleaseVersion),
+			CreationDate: img.CreationDate, OwnerID: "602401143452", Public: true,
+		})
+	}
+	return &ec2Resp{action: "DescribeImages", body: out}, nil
+}
+
+// templateByRequest finds the template a request names by ID or name.
+func (a *Account) templateByRequest(form url.Values) (*LaunchTemplate, error) {
+	id, name := form.Get("LaunchTemplateId"), form.Get("LaunchTemplateName")
+	if id == "" && name == "" {
+		return nil, notFoundf("MissingParameter", "The request must contain the parameter LaunchTemplateId or LaunchTemplateName")
+	}
+	lt := a.findTemplate(id, name)
+	switch {
+	case lt != nil:
+		return lt, nil
+	case id != "":
+		return nil, notFoundf("InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID %s, does not exist.", id)
+	default:
+		return nil, notFoundf("InvalidLaunchTemplateName.NotFoundException", "The specified launch template, with template name %s, does not exist.", name)
+	}
+}
+
+type xmlLaunchTemplate struct {
+	ID             string      `xml:"launchTemplateId"`
+	Name           string      `xml:"launchTemplateName"`
+	CreateTime     string      `xml:"createTime"`
+	CreatedBy      string      `xml:"createdBy"`
+	DefaultVersion int64       `xml:"defaultVersionNumber"`
+	LatestVersion  int64       `xml:"latestVersionNumber"`
+	Tags           []xmlEC2Tag `xml:"tagSet>item"`
+}
+
+func (a *Account) xmlTemplate(lt *LaunchTemplate) xmlLaunchTemplate {
+	return xmlLaunchTemplate{
+		ID: lt.ID, Name: lt.Name, CreateTime: awsTime(lt.Created),
+		CreatedBy:      "arn:aws:iam::" + a.AccountID + ":role/eksctl",
+		DefaultVersion: lt.DefaultVersion, LatestVersion: lt.latest().Number, Tags: ec2Tags(lt.Tags),
+	}
+}
+
+func describeLaunchTemplates(a *Account, form url.Values) (any, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	type body struct {
+		ec2Meta
+		Templates []xmlLaunchTemplate `xml:"launchTemplates>item"`
+	}
+	out := &body{Templates: []xmlLaunchTemplate{}}
+	ids, names := list(form, "LaunchTemplateId"), list(form, "LaunchTemplateName")
+	for _, id := range ids {
+		lt := a.findTemplate(id, "")
+		if lt == nil {
+			return nil, notFoundf("InvalidLaunchTemplateId.NotFound", "The specified launch template, with template ID %s, does not exist.", id)
+		}
+		out.Templates = append(out.Templates, a.xmlTemplate(lt))
+	}
+	for _, n := range names {
+		lt := a.findTemplate("", n)
+		if lt == nil {
+			return nil, notFoundf("InvalidLaunchTemplateName.NotFoundException", "At least one of the launch templates specified in the request does not exist.")
+		}
+		out.Templates = append(out.Templates, a.xmlTemplate(lt))
+	}
+	if len(ids)+len(names) == 0 {
+		for _, lt := range a.templates {
+			out.Templates = append(out.Templates, a.xmlTemplate(lt))
+		}
+		sort.Slice(out.Templates, func(x, y int) bool { return out.Templates[x].ID < out.Templates[y].ID })
+	}
+	return &ec2Resp{action: "DescribeLaunchTemplates", body: out}, nil
+}
+
+type xmlBlockDevice struct {
+	DeviceName string `xml:"deviceName"`
+	Ebs        struct {
+		VolumeSize          int    `xml:"volumeSize"`
+		VolumeType          string `xml:"volumeType"`
+		Encrypted           bool   `xml:"encrypted"`
+		DeleteOnTermination bool   `xml:"deleteOnTermination"`
+	} `xml:"ebs"`
+}
+
+type xmlTagSpec struct {
+	ResourceType string      `xml:"resourceType"`
+	Tags         []xmlEC2Tag `xml:"tagSet>item"`
+}
+
+type xmlTemplateData struct {
+	ImageID            string `xml:"imageId,omitempty"`
+	InstanceType       string `xml:"instanceType,omitempty"`
+	UserData           string `xml:"userData,omitempty"`
+	KeyName            string `xml:"keyName,omitempty"`
+	IamInstanceProfile *struct {
+		Name string `xml:"name"`
+	} `xml:"iamInstanceProfile,omitempty"`
+	SecurityGroupIDs []string         `xml:"securityGroupIdSet>item"`
+	BlockDevices     []xmlBlockDevice `xml:"blockDeviceMappingSet>item"`
+	MetadataOptions  *struct {
+		HTTPTokens      string `xml:"httpTokens"`
+		HTTPPutHopLimit int    `xml:"httpPutResponseHopLimit"`
+		HTTPEndpoint    string `xml:"httpEndpoint"`
+	} `xml:"metadataOptions,omitempty"`
+	TagSpecs []xmlTagSpec `xml:"tagSpecificationSet>item"`
+}
+
+type xmlTemplateVersion struct {
+	ID          string          `xml:"launchTemplateId"`
+	Name        string          `xml:"launchTemplateName"`
+	Number      int64           `xml:"versionNumber"`
+	Description string          `xml:"versionDescription,omitempty"`
+	CreateTime  string          `xml:"createTime"`
+	CreatedBy   string          `xml:"createdBy"`
+	Default     bool            `xml:"defaultVersion"`
+	Data        xmlTemplateData `xml:"launchTemplateData"`
+}
+
+func (a *Account) xmlVersion(lt *LaunchTemplate, v *TemplateVersion) xmlTemplateVersion {
+	d := v.Data
+	x := xmlTemplateVersion{
+		ID: lt.ID, Name: lt.Name, Number: v.Number, Description: v.Description,
+		CreateTime: awsTime(v.Created), CreatedBy: "arn:aws:iam::" + a.AccountID + ":role/eksctl",
+		Default: v.Number == lt.DefaultVersion,
+		Data: xmlTemplateData{
+			ImageID: d.ImageID, InstanceType: d.InstanceType, UserData: d.UserData,
+			KeyName: d.KeyName, SecurityGroupIDs: d.SecurityGroupIDs,
+		},
+	}
+	if d.IamInstanceProfile != "" {
+		x.Data.IamInstanceProfile = &struct {
+			Name string `xml:"name"`
+		}{d.IamInstanceProfile}
+	}
+	for _, b := range d.BlockDevices {
+		xb := xmlBlockDevice{DeviceName: b.DeviceName}
+		xb.Ebs.VolumeSize, xb.Ebs.VolumeType, xb.Ebs.Encrypted, xb.Ebs.DeleteOnTermination = b.VolumeSize, b.VolumeType, b.Encrypted, b.DeleteOnTermination
+		x.Data.BlockDevices = append(x.Data.BlockDevices, xb)
+	}
+	if d.HTTPTokens != "" {
+		x.Data.MetadataOptions = &struct {
+			HTTPTokens      string `xml:"httpTokens"`
+			HTTPPutHopLimit int    `xml:"httpPutResponseHopLimit"`
+			HTTPEndpoint    string `xml:"httpEndpoint"`
+		}{d.HTTPTokens, d.HTTPPutHopLimit, d.HTTPEndpoint}
+	}
+	if len(d.InstanceTags) > 0 {
+		x.Data.TagSpecs = append(x.Data.TagSpecs, xmlTagSpec{"instance", ec2Tags(d.InstanceTags)})
+	}
+	if len(d.VolumeTags) > 0 {
+		x.Data.TagSpecs = append(x.Data.TagSpecs, xmlTagSpec{"volume", ec2Tags(d.VolumeTags)})
+	}
+	return x
+}
+
+func describeLaunchTemplateVersions(a *Account, form url.Values) (any, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	lt, err := a.templateByRequest(form)
+	if err != nil {
+		return nil, err
+	}
+	type body struct {
+		ec2Meta
+		Versions []xmlTemplateVersion `xml:"launchTemplateVersionSet>item"`
+	}
+	out := &body{Versions: []xmlTemplateVersion{}}
+	wanted := list(form, "LaunchTemplateVersion")
+	if len(wanted) == 0 {
+		for k := len(lt.Versions) - 1; k >= 0; k-- { // newest first
+			out.Versions = append(out.Versions, a.xmlVersion(lt, lt.Versions[k]))
+		}
+	}
+	for _, w := range wanted {
+		v, ok := lt.resolve(w)
+		if !ok {
+			return nil, notFoundf("InvalidLaunchTemplateId.VersionNotFound", "Could not find launch template version %s for launch template ID %s.", w, lt.ID)
+		}
+		out.Versions = append(out.Versions, a.xmlVersion(lt, v))
+	}
+	return &ec2Resp{action: "DescribeLaunchTemplateVersions", body: out}, nil
+}
+
+func createLaunchTemplateVersion(a *Account, form url.Values) (any, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	lt, err := a.templateByRequest(form)
+	if err != nil {
+		return nil, err
+	}
+	var data TemplateData
+	if src := form.Get("SourceVersion"); src != "" {
+		v, ok := lt.resolve(src)
+		if !ok {
+			return nil, notFoundf("InvalidLaunchTemplateId.VersionNotFound", "Could not find source launch template version %s for launch template ID %s.", src, lt.ID)
+		}
+		data = v.Data
+		data.SecurityGroupIDs = append([]string(nil), data.SecurityGroupIDs...)
+		data.BlockDevices = append([]BlockDevice(nil), data.BlockDevices...)
+		data.InstanceTags = append([]Tag(nil), data.InstanceTags...)
+		data.VolumeTags = append([]Tag(nil), data.VolumeTags...)
+	}
+	if v := form.Get("LaunchTemplateData.ImageId"); v != "" {
+		if err := a.checkImage(v); err != nil {
+			return nil, err
+		}
+		data.ImageID = v
+	}
+	if v := form.Get("LaunchTemplateData.InstanceType"); v != "" {
+		data.InstanceType = v
+	}
+	if v := form.Get("LaunchTemplateData.UserData"); v != "" {
+		data.UserData = v
+	}
+	if v := form.Get("LaunchTemplateData.KeyName"); v != "" {
+		data.KeyName = v
+	}
+	if data.ImageID == "" {
+		return nil, notFoundf("InvalidLaunchTemplateData", "The launch template data must specify an image ID, or name a source version that does.")
+	}
+	v := &TemplateVersion{Number: int64(len(lt.Versions) + 1), Description: form.Get("VersionDescription"), Created: a.clock.Now(), Data: data}
+	lt.Versions = append(lt.Versions, v)
+	type body struct {
+		ec2Meta
+		Version xmlTemplateVersion `xml:"launchTemplateVersion"`
+	}
+	return &ec2Resp{action: "CreateLaunchTemplateVersion", body: &body{Version: a.xmlVersion(lt, v)}}, nil
+}
+
+func modifyLaunchTemplate(a *Account, form url.Values) (any, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	lt, err := a.templateByRequest(form)
+	if err != nil {
+		return nil, err
+	}
+	if d := form.Get("SetDefaultVersion"); d != "" {
+		v, ok := lt.resolve(d)
+		if !ok {
+			return nil, notFoundf("InvalidLaunchTemplateId.VersionNotFound", "Could not find launch template version %s for launch template ID %s.", d, lt.ID)
+		}
+		lt.DefaultVersion = v.Number
+	}
+	type body struct {
+		ec2Meta
+		Template xmlLaunchTemplate `xml:"launchTemplate"`
+	}
+	return &ec2Resp{action: "ModifyLaunchTemplate", body: &body{Template: a.xmlTemplate(lt)}}, nil
+}

@@ -1,0 +1,110 @@
+package awssim
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+const eksContentType = "application/json"
+
+// serveEKS answers the restJson1 calls noderoll makes: ListClusters,
+// DescribeCluster, ListNodegroups, DescribeNodegroup.
+func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
+	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+	action := ""
+	switch {
+	case r.Method == http.MethodGet && len(parts) == 1:
+		action = "ListClusters"
+	case r.Method == http.MethodGet && len(parts) == 2:
+		action = "DescribeCluster"
+	case r.Method == http.MethodGet && len(parts) == 3 && parts[2] == "node-groups":
+		action = "ListNodegroups"
+	case r.Method == http.MethodGet && len(parts) == 4 && parts[2] == "node-groups":
+		action = "DescribeNodegroup"
+	default:
+		writeJSONError(w, &APIError{Code: "InvalidRequestException", Message: r.Method + " " + r.URL.Path + " is not served by this endpoint.", Status: 400}, eksContentType)
+		return
+	}
+	if f := s.acct.takeFault("eks", action); f != nil {
+		writeJSONError(w, f, eksContentType)
+		return
+	}
+	a := s.acct
+	a.mu.Lock()
+	out, apiErr := a.eksCall(action, parts)
+	a.mu.Unlock()
+	if apiErr != nil {
+		writeJSONError(w, apiErr, eksContentType)
+		return
+	}
+	w.Header().Set("Content-Type", eksContentType)
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func eksNotFound(format string, args ...any) *APIError {
+	return &APIError{Code: "ResourceNotFoundException", Message: fmt.Sprintf(format, args...), Status: 404}
+}
+
+// eksCall runs one EKS call; callers hold mu.
+func (a *Account) eksCall(action string, parts []string) (any, *APIError) {
+	if action == "ListClusters" {
+		names := []string{}
+		for n := range a.clusters {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return map[string]any{"clusters": names}, nil
+	}
+	c, ok := a.clusters[parts[1]]
+	if !ok {
+		return nil, eksNotFound("No cluster found for name: %s.", parts[1])
+	}
+	switch action {
+	case "DescribeCluster":
+		return map[string]any{"cluster": map[string]any{
+			"name": c.Name, "arn": c.ARN, "version": c.Version, "endpoint": c.Endpoint,
+			"status": "ACTIVE", "platformVersion": c.PlatformVersion, "createdAt": c.Created.Unix(),
+			"roleArn": "arn:aws:iam::" + a.AccountID + ":role/eksctl-" + c.Name + "-cluster-ServiceRole",
+		}}, nil
+	case "ListNodegroups":
+		names := []string{}
+		for _, ng := range a.nodegroups {
+			if ng.Cluster == c.Name {
+				names = append(names, ng.Name)
+			}
+		}
+		sort.Strings(names)
+		return map[string]any{"nodegroups": names}, nil
+	}
+	ng, ok := a.nodegroups[c.Name+"/"+parts[3]]
+	if !ok {
+		return nil, eksNotFound("No node group found for name: %s.", parts[3])
+	}
+	g := a.groups[ng.Group]
+	out := map[string]any{
+		"nodegroupName": ng.Name, "nodegroupArn": ng.ARN, "clusterName": c.Name,
+		"status": "ACTIVE", "capacityType": ng.CapacityType, "amiType": ng.AmiType,
+		"instanceTypes": ng.InstanceTypes, "subnets": g.Subnets, "labels": ng.Labels,
+		"createdAt": ng.Created.Unix(), "modifiedAt": ng.Created.Unix(),
+		"nodeRole":      "arn:aws:iam::" + a.AccountID + ":role/eksctl-" + c.Name + "-nodegroup-NodeInstanceRole",
+		"scalingConfig": map[string]int{"minSize": g.Min, "maxSize": g.Max, "desiredSize": g.Desired},
+		"updateConfig":  map[string]int{"maxUnavailable": ng.MaxUnavailable},
+		"resources":     map[string]any{"autoScalingGroups": []map[string]string{{"name": g.Name}}},
+		"health":        map[string]any{"issues": []any{}},
+	}
+	lt := a.findTemplate(ng.TemplateID, "")
+	if lt != nil {
+		v, _ := lt.resolve(g.Template.Version)
+		if v != nil {
+			out["launchTemplate"] = map[string]string{"id": lt.ID, "name": lt.Name, "version": fmt.Sprint(v.Number)}
+			// The version EKS reports follows the AMI the group launches.
+			if img := a.images[v.Data.ImageID]; img != nil {
+				out["version"], out["releaseVersion"] = img.KubeMinor, img.ReleaseVersion
+			}
+		}
+	}
+	return map[string]any{"nodegroup": out}, nil
+}

@@ -1,0 +1,305 @@
+package awssim
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+)
+
+// NodeSpec is what a booted instance registers with the cluster, as a kubelet
+// on an EKS node would.
+type NodeSpec struct {
+	Name, InstanceID, AZ, Region, InstanceType, ImageID string
+	KubeletVersion, OSImage, Nodegroup, Cluster         string
+	CapacityType                                        string
+	Labels                                              map[string]string
+}
+
+// ProviderID is the node's spec.providerID as the AWS cloud provider sets it.
+func (n NodeSpec) ProviderID() string { return "aws:///" + n.AZ + "/" + n.InstanceID }
+
+// Registrar connects instances to the cluster: the sandbox implements it with
+// kwok-managed Nodes. Both methods must be idempotent: they are retried.
+type Registrar interface {
+	Register(ctx context.Context, n NodeSpec) error
+	Deregister(ctx context.Context, nodeName string) error
+}
+
+// launchRetry is how long a group waits after a failed launch, as ASGs back off.
+const launchRetry = 5 * time.Second
+
+// Run drives instance lifecycles until ctx ends: groups converge on their
+// desired capacity, pending instances boot and register, terminating ones
+// deregister and end. reg may be nil when no cluster is attached.
+func (a *Account) Run(ctx context.Context, reg Registrar, log *slog.Logger) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		a.Step(ctx, reg, log)
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-a.changed:
+		}
+	}
+}
+
+type pendingCall struct {
+	inst     *Instance
+	spec     NodeSpec
+	register bool
+}
+
+// Step runs one pass of the lifecycle. Calls to reg happen outside the lock so
+// the API stays responsive while the cluster is slow.
+func (a *Account) Step(ctx context.Context, reg Registrar, log *slog.Logger) {
+	a.mu.Lock()
+	now := a.clock.Now()
+	names := make([]string, 0, len(a.groups))
+	for n := range a.groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		a.converge(a.groups[n], now)
+	}
+	var calls []pendingCall
+	for _, i := range a.instances {
+		switch {
+		case i.State == StatePending && now.Sub(i.Launched) >= a.delays.Boot:
+			calls = append(calls, pendingCall{inst: i, spec: a.nodeSpec(i), register: true})
+		case i.State == StateShuttingDown && now.Sub(i.StateChanged) >= a.delays.Shutdown:
+			calls = append(calls, pendingCall{inst: i, spec: NodeSpec{Name: i.NodeName(a.Region)}})
+		}
+	}
+	a.mu.Unlock()
+
+	for _, c := range calls {
+		var err error
+		if reg != nil {
+			if c.register {
+				err = reg.Register(ctx, c.spec)
+			} else {
+				err = reg.Deregister(ctx, c.spec.Name)
+			}
+		}
+		if err != nil {
+			if log != nil && ctx.Err() == nil {
+				log.Warn("node registration call failed; will retry", "instance", c.inst.ID, "err", err)
+			}
+			continue
+		}
+		a.mu.Lock()
+		a.finish(c.inst, c.register, a.clock.Now())
+		a.mu.Unlock()
+	}
+}
+
+// finish moves an instance on once its node call succeeded; callers hold mu.
+func (a *Account) finish(i *Instance, registered bool, now time.Time) {
+	if registered {
+		if i.State != StatePending {
+			return // terminated while booting: the shutdown path owns it now
+		}
+		i.State, i.StateChanged, i.Registered = StateRunning, now, true
+		if i.Lifecycle == LifecyclePending {
+			i.Lifecycle = LifecycleInService
+		}
+		a.endActivity(i.ID, "Launching", now)
+		return
+	}
+	if i.State != StateShuttingDown {
+		return
+	}
+	i.State, i.StateChanged, i.Registered, i.Lifecycle = StateTerminated, now, false, ""
+	a.endActivity(i.ID, "Terminating", now)
+}
+
+func (a *Account) endActivity(instanceID, verb string, now time.Time) {
+	for _, act := range a.activities {
+		if act.instanceID == instanceID && act.Status == "InProgress" && len(act.Description) >= len(verb) && act.Description[:len(verb)] == verb {
+			act.Status, act.End, act.Progress = "Successful", now, 100
+		}
+	}
+}
+
+func (a *Account) nodeSpec(i *Instance) NodeSpec {
+	img := a.images[i.ImageID]
+	spec := NodeSpec{
+		Name: i.NodeName(a.Region), InstanceID: i.ID, AZ: i.AZ, Region: a.Region,
+		InstanceType: i.InstanceType, ImageID: i.ImageID, CapacityType: "ON_DEMAND",
+		Labels: map[string]string{},
+	}
+	if img != nil {
+		spec.KubeletVersion = img.KubeletVersion
+		spec.OSImage = "Amazon Linux 2023.9.20261110"
+		if img.Family == "bottlerocket" {
+			spec.OSImage = "Bottlerocket OS 1.50.0 (aws-k8s-" + img.KubeMinor + ")"
+		}
+	}
+	// Labels as EKS and eksctl put them: managed groups carry the
+	// eks.amazonaws.com ones, self-managed ones only eksctl's.
+	if ng := a.nodegroupFor(i.Group); ng != nil {
+		spec.Nodegroup, spec.Cluster, spec.CapacityType = ng.Name, ng.Cluster, ng.CapacityType
+		for k, v := range ng.Labels {
+			spec.Labels[k] = v
+		}
+		spec.Labels["eks.amazonaws.com/nodegroup"] = ng.Name
+		spec.Labels["eks.amazonaws.com/nodegroup-image"] = i.ImageID
+		spec.Labels["eks.amazonaws.com/capacityType"] = ng.CapacityType
+	}
+	for _, t := range i.Tags {
+		switch t.Key {
+		case "eks:cluster-name":
+			spec.Cluster = t.Value
+			spec.Labels["alpha.eksctl.io/cluster-name"] = t.Value
+		case "alpha.eksctl.io/nodegroup-name":
+			spec.Labels["alpha.eksctl.io/nodegroup-name"] = t.Value
+		}
+	}
+	return spec
+}
+
+// converge launches or retires instances so the group holds Desired active
+// ones; callers hold mu.
+func (a *Account) converge(g *Group, now time.Time) {
+	var active []*Instance
+	for _, i := range a.groupInstances(g.Name) {
+		if i.Lifecycle == LifecyclePending || i.Lifecycle == LifecycleInService {
+			active = append(active, i)
+		}
+	}
+	switch {
+	case len(active) < g.Desired && !g.Suspended["Launch"] && !now.Before(g.retryAt):
+		for n := len(active); n < g.Desired; n++ {
+			if !a.launch(g, now) {
+				g.retryAt = now.Add(launchRetry)
+				return
+			}
+		}
+	case len(active) > g.Desired && !g.Suspended["Terminate"]:
+		for _, victim := range a.pickVictims(g, active, len(active)-g.Desired) {
+			a.terminate(victim, now, fmt.Sprintf("an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d", len(active), g.Desired))
+		}
+	}
+}
+
+// launch starts one instance in the AZ that holds the fewest of the group's,
+// skipping AZs without capacity, as an ASG balances; callers hold mu.
+func (a *Account) launch(g *Group, now time.Time) bool {
+	perAZ := map[string]int{}
+	for _, i := range a.groupInstances(g.Name) {
+		if i.Lifecycle != LifecycleTerminating {
+			perAZ[i.AZ]++
+		}
+	}
+	lt := a.findTemplate(g.Template.ID, g.Template.Name)
+	act := &Activity{
+		ID: a.nextID("", 8) + "-5e1f-4b0a-9c2d-" + a.nextID("", 12), Group: g.Name, Start: now,
+		Cause: fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity to %d.", now.UTC().Format(time.RFC3339), g.Desired),
+	}
+	fail := func(msg string) bool {
+		act.Description, act.Status, act.Message, act.End = "Launching a new EC2 instance.  Status Reason: "+msg, "Failed", msg, now
+		a.activities = append(a.activities, act)
+		return false
+	}
+	if lt == nil {
+		return fail("The specified launch template does not exist. Launching EC2 instance failed.")
+	}
+	ver, ok := lt.resolve(g.Template.Version)
+	if !ok {
+		return fail(fmt.Sprintf("The specified launch template version %q does not exist. Launching EC2 instance failed.", g.Template.Version))
+	}
+	if _, ok := a.images[ver.Data.ImageID]; !ok {
+		return fail(fmt.Sprintf("The image id '[%s]' does not exist. Launching EC2 instance failed.", ver.Data.ImageID))
+	}
+	az := ""
+	for _, cand := range g.AZs {
+		if left, limited := a.capacity[cand]; limited && left <= 0 {
+			continue
+		}
+		if az == "" || perAZ[cand] < perAZ[az] {
+			az = cand
+		}
+	}
+	if az == "" {
+		return fail(fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zones you requested (%v). Our system will be working on provisioning additional capacity. Launching EC2 instance failed.", ver.Data.InstanceType, g.AZs))
+	}
+	if _, limited := a.capacity[az]; limited {
+		a.capacity[az]--
+	}
+	azIdx := 0
+	for k, cand := range g.AZs {
+		if cand == az {
+			azIdx = k
+		}
+	}
+	a.seq++
+	inst := &Instance{
+		ID: a.nextID("i-0", 16), ImageID: ver.Data.ImageID, InstanceType: ver.Data.InstanceType,
+		AZ: az, PrivateIP: fmt.Sprintf("192.168.%d.%d", azIdx*32+int(a.seq/250)%32, a.seq%250+4),
+		State: StatePending, Lifecycle: LifecyclePending, Group: g.Name,
+		Template: TemplateRef{ID: lt.ID, Name: lt.Name, Version: fmt.Sprint(ver.Number)},
+		Launched: now, StateChanged: now,
+	}
+	inst.Tags = append([]Tag{
+		{"aws:autoscaling:groupName", g.Name},
+		{"aws:ec2launchtemplate:id", lt.ID},
+		{"aws:ec2launchtemplate:version", fmt.Sprint(ver.Number)},
+	}, ver.Data.InstanceTags...)
+	for _, t := range g.Tags {
+		inst.Tags = append(inst.Tags, t)
+	}
+	a.instances[inst.ID] = inst
+	act.Description, act.Status, act.Progress, act.instanceID = "Launching a new EC2 instance: "+inst.ID, "InProgress", 30, inst.ID
+	a.activities = append(a.activities, act)
+	return true
+}
+
+// pickVictims follows the Default termination policy: the AZ with the most
+// instances, then instances from an older launch template version, then the
+// oldest; callers hold mu.
+func (a *Account) pickVictims(g *Group, active []*Instance, n int) []*Instance {
+	pool := append([]*Instance(nil), active...)
+	var out []*Instance
+	for ; n > 0 && len(pool) > 0; n-- {
+		perAZ := map[string]int{}
+		for _, i := range pool {
+			perAZ[i.AZ]++
+		}
+		current := ""
+		if lt := a.findTemplate(g.Template.ID, g.Template.Name); lt != nil {
+			if v, ok := lt.resolve(g.Template.Version); ok {
+				current = fmt.Sprint(v.Number)
+			}
+		}
+		sort.SliceStable(pool, func(x, y int) bool {
+			px, py := pool[x], pool[y]
+			if perAZ[px.AZ] != perAZ[py.AZ] {
+				return perAZ[px.AZ] > perAZ[py.AZ]
+			}
+			ox, oy := px.Template.Version != current, py.Template.Version != current
+			if ox != oy {
+				return ox
+			}
+			return px.Launched.Before(py.Launched)
+		})
+		out = append(out, pool[0])
+		pool = pool[1:]
+	}
+	return out
+}
+
+// terminate starts shutting an instance down and records why; callers hold mu.
+func (a *Account) terminate(i *Instance, now time.Time, cause string) {
+	i.Lifecycle, i.State, i.StateChanged = LifecycleTerminating, StateShuttingDown, now
+	a.activities = append(a.activities, &Activity{
+		ID: a.nextID("", 8) + "-7a3e-4c1d-8b2f-" + a.nextID("", 12), Group: i.Group, Start: now,
+		Description: "Terminating EC2 instance: " + i.ID, Status: "InProgress", Progress: 50,
+		Cause: fmt.Sprintf("At %s %s.", now.UTC().Format(time.RFC3339), cause), instanceID: i.ID,
+	})
+	a.poke()
+}

@@ -1,0 +1,139 @@
+package awssim
+
+import (
+	"encoding/base64"
+	"fmt"
+	"strings"
+)
+
+// CreateCluster adds an EKS cluster to the account.
+func (a *Account) CreateCluster(name, version, endpoint string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.clusters[name] = &Cluster{
+		Name: name, Version: version, Endpoint: endpoint, PlatformVersion: "eks.3",
+		ARN:     fmt.Sprintf("arn:aws:eks:%s:%s:cluster/%s", a.Region, a.AccountID, name),
+		Created: a.clock.Now(),
+	}
+}
+
+// GroupSpec describes a node group to create: an EKS managed node group (an
+// Auto Scaling group EKS owns) or a self-managed one as eksctl makes it.
+type GroupSpec struct {
+	Cluster        string
+	Name           string
+	Managed        bool
+	AZs            []string
+	Min, Max       int
+	Desired        int
+	InstanceType   string
+	ImageID        string
+	MaxUnavailable int
+}
+
+// CreateNodeGroup creates the launch template, the Auto Scaling group and,
+// for a managed group, the EKS node group, shaped like those eksctl and EKS
+// create. Instances launch through the lifecycle as for any group. It returns
+// the Auto Scaling group's name.
+func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.clusters[s.Cluster]
+	if !ok {
+		return "", fmt.Errorf("no cluster %q in the account", s.Cluster)
+	}
+	if _, ok := a.images[s.ImageID]; !ok {
+		return "", fmt.Errorf("no image %q in the catalog", s.ImageID)
+	}
+	if s.Min > s.Desired || s.Desired > s.Max || len(s.AZs) == 0 {
+		return "", fmt.Errorf("group %q: want min <= desired <= max and at least one AZ", s.Name)
+	}
+	now := a.clock.Now()
+	uid := a.nextID("", 8) + "-" + a.nextID("", 4)[4:] + "-" + a.nextID("", 4)[4:] + "-" + a.nextID("", 12)
+	kind := "unmanaged"
+	asgName := fmt.Sprintf("eksctl-%s-nodegroup-%s-NodeGroup-%s", s.Cluster, s.Name, strings.ToUpper(a.nextID("", 12)))
+	if s.Managed {
+		kind, asgName = "managed", "eks-"+s.Name+"-"+uid
+	}
+	instanceTags := []Tag{
+		{"Name", s.Cluster + "-" + s.Name + "-Node"},
+		{"alpha.eksctl.io/nodegroup-name", s.Name},
+		{"alpha.eksctl.io/nodegroup-type", kind},
+		{"eks:cluster-name", s.Cluster},
+	}
+	if s.Managed {
+		instanceTags = append(instanceTags, Tag{"eks:nodegroup-name", s.Name})
+	}
+	lt := &LaunchTemplate{
+		ID: a.nextID("lt-0", 16), Name: "eksctl-" + s.Cluster + "-nodegroup-" + s.Name,
+		DefaultVersion: 1, Created: now,
+		Tags: []Tag{{"alpha.eksctl.io/cluster-name", s.Cluster}, {"alpha.eksctl.io/nodegroup-name", s.Name}},
+		Versions: []*TemplateVersion{{Number: 1, Created: now, Data: TemplateData{
+			ImageID: s.ImageID, InstanceType: s.InstanceType,
+			UserData:         nodeadmUserData(c),
+			SecurityGroupIDs: []string{a.nextID("sg-0", 16)},
+			BlockDevices:     []BlockDevice{{DeviceName: "/dev/xvda", VolumeSize: 80, VolumeType: "gp3", Encrypted: true, DeleteOnTermination: true}},
+			HTTPTokens:       "required", HTTPPutHopLimit: 2, HTTPEndpoint: "enabled",
+			InstanceTags: instanceTags, VolumeTags: instanceTags[:2],
+		}}},
+	}
+	a.templates[lt.ID] = lt
+	subnets := make([]string, len(s.AZs))
+	for k := range s.AZs {
+		subnets[k] = a.nextID("subnet-0", 16)
+	}
+	g := &Group{
+		Name: asgName, ARN: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", a.Region, a.AccountID, uid, asgName),
+		Template: TemplateRef{ID: lt.ID, Name: lt.Name, Version: "1"},
+		Min:      s.Min, Max: s.Max, Desired: s.Desired, AZs: append([]string(nil), s.AZs...),
+		Subnets: subnets, Suspended: map[string]bool{}, TerminationPolicies: []string{"AllocationStrategy", "OldestLaunchTemplate", "OldestInstance"},
+		Created: now,
+		Tags: []Tag{
+			{"eks:cluster-name", s.Cluster},
+			{"alpha.eksctl.io/nodegroup-name", s.Name},
+			{"k8s.io/cluster-autoscaler/enabled", "true"},
+			{"k8s.io/cluster-autoscaler/" + s.Cluster, "owned"},
+			{"kubernetes.io/cluster/" + s.Cluster, "owned"},
+		},
+	}
+	if s.Managed {
+		g.Tags = append(g.Tags, Tag{"eks:nodegroup-name", s.Name})
+		a.nodegroups[s.Cluster+"/"+s.Name] = &Nodegroup{
+			Name: s.Name, Cluster: s.Cluster, Group: asgName, AmiType: "AL2023_x86_64_STANDARD",
+			ARN:          fmt.Sprintf("arn:aws:eks:%s:%s:nodegroup/%s/%s/%s", a.Region, a.AccountID, s.Cluster, s.Name, uid),
+			CapacityType: "ON_DEMAND", TemplateID: lt.ID, TemplateName: lt.Name,
+			InstanceTypes: []string{s.InstanceType}, MaxUnavailable: max(1, s.MaxUnavailable),
+			Labels:  map[string]string{"alpha.eksctl.io/cluster-name": s.Cluster, "alpha.eksctl.io/nodegroup-name": s.Name},
+			Created: now,
+		}
+	}
+	a.groups[asgName] = g
+	a.poke()
+	return asgName, nil
+}
+
+// nodeadmUserData is the AL2023 bootstrap an EKS launch template carries:
+// a MIME document holding nodeadm's NodeConfig, base64-encoded.
+func nodeadmUserData(c *Cluster) string {
+	doc := strings.Join([]string{
+		"MIME-Version: 1.0",
+		`Content-Type: multipart/mixed; boundary="//"`,
+		"",
+		"--//",
+		"Content-Type: application/node.eks.aws",
+		"",
+		"---",
+		"apiVersion: node.eks.aws/v1alpha1",
+		"kind: NodeConfig",
+		"spec:",
+		"  cluster:",
+		"    name: " + c.Name,
+		"    apiServerEndpoint: " + c.Endpoint,
+		"    certificateAuthority: LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCg==",
+		"    cidr: 10.100.0.0/16",
+		"",
+		"--//--",
+		"",
+	}, "\n")
+	return base64.StdEncoding.EncodeToString([]byte(doc))
+}

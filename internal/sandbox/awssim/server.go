@@ -1,0 +1,257 @@
+package awssim
+
+import (
+	"encoding/json"
+	"encoding/xml"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+)
+
+// APIError is an error as AWS returns it: a code, a message, an HTTP status.
+type APIError struct {
+	Code    string
+	Message string
+	Status  int
+}
+
+func (e *APIError) Error() string { return e.Code + ": " + e.Message }
+
+func validation(format string, args ...any) *APIError {
+	return &APIError{Code: "ValidationError", Message: fmt.Sprintf(format, args...), Status: http.StatusBadRequest}
+}
+
+// Fault is a one-shot error injected for a service's action, for tests of how
+// clients cope (Throttling, ScalingActivityInProgress...).
+type Fault struct {
+	Service string `json:"service"` // autoscaling, ec2, ssm, eks
+	Action  string `json:"action"`  // e.g. TerminateInstanceInAutoScalingGroup
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Status  int    `json:"status"`
+	Count   int    `json:"count"` // how many calls fail; at least 1
+}
+
+// InjectFault makes the next Count calls of an action fail with the fault.
+func (a *Account) InjectFault(f Fault) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if f.Count < 1 {
+		f.Count = 1
+	}
+	if f.Status == 0 {
+		f.Status = http.StatusBadRequest
+	}
+	a.faults = append(a.faults, &f)
+}
+
+func (a *Account) takeFault(service, action string) *APIError {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k, f := range a.faults {
+		if f.Service == service && f.Action == action {
+			f.Count--
+			if f.Count == 0 {
+				a.faults = append(a.faults[:k], a.faults[k+1:]...)
+			}
+			return &APIError{Code: f.Code, Message: f.Message, Status: f.Status}
+		}
+	}
+	return nil
+}
+
+// Server serves the account over HTTP, wire-compatible with aws-sdk-go-v2
+// for the calls noderoll makes. One endpoint serves every service; the
+// service is read from the SigV4 credential scope, as AWS front ends route.
+type Server struct {
+	acct *Account
+	log  *slog.Logger
+}
+
+// NewServer returns the HTTP handler for an account.
+func NewServer(acct *Account, log *slog.Logger) *Server {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Server{acct: acct, log: log}
+}
+
+var scopeRE = regexp.MustCompile(`Credential=[^/]+/[0-9]+/[^/]+/([a-z0-9-]+)/aws4_request`)
+
+func serviceOf(r *http.Request) string {
+	if m := scopeRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		return m[1]
+	}
+	switch {
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM."):
+		return "ssm"
+	case strings.HasPrefix(r.URL.Path, "/clusters"):
+		return "eks"
+	}
+	return ""
+}
+
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, "/_sim/") {
+		s.serveAdmin(w, r)
+		return
+	}
+	svc := serviceOf(r)
+	if svc == "" || svc == "autoscaling" || svc == "ec2" {
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if svc == "" {
+			switch r.PostForm.Get("Version") {
+			case "2011-01-01":
+				svc = "autoscaling"
+			case "2016-11-15":
+				svc = "ec2"
+			}
+		}
+	}
+	switch svc {
+	case "autoscaling":
+		s.serveQuery(w, r, svc, autoscalingActions, writeQueryError)
+	case "ec2":
+		s.serveQuery(w, r, svc, ec2Actions, writeEC2Error)
+	case "ssm":
+		s.serveSSM(w, r)
+	case "eks":
+		s.serveEKS(w, r)
+	default:
+		http.Error(w, "unknown service: sign requests with SigV4 for autoscaling, ec2, ssm or eks", http.StatusBadRequest)
+	}
+}
+
+type queryAction func(a *Account, form url.Values) (any, error)
+
+func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, svc string, actions map[string]queryAction, writeErr func(http.ResponseWriter, *APIError, string)) {
+	action := r.PostForm.Get("Action")
+	reqID := s.acct.requestID()
+	s.log.Debug("call", "service", svc, "action", action)
+	h, ok := actions[action]
+	if !ok {
+		writeErr(w, &APIError{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", action), Status: http.StatusBadRequest}, reqID)
+		return
+	}
+	if f := s.acct.takeFault(svc, action); f != nil {
+		writeErr(w, f, reqID)
+		return
+	}
+	out, err := h(s.acct, r.PostForm)
+	if err != nil {
+		apiErr, ok := err.(*APIError)
+		if !ok {
+			apiErr = &APIError{Code: "InternalFailure", Message: err.Error(), Status: http.StatusInternalServerError}
+		}
+		writeErr(w, apiErr, reqID)
+		return
+	}
+	w.Header().Set("Content-Type", "text/xml")
+	w.Header().Set("X-Amzn-Requestid", reqID)
+	body, err := xml.Marshal(withRequestID(out, reqID))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write([]byte(xml.Header))
+	_, _ = w.Write(body)
+}
+
+func (a *Account) requestID() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.nextID("", 8) + "-0000-4000-8000-" + a.nextID("", 12)
+}
+
+// requestIDSetter lets each response struct carry the request ID where its
+// protocol puts it.
+type requestIDSetter interface{ setRequestID(string) }
+
+func withRequestID(out any, id string) any {
+	if s, ok := out.(requestIDSetter); ok {
+		s.setRequestID(id)
+	}
+	return out
+}
+
+// writeQueryError writes the awsQuery error envelope (Auto Scaling).
+func writeQueryError(w http.ResponseWriter, e *APIError, reqID string) {
+	typ := "Sender"
+	if e.Status >= 500 {
+		typ = "Receiver"
+	}
+	type errBody struct {
+		Type    string
+		Code    string
+		Message string
+	}
+	body, _ := xml.Marshal(struct {
+		XMLName   xml.Name `xml:"ErrorResponse"`
+		Error     errBody
+		RequestID string `xml:"RequestId"`
+	}{Error: errBody{typ, e.Code, e.Message}, RequestID: reqID})
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}
+
+// writeEC2Error writes the ec2Query error envelope.
+func writeEC2Error(w http.ResponseWriter, e *APIError, reqID string) {
+	type errBody struct {
+		Code    string
+		Message string
+	}
+	body, _ := xml.Marshal(struct {
+		XMLName   xml.Name  `xml:"Response"`
+		Errors    []errBody `xml:"Errors>Error"`
+		RequestID string    `xml:"RequestID"`
+	}{Errors: []errBody{{e.Code, e.Message}}, RequestID: reqID})
+	w.Header().Set("Content-Type", "text/xml")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(body)
+}
+
+// writeJSONError writes the error shape of the JSON protocols (SSM, EKS).
+func writeJSONError(w http.ResponseWriter, e *APIError, contentType string) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Amzn-Errortype", e.Code)
+	w.WriteHeader(e.Status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.Code, "message": e.Message})
+}
+
+// serveAdmin is the sandbox's own control surface (not an AWS API): faults,
+// capacity, and a health probe for whoever started the process.
+func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/_sim/healthz":
+		_, _ = io.WriteString(w, "ok\n")
+	case "/_sim/faults":
+		var f Fault
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil || f.Service == "" || f.Action == "" || f.Code == "" {
+			http.Error(w, "want JSON {service, action, code, message, status, count}", http.StatusBadRequest)
+			return
+		}
+		s.acct.InjectFault(f)
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/capacity":
+		var c struct {
+			AZ    string `json:"az"`
+			Count int    `json:"count"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&c); err != nil || c.AZ == "" {
+			http.Error(w, "want JSON {az, count}; a negative count lifts the limit", http.StatusBadRequest)
+			return
+		}
+		s.acct.SetCapacity(c.AZ, c.Count)
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		http.NotFound(w, r)
+	}
+}
