@@ -198,7 +198,7 @@ func (a *Account) launch(g *Group, now time.Time) bool {
 	}
 	lt := a.findTemplate(g.Template.ID, g.Template.Name)
 	act := &Activity{
-		ID: a.nextID("", 8) + "-5e1f-4b0a-9c2d-" + a.nextID("", 12), Group: g.Name, Start: now,
+		ID: a.uuid(), Group: g.Name, Start: now,
 		Cause: fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity to %d.", now.UTC().Format(time.RFC3339), g.Desired),
 	}
 	fail := func(msg string) bool {
@@ -297,7 +297,7 @@ func (a *Account) pickVictims(g *Group, active []*Instance, n int) []*Instance {
 func (a *Account) terminate(i *Instance, now time.Time, cause string) {
 	i.Lifecycle, i.State, i.StateChanged = LifecycleTerminating, StateShuttingDown, now
 	a.activities = append(a.activities, &Activity{
-		ID: a.nextID("", 8) + "-7a3e-4c1d-8b2f-" + a.nextID("", 12), Group: i.Group, Start: now,
+		ID: a.uuid(), Group: i.Group, Start: now,
 		Description: "Terminating EC2 instance: " + i.ID, Status: "InProgress", Progress: 50,
 		Cause: fmt.Sprintf("At %s %s.", now.UTC().Format(time.RFC3339), cause), instanceID: i.ID,
 	})

@@ -49,7 +49,7 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 		return "", fmt.Errorf("group %q: want min <= desired <= max and at least one AZ", s.Name)
 	}
 	now := a.clock.Now()
-	uid := a.nextID("", 8) + "-" + a.nextID("", 4)[4:] + "-" + a.nextID("", 4)[4:] + "-" + a.nextID("", 12)
+	uid := a.uuid()
 	kind := "unmanaged"
 	asgName := fmt.Sprintf("eksctl-%s-nodegroup-%s-NodeGroup-%s", s.Cluster, s.Name, strings.ToUpper(a.nextID("", 12)))
 	if s.Managed {

@@ -167,7 +167,7 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, svc string, 
 func (a *Account) requestID() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.nextID("", 8) + "-0000-4000-8000-" + a.nextID("", 12)
+	return a.uuid()
 }
 
 // requestIDSetter lets each response struct carry the request ID where its

@@ -216,9 +216,18 @@ func (a *Account) poke() {
 	}
 }
 
+// nextID returns a fresh identifier: a multiplicative hash of a counter,
+// unique and stable from run to run, that looks like AWS's random IDs.
 func (a *Account) nextID(prefix string, hexDigits int) string {
 	a.seq++
-	return fmt.Sprintf("%s%0*x", prefix, hexDigits, 0x1000000+a.seq*7919)
+	return fmt.Sprintf("%s%0*x", prefix, hexDigits, uint64(0x9e3779b97f4a7c15)*uint64(a.seq)>>(64-4*min(hexDigits, 16)))
+}
+
+// uuid returns a deterministic identifier shaped like the UUIDs AWS puts in
+// names and ARNs; callers hold mu.
+func (a *Account) uuid() string {
+	h := a.nextID("", 16) + a.nextID("", 16)
+	return h[:8] + "-" + h[8:12] + "-4" + h[13:16] + "-8" + h[17:20] + "-" + h[20:]
 }
 
 // Image returns an AMI of the catalog.
@@ -304,4 +313,12 @@ func (a *Account) findTemplate(id, name string) *LaunchTemplate {
 		}
 	}
 	return nil
+}
+
+// Parameter reads an SSM parameter.
+func (a *Account) Parameter(name string) (string, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	v, ok := a.params[name]
+	return v, ok
 }

@@ -1,0 +1,337 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
+	"github.com/noderoll/noderoll/internal/sandbox"
+)
+
+// sandboxFlags are shared by the sandbox commands and the demo.
+type sandboxFlags struct {
+	dir, name   string
+	sc          sandbox.Scenario
+	selfManaged bool
+}
+
+func (f *sandboxFlags) addLocation(fs *pflag.FlagSet) {
+	home, _ := sandbox.Home()
+	fs.StringVar(&f.dir, "dir", envOr("NODEROLL_SANDBOX", filepath.Join(home, "sandbox")), "folder holding the sandbox's state, kubeconfig and logs (env NODEROLL_SANDBOX)")
+	fs.StringVar(&f.name, "name", "noderoll", "name of the sandbox's control plane")
+}
+
+func (f *sandboxFlags) addScenario(fs *pflag.FlagSet) {
+	f.sc = sandbox.SeedScenario()
+	fs.StringVar(&f.sc.Cluster, "cluster", f.sc.Cluster, "EKS cluster name to simulate")
+	fs.StringVar(&f.sc.Nodegroup, "nodegroup", f.sc.Nodegroup, "node group name to simulate")
+	fs.IntVar(&f.sc.Nodes, "nodes", f.sc.Nodes, "nodes in the group")
+	fs.IntVar(&f.sc.AZs, "azs", f.sc.AZs, "availability zones the group spans")
+	fs.IntVar(&f.sc.PodsPerNode, "pods-per-node", f.sc.PodsPerNode, "application pods per node (besides DaemonSets)")
+	fs.StringVar(&f.sc.NodeVersion, "node-version", f.sc.NodeVersion, "Kubernetes minor of the group's AMI (the control plane runs "+sandbox.ControlPlaneMinor+")")
+	fs.BoolVar(&f.selfManaged, "self-managed", false, "simulate a self-managed Auto Scaling group instead of an EKS managed node group")
+	fs.DurationVar(&f.sc.BootDelay.Duration, "boot-delay", f.sc.BootDelay.Duration, "instance launch until its Node registers")
+	fs.DurationVar(&f.sc.NodeReadyDelay.Duration, "node-ready-delay", f.sc.NodeReadyDelay.Duration, "Node registered until Ready")
+	fs.DurationVar(&f.sc.ShutdownDelay.Duration, "shutdown-delay", f.sc.ShutdownDelay.Duration, "instance terminate until its Node is gone")
+	fs.DurationVar(&f.sc.PodStartDelay.Duration, "pod-start-delay", f.sc.PodStartDelay.Duration, "pod scheduled until Ready")
+	fs.DurationVar(&f.sc.PodStopDelay.Duration, "pod-stop-delay", f.sc.PodStopDelay.Duration, "pod deleted until gone")
+}
+
+func (f *sandboxFlags) options(s Streams) (sandbox.Options, error) {
+	home, checkout := sandbox.Home()
+	self, err := os.Executable()
+	if err != nil {
+		return sandbox.Options{}, err
+	}
+	dir, err := filepath.Abs(f.dir)
+	if err != nil {
+		return sandbox.Options{}, err
+	}
+	sc := f.sc
+	sc.Managed = !f.selfManaged
+	return sandbox.Options{
+		Dir: dir, Name: f.name, Self: self, Scenario: sc, Out: s.Err,
+		Tools: sandbox.NewToolchain(home, sandbox.ToolsModuleDir(checkout)),
+	}, nil
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newSandboxCmd(s Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sandbox",
+		Short: "A local Kubernetes control plane and AWS endpoint to try noderoll on",
+		Long: `The sandbox is a real Kubernetes control plane (etcd, kube-apiserver,
+kube-controller-manager, kube-scheduler; kwok stands in for kubelets) and a local
+AWS-compatible endpoint (Auto Scaling, EC2, SSM, EKS) whose instances register
+as Nodes. Everything listens on 127.0.0.1. No AWS account is needed.`,
+	}
+	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newServeAWS(s))
+	return cmd
+}
+
+func newSandboxUp(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start the sandbox and seed a scenario (the seed's cluster by default)",
+		Long: `Start the sandbox and seed it. The default scenario is the seed's: EKS cluster
+eksworkshop-eksctl with managed node group "nodegroup", 3 nodes in 3 AZs on the
+Kubernetes 1.36 AMI under a 1.37 control plane, with EKS DaemonSets, CoreDNS,
+a cluster-autoscaler and the workshop's ecsdemo apps behind PodDisruptionBudgets.
+
+The first run builds the control plane from Go modules (about 10 minutes on
+2 cores); later runs start in seconds. On a running sandbox, up says so and
+changes nothing.`,
+		Example: `  noderoll sandbox up
+  noderoll sandbox up --nodes 30 --azs 3 --pods-per-node 8 --boot-delay 20s`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options(s)
+			if err != nil {
+				return err
+			}
+			st, err := sandbox.Up(cmd.Context(), o)
+			if errors.Is(err, sandbox.ErrRunning) {
+				fmt.Fprintf(s.Out, "The sandbox is already running in %s (since %s); nothing changed.\n", st.Dir, st.Started.Local().Format(time.Kitchen))
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			printNextSteps(s, st)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	f.addScenario(cmd.Flags())
+	return cmd
+}
+
+func printNextSteps(s Streams, st *sandbox.State) {
+	fmt.Fprintf(s.Out, `The sandbox is running in %s.
+  eval "$(noderoll sandbox env)"     point kubectl and the AWS SDK at it
+  kubectl get nodes -L topology.kubernetes.io/zone,eks.amazonaws.com/nodegroup-image
+  noderoll sandbox status            what runs, where, and the node groups
+  noderoll sandbox down              stop it
+`, st.Dir)
+}
+
+func newSandboxDown(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Stop every process the sandbox started and remove its state",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options(s)
+			if err != nil {
+				return err
+			}
+			_, loadErr := sandbox.Load(o.Dir)
+			if err := sandbox.Down(cmd.Context(), o); err != nil {
+				return err
+			}
+			if errors.Is(loadErr, os.ErrNotExist) {
+				fmt.Fprintf(s.Out, "No sandbox was running in %s; nothing to stop.\n", o.Dir)
+				return nil
+			}
+			fmt.Fprintf(s.Out, "The sandbox in %s is stopped.\n", o.Dir)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func loadRunning(dir string) (*sandbox.State, error) {
+	st, err := sandbox.Load(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("no sandbox runs in %s: start one with `noderoll sandbox up` (or pass --dir)", dir)
+	}
+	return st, err
+}
+
+func newSandboxEnv(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "env",
+		Short: "Print shell exports that point kubectl, the AWS SDK and noderoll at the sandbox",
+		Example: `  eval "$(noderoll sandbox env)"
+  kubectl get nodes --watch`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(s.Out, "unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE")
+			for _, kv := range st.Env() {
+				fmt.Fprintf(s.Out, "export %s=%s\n", kv[0], shellQuote(kv[1]))
+			}
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func shellQuote(v string) string { return "'" + strings.ReplaceAll(v, "'", `'\''`) + "'" }
+
+type statusReport struct {
+	Dir         string         `json:"dir"`
+	Running     bool           `json:"running"`
+	Started     time.Time      `json:"started"`
+	Kubeconfig  string         `json:"kubeconfig"`
+	AWSEndpoint string         `json:"awsEndpoint"`
+	Region      string         `json:"region"`
+	Processes   map[string]int `json:"processes"`
+	NodeGroups  []groupStatus  `json:"nodeGroups"`
+}
+
+type groupStatus struct {
+	Cluster          string `json:"cluster"`
+	Name             string `json:"name"`
+	Managed          bool   `json:"managed"`
+	AutoScalingGroup string `json:"autoScalingGroup"`
+	Min              int    `json:"min"`
+	Max              int    `json:"max"`
+	Desired          int    `json:"desired"`
+	Instances        int    `json:"instances"`
+	ImageID          string `json:"imageId"`
+	TemplateVersion  int64  `json:"launchTemplateVersion"`
+}
+
+func newSandboxStatus(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	var output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show what the sandbox runs, where, and the node groups of its AWS account",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			rep := statusReport{Dir: st.Dir, Started: st.Started, Kubeconfig: st.Kubeconfig, AWSEndpoint: st.AWSEndpoint, Region: st.Region, Processes: st.Processes(), Running: true}
+			for name, pid := range rep.Processes {
+				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+					rep.Running = false
+					rep.Processes[name] = 0
+				}
+			}
+			if rep.Running {
+				groups, err := sandboxGroups(cmd.Context(), st)
+				if err != nil {
+					return fmt.Errorf("reading the node groups from the AWS endpoint: %w", err)
+				}
+				rep.NodeGroups = groups
+			}
+			if output == "json" {
+				enc := json.NewEncoder(s.Out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			printStatus(s, rep)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text or json")
+	return cmd
+}
+
+func sandboxGroups(ctx context.Context, st *sandbox.State) ([]groupStatus, error) {
+	p, err := awscloud.New(ctx, awscloud.Options{Region: st.Region, Endpoint: st.AWSEndpoint, AccessKeyID: sandbox.AccessKeyID, SecretAccessKey: sandbox.SecretAccessKey})
+	if err != nil {
+		return nil, err
+	}
+	refs, err := p.ListNodeGroups(ctx, st.Scenario.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	var out []groupStatus
+	for _, ref := range refs {
+		g, err := p.NodeGroup(ctx, ref)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, groupStatus{
+			Cluster: g.Cluster, Name: g.Name, Managed: g.Managed, AutoScalingGroup: g.ASGName,
+			Min: g.Min, Max: g.Max, Desired: g.Desired, Instances: len(g.Instances),
+			ImageID: g.ImageID, TemplateVersion: g.TemplateVersion,
+		})
+	}
+	return out, nil
+}
+
+func printStatus(s Streams, r statusReport) {
+	state := "running"
+	if !r.Running {
+		state = "NOT running (some processes are gone; run `noderoll sandbox down` then `up`)"
+	}
+	fmt.Fprintf(s.Out, "Sandbox %s in %s, started %s\n", state, r.Dir, r.Started.Local().Format(time.DateTime))
+	fmt.Fprintf(s.Out, "  Kubernetes %s  kubeconfig %s\n", sandbox.KubeVersion, r.Kubeconfig)
+	fmt.Fprintf(s.Out, "  AWS endpoint %s (region %s)\n", r.AWSEndpoint, r.Region)
+	names := make([]string, 0, len(r.Processes))
+	for n := range r.Processes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprint(s.Out, "  Processes:")
+	for _, n := range names {
+		fmt.Fprintf(s.Out, " %s=%d", n, r.Processes[n])
+	}
+	fmt.Fprintln(s.Out)
+	if len(r.NodeGroups) == 0 {
+		return
+	}
+	fmt.Fprintln(s.Out, "Node groups:")
+	tw := tabwriter.NewWriter(s.Out, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  CLUSTER\tNODEGROUP\tKIND\tAUTO SCALING GROUP\tMIN\tMAX\tDESIRED\tINSTANCES\tLT VERSION\tAMI")
+	for _, g := range r.NodeGroups {
+		kind := "self-managed"
+		if g.Managed {
+			kind = "managed"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n", g.Cluster, g.Name, kind, g.AutoScalingGroup, g.Min, g.Max, g.Desired, g.Instances, g.TemplateVersion, g.ImageID)
+	}
+	tw.Flush()
+}
+
+func newServeAWS(s Streams) *cobra.Command {
+	var dir, kubeconfig string
+	var verbose bool
+	cmd := &cobra.Command{
+		Use:    "serve-aws",
+		Short:  "Serve the sandbox's AWS endpoint (started by `sandbox up`)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return sandbox.ServeAWS(cmd.Context(), dir, kubeconfig, newLogger(s.Err, verbose))
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "the sandbox folder")
+	cmd.Flags().StringVar(&kubeconfig, "kubeconfig", "", "the sandbox cluster's kubeconfig")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every call")
+	_ = cmd.MarkFlagRequired("dir")
+	_ = cmd.MarkFlagRequired("kubeconfig")
+	return cmd
+}

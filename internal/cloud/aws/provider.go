@@ -1,0 +1,433 @@
+package aws
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+)
+
+// Options configure how the provider reaches AWS. Empty fields fall back to
+// the SDK's usual chain (environment, shared config, instance role).
+type Options struct {
+	Region          string
+	Profile         string
+	Endpoint        string // overrides every service's endpoint (the sandbox's)
+	AccessKeyID     string // static credentials, for the sandbox
+	SecretAccessKey string
+}
+
+// Provider talks to AWS through aws-sdk-go-v2.
+type Provider struct {
+	asg autoscalingAPI
+	ec2 ec2API
+	ssm ssmAPI
+	eks eksAPI
+}
+
+var _ cloud.Provider = (*Provider)(nil)
+
+// New loads the SDK configuration and builds the service clients.
+func New(ctx context.Context, o Options) (*Provider, error) {
+	var opts []func(*config.LoadOptions) error
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if o.Profile != "" {
+		opts = append(opts, config.WithSharedConfigProfile(o.Profile))
+	}
+	if o.AccessKeyID != "" {
+		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, "")))
+	}
+	// Throttling and transient faults are retried by the SDK with backoff.
+	opts = append(opts, config.WithRetryMaxAttempts(8))
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	if o.Endpoint != "" {
+		cfg.BaseEndpoint = aws.String(o.Endpoint)
+	}
+	if cfg.Region == "" {
+		return nil, fmt.Errorf("no AWS region: pass --region or set AWS_REGION")
+	}
+	return NewFromClients(autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), eks.NewFromConfig(cfg)), nil
+}
+
+// NewFromClients builds a provider over given SDK clients.
+func NewFromClients(a autoscalingAPI, e ec2API, s ssmAPI, k eksAPI) *Provider {
+	return &Provider{asg: a, ec2: e, ssm: s, eks: k}
+}
+
+// Cluster implements cloud.Provider.
+func (p *Provider) Cluster(ctx context.Context, name string) (cloud.Cluster, error) {
+	out, err := p.eks.DescribeCluster(ctx, &eks.DescribeClusterInput{Name: aws.String(name)})
+	if isNotFound(err) {
+		return cloud.Cluster{}, cloud.NotFoundf(err, "EKS cluster %q", name)
+	}
+	if err != nil {
+		return cloud.Cluster{}, fmt.Errorf("describing EKS cluster %s: %w", name, err)
+	}
+	return cloud.Cluster{Name: name, Version: aws.ToString(out.Cluster.Version)}, nil
+}
+
+func tag(tags []astypes.TagDescription, key string) (string, bool) {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value), true
+		}
+	}
+	return "", false
+}
+
+// selfManagedGroups lists the Auto Scaling groups tagged as owned by the
+// cluster that no EKS managed node group owns, as eksctl tags them.
+func (p *Provider) selfManagedGroups(ctx context.Context, cluster string) ([]astypes.AutoScalingGroup, error) {
+	var out []astypes.AutoScalingGroup
+	pager := autoscaling.NewDescribeAutoScalingGroupsPaginator(p.asg, &autoscaling.DescribeAutoScalingGroupsInput{
+		Filters: []astypes.Filter{{Name: aws.String("tag:kubernetes.io/cluster/" + cluster), Values: []string{"owned"}}},
+	})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing Auto Scaling groups of cluster %s: %w", cluster, err)
+		}
+		for _, g := range page.AutoScalingGroups {
+			if _, managed := tag(g.Tags, "eks:nodegroup-name"); !managed {
+				out = append(out, g)
+			}
+		}
+	}
+	return out, nil
+}
+
+func selfManagedName(g astypes.AutoScalingGroup) string {
+	if n, ok := tag(g.Tags, "alpha.eksctl.io/nodegroup-name"); ok {
+		return n
+	}
+	return aws.ToString(g.AutoScalingGroupName)
+}
+
+// ListNodeGroups implements cloud.Provider.
+func (p *Provider) ListNodeGroups(ctx context.Context, cluster string) ([]cloud.NodeGroupRef, error) {
+	var refs []cloud.NodeGroupRef
+	pager := eks.NewListNodegroupsPaginator(p.eks, &eks.ListNodegroupsInput{ClusterName: aws.String(cluster)})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if isNotFound(err) {
+			return nil, cloud.NotFoundf(err, "EKS cluster %q", cluster)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("listing node groups of %s: %w", cluster, err)
+		}
+		for _, n := range page.Nodegroups {
+			refs = append(refs, cloud.NodeGroupRef{Cluster: cluster, Name: n})
+		}
+	}
+	self, err := p.selfManagedGroups(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range self {
+		refs = append(refs, cloud.NodeGroupRef{Cluster: cluster, Name: selfManagedName(g)})
+	}
+	return refs, nil
+}
+
+// NodeGroup implements cloud.Provider.
+func (p *Provider) NodeGroup(ctx context.Context, ref cloud.NodeGroupRef) (cloud.NodeGroup, error) {
+	g := cloud.NodeGroup{Cluster: ref.Cluster, Name: ref.Name}
+	ng, err := p.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String(ref.Cluster), NodegroupName: aws.String(ref.Name)})
+	switch {
+	case err == nil:
+		g.Managed = true
+		if ng.Nodegroup.Resources == nil || len(ng.Nodegroup.Resources.AutoScalingGroups) == 0 {
+			return g, fmt.Errorf("EKS node group %s has no Auto Scaling group yet (status %s)", ref, ng.Nodegroup.Status)
+		}
+		g.ASGName = aws.ToString(ng.Nodegroup.Resources.AutoScalingGroups[0].Name)
+		if ng.Nodegroup.UpdateConfig != nil {
+			g.MaxUnavailable = int(aws.ToInt32(ng.Nodegroup.UpdateConfig.MaxUnavailable))
+		}
+	case isNotFound(err) && strings.Contains(err.Error(), "No cluster"):
+		return g, cloud.NotFoundf(err, "EKS cluster %q", ref.Cluster)
+	case isNotFound(err):
+		self, err := p.selfManagedGroups(ctx, ref.Cluster)
+		if err != nil {
+			return g, err
+		}
+		for _, asg := range self {
+			if selfManagedName(asg) == ref.Name || aws.ToString(asg.AutoScalingGroupName) == ref.Name {
+				g.ASGName = aws.ToString(asg.AutoScalingGroupName)
+			}
+		}
+		if g.ASGName == "" {
+			return g, cloud.NotFoundf(nil, "node group %q in cluster %q (neither an EKS managed node group nor an Auto Scaling group tagged kubernetes.io/cluster/%s=owned with that name)", ref.Name, ref.Cluster, ref.Cluster)
+		}
+	default:
+		return g, fmt.Errorf("describing node group %s: %w", ref, err)
+	}
+	return p.fillFromASG(ctx, g)
+}
+
+func (p *Provider) fillFromASG(ctx context.Context, g cloud.NodeGroup) (cloud.NodeGroup, error) {
+	out, err := p.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{g.ASGName}})
+	if err != nil {
+		return g, fmt.Errorf("describing Auto Scaling group %s: %w", g.ASGName, err)
+	}
+	if len(out.AutoScalingGroups) == 0 {
+		return g, cloud.NotFoundf(nil, "Auto Scaling group %q of node group %s/%s", g.ASGName, g.Cluster, g.Name)
+	}
+	asg := out.AutoScalingGroups[0]
+	g.Min, g.Max, g.Desired = int(aws.ToInt32(asg.MinSize)), int(aws.ToInt32(asg.MaxSize)), int(aws.ToInt32(asg.DesiredCapacity))
+	g.AZs = asg.AvailabilityZones
+	sort.Strings(g.AZs)
+	for _, s := range asg.SuspendedProcesses {
+		g.Suspended = append(g.Suspended, aws.ToString(s.ProcessName))
+	}
+	if asg.LaunchTemplate == nil {
+		return g, fmt.Errorf("Auto Scaling group %s launches without a launch template (launch configurations and mixed instances policies are not supported yet)", g.ASGName)
+	}
+	g.TemplateID = aws.ToString(asg.LaunchTemplate.LaunchTemplateId)
+	v, err := p.templateVersion(ctx, g.TemplateID, aws.ToString(asg.LaunchTemplate.Version))
+	if err != nil {
+		return g, err
+	}
+	g.TemplateVersion, g.ImageID = aws.ToInt64(v.VersionNumber), aws.ToString(v.LaunchTemplateData.ImageId)
+	ids := make([]string, 0, len(asg.Instances))
+	for _, i := range asg.Instances {
+		ids = append(ids, aws.ToString(i.InstanceId))
+		inst := cloud.Instance{ID: aws.ToString(i.InstanceId), AZ: aws.ToString(i.AvailabilityZone), Lifecycle: string(i.LifecycleState)}
+		if i.LaunchTemplate != nil {
+			inst.TemplateVersion = aws.ToString(i.LaunchTemplate.Version)
+		}
+		g.Instances = append(g.Instances, inst)
+	}
+	if len(ids) == 0 {
+		return g, nil
+	}
+	details := map[string]ec2types.Instance{}
+	pager := ec2.NewDescribeInstancesPaginator(p.ec2, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return g, fmt.Errorf("describing the instances of %s: %w", g.ASGName, err)
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				details[aws.ToString(i.InstanceId)] = i
+			}
+		}
+	}
+	for k := range g.Instances {
+		d := details[g.Instances[k].ID]
+		g.Instances[k].ImageID, g.Instances[k].NodeName = aws.ToString(d.ImageId), aws.ToString(d.PrivateDnsName)
+	}
+	sort.Slice(g.Instances, func(a, b int) bool { return g.Instances[a].ID < g.Instances[b].ID })
+	return g, nil
+}
+
+func (p *Provider) templateVersion(ctx context.Context, templateID, version string) (ec2types.LaunchTemplateVersion, error) {
+	if version == "" {
+		version = "$Default"
+	}
+	out, err := p.ec2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(templateID), Versions: []string{version}})
+	if isNotFound(err) {
+		return ec2types.LaunchTemplateVersion{}, cloud.NotFoundf(err, "launch template %s version %s", templateID, version)
+	}
+	if err != nil {
+		return ec2types.LaunchTemplateVersion{}, fmt.Errorf("describing launch template %s version %s: %w", templateID, version, err)
+	}
+	if len(out.LaunchTemplateVersions) == 0 || out.LaunchTemplateVersions[0].LaunchTemplateData == nil {
+		return ec2types.LaunchTemplateVersion{}, cloud.NotFoundf(nil, "launch template %s version %s", templateID, version)
+	}
+	return out.LaunchTemplateVersions[0], nil
+}
+
+// TemplateImage implements cloud.Provider.
+func (p *Provider) TemplateImage(ctx context.Context, templateID string, version int64) (string, error) {
+	v, err := p.templateVersion(ctx, templateID, strconv.FormatInt(version, 10))
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(v.LaunchTemplateData.ImageId), nil
+}
+
+// EnsureTemplateVersion implements cloud.Provider.
+func (p *Provider) EnsureTemplateVersion(ctx context.Context, templateID string, from int64, imageID, description string) (int64, error) {
+	src, err := p.templateVersion(ctx, templateID, strconv.FormatInt(from, 10))
+	if err != nil {
+		return 0, err
+	}
+	if aws.ToString(src.LaunchTemplateData.ImageId) == imageID {
+		return from, nil
+	}
+	// A version created by an earlier, interrupted run is reused, not copied again.
+	latest, err := p.templateVersion(ctx, templateID, "$Latest")
+	if err != nil {
+		return 0, err
+	}
+	if aws.ToInt64(latest.VersionNumber) > from && sameButImage(*src.LaunchTemplateData, *latest.LaunchTemplateData, imageID) {
+		return aws.ToInt64(latest.VersionNumber), nil
+	}
+	out, err := p.ec2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
+		LaunchTemplateId: aws.String(templateID), SourceVersion: aws.String(strconv.FormatInt(from, 10)),
+		VersionDescription: aws.String(description),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(imageID)},
+	})
+	if err != nil {
+		return 0, fmt.Errorf("creating a version of launch template %s with AMI %s: %w", templateID, imageID, err)
+	}
+	return aws.ToInt64(out.LaunchTemplateVersion.VersionNumber), nil
+}
+
+func sameButImage(src, cand ec2types.ResponseLaunchTemplateData, imageID string) bool {
+	if aws.ToString(cand.ImageId) != imageID {
+		return false
+	}
+	src.ImageId, cand.ImageId = nil, nil
+	return reflect.DeepEqual(src, cand)
+}
+
+// UpdateGroup implements cloud.Provider.
+func (p *Provider) UpdateGroup(ctx context.Context, g cloud.NodeGroup, u cloud.GroupUpdate) error {
+	in := &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: aws.String(g.ASGName)}
+	if u.Min != nil {
+		in.MinSize = aws.Int32(int32(*u.Min))
+	}
+	if u.Max != nil {
+		in.MaxSize = aws.Int32(int32(*u.Max))
+	}
+	if u.Desired != nil {
+		in.DesiredCapacity = aws.Int32(int32(*u.Desired))
+	}
+	if u.TemplateVersion != nil {
+		in.LaunchTemplate = &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(g.TemplateID), Version: aws.String(strconv.FormatInt(*u.TemplateVersion, 10))}
+	}
+	if _, err := p.asg.UpdateAutoScalingGroup(ctx, in); err != nil {
+		return fmt.Errorf("updating Auto Scaling group %s: %w", g.ASGName, err)
+	}
+	return nil
+}
+
+// TerminateInstance implements cloud.Provider.
+func (p *Provider) TerminateInstance(ctx context.Context, instanceID string, decrement bool) error {
+	_, err := p.asg.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
+		InstanceId: aws.String(instanceID), ShouldDecrementDesiredCapacity: aws.Bool(decrement),
+	})
+	switch {
+	case err == nil, isInstanceGone(err):
+		return nil
+	case code(err) == "ScalingActivityInProgress":
+		// Fine if it is this instance's own termination that is under way.
+		out, derr := p.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instanceID}})
+		if derr == nil && len(out.Reservations) > 0 && len(out.Reservations[0].Instances) > 0 {
+			switch out.Reservations[0].Instances[0].State.Name {
+			case ec2types.InstanceStateNameShuttingDown, ec2types.InstanceStateNameTerminated:
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("terminating instance %s: %w", instanceID, err)
+}
+
+// SetProcesses implements cloud.Provider.
+func (p *Provider) SetProcesses(ctx context.Context, g cloud.NodeGroup, processes []string, suspend bool) error {
+	var err error
+	if suspend {
+		_, err = p.asg.SuspendProcesses(ctx, &autoscaling.SuspendProcessesInput{AutoScalingGroupName: aws.String(g.ASGName), ScalingProcesses: processes})
+	} else {
+		_, err = p.asg.ResumeProcesses(ctx, &autoscaling.ResumeProcessesInput{AutoScalingGroupName: aws.String(g.ASGName), ScalingProcesses: processes})
+	}
+	if err != nil {
+		return fmt.Errorf("changing scaling processes %v of %s: %w", processes, g.ASGName, err)
+	}
+	return nil
+}
+
+var (
+	minorInName   = regexp.MustCompile(`(?:-|aws-k8s-)(1\.\d+)(?:-|$)`)
+	releaseFormat = regexp.MustCompile(`^(1\.\d+)\.\d+-(\d{8})$`)
+)
+
+// ResolveImage implements cloud.Provider, looking AMIs up where eksctl does:
+// the SSM public parameters of EKS-optimized and Bottlerocket AMIs.
+func (p *Provider) ResolveImage(ctx context.Context, q cloud.ImageQuery) (cloud.Image, error) {
+	family := q.Family
+	if family == "" {
+		family = "al2023"
+	}
+	id := q.ImageID
+	switch {
+	case id != "":
+	case q.KubernetesVersion != "" && family == "bottlerocket":
+		v, err := p.param(ctx, "/aws/service/bottlerocket/aws-k8s-"+q.KubernetesVersion+"/x86_64/latest/image_id", "Bottlerocket AMI for Kubernetes "+q.KubernetesVersion)
+		if err != nil {
+			return cloud.Image{}, err
+		}
+		id = v
+	case q.KubernetesVersion != "":
+		v, err := p.param(ctx, al2023Path(q.KubernetesVersion, "recommended")+"/image_id", "EKS-optimized AL2023 AMI for Kubernetes "+q.KubernetesVersion)
+		if err != nil {
+			return cloud.Image{}, err
+		}
+		id = v
+	case q.ReleaseVersion != "":
+		m := releaseFormat.FindStringSubmatch(q.ReleaseVersion)
+		if m == nil {
+			return cloud.Image{}, fmt.Errorf("release version %q: want the EKS AMI form <kubernetes version>-<date>, e.g. 1.37.2-20261115", q.ReleaseVersion)
+		}
+		name := "amazon-eks-node-al2023-x86_64-standard-" + m[1] + "-v" + m[2]
+		v, err := p.param(ctx, al2023Path(m[1], name)+"/image_id", "EKS-optimized AMI release "+q.ReleaseVersion)
+		if err != nil {
+			return cloud.Image{}, err
+		}
+		id = v
+	default:
+		return cloud.Image{}, fmt.Errorf("no target: give a Kubernetes version, a release version or an AMI ID")
+	}
+	out, err := p.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{id}})
+	if isNotFound(err) {
+		return cloud.Image{}, cloud.NotFoundf(err, "AMI %q", id)
+	}
+	if err != nil {
+		return cloud.Image{}, fmt.Errorf("describing AMI %s: %w", id, err)
+	}
+	if len(out.Images) == 0 {
+		return cloud.Image{}, cloud.NotFoundf(nil, "AMI %q", id)
+	}
+	img := cloud.Image{ID: id, Name: aws.ToString(out.Images[0].Name), ReleaseVersion: q.ReleaseVersion}
+	if m := minorInName.FindStringSubmatch(img.Name); m != nil {
+		img.KubeMinor = m[1]
+	}
+	return img, nil
+}
+
+func al2023Path(minor, leaf string) string {
+	return "/aws/service/eks/optimized-ami/" + minor + "/amazon-linux-2023/x86_64/standard/" + leaf
+}
+
+func (p *Provider) param(ctx context.Context, name, what string) (string, error) {
+	out, err := p.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name)})
+	if isNotFound(err) {
+		return "", cloud.NotFoundf(nil, "%s (SSM parameter %s)", what, name)
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading SSM parameter %s: %w", name, err)
+	}
+	return aws.ToString(out.Parameter.Value), nil
+}

@@ -1,0 +1,133 @@
+// Package cloud is the seam between the upgrade engine and a cloud: a small
+// interface in noderoll's own words, implemented per cloud (see cloud/aws).
+package cloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// NodeGroupRef names a node group within a cluster.
+type NodeGroupRef struct {
+	Cluster string
+	Name    string
+}
+
+func (r NodeGroupRef) String() string { return r.Cluster + "/" + r.Name }
+
+// Cluster is what the cloud says of a Kubernetes cluster.
+type Cluster struct {
+	Name    string
+	Version string // Kubernetes minor, "1.37"
+}
+
+// Instance is one machine of a group.
+type Instance struct {
+	ID              string
+	AZ              string
+	ImageID         string
+	Lifecycle       string // Pending, InService, Terminating, ...
+	TemplateVersion string // launch template version it was launched from
+	NodeName        string // the Node it registers as (EC2 private DNS name)
+}
+
+// Terminating reports whether the instance is on its way out of the group.
+func (i Instance) Terminating() bool {
+	return len(i.Lifecycle) >= 11 && i.Lifecycle[:11] == "Terminating"
+}
+
+// NodeGroup is a group of instances replaced together: an EKS managed node
+// group or a self-managed Auto Scaling group.
+type NodeGroup struct {
+	Cluster, Name   string
+	Managed         bool
+	ASGName         string
+	Min, Max        int
+	Desired         int
+	AZs             []string
+	TemplateID      string
+	TemplateVersion int64  // the version new instances launch from
+	ImageID         string // the AMI of that version
+	MaxUnavailable  int    // the group's own setting, 0 when it has none
+	Instances       []Instance
+	Suspended       []string // suspended scaling processes
+}
+
+// Image is an AMI.
+type Image struct {
+	ID             string
+	Name           string
+	KubeMinor      string // "1.37"; empty when the image does not say
+	ReleaseVersion string
+}
+
+// ImageQuery says which AMI to upgrade to; exactly one field is set, besides
+// Family.
+type ImageQuery struct {
+	KubernetesVersion string // latest recommended AMI for this minor
+	ReleaseVersion    string // a specific EKS AMI release, "1.37.2-20261115"
+	ImageID           string // an explicit AMI
+	Family            string // "al2023" (default) or "bottlerocket"
+}
+
+// GroupUpdate changes a group; nil fields are left as they are.
+type GroupUpdate struct {
+	Min, Max, Desired *int
+	TemplateVersion   *int64
+}
+
+// Provider is what the engine needs of a cloud. Every method is safe to
+// retry: calling it again after a success changes nothing more.
+type Provider interface {
+	// Cluster describes a cluster; a NotFoundError when there is none.
+	Cluster(ctx context.Context, name string) (Cluster, error)
+	// NodeGroup describes a group with its instances; a NotFoundError when
+	// neither a managed node group nor a tagged Auto Scaling group has that name.
+	NodeGroup(ctx context.Context, ref NodeGroupRef) (NodeGroup, error)
+	// ListNodeGroups lists the groups of a cluster, managed and self-managed.
+	ListNodeGroups(ctx context.Context, cluster string) ([]NodeGroupRef, error)
+	// ResolveImage finds the AMI a query names; a NotFoundError when none.
+	ResolveImage(ctx context.Context, q ImageQuery) (Image, error)
+	// TemplateImage returns the AMI a launch template version launches; a
+	// NotFoundError when the version does not exist.
+	TemplateImage(ctx context.Context, templateID string, version int64) (string, error)
+	// EnsureTemplateVersion returns a version of the template that is `from`
+	// with only the AMI changed, creating it unless the latest version is
+	// already exactly that.
+	EnsureTemplateVersion(ctx context.Context, templateID string, from int64, imageID, description string) (int64, error)
+	// UpdateGroup applies a GroupUpdate to the group's Auto Scaling group.
+	UpdateGroup(ctx context.Context, g NodeGroup, u GroupUpdate) error
+	// TerminateInstance terminates an instance through its group, lowering
+	// desired capacity by one when decrement is set. An instance already
+	// terminating or gone is not an error.
+	TerminateInstance(ctx context.Context, instanceID string, decrement bool) error
+	// SetProcesses suspends (suspend=true) or resumes scaling processes.
+	SetProcesses(ctx context.Context, g NodeGroup, processes []string, suspend bool) error
+}
+
+// NotFoundError says a named thing does not exist in the cloud.
+type NotFoundError struct {
+	What string // "cluster eksworkshop-eksctl", "AMI for Kubernetes 1.99"
+	Err  error
+}
+
+func (e *NotFoundError) Error() string {
+	if e.Err != nil {
+		return e.What + " not found: " + e.Err.Error()
+	}
+	return e.What + " not found"
+}
+
+func (e *NotFoundError) Unwrap() error { return e.Err }
+
+// IsNotFound reports whether err says something does not exist.
+func IsNotFound(err error) bool {
+	var nf *NotFoundError
+	return errors.As(err, &nf)
+}
+
+// NotFoundf builds a NotFoundError.
+func NotFoundf(err error, format string, args ...any) error {
+	return &NotFoundError{What: fmt.Sprintf(format, args...), Err: err}
+}

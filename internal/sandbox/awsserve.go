@@ -1,0 +1,68 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
+)
+
+// ServeAWS runs the local AWS endpoint of the sandbox in dir until ctx ends:
+// it seeds the account from the scenario, serves it on a loopback port it
+// writes to dir/aws.addr, and registers instances as Nodes of the cluster.
+func ServeAWS(ctx context.Context, dir, kubeconfig string, log *slog.Logger) error {
+	b, err := os.ReadFile(filepath.Join(dir, "scenario.json"))
+	if err != nil {
+		return fmt.Errorf("reading the scenario: %w", err)
+	}
+	var sc Scenario
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return fmt.Errorf("reading the scenario: %w", err)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("loading kubeconfig %s: %w", kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	reg, err := newKwokRegistrar(cfg)
+	if err != nil {
+		return err
+	}
+	acct := awssim.NewAccount(sc.Region, clock.RealClock{}, awssim.Delays{Boot: sc.BootDelay.Duration, Shutdown: sc.ShutdownDelay.Duration})
+	asg, err := sc.SeedAWS(acct, cfg.Host)
+	if err != nil {
+		return fmt.Errorf("seeding the account: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: awssim.NewServer(acct, log)}
+	go acct.Run(ctx, reg, log)
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	tmp := filepath.Join(dir, "aws.addr.tmp")
+	if err := os.WriteFile(tmp, []byte(ln.Addr().String()), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, "aws.addr")); err != nil {
+		return err
+	}
+	log.Info("serving the local AWS endpoint", "addr", ln.Addr().String(), "cluster", sc.Cluster, "autoScalingGroup", asg)
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,322 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Sandbox credentials: the endpoint accepts any; these make the SDK sign.
+const (
+	AccessKeyID     = "AKIDNODEROLLSANDBOX"
+	SecretAccessKey = "noderoll-sandbox-secret"
+)
+
+// State is what a running sandbox recorded about itself in Dir/sandbox.json.
+type State struct {
+	Name        string    `json:"name"`
+	Dir         string    `json:"dir"`
+	Kubeconfig  string    `json:"kubeconfig"`
+	AWSEndpoint string    `json:"awsEndpoint"`
+	AWSPid      int       `json:"awsPid"`
+	Region      string    `json:"region"`
+	BinDir      string    `json:"binDir"`
+	Scenario    Scenario  `json:"scenario"`
+	Started     time.Time `json:"started"`
+}
+
+// Options says where a sandbox lives and what it runs.
+type Options struct {
+	Dir      string // the sandbox's own folder; everything it writes goes here
+	Name     string // the kwokctl cluster's name
+	Tools    Toolchain
+	Self     string // the noderoll binary that serves the AWS endpoint
+	Scenario Scenario
+	Out      io.Writer // progress
+}
+
+// ErrRunning says a sandbox runs already in that folder.
+var ErrRunning = errors.New("the sandbox is already running")
+
+func (o Options) controlPlane() ControlPlane {
+	return ControlPlane{Name: o.Name, Dir: filepath.Join(o.Dir, "cluster"), Tools: o.Tools}
+}
+
+func statePath(dir string) string { return filepath.Join(dir, "sandbox.json") }
+
+// Load reads a sandbox's recorded state; os.ErrNotExist when none runs there.
+func Load(dir string) (*State, error) {
+	b, err := os.ReadFile(statePath(dir))
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", statePath(dir), err)
+	}
+	return &s, nil
+}
+
+// Up starts the control plane and the AWS endpoint, seeds the scenario and
+// waits until it is ready. On a running sandbox it returns its state and
+// ErrRunning, changing nothing. A failed start stops whatever it started.
+func Up(ctx context.Context, o Options) (st *State, err error) {
+	if err := o.Scenario.Validate(); err != nil {
+		return nil, err
+	}
+	unlock, err := lock(o.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if prev, err := Load(o.Dir); err == nil {
+		if prev.alive() {
+			return prev, ErrRunning
+		}
+		fmt.Fprintln(o.Out, "Found a sandbox that is no longer running; cleaning it up first.")
+		if err := down(ctx, o.Dir, o.controlPlane()); err != nil {
+			return nil, err
+		}
+	}
+	if err := o.Tools.Ensure(ctx, o.Out); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = down(context.WithoutCancel(ctx), o.Dir, o.controlPlane())
+		}
+	}()
+	start := time.Now()
+	cp := o.controlPlane()
+	fmt.Fprintf(o.Out, "Starting the control plane (Kubernetes %s, kwok %s) on 127.0.0.1 ...\n", KubeVersion, KwokVersion)
+	if err := cp.Create(ctx, o.Scenario.NodeReadyDelay.Duration); err != nil {
+		return nil, err
+	}
+	b, _ := json.MarshalIndent(o.Scenario, "", "  ")
+	if err := os.WriteFile(filepath.Join(o.Dir, "scenario.json"), b, 0o644); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(o.Out, "Starting the local AWS endpoint ...")
+	endpoint, pid, err := startAWS(ctx, o.Self, o.Dir, cp.Kubeconfig())
+	if err != nil {
+		return nil, err
+	}
+	st = &State{
+		Name: o.Name, Dir: o.Dir, Kubeconfig: cp.Kubeconfig(), AWSEndpoint: endpoint, AWSPid: pid,
+		Region: o.Scenario.Region, BinDir: o.Tools.BinDir, Scenario: o.Scenario, Started: time.Now().UTC(),
+	}
+	if err := st.save(); err != nil {
+		return nil, err
+	}
+	if err := st.linkKubectl(); err != nil {
+		return nil, err
+	}
+	client, err := st.KubeClient()
+	if err != nil {
+		return nil, err
+	}
+	sc := o.Scenario
+	fmt.Fprintf(o.Out, "Seeding cluster %s: node group %s of %d nodes in %d AZs on Kubernetes %s ...\n", sc.Cluster, sc.Nodegroup, sc.Nodes, sc.AZs, sc.NodeVersion)
+	if err := sc.SeedKube(ctx, client); err != nil {
+		return nil, err
+	}
+	if err := sc.WaitReady(ctx, client, o.Out); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Out, "Sandbox ready in %s.\n", time.Since(start).Round(100*time.Millisecond))
+	return st, nil
+}
+
+// Down stops every process the sandbox started, by the pids it recorded, and
+// removes its state. A folder with no sandbox is left as it is.
+func Down(ctx context.Context, o Options) error {
+	unlock, err := lock(o.Dir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return down(ctx, o.Dir, o.controlPlane())
+}
+
+func down(ctx context.Context, dir string, cp ControlPlane) error {
+	if st, err := Load(dir); err == nil && st.AWSPid > 0 {
+		if err := stopPid(st.AWSPid, "serve-aws"); err != nil {
+			return fmt.Errorf("stopping the AWS endpoint (pid %d): %w", st.AWSPid, err)
+		}
+	}
+	if err := cp.Delete(ctx); err != nil {
+		return err
+	}
+	for _, f := range []string{"sandbox.json", "scenario.json", "aws.addr", "bin", "cluster"} {
+		if err := os.RemoveAll(filepath.Join(dir, f)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *State) save() error {
+	b, _ := json.MarshalIndent(s, "", "  ")
+	tmp := statePath(s.Dir) + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, statePath(s.Dir))
+}
+
+// linkKubectl puts the built kubectl in the sandbox's bin folder, the one
+// `sandbox env` puts first on PATH.
+func (s *State) linkKubectl() error {
+	bin := filepath.Join(s.Dir, "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		return err
+	}
+	link := filepath.Join(bin, "kubectl")
+	_ = os.Remove(link)
+	return os.Symlink(filepath.Join(s.BinDir, "kubectl"), link)
+}
+
+// Processes returns the sandbox's processes and whether each is alive.
+func (s *State) Processes() map[string]int {
+	out := ControlPlane{Name: s.Name, Dir: filepath.Join(s.Dir, "cluster")}.Pids()
+	out["aws-endpoint"] = s.AWSPid
+	return out
+}
+
+func (s *State) alive() bool {
+	if !pidAlive(s.AWSPid, "serve-aws") {
+		return false
+	}
+	pids := s.Processes()
+	return pidAlive(pids["kube-apiserver"], "kube-apiserver")
+}
+
+// KubeClient returns a client for the sandbox's control plane.
+func (s *State) KubeClient() (kubernetes.Interface, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("loading the sandbox kubeconfig: %w", err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	return kubernetes.NewForConfig(cfg)
+}
+
+// Env returns the environment that points kubectl, the AWS SDK and noderoll
+// at the sandbox.
+func (s *State) Env() [][2]string {
+	return [][2]string{
+		{"KUBECONFIG", s.Kubeconfig},
+		{"AWS_ENDPOINT_URL", s.AWSEndpoint},
+		{"AWS_REGION", s.Region},
+		{"AWS_ACCESS_KEY_ID", AccessKeyID},
+		{"AWS_SECRET_ACCESS_KEY", SecretAccessKey},
+		{"AWS_EC2_METADATA_DISABLED", "true"},
+		{"NODEROLL_SANDBOX", s.Dir},
+		{"PATH", filepath.Join(s.Dir, "bin") + string(os.PathListSeparator) + os.Getenv("PATH")},
+	}
+}
+
+// startAWS starts `noderoll sandbox serve-aws` detached from the caller, so
+// that the sandbox outlives the command that started it, and waits until it
+// answers. Its pid is recorded so that down stops exactly it.
+func startAWS(ctx context.Context, self, dir, kubeconfig string) (string, int, error) {
+	addrFile := filepath.Join(dir, "aws.addr")
+	_ = os.Remove(addrFile)
+	logf, err := os.OpenFile(filepath.Join(dir, "aws-endpoint.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return "", 0, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, "sandbox", "serve-aws", "--dir", dir, "--kubeconfig", kubeconfig)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return "", 0, fmt.Errorf("starting the AWS endpoint: %w", err)
+	}
+	pid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if b, err := os.ReadFile(addrFile); err == nil && len(b) > 0 {
+			url := "http://" + strings.TrimSpace(string(b))
+			if resp, err := http.Get(url + "/_sim/healthz"); err == nil {
+				resp.Body.Close()
+				return url, pid, nil
+			}
+		}
+		select {
+		case err := <-exited:
+			return "", 0, fmt.Errorf("the AWS endpoint exited at start (%v); see %s", err, filepath.Join(dir, "aws-endpoint.log"))
+		case <-ctx.Done():
+			_ = stopPid(pid, "serve-aws")
+			return "", 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	_ = stopPid(pid, "serve-aws")
+	return "", 0, fmt.Errorf("the AWS endpoint did not answer within 30s; see %s", filepath.Join(dir, "aws-endpoint.log"))
+}
+
+// pidAlive reports whether pid runs and its command line holds marker, so a
+// recycled pid is never taken for ours.
+func pidAlive(pid int, marker string) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !strings.Contains(string(b), marker) {
+		return false
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	return err == nil && !strings.Contains(string(stat), ") Z ")
+}
+
+// stopPid ends one process we started: SIGTERM, then SIGKILL after 5s.
+func stopPid(pid int, marker string) error {
+	if !pidAlive(pid, marker) {
+		return nil
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		return err
+	}
+	for k := 0; k < 50; k++ {
+		if !pidAlive(pid, marker) {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+// lock serialises up and down on one sandbox folder.
+func lock(dir string) (func(), error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(dir, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}

@@ -1,0 +1,301 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
+)
+
+// Scenario is what a sandbox is seeded with. The default is the seed's: EKS
+// cluster eksworkshop-eksctl, managed group "nodegroup" of 3 nodes in 3 AZs
+// on the 1.36 AMI under a 1.37 control plane.
+type Scenario struct {
+	Region       string `json:"region"`
+	Cluster      string `json:"cluster"`
+	Nodegroup    string `json:"nodegroup"`
+	Managed      bool   `json:"managed"`
+	Nodes        int    `json:"nodes"`
+	AZs          int    `json:"azs"`
+	PodsPerNode  int    `json:"podsPerNode"`
+	NodeVersion  string `json:"nodeVersion"` // Kubernetes minor of the group's AMI
+	InstanceType string `json:"instanceType"`
+	// Delays that make the sandbox behave as in life.
+	BootDelay      Duration `json:"bootDelay"`      // instance launch until its Node registers
+	NodeReadyDelay Duration `json:"nodeReadyDelay"` // Node registered until Ready
+	ShutdownDelay  Duration `json:"shutdownDelay"`  // terminate until the Node is gone
+	PodStartDelay  Duration `json:"podStartDelay"`  // pod scheduled until Ready
+	PodStopDelay   Duration `json:"podStopDelay"`   // pod deleted until gone
+}
+
+// Duration is a time.Duration that reads and writes as "5s" in JSON.
+type Duration struct{ time.Duration }
+
+func (d Duration) MarshalJSON() ([]byte, error) { return []byte(`"` + d.String() + `"`), nil }
+
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	v, err := time.ParseDuration(strings.Trim(string(b), `"`))
+	d.Duration = v
+	return err
+}
+
+// ControlPlaneMinor is the Kubernetes minor the sandbox's control plane runs.
+const ControlPlaneMinor = "1.37"
+
+// SeedScenario returns the seed's scenario with the sandbox's default delays.
+func SeedScenario() Scenario {
+	return Scenario{
+		Region: "us-west-2", Cluster: "eksworkshop-eksctl", Nodegroup: "nodegroup", Managed: true,
+		Nodes: 3, AZs: 3, PodsPerNode: 4, NodeVersion: "1.36", InstanceType: "m5.large",
+		BootDelay: Duration{8 * time.Second}, NodeReadyDelay: Duration{2 * time.Second},
+		ShutdownDelay: Duration{3 * time.Second}, PodStartDelay: Duration{3 * time.Second},
+		PodStopDelay: Duration{2 * time.Second},
+	}
+}
+
+// Validate names what is wrong with a scenario, before anything starts.
+func (s Scenario) Validate() error {
+	switch {
+	case s.Nodes < 1 || s.Nodes > 2000:
+		return fmt.Errorf("--nodes %d: want 1 to 2000", s.Nodes)
+	case s.AZs < 1 || s.AZs > 6:
+		return fmt.Errorf("--azs %d: want 1 to 6 (availability zones %sa to %sf)", s.AZs, s.Region, s.Region)
+	case s.PodsPerNode < 0 || s.PodsPerNode > 50:
+		return fmt.Errorf("--pods-per-node %d: want 0 to 50", s.PodsPerNode)
+	case s.Cluster == "" || s.Nodegroup == "":
+		return fmt.Errorf("the scenario needs a cluster and a node group name")
+	}
+	for _, m := range awssim.SupportedMinors() {
+		if m == s.NodeVersion {
+			return nil
+		}
+	}
+	return fmt.Errorf("--node-version %s: the sandbox publishes AMIs for %s", s.NodeVersion, strings.Join(awssim.SupportedMinors(), ", "))
+}
+
+// AZNames returns the scenario's availability zones.
+func (s Scenario) AZNames() []string {
+	out := make([]string, s.AZs)
+	for k := range out {
+		out[k] = s.Region + string(rune('a'+k))
+	}
+	return out
+}
+
+// SeedAWS creates the cluster and node group in the account and returns the
+// Auto Scaling group's name.
+func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error) {
+	ami, ok := acct.Parameter("/aws/service/eks/optimized-ami/" + s.NodeVersion + "/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	if !ok {
+		return "", fmt.Errorf("no AMI for Kubernetes %s", s.NodeVersion)
+	}
+	acct.CreateCluster(s.Cluster, ControlPlaneMinor, apiServer)
+	return acct.CreateNodeGroup(awssim.GroupSpec{
+		Cluster: s.Cluster, Name: s.Nodegroup, Managed: s.Managed, AZs: s.AZNames(),
+		Min: s.Nodes, Max: s.Nodes, Desired: s.Nodes, InstanceType: s.InstanceType, ImageID: ami,
+		MaxUnavailable: 1,
+	})
+}
+
+// Workload names the scenario's applications that carry a PDB.
+type Workload struct {
+	Namespace, Name, Kind string
+	Replicas              int32
+}
+
+// Workloads lists the scenario's replicated applications.
+func (s Scenario) Workloads() []Workload {
+	n := s.Nodes * s.PodsPerNode
+	return []Workload{
+		{"kube-system", "coredns", "Deployment", 2},
+		{"default", "ecsdemo-frontend", "Deployment", int32(max(3, n/2))},
+		{"default", "ecsdemo-nodejs", "Deployment", int32(max(2, n/4))},
+		{"default", "ecsdemo-crystal", "StatefulSet", int32(max(2, n/4))},
+	}
+}
+
+// SeedKube creates what runs on the group, as on an EKS cluster of the
+// workshop: the EKS DaemonSets, CoreDNS with its PDB, a cluster-autoscaler,
+// and the workshop's ecsdemo applications with PDBs, spread over zones and
+// nodes. Objects that exist already are left alone.
+func (s Scenario) SeedKube(ctx context.Context, c kubernetes.Interface) error {
+	tolerateAll := []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
+	for _, ds := range []string{"aws-node", "kube-proxy", "eks-pod-identity-agent"} {
+		if err := create(ctx, c.AppsV1().DaemonSets("kube-system").Create, &appsv1.DaemonSet{
+			ObjectMeta: metav1.ObjectMeta{Name: ds, Namespace: "kube-system", Labels: map[string]string{"k8s-app": ds}},
+			Spec: appsv1.DaemonSetSpec{
+				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": ds}},
+				Template: s.podTemplate(map[string]string{"k8s-app": ds}, "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/"+ds+":latest", tolerateAll, false),
+			},
+		}); err != nil {
+			return err
+		}
+	}
+	ca := int32(1)
+	if err := create(ctx, c.AppsV1().Deployments("kube-system").Create, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "cluster-autoscaler", Namespace: "kube-system", Labels: map[string]string{"app": "cluster-autoscaler"}},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &ca,
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cluster-autoscaler"}},
+			Template: s.podTemplate(map[string]string{"app": "cluster-autoscaler"}, "registry.k8s.io/autoscaling/cluster-autoscaler:v1.37.0", nil, false),
+		},
+	}); err != nil {
+		return err
+	}
+	for _, w := range s.Workloads() {
+		labels := map[string]string{"app": w.Name}
+		replicas := w.Replicas
+		tmpl := s.podTemplate(labels, "public.ecr.aws/aws-containers/"+w.Name+":latest", nil, true)
+		var err error
+		if w.Kind == "StatefulSet" {
+			err = create(ctx, c.AppsV1().StatefulSets(w.Namespace).Create, &appsv1.StatefulSet{
+				ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: labels},
+				Spec: appsv1.StatefulSetSpec{
+					Replicas: &replicas, ServiceName: w.Name, PodManagementPolicy: appsv1.ParallelPodManagement,
+					Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl,
+				},
+			})
+		} else {
+			err = create(ctx, c.AppsV1().Deployments(w.Namespace).Create, &appsv1.Deployment{
+				ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace, Labels: labels},
+				Spec:       appsv1.DeploymentSpec{Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl},
+			})
+		}
+		if err != nil {
+			return err
+		}
+		// At most one pod of each application down at a time.
+		budget := policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}}
+		if w.Name == "ecsdemo-frontend" {
+			minAvail := intstr.FromInt32(replicas - 1)
+			budget.MinAvailable = &minAvail
+		} else {
+			one := intstr.FromInt32(1)
+			budget.MaxUnavailable = &one
+		}
+		if err := create(ctx, c.PolicyV1().PodDisruptionBudgets(w.Namespace).Create, &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace}, Spec: budget,
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func create[T any](ctx context.Context, fn func(context.Context, T, metav1.CreateOptions) (T, error), obj T) error {
+	if _, err := fn(ctx, obj, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("seeding %T: %w", obj, err)
+	}
+	return nil
+}
+
+// podTemplate carries kwok's per-pod delays as annotations, read by kwok's
+// general pod stages.
+func (s Scenario) podTemplate(labels map[string]string, image string, tol []corev1.Toleration, spread bool) corev1.PodTemplateSpec {
+	t := corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{
+			Labels: labels,
+			Annotations: map[string]string{
+				"pod-ready.stage.kwok.x-k8s.io/delay":        s.PodStartDelay.String(),
+				"pod-ready.stage.kwok.x-k8s.io/jitter-delay": (s.PodStartDelay.Duration + s.PodStartDelay.Duration/4).String(),
+				"pod-delete.stage.kwok.x-k8s.io/delay":       s.PodStopDelay.String(),
+			},
+		},
+		Spec: corev1.PodSpec{
+			Containers: []corev1.Container{{
+				Name: strings.Split(path.Base(image), ":")[0], Image: image,
+				Resources: corev1.ResourceRequirements{Requests: corev1.ResourceList{
+					corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi"),
+				}},
+			}},
+			Tolerations: tol,
+		},
+	}
+	if spread {
+		for _, key := range []string{"topology.kubernetes.io/zone", "kubernetes.io/hostname"} {
+			t.Spec.TopologySpreadConstraints = append(t.Spec.TopologySpreadConstraints, corev1.TopologySpreadConstraint{
+				MaxSkew: 1, TopologyKey: key, WhenUnsatisfiable: corev1.ScheduleAnyway,
+				LabelSelector: &metav1.LabelSelector{MatchLabels: labels},
+			})
+		}
+	}
+	return t
+}
+
+// WaitReady waits until the group's nodes are Ready and every workload of the
+// scenario is fully available, printing progress as it changes.
+func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
+	last := ""
+	for {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		ready := 0
+		for _, n := range nodes.Items {
+			if NodeReady(&n) {
+				ready++
+			}
+		}
+		pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		running := 0
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && PodReady(&p) {
+				running++
+			}
+		}
+		want := s.Nodes*3 + 1 // DaemonSets and the autoscaler
+		for _, w := range s.Workloads() {
+			want += int(w.Replicas)
+		}
+		line := fmt.Sprintf("  nodes Ready %d/%d, pods Running %d/%d", ready, s.Nodes, running, want)
+		if line != last {
+			fmt.Fprintln(out, line)
+			last = line
+		}
+		if ready >= s.Nodes && running >= want {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the scenario to be ready (%s): %w", strings.TrimSpace(line), ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// NodeReady reports whether a node's Ready condition is True.
+func NodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// PodReady reports whether a pod's Ready condition is True.
+func PodReady(p *corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
