@@ -1,6 +1,313 @@
 package cli
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
 
-func newUpgradeCmd(s Streams) *cobra.Command { return &cobra.Command{Use: "upgrade", Hidden: true} }
-func newDemoCmd(s Streams) *cobra.Command    { return &cobra.Command{Use: "demo", Hidden: true} }
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
+	"github.com/noderoll/noderoll/internal/drain"
+	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/progress"
+)
+
+type upgradeFlags struct {
+	cluster, name           string
+	target                  engine.TargetSpec
+	region, profile         string
+	kubeconfig, kubeContext string
+	opts                    engine.Options
+	force                   bool
+	timeout                 time.Duration
+	output                  string
+	verbose                 bool
+}
+
+func newUpgradeCmd(s Streams) *cobra.Command {
+	cmd := &cobra.Command{Use: "upgrade", Short: "Upgrade node groups"}
+	cmd.AddCommand(newUpgradeNodegroup(s))
+	return cmd
+}
+
+func newUpgradeNodegroup(s Streams) *cobra.Command {
+	f := &upgradeFlags{opts: engine.DefaultOptions()}
+	cmd := &cobra.Command{
+		Use:   "nodegroup",
+		Short: "Replace every node of a node group with nodes on a new AMI",
+		Long: `Replace every node of a node group with nodes on a new AMI, the way an EKS
+managed node group update does, for managed and self-managed groups alike:
+
+  1. create a launch template version: the current one with only the AMI changed
+  2. point the Auto Scaling group at it
+  3. surge: raise max and desired by one node per AZ (or --max-unavailable if
+     larger) and wait until the new nodes are Ready
+  4. taint old nodes eks.amazonaws.com/nodegroup=unschedulable:NoSchedule
+  5. pick an old node at random and evict its pods within their PodDisruptionBudgets
+  6. cordon it and wait (--post-cordon-wait)
+  7. terminate it through the Auto Scaling group (desired capacity kept)
+  8. repeat until no old node is left
+  9. scale back: drain and remove the surplus nodes, restore min, max and desired
+
+A cluster-autoscaler in kube-system is scaled to 0 first and restored after,
+also when the upgrade fails. Progress is recorded in the cluster: rerun the same
+command to resume an interrupted or failed upgrade. A group already on the
+target is left untouched.`,
+		Example: `  # The seed's upgrade, against the sandbox:
+  eval "$(noderoll sandbox env)"
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+
+  # A specific AMI release, with real AWS credentials and a kubeconfig context:
+  noderoll upgrade nodegroup --cluster=prod --name=workers --release-version=1.37.2-20261115 \
+      --region=eu-west-1 --profile=admin --context=prod`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runUpgrade(cmd.Context(), s, f, nil) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
+	fl.StringVar(&f.name, "name", "", "node group name: an EKS managed node group, or a self-managed Auto Scaling group tagged for the cluster (required)")
+	fl.StringVar(&f.target.KubernetesVersion, "kubernetes-version", "", "upgrade to the recommended EKS-optimized AMI of this Kubernetes version, e.g. 1.37")
+	fl.StringVar(&f.target.ReleaseVersion, "release-version", "", "upgrade to this EKS AMI release, e.g. 1.37.2-20261115")
+	fl.Int64Var(&f.target.LaunchTemplateVersion, "launch-template-version", 0, "upgrade to the AMI of this existing version of the group's launch template")
+	fl.StringVar(&f.target.AMI, "ami", "", "upgrade to this AMI ID")
+	fl.StringVar(&f.target.Family, "ami-family", "al2023", "AMI family for --kubernetes-version: al2023 or bottlerocket")
+	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
+	fl.StringVar(&f.profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
+	fl.IntVar(&f.opts.MaxUnavailable, "max-unavailable", 0, "surge at least this many nodes (default: the group's own setting)")
+	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a drained node and terminating it")
+	fl.DurationVar(&f.opts.Drain.Timeout, "eviction-timeout", f.opts.Drain.Timeout, "fail when a node's pods cannot all be evicted within this time (see --force)")
+	fl.DurationVar(&f.opts.Drain.RetryDelay, "eviction-retry-delay", f.opts.Drain.RetryDelay, "wait between eviction attempts a PodDisruptionBudget refused")
+	fl.DurationVar(&f.opts.NodeReadyTimeout, "node-ready-timeout", f.opts.NodeReadyTimeout, "fail when new nodes are not Ready within this time (before any old node is drained)")
+	fl.BoolVar(&f.force, "force", false, "at --eviction-timeout, delete the pods a PodDisruptionBudget still protects instead of failing")
+	fl.StringVar(&f.opts.ClusterAutoscaler, "cluster-autoscaler", "auto", "Deployment to pause during the upgrade: auto (found in kube-system), none, or namespace/name")
+	fl.DurationVar(&f.timeout, "timeout", 0, "bound the whole run (0: no bound); on expiry the upgrade stops resumable")
+	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
+	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
+	_ = cmd.MarkFlagRequired("cluster")
+	_ = cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+// kubeClient builds a client from --kubeconfig and --context, with the usual
+// fallbacks (KUBECONFIG, ~/.kube/config).
+func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	if kubeconfig != "" {
+		rules.ExplicitPath = kubeconfig
+	}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("loading kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	return kubernetes.NewForConfig(cfg)
+}
+
+// summary is the machine-readable account of a run.
+type summary struct {
+	Cluster       string        `json:"cluster"`
+	Nodegroup     string        `json:"nodegroup"`
+	Succeeded     bool          `json:"succeeded"`
+	UpToDate      bool          `json:"upToDate"`
+	Error         string        `json:"error,omitempty"`
+	Target        engine.Target `json:"target"`
+	Replaced      []string      `json:"replaced"`
+	Removed       []string      `json:"removed"`
+	NodesBefore   int           `json:"nodesBefore"`
+	PeakNodes     int           `json:"peakNodes"`
+	NodesAfter    int           `json:"nodesAfter"`
+	Steps         []engine.Step `json:"steps"`
+	DurationSec   float64       `json:"durationSeconds"`
+	Disruptions   []pdbStatus   `json:"podDisruptionBudgets"`
+	BlockedEvicts int           `json:"blockedEvictions"`
+}
+
+type pdbStatus struct {
+	Name               string `json:"name"`
+	CurrentHealthy     int32  `json:"currentHealthy"`
+	DesiredHealthy     int32  `json:"desiredHealthy"`
+	DisruptionsAllowed int32  `json:"disruptionsAllowed"`
+}
+
+// blockCounter counts refused evictions while passing them on to the view.
+type blockCounter struct {
+	*progress.View
+	n int
+}
+
+func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
+	b.n += len(bl)
+	b.View.Blocked(node, bl)
+}
+
+func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
+	if err := f.target.Validate(); err != nil {
+		return err
+	}
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
+	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return err
+	}
+	p, err := awscloud.New(ctx, awscloud.Options{Region: f.region, Profile: f.profile})
+	if err != nil {
+		return err
+	}
+	// The live view goes to stderr when stdout carries JSON.
+	viewOut := s.Out
+	if f.output == "json" {
+		viewOut = s.Err
+	}
+	tty := false
+	if file, ok := viewOut.(*os.File); ok {
+		tty = term.IsTerminal(int(file.Fd()))
+	}
+	view := progress.NewView(viewOut, tty, clock.RealClock{})
+	defer view.Close()
+	if intro != nil {
+		intro(view)
+	}
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if err := view.WatchNodes(watchCtx, kube, inGroup(f.name)); err != nil {
+		return fmt.Errorf("watching nodes: %w", err)
+	}
+	reporter := &blockCounter{View: view}
+	opts := f.opts
+	opts.Drain.Force = f.force
+	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(newLogger(s.Err, f.verbose)))
+	res, runErr := eng.Upgrade(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
+	stopWatch()
+	view.Close()
+
+	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: reporter.n}
+	if runErr != nil {
+		sum.Error = runErr.Error()
+	}
+	if res != nil {
+		sum.UpToDate, sum.Target, sum.Replaced, sum.Removed, sum.Steps = res.UpToDate, res.Target, res.Replaced, res.Removed, res.Steps
+		sum.DurationSec = res.Duration.Seconds()
+	}
+	sum.PeakNodes, sum.NodesBefore = view.Peak()
+	sum.NodesAfter = countGroupNodes(context.WithoutCancel(ctx), kube, f.name)
+	sum.Disruptions = pdbs(context.WithoutCancel(ctx), kube)
+	if res == nil && runErr != nil {
+		return runErr // nothing was done: just the cause
+	}
+	if f.output == "json" {
+		enc := json.NewEncoder(s.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	} else {
+		printSummary(s, sum, view)
+	}
+	if runErr != nil {
+		var blocked *drain.BlockedError
+		if errors.As(runErr, &blocked) {
+			fmt.Fprintln(s.Err, "The upgrade stopped on a PodDisruptionBudget; the group is left as it is and the cluster-autoscaler restored. Fix the budget (or pass --force), then rerun the same command to resume.")
+		} else {
+			fmt.Fprintln(s.Err, "The upgrade stopped; rerun the same command to resume it from where it stopped.")
+		}
+	}
+	return runErr
+}
+
+// inGroup selects the nodes of a group by the labels EKS and eksctl put on them.
+func inGroup(name string) func(*corev1.Node) bool {
+	return func(n *corev1.Node) bool {
+		return n.Labels["eks.amazonaws.com/nodegroup"] == name || n.Labels["alpha.eksctl.io/nodegroup-name"] == name
+	}
+}
+
+func countGroupNodes(ctx context.Context, kube kubernetes.Interface, name string) int {
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for k := range nodes.Items {
+		if inGroup(name)(&nodes.Items[k]) {
+			n++
+		}
+	}
+	return n
+}
+
+func pdbs(ctx context.Context, kube kubernetes.Interface) []pdbStatus {
+	list, err := kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil
+	}
+	var out []pdbStatus
+	for _, p := range list.Items {
+		out = append(out, pdbStatus{Name: p.Namespace + "/" + p.Name, CurrentHealthy: p.Status.CurrentHealthy, DesiredHealthy: p.Status.DesiredHealthy, DisruptionsAllowed: p.Status.DisruptionsAllowed})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Name < out[b].Name })
+	return out
+}
+
+func printSummary(s Streams, sum summary, view *progress.View) {
+	w := s.Out
+	fmt.Fprintln(w)
+	switch {
+	case sum.UpToDate:
+		fmt.Fprintf(w, "%s/%s is up to date on %s; nothing was changed.\n", sum.Cluster, sum.Nodegroup, sum.Target.ImageID)
+		return
+	case sum.Succeeded:
+		fmt.Fprintf(w, "Upgraded %s/%s to %s in %s.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target), time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second))
+	default:
+		fmt.Fprintf(w, "The upgrade of %s/%s to %s stopped after %s.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target), time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second))
+	}
+	fmt.Fprintf(w, "  Nodes replaced:   %d (%s)\n", len(sum.Replaced), strings.Join(sum.Replaced, ", "))
+	fmt.Fprintf(w, "  Surplus removed:  %d\n", len(sum.Removed))
+	fmt.Fprintf(w, "  Node count:       %d before, %d at peak, %d after\n", sum.NodesBefore, sum.PeakNodes, sum.NodesAfter)
+	fmt.Fprintf(w, "  Refused evictions (retried): %d\n", sum.BlockedEvicts)
+	fmt.Fprintln(w, "  Time per step:")
+	for _, st := range sum.Steps {
+		d := "running"
+		if !st.End.IsZero() {
+			d = st.End.Sub(st.Start).Round(100 * time.Millisecond).String()
+		}
+		fmt.Fprintf(w, "    %-28s %s\n", st.Name, d)
+	}
+	fmt.Fprintln(w, "  PodDisruptionBudgets now:")
+	for _, p := range sum.Disruptions {
+		fmt.Fprintf(w, "    %-28s %d/%d healthy, %d disruptions allowed\n", p.Name, p.CurrentHealthy, p.DesiredHealthy, p.DisruptionsAllowed)
+	}
+	if t := view.Table(); t != "" {
+		fmt.Fprintln(w, "  Nodes now:")
+		fmt.Fprintln(w, t)
+	}
+}
+
+func targetText(t engine.Target) string {
+	if t.KubeMinor != "" {
+		return t.ImageID + " (Kubernetes " + t.KubeMinor + ")"
+	}
+	return t.ImageID
+}

@@ -1,0 +1,246 @@
+// Package engine upgrades a node group: a resumable state machine whose
+// every step is idempotent and whose progress is recorded in the cluster, so
+// that a restarted process picks up where the last one stopped. The CLI
+// drives it today; a controller can drive the same engine.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/drain"
+)
+
+// Options tune an upgrade. Zero values take the defaults of DefaultOptions.
+type Options struct {
+	// MaxUnavailable raises the surge above the AZ count when larger; 0 takes
+	// the group's own setting.
+	MaxUnavailable int
+	// PostCordonWait is the pause between cordon and terminate (EKS: 60s).
+	PostCordonWait time.Duration
+	// NodeReadyTimeout bounds the wait for new nodes to be Ready.
+	NodeReadyTimeout time.Duration
+	// NodeGoneTimeout bounds the wait for a terminated node to leave.
+	NodeGoneTimeout time.Duration
+	// PollInterval is how often the cloud is asked how the group is doing.
+	PollInterval time.Duration
+	// Drain tunes evictions (timeout, retry delay, force).
+	Drain drain.Options
+	// ClusterAutoscaler is the Deployment to pause: "auto" finds it in
+	// kube-system, "none" leaves any alone, or "namespace/name".
+	ClusterAutoscaler string
+	// Seed makes the random choice of old nodes repeatable; 0 picks one.
+	Seed uint64
+}
+
+// DefaultOptions are EKS's own.
+func DefaultOptions() Options {
+	return Options{
+		PostCordonWait: 60 * time.Second, NodeReadyTimeout: 15 * time.Minute, NodeGoneTimeout: 10 * time.Minute,
+		PollInterval: 2 * time.Second, Drain: drain.DefaultOptions(), ClusterAutoscaler: "auto",
+	}
+}
+
+func (o Options) withDefaults() Options {
+	d := DefaultOptions()
+	if o.PostCordonWait < 0 {
+		o.PostCordonWait = 0
+	} else if o.PostCordonWait == 0 {
+		o.PostCordonWait = d.PostCordonWait
+	}
+	if o.NodeReadyTimeout <= 0 {
+		o.NodeReadyTimeout = d.NodeReadyTimeout
+	}
+	if o.NodeGoneTimeout <= 0 {
+		o.NodeGoneTimeout = d.NodeGoneTimeout
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = d.PollInterval
+	}
+	if o.Drain.Timeout <= 0 {
+		o.Drain.Timeout = d.Drain.Timeout
+	}
+	if o.Drain.RetryDelay <= 0 {
+		o.Drain.RetryDelay = d.Drain.RetryDelay
+	}
+	if o.ClusterAutoscaler == "" {
+		o.ClusterAutoscaler = d.ClusterAutoscaler
+	}
+	return o
+}
+
+// Request is one upgrade to do.
+type Request struct {
+	Group  cloud.NodeGroupRef
+	Target TargetSpec
+}
+
+// Result says what an upgrade did.
+type Result struct {
+	UpToDate bool // nothing needed doing; nothing was changed
+	Target   Target
+	Replaced []string // old instances terminated
+	Removed  []string // surplus instances removed when scaling back
+	Steps    []Step
+	Duration time.Duration
+}
+
+// Reporter is told what the engine does as it does it.
+type Reporter interface {
+	// Step starts one of the seed's nine steps (0 for preparation).
+	Step(n int, title, detail string)
+	// Info reports progress within a step.
+	Info(msg string)
+	// Blocked reports evictions refused by disruption budgets.
+	Blocked(node string, blockers []drain.Blocker)
+}
+
+// Engine upgrades node groups of one cluster in one cloud.
+type Engine struct {
+	kube   kubernetes.Interface
+	cloud  cloud.Provider
+	clock  clock.WithTicker
+	log    *slog.Logger
+	report Reporter
+	opts   Options
+}
+
+// Option configures an Engine.
+type Option func(*Engine)
+
+// WithLogger sets the structured logger.
+func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
+
+// WithReporter sets who hears of progress.
+func WithReporter(r Reporter) Option { return func(e *Engine) { e.report = r } }
+
+// WithClock replaces the real clock, for tests.
+func WithClock(c clock.WithTicker) Option { return func(e *Engine) { e.clock = c } }
+
+// New returns an engine.
+func New(kube kubernetes.Interface, p cloud.Provider, o Options, opts ...Option) *Engine {
+	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(),
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}}
+	for _, opt := range opts {
+		opt(e)
+	}
+	return e
+}
+
+type nopReporter struct{}
+
+func (nopReporter) Step(int, string, string)        {}
+func (nopReporter) Info(string)                     {}
+func (nopReporter) Blocked(string, []drain.Blocker) {}
+
+// ErrTargetMismatch says another upgrade of the group is under way.
+var ErrTargetMismatch = errors.New("another upgrade of this node group is in progress")
+
+// Upgrade brings every node of the group onto the target AMI, or resumes the
+// upgrade recorded for the group. It checks every input before it changes
+// anything: a bad cluster, group or version fails with nothing touched.
+func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
+	start := e.clock.Now()
+	if err := req.Target.Validate(); err != nil {
+		return nil, err
+	}
+	cluster, err := e.cloud.Cluster(ctx, req.Group.Cluster)
+	if err != nil {
+		return nil, err
+	}
+	group, err := e.cloud.NodeGroup(ctx, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	cp, err := e.controlPlaneMinor(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cluster.Version != "" && cluster.Version != cp {
+		e.log.Warn("EKS and the API server disagree on the version; trusting the API server", "eks", cluster.Version, "apiserver", cp)
+	}
+	target, err := resolveTarget(ctx, e.cloud, group, req.Target, cp)
+	if err != nil {
+		return nil, err
+	}
+	store := recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
+	rec, err := store.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Active() && rec.Target.ImageID != target.ImageID {
+		return nil, fmt.Errorf("%w: %s to AMI %s (%s), started %s, reached %s; rerun with that target to resume it, or finish it first",
+			ErrTargetMismatch, req.Group, rec.Target.ImageID, rec.Target.ImageName, rec.Started.Format(time.RFC3339), rec.Phase)
+	}
+	if !rec.Active() && upToDate(group, target) {
+		e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(group.Instances), req.Group, describeTarget(target)))
+		return &Result{UpToDate: true, Target: target, Duration: e.clock.Since(start)}, nil
+	}
+
+	u, err := e.newUpgrade(ctx, store, rec, group, target)
+	if err != nil {
+		return nil, err
+	}
+	defer u.close()
+	err = u.run(ctx)
+	res := &Result{Target: target, Replaced: u.rec.Replaced, Removed: u.rec.Removed, Steps: u.rec.Steps, Duration: e.clock.Since(start)}
+	return res, err
+}
+
+func upToDate(g cloud.NodeGroup, t Target) bool {
+	if g.ImageID != t.ImageID || len(g.Instances) != g.Desired {
+		return false
+	}
+	if t.TemplateVersion != 0 && g.TemplateVersion != t.TemplateVersion {
+		return false
+	}
+	for _, i := range g.Instances {
+		if i.ImageID != t.ImageID || i.Terminating() {
+			return false
+		}
+	}
+	return true
+}
+
+func describeTarget(t Target) string {
+	s := t.ImageID
+	var about []string
+	if t.KubeMinor != "" {
+		about = append(about, "Kubernetes "+t.KubeMinor)
+	}
+	if t.ImageName != "" {
+		about = append(about, t.ImageName)
+	}
+	if len(about) > 0 {
+		s += " (" + strings.Join(about, ", ") + ")"
+	}
+	return s
+}
+
+func (e *Engine) controlPlaneMinor(ctx context.Context) (string, error) {
+	v, err := e.kube.Discovery().ServerVersion()
+	if err != nil {
+		return "", fmt.Errorf("asking the API server its version (is the kubeconfig right?): %w", err)
+	}
+	minor := strings.TrimRightFunc(v.Minor, func(r rune) bool { return r < '0' || r > '9' })
+	return v.Major + "." + minor, nil
+}
+
+// newRand returns the engine's random source, seeded when asked to be.
+func (e *Engine) newRand() *rand.Rand {
+	seed := e.opts.Seed
+	if seed == 0 {
+		seed = uint64(e.clock.Now().UnixNano())
+	}
+	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}

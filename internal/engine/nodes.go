@@ -1,0 +1,99 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
+)
+
+// upgradeTaint keeps pods off old nodes, as EKS taints them.
+var upgradeTaint = corev1.Taint{Key: "eks.amazonaws.com/nodegroup", Value: "unschedulable", Effect: corev1.TaintEffectNoSchedule}
+
+// Node annotations that record per-node progress, so a resumed run finishes
+// the node it was on before it starts another.
+const (
+	annPhase      = "noderoll.io/phase"
+	annCordonedAt = "noderoll.io/cordoned-at"
+	annReplacing  = "replacing" // an old node being drained and terminated
+	annRemoving   = "removing"  // a surplus node being removed at scale-back
+)
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// updateNode applies fn to a fresh copy of the node and writes it, retrying
+// on conflict; fn returns false when there is nothing to change.
+func (u *upgrade) updateNode(ctx context.Context, name string, fn func(*corev1.Node) bool) (bool, error) {
+	changed := false
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		n, err := u.kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if changed = fn(n); !changed {
+			return nil
+		}
+		_, err = u.kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		return false, fmt.Errorf("updating node %s: %w", name, err)
+	}
+	return changed, nil
+}
+
+func (u *upgrade) taint(ctx context.Context, n *corev1.Node) (bool, error) {
+	return u.updateNode(ctx, n.Name, func(n *corev1.Node) bool {
+		for _, t := range n.Spec.Taints {
+			if t.MatchTaint(&upgradeTaint) {
+				return false
+			}
+		}
+		n.Spec.Taints = append(n.Spec.Taints, upgradeTaint)
+		return true
+	})
+}
+
+func (u *upgrade) mark(ctx context.Context, n *corev1.Node, phase string) error {
+	_, err := u.updateNode(ctx, n.Name, func(n *corev1.Node) bool {
+		if n.Annotations[annPhase] == phase {
+			return false
+		}
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations[annPhase] = phase
+		return true
+	})
+	return err
+}
+
+// cordonedAt returns when the node was cordoned, recording now if no time is
+// recorded yet: a resumed run waits only what is left of the post-cordon wait.
+func (u *upgrade) cordonedAt(ctx context.Context, n *corev1.Node) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedAt]); err == nil {
+		return t, nil
+	}
+	now := u.clock.Now().UTC()
+	_, err := u.updateNode(ctx, n.Name, func(n *corev1.Node) bool {
+		if _, ok := n.Annotations[annCordonedAt]; ok {
+			return false
+		}
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		n.Annotations[annCordonedAt] = now.Format(time.RFC3339)
+		return true
+	})
+	return now, err
+}

@@ -1,0 +1,133 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Phases of an upgrade, in order. The record's phase says how far a run got;
+// every step is also checked against the cloud and the cluster, so a step
+// done but not yet recorded is found done on resume, never done twice.
+const (
+	PhaseStarted     = "Started"
+	PhaseSurging     = "Surging"
+	PhaseReplacing   = "Replacing"
+	PhaseScalingDown = "ScalingDown"
+	PhaseCompleted   = "Completed"
+	PhaseFailed      = "Failed"
+)
+
+// Record is an upgrade's progress, kept in the cluster (a ConfigMap in
+// kube-system) so that any process can resume it.
+type Record struct {
+	Cluster   string `json:"cluster"`
+	Nodegroup string `json:"nodegroup"`
+	ASG       string `json:"autoScalingGroup"`
+	Target    Target `json:"target"`
+	Phase     string `json:"phase"`
+	// What the group looked like before, restored at the end.
+	OriginalMin             int   `json:"originalMin"`
+	OriginalMax             int   `json:"originalMax"`
+	OriginalDesired         int   `json:"originalDesired"`
+	OriginalTemplateVersion int64 `json:"originalTemplateVersion"`
+	// AZRebalanceSuspended is set when noderoll suspended it (and must resume it).
+	AZRebalanceSuspended bool      `json:"azRebalanceSuspended,omitempty"`
+	Surge                int       `json:"surge"`
+	TemplateVersion      int64     `json:"templateVersion,omitempty"`
+	Replaced             []string  `json:"replaced,omitempty"` // old instances terminated
+	Removed              []string  `json:"removed,omitempty"`  // surplus instances removed at scale-down
+	Steps                []Step    `json:"steps,omitempty"`
+	Started              time.Time `json:"started"`
+	Updated              time.Time `json:"updated"`
+	Message              string    `json:"message,omitempty"`
+}
+
+// Step is one timed step of the run.
+type Step struct {
+	Name  string    `json:"name"`
+	Start time.Time `json:"start"`
+	End   time.Time `json:"end,omitempty"`
+}
+
+// Active reports whether the record is of an upgrade not finished.
+func (r *Record) Active() bool { return r != nil && r.Phase != PhaseCompleted }
+
+// recordName is the ConfigMap holding a group's record: a hash keeps it a
+// valid name whatever the cluster and group are called.
+func recordName(cluster, group string) string {
+	sum := sha256.Sum256([]byte(cluster + "/" + group))
+	return "noderoll-upgrade-" + hex.EncodeToString(sum[:])[:12]
+}
+
+// Namespace holds noderoll's records.
+const Namespace = "kube-system"
+
+const recordKey = "record.json"
+
+type recordStore struct {
+	client kubernetes.Interface
+	name   string
+}
+
+func (s recordStore) load(ctx context.Context) (*Record, error) {
+	cm, err := s.client.CoreV1().ConfigMaps(Namespace).Get(ctx, s.name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading upgrade record %s/%s: %w", Namespace, s.name, err)
+	}
+	var r Record
+	if err := json.Unmarshal([]byte(cm.Data[recordKey]), &r); err != nil {
+		return nil, fmt.Errorf("upgrade record %s/%s is not readable (%v): delete it to start afresh", Namespace, s.name, err)
+	}
+	return &r, nil
+}
+
+func (s recordStore) save(ctx context.Context, r *Record) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	cm := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: s.name, Namespace: Namespace,
+			Labels: map[string]string{
+				"app.kubernetes.io/managed-by": "noderoll",
+				"noderoll.io/nodegroup":        sanitizeLabel(r.Nodegroup),
+			},
+			Annotations: map[string]string{"noderoll.io/cluster": r.Cluster, "noderoll.io/nodegroup": r.Nodegroup},
+		},
+		Data: map[string]string{recordKey: string(b)},
+	}
+	_, err = s.client.CoreV1().ConfigMaps(Namespace).Update(ctx, cm, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) {
+		_, err = s.client.CoreV1().ConfigMaps(Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	}
+	if err != nil {
+		return fmt.Errorf("saving upgrade record %s/%s: %w", Namespace, s.name, err)
+	}
+	return nil
+}
+
+func sanitizeLabel(v string) string {
+	out := []byte{}
+	for _, c := range []byte(v) {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
+			out = append(out, c)
+		}
+	}
+	if len(out) > 63 {
+		out = out[:63]
+	}
+	return string(out)
+}

@@ -1,0 +1,114 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+)
+
+// TargetSpec is what the user asked to upgrade to; exactly one of the first
+// four is set.
+type TargetSpec struct {
+	KubernetesVersion     string // "1.37" (or "1.37.2": the minor counts)
+	ReleaseVersion        string // "1.37.2-20261115"
+	LaunchTemplateVersion int64  // an existing version of the group's template
+	AMI                   string // an explicit image
+	Family                string // "al2023" (default) or "bottlerocket"
+}
+
+// Target is the resolved AMI an upgrade moves the group to.
+type Target struct {
+	ImageID        string `json:"imageId"`
+	ImageName      string `json:"imageName,omitempty"`
+	KubeMinor      string `json:"kubernetesVersion,omitempty"`
+	ReleaseVersion string `json:"releaseVersion,omitempty"`
+	// TemplateVersion is set when the user named an existing version.
+	TemplateVersion int64 `json:"launchTemplateVersion,omitempty"`
+}
+
+var minorRE = regexp.MustCompile(`^v?(1\.\d{1,3})(\.\d+)?$`)
+
+// Validate checks the spec's form before anything is looked up.
+func (t TargetSpec) Validate() error {
+	n := 0
+	for _, set := range []bool{t.KubernetesVersion != "", t.ReleaseVersion != "", t.LaunchTemplateVersion != 0, t.AMI != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("say what to upgrade to with exactly one of --kubernetes-version, --release-version, --launch-template-version or --ami (got %d)", n)
+	}
+	if t.KubernetesVersion != "" && !minorRE.MatchString(t.KubernetesVersion) {
+		return fmt.Errorf("--kubernetes-version %q: want a version like 1.37", t.KubernetesVersion)
+	}
+	if t.LaunchTemplateVersion < 0 {
+		return fmt.Errorf("--launch-template-version %d: want a version number of the group's launch template", t.LaunchTemplateVersion)
+	}
+	if t.Family != "" && t.Family != "al2023" && t.Family != "bottlerocket" {
+		return fmt.Errorf("--ami-family %q: want al2023 or bottlerocket", t.Family)
+	}
+	if t.Family == "bottlerocket" && t.KubernetesVersion == "" {
+		return fmt.Errorf("--ami-family bottlerocket goes with --kubernetes-version")
+	}
+	return nil
+}
+
+// resolveTarget finds the AMI the spec names and checks that kubelets on it
+// may join this control plane: not newer, and at most 3 minors older.
+func resolveTarget(ctx context.Context, p cloud.Provider, g cloud.NodeGroup, spec TargetSpec, controlPlane string) (Target, error) {
+	q := cloud.ImageQuery{ReleaseVersion: spec.ReleaseVersion, ImageID: spec.AMI, Family: spec.Family}
+	if spec.KubernetesVersion != "" {
+		q.KubernetesVersion = minorRE.FindStringSubmatch(spec.KubernetesVersion)[1]
+		if err := checkSkew(q.KubernetesVersion, controlPlane); err != nil {
+			return Target{}, err
+		}
+	}
+	if spec.LaunchTemplateVersion != 0 {
+		id, err := p.TemplateImage(ctx, g.TemplateID, spec.LaunchTemplateVersion)
+		if err != nil {
+			return Target{}, fmt.Errorf("--launch-template-version %d: %w", spec.LaunchTemplateVersion, err)
+		}
+		q.ImageID = id
+	}
+	img, err := p.ResolveImage(ctx, q)
+	if err != nil {
+		return Target{}, err
+	}
+	t := Target{ImageID: img.ID, ImageName: img.Name, KubeMinor: img.KubeMinor, ReleaseVersion: img.ReleaseVersion, TemplateVersion: spec.LaunchTemplateVersion}
+	if t.KubeMinor != "" {
+		if err := checkSkew(t.KubeMinor, controlPlane); err != nil {
+			return Target{}, fmt.Errorf("AMI %s (%s): %w", img.ID, img.Name, err)
+		}
+	}
+	return t, nil
+}
+
+// checkSkew applies Kubernetes' version skew policy for kubelets.
+func checkSkew(kubelet, controlPlane string) error {
+	k, err1 := minorOf(kubelet)
+	c, err2 := minorOf(controlPlane)
+	if err1 != nil || err2 != nil {
+		return fmt.Errorf("cannot compare Kubernetes versions %q and %q", kubelet, controlPlane)
+	}
+	switch {
+	case k > c:
+		return fmt.Errorf("Kubernetes %s is newer than the control plane (%s): upgrade the control plane first", kubelet, controlPlane)
+	case c-k > 3:
+		return fmt.Errorf("Kubernetes %s is more than 3 minor versions older than the control plane (%s), which kubelets do not support: pick 1.%d or newer", kubelet, controlPlane, c-3)
+	}
+	return nil
+}
+
+func minorOf(v string) (int, error) {
+	v = strings.TrimPrefix(v, "v")
+	parts := strings.Split(v, ".")
+	if len(parts) < 2 || parts[0] != "1" {
+		return 0, fmt.Errorf("not a 1.x version: %q", v)
+	}
+	return strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+}

@@ -1,0 +1,200 @@
+// Package progress shows an upgrade as it happens: the engine's steps and
+// every node of the group coming and going, as plain timestamped lines that
+// read well in a terminal and in a CI log. On a terminal a status line at the
+// bottom keeps the current step and node count in view.
+package progress
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/drain"
+)
+
+// View renders progress. It implements engine.Reporter.
+type View struct {
+	out   io.Writer
+	tty   bool
+	clock clock.Clock
+	start time.Time
+
+	mu      sync.Mutex
+	step    string
+	nodes   map[string]string // name -> last rendered state
+	peak    int
+	initial int
+	status  bool // a status line is on screen
+}
+
+// NewView returns a view writing to out; tty enables the status line.
+func NewView(out io.Writer, tty bool, clk clock.Clock) *View {
+	return &View{out: out, tty: tty, clock: clk, start: clk.Now(), nodes: map[string]string{}, initial: -1}
+}
+
+// Step implements engine.Reporter.
+func (v *View) Step(n int, title, detail string) {
+	label := "     "
+	if n > 0 {
+		label = fmt.Sprintf("[%d/9]", n)
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.step = strings.TrimSpace(label + " " + title)
+	v.line(fmt.Sprintf("%s %s: %s", label, title, detail))
+}
+
+// Info implements engine.Reporter.
+func (v *View) Info(msg string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.line("      " + msg)
+}
+
+// Blocked implements engine.Reporter.
+func (v *View) Blocked(node string, blockers []drain.Blocker) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, b := range blockers {
+		v.line(fmt.Sprintf("      ! eviction from %s refused, retrying: %s", short(node), b))
+	}
+}
+
+// Peak is the most nodes of the group seen at once.
+func (v *View) Peak() (peak, initial int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.peak, v.initial
+}
+
+// line prints one line, keeping the status line (on a tty) below it; callers
+// hold mu.
+func (v *View) line(s string) {
+	if v.status {
+		fmt.Fprint(v.out, "\r\033[K")
+	}
+	fmt.Fprintf(v.out, "%s  %s\n", v.clock.Now().Format("15:04:05"), s)
+	if v.tty {
+		fmt.Fprintf(v.out, "\033[2m%s · %d nodes · %s elapsed\033[0m", v.step, len(v.nodes), v.clock.Since(v.start).Round(time.Second))
+		v.status = true
+	}
+}
+
+// Close ends the status line.
+func (v *View) Close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.status {
+		fmt.Fprint(v.out, "\r\033[K")
+		v.status = false
+	}
+}
+
+// WatchNodes prints every change of the nodes match selects, until ctx ends:
+// nodes joining (+), changing (~) and leaving (-), with zone, kubelet
+// version, AMI and status as `kubectl get nodes` shows it.
+func (v *View) WatchNodes(ctx context.Context, c kubernetes.Interface, match func(*corev1.Node) bool) error {
+	factory := informers.NewSharedInformerFactory(c, 0)
+	inf := factory.Core().V1().Nodes().Informer()
+	show := func(obj any, gone bool) {
+		n, ok := obj.(*corev1.Node)
+		if !ok {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				n, _ = d.Obj.(*corev1.Node)
+			}
+		}
+		if n == nil || !match(n) {
+			return
+		}
+		v.node(n, gone)
+	}
+	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(o any) { show(o, false) },
+		UpdateFunc: func(_, o any) { show(o, false) },
+		DeleteFunc: func(o any) { show(o, true) },
+	})
+	if err != nil {
+		return err
+	}
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		return ctx.Err()
+	}
+	v.mu.Lock()
+	if v.initial < 0 {
+		v.initial = len(v.nodes)
+	}
+	v.mu.Unlock()
+	return nil
+}
+
+func (v *View) node(n *corev1.Node, gone bool) {
+	state := NodeStatus(n)
+	if gone {
+		state = "gone"
+	}
+	row := fmt.Sprintf("%-16s %-11s %-20s %-22s %s", short(n.Name), n.Labels["topology.kubernetes.io/zone"],
+		n.Status.NodeInfo.KubeletVersion, n.Labels["eks.amazonaws.com/nodegroup-image"], state)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	prev, known := v.nodes[n.Name]
+	if prev == row {
+		return
+	}
+	mark := "~"
+	switch {
+	case gone:
+		mark = "-"
+		delete(v.nodes, n.Name)
+	case !known:
+		mark = "+"
+		v.nodes[n.Name] = row
+	default:
+		v.nodes[n.Name] = row
+	}
+	if len(v.nodes) > v.peak {
+		v.peak = len(v.nodes)
+	}
+	v.line(fmt.Sprintf("  %s %s", mark, row))
+}
+
+// Table renders the current nodes, as a closing picture.
+func (v *View) Table() string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	rows := make([]string, 0, len(v.nodes))
+	for _, r := range v.nodes {
+		rows = append(rows, "    "+r)
+	}
+	sort.Strings(rows)
+	return strings.Join(rows, "\n")
+}
+
+// NodeStatus is the STATUS column of `kubectl get nodes`.
+func NodeStatus(n *corev1.Node) string {
+	s := "NotReady"
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			s = "Ready"
+		}
+	}
+	if n.Spec.Unschedulable {
+		s += ",SchedulingDisabled"
+	}
+	if n.DeletionTimestamp != nil {
+		s += ",Terminating"
+	}
+	return s
+}
+
+func short(name string) string { return strings.Split(name, ".")[0] }
