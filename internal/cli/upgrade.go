@@ -28,7 +28,7 @@ import (
 type upgradeFlags struct {
 	cluster, name           string
 	target                  engine.TargetSpec
-	region, profile         string
+	aws                     awscloud.Options
 	kubeconfig, kubeContext string
 	opts                    engine.Options
 	force                   bool
@@ -84,8 +84,8 @@ target is left untouched.`,
 	fl.Int64Var(&f.target.LaunchTemplateVersion, "launch-template-version", 0, "upgrade to the AMI of this existing version of the group's launch template")
 	fl.StringVar(&f.target.AMI, "ami", "", "upgrade to this AMI ID")
 	fl.StringVar(&f.target.Family, "ami-family", "al2023", "AMI family for --kubernetes-version: al2023 or bottlerocket")
-	fl.StringVar(&f.region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
-	fl.StringVar(&f.profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE)")
+	fl.StringVar(&f.aws.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
+	fl.StringVar(&f.aws.Profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE)")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
 	fl.IntVar(&f.opts.MaxUnavailable, "max-unavailable", 0, "surge at least this many nodes (default: the group's own setting)")
@@ -172,7 +172,10 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if err != nil {
 		return err
 	}
-	p, err := awscloud.New(ctx, awscloud.Options{Region: f.region, Profile: f.profile})
+	log := newLogger(s.Err, f.verbose)
+	awsOpts := f.aws
+	awsOpts.Log = log
+	p, err := awscloud.New(ctx, awsOpts)
 	if err != nil {
 		return err
 	}
@@ -198,7 +201,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	reporter := &blockCounter{View: view}
 	opts := f.opts
 	opts.Drain.Force = f.force
-	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(newLogger(s.Err, f.verbose)))
+	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log))
 	res, runErr := eng.Upgrade(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
 	stopWatch()
 	view.Close()

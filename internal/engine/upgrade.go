@@ -274,18 +274,20 @@ func (u *upgrade) replaceOld(ctx context.Context) error {
 // budgets), cordon, wait, terminate through the group, wait until it is gone.
 // decrement lowers desired capacity (scaling back) instead of replacing it.
 func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement bool, k, of int) error {
-	mark, verb := annReplacing, "Replace"
+	// Replacing old nodes is the seed's steps 5 to 7; removing surplus nodes
+	// is all step 9.
+	mark, verb, evict, cordon, term := annReplacing, "Replace", 5, 6, 7
 	if decrement {
-		mark, verb = annRemoving, "Remove"
+		mark, verb, evict, cordon, term = annRemoving, "Remove surplus", 9, 9, 9
 	}
 	name := inst.NodeName
 	if n := u.nodeOf(inst.ID); n != nil {
 		name = n.Name
 	}
-	done := u.timed(ctx, strings.ToLower(verb)+" "+inst.ID)
+	done := u.timed(ctx, strings.ToLower(strings.Fields(verb)[0])+" "+inst.ID)
 	defer done()
 	if n := u.nodeOf(inst.ID); n != nil {
-		u.report.Step(5, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("%s (%s, %s): evicting its pods", n.Name, inst.AZ, inst.ID))
+		u.report.Step(evict, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("%s (%s, %s): evicting its pods", n.Name, inst.AZ, inst.ID))
 		if err := u.mark(ctx, n, mark); err != nil {
 			return err
 		}
@@ -309,7 +311,7 @@ func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement boo
 				return err
 			}
 			wait := u.opts.PostCordonWait - u.clock.Since(at)
-			u.report.Step(6, "Cordon", fmt.Sprintf("%s drained and cordoned; terminating in %s", n.Name, max(wait, 0).Round(time.Second)))
+			u.report.Step(cordon, "Cordon", fmt.Sprintf("%s drained and cordoned; terminating in %s", n.Name, max(wait, 0).Round(time.Second)))
 			u.events.node(ctx, n.Name, corev1.EventTypeNormal, "NoderollCordoned", "all pods evicted; node cordoned")
 			if wait > 0 {
 				select {
@@ -328,7 +330,7 @@ func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement boo
 	if decrement {
 		how = "decrementing desired capacity"
 	}
-	u.report.Step(7, "Terminate", fmt.Sprintf("%s (%s) %s", inst.ID, name, how))
+	u.report.Step(term, "Terminate", fmt.Sprintf("%s (%s) %s", inst.ID, name, how))
 	return u.waitGone(ctx, inst.ID)
 }
 

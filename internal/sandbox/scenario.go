@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"strings"
 	"time"
@@ -16,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
@@ -222,6 +224,9 @@ func (s Scenario) podTemplate(labels map[string]string, image string, tol []core
 				}},
 			}},
 			Tolerations: tol,
+			// kwok's delete stage jitters up to the deletion deadline, so the
+			// grace period bounds how long a pod takes to stop.
+			TerminationGracePeriodSeconds: ptr.To(int64(math.Ceil(s.PodStopDelay.Seconds()))),
 		},
 	}
 	if spread {

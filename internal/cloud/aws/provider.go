@@ -3,6 +3,8 @@ package aws
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
 	"reflect"
 	"regexp"
 	"sort"
@@ -18,6 +20,7 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/smithy-go/logging"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 )
@@ -25,6 +28,9 @@ import (
 // Options configure how the provider reaches AWS. Empty fields fall back to
 // the SDK's usual chain (environment, shared config, instance role).
 type Options struct {
+	// Log receives the SDK's own log lines (retries, connection notes) at
+	// debug level; nil discards them.
+	Log             *slog.Logger
 	Region          string
 	Profile         string
 	Endpoint        string // overrides every service's endpoint (the sandbox's)
@@ -56,6 +62,15 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	}
 	// Throttling and transient faults are retried by the SDK with backoff.
 	opts = append(opts, config.WithRetryMaxAttempts(8))
+	// The SDK's warnings are about connection reuse, not the outcome of a
+	// call: keep them out of the user's view unless asked for.
+	log := o.Log
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	opts = append(opts, config.WithLogger(logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		log.Debug(fmt.Sprintf(format, v...), "source", "aws-sdk", "class", string(c))
+	})))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)

@@ -1,7 +1,6 @@
 package awssim
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"sort"
@@ -40,8 +39,7 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, apiErr, eksContentType)
 		return
 	}
-	w.Header().Set("Content-Type", eksContentType)
-	_ = json.NewEncoder(w).Encode(out)
+	writeJSON(w, http.StatusOK, eksContentType, out)
 }
 
 func eksNotFound(format string, args ...any) *APIError {

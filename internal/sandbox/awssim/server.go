@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -153,14 +154,21 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, svc string, 
 		writeErr(w, apiErr, reqID)
 		return
 	}
-	w.Header().Set("Content-Type", "text/xml")
-	w.Header().Set("X-Amzn-Requestid", reqID)
 	body, err := xml.Marshal(withRequestID(out, reqID))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
 	}
-	_, _ = w.Write([]byte(xml.Header))
+	w.Header().Set("X-Amzn-Requestid", reqID)
+	writeBody(w, http.StatusOK, "text/xml", append([]byte(xml.Header), body...))
+}
+
+// writeBody writes a whole response with its Content-Length, as AWS does;
+// a chunked body leaves the SDK a trailer to discard after decoding.
+func writeBody(w http.ResponseWriter, status int, contentType string, body []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
 
@@ -197,9 +205,7 @@ func writeQueryError(w http.ResponseWriter, e *APIError, reqID string) {
 		Error     errBody
 		RequestID string `xml:"RequestId"`
 	}{Error: errBody{typ, e.Code, e.Message}, RequestID: reqID})
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(body)
+	writeBody(w, e.Status, "text/xml", body)
 }
 
 // writeEC2Error writes the ec2Query error envelope.
@@ -213,17 +219,22 @@ func writeEC2Error(w http.ResponseWriter, e *APIError, reqID string) {
 		Errors    []errBody `xml:"Errors>Error"`
 		RequestID string    `xml:"RequestID"`
 	}{Errors: []errBody{{e.Code, e.Message}}, RequestID: reqID})
-	w.Header().Set("Content-Type", "text/xml")
-	w.WriteHeader(e.Status)
-	_, _ = w.Write(body)
+	writeBody(w, e.Status, "text/xml", body)
 }
 
 // writeJSONError writes the error shape of the JSON protocols (SSM, EKS).
 func writeJSONError(w http.ResponseWriter, e *APIError, contentType string) {
-	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("X-Amzn-Errortype", e.Code)
-	w.WriteHeader(e.Status)
-	_ = json.NewEncoder(w).Encode(map[string]string{"__type": e.Code, "message": e.Message})
+	writeJSON(w, e.Status, contentType, map[string]string{"__type": e.Code, "message": e.Message})
+}
+
+func writeJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeBody(w, status, contentType, body)
 }
 
 // serveAdmin is the sandbox's own control surface (not an AWS API): faults,

@@ -78,6 +78,5 @@ func (s *Server) serveSSM(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, apiErr, ssmContentType)
 		return
 	}
-	w.Header().Set("Content-Type", ssmContentType)
-	_ = json.NewEncoder(w).Encode(out)
+	writeJSON(w, http.StatusOK, ssmContentType, out)
 }

@@ -1,0 +1,240 @@
+// Package e2e runs noderoll end to end on the local sandbox: a real control
+// plane and the local AWS endpoint, driven through the noderoll binary as a
+// user would, and checked through the Kubernetes API and the AWS SDK.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/noderoll/noderoll/internal/sandbox"
+)
+
+// harness holds what every test shares: the noderoll binary built once.
+type harness struct {
+	once   sync.Once
+	binary string
+	err    error
+}
+
+var shared harness
+
+// noderollBinary builds cmd/noderoll once per test run, and the sandbox's
+// control plane binaries when they are missing.
+func noderollBinary(t *testing.T) string {
+	t.Helper()
+	shared.once.Do(func() {
+		dir, err := os.MkdirTemp("", "noderoll-e2e-bin-")
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.binary = filepath.Join(dir, "noderoll")
+		cmd := exec.Command("go", "build", "-o", shared.binary, "../../cmd/noderoll")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			shared.err = fmt.Errorf("building noderoll: %v\n%s", err, out)
+			return
+		}
+		home, checkout := sandbox.Home()
+		tc := sandbox.NewToolchain(home, sandbox.ToolsModuleDir(checkout))
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Minute)
+		defer cancel()
+		shared.err = tc.Ensure(ctx, os.Stderr)
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.binary
+}
+
+// Sandbox is one running sandbox of a test, with clients onto it.
+type Sandbox struct {
+	t     *testing.T
+	Dir   string
+	State *sandbox.State
+	Kube  kubernetes.Interface
+	ASG   *autoscaling.Client
+	EC2   *ec2.Client
+	SSM   *ssm.Client
+	EKS   *eks.Client
+	env   []string
+}
+
+// fastDelays keep the sandbox realistic in shape but quick.
+var fastDelays = []string{"--boot-delay=2s", "--node-ready-delay=1s", "--shutdown-delay=1s", "--pod-start-delay=1s", "--pod-stop-delay=1s"}
+
+// StartSandbox brings a sandbox up through `noderoll sandbox up` with the
+// given extra flags, and brings it down when the test ends, checking that no
+// process it started is left.
+func StartSandbox(t *testing.T, flags ...string) *Sandbox {
+	t.Helper()
+	bin := noderollBinary(t)
+	dir := t.TempDir()
+	name := fmt.Sprintf("e2e-%d", time.Now().UnixNano()%1e9)
+	s := &Sandbox{t: t, Dir: dir}
+	args := append([]string{"sandbox", "up", "--dir", dir, "--name", name}, fastDelays...)
+	res := s.run(nil, append(args, flags...)...)
+	if res.Code != 0 {
+		t.Fatalf("sandbox up failed (%d):\n%s\n%s", res.Code, res.Stdout, res.Stderr)
+	}
+	st, err := sandbox.Load(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.State = st
+	t.Cleanup(func() { s.stop(bin, name) })
+	if s.Kube, err = st.KubeClient(); err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range st.Env() {
+		s.env = append(s.env, kv[0]+"="+kv[1])
+	}
+	cfg := aws.Config{
+		Region:       st.Region,
+		Credentials:  credentials.NewStaticCredentialsProvider(sandbox.AccessKeyID, sandbox.SecretAccessKey, ""),
+		BaseEndpoint: aws.String(st.AWSEndpoint),
+	}
+	s.ASG, s.EC2, s.SSM, s.EKS = autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), eks.NewFromConfig(cfg)
+	return s
+}
+
+func (s *Sandbox) stop(bin, name string) {
+	pids := s.State.Processes()
+	res := s.run(nil, "sandbox", "down", "--dir", s.Dir, "--name", name)
+	if res.Code != 0 {
+		s.t.Errorf("sandbox down failed: %s", res.Stderr)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for comp, pid := range pids {
+		for alive(pid) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if alive(pid) {
+			s.t.Errorf("sandbox down left %s (pid %d) running", comp, pid)
+		}
+	}
+}
+
+// alive reports a live, non-zombie process.
+func alive(pid int) bool {
+	if pid <= 0 || syscall.Kill(pid, 0) != nil {
+		return false
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	return err == nil && !strings.Contains(string(b), ") Z ")
+}
+
+// Result is how a noderoll run ended.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// LastLine is the last non-empty line of stderr: the one-line cause.
+func (r Result) LastLine() string {
+	lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+	return lines[len(lines)-1]
+}
+
+// Noderoll runs the noderoll binary with the sandbox's environment, as after
+// `eval "$(noderoll sandbox env)"`.
+func (s *Sandbox) Noderoll(args ...string) Result {
+	s.t.Helper()
+	return s.run(s.env, args...)
+}
+
+func (s *Sandbox) run(env []string, args ...string) Result {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, noderollBinary(s.t), args...)
+	cmd.Env = append(cleanEnv(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		s.t.Fatalf("running noderoll %v: %v", args, err)
+	}
+	s.t.Logf("noderoll %s -> exit %d\n%s%s", strings.Join(args, " "), code, tail(out.String(), 60), tail(errb.String(), 20))
+	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// cleanEnv is the test's environment without any real AWS or kube settings.
+func cleanEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AWS_") || strings.HasPrefix(kv, "KUBECONFIG=") || strings.HasPrefix(kv, "NODEROLL_SANDBOX=") {
+			continue
+		}
+		out = append(out, kv)
+	}
+	return out
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = append([]string{"..."}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Group describes the scenario's Auto Scaling group.
+func (s *Sandbox) Group() astypes.AutoScalingGroup {
+	s.t.Helper()
+	out, err := s.ASG.DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if len(out.AutoScalingGroups) != 1 {
+		s.t.Fatalf("want 1 Auto Scaling group, got %d", len(out.AutoScalingGroups))
+	}
+	return out.AutoScalingGroups[0]
+}
+
+// RecommendedAMI asks SSM for the recommended AL2023 AMI of a minor.
+func (s *Sandbox) RecommendedAMI(minor string) string {
+	s.t.Helper()
+	out, err := s.SSM.GetParameter(context.Background(), &ssm.GetParameterInput{Name: aws.String("/aws/service/eks/optimized-ami/" + minor + "/amazon-linux-2023/x86_64/standard/recommended/image_id")})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return aws.ToString(out.Parameter.Value)
+}
+
+// Activities lists the group's scaling activities, oldest first.
+func (s *Sandbox) Activities() []astypes.Activity {
+	s.t.Helper()
+	g := s.Group()
+	out, err := s.ASG.DescribeScalingActivities(context.Background(), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: g.AutoScalingGroupName})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	acts := out.Activities
+	for i, j := 0, len(acts)-1; i < j; i, j = i+1, j-1 {
+		acts[i], acts[j] = acts[j], acts[i]
+	}
+	return acts
+}

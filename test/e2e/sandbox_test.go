@@ -1,0 +1,167 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// groupNodes lists the nodes of the seed's managed group.
+func groupNodes(t *testing.T, s *Sandbox) []corev1.Node {
+	t.Helper()
+	nodes, err := s.Kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: "eks.amazonaws.com/nodegroup=nodegroup"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes.Items
+}
+
+func ready(n corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// eventually polls cond until it holds or the time is up.
+func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s; last seen: %s", what, within, state)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
+	s := StartSandbox(t)
+	ctx := context.Background()
+	old := s.RecommendedAMI("1.36")
+
+	nodes := groupNodes(t, s)
+	zones := map[string]bool{}
+	for _, n := range nodes {
+		zones[n.Labels["topology.kubernetes.io/zone"]] = true
+		if !ready(n) {
+			t.Errorf("node %s is not Ready", n.Name)
+		}
+		if n.Labels["eks.amazonaws.com/nodegroup-image"] != old {
+			t.Errorf("node %s: image label %q, want %s", n.Name, n.Labels["eks.amazonaws.com/nodegroup-image"], old)
+		}
+		if !strings.HasPrefix(n.Status.NodeInfo.KubeletVersion, "v1.36.") || n.Status.NodeInfo.OSImage == "" || n.Status.NodeInfo.ContainerRuntimeVersion == "" {
+			t.Errorf("node %s: nodeInfo %+v", n.Name, n.Status.NodeInfo)
+		}
+		if !strings.HasPrefix(n.Spec.ProviderID, "aws:///"+n.Labels["topology.kubernetes.io/zone"]+"/i-") {
+			t.Errorf("node %s: providerID %q", n.Name, n.Spec.ProviderID)
+		}
+		for _, l := range []string{"node.kubernetes.io/instance-type", "eks.amazonaws.com/capacityType", "topology.kubernetes.io/region"} {
+			if n.Labels[l] == "" {
+				t.Errorf("node %s lacks label %s", n.Name, l)
+			}
+		}
+	}
+	if len(nodes) != 3 || len(zones) != 3 {
+		t.Fatalf("want 3 nodes in 3 zones, got %d nodes in %v", len(nodes), zones)
+	}
+	pods, err := s.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s/%s is %s", p.Namespace, p.Name, p.Status.Phase)
+		}
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 {
+		t.Fatalf("cluster-autoscaler: %v %v", ca, err)
+	}
+
+	// A second up changes nothing; status and env tell where things are.
+	if r := s.Noderoll("sandbox", "up", "--dir", s.Dir); r.Code != 0 || !strings.Contains(r.Stdout, "already running") {
+		t.Fatalf("second up: exit %d, %q", r.Code, r.Stdout)
+	}
+	r := s.Noderoll("sandbox", "status", "--dir", s.Dir, "-o", "json")
+	var status struct {
+		Running    bool
+		NodeGroups []struct {
+			Cluster, Name string
+			Managed       bool
+			Desired       int
+			Instances     int
+			ImageID       string
+		}
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &status); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, r.Stdout)
+	}
+	if !status.Running || len(status.NodeGroups) != 1 || status.NodeGroups[0].Name != "nodegroup" || !status.NodeGroups[0].Managed || status.NodeGroups[0].Instances != 3 || status.NodeGroups[0].ImageID != old {
+		t.Fatalf("status: %+v", status)
+	}
+	r = s.Noderoll("sandbox", "env", "--dir", s.Dir)
+	for _, want := range []string{"export KUBECONFIG=", "export AWS_ENDPOINT_URL='http://127.0.0.1:", "export AWS_REGION='us-west-2'", "export AWS_ACCESS_KEY_ID=", "export PATH='" + s.Dir + "/bin:"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("sandbox env lacks %q:\n%s", want, r.Stdout)
+		}
+	}
+
+	// Instances behave like instances: a launch registers a node, a
+	// termination removes it, with and without a replacement.
+	g := s.Group()
+	if _, err := s.ASG.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: g.AutoScalingGroupName, MaxSize: aws.Int32(4), DesiredCapacity: aws.Int32(4)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a 4th node registers", func() (bool, string) {
+		n := groupNodes(t, s)
+		readyN := 0
+		for _, x := range n {
+			if ready(x) {
+				readyN++
+			}
+		}
+		return readyN == 4, strings.Repeat("*", readyN)
+	})
+	victim := aws.ToString(g.Instances[0].InstanceId)
+	if _, err := s.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{InstanceId: aws.String(victim), ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "the terminated instance's node leaves", func() (bool, string) {
+		for _, n := range groupNodes(t, s) {
+			if strings.HasSuffix(n.Spec.ProviderID, "/"+victim) {
+				return false, n.Name
+			}
+		}
+		return len(groupNodes(t, s)) == 3, ""
+	})
+	if d := aws.ToInt32(s.Group().DesiredCapacity); d != 3 {
+		t.Fatalf("desired after terminate with decrement: %d, want 3", d)
+	}
+	victim = aws.ToString(s.Group().Instances[0].InstanceId)
+	if _, err := s.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{InstanceId: aws.String(victim), ShouldDecrementDesiredCapacity: aws.Bool(false)}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "a replacement registers for the instance terminated without decrement", func() (bool, string) {
+		ns := groupNodes(t, s)
+		for _, n := range ns {
+			if strings.HasSuffix(n.Spec.ProviderID, "/"+victim) || !ready(n) {
+				return false, n.Name
+			}
+		}
+		return len(ns) == 3, ""
+	})
+}

@@ -1,0 +1,375 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+var seedUpgrade = []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+	"--post-cordon-wait=2s", "--eviction-retry-delay=1s", "--seed=7"}
+
+// accountSnapshot is what must not change when noderoll refuses to act.
+type accountSnapshot struct {
+	min, max, desired int32
+	ltVersions        int
+	activities        int
+	caReplicas        int32
+	caAnnotations     int
+	records           int
+}
+
+func snapshot(t *testing.T, s *Sandbox) accountSnapshot {
+	t.Helper()
+	ctx := context.Background()
+	g := s.Group()
+	lts, err := s.EC2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: g.LaunchTemplate.LaunchTemplateId})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return accountSnapshot{
+		min: aws.ToInt32(g.MinSize), max: aws.ToInt32(g.MaxSize), desired: aws.ToInt32(g.DesiredCapacity),
+		ltVersions: len(lts.LaunchTemplateVersions), activities: len(s.Activities()),
+		caReplicas: *ca.Spec.Replicas, caAnnotations: len(ca.Annotations), records: len(cms.Items),
+	}
+}
+
+// waitWorkloads waits until every Deployment, StatefulSet and DaemonSet has
+// all its pods Ready and every pod is Running.
+func waitWorkloads(t *testing.T, s *Sandbox) {
+	t.Helper()
+	ctx := context.Background()
+	eventually(t, 90*time.Second, "every pod of every workload Running again", func() (bool, string) {
+		deps, err := s.Kube.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, d := range deps.Items {
+			if d.Status.ReadyReplicas != *d.Spec.Replicas || d.Status.Replicas != *d.Spec.Replicas {
+				return false, fmt.Sprintf("deployment %s: %d/%d ready", d.Name, d.Status.ReadyReplicas, *d.Spec.Replicas)
+			}
+		}
+		sts, err := s.Kube.AppsV1().StatefulSets("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, x := range sts.Items {
+			if x.Status.ReadyReplicas != *x.Spec.Replicas {
+				return false, fmt.Sprintf("statefulset %s: %d/%d ready", x.Name, x.Status.ReadyReplicas, *x.Spec.Replicas)
+			}
+		}
+		dss, err := s.Kube.AppsV1().DaemonSets("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, x := range dss.Items {
+			if x.Status.NumberReady != x.Status.DesiredNumberScheduled {
+				return false, fmt.Sprintf("daemonset %s: %d/%d ready", x.Name, x.Status.NumberReady, x.Status.DesiredNumberScheduled)
+			}
+		}
+		pods, err := s.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, p := range pods.Items {
+			if p.Status.Phase != corev1.PodRunning || p.DeletionTimestamp != nil {
+				return false, fmt.Sprintf("pod %s/%s %s", p.Namespace, p.Name, p.Status.Phase)
+			}
+		}
+		return true, ""
+	})
+}
+
+func TestSeedUpgradeEndToEnd(t *testing.T) {
+	s := StartSandbox(t)
+	ctx := context.Background()
+	target := s.RecommendedAMI("1.37")
+	before := s.Group()
+	var oldIDs []string
+	for _, i := range before.Instances {
+		oldIDs = append(oldIDs, aws.ToString(i.InstanceId))
+	}
+	start := snapshot(t, s)
+
+	t.Run("bad input fails before anything changes", func(t *testing.T) {
+		base := []string{"upgrade", "nodegroup"}
+		cases := []struct {
+			args []string
+			want string
+		}{
+			{[]string{"--cluster=nope", "--name=nodegroup", "--kubernetes-version=1.37"}, `EKS cluster "nope" not found`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nope", "--kubernetes-version=1.37"}, `node group "nope" in cluster "eksworkshop-eksctl"`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.38"}, "newer than the control plane (1.37)"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.33"}, "more than 3 minor versions older than the control plane (1.37)"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--ami=ami-0123456789abcdef0"}, `AMI "ami-0123456789abcdef0" not found`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version=1.37.2-20200101"}, "EKS-optimized AMI release 1.37.2-20200101"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version=latest"}, "want the EKS AMI form"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--launch-template-version=9"}, "--launch-template-version 9"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--ami=" + target}, "exactly one of"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup"}, "exactly one of"},
+			{[]string{"--name=nodegroup", "--kubernetes-version=1.37"}, `required flag(s) "cluster" not set`},
+		}
+		for _, c := range cases {
+			r := s.Noderoll(append(base, c.args...)...)
+			if r.Code == 0 {
+				t.Errorf("%v: exit 0, want a failure", c.args)
+				continue
+			}
+			if !strings.Contains(r.LastLine(), c.want) {
+				t.Errorf("%v: last line %q, want it to say %q", c.args, r.LastLine(), c.want)
+			}
+		}
+		if now := snapshot(t, s); now != start {
+			t.Fatalf("refused runs changed the account or cluster:\nbefore %+v\nafter  %+v", start, now)
+		}
+	})
+
+	budgets := WatchBudgets(t, s.Kube)
+	nodes := WatchNodes(t, s.Kube, "eks.amazonaws.com/nodegroup", "nodegroup")
+	r := s.Noderoll(seedUpgrade...)
+	violations, lowest, checks := budgets.Stop()
+	if r.Code != 0 {
+		t.Fatalf("upgrade failed: %s", r.LastLine())
+	}
+	t.Logf("PDB checks: %d, lowest healthy per budget: %v", checks, lowest)
+
+	// The live view told the seed's story.
+	for _, want := range []string{"[3/9] Surge: desired 3 -> 6, max 3 -> 6", "[4/9] Taint:", "Ready,SchedulingDisabled", "[9/9] Sizes restored", "Node count:       3 before, 6 at peak, 3 after"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if p := nodes.Peak(); p != 6 {
+		t.Errorf("peak node count seen by the test: %d, want 6", p)
+	}
+	if len(violations) > 0 || checks < 10 {
+		t.Errorf("PodDisruptionBudgets went below their minimum (%d checks):\n%s", checks, strings.Join(violations, "\n"))
+	}
+
+	final := groupNodes(t, s)
+	if len(final) != 3 {
+		t.Fatalf("want 3 nodes after, got %d", len(final))
+	}
+	zones := map[string]bool{}
+	for _, n := range final {
+		zones[n.Labels["topology.kubernetes.io/zone"]] = true
+		if n.Labels["eks.amazonaws.com/nodegroup-image"] != target || !strings.HasPrefix(n.Status.NodeInfo.KubeletVersion, "v1.37.") {
+			t.Errorf("node %s: image %s kubelet %s, want %s and v1.37", n.Name, n.Labels["eks.amazonaws.com/nodegroup-image"], n.Status.NodeInfo.KubeletVersion, target)
+		}
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 {
+			t.Errorf("node %s left cordoned or tainted: %+v", n.Name, n.Spec.Taints)
+		}
+	}
+	if len(zones) != 3 {
+		t.Errorf("final nodes in %d zones, want 3", len(zones))
+	}
+
+	after := s.Group()
+	if aws.ToInt32(after.MinSize) != start.min || aws.ToInt32(after.MaxSize) != start.max || aws.ToInt32(after.DesiredCapacity) != start.desired {
+		t.Errorf("group sizes min/max/desired %d/%d/%d, want %d/%d/%d back", aws.ToInt32(after.MinSize), aws.ToInt32(after.MaxSize), aws.ToInt32(after.DesiredCapacity), start.min, start.max, start.desired)
+	}
+	if len(after.SuspendedProcesses) != 0 {
+		t.Errorf("scaling processes left suspended: %+v", after.SuspendedProcesses)
+	}
+	terminations := map[string]int{}
+	for _, a := range s.Activities() {
+		if id, ok := strings.CutPrefix(aws.ToString(a.Description), "Terminating EC2 instance: "); ok {
+			terminations[id]++
+		}
+	}
+	for _, id := range oldIDs {
+		if terminations[id] != 1 {
+			t.Errorf("old instance %s terminated %d times, want exactly once", id, terminations[id])
+		}
+	}
+
+	// The new launch template version is the old one with only the AMI changed.
+	lts, err := s.EC2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: before.LaunchTemplate.LaunchTemplateId, Versions: []string{"1", "2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v1, v2 := lts.LaunchTemplateVersions[0].LaunchTemplateData, lts.LaunchTemplateVersions[1].LaunchTemplateData
+	if aws.ToString(v2.ImageId) != target || aws.ToString(v2.UserData) != aws.ToString(v1.UserData) || len(v2.BlockDeviceMappings) != len(v1.BlockDeviceMappings) || v2.MetadataOptions.HttpTokens != v1.MetadataOptions.HttpTokens {
+		t.Errorf("launch template version 2 is not version 1 with only the AMI changed")
+	}
+	if aws.ToString(after.LaunchTemplate.Version) != "2" {
+		t.Errorf("group launches version %s, want 2", aws.ToString(after.LaunchTemplate.Version))
+	}
+
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
+		t.Errorf("cluster-autoscaler: %d replicas, annotations %v; want 1 and no pause record", *ca.Spec.Replicas, ca.Annotations)
+	}
+	waitWorkloads(t, s)
+
+	// Kubernetes Events on the old nodes tell each step.
+	events, err := s.Kube.CoreV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Node"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]int{}
+	for _, e := range events.Items {
+		reasons[e.Reason]++
+	}
+	for _, r := range []string{"NoderollTainted", "NoderollDraining", "NoderollCordoned", "NoderollTerminating"} {
+		if reasons[r] < 3 {
+			t.Errorf("want an event %s on each of the 3 old nodes, got %d", r, reasons[r])
+		}
+	}
+
+	t.Run("a rerun on the upgraded group changes nothing", func(t *testing.T) {
+		was := snapshot(t, s)
+		caBefore, _ := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+		r := s.Noderoll(seedUpgrade...)
+		if r.Code != 0 || !strings.Contains(r.Stdout, "up to date") {
+			t.Fatalf("rerun: exit %d\n%s", r.Code, r.Stdout)
+		}
+		if now := snapshot(t, s); now != was {
+			t.Fatalf("rerun changed things:\nbefore %+v\nafter  %+v", was, now)
+		}
+		caAfter, _ := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+		if caAfter.Generation != caBefore.Generation {
+			t.Fatalf("rerun touched the cluster-autoscaler (generation %d -> %d)", caBefore.Generation, caAfter.Generation)
+		}
+	})
+}
+
+// TestBlockedBudgetFailsNamingItThenForceProceeds: a budget that never allows
+// an eviction stops the upgrade with the pod and budget named, the autoscaler
+// restored and no pod lost; --force then finishes the same upgrade.
+func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
+	s := StartSandbox(t)
+	ctx := context.Background()
+	labels := map[string]string{"app": "payments"}
+	replicas := int32(2)
+	_, err := s.Kube.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "payments"},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &replicas, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels, Annotations: map[string]string{"pod-ready.stage.kwok.x-k8s.io/delay": "1s"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "payments", Image: "payments:1"}}, TerminationGracePeriodSeconds: ptr.To(int64(1))},
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := intstr.FromString("100%")
+	if _, err := s.Kube.PolicyV1().PodDisruptionBudgets("default").Create(ctx, &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "payments"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{MinAvailable: &all, Selector: &metav1.LabelSelector{MatchLabels: labels}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitWorkloads(t, s)
+	payments := func() []string {
+		pods, err := s.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=payments"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range pods.Items {
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+				out = append(out, p.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	before := payments()
+
+	r := s.Noderoll(append(slices.Clone(seedUpgrade), "--eviction-timeout=6s")...)
+	if r.Code == 0 {
+		t.Fatal("the upgrade succeeded through a budget that allows no eviction")
+	}
+	cause := r.Stderr
+	if !strings.Contains(cause, "blocked by PodDisruptionBudget default/payments") || !strings.Contains(cause, "pod default/payments-") || !strings.Contains(r.LastLine(), "default/payments") {
+		t.Fatalf("the error does not name the blocking pod and budget:\n%s", r.Stderr)
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
+		t.Fatalf("cluster-autoscaler not restored after the failure: %v %v", ca.Spec.Replicas, err)
+	}
+	if after := payments(); !slices.Equal(after, before) {
+		t.Fatalf("payments pods changed on a failed upgrade: %v -> %v", before, after)
+	}
+
+	r = s.Noderoll(append(slices.Clone(seedUpgrade), "--eviction-timeout=4s", "--force")...)
+	if r.Code != 0 {
+		t.Fatalf("--force: %s", r.LastLine())
+	}
+	if !strings.Contains(r.Stdout, "Resume: resuming the upgrade") || !strings.Contains(r.Stdout, "force-deleted pod default/payments-") {
+		t.Errorf("--force run did not resume and force the payments pods:\n%s", r.Stdout)
+	}
+	target := s.RecommendedAMI("1.37")
+	final := groupNodes(t, s)
+	for _, n := range final {
+		if n.Labels["eks.amazonaws.com/nodegroup-image"] != target {
+			t.Errorf("node %s still on %s", n.Name, n.Labels["eks.amazonaws.com/nodegroup-image"])
+		}
+	}
+	if len(final) != 3 {
+		t.Errorf("want 3 nodes after, got %d", len(final))
+	}
+	waitWorkloads(t, s)
+}
+
+// TestSelfManagedGroup: an eksctl-style self-managed group (no EKS node
+// group, no EKS labels on its nodes) goes through the same upgrade.
+func TestSelfManagedGroup(t *testing.T) {
+	s := StartSandbox(t, "--self-managed", "--nodes=2", "--azs=2", "--pods-per-node=2")
+	ctx := context.Background()
+	nodes := WatchNodes(t, s.Kube, "alpha.eksctl.io/nodegroup-name", "nodegroup")
+	r := s.Noderoll(seedUpgrade...)
+	if r.Code != 0 {
+		t.Fatalf("upgrade failed: %s", r.LastLine())
+	}
+	if p := nodes.Peak(); p != 4 {
+		t.Errorf("peak %d nodes, want 4 (2 + one per AZ)", p)
+	}
+	target := s.RecommendedAMI("1.37")
+	g := s.Group()
+	if len(g.Instances) != 2 || aws.ToInt32(g.DesiredCapacity) != 2 {
+		t.Fatalf("group: %d instances, desired %d", len(g.Instances), aws.ToInt32(g.DesiredCapacity))
+	}
+	var ids []string
+	for _, i := range g.Instances {
+		ids = append(ids, aws.ToString(i.InstanceId))
+	}
+	out, err := s.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range out.Reservations {
+		for _, i := range res.Instances {
+			if aws.ToString(i.ImageId) != target {
+				t.Errorf("instance %s on %s, want %s", aws.ToString(i.InstanceId), aws.ToString(i.ImageId), target)
+			}
+		}
+	}
+	waitWorkloads(t, s)
+}

@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+)
+
+// BudgetWatch checks every PodDisruptionBudget against the pods themselves,
+// on every pod change, for as long as it runs: a pod counts as healthy when
+// it is Ready and not being deleted, as the disruption controller counts.
+type BudgetWatch struct {
+	mu         sync.Mutex
+	budgets    []policyv1.PodDisruptionBudget
+	violations []string
+	lowest     map[string]int
+	checks     int
+	stop       context.CancelFunc
+}
+
+// WatchBudgets starts sampling; it stops when the test ends or Stop is called.
+func WatchBudgets(t *testing.T, c kubernetes.Interface) *BudgetWatch {
+	t.Helper()
+	list, err := c.PolicyV1().PodDisruptionBudgets("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Items) == 0 {
+		t.Fatal("the scenario has no PodDisruptionBudget to watch")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &BudgetWatch{budgets: list.Items, lowest: map[string]int{}, stop: cancel}
+	factory := informers.NewSharedInformerFactory(c, 0)
+	inf := factory.Core().V1().Pods().Informer()
+	lister := factory.Core().V1().Pods().Lister()
+	check := func(any) { w.check(lister.List(labels.Everything())) }
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }, DeleteFunc: check}); err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("pod informer did not sync")
+	}
+	t.Cleanup(cancel)
+	return w
+}
+
+// minimum is the fewest healthy pods a budget allows.
+func minimum(b policyv1.PodDisruptionBudget, expected int) int {
+	if b.Spec.MinAvailable != nil {
+		v, _ := intstr.GetScaledValueFromIntOrPercent(b.Spec.MinAvailable, expected, true)
+		return v
+	}
+	v, _ := intstr.GetScaledValueFromIntOrPercent(b.Spec.MaxUnavailable, expected, true)
+	return expected - v
+}
+
+func (w *BudgetWatch) check(pods []*corev1.Pod, _ error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.checks++
+	for _, b := range w.budgets {
+		sel, _ := metav1.LabelSelectorAsSelector(b.Spec.Selector)
+		healthy := 0
+		for _, p := range pods {
+			if p.Namespace != b.Namespace || !sel.Matches(labels.Set(p.Labels)) || p.DeletionTimestamp != nil {
+				continue
+			}
+			for _, c := range p.Status.Conditions {
+				if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+					healthy++
+				}
+			}
+		}
+		key := b.Namespace + "/" + b.Name
+		if low, ok := w.lowest[key]; !ok || healthy < low {
+			w.lowest[key] = healthy
+		}
+		if min := minimum(b, int(b.Status.ExpectedPods)); healthy < min {
+			w.violations = append(w.violations, fmt.Sprintf("%s %s: %d healthy, minimum %d", time.Now().Format("15:04:05.000"), key, healthy, min))
+		}
+	}
+}
+
+// Stop ends sampling and returns what it saw: violations, the lowest healthy
+// count per budget, and how many times it checked.
+func (w *BudgetWatch) Stop() ([]string, map[string]int, int) {
+	w.stop()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.violations, w.lowest, w.checks
+}
+
+// NodeWatch counts the group's nodes on every change.
+type NodeWatch struct {
+	mu    sync.Mutex
+	names map[string]bool
+	peak  int
+}
+
+// WatchNodes starts counting nodes whose label key has the value value.
+func WatchNodes(t *testing.T, c kubernetes.Interface, key, value string) *NodeWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	w := &NodeWatch{names: map[string]bool{}}
+	factory := informers.NewSharedInformerFactory(c, 0)
+	inf := factory.Core().V1().Nodes().Informer()
+	update := func(obj any, gone bool) {
+		n, ok := obj.(*corev1.Node)
+		if !ok {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				n, _ = d.Obj.(*corev1.Node)
+			}
+		}
+		if n == nil || n.Labels[key] != value {
+			return
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if gone {
+			delete(w.names, n.Name)
+		} else {
+			w.names[n.Name] = true
+		}
+		w.peak = max(w.peak, len(w.names))
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(o any) { update(o, false) }, UpdateFunc: func(_, o any) { update(o, false) }, DeleteFunc: func(o any) { update(o, true) },
+	}); err != nil {
+		t.Fatal(err)
+	}
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("node informer did not sync")
+	}
+	return w
+}
+
+// Peak is the most nodes seen at once.
+func (w *NodeWatch) Peak() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peak
+}
