@@ -88,11 +88,12 @@ type Hooks struct {
 
 // Drainer drains nodes.
 type Drainer struct {
-	client kubernetes.Interface
-	clock  clock.Clock
-	opts   Options
-	hooks  Hooks
-	log    *slog.Logger
+	evictionGV schema.GroupVersion // found once, on first drain
+	client     kubernetes.Interface
+	clock      clock.Clock
+	opts       Options
+	hooks      Hooks
+	log        *slog.Logger
 }
 
 // New returns a Drainer.
@@ -143,13 +144,17 @@ func (d *Drainer) Pending(ctx context.Context, node string) ([]corev1.Pod, error
 // or, with Force, deletes what is left.
 func (d *Drainer) Drain(ctx context.Context, node string) error {
 	h := d.helper(ctx)
-	gv, err := kdrain.CheckEvictionSupport(d.client)
-	if err != nil {
-		return fmt.Errorf("checking eviction support: %w", err)
+	if d.evictionGV.Empty() {
+		gv, err := kdrain.CheckEvictionSupport(d.client)
+		if err != nil {
+			return fmt.Errorf("checking eviction support: %w", err)
+		}
+		if gv.Empty() {
+			return fmt.Errorf("the API server does not serve the Eviction API (pods/eviction); noderoll drains only through it")
+		}
+		d.evictionGV = gv
 	}
-	if gv.Empty() {
-		gv = schema.GroupVersion{Group: "policy", Version: "v1"}
-	}
+	gv := d.evictionGV
 	start := d.clock.Now()
 	lastReport := ""
 	for {

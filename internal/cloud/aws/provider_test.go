@@ -1,0 +1,144 @@
+package aws
+
+import (
+	"context"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
+)
+
+// newProvider serves a fresh simulated account and returns a provider that
+// reaches it through the real SDK clients, plus the account to drive.
+func newProvider(t *testing.T) (*Provider, *awssim.Account) {
+	t.Helper()
+	acct := awssim.NewAccount("us-west-2", clock.RealClock{}, awssim.Delays{})
+	srv := httptest.NewServer(awssim.NewServer(acct, nil))
+	t.Cleanup(srv.Close)
+	p, err := New(context.Background(), Options{Region: "us-west-2", Endpoint: srv.URL, AccessKeyID: "AKID", SecretAccessKey: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, acct
+}
+
+func seed(t *testing.T, acct *awssim.Account, managed bool) {
+	t.Helper()
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	acct.CreateCluster("c1", "1.37", "https://127.0.0.1:6443")
+	if _, err := acct.CreateNodeGroup(awssim.GroupSpec{Cluster: "c1", Name: "ng", Managed: managed, AZs: []string{"us-west-2a", "us-west-2b"}, Min: 2, Max: 2, Desired: 2, InstanceType: "m5.large", ImageID: ami}); err != nil {
+		t.Fatal(err)
+	}
+	acct.Step(context.Background(), nil, nil)
+	time.Sleep(time.Millisecond)
+	acct.Step(context.Background(), nil, nil)
+}
+
+func TestNodeGroupManagedAndSelfManaged(t *testing.T) {
+	for _, managed := range []bool{true, false} {
+		p, acct := newProvider(t)
+		seed(t, acct, managed)
+		ctx := context.Background()
+		g, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+		if err != nil {
+			t.Fatalf("managed=%v: %v", managed, err)
+		}
+		if g.Managed != managed || g.Desired != 2 || len(g.Instances) != 2 || len(g.AZs) != 2 || g.TemplateVersion != 1 || g.ImageID == "" {
+			t.Fatalf("managed=%v: %+v", managed, g)
+		}
+		for _, i := range g.Instances {
+			if i.ImageID != g.ImageID || i.NodeName == "" || i.Lifecycle != "InService" {
+				t.Fatalf("managed=%v: instance %+v", managed, i)
+			}
+		}
+		refs, err := p.ListNodeGroups(ctx, "c1")
+		if err != nil || len(refs) != 1 || refs[0].Name != "ng" {
+			t.Fatalf("managed=%v: list %v %v", managed, refs, err)
+		}
+		if _, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "nope"}); !cloud.IsNotFound(err) {
+			t.Fatalf("managed=%v: unknown group: %v", managed, err)
+		}
+		if _, err := p.Cluster(ctx, "nope"); !cloud.IsNotFound(err) {
+			t.Fatalf("unknown cluster: %v", err)
+		}
+	}
+}
+
+func TestEnsureTemplateVersionIsIdempotent(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	ctx := context.Background()
+	g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	img, err := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.37"})
+	if err != nil || img.KubeMinor != "1.37" {
+		t.Fatalf("resolve: %+v %v", img, err)
+	}
+	v, err := p.EnsureTemplateVersion(ctx, g.TemplateID, 1, img.ID, "to 1.37")
+	if err != nil || v != 2 {
+		t.Fatalf("first ensure: %d %v", v, err)
+	}
+	// An interrupted run that calls again reuses the version it made.
+	if again, err := p.EnsureTemplateVersion(ctx, g.TemplateID, 1, img.ID, "to 1.37"); err != nil || again != 2 {
+		t.Fatalf("second ensure: %d %v", again, err)
+	}
+	if same, err := p.EnsureTemplateVersion(ctx, g.TemplateID, 1, g.ImageID, "no change"); err != nil || same != 1 {
+		t.Fatalf("ensure with the source's own AMI: %d %v", same, err)
+	}
+	if got, err := p.TemplateImage(ctx, g.TemplateID, 2); err != nil || got != img.ID {
+		t.Fatalf("template image: %s %v", got, err)
+	}
+	if _, err := p.TemplateImage(ctx, g.TemplateID, 9); !cloud.IsNotFound(err) {
+		t.Fatalf("missing version: %v", err)
+	}
+}
+
+func TestTerminateInstanceIsIdempotent(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	ctx := context.Background()
+	g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	id := g.Instances[0].ID
+	for k := 0; k < 2; k++ { // the second call meets ScalingActivityInProgress
+		if err := p.TerminateInstance(ctx, id, false); err != nil {
+			t.Fatalf("terminate #%d: %v", k+1, err)
+		}
+	}
+	acct.Step(ctx, nil, nil)
+	if err := p.TerminateInstance(ctx, id, false); err != nil { // gone from the group
+		t.Fatalf("terminate after it left: %v", err)
+	}
+	n := 0
+	for _, a := range acct.Activities() {
+		if a.Description == "Terminating EC2 instance: "+id {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("instance terminated %d times, want once", n)
+	}
+}
+
+func TestResolveImage(t *testing.T) {
+	p, _ := newProvider(t)
+	ctx := context.Background()
+	rel, err := p.ResolveImage(ctx, cloud.ImageQuery{ReleaseVersion: "1.36.5-20261020"})
+	if err != nil || rel.KubeMinor != "1.36" {
+		t.Fatalf("release version: %+v %v", rel, err)
+	}
+	br, err := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.35", Family: "bottlerocket"})
+	if err != nil || br.KubeMinor != "1.35" {
+		t.Fatalf("bottlerocket: %+v %v", br, err)
+	}
+	for _, q := range []cloud.ImageQuery{{KubernetesVersion: "1.99"}, {ImageID: "ami-0123456789abcdef0"}, {ReleaseVersion: "1.37.2-20000101"}} {
+		if _, err := p.ResolveImage(ctx, q); !cloud.IsNotFound(err) {
+			t.Errorf("%+v: want not found, got %v", q, err)
+		}
+	}
+	if _, err := p.ResolveImage(ctx, cloud.ImageQuery{ReleaseVersion: "latest"}); err == nil || cloud.IsNotFound(err) {
+		t.Errorf("malformed release version: %v", err)
+	}
+}

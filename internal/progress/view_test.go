@@ -1,0 +1,88 @@
+package progress
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
+	clocktesting "k8s.io/utils/clock/testing"
+
+	"github.com/noderoll/noderoll/internal/drain"
+)
+
+func node(name, zone string, ready, cordoned bool) *corev1.Node {
+	st := corev1.ConditionFalse
+	if ready {
+		st = corev1.ConditionTrue
+	}
+	return &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: name + ".us-west-2.compute.internal", Labels: map[string]string{"topology.kubernetes.io/zone": zone, "g": "x"}},
+		Spec:       corev1.NodeSpec{Unschedulable: cordoned},
+		Status:     corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: st}}, NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.37.2"}},
+	}
+}
+
+// waitFor polls until a condition holds.
+type waitFor struct{ t *testing.T }
+
+func (w waitFor) until(cond func() bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			w.t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestViewShowsNodesComeAndGoAndCountsThePeak(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := fake.NewClientset(node("ip-1", "us-west-2a", true, false))
+	var out bytes.Buffer
+	v := NewView(&out, false, clocktesting.NewFakeClock(time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)))
+	if err := v.WatchNodes(ctx, c, func(n *corev1.Node) bool { return n.Labels["g"] == "x" }); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.CoreV1().Nodes().Create(ctx, node("ip-2", "us-west-2b", false, false), metav1.CreateOptions{})
+	w := waitFor{t}
+	w.until(func() bool { p, _ := v.Peak(); return p == 2 })
+	_, _ = c.CoreV1().Nodes().Update(ctx, node("ip-1", "us-west-2a", true, true), metav1.UpdateOptions{})
+	w.until(func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		return strings.Contains(out.String(), "SchedulingDisabled")
+	})
+	_ = c.CoreV1().Nodes().Delete(ctx, "ip-1.us-west-2.compute.internal", metav1.DeleteOptions{})
+	w.until(func() bool { v.mu.Lock(); defer v.mu.Unlock(); return strings.Contains(out.String(), "gone") })
+	v.Step(5, "Replace node 1/1", "ip-1: evicting its pods")
+	v.Blocked("ip-1.us-west-2.compute.internal", []drain.Blocker{{Namespace: "default", Pod: "web-1", PDBs: []string{"default/web (minAvailable 2)"}}})
+	v.Close()
+
+	v.mu.Lock()
+	text := out.String()
+	v.mu.Unlock()
+	for _, want := range []string{
+		"10:00:00    + ip-1             us-west-2a  v1.37.2",
+		"+ ip-2             us-west-2b  v1.37.2                                     NotReady",
+		"~ ip-1             us-west-2a  v1.37.2                                     Ready,SchedulingDisabled",
+		"- ip-1             us-west-2a  v1.37.2                                     gone",
+		"[5/9] Replace node 1/1: ip-1: evicting its pods",
+		"! eviction from ip-1 refused, retrying: pod default/web-1 blocked by PodDisruptionBudget default/web (minAvailable 2)",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "\033[") {
+		t.Error("plain output (not a terminal) must carry no escape codes")
+	}
+	if peak, initial := v.Peak(); peak != 2 || initial != 1 {
+		t.Errorf("peak %d initial %d, want 2 and 1", peak, initial)
+	}
+}
