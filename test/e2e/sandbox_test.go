@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -140,10 +141,16 @@ func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
 	if _, err := s.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{InstanceId: aws.String(victim), ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 30*time.Second, "the terminated instance's node leaves", func() (bool, string) {
+	eventually(t, 30*time.Second, "the terminated instance's node leaves, and the instance the group", func() (bool, string) {
 		for _, n := range groupNodes(t, s) {
 			if strings.HasSuffix(n.Spec.ProviderID, "/"+victim) {
 				return false, n.Name
+			}
+		}
+		// The node goes a moment before the instance finishes terminating.
+		for _, i := range s.Group().Instances {
+			if aws.ToString(i.InstanceId) == victim {
+				return false, victim + " " + string(i.LifecycleState)
 			}
 		}
 		return len(groupNodes(t, s)) == 3, ""
@@ -151,7 +158,12 @@ func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
 	if d := aws.ToInt32(s.Group().DesiredCapacity); d != 3 {
 		t.Fatalf("desired after terminate with decrement: %d, want 3", d)
 	}
-	victim = aws.ToString(s.Group().Instances[0].InstanceId)
+	for _, i := range s.Group().Instances {
+		if i.LifecycleState == astypes.LifecycleStateInService {
+			victim = aws.ToString(i.InstanceId)
+			break
+		}
+	}
 	if _, err := s.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{InstanceId: aws.String(victim), ShouldDecrementDesiredCapacity: aws.Bool(false)}); err != nil {
 		t.Fatal(err)
 	}
