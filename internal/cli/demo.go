@@ -3,6 +3,9 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -50,22 +53,23 @@ terminate is 5s here instead of EKS's 60s, to keep the demo short.`,
 			uf.target.KubernetesVersion = sandbox.ControlPlaneMinor
 			uf.kubeconfig = st.Kubeconfig
 			uf.aws = awscloud.Options{Region: st.Region, Endpoint: st.AWSEndpoint, AccessKeyID: sandbox.AccessKeyID, SecretAccessKey: sandbox.SecretAccessKey}
+			self := selfCommand()
 			intro := func(v *progress.View) {
 				fmt.Fprintf(s.Out, `
 Upgrading %s/%s to Kubernetes %s. To watch it as the seed does, in another terminal:
-  eval "$(noderoll sandbox env --dir %s)" && kubectl get nodes --watch
+  eval "$(%s sandbox env --dir %s)" && kubectl get nodes --watch
 
-`, uf.cluster, uf.name, sandbox.ControlPlaneMinor, st.Dir)
+`, uf.cluster, uf.name, sandbox.ControlPlaneMinor, self, st.Dir)
 			}
 			runErr := runUpgrade(ctx, s, uf, intro)
 			fmt.Fprintf(s.Out, `
 The sandbox is still running. Look around:
-  eval "$(noderoll sandbox env --dir %s)"
+  eval "$(%[1]s sandbox env --dir %[2]s)"
   kubectl get nodes -L topology.kubernetes.io/zone,eks.amazonaws.com/nodegroup-image
   kubectl get events --field-selector involvedObject.kind=Node
-  noderoll sandbox status --dir %s
-Stop it with:  noderoll sandbox down --dir %s
-`, st.Dir, st.Dir, st.Dir)
+  %[1]s sandbox status --dir %[2]s
+Stop it with:  %[1]s sandbox down --dir %[2]s
+`, self, st.Dir)
 			return runErr
 		},
 	}
@@ -74,4 +78,15 @@ Stop it with:  noderoll sandbox down --dir %s
 	cmd.Flags().DurationVar(&uf.opts.PostCordonWait, "post-cordon-wait", 5*time.Second, "wait between cordoning a drained node and terminating it (EKS: 60s)")
 	cmd.Flags().Uint64Var(&uf.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
 	return cmd
+}
+
+// selfCommand is how the user can run this binary again: `go run` builds it
+// into a temporary folder that is gone after the run, so the hints then name
+// `go run ./cmd/noderoll` instead.
+func selfCommand() string {
+	exe, err := os.Executable()
+	if err == nil && strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return "go run ./cmd/noderoll"
+	}
+	return "noderoll"
 }
