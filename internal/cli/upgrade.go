@@ -203,6 +203,9 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts.Drain.Force = f.force
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log))
 	res, runErr := eng.Upgrade(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
+	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
+	}
 	stopWatch()
 	view.Close()
 

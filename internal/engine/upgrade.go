@@ -299,7 +299,8 @@ func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement boo
 		}
 		u.events.node(ctx, n.Name, corev1.EventTypeNormal, "NoderollDraining", "evicting pods: "+strings.ToLower(verb)+" of instance "+inst.ID)
 		if err := u.drainer.Drain(ctx, n.Name); err != nil {
-			u.events.node(ctx, n.Name, corev1.EventTypeWarning, "NoderollDrainFailed", err.Error())
+			// Recorded also when the run's own deadline is what ended the drain.
+			u.events.node(context.WithoutCancel(ctx), n.Name, corev1.EventTypeWarning, "NoderollDrainFailed", err.Error())
 			return err
 		}
 		if n = u.nodeOf(inst.ID); n != nil {

@@ -302,7 +302,25 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 	}
 	before := payments()
 
-	r := s.Noderoll(append(slices.Clone(seedUpgrade), "--eviction-timeout=6s")...)
+	// --timeout bounds the whole run even when the eviction timeout is far
+	// off, and leaves the group as resumable as any other failure.
+	began := time.Now()
+	r := s.Noderoll(append(slices.Clone(seedUpgrade), "--timeout=25s", "--eviction-timeout=10m")...)
+	if took := time.Since(began); r.Code == 0 || took > 90*time.Second {
+		t.Fatalf("--timeout=25s: exit %d after %s, want a failure well within the 10m eviction timeout", r.Code, took)
+	}
+	if !strings.Contains(r.LastLine(), "--timeout 25s reached") {
+		t.Fatalf("the last line does not say the run timed out:\n%s", r.Stderr)
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
+		t.Fatalf("cluster-autoscaler not restored after the timeout: %v %v", ca.Spec.Replicas, err)
+	}
+	if after := payments(); !slices.Equal(after, before) {
+		t.Fatalf("payments pods changed on a timed-out upgrade: %v -> %v", before, after)
+	}
+
+	r = s.Noderoll(append(slices.Clone(seedUpgrade), "--eviction-timeout=6s")...)
 	if r.Code == 0 {
 		t.Fatal("the upgrade succeeded through a budget that allows no eviction")
 	}
@@ -310,7 +328,7 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 	if !strings.Contains(cause, "blocked by PodDisruptionBudget default/payments") || !strings.Contains(cause, "pod default/payments-") || !strings.Contains(r.LastLine(), "default/payments") {
 		t.Fatalf("the error does not name the blocking pod and budget:\n%s", r.Stderr)
 	}
-	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	ca, err = s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
 	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
 		t.Fatalf("cluster-autoscaler not restored after the failure: %v %v", ca.Spec.Replicas, err)
 	}
