@@ -234,9 +234,13 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	}
 	if runErr != nil {
 		var blocked *drain.BlockedError
-		if errors.As(runErr, &blocked) {
+		var creation *engine.NodeCreationError
+		switch {
+		case errors.As(runErr, &blocked):
 			fmt.Fprintln(s.Err, "The upgrade stopped on a PodDisruptionBudget; the group is left as it is and the cluster-autoscaler restored. Fix the budget (or pass --force), then rerun the same command to resume.")
-		} else {
+		case errors.As(runErr, &creation):
+			fmt.Fprintln(s.Err, "The upgrade stopped before draining anything: the new nodes did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
+		default:
 			fmt.Fprintln(s.Err, "The upgrade stopped; rerun the same command to resume it from where it stopped.")
 		}
 	}

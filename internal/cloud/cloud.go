@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // NodeGroupRef names a node group within a cluster.
@@ -104,6 +105,10 @@ type Provider interface {
 	TerminateInstance(ctx context.Context, instanceID string, decrement bool) error
 	// SetProcesses suspends (suspend=true) or resumes scaling processes.
 	SetProcesses(ctx context.Context, g NodeGroup, processes []string, suspend bool) error
+	// LaunchFailures returns why the group's launches failed since a time
+	// (no capacity, a bad AMI...), newest first, each cause once: what a
+	// wait for new nodes that never come should tell.
+	LaunchFailures(ctx context.Context, g NodeGroup, since time.Time) ([]string, error)
 }
 
 // NotFoundError says a named thing does not exist in the cloud.

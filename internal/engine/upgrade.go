@@ -115,6 +115,16 @@ func (u *upgrade) save(ctx context.Context) error {
 
 // timed records a step's start and, through the returned func, its end.
 func (u *upgrade) timed(ctx context.Context, name string) func() {
+	// A step a failure or a kill cut short runs again on resume; both count.
+	attempt := 1
+	for _, st := range u.rec.Steps {
+		if st.Name == name || strings.HasPrefix(st.Name, name+" (attempt ") {
+			attempt++
+		}
+	}
+	if attempt > 1 {
+		name = fmt.Sprintf("%s (attempt %d)", name, attempt)
+	}
 	u.rec.Steps = append(u.rec.Steps, Step{Name: name, Start: u.clock.Now().UTC()})
 	k := len(u.rec.Steps) - 1
 	return func() {
@@ -408,6 +418,9 @@ func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
 	deadline := u.clock.Now().Add(u.opts.NodeReadyTimeout)
 	started := u.clock.Now()
 	last := ""
+	var failures []string
+	reported := map[string]bool{}
+	var nextFailureCheck time.Time
 	for {
 		if err := u.refresh(ctx); err != nil {
 			return err
@@ -447,8 +460,24 @@ func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
 			u.log.Debug("waiting for nodes", "missing", s)
 			last = s
 		}
+		// Instances that never launch leave their cause only in the group's
+		// scaling activities; ask for it now and then, and say it at once.
+		if inService < u.group.Desired && !u.clock.Now().Before(nextFailureCheck) {
+			nextFailureCheck = u.clock.Now().Add(launchFailureCheckEvery)
+			if f, err := u.cloud.LaunchFailures(ctx, u.group, started); err != nil {
+				u.log.Debug("asking for launch failures", "err", err)
+			} else {
+				failures = f
+				for _, msg := range f {
+					if !reported[msg] {
+						reported[msg] = true
+						u.report.Info("! launch failed, the Auto Scaling group retries: " + msg)
+					}
+				}
+			}
+		}
 		if !u.clock.Now().Before(deadline) {
-			return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: missing}
+			return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: missing, LaunchFailures: failures}
 		}
 		select {
 		case <-ctx.Done():
@@ -461,13 +490,22 @@ func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
 // NodeCreationError says new nodes did not become Ready in time; nothing
 // was drained.
 type NodeCreationError struct {
-	After   time.Duration
-	Missing []string
+	After          time.Duration
+	Missing        []string
+	LaunchFailures []string // the group's own words, newest first
 }
 
 func (e *NodeCreationError) Error() string {
-	return fmt.Sprintf("new nodes did not become Ready within %s, so no old node was drained: %s", e.After, strings.Join(e.Missing, "; "))
+	msg := fmt.Sprintf("new nodes did not become Ready within %s, so no old node was drained: %s", e.After, strings.Join(e.Missing, "; "))
+	if len(e.LaunchFailures) > 0 {
+		msg += "; the Auto Scaling group's launches failed: " + strings.Join(e.LaunchFailures, " | ")
+	}
+	return msg
 }
+
+// launchFailureCheckEvery spaces the questions about failed launches, which
+// cost a DescribeScalingActivities call each.
+const launchFailureCheckEvery = 10 * time.Second
 
 // waitGone waits until a terminated instance has left the group and its node
 // the cluster.

@@ -143,7 +143,7 @@ func (v *View) node(n *corev1.Node, gone bool) {
 	if gone {
 		state = "gone"
 	}
-	row := fmt.Sprintf("%-16s %-11s %-20s %-22s %s", short(n.Name), n.Labels["topology.kubernetes.io/zone"],
+	row := fmt.Sprintf("%-18s %-11s %-20s %-22s %s", short(n.Name), n.Labels["topology.kubernetes.io/zone"],
 		n.Status.NodeInfo.KubeletVersion, n.Labels["eks.amazonaws.com/nodegroup-image"], state)
 	v.mu.Lock()
 	defer v.mu.Unlock()

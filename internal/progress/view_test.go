@@ -68,10 +68,10 @@ func TestViewShowsNodesComeAndGoAndCountsThePeak(t *testing.T) {
 	text := out.String()
 	v.mu.Unlock()
 	for _, want := range []string{
-		"10:00:00    + ip-1             us-west-2a  v1.37.2",
-		"+ ip-2             us-west-2b  v1.37.2                                     NotReady",
-		"~ ip-1             us-west-2a  v1.37.2                                     Ready,SchedulingDisabled",
-		"- ip-1             us-west-2a  v1.37.2                                     gone",
+		"10:00:00    + ip-1               us-west-2a  v1.37.2",
+		"+ ip-2               us-west-2b  v1.37.2                                     NotReady",
+		"~ ip-1               us-west-2a  v1.37.2                                     Ready,SchedulingDisabled",
+		"- ip-1               us-west-2a  v1.37.2                                     gone",
 		"[5/9] Replace node 1/1: ip-1: evicting its pods",
 		"! eviction from ip-1 refused, retrying: pod default/web-1 blocked by PodDisruptionBudget default/web (minAvailable 2)",
 	} {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -237,4 +238,20 @@ func (s *Sandbox) Activities() []astypes.Activity {
 		acts[i], acts[j] = acts[j], acts[i]
 	}
 	return acts
+}
+
+// SetCapacity limits how many more instances the simulated account launches
+// in an AZ (a negative count lifts the limit), through the endpoint's own
+// control surface, as an EC2 capacity shortage would.
+func (s *Sandbox) SetCapacity(az string, count int) {
+	s.t.Helper()
+	body := fmt.Sprintf(`{"az":%q,"count":%d}`, az, count)
+	resp, err := http.Post(s.State.AWSEndpoint+"/_sim/capacity", "application/json", strings.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		s.t.Fatalf("setting capacity of %s: %s", az, resp.Status)
+	}
 }

@@ -391,3 +391,82 @@ func TestSelfManagedGroup(t *testing.T) {
 	}
 	waitWorkloads(t, s)
 }
+
+// TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain: with no EC2
+// capacity the surge never arrives; the upgrade fails at the node-ready
+// timeout with the group's own reason, before any old node is tainted,
+// cordoned or drained, and a rerun once capacity is back finishes it.
+func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
+	s := StartSandbox(t, "--nodes=2", "--azs=2", "--pods-per-node=2")
+	ctx := context.Background()
+	waitWorkloads(t, s)
+	running := func() []string {
+		pods, err := s.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, p := range pods.Items {
+			// The cluster-autoscaler is paused and restored on purpose: a new pod.
+			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil && p.Labels["app"] != "cluster-autoscaler" {
+				out = append(out, p.Namespace+"/"+p.Name)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	before := running()
+	zones := s.Group().AvailabilityZones
+	for _, az := range zones {
+		s.SetCapacity(az, 0)
+	}
+
+	r := s.Noderoll(append(slices.Clone(seedUpgrade), "--node-ready-timeout=15s")...)
+	if r.Code == 0 {
+		t.Fatal("the upgrade succeeded without any new node")
+	}
+	last := r.LastLine()
+	for _, want := range []string{"did not become Ready within 15s, so no old node was drained", "do not have sufficient m5.large capacity"} {
+		if !strings.Contains(last, want) {
+			t.Errorf("the last line does not say %q:\n%s", want, last)
+		}
+	}
+	if !strings.Contains(r.Stdout, "! launch failed, the Auto Scaling group retries: We currently do not have sufficient") {
+		t.Errorf("the live view did not report the failed launches as they happened:\n%s", r.Stdout)
+	}
+	for _, n := range groupNodes(t, s) {
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 {
+			t.Errorf("node %s was cordoned or tainted though no new node came: %+v", n.Name, n.Spec.Taints)
+		}
+	}
+	if after := running(); !slices.Equal(after, before) {
+		t.Errorf("pods moved though no new node came:\nbefore %v\nafter  %v", before, after)
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
+		t.Fatalf("cluster-autoscaler not restored after the failure: %v %v", ca.Spec.Replicas, err)
+	}
+
+	// Capacity returns: the same command resumes and finishes.
+	for _, az := range zones {
+		s.SetCapacity(az, -1)
+	}
+	r = s.Noderoll(seedUpgrade...)
+	if r.Code != 0 {
+		t.Fatalf("rerun after capacity returned: %s", r.LastLine())
+	}
+	if !strings.Contains(r.Stdout, "Resume: resuming the upgrade") {
+		t.Errorf("the rerun did not resume the recorded upgrade:\n%s", r.Stdout)
+	}
+	target := s.RecommendedAMI("1.37")
+	final := groupNodes(t, s)
+	for _, n := range final {
+		if n.Labels["eks.amazonaws.com/nodegroup-image"] != target {
+			t.Errorf("node %s still on %s", n.Name, n.Labels["eks.amazonaws.com/nodegroup-image"])
+		}
+	}
+	if g := s.Group(); len(final) != 2 || aws.ToInt32(g.DesiredCapacity) != 2 || aws.ToInt32(g.MaxSize) != 2 {
+		t.Errorf("after: %d nodes, desired %d, max %d; want 2, 2, 2", len(final), aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize))
+	}
+	waitWorkloads(t, s)
+}

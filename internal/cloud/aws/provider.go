@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -372,6 +373,36 @@ func (p *Provider) SetProcesses(ctx context.Context, g cloud.NodeGroup, processe
 		return fmt.Errorf("changing scaling processes %v of %s: %w", processes, g.ASGName, err)
 	}
 	return nil
+}
+
+// LaunchFailures implements cloud.Provider from the group's scaling
+// activities, which AWS lists newest first.
+func (p *Provider) LaunchFailures(ctx context.Context, g cloud.NodeGroup, since time.Time) ([]string, error) {
+	out, err := p.asg.DescribeScalingActivities(ctx, &autoscaling.DescribeScalingActivitiesInput{
+		AutoScalingGroupName: aws.String(g.ASGName), MaxRecords: aws.Int32(50),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("describing scaling activities of %s: %w", g.ASGName, err)
+	}
+	var causes []string
+	seen := map[string]bool{}
+	for _, a := range out.Activities {
+		if a.StartTime != nil && a.StartTime.Before(since) {
+			break
+		}
+		if a.StatusCode != astypes.ScalingActivityStatusCodeFailed && a.StatusCode != astypes.ScalingActivityStatusCodeCancelled {
+			continue
+		}
+		msg := aws.ToString(a.StatusMessage)
+		if msg == "" {
+			msg = aws.ToString(a.Description)
+		}
+		if !seen[msg] {
+			seen[msg] = true
+			causes = append(causes, msg)
+		}
+	}
+	return causes, nil
 }
 
 var (

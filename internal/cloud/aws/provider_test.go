@@ -3,6 +3,7 @@ package aws
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,5 +141,37 @@ func TestResolveImage(t *testing.T) {
 	}
 	if _, err := p.ResolveImage(ctx, cloud.ImageQuery{ReleaseVersion: "latest"}); err == nil || cloud.IsNotFound(err) {
 		t.Errorf("malformed release version: %v", err)
+	}
+}
+
+func TestLaunchFailuresSayWhyInstancesDoNotCome(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	if f, err := p.LaunchFailures(ctx, g, before); err != nil || len(f) != 0 {
+		t.Fatalf("a healthy group: failures %v, %v", f, err)
+	}
+	for _, az := range g.AZs {
+		acct.SetCapacity(az, 0)
+	}
+	size := 4
+	if err := p.UpdateGroup(ctx, g, cloud.GroupUpdate{Max: &size, Desired: &size}); err != nil {
+		t.Fatal(err)
+	}
+	for k := 0; k < 3; k++ { // every retry fails the same way
+		acct.Step(ctx, nil, nil)
+		time.Sleep(time.Millisecond)
+	}
+	f, err := p.LaunchFailures(ctx, g, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f) != 1 || !strings.Contains(f[0], "do not have sufficient m5.large capacity") {
+		t.Fatalf("want the capacity failure once, got %q", f)
+	}
+	if f, _ := p.LaunchFailures(ctx, g, time.Now().Add(time.Minute)); len(f) != 0 {
+		t.Fatalf("failures before `since` are not the caller's: %q", f)
 	}
 }
