@@ -21,9 +21,10 @@ import (
 
 // sandboxFlags are shared by the sandbox commands and the demo.
 type sandboxFlags struct {
-	dir, name   string
-	sc          sandbox.Scenario
-	selfManaged bool
+	dir, name    string
+	sc           sandbox.Scenario
+	selfManaged  bool
+	readyTimeout time.Duration
 }
 
 func (f *sandboxFlags) addLocation(fs *pflag.FlagSet) {
@@ -46,6 +47,7 @@ func (f *sandboxFlags) addScenario(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.sc.ShutdownDelay.Duration, "shutdown-delay", f.sc.ShutdownDelay.Duration, "instance terminate until its Node is gone")
 	fs.DurationVar(&f.sc.PodStartDelay.Duration, "pod-start-delay", f.sc.PodStartDelay.Duration, "pod scheduled until Ready")
 	fs.DurationVar(&f.sc.PodStopDelay.Duration, "pod-stop-delay", f.sc.PodStopDelay.Duration, "pod deleted until gone")
+	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "fail (and stop what started) when the scenario is not Ready within this time (0: 5m plus 1s per node)")
 }
 
 func (f *sandboxFlags) options(s Streams) (sandbox.Options, error) {
@@ -61,7 +63,7 @@ func (f *sandboxFlags) options(s Streams) (sandbox.Options, error) {
 	sc := f.sc
 	sc.Managed = !f.selfManaged
 	return sandbox.Options{
-		Dir: dir, Name: f.name, Self: self, Scenario: sc, Out: s.Err,
+		Dir: dir, Name: f.name, Self: self, Scenario: sc, Out: s.Err, ReadyTimeout: f.readyTimeout,
 		Tools: sandbox.NewToolchain(home, sandbox.ToolsModuleDir(checkout)),
 	}, nil
 }

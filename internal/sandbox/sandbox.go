@@ -46,6 +46,9 @@ type Options struct {
 	Self     string // the noderoll binary that serves the AWS endpoint
 	Scenario Scenario
 	Out      io.Writer // progress
+	// ReadyTimeout bounds seeding, from the first node to the last pod; 0
+	// allows 5 minutes plus a second per node.
+	ReadyTimeout time.Duration
 }
 
 // ErrRunning says a sandbox runs already in that folder.
@@ -77,7 +80,7 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	if err := o.Scenario.Validate(); err != nil {
 		return nil, err
 	}
-	unlock, err := lock(o.Dir)
+	unlock, err := lock(ctx, o.Dir, o.Out)
 	if err != nil {
 		return nil, err
 	}
@@ -130,11 +133,17 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	}
 	sc := o.Scenario
 	fmt.Fprintf(o.Out, "Seeding cluster %s: node group %s of %d nodes in %d AZs on Kubernetes %s ...\n", sc.Cluster, sc.Nodegroup, sc.Nodes, sc.AZs, sc.NodeVersion)
-	if err := sc.SeedKube(ctx, client); err != nil {
-		return nil, err
+	readyTimeout := o.ReadyTimeout
+	if readyTimeout <= 0 {
+		readyTimeout = 5*time.Minute + time.Duration(sc.Nodes)*time.Second
 	}
-	if err := sc.WaitReady(ctx, client, o.Out); err != nil {
-		return nil, err
+	seedCtx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if err := sc.SeedKube(seedCtx, client, o.Out); err != nil {
+		return nil, fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
+	}
+	if err := sc.WaitReady(seedCtx, client, o.Out); err != nil {
+		return nil, fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
 	}
 	fmt.Fprintf(o.Out, "Sandbox ready in %s.\n", time.Since(start).Round(100*time.Millisecond))
 	return st, nil
@@ -143,7 +152,7 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 // Down stops every process the sandbox started, by the pids it recorded, and
 // removes its state. A folder with no sandbox is left as it is.
 func Down(ctx context.Context, o Options) error {
-	unlock, err := lock(o.Dir)
+	unlock, err := lock(ctx, o.Dir, o.Out)
 	if err != nil {
 		return err
 	}
@@ -306,7 +315,9 @@ func stopPid(pid int, marker string) error {
 }
 
 // lock serialises up and down on one sandbox folder.
-func lock(dir string) (func(), error) {
+// lock serialises sandbox commands on one folder; a command that has to
+// wait says so, since an `up` may hold the folder for minutes.
+func lock(ctx context.Context, dir string, out io.Writer) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
@@ -314,9 +325,23 @@ func lock(dir string) (func(), error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking %s: %w", dir, err)
+		}
+		if out != nil {
+			fmt.Fprintf(out, "Waiting for another noderoll sandbox command on %s to finish (Ctrl-C to give up) ...\n", dir)
+		}
+		// Polled rather than blocking, so that Ctrl-C still ends the wait.
+		for syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil {
+			select {
+			case <-ctx.Done():
+				f.Close()
+				return nil, fmt.Errorf("waiting for the lock on %s: %w", dir, ctx.Err())
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
 	}
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
 }

@@ -133,14 +133,14 @@ func (s Scenario) Workloads() []Workload {
 // workshop: the EKS DaemonSets, CoreDNS with its PDB, a cluster-autoscaler,
 // and the workshop's ecsdemo applications with PDBs, spread over zones and
 // nodes. Objects that exist already are left alone.
-func (s Scenario) SeedKube(ctx context.Context, c kubernetes.Interface) error {
+func (s Scenario) SeedKube(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
 	tolerateAll := []corev1.Toleration{{Operator: corev1.TolerationOpExists}}
 	for _, ds := range []string{"aws-node", "kube-proxy", "eks-pod-identity-agent"} {
 		if err := create(ctx, c.AppsV1().DaemonSets("kube-system").Create, &appsv1.DaemonSet{
 			ObjectMeta: metav1.ObjectMeta{Name: ds, Namespace: "kube-system", Labels: map[string]string{"k8s-app": ds}},
 			Spec: appsv1.DaemonSetSpec{
 				Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"k8s-app": ds}},
-				Template: s.podTemplate(map[string]string{"k8s-app": ds}, "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/"+ds+":latest", tolerateAll, false),
+				Template: s.podTemplate(map[string]string{"k8s-app": ds}, "602401143452.dkr.ecr.us-west-2.amazonaws.com/eks/"+ds+":latest", tolerateAll, false, "system-node-critical"),
 			},
 		}); err != nil {
 			return err
@@ -152,15 +152,25 @@ func (s Scenario) SeedKube(ctx context.Context, c kubernetes.Interface) error {
 		Spec: appsv1.DeploymentSpec{
 			Replicas: &ca,
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "cluster-autoscaler"}},
-			Template: s.podTemplate(map[string]string{"app": "cluster-autoscaler"}, "registry.k8s.io/autoscaling/cluster-autoscaler:v1.37.0", nil, false),
+			Template: s.podTemplate(map[string]string{"app": "cluster-autoscaler"}, "registry.k8s.io/autoscaling/cluster-autoscaler:v1.37.0", nil, false, "system-cluster-critical"),
 		},
 	}); err != nil {
+		return err
+	}
+	// Applications go on once the nodes are there, as on a cluster that has
+	// been running a while: created earlier, they would pile onto the first
+	// nodes to register and leave no room for those nodes' DaemonSet pods.
+	if err := s.waitNodes(ctx, c, out); err != nil {
 		return err
 	}
 	for _, w := range s.Workloads() {
 		labels := map[string]string{"app": w.Name}
 		replicas := w.Replicas
-		tmpl := s.podTemplate(labels, "public.ecr.aws/aws-containers/"+w.Name+":latest", nil, true)
+		priority := ""
+		if w.Namespace == "kube-system" {
+			priority = "system-cluster-critical"
+		}
+		tmpl := s.podTemplate(labels, "public.ecr.aws/aws-containers/"+w.Name+":latest", nil, true, priority)
 		var err error
 		if w.Kind == "StatefulSet" {
 			err = create(ctx, c.AppsV1().StatefulSets(w.Namespace).Create, &appsv1.StatefulSet{
@@ -206,7 +216,9 @@ func create[T any](ctx context.Context, fn func(context.Context, T, metav1.Creat
 
 // podTemplate carries kwok's per-pod delays as annotations, read by kwok's
 // general pod stages.
-func (s Scenario) podTemplate(labels map[string]string, image string, tol []corev1.Toleration, spread bool) corev1.PodTemplateSpec {
+// priority is a PriorityClass, "" for none; the system ones are those EKS
+// gives its add-ons, and let DaemonSet pods preempt on a full node.
+func (s Scenario) podTemplate(labels map[string]string, image string, tol []corev1.Toleration, spread bool, priority string) corev1.PodTemplateSpec {
 	t := corev1.PodTemplateSpec{
 		ObjectMeta: metav1.ObjectMeta{
 			Labels: labels,
@@ -223,7 +235,8 @@ func (s Scenario) podTemplate(labels map[string]string, image string, tol []core
 					corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("64Mi"),
 				}},
 			}},
-			Tolerations: tol,
+			Tolerations:       tol,
+			PriorityClassName: priority,
 			// kwok's delete stage jitters up to the deletion deadline, so the
 			// grace period bounds how long a pod takes to stop.
 			TerminationGracePeriodSeconds: ptr.To(int64(math.Ceil(s.PodStopDelay.Seconds()))),
@@ -260,9 +273,14 @@ func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.
 			return err
 		}
 		running := 0
+		var stuck []string // why pods are not running, for a timeout's error
 		for _, p := range pods.Items {
 			if p.Status.Phase == corev1.PodRunning && PodReady(&p) {
 				running++
+				continue
+			}
+			if len(stuck) < 3 {
+				stuck = append(stuck, p.Namespace+"/"+p.Name+" "+podWhy(&p))
 			}
 		}
 		want := s.Nodes*3 + 1 // DaemonSets and the autoscaler
@@ -279,10 +297,51 @@ func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the scenario to be ready (%s): %w", strings.TrimSpace(line), ctx.Err())
+			return fmt.Errorf("waiting for the scenario to be ready (%s; for instance %s): %w", strings.TrimSpace(line), strings.Join(stuck, "; "), ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// waitNodes waits until the group's nodes are all registered and Ready.
+func (s Scenario) waitNodes(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
+	last := ""
+	for {
+		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return fmt.Errorf("listing nodes: %w", err)
+		}
+		ready := 0
+		for k := range nodes.Items {
+			if NodeReady(&nodes.Items[k]) {
+				ready++
+			}
+		}
+		line := fmt.Sprintf("  nodes Ready %d/%d", ready, s.Nodes)
+		if line != last {
+			fmt.Fprintln(out, line)
+			last = line
+		}
+		if ready >= s.Nodes {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the group's nodes (%s): %w", strings.TrimSpace(line), ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// podWhy says what a pod that is not running waits for, in the scheduler's
+// or kubelet's words.
+func podWhy(p *corev1.Pod) string {
+	for _, c := range p.Status.Conditions {
+		if c.Status != corev1.ConditionTrue && c.Message != "" {
+			return fmt.Sprintf("%s (%s: %s)", p.Status.Phase, c.Reason, c.Message)
+		}
+	}
+	return string(p.Status.Phase)
 }
 
 // NodeReady reports whether a node's Ready condition is True.

@@ -177,3 +177,48 @@ func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
 		return len(ns) == 3, ""
 	})
 }
+
+// TestSandboxSeedsLargerGroupsEvenly: the same command seeds a 30-node group
+// for benchmarks, balanced over its AZs, with every pod Running and the
+// applications spread so that no node is left without room for its
+// DaemonSet pods.
+func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
+	s := StartSandbox(t, "--nodes=30", "--azs=3", "--pods-per-node=6")
+	nodes := groupNodes(t, s)
+	perZone := map[string]int{}
+	for _, n := range nodes {
+		if !ready(n) {
+			t.Errorf("node %s is not Ready", n.Name)
+		}
+		perZone[n.Labels["topology.kubernetes.io/zone"]]++
+	}
+	if len(nodes) != 30 || len(perZone) != 3 {
+		t.Fatalf("want 30 nodes in 3 zones, got %d in %v", len(nodes), perZone)
+	}
+	for z, k := range perZone {
+		if k != 10 {
+			t.Errorf("zone %s holds %d nodes, want 10 (balanced)", z, k)
+		}
+	}
+	pods, err := s.Kube.CoreV1().Pods("").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	perNode := map[string]int{}
+	for _, p := range pods.Items {
+		if p.Status.Phase != corev1.PodRunning {
+			t.Errorf("pod %s/%s is %s", p.Namespace, p.Name, p.Status.Phase)
+		}
+		perNode[p.Spec.NodeName]++
+	}
+	// 3 DaemonSet pods per node, 6 application pods per node on average,
+	// plus CoreDNS and the autoscaler somewhere.
+	if want := 30*3 + 30*6; len(pods.Items) < want {
+		t.Errorf("%d pods, want at least %d", len(pods.Items), want)
+	}
+	for node, k := range perNode {
+		if k > 3+6+3 {
+			t.Errorf("node %s runs %d pods: the applications piled up instead of spreading", node, k)
+		}
+	}
+}
