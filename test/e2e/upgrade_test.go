@@ -343,16 +343,7 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 	if !strings.Contains(r.Stdout, "Resume: resuming the upgrade") || !strings.Contains(r.Stdout, "force-deleted pod default/payments-") {
 		t.Errorf("--force run did not resume and force the payments pods:\n%s", r.Stdout)
 	}
-	target := s.RecommendedAMI("1.37")
-	final := groupNodes(t, s)
-	for _, n := range final {
-		if n.Labels["eks.amazonaws.com/nodegroup-image"] != target {
-			t.Errorf("node %s still on %s", n.Name, n.Labels["eks.amazonaws.com/nodegroup-image"])
-		}
-	}
-	if len(final) != 3 {
-		t.Errorf("want 3 nodes after, got %d", len(final))
-	}
+	allOnTarget(t, s, 3)
 	waitWorkloads(t, s)
 }
 
@@ -458,6 +449,17 @@ func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
 	if !strings.Contains(r.Stdout, "Resume: resuming the upgrade") {
 		t.Errorf("the rerun did not resume the recorded upgrade:\n%s", r.Stdout)
 	}
+	allOnTarget(t, s, 2)
+	if g := s.Group(); aws.ToInt32(g.DesiredCapacity) != 2 || aws.ToInt32(g.MaxSize) != 2 {
+		t.Errorf("after: desired %d, max %d; want both back to 2", aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize))
+	}
+	waitWorkloads(t, s)
+}
+
+// allOnTarget checks that the managed group ended with want nodes, each on
+// the recommended 1.37 AMI.
+func allOnTarget(t *testing.T, s *Sandbox, want int) {
+	t.Helper()
 	target := s.RecommendedAMI("1.37")
 	final := groupNodes(t, s)
 	for _, n := range final {
@@ -465,8 +467,7 @@ func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
 			t.Errorf("node %s still on %s", n.Name, n.Labels["eks.amazonaws.com/nodegroup-image"])
 		}
 	}
-	if g := s.Group(); len(final) != 2 || aws.ToInt32(g.DesiredCapacity) != 2 || aws.ToInt32(g.MaxSize) != 2 {
-		t.Errorf("after: %d nodes, desired %d, max %d; want 2, 2, 2", len(final), aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize))
+	if len(final) != want {
+		t.Errorf("want %d nodes after, got %d", want, len(final))
 	}
-	waitWorkloads(t, s)
 }
