@@ -70,8 +70,8 @@ type BlockedError struct {
 
 func (e *BlockedError) Error() string {
 	var parts []string
-	for _, b := range e.Blockers {
-		parts = append(parts, b.String())
+	if len(e.Blockers) > 0 {
+		parts = append(parts, joinBlockers(e.Blockers))
 	}
 	for _, w := range e.Waiting {
 		parts = append(parts, "pod "+w+" still terminating")
@@ -142,7 +142,15 @@ func (d *Drainer) Pending(ctx context.Context, node string) ([]corev1.Pod, error
 // RetryDelay and reported through Hooks.Blocked as soon as they happen.
 // At Timeout it returns a *BlockedError naming the pods and their budgets,
 // or, with Force, deletes what is left.
-func (d *Drainer) Drain(ctx context.Context, node string) error {
+func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
+	// Cut short by the caller (--timeout, Ctrl-C), wherever in the loop: still
+	// say what held the node up at the last look.
+	var lastBlockers []Blocker
+	defer func() {
+		if err != nil && ctx.Err() != nil && len(lastBlockers) > 0 {
+			err = fmt.Errorf("draining node %s, stopped while %s: %w", node, joinBlockers(lastBlockers), ctx.Err())
+		}
+	}()
 	h := d.helper(ctx)
 	if d.evictionGV.Empty() {
 		gv, err := kdrain.CheckEvictionSupport(d.client)
@@ -188,6 +196,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) error {
 				return fmt.Errorf("evicting pod %s/%s from node %s: %w", p.Namespace, p.Name, node, err)
 			}
 		}
+		lastBlockers = blockers
 		if len(blockers) > 0 && d.hooks.Blocked != nil {
 			if rep := fmt.Sprint(blockers); rep != lastReport {
 				d.hooks.Blocked(node, blockers)
@@ -213,6 +222,14 @@ func (d *Drainer) Drain(ctx context.Context, node string) error {
 		case <-d.clock.After(delay):
 		}
 	}
+}
+
+func joinBlockers(bs []Blocker) string {
+	parts := make([]string, len(bs))
+	for k, b := range bs {
+		parts[k] = b.String()
+	}
+	return strings.Join(parts, "; ")
 }
 
 // forceDelete deletes what the budgets held back, as `--force` does on EKS.

@@ -89,6 +89,19 @@ func TestBlockedEvictionNamesPodAndBudget(t *testing.T) {
 	}
 }
 
+func TestACancelledDrainStillNamesWhatBlocks(t *testing.T) {
+	d := New(fakeCluster(), clock.RealClock{}, Options{Timeout: time.Hour, RetryDelay: 50 * time.Millisecond}, Hooks{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	err := d.Drain(ctx, "node-1")
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want the context's error, got %v", err)
+	}
+	if !strings.Contains(err.Error(), "stopped while pod default/db-1 blocked by PodDisruptionBudget default/db") {
+		t.Fatalf("the error does not say what blocked: %v", err)
+	}
+}
+
 func TestForceDeletesWhatTheBudgetHolds(t *testing.T) {
 	c := fakeCluster()
 	var forced []string

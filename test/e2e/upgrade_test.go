@@ -309,8 +309,8 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 	if took := time.Since(began); r.Code == 0 || took > 90*time.Second {
 		t.Fatalf("--timeout=25s: exit %d after %s, want a failure well within the 10m eviction timeout", r.Code, took)
 	}
-	if !strings.Contains(r.LastLine(), "--timeout 25s reached") {
-		t.Fatalf("the last line does not say the run timed out:\n%s", r.Stderr)
+	if !strings.Contains(r.LastLine(), "--timeout 25s reached") || !strings.Contains(r.LastLine(), "blocked by PodDisruptionBudget default/payments") {
+		t.Fatalf("the last line does not say the run timed out, and on what:\n%s", r.Stderr)
 	}
 	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
 	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
