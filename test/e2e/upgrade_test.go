@@ -417,12 +417,12 @@ func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
 		t.Fatal("the upgrade succeeded without any new node")
 	}
 	last := r.LastLine()
-	for _, want := range []string{"did not become Ready within 15s, so no old node was drained", "do not have sufficient m5.large capacity"} {
+	for _, want := range []string{"did not become Ready within 15s, so no old node was drained", "InsufficientInstanceCapacity - We currently do not have sufficient m5.large capacity"} {
 		if !strings.Contains(last, want) {
 			t.Errorf("the last line does not say %q:\n%s", want, last)
 		}
 	}
-	if !strings.Contains(r.Stdout, "! launch failed, the Auto Scaling group retries: We currently do not have sufficient") {
+	if !strings.Contains(r.Stdout, "! launch failed, the Auto Scaling group retries: Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not have sufficient") {
 		t.Errorf("the live view did not report the failed launches as they happened:\n%s", r.Stdout)
 	}
 	for _, n := range groupNodes(t, s) {

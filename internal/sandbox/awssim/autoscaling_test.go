@@ -206,7 +206,7 @@ func TestInsufficientCapacityFailsTheLaunchActivity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(acts.Activities) != 1 || acts.Activities[0].StatusCode != types.ScalingActivityStatusCodeFailed || !strings.Contains(aws.ToString(acts.Activities[0].StatusMessage), "sufficient m5.large capacity") {
+	if len(acts.Activities) != 1 || acts.Activities[0].StatusCode != types.ScalingActivityStatusCodeFailed || !strings.Contains(aws.ToString(acts.Activities[0].StatusMessage), "InsufficientInstanceCapacity - We currently do not have sufficient m5.large capacity") {
 		t.Fatalf("want a failed launch for capacity, got %+v", acts.Activities)
 	}
 	if n := len(e.describe().AutoScalingGroups[0].Instances); n != 3 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -226,7 +227,8 @@ func (a *Account) launch(g *Group, now time.Time) bool {
 		}
 	}
 	if az == "" {
-		return fail(fmt.Sprintf("We currently do not have sufficient %s capacity in the Availability Zones you requested (%v). Our system will be working on provisioning additional capacity. Launching EC2 instance failed.", ver.Data.InstanceType, g.AZs))
+		// Worded as a launch-template group reports EC2's error code.
+		return fail(fmt.Sprintf("Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not have sufficient %s capacity in the Availability Zones you requested (%s). Our system will be working on provisioning additional capacity. Launching EC2 instance failed.", ver.Data.InstanceType, strings.Join(g.AZs, ", ")))
 	}
 	if _, limited := a.capacity[az]; limited {
 		a.capacity[az]--
