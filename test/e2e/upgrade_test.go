@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -353,12 +354,28 @@ func TestSelfManagedGroup(t *testing.T) {
 	s := StartSandbox(t, "--self-managed", "--nodes=2", "--azs=2", "--pods-per-node=2")
 	ctx := context.Background()
 	nodes := WatchNodes(t, s.Kube, "alpha.eksctl.io/nodegroup-name", "nodegroup")
-	r := s.Noderoll(seedUpgrade...)
+	// -o json: stdout is the summary alone, the live view goes to stderr.
+	r := s.Noderoll(append(slices.Clone(seedUpgrade), "-o", "json")...)
 	if r.Code != 0 {
 		t.Fatalf("upgrade failed: %s", r.LastLine())
 	}
 	if p := nodes.Peak(); p != 4 {
 		t.Errorf("peak %d nodes, want 4 (2 + one per AZ)", p)
+	}
+	var sum struct {
+		Succeeded                          bool
+		Replaced, Removed                  []string
+		NodesBefore, PeakNodes, NodesAfter int
+		Target                             struct{ ImageID string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &sum); err != nil {
+		t.Fatalf("-o json: stdout is not the JSON summary: %v\n%s", err, r.Stdout)
+	}
+	if !sum.Succeeded || len(sum.Replaced) != 2 || len(sum.Removed) != 2 || sum.NodesBefore != 2 || sum.PeakNodes != 4 || sum.NodesAfter != 2 || sum.Target.ImageID != s.RecommendedAMI("1.37") {
+		t.Errorf("-o json summary: %+v", sum)
+	}
+	if !strings.Contains(r.Stderr, "[3/9] Surge") {
+		t.Errorf("with -o json the live view belongs on stderr:\n%s", r.Stderr)
 	}
 	target := s.RecommendedAMI("1.37")
 	g := s.Group()
