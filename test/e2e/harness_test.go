@@ -255,3 +255,57 @@ func (s *Sandbox) SetCapacity(az string, count int) {
 		s.t.Fatalf("setting capacity of %s: %s", az, resp.Status)
 	}
 }
+
+// Started is a noderoll run in the background, to be killed mid-way.
+type Started struct {
+	cmd      *exec.Cmd
+	out, err lockedBuffer
+}
+
+// lockedBuffer is read by the test while the process writes to it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Start runs noderoll in the background with the sandbox's environment; the
+// test ends it with Kill (by its pid) or waits for it with Wait.
+func (s *Sandbox) Start(args ...string) *Started {
+	s.t.Helper()
+	st := &Started{cmd: exec.Command(noderollBinary(s.t), args...)}
+	st.cmd.Env = append(cleanEnv(), s.env...)
+	st.cmd.Stdout, st.cmd.Stderr = &st.out, &st.err
+	if err := st.cmd.Start(); err != nil {
+		s.t.Fatalf("starting noderoll %v: %v", args, err)
+	}
+	s.t.Cleanup(func() {
+		if st.cmd.ProcessState == nil {
+			_ = st.cmd.Process.Kill()
+			_ = st.cmd.Wait()
+		}
+	})
+	return st
+}
+
+// Kill ends the run with SIGKILL, as a crash or an OOM kill would, and
+// returns what it had printed.
+func (st *Started) Kill(t *testing.T) string {
+	t.Helper()
+	if err := st.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("killing pid %d: %v", st.cmd.Process.Pid, err)
+	}
+	_ = st.cmd.Wait()
+	return st.out.String()
+}

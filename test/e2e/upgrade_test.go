@@ -488,3 +488,74 @@ func allOnTarget(t *testing.T, s *Sandbox, want int) {
 		t.Errorf("want %d nodes after, got %d", want, len(final))
 	}
 }
+
+// TestKilledMidUpgradeResumes: noderoll killed with SIGKILL while it drains
+// an old node, then again while it removes a surplus node, resumes each time
+// from the record it keeps in the cluster. No old instance is terminated
+// twice, no budget goes below its minimum, and the group ends as if nothing
+// had happened.
+func TestKilledMidUpgradeResumes(t *testing.T) {
+	s := StartSandbox(t)
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+
+	killWhenANodeIs := func(phase string) {
+		t.Helper()
+		run := s.Start(seedUpgrade...)
+		eventually(t, 3*time.Minute, "a node marked "+phase, func() (bool, string) {
+			for _, n := range groupNodes(t, s) {
+				if n.Annotations["noderoll.io/phase"] == phase {
+					return true, ""
+				}
+			}
+			return false, tail(run.out.String(), 5)
+		})
+		out := run.Kill(t)
+		t.Logf("killed while a node was %s; it had printed:\n%s", phase, tail(out, 8))
+	}
+	killWhenANodeIs("replacing")
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || ca.Annotations["noderoll.io/paused-replicas"] != "1" {
+		t.Fatalf("after the kill the autoscaler's original replicas must stay recorded: %v %v", ca.Annotations, err)
+	}
+	killWhenANodeIs("removing")
+
+	r := s.Noderoll(seedUpgrade...)
+	if r.Code != 0 {
+		t.Fatalf("the run after two kills failed: %s", r.LastLine())
+	}
+	if !strings.Contains(r.Stdout, "Resume: resuming the upgrade") {
+		t.Errorf("the last run did not resume the recorded upgrade:\n%s", r.Stdout)
+	}
+	violations, _, checks := budgets.Stop()
+	if len(violations) > 0 {
+		t.Errorf("PodDisruptionBudgets went below their minimum (%d checks):\n%s", checks, strings.Join(violations, "\n"))
+	}
+	allOnTarget(t, s, 3)
+	terminations := map[string]int{}
+	for _, a := range s.Activities() {
+		if id, ok := strings.CutPrefix(aws.ToString(a.Description), "Terminating EC2 instance: "); ok {
+			terminations[id]++
+		}
+	}
+	for _, i := range before.Instances {
+		if id := aws.ToString(i.InstanceId); terminations[id] != 1 {
+			t.Errorf("old instance %s terminated %d times, want exactly once", id, terminations[id])
+		}
+	}
+	after := s.Group()
+	if aws.ToInt32(after.MinSize) != 3 || aws.ToInt32(after.MaxSize) != 3 || aws.ToInt32(after.DesiredCapacity) != 3 || len(after.SuspendedProcesses) != 0 {
+		t.Errorf("group after: min/max/desired %d/%d/%d, suspended %v; want 3/3/3 and none", aws.ToInt32(after.MinSize), aws.ToInt32(after.MaxSize), aws.ToInt32(after.DesiredCapacity), after.SuspendedProcesses)
+	}
+	ca, err = s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
+		t.Errorf("cluster-autoscaler after: %v replicas, annotations %v; want 1 and no pause record", ca.Spec.Replicas, ca.Annotations)
+	}
+	for _, n := range groupNodes(t, s) {
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 || n.Annotations["noderoll.io/phase"] != "" {
+			t.Errorf("node %s left marked: unschedulable %v, taints %v, phase %q", n.Name, n.Spec.Unschedulable, n.Spec.Taints, n.Annotations["noderoll.io/phase"])
+		}
+	}
+	waitWorkloads(t, s)
+}
