@@ -3,6 +3,8 @@ package aws
 import (
 	"context"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -173,5 +175,51 @@ func TestLaunchFailuresSayWhyInstancesDoNotCome(t *testing.T) {
 	}
 	if f, _ := p.LaunchFailures(ctx, g, time.Now().Add(time.Minute)); len(f) != 0 {
 		t.Fatalf("failures before `since` are not the caller's: %q", f)
+	}
+}
+
+// TestProfileFromTheSharedConfig: on real AWS the provider takes region,
+// credentials and even the endpoint from the usual chain; --profile picks a
+// profile of ~/.aws/config as the AWS CLI does.
+func TestProfileFromTheSharedConfig(t *testing.T) {
+	acct := awssim.NewAccount("us-west-2", clock.RealClock{}, awssim.Delays{})
+	srv := httptest.NewServer(awssim.NewServer(acct, nil))
+	t.Cleanup(srv.Close)
+	seed(t, acct, true)
+
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config")
+	creds := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(cfg, []byte("[profile ops]\nregion = us-west-2\nendpoint_url = "+srv.URL+"\n\n[profile noregion]\nendpoint_url = "+srv.URL+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(creds, []byte("[ops]\naws_access_key_id = AKIDOPS\naws_secret_access_key = secret\n\n[noregion]\naws_access_key_id = AKIDX\naws_secret_access_key = secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_CONFIG_FILE", cfg)
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", creds)
+	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"} {
+		t.Setenv(k, "") // restored when the test ends
+		os.Unsetenv(k)
+	}
+	ctx := context.Background()
+
+	p, err := New(ctx, Options{Profile: "ops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	if err != nil || len(g.Instances) != 2 {
+		t.Fatalf("through profile ops: %+v, %v", g, err)
+	}
+
+	if _, err := New(ctx, Options{Profile: "noregion"}); err == nil || !strings.Contains(err.Error(), "pass --region") {
+		t.Fatalf("a profile without a region: %v, want a hint to pass --region", err)
+	}
+	if _, err := New(ctx, Options{Profile: "noregion", Region: "us-west-2"}); err != nil {
+		t.Fatalf("--region fills in what the profile lacks: %v", err)
+	}
+	if _, err := New(ctx, Options{Profile: "nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("an unknown profile: %v, want an error naming it", err)
 	}
 }
