@@ -129,6 +129,8 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--ami=" + target}, "exactly one of"},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup"}, "exactly one of"},
 			{[]string{"--name=nodegroup", "--kubernetes-version=1.37"}, `required flag(s) "cluster" not set`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--context=nope"}, `context "nope" does not exist`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "-o", "yaml"}, `--output "yaml": want text or json`},
 		}
 		for _, c := range cases {
 			r := s.Noderoll(append(base, c.args...)...)
