@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -84,7 +85,7 @@ kube-controller-manager, kube-scheduler; kwok stands in for kubelets) and a loca
 AWS-compatible endpoint (Auto Scaling, EC2, SSM, EKS) whose instances register
 as Nodes. Everything listens on 127.0.0.1. No AWS account is needed.`,
 	}
-	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newServeAWS(s))
+	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newServeAWS(s))
 	return cmd
 }
 
@@ -335,5 +336,54 @@ func newServeAWS(s Streams) *cobra.Command {
 	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "log every call")
 	_ = cmd.MarkFlagRequired("dir")
 	_ = cmd.MarkFlagRequired("kubeconfig")
+	return cmd
+}
+
+func newSandboxCapacity(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "capacity AZ|all COUNT|unlimited",
+		Short: "Simulate an EC2 capacity shortage: limit how many more instances launch in an AZ",
+		Long: `Limit how many more instances the sandbox's account launches in an AZ, to see
+what an upgrade does when its new nodes do not come. Launches beyond the limit
+fail as AWS reports them, in the Auto Scaling group's activities
+(InsufficientInstanceCapacity), and the group keeps retrying until the limit
+is lifted.`,
+		Example: `  noderoll sandbox capacity all 0              # no more instances anywhere
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup \
+      --kubernetes-version=1.37 --node-ready-timeout=1m   # fails before any drain, saying why
+  noderoll sandbox capacity all unlimited      # capacity is back; rerun to resume`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			count := -1
+			if args[1] != "unlimited" {
+				n, err := strconv.Atoi(args[1])
+				if err != nil || n < 0 {
+					return fmt.Errorf("COUNT %q: want a number of instances (0 or more) or unlimited", args[1])
+				}
+				count = n
+			}
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			azs := []string{args[0]}
+			if args[0] == "all" {
+				azs = st.Scenario.AZNames()
+			}
+			for _, az := range azs {
+				if err := st.SetCapacity(cmd.Context(), az, count); err != nil {
+					return err
+				}
+			}
+			what := "no limit"
+			if count >= 0 {
+				what = fmt.Sprintf("%d more instance(s) each", count)
+			}
+			fmt.Fprintf(s.Out, "EC2 capacity in %s: %s.\n", strings.Join(azs, ", "), what)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
 	return cmd
 }

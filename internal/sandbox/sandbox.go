@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -344,4 +345,31 @@ func lock(ctx context.Context, dir string, out io.Writer) (func(), error) {
 		}
 	}
 	return func() { _ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN); f.Close() }, nil
+}
+
+// SetCapacity limits how many more instances the sandbox's account launches
+// in an AZ, as an EC2 capacity shortage would; a negative count lifts the
+// limit. Launches beyond it fail the way AWS reports them, in the group's
+// scaling activities (InsufficientInstanceCapacity).
+func (s *State) SetCapacity(ctx context.Context, az string, count int) error {
+	known := s.Scenario.AZNames()
+	if !slices.Contains(known, az) {
+		return fmt.Errorf("AZ %q is not one of the sandbox's (%s)", az, strings.Join(known, ", "))
+	}
+	body := fmt.Sprintf(`{"az":%q,"count":%d}`, az, count)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.AWSEndpoint+"/_sim/capacity", strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching the sandbox's AWS endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("setting the capacity of %s: %s: %s", az, resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
 }

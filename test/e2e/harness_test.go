@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,19 +239,12 @@ func (s *Sandbox) Activities() []astypes.Activity {
 	return acts
 }
 
-// SetCapacity limits how many more instances the simulated account launches
-// in an AZ (a negative count lifts the limit), through the endpoint's own
-// control surface, as an EC2 capacity shortage would.
-func (s *Sandbox) SetCapacity(az string, count int) {
+// Capacity runs `noderoll sandbox capacity` on the sandbox: how many more
+// instances launch in an AZ ("all" for every one), or "unlimited".
+func (s *Sandbox) Capacity(az, count string) {
 	s.t.Helper()
-	body := fmt.Sprintf(`{"az":%q,"count":%d}`, az, count)
-	resp, err := http.Post(s.State.AWSEndpoint+"/_sim/capacity", "application/json", strings.NewReader(body))
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		s.t.Fatalf("setting capacity of %s: %s", az, resp.Status)
+	if r := s.Noderoll("sandbox", "capacity", "--dir", s.Dir, az, count); r.Code != 0 {
+		s.t.Fatalf("sandbox capacity %s %s: %s", az, count, r.LastLine())
 	}
 }
 

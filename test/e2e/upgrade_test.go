@@ -426,10 +426,16 @@ func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
 		return out
 	}
 	before := running()
-	zones := s.Group().AvailabilityZones
-	for _, az := range zones {
-		s.SetCapacity(az, 0)
+	for _, bad := range []struct{ az, count, want string }{
+		{"us-east-9z", "0", `AZ "us-east-9z" is not one of the sandbox's (us-west-2a, us-west-2b)`},
+		{"all", "1.5", `COUNT "1.5"`},
+		{"all", "lots", `COUNT "lots"`},
+	} {
+		if r := s.Noderoll("sandbox", "capacity", "--dir", s.Dir, bad.az, bad.count); r.Code == 0 || !strings.Contains(r.LastLine(), bad.want) {
+			t.Errorf("sandbox capacity %s %s: exit %d, %q; want a failure saying %s", bad.az, bad.count, r.Code, r.LastLine(), bad.want)
+		}
 	}
+	s.Capacity("all", "0")
 
 	r := s.Noderoll(append(slices.Clone(seedUpgrade), "--node-ready-timeout=15s")...)
 	if r.Code == 0 {
@@ -458,9 +464,7 @@ func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
 	}
 
 	// Capacity returns: the same command resumes and finishes.
-	for _, az := range zones {
-		s.SetCapacity(az, -1)
-	}
+	s.Capacity("all", "unlimited")
 	r = s.Noderoll(seedUpgrade...)
 	if r.Code != 0 {
 		t.Fatalf("rerun after capacity returned: %s", r.LastLine())
