@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -140,10 +141,11 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	}
 	seedCtx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
-	if err := sc.SeedKube(seedCtx, client, o.Out); err != nil {
-		return nil, fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
+	err = sc.SeedKube(seedCtx, client, o.Out)
+	if err == nil {
+		err = sc.WaitReady(seedCtx, client, o.Out)
 	}
-	if err := sc.WaitReady(seedCtx, client, o.Out); err != nil {
+	if err != nil {
 		return nil, fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
 	}
 	fmt.Fprintf(o.Out, "Sandbox ready in %s.\n", time.Since(start).Round(100*time.Millisecond))
@@ -315,7 +317,6 @@ func stopPid(pid int, marker string) error {
 	return nil
 }
 
-// lock serialises up and down on one sandbox folder.
 // lock serialises sandbox commands on one folder; a command that has to
 // wait says so, since an `up` may hold the folder for minutes.
 func lock(ctx context.Context, dir string, out io.Writer) (func(), error) {
@@ -356,8 +357,11 @@ func (s *State) SetCapacity(ctx context.Context, az string, count int) error {
 	if !slices.Contains(known, az) {
 		return fmt.Errorf("AZ %q is not one of the sandbox's (%s)", az, strings.Join(known, ", "))
 	}
-	body := fmt.Sprintf(`{"az":%q,"count":%d}`, az, count)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.AWSEndpoint+"/_sim/capacity", strings.NewReader(body))
+	body, err := json.Marshal(map[string]any{"az": az, "count": count})
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.AWSEndpoint+"/_sim/capacity", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}

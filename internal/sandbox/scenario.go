@@ -256,21 +256,18 @@ func (s Scenario) podTemplate(labels map[string]string, image string, tol []core
 // WaitReady waits until the group's nodes are Ready and every workload of the
 // scenario is fully available, printing progress as it changes.
 func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
-	last := ""
-	for {
-		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	want := s.Nodes*3 + 1 // DaemonSets and the autoscaler
+	for _, w := range s.Workloads() {
+		want += int(w.Replicas)
+	}
+	return poll(ctx, out, "the scenario to be ready", func() (string, bool, string, error) {
+		ready, err := readyNodes(ctx, c)
 		if err != nil {
-			return err
-		}
-		ready := 0
-		for _, n := range nodes.Items {
-			if NodeReady(&n) {
-				ready++
-			}
+			return "", false, "", err
 		}
 		pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return err
+			return "", false, "", fmt.Errorf("listing pods: %w", err)
 		}
 		running := 0
 		var stuck []string // why pods are not running, for a timeout's error
@@ -283,54 +280,61 @@ func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.
 				stuck = append(stuck, p.Namespace+"/"+p.Name+" "+podWhy(&p))
 			}
 		}
-		want := s.Nodes*3 + 1 // DaemonSets and the autoscaler
-		for _, w := range s.Workloads() {
-			want += int(w.Replicas)
+		line := fmt.Sprintf("nodes Ready %d/%d, pods Running %d/%d", ready, s.Nodes, running, want)
+		why := ""
+		if len(stuck) > 0 {
+			why = "; for instance " + strings.Join(stuck, "; ")
 		}
-		line := fmt.Sprintf("  nodes Ready %d/%d, pods Running %d/%d", ready, s.Nodes, running, want)
+		return line, ready >= s.Nodes && running >= want, why, nil
+	})
+}
+
+// waitNodes waits until the group's nodes are all registered and Ready.
+func (s Scenario) waitNodes(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
+	return poll(ctx, out, "the group's nodes", func() (string, bool, string, error) {
+		ready, err := readyNodes(ctx, c)
+		return fmt.Sprintf("nodes Ready %d/%d", ready, s.Nodes), ready >= s.Nodes, "", err
+	})
+}
+
+// poll calls check every half second until it is done, printing its
+// progress line whenever it changes; at ctx's end the error carries the
+// last line and why.
+func poll(ctx context.Context, out io.Writer, what string, check func() (line string, done bool, why string, err error)) error {
+	last, lastWhy := "", ""
+	for {
+		line, done, why, err := check()
+		if err != nil {
+			return err
+		}
 		if line != last {
-			fmt.Fprintln(out, line)
+			fmt.Fprintln(out, "  "+line)
 			last = line
 		}
-		if ready >= s.Nodes && running >= want {
+		lastWhy = why
+		if done {
 			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for the scenario to be ready (%s; for instance %s): %w", strings.TrimSpace(line), strings.Join(stuck, "; "), ctx.Err())
+			return fmt.Errorf("waiting for %s (%s%s): %w", what, last, lastWhy, ctx.Err())
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
 }
 
-// waitNodes waits until the group's nodes are all registered and Ready.
-func (s Scenario) waitNodes(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
-	last := ""
-	for {
-		nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-		if err != nil {
-			return fmt.Errorf("listing nodes: %w", err)
-		}
-		ready := 0
-		for k := range nodes.Items {
-			if NodeReady(&nodes.Items[k]) {
-				ready++
-			}
-		}
-		line := fmt.Sprintf("  nodes Ready %d/%d", ready, s.Nodes)
-		if line != last {
-			fmt.Fprintln(out, line)
-			last = line
-		}
-		if ready >= s.Nodes {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for the group's nodes (%s): %w", strings.TrimSpace(line), ctx.Err())
-		case <-time.After(500 * time.Millisecond):
+func readyNodes(ctx context.Context, c kubernetes.Interface) (int, error) {
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("listing nodes: %w", err)
+	}
+	ready := 0
+	for k := range nodes.Items {
+		if NodeReady(&nodes.Items[k]) {
+			ready++
 		}
 	}
+	return ready, nil
 }
 
 // podWhy says what a pod that is not running waits for, in the scheduler's

@@ -3,6 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -220,5 +224,34 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 		if k > 3+6+3 {
 			t.Errorf("node %s runs %d pods: the applications piled up instead of spreading", node, k)
 		}
+	}
+}
+
+// TestSandboxUpThatCannotGetReadyStopsWhatItStarted: seeding bounded by
+// --ready-timeout fails naming what waits, and leaves no process behind.
+func TestSandboxUpThatCannotGetReadyStopsWhatItStarted(t *testing.T) {
+	noderollBinary(t)
+	dir := t.TempDir()
+	s := &Sandbox{t: t, Dir: dir}
+	r := s.run(nil, append([]string{"sandbox", "up", "--dir", dir, "--name", fmt.Sprintf("e2e-%d", time.Now().UnixNano()%1e9), "--ready-timeout=1s"}, fastDelays...)...)
+	if r.Code == 0 {
+		t.Fatal("sandbox up succeeded within a 1s --ready-timeout")
+	}
+	if !strings.Contains(r.LastLine(), "seeding the scenario within --ready-timeout 1s") || !strings.Contains(r.LastLine(), "nodes Ready") {
+		t.Fatalf("the last line does not say what was not ready in time: %q", r.LastLine())
+	}
+	// Every process the sandbox starts carries its folder on its command line.
+	eventually(t, 10*time.Second, "no process of the failed sandbox left", func() (bool, string) {
+		procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, p := range procs {
+			b, err := os.ReadFile(p)
+			if err == nil && strings.Contains(string(b), dir) {
+				return false, p + ": " + strings.ReplaceAll(string(b), "\x00", " ")
+			}
+		}
+		return true, ""
+	})
+	if _, err := os.Stat(filepath.Join(dir, "sandbox.json")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the failed sandbox left its state: %v", err)
 	}
 }
