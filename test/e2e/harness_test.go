@@ -273,7 +273,7 @@ func (b *lockedBuffer) String() string {
 }
 
 // Start runs noderoll in the background with the sandbox's environment; the
-// test ends it with Kill (by its pid) or waits for it with Wait.
+// test ends it with Kill, by its pid (the cleanup kills it if the test did not).
 func (s *Sandbox) Start(args ...string) *Started {
 	s.t.Helper()
 	st := &Started{cmd: exec.Command(noderollBinary(s.t), args...)}
