@@ -36,11 +36,18 @@ type Options struct {
 	// Force deletes the pods still there at Timeout, bypassing their budgets,
 	// instead of failing.
 	Force bool
+	// SkipWaitForDelete gives up waiting on a pod that is still there this
+	// long after its deletion was due (a finalizer that never clears, a dead
+	// kubelet), as kubectl drain's --skip-wait-for-delete-timeout does. On a
+	// node whose kubelet stopped reporting, nothing will ever finish the
+	// pod, so the wait there is one second, as Cluster API does.
+	SkipWaitForDelete time.Duration
 }
 
-// DefaultOptions are EKS's: 15 minutes, retried every 5 seconds, no force.
+// DefaultOptions are EKS's: 15 minutes, retried every 5 seconds, no force;
+// pods stuck terminating are left behind after a minute.
 func DefaultOptions() Options {
-	return Options{Timeout: 15 * time.Minute, RetryDelay: 5 * time.Second}
+	return Options{Timeout: 15 * time.Minute, RetryDelay: 5 * time.Second, SkipWaitForDelete: time.Minute}
 }
 
 // Blocker is a pod whose eviction was refused, and why.
@@ -62,10 +69,11 @@ func (b Blocker) String() string {
 
 // BlockedError says a node could not be drained in time.
 type BlockedError struct {
-	Node     string
-	After    time.Duration
-	Blockers []Blocker
-	Waiting  []string // pods evicted but not yet gone
+	Node      string
+	After     time.Duration
+	Blockers  []Blocker
+	Waiting   []string // pods evicted but not yet gone
+	Throttled []string // pods whose evictions the API server throttled (not a budget)
 }
 
 func (e *BlockedError) Error() string {
@@ -76,7 +84,23 @@ func (e *BlockedError) Error() string {
 	for _, w := range e.Waiting {
 		parts = append(parts, "pod "+w+" still terminating")
 	}
+	if len(e.Throttled) > 0 {
+		parts = append(parts, "evictions of "+strings.Join(e.Throttled, ", ")+" throttled by the API server (429 without a disruption budget: API priority and fairness or a rate limit)")
+	}
 	return fmt.Sprintf("eviction from node %s did not finish within %s: %s", e.Node, e.After, strings.Join(parts, "; "))
+}
+
+// MultipleBudgetsError says a pod is selected by more than one
+// PodDisruptionBudget: the Eviction API refuses such a pod every time, so
+// retrying cannot help.
+type MultipleBudgetsError struct {
+	Node, Namespace, Pod string
+	PDBs                 []string
+}
+
+func (e *MultipleBudgetsError) Error() string {
+	return fmt.Sprintf("pod %s/%s on node %s is selected by more than one PodDisruptionBudget (%s), and the Eviction API refuses to evict such a pod: change the budgets' selectors so that at most one selects it, then rerun",
+		e.Namespace, e.Pod, e.Node, strings.Join(e.PDBs, "; "))
 }
 
 // Hooks report progress; any may be nil.
@@ -84,6 +108,8 @@ type Hooks struct {
 	Evicted func(node string, pod *corev1.Pod)
 	Blocked func(node string, blockers []Blocker)
 	Forced  func(node string, pod *corev1.Pod)
+	// GaveUp reports a pod left terminating after SkipWaitForDelete.
+	GaveUp func(node string, pod *corev1.Pod, terminatingFor time.Duration)
 }
 
 // Drainer drains nodes.
@@ -101,6 +127,9 @@ func New(c kubernetes.Interface, clk clock.Clock, o Options, h Hooks, log *slog.
 	if o.RetryDelay <= 0 {
 		o.RetryDelay = 5 * time.Second
 	}
+	if o.SkipWaitForDelete <= 0 {
+		o.SkipWaitForDelete = DefaultOptions().SkipWaitForDelete
+	}
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -114,7 +143,23 @@ func (d *Drainer) helper(ctx context.Context) *kdrain.Helper {
 		// with emptyDir or no controller are evicted too.
 		Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
 		GracePeriodSeconds: -1, Out: io.Discard, ErrOut: io.Discard,
+		SkipWaitForDeleteTimeoutSeconds: max(1, int(d.opts.SkipWaitForDelete/time.Second)),
 	}
+}
+
+// unreachable reports a node whose kubelet no longer reports: its pods will
+// never finish terminating by themselves.
+func (d *Drainer) unreachable(ctx context.Context, node string) bool {
+	n, err := d.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return false
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionUnknown
+		}
+	}
+	return false
 }
 
 // Cordon marks a node unschedulable; idempotent.
@@ -130,11 +175,38 @@ func (d *Drainer) Cordon(ctx context.Context, node *corev1.Node) error {
 
 // Pending lists the pods an eviction of the node must still move.
 func (d *Drainer) Pending(ctx context.Context, node string) ([]corev1.Pod, error) {
-	list, errs := d.helper(ctx).GetPodsForDeletion(node)
+	return d.pending(d.helper(ctx), node)
+}
+
+func (d *Drainer) pending(h *kdrain.Helper, node string) ([]corev1.Pod, error) {
+	list, errs := h.GetPodsForDeletion(node)
 	if len(errs) > 0 {
 		return nil, fmt.Errorf("listing pods of node %s: %w", node, errors.Join(errs...))
 	}
 	return list.Pods(), nil
+}
+
+// gaveUp reports, once each, the pods of the node still terminating past
+// the helper's skip timeout: Pending no longer lists them.
+func (d *Drainer) gaveUp(ctx context.Context, h *kdrain.Helper, node string, told map[string]bool) {
+	if d.hooks.GaveUp == nil {
+		return
+	}
+	pods, err := d.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return
+	}
+	skip := time.Duration(h.SkipWaitForDeleteTimeoutSeconds) * time.Second
+	for k := range pods.Items {
+		p := &pods.Items[k]
+		if p.DeletionTimestamp == nil || p.Spec.NodeName != node || told[p.Namespace+"/"+p.Name] {
+			continue
+		}
+		if late := d.clock.Since(p.DeletionTimestamp.Time); late > skip {
+			told[p.Namespace+"/"+p.Name] = true
+			d.hooks.GaveUp(node, p, late)
+		}
+	}
 }
 
 // Drain evicts every pod of the node (DaemonSet and mirror pods excepted)
@@ -152,6 +224,9 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		}
 	}()
 	h := d.helper(ctx)
+	if d.unreachable(ctx, node) {
+		h.SkipWaitForDeleteTimeoutSeconds = 1
+	}
 	if d.evictionGV.Empty() {
 		gv, err := kdrain.CheckEvictionSupport(d.client)
 		if err != nil {
@@ -165,16 +240,19 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 	gv := d.evictionGV
 	start := d.clock.Now()
 	lastReport := ""
+	told := map[string]bool{}
 	for {
-		pods, err := d.Pending(ctx, node)
+		pods, err := d.pending(h, node)
 		if err != nil {
 			return err
 		}
 		if len(pods) == 0 {
+			d.gaveUp(ctx, h, node, told)
 			return nil
 		}
 		var blockers []Blocker
-		var waiting []string
+		var waiting, throttled []string
+		backoff := time.Duration(0)
 		for k := range pods {
 			p := &pods[k]
 			if p.DeletionTimestamp != nil {
@@ -190,8 +268,21 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 				}
 				waiting = append(waiting, p.Namespace+"/"+p.Name)
 			case apierrors.IsNotFound(err):
-			case apierrors.IsTooManyRequests(err) || isMultiplePDBs(err):
+			case isMultiplePDBs(err):
+				// The API server will say this forever: fail now.
+				return &MultipleBudgetsError{Node: node, Namespace: p.Namespace, Pod: p.Name, PDBs: d.blocker(ctx, p, err).PDBs}
+			case isBudgetRefusal(err):
 				blockers = append(blockers, d.blocker(ctx, p, err))
+			case apierrors.IsTooManyRequests(err):
+				// Throttled (API priority and fairness), not refused by a
+				// budget: back off as the server suggests, name no budget.
+				throttled = append(throttled, p.Namespace+"/"+p.Name)
+				wait := d.opts.RetryDelay
+				if s, ok := apierrors.SuggestsClientDelay(err); ok && s > 0 {
+					wait = time.Duration(s) * time.Second
+				}
+				backoff = max(backoff, wait)
+				d.log.Debug("eviction throttled", "node", node, "pod", p.Namespace+"/"+p.Name, "retryAfter", wait)
 			default:
 				return fmt.Errorf("evicting pod %s/%s from node %s: %w", p.Namespace, p.Name, node, err)
 			}
@@ -205,14 +296,15 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		}
 		if elapsed := d.clock.Since(start); elapsed >= d.opts.Timeout {
 			if !d.opts.Force {
-				return &BlockedError{Node: node, After: d.opts.Timeout, Blockers: blockers, Waiting: waiting}
+				return &BlockedError{Node: node, After: d.opts.Timeout, Blockers: blockers, Waiting: waiting, Throttled: throttled}
 			}
-			return d.forceDelete(ctx, h, node)
+			return d.forceDelete(ctx, h, node, told)
 		}
 		delay := time.Second // evicted pods are on their way; look again soon
 		if len(blockers) > 0 {
 			delay = d.opts.RetryDelay
 		}
+		delay = max(delay, backoff)
 		if remaining := d.opts.Timeout - d.clock.Since(start); remaining < delay {
 			delay = max(remaining, 0)
 		}
@@ -233,13 +325,16 @@ func joinBlockers(bs []Blocker) string {
 }
 
 // forceDelete deletes what the budgets held back, as `--force` does on EKS.
-func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string) error {
+// Pods already terminating are waited for only up to the skip timeout, so
+// it ends even when something keeps a pod from going.
+func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string, told map[string]bool) error {
 	for {
-		pods, err := d.Pending(ctx, node)
+		pods, err := d.pending(h, node)
 		if err != nil {
 			return err
 		}
 		if len(pods) == 0 {
+			d.gaveUp(ctx, h, node, told)
 			return nil
 		}
 		for k := range pods {
@@ -262,8 +357,26 @@ func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string
 	}
 }
 
+// isMultiplePDBs recognises the API server's refusal of a pod under two
+// budgets: a bare 500 status, no reason, only this message.
 func isMultiplePDBs(err error) bool {
-	return apierrors.IsInternalError(err) && strings.Contains(err.Error(), "more than one PodDisruptionBudget")
+	return strings.Contains(err.Error(), "more than one PodDisruptionBudget")
+}
+
+// isBudgetRefusal recognises an eviction a budget refused: the API server
+// marks it with a DisruptionBudget cause (a 429, or a 403 when the budget's
+// allowed disruptions went negative).
+func isBudgetRefusal(err error) bool {
+	var st apierrors.APIStatus
+	if !errors.As(err, &st) || st.Status().Details == nil {
+		return false
+	}
+	for _, c := range st.Status().Details.Causes {
+		if c.Type == policyv1.DisruptionBudgetCause {
+			return true
+		}
+	}
+	return false
 }
 
 // blocker names the budgets that select a refused pod, with how many
@@ -284,8 +397,10 @@ func (d *Drainer) blocker(ctx context.Context, p *corev1.Pod, cause error) Block
 func matching(pdbs []policyv1.PodDisruptionBudget, p *corev1.Pod) []policyv1.PodDisruptionBudget {
 	var out []policyv1.PodDisruptionBudget
 	for _, pdb := range pdbs {
+		// In policy/v1 an empty selector selects every pod of the
+		// namespace; only a missing one selects none.
 		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || sel.Empty() || !sel.Matches(labels.Set(p.Labels)) {
+		if err != nil || !sel.Matches(labels.Set(p.Labels)) {
 			continue
 		}
 		out = append(out, pdb)

@@ -55,11 +55,21 @@ func fakeCluster() *fake.Clientset {
 		}
 		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
 		if ev.Name == "db-1" {
-			return true, nil, apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
+			return true, nil, budgetRefusal("db")
 		}
 		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
 	})
 	return c
+}
+
+// budgetRefusal is the error the API server answers an eviction a budget
+// refuses with (pkg/registry/core/pod/storage/eviction.go): a 429 marked
+// with a DisruptionBudget cause.
+func budgetRefusal(pdb string) error {
+	err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
+	err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+		Type: policyv1.DisruptionBudgetCause, Message: "The disruption budget " + pdb + " needs 2 healthy pods and has 2 currently"})
+	return err
 }
 
 func TestBlockedEvictionNamesPodAndBudget(t *testing.T) {
@@ -123,5 +133,131 @@ func TestZeroRetryDelayIsNotKept(t *testing.T) {
 	d := New(fake.NewClientset(), clock.RealClock{}, Options{Timeout: time.Second}, Hooks{}, nil)
 	if d.opts.RetryDelay != 5*time.Second {
 		t.Fatalf("retry delay %s: the library's zero value would spin on 429s", d.opts.RetryDelay)
+	}
+}
+
+// A pod under two budgets is refused by the API server every time with a
+// bare 500: the drain fails at once naming both budgets, not at its timeout.
+func TestAPodUnderTwoBudgetsFailsFastNamingBoth(t *testing.T) {
+	two := intstr.FromInt32(1)
+	c := fake.NewClientset(
+		pod("api-1", map[string]string{"app": "api", "tier": "front"}),
+		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "api", Namespace: "default"},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &two, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}}},
+		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "front", Namespace: "default"},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &two, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"tier": "front"}}}},
+	)
+	c.Resources = fakeCluster().Resources
+	attempts := 0
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		attempts++
+		return true, nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 500,
+			Message: "This pod has more than one PodDisruptionBudget, which the eviction subresource does not support."}}
+	})
+	d := New(c, clock.RealClock{}, Options{Timeout: time.Hour, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := d.Drain(ctx, "node-1")
+	var mb *MultipleBudgetsError
+	if !errors.As(err, &mb) {
+		t.Fatalf("want a MultipleBudgetsError at once, got %v", err)
+	}
+	if attempts != 1 || len(mb.PDBs) != 2 || !strings.Contains(err.Error(), "default/api (") || !strings.Contains(err.Error(), "default/front (") {
+		t.Fatalf("after %d attempts: %v", attempts, err)
+	}
+	if _, err := c.CoreV1().Pods("default").Get(context.Background(), "api-1", metav1.GetOptions{}); err != nil {
+		t.Fatalf("the pod must stay: %v", err)
+	}
+}
+
+// A 429 without a DisruptionBudget cause is the API server shedding load:
+// the drain backs off and goes on, and names no budget for it.
+func TestThrottledEvictionIsNotReportedAsABudget(t *testing.T) {
+	c := fake.NewClientset(pod("web-1", map[string]string{"app": "web"}))
+	c.Resources = fakeCluster().Resources
+	throttles := 2
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		if throttles > 0 {
+			throttles--
+			return true, nil, apierrors.NewTooManyRequests("Too many requests, please try again later.", 1)
+		}
+		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
+		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+	})
+	var blocked []Blocker
+	d := New(c, clock.RealClock{}, Options{Timeout: time.Minute, RetryDelay: 10 * time.Millisecond},
+		Hooks{Blocked: func(_ string, b []Blocker) { blocked = append(blocked, b...) }}, nil)
+	if err := d.Drain(context.Background(), "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	if throttles != 0 || len(blocked) != 0 {
+		t.Fatalf("throttles left %d, reported as blocked: %v", throttles, blocked)
+	}
+	if _, err := c.CoreV1().Pods("default").Get(context.Background(), "web-1", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("the pod was not evicted after the throttling: %v", err)
+	}
+}
+
+// In policy/v1 a budget with an empty selector selects every pod of its
+// namespace: it is named as the blocker.
+func TestAnEmptySelectorBudgetIsNamed(t *testing.T) {
+	all := intstr.FromString("100%")
+	c := fake.NewClientset(
+		pod("job-1", map[string]string{"app": "job"}),
+		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "everything", Namespace: "default"},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &all, Selector: &metav1.LabelSelector{}}},
+		&policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: "nothing", Namespace: "default"},
+			Spec: policyv1.PodDisruptionBudgetSpec{MinAvailable: &all}},
+	)
+	c.Resources = fakeCluster().Resources
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		return true, nil, budgetRefusal("everything")
+	})
+	d := New(c, clock.RealClock{}, Options{Timeout: 100 * time.Millisecond, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+	err := d.Drain(context.Background(), "node-1")
+	var be *BlockedError
+	if !errors.As(err, &be) || len(be.Blockers) != 1 || len(be.Blockers[0].PDBs) != 1 || !strings.HasPrefix(be.Blockers[0].PDBs[0], "default/everything (") {
+		t.Fatalf("want the empty-selector budget (and only it) named: %v", err)
+	}
+}
+
+// A pod whose deletion never finishes (a finalizer, a dead kubelet) is left
+// behind once it is SkipWaitForDelete past due, and said, instead of holding
+// the drain until its timeout; with --force too.
+func TestAPodStuckTerminatingIsLeftBehindAndSaid(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		stuck := pod("stuck-1", map[string]string{"app": "stuck"})
+		stuck.Finalizers = []string{"example.com/never"}
+		since := metav1.NewTime(time.Now().Add(-3 * time.Second))
+		stuck.DeletionTimestamp = &since
+		c := fakeCluster()
+		if err := c.Tracker().Add(stuck); err != nil {
+			t.Fatal(err)
+		}
+		var gaveUp []string
+		d := New(c, clock.RealClock{}, Options{Timeout: 200 * time.Millisecond, RetryDelay: 10 * time.Millisecond, Force: force, SkipWaitForDelete: time.Second},
+			Hooks{GaveUp: func(_ string, p *corev1.Pod, _ time.Duration) { gaveUp = append(gaveUp, p.Name) }}, nil)
+		if !force {
+			// db-1's budget would fail this drain anyway: take it out.
+			_ = c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "default", "db-1")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := d.Drain(ctx, "node-1")
+		cancel()
+		if err != nil {
+			t.Fatalf("force=%v: %v", force, err)
+		}
+		if len(gaveUp) != 1 || gaveUp[0] != "stuck-1" {
+			t.Fatalf("force=%v: gave up on %v, want stuck-1 said once", force, gaveUp)
+		}
 	}
 }
