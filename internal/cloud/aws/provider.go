@@ -2,6 +2,8 @@ package aws
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -236,18 +238,9 @@ func (p *Provider) fillFromASG(ctx context.Context, g cloud.NodeGroup) (cloud.No
 	if len(ids) == 0 {
 		return g, nil
 	}
-	details := map[string]ec2types.Instance{}
-	pager := ec2.NewDescribeInstancesPaginator(p.ec2, &ec2.DescribeInstancesInput{InstanceIds: ids})
-	for pager.HasMorePages() {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			return g, fmt.Errorf("describing the instances of %s: %w", g.ASGName, err)
-		}
-		for _, r := range page.Reservations {
-			for _, i := range r.Instances {
-				details[aws.ToString(i.InstanceId)] = i
-			}
-		}
+	details, err := p.describeInstances(ctx, ids)
+	if err != nil {
+		return g, fmt.Errorf("describing the instances of %s: %w", g.ASGName, err)
 	}
 	for k := range g.Instances {
 		d := details[g.Instances[k].ID]
@@ -256,6 +249,42 @@ func (p *Provider) fillFromASG(ctx context.Context, g cloud.NodeGroup) (cloud.No
 	sort.Slice(g.Instances, func(a, b int) bool { return g.Instances[a].ID < g.Instances[b].ID })
 	return g, nil
 }
+
+// describeInstances describes instances by ID. EC2 is eventually
+// consistent: an instance the Auto Scaling group just launched may be
+// unknown to DescribeInstances for a moment (InvalidInstanceID.NotFound), so
+// that answer is retried for a while before it counts.
+func (p *Provider) describeInstances(ctx context.Context, ids []string) (map[string]ec2types.Instance, error) {
+	delay := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		details := map[string]ec2types.Instance{}
+		var err error
+		pager := ec2.NewDescribeInstancesPaginator(p.ec2, &ec2.DescribeInstancesInput{InstanceIds: ids})
+		for pager.HasMorePages() && err == nil {
+			var page *ec2.DescribeInstancesOutput
+			if page, err = pager.NextPage(ctx); err == nil {
+				for _, r := range page.Reservations {
+					for _, i := range r.Instances {
+						details[aws.ToString(i.InstanceId)] = i
+					}
+				}
+			}
+		}
+		if err == nil || code(err) != "InvalidInstanceID.NotFound" || attempt == instanceNotFoundAttempts {
+			return details, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 2*time.Second)
+	}
+}
+
+// instanceNotFoundAttempts bounds the retries of a just-launched instance
+// EC2 does not know yet: about 15 seconds in all.
+const instanceNotFoundAttempts = 10
 
 func (p *Provider) templateVersion(ctx context.Context, templateID, version string) (ec2types.LaunchTemplateVersion, error) {
 	if version == "" {
@@ -300,15 +329,26 @@ func (p *Provider) EnsureTemplateVersion(ctx context.Context, templateID string,
 	if aws.ToInt64(latest.VersionNumber) > from && sameButImage(*src.LaunchTemplateData, *latest.LaunchTemplateData, imageID) {
 		return aws.ToInt64(latest.VersionNumber), nil
 	}
+	// The client token makes the call idempotent: when an answer is lost
+	// and the SDK retries, EC2 returns the version the first try created
+	// instead of creating another.
 	out, err := p.ec2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
 		LaunchTemplateId: aws.String(templateID), SourceVersion: aws.String(strconv.FormatInt(from, 10)),
 		VersionDescription: aws.String(description),
 		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{ImageId: aws.String(imageID)},
+		ClientToken:        aws.String(templateToken(templateID, from, imageID)),
 	})
 	if err != nil {
 		return 0, fmt.Errorf("creating a version of launch template %s with AMI %s: %w", templateID, imageID, err)
 	}
 	return aws.ToInt64(out.LaunchTemplateVersion.VersionNumber), nil
+}
+
+// templateToken derives the client token of a template version from what
+// defines it, so that every try of the same version carries the same token.
+func templateToken(templateID string, from int64, imageID string) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d/%s", templateID, from, imageID)))
+	return "noderoll-" + hex.EncodeToString(sum[:16])
 }
 
 func sameButImage(src, cand ec2types.ResponseLaunchTemplateData, imageID string) bool {
@@ -378,28 +418,31 @@ func (p *Provider) SetProcesses(ctx context.Context, g cloud.NodeGroup, processe
 // LaunchFailures implements cloud.Provider from the group's scaling
 // activities, which AWS lists newest first.
 func (p *Provider) LaunchFailures(ctx context.Context, g cloud.NodeGroup, since time.Time) ([]string, error) {
-	out, err := p.asg.DescribeScalingActivities(ctx, &autoscaling.DescribeScalingActivitiesInput{
-		AutoScalingGroupName: aws.String(g.ASGName), MaxRecords: aws.Int32(50),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("describing scaling activities of %s: %w", g.ASGName, err)
-	}
 	var causes []string
 	seen := map[string]bool{}
-	for _, a := range out.Activities {
-		if a.StartTime != nil && a.StartTime.Before(since) {
-			break
+	pager := autoscaling.NewDescribeScalingActivitiesPaginator(p.asg, &autoscaling.DescribeScalingActivitiesInput{
+		AutoScalingGroupName: aws.String(g.ASGName), MaxRecords: aws.Int32(100),
+	})
+	for pager.HasMorePages() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing scaling activities of %s: %w", g.ASGName, err)
 		}
-		if a.StatusCode != astypes.ScalingActivityStatusCodeFailed && a.StatusCode != astypes.ScalingActivityStatusCodeCancelled {
-			continue
-		}
-		msg := aws.ToString(a.StatusMessage)
-		if msg == "" {
-			msg = aws.ToString(a.Description)
-		}
-		if !seen[msg] {
-			seen[msg] = true
-			causes = append(causes, msg)
+		for _, a := range page.Activities {
+			if a.StartTime != nil && a.StartTime.Before(since) {
+				return causes, nil // newest first: the rest are older still
+			}
+			if a.StatusCode != astypes.ScalingActivityStatusCodeFailed && a.StatusCode != astypes.ScalingActivityStatusCodeCancelled {
+				continue
+			}
+			msg := aws.ToString(a.StatusMessage)
+			if msg == "" {
+				msg = aws.ToString(a.Description)
+			}
+			if !seen[msg] {
+				seen[msg] = true
+				causes = append(causes, msg)
+			}
 		}
 	}
 	return causes, nil

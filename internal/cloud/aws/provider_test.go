@@ -9,7 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"k8s.io/utils/clock"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
@@ -19,7 +23,12 @@ import (
 // reaches it through the real SDK clients, plus the account to drive.
 func newProvider(t *testing.T) (*Provider, *awssim.Account) {
 	t.Helper()
-	acct := awssim.NewAccount("us-west-2", clock.RealClock{}, awssim.Delays{})
+	return newProviderWithClock(t, clock.RealClock{})
+}
+
+func newProviderWithClock(t *testing.T, clk clock.Clock) (*Provider, *awssim.Account) {
+	t.Helper()
+	acct := awssim.NewAccount("us-west-2", clk, awssim.Delays{})
 	srv := httptest.NewServer(awssim.NewServer(acct, nil))
 	t.Cleanup(srv.Close)
 	p, err := New(context.Background(), Options{Region: "us-west-2", Endpoint: srv.URL, AccessKeyID: "AKID", SecretAccessKey: "secret"})
@@ -146,11 +155,16 @@ func TestResolveImage(t *testing.T) {
 	}
 }
 
+// TestLaunchFailuresSayWhyInstancesDoNotCome: the group retries a failed
+// launch every few seconds, so one cause fills many activities; each cause
+// is said once, newest first, and causes on later pages of
+// DescribeScalingActivities (100 a page) are not lost.
 func TestLaunchFailuresSayWhyInstancesDoNotCome(t *testing.T) {
-	p, acct := newProvider(t)
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
+	p, acct := newProviderWithClock(t, clk)
 	seed(t, acct, true)
 	ctx := context.Background()
-	before := time.Now().Add(-time.Second)
+	before := clk.Now().Add(-time.Second)
 	g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
 	if f, err := p.LaunchFailures(ctx, g, before); err != nil || len(f) != 0 {
 		t.Fatalf("a healthy group: failures %v, %v", f, err)
@@ -162,19 +176,103 @@ func TestLaunchFailuresSayWhyInstancesDoNotCome(t *testing.T) {
 	if err := p.UpdateGroup(ctx, g, cloud.GroupUpdate{Max: &size, Desired: &size}); err != nil {
 		t.Fatal(err)
 	}
-	for k := 0; k < 3; k++ { // every retry fails the same way
-		acct.Step(ctx, nil, nil)
-		time.Sleep(time.Millisecond)
+	retry := func(n int) {
+		for k := 0; k < n; k++ { // every retry fails the same way
+			acct.Step(ctx, nil, nil)
+			clk.Step(6 * time.Second)
+		}
+	}
+	retry(3)
+	// Then the group launches a bigger type, which fails too, 110 times.
+	out, err := p.ec2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
+		LaunchTemplateId: aws.String(g.TemplateID), SourceVersion: aws.String("1"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{InstanceType: ec2types.InstanceTypeM5Xlarge},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := aws.ToInt64(out.LaunchTemplateVersion.VersionNumber)
+	if err := p.UpdateGroup(ctx, g, cloud.GroupUpdate{TemplateVersion: &v}); err != nil {
+		t.Fatal(err)
+	}
+	retry(110)
+	failed := 0
+	for _, a := range acct.Activities() {
+		if a.Status == "Failed" {
+			failed++
+		}
+	}
+	if failed < 113 {
+		t.Fatalf("the account recorded %d failed launches, want at least 113: the test would not show dedup and paging", failed)
 	}
 	f, err := p.LaunchFailures(ctx, g, before)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(f) != 1 || !strings.Contains(f[0], "do not have sufficient m5.large capacity") {
-		t.Fatalf("want the capacity failure once, got %q", f)
+	if len(f) != 2 || !strings.Contains(f[0], "sufficient m5.xlarge capacity") || !strings.Contains(f[1], "sufficient m5.large capacity") {
+		t.Fatalf("want each cause once, newest first, from every page; got %q", f)
 	}
-	if f, _ := p.LaunchFailures(ctx, g, time.Now().Add(time.Minute)); len(f) != 0 {
+	if f, _ := p.LaunchFailures(ctx, g, clk.Now().Add(time.Minute)); len(f) != 0 {
 		t.Fatalf("failures before `since` are not the caller's: %q", f)
+	}
+}
+
+// TestALostAnswerCreatesOneTemplateVersion: EC2 creates the version but its
+// answer never arrives, and the call gives up. Before the rerun someone else
+// adds a version, so the new one is no longer $Latest; the rerun's client
+// token, derived from what the version is, still finds it instead of
+// creating a copy. (Within one call the SDK's own token covers its retries.)
+func TestALostAnswerCreatesOneTemplateVersion(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	ctx := context.Background()
+	g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	img, err := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.37"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct.InjectFault(awssim.Fault{Service: "ec2", Action: "CreateLaunchTemplateVersion", After: true, DelaySeconds: 5})
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	_, err = p.EnsureTemplateVersion(short, g.TemplateID, 1, img.ID, "to 1.37")
+	cancel()
+	if err == nil {
+		t.Fatal("the call whose answer never came succeeded")
+	}
+	if _, err := p.ec2.CreateLaunchTemplateVersion(ctx, &ec2.CreateLaunchTemplateVersionInput{
+		LaunchTemplateId: aws.String(g.TemplateID), SourceVersion: aws.String("1"),
+		LaunchTemplateData: &ec2types.RequestLaunchTemplateData{KeyName: aws.String("someone-else")},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.EnsureTemplateVersion(ctx, g.TemplateID, 1, img.ID, "to 1.37")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.ec2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(g.TemplateID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v != 2 || len(out.LaunchTemplateVersions) != 3 {
+		t.Fatalf("got version %d and %d versions in all; want version 2 (the lost one) and no copy of it", v, len(out.LaunchTemplateVersions))
+	}
+}
+
+// TestAJustLaunchedInstanceEC2DoesNotKnowYetIsRetried: EC2 answers
+// InvalidInstanceID.NotFound for an instance the group just launched, for a
+// moment; describing the group waits that out instead of failing the run.
+func TestAJustLaunchedInstanceEC2DoesNotKnowYetIsRetried(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, false)
+	acct.InjectFault(awssim.Fault{Service: "ec2", Action: "DescribeInstances", Code: "InvalidInstanceID.NotFound", Message: "The instance ID 'i-0new' does not exist", Count: 2})
+	g, err := p.NodeGroup(context.Background(), cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Instances) != 2 || g.Instances[0].ImageID == "" || g.Instances[1].ImageID == "" {
+		t.Fatalf("instances not described after the retries: %+v", g.Instances)
+	}
+	if n := len(acct.Calls("DescribeInstances")); n != 3 {
+		t.Fatalf("want 3 DescribeInstances calls (2 refused, 1 answered), got %d", n)
 	}
 }
 

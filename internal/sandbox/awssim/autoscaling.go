@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -385,20 +386,43 @@ func describeScalingActivities(a *Account, form url.Values) (any, error) {
 		}
 	}
 	ids := list(form, "ActivityIds.member")
-	max, _, err := optInt(form, "MaxRecords")
+	// Pages of MaxRecords (default and at most 100), newest first, with a
+	// NextToken while more remain, as AWS pages them.
+	limit, set, err := optInt(form, "MaxRecords")
 	if err != nil {
 		return nil, err
 	}
+	if !set {
+		limit = 100
+	}
+	if limit < 1 || limit > 100 {
+		return nil, validation("1 validation error detected: Value '%d' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to 100", limit)
+	}
+	offset := 0
+	if tok := form.Get("NextToken"); tok != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(tok, "activities-"))
+		if err != nil || n < 0 || !strings.HasPrefix(tok, "activities-") {
+			return nil, &APIError{Code: "InvalidNextToken", Message: "The token '" + tok + "' is invalid.", Status: 400}
+		}
+		offset = n
+	}
 	type result struct {
 		Activities []xmlActivity `xml:"Activities>member"`
+		NextToken  string        `xml:"NextToken,omitempty"`
 	}
 	res := result{Activities: []xmlActivity{}}
+	seen := 0
 	for k := len(a.activities) - 1; k >= 0; k-- { // newest first, as AWS lists them
 		act := a.activities[k]
 		if (name != "" && act.Group != name) || (len(ids) > 0 && !contains(ids, act.ID)) {
 			continue
 		}
-		if max > 0 && len(res.Activities) == max {
+		seen++
+		if seen <= offset {
+			continue
+		}
+		if len(res.Activities) == limit {
+			res.NextToken = fmt.Sprintf("activities-%d", offset+limit)
 			break
 		}
 		res.Activities = append(res.Activities, xmlAct(act))

@@ -376,6 +376,23 @@ func createLaunchTemplateVersion(a *Account, form url.Values) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	type body struct {
+		ec2Meta
+		Version xmlTemplateVersion `xml:"launchTemplateVersion"`
+	}
+	// A repeated client token answers with the version it created, as EC2
+	// makes the call idempotent; with other parameters it is refused.
+	token := form.Get("ClientToken")
+	if len(token) > 128 {
+		return nil, notFoundf("InvalidParameterValue", "Value (%s) for parameter clientToken is invalid. Length exceeds 128 characters.", token)
+	}
+	if n, ok := a.tokens[lt.ID+"/"+token]; ok && token != "" {
+		v := lt.Versions[n-1]
+		if img := form.Get("LaunchTemplateData.ImageId"); img != "" && img != v.Data.ImageID {
+			return nil, notFoundf("IdempotentParameterMismatch", "The client token %s was already used with different parameters.", token)
+		}
+		return &ec2Resp{action: "CreateLaunchTemplateVersion", body: &body{Version: a.xmlVersion(lt, v)}}, nil
+	}
 	var data TemplateData
 	if src := form.Get("SourceVersion"); src != "" {
 		v, ok := lt.resolve(src)
@@ -408,9 +425,8 @@ func createLaunchTemplateVersion(a *Account, form url.Values) (any, error) {
 	}
 	v := &TemplateVersion{Number: int64(len(lt.Versions) + 1), Description: form.Get("VersionDescription"), Created: a.clock.Now(), Data: data}
 	lt.Versions = append(lt.Versions, v)
-	type body struct {
-		ec2Meta
-		Version xmlTemplateVersion `xml:"launchTemplateVersion"`
+	if token != "" {
+		a.tokens[lt.ID+"/"+token] = v.Number
 	}
 	return &ec2Resp{action: "CreateLaunchTemplateVersion", body: &body{Version: a.xmlVersion(lt, v)}}, nil
 }

@@ -27,9 +27,13 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, &APIError{Code: "InvalidRequestException", Message: r.Method + " " + r.URL.Path + " is not served by this endpoint.", Status: 400}, eksContentType)
 		return
 	}
+	s.acct.logCall(Call{Service: "eks", Action: action})
 	if f := s.acct.takeFault("eks", action); f != nil {
-		writeJSONError(w, f, eksContentType)
-		return
+		f.stall(r.Context())
+		if e := f.apiError(); e != nil {
+			writeJSONError(w, e, eksContentType)
+			return
+		}
 	}
 	a := s.acct
 	a.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // APIError is an error as AWS returns it: a code, a message, an HTTP status.
@@ -31,10 +32,52 @@ func validation(format string, args ...any) *APIError {
 type Fault struct {
 	Service string `json:"service"` // autoscaling, ec2, ssm, eks
 	Action  string `json:"action"`  // e.g. TerminateInstanceInAutoScalingGroup
-	Code    string `json:"code"`
+	Code    string `json:"code"`    // empty: answer as usual (with After and Delay: a stall)
 	Message string `json:"message"`
 	Status  int    `json:"status"`
 	Count   int    `json:"count"` // how many calls fail; at least 1
+	// After applies the call first and fails (or stalls) only its answer,
+	// as when a response is lost on the way back: the client cannot tell
+	// whether the call took. Auto Scaling and EC2 only.
+	After bool `json:"after,omitempty"`
+	// DelaySeconds holds the answer back this long.
+	DelaySeconds float64 `json:"delaySeconds,omitempty"`
+}
+
+// Call is one API call the endpoint received, as CloudTrail would log it:
+// the sandbox's account of what a client really did.
+type Call struct {
+	Time    time.Time         `json:"time"`
+	Service string            `json:"service"`
+	Action  string            `json:"action"`
+	Params  map[string]string `json:"params,omitempty"` // the query protocols' parameters
+	Error   string            `json:"error,omitempty"`  // the error code answered, if any
+}
+
+// maxCalls bounds the call log; the oldest calls go first.
+const maxCalls = 200000
+
+func (a *Account) logCall(c Call) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c.Time = a.clock.Now().UTC()
+	if len(a.calls) >= maxCalls {
+		a.calls = a.calls[len(a.calls)-maxCalls/2:]
+	}
+	a.calls = append(a.calls, c)
+}
+
+// Calls returns the calls received, oldest first; action "" for all.
+func (a *Account) Calls(action string) []Call {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []Call
+	for _, c := range a.calls {
+		if action == "" || c.Action == action {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // InjectFault makes the next Count calls of an action fail with the fault.
@@ -50,7 +93,8 @@ func (a *Account) InjectFault(f Fault) {
 	a.faults = append(a.faults, &f)
 }
 
-func (a *Account) takeFault(service, action string) *APIError {
+// takeFault returns the next fault armed for an action, or nil.
+func (a *Account) takeFault(service, action string) *Fault {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for k, f := range a.faults {
@@ -59,10 +103,29 @@ func (a *Account) takeFault(service, action string) *APIError {
 			if f.Count == 0 {
 				a.faults = append(a.faults[:k], a.faults[k+1:]...)
 			}
-			return &APIError{Code: f.Code, Message: f.Message, Status: f.Status}
+			cp := *f
+			return &cp
 		}
 	}
 	return nil
+}
+
+// apiError is the error a fault answers with; nil for a stall alone.
+func (f *Fault) apiError() *APIError {
+	if f == nil || f.Code == "" {
+		return nil
+	}
+	return &APIError{Code: f.Code, Message: f.Message, Status: f.Status}
+}
+
+func (f *Fault) stall(ctx interface{ Done() <-chan struct{} }) {
+	if f == nil || f.DelaySeconds <= 0 {
+		return
+	}
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Duration(f.DelaySeconds * float64(time.Second))):
+	}
 }
 
 // Server serves the account over HTTP, wire-compatible with aws-sdk-go-v2
@@ -141,9 +204,21 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, svc string, 
 		writeErr(w, &APIError{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", action), Status: http.StatusBadRequest}, reqID)
 		return
 	}
-	if f := s.acct.takeFault(svc, action); f != nil {
-		writeErr(w, f, reqID)
-		return
+	call := Call{Service: svc, Action: action, Params: map[string]string{}}
+	for k, v := range r.PostForm {
+		if k != "Action" && k != "Version" && len(v) > 0 {
+			call.Params[k] = v[0]
+		}
+	}
+	f := s.acct.takeFault(svc, action)
+	if f != nil && !f.After {
+		f.stall(r.Context())
+		if e := f.apiError(); e != nil {
+			call.Error = e.Code
+			s.acct.logCall(call)
+			writeErr(w, e, reqID)
+			return
+		}
 	}
 	out, err := h(s.acct, r.PostForm)
 	if err != nil {
@@ -151,8 +226,19 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, svc string, 
 		if !ok {
 			apiErr = &APIError{Code: "InternalFailure", Message: err.Error(), Status: http.StatusInternalServerError}
 		}
+		call.Error = apiErr.Code
+		s.acct.logCall(call)
 		writeErr(w, apiErr, reqID)
 		return
+	}
+	s.acct.logCall(call)
+	if f != nil && f.After {
+		// The call took; its answer is held back or lost.
+		f.stall(r.Context())
+		if e := f.apiError(); e != nil {
+			writeErr(w, e, reqID)
+			return
+		}
 	}
 	body, err := xml.Marshal(withRequestID(out, reqID))
 	if err != nil {
@@ -243,10 +329,12 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/_sim/healthz":
 		_, _ = io.WriteString(w, "ok\n")
+	case "/_sim/calls":
+		writeJSON(w, http.StatusOK, "application/json", s.acct.Calls(r.URL.Query().Get("action")))
 	case "/_sim/faults":
 		var f Fault
-		if err := json.NewDecoder(r.Body).Decode(&f); err != nil || f.Service == "" || f.Action == "" || f.Code == "" {
-			http.Error(w, "want JSON {service, action, code, message, status, count}", http.StatusBadRequest)
+		if err := json.NewDecoder(r.Body).Decode(&f); err != nil || f.Service == "" || f.Action == "" || (f.Code == "" && f.DelaySeconds <= 0) {
+			http.Error(w, "want JSON {service, action, code, message, status, count, after, delaySeconds}: a code, a delay or both", http.StatusBadRequest)
 			return
 		}
 		s.acct.InjectFault(f)

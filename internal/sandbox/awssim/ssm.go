@@ -36,9 +36,13 @@ func (a *Account) param(name string) (ssmParameter, bool) {
 // the AMI lookups eksctl and noderoll make.
 func (s *Server) serveSSM(w http.ResponseWriter, r *http.Request) {
 	action := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
+	s.acct.logCall(Call{Service: "ssm", Action: action})
 	if f := s.acct.takeFault("ssm", action); f != nil {
-		writeJSONError(w, f, ssmContentType)
-		return
+		f.stall(r.Context())
+		if e := f.apiError(); e != nil {
+			writeJSONError(w, e, ssmContentType)
+			return
+		}
 	}
 	var req struct {
 		Name  string   `json:"Name"`

@@ -190,6 +190,8 @@ type Account struct {
 	activities []*Activity
 	capacity   map[string]int // per-AZ instances that may still launch; absent means unlimited
 	faults     []*Fault
+	calls      []Call
+	tokens     map[string]int64 // CreateLaunchTemplateVersion client tokens: template ID + token -> version
 	seq        int64
 	changed    chan struct{}
 }
@@ -203,7 +205,7 @@ func NewAccount(region string, clk clock.Clock, d Delays) *Account {
 		images: images, params: params,
 		templates: map[string]*LaunchTemplate{}, groups: map[string]*Group{},
 		instances: map[string]*Instance{}, clusters: map[string]*Cluster{},
-		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{},
+		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{}, tokens: map[string]int64{},
 		changed: make(chan struct{}, 1),
 	}
 }
