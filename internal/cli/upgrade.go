@@ -92,6 +92,7 @@ target is left untouched.`,
 	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a drained node and terminating it")
 	fl.DurationVar(&f.opts.Drain.Timeout, "eviction-timeout", f.opts.Drain.Timeout, "fail when a node's pods cannot all be evicted within this time (see --force)")
 	fl.DurationVar(&f.opts.Drain.RetryDelay, "eviction-retry-delay", f.opts.Drain.RetryDelay, "wait between eviction attempts a PodDisruptionBudget refused")
+	fl.DurationVar(&f.opts.Drain.SkipWaitForDelete, "skip-wait-for-delete-timeout", f.opts.Drain.SkipWaitForDelete, "stop waiting for a pod still terminating this long after its deletion was due (a finalizer, a dead kubelet); 1s on a node whose kubelet stopped reporting")
 	fl.DurationVar(&f.opts.NodeReadyTimeout, "node-ready-timeout", f.opts.NodeReadyTimeout, "fail when new nodes are not Ready within this time (before any old node is drained)")
 	fl.BoolVar(&f.force, "force", false, "at --eviction-timeout, delete the pods a PodDisruptionBudget still protects instead of failing")
 	fl.StringVar(&f.opts.ClusterAutoscaler, "cluster-autoscaler", "auto", "Deployment to pause during the upgrade: auto (found in kube-system), none, or namespace/name")
@@ -235,11 +236,19 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if runErr != nil {
 		var blocked *drain.BlockedError
 		var creation *engine.NodeCreationError
+		var resized *engine.SizesChangedError
+		var budgets *drain.MultipleBudgetsError
 		switch {
 		case errors.As(runErr, &blocked):
 			fmt.Fprintln(s.Err, "The upgrade stopped on a PodDisruptionBudget; the group is left as it is and the cluster-autoscaler restored. Fix the budget (or pass --force), then rerun the same command to resume.")
+		case errors.As(runErr, &creation) && creation.Replaced > 0:
+			fmt.Fprintln(s.Err, "The upgrade stopped before draining another old node: a replacement did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
 		case errors.As(runErr, &creation):
 			fmt.Fprintln(s.Err, "The upgrade stopped before draining anything: the new nodes did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
+		case errors.As(runErr, &resized):
+			fmt.Fprintln(s.Err, "The upgrade stopped because something else resized the Auto Scaling group; noderoll did not undo it. The cluster-autoscaler is restored.")
+		case errors.As(runErr, &budgets):
+			fmt.Fprintln(s.Err, "The upgrade stopped on a pod that two PodDisruptionBudgets select, which the Eviction API never evicts; the group is left as it is.")
 		default:
 			fmt.Fprintln(s.Err, "The upgrade stopped; rerun the same command to resume it from where it stopped.")
 		}

@@ -173,21 +173,28 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	store := recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
+	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
 	rec, err := store.load(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if rec.Active() && rec.Target.ImageID != target.ImageID {
-		return nil, fmt.Errorf("%w: %s to AMI %s (%s), started %s, reached %s; rerun with that target to resume it, or finish it first",
-			ErrTargetMismatch, req.Group, rec.Target.ImageID, rec.Target.ImageName, rec.Started.Format(time.RFC3339), rec.Phase)
+	if !rec.Active() {
+		// A finished upgrade is history, never a run to resume: the next
+		// target starts a new upgrade (its record replaces the old one).
+		rec = nil
 	}
-	if !rec.Active() && upToDate(group, target) {
+	if rec != nil {
+		target, err = e.resumeTarget(req, rec, target)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if rec == nil && upToDate(group, target) {
 		e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(group.Instances), req.Group, describeTarget(target)))
 		return &Result{UpToDate: true, Target: target, Duration: e.clock.Since(start)}, nil
 	}
 
-	u, err := e.newUpgrade(ctx, store, rec, group, target)
+	u, err := e.newUpgrade(ctx, store, rec, group, req.Target, target)
 	if err != nil {
 		return nil, err
 	}
@@ -195,6 +202,35 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	err = u.run(ctx)
 	res := &Result{Target: target, Replaced: u.rec.Replaced, Removed: u.rec.Removed, Steps: u.rec.Steps, Duration: e.clock.Since(start)}
 	return res, err
+}
+
+// resumeTarget decides what an unfinished upgrade on record means for this
+// request. The same request resumes to the recorded target, even if it would
+// resolve to another AMI now ("recommended" moved on); a request for the
+// recorded AMI resumes too; anything else is another upgrade, refused.
+func (e *Engine) resumeTarget(req Request, rec *Record, resolved Target) (Target, error) {
+	switch {
+	case rec.Target.ImageID == resolved.ImageID:
+		return rec.Target, nil
+	case req.Target.sameRequest(rec.Spec):
+		e.report.Info(fmt.Sprintf("%s now resolves to %s; finishing the recorded upgrade to %s first (rerun afterwards to move on)",
+			describeSpec(req.Target), describeTarget(resolved), describeTarget(rec.Target)))
+		return rec.Target, nil
+	}
+	return Target{}, fmt.Errorf("%w: %s to AMI %s (%s), started %s, reached %s; rerun with that target to resume it, or finish it first",
+		ErrTargetMismatch, req.Group, rec.Target.ImageID, rec.Target.ImageName, rec.Started.Format(time.RFC3339), rec.Phase)
+}
+
+func describeSpec(s TargetSpec) string {
+	switch {
+	case s.KubernetesVersion != "":
+		return "--kubernetes-version " + s.KubernetesVersion
+	case s.ReleaseVersion != "":
+		return "--release-version " + s.ReleaseVersion
+	case s.LaunchTemplateVersion != 0:
+		return fmt.Sprintf("--launch-template-version %d", s.LaunchTemplateVersion)
+	}
+	return "--ami " + s.AMI
 }
 
 func upToDate(g cloud.NodeGroup, t Target) bool {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sort"
 
@@ -20,6 +21,50 @@ func surgeSize(azs, maxUnavailable int) int {
 func surgedSizes(r *Record) (maxSize, desired int) {
 	desired = r.OriginalDesired + r.Surge
 	return max(r.OriginalMax, desired), desired
+}
+
+// SizesChangedError says someone else changed the group's sizes while
+// noderoll held them. noderoll stops rather than fight or silently undo it.
+type SizesChangedError struct {
+	ASG                        string
+	Phase                      string
+	Min, Max, Desired          int // as found
+	WantMin, WantMax           int // as noderoll set them
+	WantDesiredLo, WantDesired int
+}
+
+func (e *SizesChangedError) Error() string {
+	want := fmt.Sprintf("desired %d", e.WantDesired)
+	if e.WantDesiredLo != e.WantDesired {
+		want = fmt.Sprintf("desired %d to %d", e.WantDesiredLo, e.WantDesired)
+	}
+	return fmt.Sprintf("Auto Scaling group %s was resized by someone else during the upgrade (phase %s): min %d, max %d, desired %d, where noderoll holds min %d, max %d, %s. "+
+		"noderoll stops rather than undo it: stop whatever resizes the group (a cluster-autoscaler, a pipeline, a person), set min %d, max %d, desired %d, and rerun the same command to resume",
+		e.ASG, e.Phase, e.Min, e.Max, e.Desired, e.WantMin, e.WantMax, want, e.WantMin, e.WantMax, e.WantDesired)
+}
+
+// checkSizes compares the group's sizes with those noderoll itself sets in
+// the record's phase: surged while surging and replacing; while scaling
+// back, desired anywhere from the original to the surged size (each
+// removal lowers it by one), or all three back to the original.
+func checkSizes(r *Record, g cloud.NodeGroup) error {
+	maxSize, desired := surgedSizes(r)
+	lo := desired
+	switch r.Phase {
+	case PhaseSurging, PhaseReplacing:
+	case PhaseScalingDown:
+		if g.Min == r.OriginalMin && g.Max == r.OriginalMax && g.Desired == r.OriginalDesired {
+			return nil
+		}
+		lo = r.OriginalDesired
+	default:
+		return nil
+	}
+	if g.Min == r.OriginalMin && g.Max == maxSize && g.Desired >= lo && g.Desired <= desired {
+		return nil
+	}
+	return &SizesChangedError{ASG: g.ASGName, Phase: r.Phase, Min: g.Min, Max: g.Max, Desired: g.Desired,
+		WantMin: r.OriginalMin, WantMax: maxSize, WantDesiredLo: lo, WantDesired: desired}
 }
 
 // oldInstances are the group's instances not on the target AMI that are

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -32,8 +33,12 @@ type Record struct {
 	Cluster   string `json:"cluster"`
 	Nodegroup string `json:"nodegroup"`
 	ASG       string `json:"autoScalingGroup"`
-	Target    Target `json:"target"`
-	Phase     string `json:"phase"`
+	// Spec is what the user asked for; Target what it resolved to when the
+	// upgrade started. A rerun with the same Spec resumes to Target even
+	// when the spec would resolve otherwise now (a newer recommended AMI).
+	Spec   TargetSpec `json:"spec"`
+	Target Target     `json:"target"`
+	Phase  string     `json:"phase"`
 	// What the group looked like before, restored at the end.
 	OriginalMin             int   `json:"originalMin"`
 	OriginalMax             int   `json:"originalMax"`
@@ -58,7 +63,8 @@ type Step struct {
 	End   time.Time `json:"end,omitempty"`
 }
 
-// Active reports whether the record is of an upgrade not finished.
+// Active reports whether the record is of an upgrade not finished. A
+// completed record is history: the next upgrade of the group starts afresh.
 func (r *Record) Active() bool { return r != nil && r.Phase != PhaseCompleted }
 
 // recordName is the ConfigMap holding a group's record: a hash keeps it a
@@ -73,19 +79,29 @@ const Namespace = "kube-system"
 
 const recordKey = "record.json"
 
+// recordStore reads and writes one group's record. Writes carry the
+// resourceVersion of the last read or write, so that two writers (two runs,
+// a run and a controller) cannot silently overwrite each other: the second
+// gets a conflict and stops.
 type recordStore struct {
 	client kubernetes.Interface
 	name   string
+	rv     string // resourceVersion of the ConfigMap as last read or written; "" when none exists
 }
 
-func (s recordStore) load(ctx context.Context) (*Record, error) {
+// ErrRecordChanged says someone else wrote the record since this run read it.
+var ErrRecordChanged = errors.New("the upgrade record was changed by someone else since this run read it (another noderoll on this node group?)")
+
+func (s *recordStore) load(ctx context.Context) (*Record, error) {
 	cm, err := s.client.CoreV1().ConfigMaps(Namespace).Get(ctx, s.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
+		s.rv = ""
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading upgrade record %s/%s: %w", Namespace, s.name, err)
 	}
+	s.rv = cm.ResourceVersion
 	var r Record
 	if err := json.Unmarshal([]byte(cm.Data[recordKey]), &r); err != nil {
 		return nil, fmt.Errorf("upgrade record %s/%s is not readable (%v): delete it to start afresh", Namespace, s.name, err)
@@ -93,7 +109,7 @@ func (s recordStore) load(ctx context.Context) (*Record, error) {
 	return &r, nil
 }
 
-func (s recordStore) save(ctx context.Context, r *Record) error {
+func (s *recordStore) save(ctx context.Context, r *Record) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
@@ -109,13 +125,20 @@ func (s recordStore) save(ctx context.Context, r *Record) error {
 		},
 		Data: map[string]string{recordKey: string(b)},
 	}
-	_, err = s.client.CoreV1().ConfigMaps(Namespace).Update(ctx, cm, metav1.UpdateOptions{})
-	if apierrors.IsNotFound(err) {
-		_, err = s.client.CoreV1().ConfigMaps(Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	var out *corev1.ConfigMap
+	if s.rv == "" {
+		out, err = s.client.CoreV1().ConfigMaps(Namespace).Create(ctx, cm, metav1.CreateOptions{})
+	} else {
+		cm.ResourceVersion = s.rv
+		out, err = s.client.CoreV1().ConfigMaps(Namespace).Update(ctx, cm, metav1.UpdateOptions{})
 	}
-	if err != nil {
+	switch {
+	case apierrors.IsConflict(err), apierrors.IsAlreadyExists(err), s.rv != "" && apierrors.IsNotFound(err):
+		return fmt.Errorf("saving upgrade record %s/%s: %w", Namespace, s.name, ErrRecordChanged)
+	case err != nil:
 		return fmt.Errorf("saving upgrade record %s/%s: %w", Namespace, s.name, err)
 	}
+	s.rv = out.ResourceVersion
 	return nil
 }
 

@@ -13,11 +13,24 @@ import (
 // TargetSpec is what the user asked to upgrade to; exactly one of the first
 // four is set.
 type TargetSpec struct {
-	KubernetesVersion     string // "1.37" (or "1.37.2": the minor counts)
-	ReleaseVersion        string // "1.37.2-20261115"
-	LaunchTemplateVersion int64  // an existing version of the group's template
-	AMI                   string // an explicit image
-	Family                string // "al2023" (default) or "bottlerocket"
+	KubernetesVersion     string `json:"kubernetesVersion,omitempty"`     // "1.37" (or "1.37.2": the minor counts)
+	ReleaseVersion        string `json:"releaseVersion,omitempty"`        // "1.37.2-20261115"
+	LaunchTemplateVersion int64  `json:"launchTemplateVersion,omitempty"` // an existing version of the group's template
+	AMI                   string `json:"ami,omitempty"`                   // an explicit image
+	Family                string `json:"family,omitempty"`                // "al2023" (default) or "bottlerocket"
+}
+
+// sameRequest reports whether two specs ask for the same thing, the
+// family's default spelled or not.
+func (t TargetSpec) sameRequest(o TargetSpec) bool {
+	fam := func(f string) string {
+		if f == "" {
+			return "al2023"
+		}
+		return f
+	}
+	t.Family, o.Family = fam(t.Family), fam(o.Family)
+	return t == o
 }
 
 // Target is the resolved AMI an upgrade moves the group to.

@@ -24,9 +24,10 @@ import (
 // describes it, and the nodes as the API server lists them.
 type upgrade struct {
 	*Engine
-	store   recordStore
+	store   *recordStore
 	rec     *Record
 	group   cloud.NodeGroup
+	spec    TargetSpec
 	target  Target
 	nodes   listersv1.NodeLister
 	stop    context.CancelFunc
@@ -35,7 +36,7 @@ type upgrade struct {
 	events  eventer
 }
 
-func (e *Engine) newUpgrade(ctx context.Context, store recordStore, rec *Record, g cloud.NodeGroup, t Target) (*upgrade, error) {
+func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
 	// Nodes are read from an informer's cache: the waits below look often.
 	ictx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	factory := informers.NewSharedInformerFactory(e.kube, 0)
@@ -46,7 +47,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store recordStore, rec *Record,
 		stop()
 		return nil, fmt.Errorf("listing nodes: %w", ctx.Err())
 	}
-	u := &upgrade{Engine: e, store: store, rec: rec, group: g, target: t, nodes: lister, stop: stop, rng: e.newRand(),
+	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t, nodes: lister, stop: stop, rng: e.newRand(),
 		events: eventer{client: e.kube, clock: e.clock, log: e.log}}
 	u.drainer = drain.New(e.kube, e.clock, e.opts.Drain, drain.Hooks{
 		Blocked: func(node string, b []drain.Blocker) {
@@ -57,6 +58,12 @@ func (e *Engine) newUpgrade(ctx context.Context, store recordStore, rec *Record,
 		},
 		Forced: func(node string, p *corev1.Pod) {
 			e.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (--force)", p.Namespace, p.Name, node))
+		},
+		GaveUp: func(node string, p *corev1.Pod, late time.Duration) {
+			msg := fmt.Sprintf("pod %s/%s is still terminating %s after its deletion was due (a finalizer or a dead kubelet holds it); no longer waiting for it",
+				p.Namespace, p.Name, late.Round(time.Second))
+			e.report.Info("! " + node + ": " + msg)
+			u.events.node(ctx, node, corev1.EventTypeWarning, "NoderollPodLeftTerminating", msg)
 		},
 	}, e.log)
 	return u, nil
@@ -73,7 +80,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		surge := surgeSize(len(u.group.AZs), max(u.opts.MaxUnavailable, u.group.MaxUnavailable))
 		now := u.clock.Now().UTC()
 		u.rec = &Record{
-			Cluster: u.group.Cluster, Nodegroup: u.group.Name, ASG: u.group.ASGName, Target: u.target,
+			Cluster: u.group.Cluster, Nodegroup: u.group.Name, ASG: u.group.ASGName, Spec: u.spec, Target: u.target,
 			Phase: PhaseStarted, OriginalMin: u.group.Min, OriginalMax: u.group.Max, OriginalDesired: u.group.Desired,
 			OriginalTemplateVersion: u.group.TemplateVersion, Surge: surge, Started: now,
 		}
@@ -133,13 +140,15 @@ func (u *upgrade) timed(ctx context.Context, name string) func() {
 	}
 }
 
+// refresh describes the group afresh and checks that nobody else changed
+// its sizes while noderoll holds them.
 func (u *upgrade) refresh(ctx context.Context) error {
 	g, err := u.cloud.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: u.rec.Cluster, Name: u.rec.Nodegroup})
 	if err != nil {
 		return err
 	}
 	u.group = g
-	return nil
+	return checkSizes(u.rec, g)
 }
 
 // Step 1: a new launch template version, the current one with only the AMI changed.
@@ -212,7 +221,7 @@ func (u *upgrade) surge(ctx context.Context) error {
 		return err
 	}
 	u.report.Step(3, "Surge", fmt.Sprintf("desired %d -> %d, max %d -> %d; waiting for a Ready node on the new AMI in every AZ", u.rec.OriginalDesired, desired, u.rec.OriginalMax, maxSize))
-	if err := u.waitSettled(ctx, true); err != nil {
+	if err := u.waitSettled(ctx, settleSurge); err != nil {
 		return err
 	}
 	u.rec.Phase = PhaseReplacing
@@ -261,19 +270,23 @@ func (u *upgrade) replaceOld(ctx context.Context) error {
 		if len(old) == 0 {
 			break
 		}
-		inst := pickOld(old, u.inProgress(annReplacing), u.rng)
-		if err := u.retire(ctx, inst, false, len(u.rec.Replaced)+1, len(u.rec.Replaced)+len(old)); err != nil {
+		// A capacity gate: the previous node's replacement must be Ready
+		// before the next old node loses its pods, so that launches failing
+		// mid-run stop the run instead of draining the group down.
+		if err := u.waitSettled(ctx, settleReplacement); err != nil {
 			return err
 		}
-		if !slices.Contains(u.rec.Replaced, inst.ID) {
-			u.rec.Replaced = append(u.rec.Replaced, inst.ID)
+		inst := pickOld(old, u.inProgress(annReplacing), u.rng)
+		done := len(u.rec.Replaced)
+		if slices.Contains(u.rec.Replaced, inst.ID) {
+			done-- // recorded by a run that stopped before its termination took
 		}
-		if err := u.save(ctx); err != nil {
+		if err := u.retire(ctx, inst, false, done+1, done+len(old), &u.rec.Replaced); err != nil {
 			return err
 		}
 	}
 	u.report.Step(8, "Replaced", fmt.Sprintf("no node of %s/%s is left on an old AMI; waiting for the replacements to be Ready", u.rec.Cluster, u.rec.Nodegroup))
-	if err := u.waitSettled(ctx, false); err != nil {
+	if err := u.waitSettled(ctx, settleFinal); err != nil {
 		return err
 	}
 	u.rec.Phase = PhaseScalingDown
@@ -283,7 +296,10 @@ func (u *upgrade) replaceOld(ctx context.Context) error {
 // retire moves one instance's pods off and terminates it: evict (within the
 // budgets), cordon, wait, terminate through the group, wait until it is gone.
 // decrement lowers desired capacity (scaling back) instead of replacing it.
-func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement bool, k, of int) error {
+// The instance is added to *tally and saved before it is terminated: a crash
+// between the termination and a later save can then not under-count, and a
+// termination that never happened is simply done on resume.
+func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement bool, k, of int, tally *[]string) error {
 	// Replacing old nodes is the seed's steps 5 to 7; removing surplus nodes
 	// is all step 9.
 	mark, verb, evict, cordon, term := annReplacing, "Replace", 5, 6, 7
@@ -334,6 +350,12 @@ func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement boo
 			u.events.node(ctx, n.Name, corev1.EventTypeNormal, "NoderollTerminating", fmt.Sprintf("terminating instance %s through Auto Scaling group %s", inst.ID, u.group.ASGName))
 		}
 	}
+	if !slices.Contains(*tally, inst.ID) {
+		*tally = append(*tally, inst.ID)
+	}
+	if err := u.save(ctx); err != nil {
+		return err
+	}
 	if err := u.cloud.TerminateInstance(ctx, inst.ID, decrement); err != nil {
 		return err
 	}
@@ -378,11 +400,11 @@ func (u *upgrade) scaleBack(ctx context.Context) error {
 		if len(u.rec.Removed) == 0 {
 			u.report.Step(9, "Scale back", fmt.Sprintf("desired %d -> %d: draining %d surplus nodes, then max %d -> %d", u.group.Desired, u.rec.OriginalDesired, surplus, u.group.Max, u.rec.OriginalMax))
 		}
-		if err := u.retire(ctx, victim[0], true, len(u.rec.Removed)+1, len(u.rec.Removed)+surplus); err != nil {
-			return err
+		done := len(u.rec.Removed)
+		if slices.Contains(u.rec.Removed, victim[0].ID) {
+			done--
 		}
-		u.rec.Removed = append(u.rec.Removed, victim[0].ID)
-		if err := u.save(ctx); err != nil {
+		if err := u.retire(ctx, victim[0], true, done+1, done+surplus, &u.rec.Removed); err != nil {
 			return err
 		}
 	}
@@ -410,18 +432,29 @@ func (u *upgrade) finish(ctx context.Context) error {
 	return u.save(ctx)
 }
 
+// settleFor says what a wait for new nodes is for.
+type settleFor int
+
+const (
+	settleSurge       settleFor = iota // after the surge: a Ready new node in every AZ too
+	settleReplacement                  // before draining the next old node
+	settleFinal                        // after the last old node, before scaling back
+)
+
 // waitSettled waits until the group holds its desired count of instances in
-// service, each with a Ready node, and, when perAZ, a Ready node on the new
-// AMI in every AZ of the group. New nodes that never come fail the upgrade
-// here, before anything else is drained.
-func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
+// service, each one on the target AMI with a Ready node, and after the surge
+// a Ready node on the target AMI in every AZ of the group. Old nodes are not
+// waited for: one NotReady old node (often the reason to upgrade) must not
+// hold the upgrade. New nodes that never come fail the upgrade here, before
+// anything else is drained.
+func (u *upgrade) waitSettled(ctx context.Context, why settleFor) error {
 	deadline := u.clock.Now().Add(u.opts.NodeReadyTimeout)
 	started := u.clock.Now()
 	last := ""
 	var failures []string
 	reported := map[string]bool{}
 	var nextFailureCheck time.Time
-	for {
+	for polls := 0; ; polls++ {
 		if err := u.refresh(ctx); err != nil {
 			return err
 		}
@@ -433,19 +466,20 @@ func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
 				continue
 			}
 			inService++
+			if i.ImageID != u.target.ImageID {
+				continue
+			}
 			n := u.nodeOf(i.ID)
 			if n == nil || !nodeReady(n) {
 				missing = append(missing, fmt.Sprintf("instance %s (%s, %s) has no Ready node", i.ID, i.AZ, i.Lifecycle))
 				continue
 			}
-			if i.ImageID == u.target.ImageID {
-				newPerAZ[i.AZ]++
-			}
+			newPerAZ[i.AZ]++
 		}
 		if inService < u.group.Desired {
 			missing = append(missing, fmt.Sprintf("%d of %d instances launched", inService, u.group.Desired))
 		}
-		if perAZ {
+		if why == settleSurge {
 			for _, az := range u.group.AZs {
 				if newPerAZ[az] == 0 {
 					missing = append(missing, "no Ready node on the new AMI in "+az)
@@ -453,7 +487,12 @@ func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
 			}
 		}
 		if len(missing) == 0 {
-			u.report.Info(fmt.Sprintf("%d nodes Ready in %s", inService, u.clock.Since(started).Round(time.Second)))
+			switch {
+			case why != settleReplacement:
+				u.report.Info(fmt.Sprintf("%d nodes Ready in %s", inService, u.clock.Since(started).Round(time.Second)))
+			case polls > 0:
+				u.report.Info(fmt.Sprintf("replacement Ready after %s; %d nodes in service", u.clock.Since(started).Round(time.Second), inService))
+			}
 			return nil
 		}
 		if s := strings.Join(missing, "; "); s != last {
@@ -477,7 +516,7 @@ func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
 			}
 		}
 		if !u.clock.Now().Before(deadline) {
-			return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: missing, LaunchFailures: failures}
+			return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: missing, LaunchFailures: failures, Replaced: len(u.rec.Replaced)}
 		}
 		select {
 		case <-ctx.Done():
@@ -487,16 +526,20 @@ func (u *upgrade) waitSettled(ctx context.Context, perAZ bool) error {
 	}
 }
 
-// NodeCreationError says new nodes did not become Ready in time; nothing
-// was drained.
+// NodeCreationError says new nodes did not become Ready in time; no further
+// old node was drained.
 type NodeCreationError struct {
 	After          time.Duration
 	Missing        []string
 	LaunchFailures []string // the group's own words, newest first
+	Replaced       int      // old nodes replaced before the wait began
 }
 
 func (e *NodeCreationError) Error() string {
 	msg := fmt.Sprintf("new nodes did not become Ready within %s, so no old node was drained: %s", e.After, strings.Join(e.Missing, "; "))
+	if e.Replaced > 0 {
+		msg = fmt.Sprintf("replacement nodes did not become Ready within %s, so no further old node was drained (%d replaced so far): %s", e.After, e.Replaced, strings.Join(e.Missing, "; "))
+	}
 	if len(e.LaunchFailures) > 0 {
 		msg += "; the Auto Scaling group's launches failed: " + strings.Join(e.LaunchFailures, " | ")
 	}

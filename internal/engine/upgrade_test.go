@@ -1,0 +1,406 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/version"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
+	"github.com/noderoll/noderoll/internal/drain"
+)
+
+// The engine's state machine on a stateful fake cloud and client-go's fake
+// clientset: resume and record logic in milliseconds. Real evictions and
+// real instances are proven end to end in test/e2e.
+
+const (
+	amiOld = "ami-old136"
+	amiA   = "ami-a13720261020"
+	amiB   = "ami-b13720261115"
+)
+
+type world struct {
+	t    *testing.T
+	kube *k8sfake.Clientset
+	p    *cloudfake.Provider
+	ref  cloud.NodeGroupRef
+}
+
+func newWorld(t *testing.T, size int, azs ...string) *world {
+	t.Helper()
+	kube := k8sfake.NewClientset(&appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "cluster-autoscaler", Namespace: "kube-system"},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(int32(1))},
+	})
+	kube.Resources = []*metav1.APIResourceList{{GroupVersion: "v1", APIResources: []metav1.APIResource{{Name: "pods/eviction", Kind: "Eviction", Group: "policy", Version: "v1"}}}}
+	kube.Discovery().(*fakediscovery.FakeDiscovery).FakedServerVersion = &version.Info{Major: "1", Minor: "37"}
+	withResourceVersions(kube)
+	p := cloudfake.New(kube, "c1", "1.37")
+	p.AddImage(cloudfake.Image{ID: amiOld, Name: "al2023-1.36-v20261115", Minor: "1.36", Release: "1.36.5-20261115"}, true)
+	p.AddImage(cloudfake.Image{ID: amiA, Name: "al2023-1.37-v20261020", Minor: "1.37", Release: "1.37.2-20261020"}, false)
+	p.AddImage(cloudfake.Image{ID: amiB, Name: "al2023-1.37-v20261115", Minor: "1.37", Release: "1.37.2-20261115"}, true)
+	if err := p.AddGroup(context.Background(), "ng", size, azs, amiOld); err != nil {
+		t.Fatal(err)
+	}
+	return &world{t: t, kube: kube, p: p, ref: cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}}
+}
+
+func (w *world) engine() *Engine {
+	return New(w.kube, w.p, Options{
+		PostCordonWait: -1, PollInterval: 2 * time.Millisecond, NodeReadyTimeout: 500 * time.Millisecond, NodeGoneTimeout: time.Second,
+		Drain: drain.Options{Timeout: time.Second, RetryDelay: 5 * time.Millisecond}, Seed: 1,
+	})
+}
+
+func (w *world) upgrade(spec TargetSpec) (*Result, error) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return w.engine().Upgrade(ctx, Request{Group: w.ref, Target: spec})
+}
+
+func (w *world) record() *Record {
+	w.t.Helper()
+	cm, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var r Record
+	if err := json.Unmarshal([]byte(cm.Data[recordKey]), &r); err != nil {
+		w.t.Fatal(err)
+	}
+	return &r
+}
+
+func ids(g cloudfake.Group) []string {
+	var out []string
+	for _, i := range g.Instances {
+		out = append(out, i.ID)
+	}
+	return out
+}
+
+// done checks the end state of a finished upgrade to image: every instance
+// on it, sizes and processes as before, the autoscaler restored, no node
+// left marked, each old instance terminated exactly once.
+func (w *world) done(image string, size int, old []string) {
+	w.t.Helper()
+	g := w.p.Group("ng")
+	if g.Min != size || g.Max != size || g.Desired != size || len(g.Instances) != size {
+		w.t.Errorf("group sizes %d/%d/%d with %d instances, want %d", g.Min, g.Max, g.Desired, len(g.Instances), size)
+	}
+	for _, i := range g.Instances {
+		if i.ImageID != image {
+			w.t.Errorf("instance %s on %s, want %s", i.ID, i.ImageID, image)
+		}
+	}
+	if vs := w.p.TemplateVersions(g.TemplateID); vs[g.TemplateVersion-1] != image {
+		w.t.Errorf("group launches version %d (%s), want one with %s", g.TemplateVersion, vs[g.TemplateVersion-1], image)
+	}
+	if g.Suspended["AZRebalance"] {
+		w.t.Error("AZRebalance left suspended")
+	}
+	terms := w.p.Terminations()
+	for _, id := range old {
+		if terms[id] != 1 {
+			w.t.Errorf("old instance %s terminated %d times, want exactly once", id, terms[id])
+		}
+	}
+	ca, err := w.kube.AppsV1().Deployments("kube-system").Get(context.Background(), "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations[annPausedReplicas] != "" {
+		w.t.Errorf("cluster-autoscaler not restored: %v", err)
+	}
+	nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 || n.Annotations[annPhase] != "" {
+			w.t.Errorf("node %s left cordoned, tainted or marked", n.Name)
+		}
+	}
+	if r := w.record(); r.Phase != PhaseCompleted || r.Target.ImageID != image {
+		w.t.Errorf("record: phase %s target %s", r.Phase, r.Target.ImageID)
+	}
+}
+
+// A second upgrade of a group must really upgrade it: a new launch template
+// version, the group pointed at it, every node replaced; then a third run on
+// the same target changes nothing.
+func TestASecondUpgradeOfTheGroupReallyUpgradesIt(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	first := ids(w.p.Group("ng"))
+	res, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261020"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.done(amiA, 3, first)
+	if len(res.Replaced) != 3 || len(res.Removed) != 3 {
+		t.Fatalf("first run: replaced %v removed %v", res.Replaced, res.Removed)
+	}
+
+	second := ids(w.p.Group("ng"))
+	res, err = w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.UpToDate || len(res.Replaced) != 3 || slices.ContainsFunc(res.Replaced, func(id string) bool { return slices.Contains(first, id) }) {
+		t.Fatalf("second run reported up to date or the first run's instances: %+v", res)
+	}
+	w.done(amiB, 3, second)
+	if vs := w.p.TemplateVersions(w.p.Group("ng").TemplateID); len(vs) != 3 || w.p.Group("ng").TemplateVersion != 3 {
+		t.Fatalf("template versions %v, group on %d; want a third version launched", vs, w.p.Group("ng").TemplateVersion)
+	}
+
+	calls := len(w.p.Calls())
+	res, err = w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
+	if err != nil || !res.UpToDate || len(w.p.Calls()) != calls {
+		t.Fatalf("third run on the same target: %+v, %v, %d new calls", res, err, len(w.p.Calls())-calls)
+	}
+}
+
+// errInjected is what a failing fake call returns.
+var errInjected = errors.New("injected failure")
+
+// Every changing call failing once, before it takes effect or after it did
+// (a lost answer, a crash before the record is saved): the rerun finishes
+// the same upgrade, terminates no instance twice and counts every one.
+func TestAFailureAtEveryStepIsResumed(t *testing.T) {
+	for _, after := range []bool{false, true} {
+		for k := 1; ; k++ {
+			w := newWorld(t, 3, "a", "b", "c")
+			old := ids(w.p.Group("ng"))
+			n := 0
+			var failedOn string
+			fail := func(op string) error {
+				if n++; n == k {
+					failedOn = op
+					return errInjected
+				}
+				return nil
+			}
+			if after {
+				w.p.After = fail
+			} else {
+				w.p.Before = fail
+			}
+			_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+			if err == nil {
+				if k < 10 {
+					t.Fatalf("only %d changing calls: the test does not cover the run", k-1)
+				}
+				break // k is past the last changing call
+			}
+			if !errors.Is(err, errInjected) {
+				t.Fatalf("after=%v k=%d (%s): %v", after, k, failedOn, err)
+			}
+			w.p.Before, w.p.After = nil, nil
+			res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+			if err != nil {
+				t.Fatalf("after=%v, failed on call %d (%s); the rerun: %v", after, k, failedOn, err)
+			}
+			w.done(amiB, 3, old)
+			slices.Sort(res.Replaced)
+			if !slices.Equal(res.Replaced, old) || len(res.Removed) != 3 {
+				t.Errorf("after=%v, failed on call %d (%s): replaced %v removed %v; want every old instance and 3 surplus", after, k, failedOn, res.Replaced, res.Removed)
+			}
+		}
+	}
+}
+
+// A resume goes on to the recorded target even when the same request now
+// resolves to a newer AMI; the run after it moves on to that one.
+func TestAResumeKeepsTheRecordedTargetWhenRecommendedMovesOn(t *testing.T) {
+	w := newWorld(t, 2, "a", "b")
+	w.p.AddImage(cloudfake.Image{ID: amiA, Name: "al2023-1.37-v20261020", Minor: "1.37", Release: "1.37.2-20261020"}, true)
+	terminations := 0
+	w.p.Before = func(op string) error {
+		if strings.HasPrefix(op, "TerminateInstance") {
+			if terminations++; terminations == 2 {
+				return errInjected
+			}
+		}
+		return nil
+	}
+	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, errInjected) {
+		t.Fatalf("want the injected failure, got %v", err)
+	}
+	w.p.Before = nil
+	w.p.AddImage(cloudfake.Image{ID: amiB, Name: "al2023-1.37-v20261115", Minor: "1.37", Release: "1.37.2-20261115"}, true) // published meanwhile
+	res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+	if err != nil {
+		t.Fatalf("the resume was refused: %v", err)
+	}
+	if res.Target.ImageID != amiA {
+		t.Fatalf("the resume went to %s, want the recorded %s", res.Target.ImageID, amiA)
+	}
+	for _, i := range w.p.Group("ng").Instances {
+		if i.ImageID != amiA {
+			t.Fatalf("instance %s on %s after the resume", i.ID, i.ImageID)
+		}
+	}
+	res, err = w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+	if err != nil || res.UpToDate || res.Target.ImageID != amiB {
+		t.Fatalf("the next run should move on to %s: %+v %v", amiB, res, err)
+	}
+	// Another target while one is under way is still refused.
+	w.p.Before = func(op string) error {
+		if strings.HasPrefix(op, "TerminateInstance") {
+			return errInjected
+		}
+		return nil
+	}
+	if _, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261020"}); !errors.Is(err, errInjected) {
+		t.Fatalf("want the injected failure, got %v", err)
+	}
+	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, ErrTargetMismatch) {
+		t.Fatalf("another target mid-upgrade: want ErrTargetMismatch, got %v", err)
+	}
+}
+
+// One NotReady old node (often the reason to upgrade) does not hold the
+// surge's wait for new nodes.
+func TestANotReadyOldNodeDoesNotBlockTheSurge(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	old := ids(w.p.Group("ng"))
+	n, err := w.kube.CoreV1().Nodes().Get(context.Background(), cloudfake.NodeName(old[0]), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Status.Conditions[0].Status = corev1.ConditionUnknown
+	if _, err := w.kube.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+		t.Fatal(err)
+	}
+	w.done(amiB, 3, old)
+}
+
+// Launches failing after the surge stop the run before the next old node
+// loses its pods, with the group's own reason; nothing else is terminated.
+func TestLaunchesFailingMidRunStopBeforeTheNextDrain(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	w.p.After = func(op string) error {
+		if strings.HasPrefix(op, "TerminateInstance") && strings.HasSuffix(op, "decrement=false") {
+			_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.LaunchFailure = "InsufficientInstanceCapacity" })
+		}
+		return nil
+	}
+	// The fake launches the first replacement within the terminate call,
+	// before the failure is set: the second one fails.
+	_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+	var nce *NodeCreationError
+	if !errors.As(err, &nce) || nce.Replaced != 2 || !strings.Contains(err.Error(), "so no further old node was drained") || !strings.Contains(err.Error(), "InsufficientInstanceCapacity") {
+		t.Fatalf("want a NodeCreationError after 2 replaced naming the cause, got %v", err)
+	}
+	total := 0
+	for _, c := range w.p.Terminations() {
+		total += c
+	}
+	if total != 2 {
+		t.Fatalf("%d instances terminated; want 2: the third old node must keep its pods", total)
+	}
+}
+
+// Someone else resizing the group mid-run stops it with a recorded error;
+// noderoll does not undo the change.
+func TestAForeignResizeMidRunStopsTheRun(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	resized := false
+	w.p.After = func(op string) error {
+		if strings.HasPrefix(op, "TerminateInstance") && !resized {
+			resized = true
+			_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.Max, g.Desired = 8, 8 })
+		}
+		return nil
+	}
+	_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+	var sc *SizesChangedError
+	if !errors.As(err, &sc) || sc.Desired != 8 || sc.WantDesired != 6 {
+		t.Fatalf("want a SizesChangedError (desired 8, held at 6), got %v", err)
+	}
+	if g := w.p.Group("ng"); g.Desired != 8 || g.Max != 8 {
+		t.Fatalf("noderoll undid the change: max %d desired %d", g.Max, g.Desired)
+	}
+	if r := w.record(); !strings.Contains(r.Message, "resized by someone else") {
+		t.Fatalf("the record does not keep the cause: %q", r.Message)
+	}
+}
+
+// The record is written with the resourceVersion it was read at: a second
+// writer in between makes the save fail instead of being overwritten.
+func TestTheRecordRefusesAStaleWrite(t *testing.T) {
+	kube := k8sfake.NewClientset()
+	withResourceVersions(kube)
+	ctx := context.Background()
+	a := &recordStore{client: kube, name: "rec"}
+	if err := a.save(ctx, &Record{Phase: PhaseStarted}); err != nil {
+		t.Fatal(err)
+	}
+	b := &recordStore{client: kube, name: "rec"}
+	if _, err := b.load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.save(ctx, &Record{Phase: PhaseSurging}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.save(ctx, &Record{Phase: PhaseStarted}); !errors.Is(err, ErrRecordChanged) {
+		t.Fatalf("a stale write: want ErrRecordChanged, got %v", err)
+	}
+	if err := (&recordStore{client: kube, name: "rec"}).save(ctx, &Record{}); !errors.Is(err, ErrRecordChanged) {
+		t.Fatalf("a create over an existing record: want ErrRecordChanged, got %v", err)
+	}
+	r, _ := (&recordStore{client: kube, name: "rec"}).load(ctx)
+	if r.Phase != PhaseSurging {
+		t.Fatalf("the record was overwritten: phase %s", r.Phase)
+	}
+}
+
+// withResourceVersions gives ConfigMaps the API server's optimistic
+// concurrency, which client-go's fake tracker lacks: each write gets a new
+// resourceVersion, and an update carrying another than the stored one is a
+// conflict.
+func withResourceVersions(kube *k8sfake.Clientset) {
+	rv := 100
+	kube.PrependReactor("*", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		var cm *corev1.ConfigMap
+		switch a.GetVerb() {
+		case "create":
+			cm = a.(k8stesting.CreateAction).GetObject().(*corev1.ConfigMap).DeepCopy()
+			if _, err := kube.Tracker().Get(a.GetResource(), cm.Namespace, cm.Name); err == nil {
+				return true, nil, apierrors.NewAlreadyExists(a.GetResource().GroupResource(), cm.Name)
+			}
+			rv++
+			cm.ResourceVersion = fmt.Sprint(rv)
+			return true, cm, kube.Tracker().Create(a.GetResource(), cm, cm.Namespace)
+		case "update":
+			cm = a.(k8stesting.UpdateAction).GetObject().(*corev1.ConfigMap).DeepCopy()
+			cur, err := kube.Tracker().Get(a.GetResource(), cm.Namespace, cm.Name)
+			if err != nil {
+				return true, nil, err
+			}
+			if have := cur.(*corev1.ConfigMap).ResourceVersion; cm.ResourceVersion != have {
+				return true, nil, apierrors.NewConflict(a.GetResource().GroupResource(), cm.Name, fmt.Errorf("resourceVersion %q is not %q", cm.ResourceVersion, have))
+			}
+			rv++
+			cm.ResourceVersion = fmt.Sprint(rv)
+			return true, cm, kube.Tracker().Update(a.GetResource(), cm, cm.Namespace)
+		}
+		return false, nil, nil
+	})
+}
