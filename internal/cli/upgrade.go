@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -194,16 +193,24 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if intro != nil {
 		intro(view)
 	}
+	// The view shows and counts the nodes the engine acts on: one
+	// membership, seeded with the group as it is now (a bad name is left to
+	// the engine to report) and grown by the engine as instances come.
+	ref := cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}
+	members := engine.NewMembers()
+	if g, err := p.NodeGroup(ctx, ref); err == nil {
+		members.Add(g.Instances)
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	if err := view.WatchNodes(watchCtx, kube, inGroup(f.name)); err != nil {
+	if err := view.WatchNodes(watchCtx, kube, members.Owns); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
 	reporter := &blockCounter{View: view}
 	opts := f.opts
 	opts.Drain.Force = f.force
-	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log))
-	res, runErr := eng.Upgrade(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
+	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
+	res, runErr := eng.Upgrade(ctx, engine.Request{Group: ref, Target: f.target})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
 	}
@@ -219,7 +226,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		sum.DurationSec = res.Duration.Seconds()
 	}
 	sum.PeakNodes, sum.NodesBefore = view.Peak()
-	sum.NodesAfter = countGroupNodes(context.WithoutCancel(ctx), kube, f.name)
+	sum.NodesAfter = countGroupNodes(context.WithoutCancel(ctx), kube, members)
 	sum.Disruptions = pdbs(context.WithoutCancel(ctx), kube)
 	if res == nil && runErr != nil {
 		return runErr // nothing was done: just the cause
@@ -256,21 +263,14 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	return runErr
 }
 
-// inGroup selects the nodes of a group by the labels EKS and eksctl put on them.
-func inGroup(name string) func(*corev1.Node) bool {
-	return func(n *corev1.Node) bool {
-		return n.Labels["eks.amazonaws.com/nodegroup"] == name || n.Labels["alpha.eksctl.io/nodegroup-name"] == name
-	}
-}
-
-func countGroupNodes(ctx context.Context, kube kubernetes.Interface, name string) int {
+func countGroupNodes(ctx context.Context, kube kubernetes.Interface, members *engine.Members) int {
 	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return 0
 	}
 	n := 0
 	for k := range nodes.Items {
-		if inGroup(name)(&nodes.Items[k]) {
+		if members.Owns(&nodes.Items[k]) {
 			n++
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -135,4 +136,14 @@ func IsNotFound(err error) bool {
 // NotFoundf builds a NotFoundError.
 func NotFoundf(err error, format string, args ...any) error {
 	return &NotFoundError{What: fmt.Sprintf(format, args...), Err: err}
+}
+
+// InstanceIDOf returns the cloud's instance ID a Node's spec.providerID
+// names: its last path segment ("aws:///us-west-2a/i-0abc" names
+// i-0abc), or "" when the providerID is empty.
+func InstanceIDOf(providerID string) string {
+	if i := strings.LastIndexByte(providerID, '/'); i >= 0 {
+		return providerID[i+1:]
+	}
+	return ""
 }

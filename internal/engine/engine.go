@@ -111,8 +111,9 @@ type Engine struct {
 	cloud  cloud.Provider
 	clock  clock.WithTicker
 	log    *slog.Logger
-	report Reporter
-	opts   Options
+	report  Reporter
+	opts    Options
+	members *Members
 }
 
 // Option configures an Engine.
@@ -124,13 +125,17 @@ func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 // WithReporter sets who hears of progress.
 func WithReporter(r Reporter) Option { return func(e *Engine) { e.report = r } }
 
+// WithMembers shares the engine's view of which nodes belong to the group,
+// so that a front end shows and counts exactly the nodes the engine acts on.
+func WithMembers(m *Members) Option { return func(e *Engine) { e.members = m } }
+
 // WithClock replaces the real clock, for tests.
 func WithClock(c clock.WithTicker) Option { return func(e *Engine) { e.clock = c } }
 
 // New returns an engine.
 func New(kube kubernetes.Interface, p cloud.Provider, o Options, opts ...Option) *Engine {
 	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(),
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}}
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}, members: NewMembers()}
 	for _, opt := range opts {
 		opt(e)
 	}
@@ -162,6 +167,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	e.members.Add(group.Instances)
 	cp, err := e.controlPlaneMinor(ctx)
 	if err != nil {
 		return nil, err

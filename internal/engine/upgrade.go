@@ -148,6 +148,7 @@ func (u *upgrade) refresh(ctx context.Context) error {
 		return err
 	}
 	u.group = g
+	u.members.Add(g.Instances)
 	return checkSizes(u.rec, g)
 }
 
@@ -580,7 +581,7 @@ func (u *upgrade) waitGone(ctx context.Context, instanceID string) error {
 func (u *upgrade) nodeOf(instanceID string) *corev1.Node {
 	nodes, _ := u.nodes.List(labels.Everything())
 	for _, n := range nodes {
-		if strings.HasSuffix(n.Spec.ProviderID, "/"+instanceID) {
+		if cloud.InstanceIDOf(n.Spec.ProviderID) == instanceID {
 			return n
 		}
 	}
