@@ -28,9 +28,23 @@ type sandboxFlags struct {
 	readyTimeout time.Duration
 }
 
-func (f *sandboxFlags) addLocation(fs *pflag.FlagSet) {
+// defaultSandboxDir is where the sandbox commands look without --dir.
+func defaultSandboxDir() string {
 	home, _ := sandbox.Home()
-	fs.StringVar(&f.dir, "dir", envOr("NODEROLL_SANDBOX", filepath.Join(home, "sandbox")), "folder holding the sandbox's state, kubeconfig and logs (env NODEROLL_SANDBOX)")
+	return envOr("NODEROLL_SANDBOX", filepath.Join(home, "sandbox"))
+}
+
+// dirFlag is the --dir a later command needs to find the sandbox in dir:
+// none when it is where they look anyway.
+func dirFlag(dir string) string {
+	if d, err := filepath.Abs(defaultSandboxDir()); err == nil && d == dir {
+		return ""
+	}
+	return " --dir " + dir
+}
+
+func (f *sandboxFlags) addLocation(fs *pflag.FlagSet) {
+	fs.StringVar(&f.dir, "dir", defaultSandboxDir(), "folder holding the sandbox's state, kubeconfig and logs (env NODEROLL_SANDBOX)")
 	fs.StringVar(&f.name, "name", "noderoll", "name of the sandbox's control plane")
 }
 
@@ -43,6 +57,7 @@ func (f *sandboxFlags) addScenario(fs *pflag.FlagSet) {
 	fs.IntVar(&f.sc.PodsPerNode, "pods-per-node", f.sc.PodsPerNode, "application pods per node (besides DaemonSets)")
 	fs.StringVar(&f.sc.NodeVersion, "node-version", f.sc.NodeVersion, "Kubernetes minor of the group's AMI (the control plane runs "+sandbox.ControlPlaneMinor+")")
 	fs.BoolVar(&f.selfManaged, "self-managed", false, "simulate a self-managed Auto Scaling group instead of an EKS managed node group")
+	fs.BoolVar(&f.sc.Plain, "plain", false, "with --self-managed: a group made without eksctl (Terraform, CloudFormation), named by its Auto Scaling group, whose nodes carry no node group label")
 	fs.DurationVar(&f.sc.BootDelay.Duration, "boot-delay", f.sc.BootDelay.Duration, "instance launch until its Node registers")
 	fs.DurationVar(&f.sc.NodeReadyDelay.Duration, "node-ready-delay", f.sc.NodeReadyDelay.Duration, "Node registered until Ready")
 	fs.DurationVar(&f.sc.ShutdownDelay.Duration, "shutdown-delay", f.sc.ShutdownDelay.Duration, "instance terminate until its Node is gone")
@@ -128,12 +143,13 @@ changes nothing.`,
 }
 
 func printNextSteps(s Streams, st *sandbox.State) {
-	fmt.Fprintf(s.Out, `The sandbox is running in %s.
-  eval "$(noderoll sandbox env)"     point kubectl and the AWS SDK at it
+	self, dir := selfCommand(), dirFlag(st.Dir)
+	fmt.Fprintf(s.Out, `The sandbox is running in %[1]s.
+  eval "$(%[2]s sandbox env%[3]s)"     point kubectl and the AWS SDK at it
   kubectl get nodes -L topology.kubernetes.io/zone,eks.amazonaws.com/nodegroup-image
-  noderoll sandbox status            what runs, where, and the node groups
-  noderoll sandbox down              stop it
-`, st.Dir)
+  %[2]s sandbox status%[3]s            what runs, where, and the node groups
+  %[2]s sandbox down%[3]s              stop it
+`, st.Dir, self, dir)
 }
 
 func newSandboxDown(s Streams) *cobra.Command {

@@ -164,9 +164,19 @@ func Down(ctx context.Context, o Options) error {
 }
 
 func down(ctx context.Context, dir string, cp ControlPlane) error {
-	if st, err := Load(dir); err == nil && st.AWSPid > 0 {
-		if err := stopPid(st.AWSPid, "serve-aws"); err != nil {
-			return fmt.Errorf("stopping the AWS endpoint (pid %d): %w", st.AWSPid, err)
+	if st, err := Load(dir); err == nil {
+		// Stopped with what started it, as it recorded: its control plane's
+		// name and toolchain, whichever folder or home this runs from.
+		if st.Name != "" {
+			cp.Name = st.Name
+		}
+		if st.BinDir != "" {
+			cp.Tools = Toolchain{BinDir: st.BinDir}
+		}
+		if st.AWSPid > 0 {
+			if err := stopPid(st.AWSPid, "serve-aws"); err != nil {
+				return fmt.Errorf("stopping the AWS endpoint (pid %d): %w", st.AWSPid, err)
+			}
 		}
 	}
 	if err := cp.Delete(ctx); err != nil {

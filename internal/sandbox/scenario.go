@@ -30,6 +30,7 @@ type Scenario struct {
 	Cluster      string `json:"cluster"`
 	Nodegroup    string `json:"nodegroup"`
 	Managed      bool   `json:"managed"`
+	Plain        bool   `json:"plain,omitempty"` // a self-managed group not made by eksctl: no node group labels
 	Nodes        int    `json:"nodes"`
 	AZs          int    `json:"azs"`
 	PodsPerNode  int    `json:"podsPerNode"`
@@ -79,6 +80,8 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("--pods-per-node %d: want 0 to 50", s.PodsPerNode)
 	case s.Cluster == "" || s.Nodegroup == "":
 		return fmt.Errorf("the scenario needs a cluster and a node group name")
+	case s.Plain && s.Managed:
+		return fmt.Errorf("--plain goes with --self-managed: an EKS managed node group always labels its nodes")
 	}
 	for _, m := range awssim.SupportedMinors() {
 		if m == s.NodeVersion {
@@ -106,7 +109,7 @@ func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error
 	}
 	acct.CreateCluster(s.Cluster, ControlPlaneMinor, apiServer)
 	return acct.CreateNodeGroup(awssim.GroupSpec{
-		Cluster: s.Cluster, Name: s.Nodegroup, Managed: s.Managed, AZs: s.AZNames(),
+		Cluster: s.Cluster, Name: s.Nodegroup, Managed: s.Managed, Plain: s.Plain, AZs: s.AZNames(),
 		Min: s.Nodes, Max: s.Nodes, Desired: s.Nodes, InstanceType: s.InstanceType, ImageID: ami,
 		MaxUnavailable: 1,
 	})

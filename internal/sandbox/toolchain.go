@@ -6,7 +6,7 @@ package sandbox
 import (
 	"bytes"
 	"context"
-	"errors"
+	"embed"
 	"fmt"
 	"io"
 	"os"
@@ -22,6 +22,33 @@ const (
 	KwokVersion = "v0.8.0"
 	toolsModule = "github.com/noderoll/noderoll/tools"
 )
+
+// toolsModule travels inside the binary, so that a noderoll installed with
+// `go install` or copied anywhere can build the sandbox's control plane
+// without a checkout. It is tools/ of the checkout, copied by go generate
+// (names end in .txt: a go.mod here would make this folder a module of its
+// own); a test keeps the two identical.
+//
+//go:generate sh -c "cp ../../tools/go.mod toolsmodule/go.mod.txt && cp ../../tools/go.sum toolsmodule/go.sum.txt && cp ../../tools/tools.go toolsmodule/tools.go.txt"
+//go:embed toolsmodule/go.mod.txt toolsmodule/go.sum.txt toolsmodule/tools.go.txt
+var embeddedTools embed.FS
+
+// writeToolsModule writes the embedded tools module into dir.
+func writeToolsModule(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, name := range []string{"go.mod", "go.sum", "tools.go"} {
+		b, err := embeddedTools.ReadFile("toolsmodule/" + name + ".txt")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			return fmt.Errorf("writing the tools module to %s: %w", dir, err)
+		}
+	}
+	return nil
+}
 
 type tool struct{ name, pkg string }
 
@@ -45,7 +72,8 @@ type Toolchain struct {
 	// BinDir holds the binaries, one folder per pinned version set.
 	BinDir string
 	// ModuleDir is the tools module (tools/ of a noderoll checkout); only
-	// needed to build.
+	// needed to build. Empty: the copy embedded in the binary is written
+	// next to BinDir and built there.
 	ModuleDir string
 }
 
@@ -79,7 +107,10 @@ func (t Toolchain) Ensure(ctx context.Context, progress io.Writer) error {
 		return nil
 	}
 	if t.ModuleDir == "" {
-		return errors.New("the control-plane binaries are not built and no noderoll checkout was found to build them: run noderoll from a checkout (it builds them once, about 10 minutes on 2 cores), or set NODEROLL_TOOLS_MODULE to its tools/ folder")
+		t.ModuleDir = filepath.Join(filepath.Dir(t.BinDir), "module")
+		if err := writeToolsModule(t.ModuleDir); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(t.BinDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", t.BinDir, err)

@@ -29,6 +29,10 @@ type GroupSpec struct {
 	InstanceType   string
 	ImageID        string
 	MaxUnavailable int
+	// Plain makes a self-managed group as Terraform or plain CloudFormation
+	// do: named by its Auto Scaling group, tagged only for the cluster, so
+	// its nodes carry no node group label.
+	Plain bool
 }
 
 // CreateNodeGroup creates the launch template, the Auto Scaling group and,
@@ -55,11 +59,18 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 	if s.Managed {
 		kind, asgName = "managed", "eks-"+s.Name+"-"+uid
 	}
+	if s.Plain && s.Managed {
+		return "", fmt.Errorf("group %q: a managed node group is never plain", s.Name)
+	}
 	instanceTags := []Tag{
 		{"Name", s.Cluster + "-" + s.Name + "-Node"},
 		{"alpha.eksctl.io/nodegroup-name", s.Name},
 		{"alpha.eksctl.io/nodegroup-type", kind},
 		{"eks:cluster-name", s.Cluster},
+	}
+	if s.Plain {
+		asgName = s.Name
+		instanceTags = []Tag{{"Name", s.Cluster + "-" + s.Name + "-Node"}, {"kubernetes.io/cluster/" + s.Cluster, "owned"}}
 	}
 	if s.Managed {
 		instanceTags = append(instanceTags, Tag{"eks:nodegroup-name", s.Name})
@@ -95,6 +106,9 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 			{"k8s.io/cluster-autoscaler/" + s.Cluster, "owned"},
 			{"kubernetes.io/cluster/" + s.Cluster, "owned"},
 		},
+	}
+	if s.Plain {
+		g.Tags = []Tag{{"Name", s.Name}, {"kubernetes.io/cluster/" + s.Cluster, "owned"}}
 	}
 	if s.Managed {
 		g.Tags = append(g.Tags, Tag{"eks:nodegroup-name", s.Name})
