@@ -55,7 +55,8 @@ managed node group update does, for managed and self-managed groups alike:
   3. surge: raise max and desired by one node per AZ (or --max-unavailable if
      larger) and wait until the new nodes are Ready
   4. taint old nodes eks.amazonaws.com/nodegroup=unschedulable:NoSchedule
-  5. pick an old node at random and evict its pods within their PodDisruptionBudgets
+  5. once the previous node's replacement is Ready, pick an old node at random
+     and evict its pods within their PodDisruptionBudgets
   6. cordon it and wait (--post-cordon-wait)
   7. terminate it through the Auto Scaling group (desired capacity kept)
   8. repeat until no old node is left
@@ -63,8 +64,11 @@ managed node group update does, for managed and self-managed groups alike:
 
 A cluster-autoscaler in kube-system is scaled to 0 first and restored after,
 also when the upgrade fails. Progress is recorded in the cluster: rerun the same
-command to resume an interrupted or failed upgrade. A group already on the
-target is left untouched.`,
+command to resume an interrupted or failed upgrade, to the AMI it started with
+even if a newer one was published since. A group already on the target is left
+untouched; once an upgrade completed, the next target starts a new one. The run
+stops, recorded and resumable, when replacements do not come, when a pod is under
+two PodDisruptionBudgets, or when someone else resizes the group meanwhile.`,
 		Example: `  # The seed's upgrade, against the sandbox:
   eval "$(noderoll sandbox env)"
   noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37

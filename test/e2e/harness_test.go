@@ -6,8 +6,10 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +29,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/noderoll/noderoll/internal/sandbox"
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
 // harness holds what every test shares: the noderoll binary built once.
@@ -300,4 +303,45 @@ func (st *Started) Kill(t *testing.T) string {
 	}
 	_ = st.cmd.Wait()
 	return st.out.String()
+}
+
+// Calls returns the calls of an action the sandbox's AWS endpoint received,
+// oldest first: its own CloudTrail, which counts what noderoll really did.
+func (s *Sandbox) Calls(action string) []awssim.Call {
+	s.t.Helper()
+	resp, err := http.Get(s.State.AWSEndpoint + "/_sim/calls?action=" + action)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []awssim.Call
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		s.t.Fatal(err)
+	}
+	return out
+}
+
+// TerminateCalls counts the TerminateInstanceInAutoScalingGroup calls the
+// endpoint received per instance, refused ones included.
+func (s *Sandbox) TerminateCalls() map[string]int {
+	s.t.Helper()
+	out := map[string]int{}
+	for _, c := range s.Calls("TerminateInstanceInAutoScalingGroup") {
+		out[c.Params["InstanceId"]]++
+	}
+	return out
+}
+
+// Fault arms a fault in the sandbox's AWS endpoint.
+func (s *Sandbox) Fault(f awssim.Fault) {
+	s.t.Helper()
+	b, _ := json.Marshal(f)
+	resp, err := http.Post(s.State.AWSEndpoint+"/_sim/faults", "application/json", bytes.NewReader(b))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		s.t.Fatalf("arming fault %+v: %s", f, resp.Status)
+	}
 }

@@ -11,12 +11,15 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
 var seedUpgrade = []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
@@ -194,15 +197,10 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 	if len(after.SuspendedProcesses) != 0 {
 		t.Errorf("scaling processes left suspended: %+v", after.SuspendedProcesses)
 	}
-	terminations := map[string]int{}
-	for _, a := range s.Activities() {
-		if id, ok := strings.CutPrefix(aws.ToString(a.Description), "Terminating EC2 instance: "); ok {
-			terminations[id]++
-		}
-	}
+	terminations := s.TerminateCalls()
 	for _, id := range oldIDs {
 		if terminations[id] != 1 {
-			t.Errorf("old instance %s terminated %d times, want exactly once", id, terminations[id])
+			t.Errorf("old instance %s: %d terminate calls, want exactly one", id, terminations[id])
 		}
 	}
 
@@ -350,12 +348,21 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 	waitWorkloads(t, s)
 }
 
-// TestSelfManagedGroup: an eksctl-style self-managed group (no EKS node
-// group, no EKS labels on its nodes) goes through the same upgrade.
+// TestSelfManagedGroup: a self-managed group made without eksctl (no EKS
+// node group, no node group label of any kind on its nodes, named by its
+// Auto Scaling group) goes through the same upgrade, and the summary counts
+// its nodes as the engine knows them, by their instances.
 func TestSelfManagedGroup(t *testing.T) {
-	s := StartSandbox(t, "--self-managed", "--nodes=2", "--azs=2", "--pods-per-node=2")
+	s := StartSandbox(t, "--self-managed", "--plain", "--nodes=2", "--azs=2", "--pods-per-node=2")
 	ctx := context.Background()
-	nodes := WatchNodes(t, s.Kube, "alpha.eksctl.io/nodegroup-name", "nodegroup")
+	for _, n := range groupNodesAll(t, s) {
+		for k := range n.Labels {
+			if strings.Contains(k, "nodegroup") {
+				t.Fatalf("node %s carries %s: the test needs a group whose nodes say nothing of it", n.Name, k)
+			}
+		}
+	}
+	nodes := WatchNodes(t, s.Kube, "", "")
 	// -o json: stdout is the summary alone, the live view goes to stderr.
 	r := s.Noderoll(append(slices.Clone(seedUpgrade), "-o", "json")...)
 	if r.Code != 0 {
@@ -479,6 +486,16 @@ func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
 	waitWorkloads(t, s)
 }
 
+// groupNodesAll lists every node of the sandbox, which holds one group.
+func groupNodesAll(t *testing.T, s *Sandbox) []corev1.Node {
+	t.Helper()
+	nodes, err := s.Kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nodes.Items
+}
+
 // allOnTarget checks that the managed group ended with want nodes, each on
 // the recommended 1.37 AMI.
 func allOnTarget(t *testing.T, s *Sandbox, want int) {
@@ -495,60 +512,75 @@ func allOnTarget(t *testing.T, s *Sandbox, want int) {
 	}
 }
 
-// TestKilledMidUpgradeResumes: noderoll killed with SIGKILL while it drains
-// an old node, then again while it removes a surplus node, resumes each time
-// from the record it keeps in the cluster. No old instance is terminated
-// twice, no budget goes below its minimum, and the group ends as if nothing
-// had happened.
+// TestKilledMidUpgradeResumes: noderoll killed with SIGKILL at the riskiest
+// moment (the group has terminated an old instance, its answer has not come
+// back, the record is not saved yet), then again while it removes a surplus
+// node, resumes each time from the record it keeps in the cluster. No old
+// instance is terminated twice (counted from the endpoint's log of every
+// call it received), the record counts every one, no budget goes below its
+// minimum, and the group ends as if nothing had happened.
 func TestKilledMidUpgradeResumes(t *testing.T) {
 	s := StartSandbox(t)
 	ctx := context.Background()
 	before := s.Group()
 	budgets := WatchBudgets(t, s.Kube)
 
-	killWhenANodeIs := func(phase string) {
-		t.Helper()
-		run := s.Start(seedUpgrade...)
-		eventually(t, 3*time.Minute, "a node marked "+phase, func() (bool, string) {
-			for _, n := range groupNodes(t, s) {
-				if n.Annotations["noderoll.io/phase"] == phase {
-					return true, ""
-				}
-			}
-			return false, tail(run.out.String(), 5)
-		})
-		out := run.Kill(t)
-		t.Logf("killed while a node was %s; it had printed:\n%s", phase, tail(out, 8))
-	}
-	killWhenANodeIs("replacing")
+	// The endpoint terminates the first instance asked for, then holds its
+	// answer back: noderoll is killed while it waits for it.
+	s.Fault(awssim.Fault{Service: "autoscaling", Action: "TerminateInstanceInAutoScalingGroup", After: true, DelaySeconds: 120})
+	run := s.Start(seedUpgrade...)
+	eventually(t, 3*time.Minute, "a terminate call received", func() (bool, string) {
+		return len(s.Calls("TerminateInstanceInAutoScalingGroup")) > 0, tail(run.out.String(), 5)
+	})
+	out := run.Kill(t)
+	t.Logf("killed while the first termination's answer was held back; it had printed:\n%s", tail(out, 8))
+	terminated := s.Calls("TerminateInstanceInAutoScalingGroup")[0].Params["InstanceId"]
 	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
 	if err != nil || ca.Annotations["noderoll.io/paused-replicas"] != "1" {
 		t.Fatalf("after the kill the autoscaler's original replicas must stay recorded: %v %v", ca.Annotations, err)
 	}
-	killWhenANodeIs("removing")
 
-	r := s.Noderoll(seedUpgrade...)
+	run = s.Start(seedUpgrade...)
+	eventually(t, 3*time.Minute, "a node marked removing", func() (bool, string) {
+		for _, n := range groupNodes(t, s) {
+			if n.Annotations["noderoll.io/phase"] == "removing" {
+				return true, ""
+			}
+		}
+		return false, tail(run.out.String(), 5)
+	})
+	out = run.Kill(t)
+	t.Logf("killed while a surplus node was being removed; it had printed:\n%s", tail(out, 8))
+
+	r := s.Noderoll(append(slices.Clone(seedUpgrade), "-o", "json")...)
 	if r.Code != 0 {
 		t.Fatalf("the run after two kills failed: %s", r.LastLine())
 	}
-	if !strings.Contains(r.Stdout, "Resume: resuming the upgrade") {
-		t.Errorf("the last run did not resume the recorded upgrade:\n%s", r.Stdout)
+	if !strings.Contains(r.Stderr, "Resume: resuming the upgrade") {
+		t.Errorf("the last run did not resume the recorded upgrade:\n%s", r.Stderr)
+	}
+	var sum struct{ Replaced, Removed []string }
+	if err := json.Unmarshal([]byte(r.Stdout), &sum); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, r.Stdout)
 	}
 	violations, _, checks := budgets.Stop()
 	if len(violations) > 0 {
 		t.Errorf("PodDisruptionBudgets went below their minimum (%d checks):\n%s", checks, strings.Join(violations, "\n"))
 	}
 	allOnTarget(t, s, 3)
-	terminations := map[string]int{}
-	for _, a := range s.Activities() {
-		if id, ok := strings.CutPrefix(aws.ToString(a.Description), "Terminating EC2 instance: "); ok {
-			terminations[id]++
+	terminations := s.TerminateCalls()
+	var oldIDs []string
+	for _, i := range before.Instances {
+		id := aws.ToString(i.InstanceId)
+		oldIDs = append(oldIDs, id)
+		if terminations[id] != 1 {
+			t.Errorf("old instance %s: %d terminate calls, want exactly one", id, terminations[id])
 		}
 	}
-	for _, i := range before.Instances {
-		if id := aws.ToString(i.InstanceId); terminations[id] != 1 {
-			t.Errorf("old instance %s terminated %d times, want exactly once", id, terminations[id])
-		}
+	slices.Sort(oldIDs)
+	slices.Sort(sum.Replaced)
+	if !slices.Equal(sum.Replaced, oldIDs) || len(sum.Removed) != 3 || !slices.Contains(sum.Replaced, terminated) {
+		t.Errorf("the record counts replaced %v and removed %v; want every old instance (%v, %s killed mid-call among them) and 3 surplus", sum.Replaced, sum.Removed, oldIDs, terminated)
 	}
 	after := s.Group()
 	if aws.ToInt32(after.MinSize) != 3 || aws.ToInt32(after.MaxSize) != 3 || aws.ToInt32(after.DesiredCapacity) != 3 || len(after.SuspendedProcesses) != 0 {
@@ -564,4 +596,71 @@ func TestKilledMidUpgradeResumes(t *testing.T) {
 		}
 	}
 	waitWorkloads(t, s)
+}
+
+// TestUpgradingTheSameGroupAgain: platform teams roll a new AMI every few
+// weeks, so the second upgrade of a group is the common case. Two releases
+// of 1.37 one after the other each get a new launch template version, the
+// group pointed at it and every node replaced; a third run on the same
+// target changes nothing and says so.
+func TestUpgradingTheSameGroupAgain(t *testing.T) {
+	s := StartSandbox(t, "--nodes=2", "--azs=2", "--pods-per-node=2")
+	ctx := context.Background()
+	ltID := s.Group().LaunchTemplate.LaunchTemplateId
+	for k, release := range []string{"1.37.2-20261020", "1.37.2-20261115"} {
+		before := s.Group()
+		out, err := s.SSM.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String("/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/standard/amazon-eks-node-al2023-x86_64-standard-1.37-v" + release[len("1.37.2-"):] + "/image_id")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := aws.ToString(out.Parameter.Value)
+		r := s.Noderoll("upgrade", "nodegroup", "--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version="+release,
+			"--post-cordon-wait=1s", "--eviction-retry-delay=1s", "-o", "json")
+		if r.Code != 0 {
+			t.Fatalf("upgrade %d to %s: %s", k+1, release, r.LastLine())
+		}
+		var sum struct {
+			UpToDate          bool
+			Replaced, Removed []string
+		}
+		if err := json.Unmarshal([]byte(r.Stdout), &sum); err != nil {
+			t.Fatalf("-o json: %v", err)
+		}
+		after := s.Group()
+		wantVersion := fmt.Sprint(k + 2)
+		if sum.UpToDate || len(sum.Replaced) != 2 || aws.ToString(after.LaunchTemplate.Version) != wantVersion {
+			t.Fatalf("upgrade %d to %s: up to date %v, replaced %v, group on launch template version %s (want %s)", k+1, release, sum.UpToDate, sum.Replaced, aws.ToString(after.LaunchTemplate.Version), wantVersion)
+		}
+		lts, err := s.EC2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: ltID, Versions: []string{wantVersion}})
+		if err != nil || aws.ToString(lts.LaunchTemplateVersions[0].LaunchTemplateData.ImageId) != target {
+			t.Fatalf("launch template version %s does not launch %s: %v", wantVersion, target, err)
+		}
+		for _, n := range groupNodes(t, s) {
+			if n.Labels["eks.amazonaws.com/nodegroup-image"] != target {
+				t.Errorf("after upgrade %d node %s runs %s, want %s", k+1, n.Name, n.Labels["eks.amazonaws.com/nodegroup-image"], target)
+			}
+		}
+		terminations := s.TerminateCalls()
+		for _, i := range before.Instances {
+			if id := aws.ToString(i.InstanceId); terminations[id] != 1 || !slices.Contains(sum.Replaced, id) {
+				t.Errorf("upgrade %d: instance %s of the group before it: %d terminate calls, in replaced: %v", k+1, id, terminations[id], slices.Contains(sum.Replaced, id))
+			}
+		}
+		waitWorkloads(t, s)
+	}
+
+	was := snapshot(t, s)
+	calls := len(s.Calls(""))
+	r := s.Noderoll("upgrade", "nodegroup", "--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version=1.37.2-20261115")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "is up to date on") {
+		t.Fatalf("third run on the same target: exit %d\n%s", r.Code, r.Stdout)
+	}
+	if now := snapshot(t, s); now != was {
+		t.Fatalf("the third run changed things:\nbefore %+v\nafter  %+v", was, now)
+	}
+	for _, c := range s.Calls("")[calls:] {
+		if !strings.HasPrefix(c.Action, "Describe") && !strings.HasPrefix(c.Action, "Get") && !strings.HasPrefix(c.Action, "List") {
+			t.Errorf("the third run called %s %v", c.Action, c.Params)
+		}
+	}
 }

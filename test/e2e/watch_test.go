@@ -109,7 +109,8 @@ type NodeWatch struct {
 	peak  int
 }
 
-// WatchNodes starts counting nodes whose label key has the value value.
+// WatchNodes starts counting nodes whose label key has the value value;
+// every node when key is "".
 func WatchNodes(t *testing.T, c kubernetes.Interface, key, value string) *NodeWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -124,7 +125,7 @@ func WatchNodes(t *testing.T, c kubernetes.Interface, key, value string) *NodeWa
 				n, _ = d.Obj.(*corev1.Node)
 			}
 		}
-		if n == nil || n.Labels[key] != value {
+		if n == nil || (key != "" && n.Labels[key] != value) {
 			return
 		}
 		w.mu.Lock()
