@@ -53,20 +53,7 @@ func TestEvictionsTheAPIServerRefusesForGood(t *testing.T) {
 		}
 	}
 	waitWorkloads(t, s)
-	apiPods := func() []string {
-		pods, err := s.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=api"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, p := range pods.Items {
-			if p.DeletionTimestamp == nil {
-				out = append(out, p.Name+"@"+p.Spec.NodeName)
-			}
-		}
-		slices.Sort(out)
-		return out
-	}
+	apiPods := func() []string { return s.RunningPods("default", "app=api") }
 	before := apiPods()
 
 	began := time.Now()

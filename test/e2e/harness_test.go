@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,6 +27,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/noderoll/noderoll/internal/sandbox"
@@ -166,10 +169,17 @@ func (s *Sandbox) Noderoll(args ...string) Result {
 }
 
 func (s *Sandbox) run(env []string, args ...string) Result {
+	return runBinary(s.t, noderollBinary(s.t), "", append(cleanEnv(), env...), args...)
+}
+
+// runBinary runs a noderoll binary in a folder ("" for the test's own) with
+// exactly the environment given.
+func runBinary(t *testing.T, bin, dir string, env []string, args ...string) Result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, noderollBinary(s.t), args...)
-	cmd.Env = append(cleanEnv(), env...)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir, cmd.Env = dir, env
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -178,10 +188,33 @@ func (s *Sandbox) run(env []string, args ...string) Result {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		s.t.Fatalf("running noderoll %v: %v", args, err)
+		t.Fatalf("running noderoll %v: %v", args, err)
 	}
-	s.t.Logf("noderoll %s -> exit %d\n%s%s", strings.Join(args, " "), code, tail(out.String(), 60), tail(errb.String(), 20))
+	where := ""
+	if dir != "" {
+		where = "(in " + dir + ") "
+	}
+	t.Logf("%snoderoll %s -> exit %d\n%s%s", where, strings.Join(args, " "), code, tail(out.String(), 60), tail(errb.String(), 20))
 	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+}
+
+// RunningPods lists the pods of a label selector in a namespace that run
+// and are not being deleted, as "name@node", sorted: compared before and
+// after a run, it shows whether any moved.
+func (s *Sandbox) RunningPods(namespace, selector string) []string {
+	s.t.Helper()
+	pods, err := s.Kube.CoreV1().Pods(namespace).List(context.Background(), metav1.ListOptions{LabelSelector: selector})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
+			out = append(out, p.Name+"@"+p.Spec.NodeName)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // cleanEnv is the test's environment without any real AWS or kube settings.

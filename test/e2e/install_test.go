@@ -1,9 +1,7 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -49,22 +47,7 @@ func TestTheBinaryWorksOutsideACheckout(t *testing.T) {
 		if err := os.MkdirAll(cwd, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, exe, args...)
-		cmd.Dir, cmd.Env = cwd, env
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		err := cmd.Run()
-		code := 0
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatalf("running %v: %v", args, err)
-		}
-		t.Logf("(in %s) noderoll %s -> exit %d\n%s%s", cwd, strings.Join(args, " "), code, tail(out.String(), 30), tail(errb.String(), 15))
-		return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
+		return runBinary(t, exe, cwd, env, args...)
 	}
 	var pids map[string]int
 	t.Cleanup(func() {

@@ -287,20 +287,7 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitWorkloads(t, s)
-	payments := func() []string {
-		pods, err := s.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=payments"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out []string
-		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning && p.DeletionTimestamp == nil {
-				out = append(out, p.Name)
-			}
-		}
-		slices.Sort(out)
-		return out
-	}
+	payments := func() []string { return s.RunningPods("default", "app=payments") }
 	before := payments()
 
 	// --timeout bounds the whole run even when the eviction timeout is far
