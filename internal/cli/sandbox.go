@@ -144,12 +144,17 @@ changes nothing.`,
 
 func printNextSteps(s Streams, st *sandbox.State) {
 	self, dir := selfCommand(), dirFlag(st.Dir)
-	fmt.Fprintf(s.Out, `The sandbox is running in %[1]s.
-  eval "$(%[2]s sandbox env%[3]s)"     point kubectl and the AWS SDK at it
-  kubectl get nodes -L topology.kubernetes.io/zone,eks.amazonaws.com/nodegroup-image
-  %[2]s sandbox status%[3]s            what runs, where, and the node groups
-  %[2]s sandbox down%[3]s              stop it
-`, st.Dir, self, dir)
+	fmt.Fprintf(s.Out, "The sandbox is running in %s.\n", st.Dir)
+	tw := tabwriter.NewWriter(s.Out, 0, 4, 3, ' ', 0)
+	for _, l := range [][2]string{
+		{`eval "$(` + self + " sandbox env" + dir + `)"`, "point kubectl and the AWS SDK at it"},
+		{self + " sandbox status" + dir, "what runs, where, and the node groups"},
+		{self + " sandbox down" + dir, "stop it"},
+	} {
+		fmt.Fprintf(tw, "  %s\t# %s\n", l[0], l[1])
+	}
+	tw.Flush()
+	fmt.Fprintln(s.Out, "  kubectl get nodes -L topology.kubernetes.io/zone,eks.amazonaws.com/nodegroup-image")
 }
 
 func newSandboxDown(s Streams) *cobra.Command {
