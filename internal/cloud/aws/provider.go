@@ -63,8 +63,10 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	if o.AccessKeyID != "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, "")))
 	}
-	// Throttling and transient faults are retried by the SDK with backoff.
-	opts = append(opts, config.WithRetryMaxAttempts(8))
+	// Throttling and transient faults are retried by the SDK with backoff;
+	// adaptive mode also slows the client down while AWS throttles it, so
+	// a large group's many describe calls back off together.
+	opts = append(opts, config.WithRetryMaxAttempts(8), config.WithRetryMode(aws.RetryModeAdaptive))
 	// The SDK's warnings are about connection reuse, not the outcome of a
 	// call: keep them out of the user's view unless asked for.
 	log := o.Log

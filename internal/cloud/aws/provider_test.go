@@ -2,6 +2,7 @@ package aws
 
 import (
 	"context"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -319,5 +320,45 @@ func TestProfileFromTheSharedConfig(t *testing.T) {
 	}
 	if _, err := New(ctx, Options{Profile: "nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Fatalf("an unknown profile: %v, want an error naming it", err)
+	}
+}
+
+// TestListsAndDescribesBeyondOnePage: a cluster of 120 groups (the endpoint
+// pages Auto Scaling groups 50 at a time) and a group of 600 instances are
+// seen whole through the provider.
+func TestListsAndDescribesBeyondOnePage(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	for k := 0; k < 120; k++ {
+		if _, err := acct.CreateNodeGroup(awssim.GroupSpec{Cluster: "c1", Name: fmt.Sprintf("self-%03d", k), AZs: []string{"us-west-2a"}, Min: 0, Max: 1, Desired: 0, InstanceType: "m5.large", ImageID: ami}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	refs, err := p.ListNodeGroups(ctx, "c1")
+	if err != nil || len(refs) != 121 {
+		t.Fatalf("listed %d groups (%v), want 121", len(refs), err)
+	}
+	g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	size := 600
+	if err := p.UpdateGroup(ctx, g, cloud.GroupUpdate{Max: &size, Desired: &size}); err != nil {
+		t.Fatal(err)
+	}
+	acct.Step(ctx, nil, nil)
+	time.Sleep(time.Millisecond)
+	acct.Step(ctx, nil, nil)
+	g, err = p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	described := 0
+	for _, i := range g.Instances {
+		if i.ImageID == ami && i.NodeName != "" {
+			described++
+		}
+	}
+	if len(g.Instances) != 600 || described != 600 {
+		t.Fatalf("%d instances, %d described; want 600 of each", len(g.Instances), described)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -155,10 +154,7 @@ func describeAutoScalingGroups(a *Account, form url.Values) (any, error) {
 		}
 		sort.Strings(names)
 	}
-	type result struct {
-		Groups []xmlASG `xml:"AutoScalingGroups>member"`
-	}
-	res := result{Groups: []xmlASG{}}
+	var picked []*Group
 	for _, n := range names {
 		g, ok := a.groups[n]
 		if !ok {
@@ -169,8 +165,20 @@ func describeAutoScalingGroups(a *Account, form url.Values) (any, error) {
 			return nil, err
 		}
 		if ok {
-			res.Groups = append(res.Groups, a.xmlGroup(g))
+			picked = append(picked, g)
 		}
+	}
+	from, to, next, err := autoScalingGroupsPages.window(form, len(picked))
+	if err != nil {
+		return nil, err
+	}
+	type result struct {
+		Groups    []xmlASG `xml:"AutoScalingGroups>member"`
+		NextToken string   `xml:"NextToken,omitempty"`
+	}
+	res := result{Groups: []xmlASG{}, NextToken: next}
+	for _, g := range picked[from:to] {
+		res.Groups = append(res.Groups, a.xmlGroup(g))
 	}
 	return &queryResp{action: "DescribeAutoScalingGroups", ns: asgNS, result: res}, nil
 }
@@ -386,45 +394,23 @@ func describeScalingActivities(a *Account, form url.Values) (any, error) {
 		}
 	}
 	ids := list(form, "ActivityIds.member")
-	// Pages of MaxRecords (default and at most 100), newest first, with a
-	// NextToken while more remain, as AWS pages them.
-	limit, set, err := optInt(form, "MaxRecords")
+	var picked []*Activity
+	for k := len(a.activities) - 1; k >= 0; k-- { // newest first, as AWS lists them
+		act := a.activities[k]
+		if (name == "" || act.Group == name) && (len(ids) == 0 || contains(ids, act.ID)) {
+			picked = append(picked, act)
+		}
+	}
+	from, to, next, err := scalingActivitiesPages.window(form, len(picked))
 	if err != nil {
 		return nil, err
-	}
-	if !set {
-		limit = 100
-	}
-	if limit < 1 || limit > 100 {
-		return nil, validation("1 validation error detected: Value '%d' at 'maxRecords' failed to satisfy constraint: Member must have value less than or equal to 100", limit)
-	}
-	offset := 0
-	if tok := form.Get("NextToken"); tok != "" {
-		n, err := strconv.Atoi(strings.TrimPrefix(tok, "activities-"))
-		if err != nil || n < 0 || !strings.HasPrefix(tok, "activities-") {
-			return nil, &APIError{Code: "InvalidNextToken", Message: "The token '" + tok + "' is invalid.", Status: 400}
-		}
-		offset = n
 	}
 	type result struct {
 		Activities []xmlActivity `xml:"Activities>member"`
 		NextToken  string        `xml:"NextToken,omitempty"`
 	}
-	res := result{Activities: []xmlActivity{}}
-	seen := 0
-	for k := len(a.activities) - 1; k >= 0; k-- { // newest first, as AWS lists them
-		act := a.activities[k]
-		if (name != "" && act.Group != name) || (len(ids) > 0 && !contains(ids, act.ID)) {
-			continue
-		}
-		seen++
-		if seen <= offset {
-			continue
-		}
-		if len(res.Activities) == limit {
-			res.NextToken = fmt.Sprintf("activities-%d", offset+limit)
-			break
-		}
+	res := result{Activities: []xmlActivity{}, NextToken: next}
+	for _, act := range picked[from:to] {
 		res.Activities = append(res.Activities, xmlAct(act))
 	}
 	return &queryResp{action: "DescribeScalingActivities", ns: asgNS, result: res}, nil

@@ -95,6 +95,9 @@ func describeInstances(a *Account, form url.Values) (any, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	ids := list(form, "InstanceId")
+	if len(ids) > 0 && form.Get("MaxResults") != "" {
+		return nil, notFoundf("InvalidParameterCombination", "The parameter instancesSet cannot be used with the parameter maxResults")
+	}
 	for _, id := range ids {
 		if _, ok := a.instances[id]; !ok {
 			return nil, notFoundf("InvalidInstanceID.NotFound", "The instance ID '%s' does not exist", id)
@@ -115,6 +118,11 @@ func describeInstances(a *Account, form url.Values) (any, error) {
 		}
 	}
 	sort.Slice(picked, func(x, y int) bool { return picked[x].ID < picked[y].ID })
+	from, to, next, err := instancesPages.window(form, len(picked))
+	if err != nil {
+		return nil, err
+	}
+	picked = picked[from:to]
 	type reservation struct {
 		ReservationID string        `xml:"reservationId"`
 		OwnerID       string        `xml:"ownerId"`
@@ -123,8 +131,9 @@ func describeInstances(a *Account, form url.Values) (any, error) {
 	type body struct {
 		ec2Meta
 		Reservations []reservation `xml:"reservationSet>item"`
+		NextToken    string        `xml:"nextToken,omitempty"`
 	}
-	out := &body{Reservations: []reservation{}}
+	out := &body{Reservations: []reservation{}, NextToken: next}
 	for _, i := range picked {
 		x := xmlInstance{
 			InstanceID: i.ID, ImageID: i.ImageID, PrivateDNSName: i.NodeName(a.Region),
@@ -169,6 +178,7 @@ func describeImages(a *Account, form url.Values) (any, error) {
 		Architecture string `xml:"architecture"`
 		CreationDate string `xml:"creationDate"`
 		OwnerID      string `xml:"imageOwnerId"`
+		OwnerAlias   string `xml:"imageOwnerAlias"`
 		Public       bool   `xml:"isPublic"`
 	}
 	type body struct {
@@ -182,15 +192,67 @@ func describeImages(a *Account, form url.Values) (any, error) {
 		}
 		sort.Strings(ids)
 	}
+	owners := list(form, "Owner")
+	filters := ec2Filters(form)
 	for _, id := range ids {
 		img := a.images[id]
-		out.Images = append(out.Images, xmlImage{
+		x := xmlImage{
 			ImageID: img.ID, Name: img.Name, State: "available", Architecture: "x86_64",
 			Description:  fmt.Sprintf("EKS Kubernetes Worker AMI (%s) for Kubernetes %s, release %s", img.Family, img.KubeMinor, img.ReleaseVersion),
-			CreationDate: img.CreationDate, OwnerID: "602401143452", Public: true,
+			CreationDate: img.CreationDate, OwnerID: publicImageOwner, OwnerAlias: "amazon", Public: true,
+		}
+		ok, err := imageMatches(x.OwnerID, x.OwnerAlias, a.AccountID, owners, filters, map[string]string{
+			"image-id": x.ImageID, "name": x.Name, "architecture": x.Architecture, "state": x.State,
+			"owner-id": x.OwnerID, "owner-alias": x.OwnerAlias, "is-public": "true", "description": x.Description,
 		})
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out.Images = append(out.Images, x)
+		}
 	}
 	return &ec2Resp{action: "DescribeImages", body: out}, nil
+}
+
+// publicImageOwner is the account that publishes the EKS-optimized AMIs.
+const publicImageOwner = "602401143452"
+
+// imageMatches applies DescribeImages' Owner.N (an account ID, "self",
+// "amazon" or "aws-marketplace") and Filter.N, whose values may hold the
+// wildcards * and ?, as the EC2 API reference describes them.
+func imageMatches(ownerID, ownerAlias, self string, owners []string, filters map[string][]string, fields map[string]string) (bool, error) {
+	if len(owners) > 0 {
+		hit := false
+		for _, o := range owners {
+			hit = hit || o == ownerID || o == ownerAlias || (o == "self" && ownerID == self)
+		}
+		if !hit {
+			return false, nil
+		}
+	}
+	for name, values := range filters {
+		have, known := fields[name]
+		if !known {
+			return false, notFoundf("InvalidParameterValue", "The filter '%s' is invalid", name)
+		}
+		hit := false
+		for _, v := range values {
+			hit = hit || wildcard(v, have)
+		}
+		if !hit {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// wildcard matches s against an EC2 filter value: * any run, ? one character.
+func wildcard(pattern, s string) bool {
+	re := "^" + regexp.QuoteMeta(pattern) + "$"
+	re = strings.ReplaceAll(strings.ReplaceAll(re, `\*`, ".*"), `\?`, ".")
+	ok, _ := regexp.MatchString(re, s)
+	return ok
 }
 
 // templateByRequest finds the template a request names by ID or name.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -64,7 +65,15 @@ func newEnv(t *testing.T) *env {
 		Region:       "us-west-2",
 		Credentials:  credentials.NewStaticCredentialsProvider("AKIDSANDBOX", "sandbox-secret", ""),
 		BaseEndpoint: aws.String(srv.URL),
-		Retryer:      func() aws.Retryer { return aws.NopRetryer{} },
+		// Connection errors only are retried, as every real client does: on
+		// a loaded machine Go's transport may drop a connection whose
+		// request write it has not seen finish. API errors come back as
+		// they are, for the tests to check.
+		Retryer: func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.Retryables = []retry.IsErrorRetryable{retry.RetryableConnectionError{}}
+			})
+		},
 	}
 	e := &env{
 		t: t, acct: acct, clock: clk, reg: &fakeRegistrar{nodes: map[string]NodeSpec{}},
