@@ -107,10 +107,10 @@ type Reporter interface {
 
 // Engine upgrades node groups of one cluster in one cloud.
 type Engine struct {
-	kube   kubernetes.Interface
-	cloud  cloud.Provider
-	clock  clock.WithTicker
-	log    *slog.Logger
+	kube    kubernetes.Interface
+	cloud   cloud.Provider
+	clock   clock.WithTicker
+	log     *slog.Logger
 	report  Reporter
 	opts    Options
 	members *Members
