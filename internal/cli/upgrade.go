@@ -89,6 +89,8 @@ two PodDisruptionBudgets, or when someone else resizes the group meanwhile.`,
 	fl.StringVar(&f.target.Family, "ami-family", "al2023", "AMI family for --kubernetes-version: al2023 or bottlerocket")
 	fl.StringVar(&f.aws.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
 	fl.StringVar(&f.aws.Profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE)")
+	fl.StringVar(&f.aws.RoleARN, "role-arn", "", "assume this IAM role for every AWS call (e.g. the cluster account's), with the credentials otherwise found")
+	fl.StringVar(&f.aws.ExternalID, "external-id", "", "external id the --role-arn role's trust policy demands")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
 	fl.IntVar(&f.opts.MaxUnavailable, "max-unavailable", 0, "surge at least this many nodes (default: the group's own setting)")

@@ -100,6 +100,13 @@ func (s Scenario) AZNames() []string {
 	return out
 }
 
+// The sandbox's account holds a role to try --role-arn on, whose trust
+// policy demands an external id, as a cross-account role's does.
+const (
+	SandboxRoleARN    = "arn:aws:iam::123456789012:role/noderoll-upgrader"
+	SandboxExternalID = "noderoll-sandbox"
+)
+
 // SeedAWS creates the cluster and node group in the account and returns the
 // Auto Scaling group's name.
 func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error) {
@@ -108,6 +115,7 @@ func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error
 		return "", fmt.Errorf("no AMI for Kubernetes %s", s.NodeVersion)
 	}
 	acct.CreateCluster(s.Cluster, ControlPlaneMinor, apiServer)
+	acct.CreateRole(SandboxRoleARN, SandboxExternalID)
 	return acct.CreateNodeGroup(awssim.GroupSpec{
 		Cluster: s.Cluster, Name: s.Nodegroup, Managed: s.Managed, Plain: s.Plain, AZs: s.AZNames(),
 		Min: s.Nodes, Max: s.Nodes, Desired: s.Nodes, InstanceType: s.InstanceType, ImageID: ami,

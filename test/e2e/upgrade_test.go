@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
+	"github.com/noderoll/noderoll/internal/sandbox"
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
@@ -601,10 +602,22 @@ func TestUpgradingTheSameGroupAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		target := aws.ToString(out.Parameter.Value)
-		r := s.Noderoll("upgrade", "nodegroup", "--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version="+release,
-			"--post-cordon-wait=1s", "--eviction-retry-delay=1s", "-o", "json")
+		args := []string{"upgrade", "nodegroup", "--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version=" + release,
+			"--post-cordon-wait=1s", "--eviction-retry-delay=1s", "-o", "json"}
+		if k == 1 { // the second one as a cross-account user would: through a role
+			args = append(args, "--role-arn="+sandbox.SandboxRoleARN, "--external-id="+sandbox.SandboxExternalID)
+		}
+		callsBefore := len(s.Calls(""))
+		r := s.Noderoll(args...)
 		if r.Code != 0 {
 			t.Fatalf("upgrade %d to %s: %s", k+1, release, r.LastLine())
+		}
+		if k == 1 {
+			for _, c := range s.Calls("")[callsBefore:] {
+				if c.Action != "AssumeRole" && !strings.HasPrefix(c.AccessKey, "ASIA") {
+					t.Errorf("with --role-arn, %s was signed with %s, not the role's credentials", c.Action, c.AccessKey)
+				}
+			}
 		}
 		var sum struct {
 			UpToDate          bool

@@ -17,12 +17,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
 
 	"github.com/noderoll/noderoll/internal/cloud"
@@ -39,6 +41,9 @@ type Options struct {
 	Endpoint        string // overrides every service's endpoint (the sandbox's)
 	AccessKeyID     string // static credentials, for the sandbox
 	SecretAccessKey string
+	// RoleARN is a role to assume (another account's, typically) with the
+	// credentials found; ExternalID is what its trust policy may demand.
+	RoleARN, ExternalID string
 }
 
 // Provider talks to AWS through aws-sdk-go-v2.
@@ -85,6 +90,17 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	}
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("no AWS region: pass --region or set AWS_REGION")
+	}
+	if o.RoleARN != "" {
+		// Every call runs as the role, its credentials renewed before they
+		// expire; the first call fails with STS's own words when the role
+		// cannot be assumed (a wrong external id, a trust policy).
+		cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(cfg), o.RoleARN, func(ar *stscreds.AssumeRoleOptions) {
+			ar.RoleSessionName = "noderoll"
+			if o.ExternalID != "" {
+				ar.ExternalID = aws.String(o.ExternalID)
+			}
+		}))
 	}
 	return NewFromClients(autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), eks.NewFromConfig(cfg)), nil
 }

@@ -362,3 +362,53 @@ func TestListsAndDescribesBeyondOnePage(t *testing.T) {
 		t.Fatalf("%d instances, %d described; want 600 of each", len(g.Instances), described)
 	}
 }
+
+// TestRoleARNRunsEveryCallAsTheRole: with --role-arn (and the external id
+// its trust policy demands) every call is signed with the role's
+// credentials from STS AssumeRole, which the base credentials asked for
+// once; a wrong external id fails with STS's AccessDenied, naming the role.
+func TestRoleARNRunsEveryCallAsTheRole(t *testing.T) {
+	acct := awssim.NewAccount("us-west-2", clock.RealClock{}, awssim.Delays{})
+	srv := httptest.NewServer(awssim.NewServer(acct, nil))
+	t.Cleanup(srv.Close)
+	seed(t, acct, true)
+	const role = "arn:aws:iam::210987654321:role/noderoll-upgrader"
+	acct.CreateRole(role, "ops-7f3a")
+	ctx := context.Background()
+	base := Options{Region: "us-west-2", Endpoint: srv.URL, AccessKeyID: "AKIDBASE", SecretAccessKey: "secret", RoleARN: role}
+
+	wrong := base
+	wrong.ExternalID = "guess"
+	p, err := New(ctx, wrong)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Cluster(ctx, "c1")
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), role) {
+		t.Fatalf("a wrong external id: want STS's AccessDenied naming the role, got %v", err)
+	}
+
+	right := base
+	right.ExternalID = "ops-7f3a"
+	if p, err = New(ctx, right); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}); err != nil {
+		t.Fatal(err)
+	}
+	var assumed []awssim.Call
+	asRole := 0
+	for _, c := range acct.Calls("") {
+		switch {
+		case c.Action == "AssumeRole" && c.Error == "":
+			assumed = append(assumed, c)
+		case c.Action != "AssumeRole" && strings.HasPrefix(c.AccessKey, "ASIA"):
+			asRole++
+		case c.Action != "AssumeRole":
+			t.Errorf("%s was signed with %s, not the role's credentials", c.Action, c.AccessKey)
+		}
+	}
+	if len(assumed) != 1 || assumed[0].AccessKey != "AKIDBASE" || assumed[0].Params["RoleArn"] != role || assumed[0].Params["ExternalId"] != "ops-7f3a" || asRole < 3 {
+		t.Fatalf("want one AssumeRole with the base key and the external id, then every call as the role; got %+v and %d calls as the role", assumed, asRole)
+	}
+}

@@ -27,7 +27,7 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, &APIError{Code: "InvalidRequestException", Message: r.Method + " " + r.URL.Path + " is not served by this endpoint.", Status: 400}, eksContentType)
 		return
 	}
-	s.acct.logCall(Call{Service: "eks", Action: action})
+	s.acct.logCall(Call{Service: "eks", Action: action, AccessKey: accessKeyOf(r)})
 	if f := s.acct.takeFault("eks", action); f != nil {
 		f.stall(r.Context())
 		if e := f.apiError(); e != nil {

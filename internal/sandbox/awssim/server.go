@@ -52,6 +52,8 @@ type Call struct {
 	Action  string            `json:"action"`
 	Params  map[string]string `json:"params,omitempty"` // the query protocols' parameters
 	Error   string            `json:"error,omitempty"`  // the error code answered, if any
+	// AccessKey signed the call: who made it (an assumed role's keys start ASIA).
+	AccessKey string `json:"accessKey,omitempty"`
 }
 
 // maxCalls bounds the call log; the oldest calls go first.
@@ -144,7 +146,18 @@ func NewServer(acct *Account, log *slog.Logger) *Server {
 	return &Server{acct: acct, log: log}
 }
 
-var scopeRE = regexp.MustCompile(`Credential=[^/]+/[0-9]+/[^/]+/([a-z0-9-]+)/aws4_request`)
+var (
+	scopeRE     = regexp.MustCompile(`Credential=[^/]+/[0-9]+/[^/]+/([a-z0-9-]+)/aws4_request`)
+	accessKeyRE = regexp.MustCompile(`Credential=([^/]+)/`)
+)
+
+// accessKeyOf returns the access key that signed a request.
+func accessKeyOf(r *http.Request) string {
+	if m := accessKeyRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
+		return m[1]
+	}
+	return ""
+}
 
 func serviceOf(r *http.Request) string {
 	if m := scopeRE.FindStringSubmatch(r.Header.Get("Authorization")); m != nil {
@@ -165,7 +178,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc := serviceOf(r)
-	if svc == "" || svc == "autoscaling" || svc == "ec2" {
+	if svc == "" || svc == "autoscaling" || svc == "ec2" || svc == "sts" {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -176,6 +189,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				svc = "autoscaling"
 			case "2016-11-15":
 				svc = "ec2"
+			case "2011-06-15":
+				svc = "sts"
 			}
 		}
 	}
@@ -184,12 +199,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveQuery(w, r, svc, autoscalingActions, writeQueryError)
 	case "ec2":
 		s.serveQuery(w, r, svc, ec2Actions, writeEC2Error)
+	case "sts":
+		s.serveQuery(w, r, svc, stsActions, writeQueryError)
 	case "ssm":
 		s.serveSSM(w, r)
 	case "eks":
 		s.serveEKS(w, r)
 	default:
-		http.Error(w, "unknown service: sign requests with SigV4 for autoscaling, ec2, ssm or eks", http.StatusBadRequest)
+		http.Error(w, "unknown service: sign requests with SigV4 for autoscaling, ec2, ssm, eks or sts", http.StatusBadRequest)
 	}
 }
 
@@ -198,18 +215,20 @@ type queryAction func(a *Account, form url.Values) (any, error)
 func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, svc string, actions map[string]queryAction, writeErr func(http.ResponseWriter, *APIError, string)) {
 	action := r.PostForm.Get("Action")
 	reqID := s.acct.requestID()
+	w.Header().Set("X-Amzn-Requestid", reqID) // on errors too, where clients read it
 	s.log.Debug("call", "service", svc, "action", action)
 	h, ok := actions[action]
 	if !ok {
 		writeErr(w, &APIError{Code: "InvalidAction", Message: fmt.Sprintf("The action %s is not valid for this web service.", action), Status: http.StatusBadRequest}, reqID)
 		return
 	}
-	call := Call{Service: svc, Action: action, Params: map[string]string{}}
+	call := Call{Service: svc, Action: action, Params: map[string]string{}, AccessKey: accessKeyOf(r)}
 	for k, v := range r.PostForm {
-		if k != "Action" && k != "Version" && len(v) > 0 {
+		if k != "Action" && k != "Version" && k != callerKeyParam && len(v) > 0 {
 			call.Params[k] = v[0]
 		}
 	}
+	r.PostForm.Set(callerKeyParam, call.AccessKey)
 	f := s.acct.takeFault(svc, action)
 	if f != nil && !f.After {
 		f.stall(r.Context())

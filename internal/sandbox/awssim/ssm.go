@@ -36,7 +36,7 @@ func (a *Account) param(name string) (ssmParameter, bool) {
 // the AMI lookups eksctl and noderoll make.
 func (s *Server) serveSSM(w http.ResponseWriter, r *http.Request) {
 	action := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
-	s.acct.logCall(Call{Service: "ssm", Action: action})
+	s.acct.logCall(Call{Service: "ssm", Action: action, AccessKey: accessKeyOf(r)})
 	if f := s.acct.takeFault("ssm", action); f != nil {
 		f.stall(r.Context())
 		if e := f.apiError(); e != nil {

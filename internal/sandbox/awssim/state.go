@@ -191,6 +191,8 @@ type Account struct {
 	capacity   map[string]int // per-AZ instances that may still launch; absent means unlimited
 	faults     []*Fault
 	calls      []Call
+	roles      map[string]Role    // by ARN
+	sessions   map[string]session // assumed-role access keys
 	tokens     map[string]int64 // CreateLaunchTemplateVersion client tokens: template ID + token -> version
 	seq        int64
 	changed    chan struct{}
@@ -206,6 +208,7 @@ func NewAccount(region string, clk clock.Clock, d Delays) *Account {
 		templates: map[string]*LaunchTemplate{}, groups: map[string]*Group{},
 		instances: map[string]*Instance{}, clusters: map[string]*Cluster{},
 		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{}, tokens: map[string]int64{},
+		roles: map[string]Role{}, sessions: map[string]session{},
 		changed: make(chan struct{}, 1),
 	}
 }
