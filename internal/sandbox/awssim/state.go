@@ -193,7 +193,7 @@ type Account struct {
 	calls      []Call
 	roles      map[string]Role    // by ARN
 	sessions   map[string]session // assumed-role access keys
-	tokens     map[string]int64 // CreateLaunchTemplateVersion client tokens: template ID + token -> version
+	tokens     map[string]int64   // CreateLaunchTemplateVersion client tokens: template ID + token -> version
 	seq        int64
 	changed    chan struct{}
 }
