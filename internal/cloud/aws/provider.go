@@ -235,11 +235,19 @@ func (p *Provider) fillFromASG(ctx context.Context, g cloud.NodeGroup) (cloud.No
 	for _, s := range asg.SuspendedProcesses {
 		g.Suspended = append(g.Suspended, aws.ToString(s.ProcessName))
 	}
-	if asg.LaunchTemplate == nil {
-		return g, fmt.Errorf("Auto Scaling group %s launches without a launch template (launch configurations and mixed instances policies are not supported yet)", g.ASGName)
+	spec, err := launchTemplateOf(asg)
+	if err != nil {
+		return g, err
 	}
-	g.TemplateID = aws.ToString(asg.LaunchTemplate.LaunchTemplateId)
-	v, err := p.templateVersion(ctx, g.TemplateID, aws.ToString(asg.LaunchTemplate.Version))
+	g.TemplateID = aws.ToString(spec.LaunchTemplateId)
+	if g.TemplateID == "" { // named by name only
+		out, err := p.ec2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateName: spec.LaunchTemplateName, Versions: []string{"$Latest"}})
+		if err != nil || len(out.LaunchTemplateVersions) == 0 {
+			return g, fmt.Errorf("finding launch template %s of %s: %w", aws.ToString(spec.LaunchTemplateName), g.ASGName, err)
+		}
+		g.TemplateID = aws.ToString(out.LaunchTemplateVersions[0].LaunchTemplateId)
+	}
+	v, err := p.templateVersion(ctx, g.TemplateID, aws.ToString(spec.Version))
 	if err != nil {
 		return g, err
 	}
@@ -303,6 +311,23 @@ func (p *Provider) describeInstances(ctx context.Context, ids []string) (map[str
 // instanceNotFoundAttempts bounds the retries of a just-launched instance
 // EC2 does not know yet: about 15 seconds in all.
 const instanceNotFoundAttempts = 10
+
+// launchTemplateOf returns the launch template a group launches from, set
+// directly or through its MixedInstancesPolicy.
+func launchTemplateOf(asg astypes.AutoScalingGroup) (*astypes.LaunchTemplateSpecification, error) {
+	switch {
+	case asg.LaunchTemplate != nil:
+		return asg.LaunchTemplate, nil
+	case asg.MixedInstancesPolicy != nil && asg.MixedInstancesPolicy.LaunchTemplate != nil && asg.MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification != nil:
+		return asg.MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification, nil
+	case asg.LaunchConfigurationName != nil:
+		return nil, fmt.Errorf("Auto Scaling group %s launches from launch configuration %s, which noderoll does not upgrade (AWS adds no new instance types or features to launch configurations): "+
+			"copy it to a launch template (the console's \"Copy to launch template\", or aws ec2 create-launch-template), point the group at the template "+
+			"(aws autoscaling update-auto-scaling-group --auto-scaling-group-name %s --launch-template LaunchTemplateId=...,Version=...), then rerun; nothing was changed",
+			aws.ToString(asg.AutoScalingGroupName), aws.ToString(asg.LaunchConfigurationName), aws.ToString(asg.AutoScalingGroupName))
+	}
+	return nil, fmt.Errorf("Auto Scaling group %s names no launch template, directly or in a mixed instances policy: nothing to upgrade", aws.ToString(asg.AutoScalingGroupName))
+}
 
 func (p *Provider) templateVersion(ctx context.Context, templateID, version string) (ec2types.LaunchTemplateVersion, error) {
 	if version == "" {
@@ -390,12 +415,32 @@ func (p *Provider) UpdateGroup(ctx context.Context, g cloud.NodeGroup, u cloud.G
 		in.DesiredCapacity = aws.Int32(int32(*u.Desired))
 	}
 	if u.TemplateVersion != nil {
-		in.LaunchTemplate = &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(g.TemplateID), Version: aws.String(strconv.FormatInt(*u.TemplateVersion, 10))}
+		spec := &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(g.TemplateID), Version: aws.String(strconv.FormatInt(*u.TemplateVersion, 10))}
+		// A group that sets its template through a MixedInstancesPolicy is
+		// updated there: naming LaunchTemplate instead would replace the
+		// policy and drop its instance types and spot distribution.
+		mixed, err := p.usesMixedPolicy(ctx, g.ASGName)
+		if err != nil {
+			return err
+		}
+		if mixed {
+			in.MixedInstancesPolicy = &astypes.MixedInstancesPolicy{LaunchTemplate: &astypes.LaunchTemplate{LaunchTemplateSpecification: spec}}
+		} else {
+			in.LaunchTemplate = spec
+		}
 	}
 	if _, err := p.asg.UpdateAutoScalingGroup(ctx, in); err != nil {
 		return fmt.Errorf("updating Auto Scaling group %s: %w", g.ASGName, err)
 	}
 	return nil
+}
+
+func (p *Provider) usesMixedPolicy(ctx context.Context, asgName string) (bool, error) {
+	out, err := p.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{asgName}})
+	if err != nil {
+		return false, fmt.Errorf("describing Auto Scaling group %s: %w", asgName, err)
+	}
+	return len(out.AutoScalingGroups) == 1 && out.AutoScalingGroups[0].LaunchTemplate == nil && out.AutoScalingGroups[0].MixedInstancesPolicy != nil, nil
 }
 
 // TerminateInstance implements cloud.Provider.

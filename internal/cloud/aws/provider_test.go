@@ -6,11 +6,13 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"k8s.io/utils/clock"
@@ -410,5 +412,95 @@ func TestRoleARNRunsEveryCallAsTheRole(t *testing.T) {
 	}
 	if len(assumed) != 1 || assumed[0].AccessKey != "AKIDBASE" || assumed[0].Params["RoleArn"] != role || assumed[0].Params["ExternalId"] != "ops-7f3a" || asRole < 3 {
 		t.Fatalf("want one AssumeRole with the base key and the external id, then every call as the role; got %+v and %d calls as the role", assumed, asRole)
+	}
+}
+
+// TestAMixedInstancesGroupIsUpdatedInItsPolicy: a group whose template is
+// set through a MixedInstancesPolicy is read through it and pointed at the
+// new version there; its instance types and spot distribution stay (naming
+// LaunchTemplate instead would replace the policy), and what it launches
+// next runs the new AMI on the overridden types.
+func TestAMixedInstancesGroupIsUpdatedInItsPolicy(t *testing.T) {
+	p, acct := newProvider(t)
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	acct.CreateCluster("c1", "1.37", "https://127.0.0.1:6443")
+	types := []string{"m5.large", "m5a.large", "m6i.large"}
+	if _, err := acct.CreateNodeGroup(awssim.GroupSpec{Cluster: "c1", Name: "spot", AZs: []string{"us-west-2a", "us-west-2b"}, Min: 2, Max: 2, Desired: 2,
+		InstanceType: "m5.large", ImageID: ami, MixedInstanceTypes: types}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	acct.Step(ctx, nil, nil)
+	g, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "spot"})
+	if err != nil {
+		t.Fatalf("a mixed instances group: %v", err)
+	}
+	if g.TemplateVersion != 1 || g.ImageID != ami || len(g.Instances) != 2 {
+		t.Fatalf("read through the policy: %+v", g)
+	}
+	img, err := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.37"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := p.EnsureTemplateVersion(ctx, g.TemplateID, 1, img.ID, "to 1.37")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.UpdateGroup(ctx, g, cloud.GroupUpdate{TemplateVersion: &v}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{g.ASGName}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	asg := out.AutoScalingGroups[0]
+	if asg.LaunchTemplate != nil || asg.MixedInstancesPolicy == nil {
+		t.Fatalf("the group lost its mixed instances policy: %+v", asg.LaunchTemplate)
+	}
+	mip := asg.MixedInstancesPolicy
+	var kept []string
+	for _, o := range mip.LaunchTemplate.Overrides {
+		kept = append(kept, aws.ToString(o.InstanceType))
+	}
+	if aws.ToString(mip.LaunchTemplate.LaunchTemplateSpecification.Version) != "2" || !slices.Equal(kept, types) || aws.ToInt32(mip.InstancesDistribution.OnDemandBaseCapacity) != 1 {
+		t.Fatalf("policy after: version %s, types %v, on-demand base %d; want 2, %v, 1",
+			aws.ToString(mip.LaunchTemplate.LaunchTemplateSpecification.Version), kept, aws.ToInt32(mip.InstancesDistribution.OnDemandBaseCapacity), types)
+	}
+	size := 5
+	if err := p.UpdateGroup(ctx, g, cloud.GroupUpdate{Max: &size, Desired: &size}); err != nil {
+		t.Fatal(err)
+	}
+	acct.Step(ctx, nil, nil)
+	onNew := map[string]bool{}
+	for _, i := range acct.Instances() {
+		if i.ImageID == img.ID {
+			onNew[i.InstanceType] = true
+		}
+	}
+	if len(onNew) < 2 {
+		t.Fatalf("new instances on the new AMI use types %v; want the policy's overrides", onNew)
+	}
+}
+
+// TestALaunchConfigurationGroupIsRefusedSayingWhatToDo: a group that still
+// launches from a launch configuration is refused before anything changes,
+// with the way to move it to a launch template.
+func TestALaunchConfigurationGroupIsRefusedSayingWhatToDo(t *testing.T) {
+	p, acct := newProvider(t)
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	acct.CreateCluster("c1", "1.37", "https://127.0.0.1:6443")
+	if _, err := acct.CreateNodeGroup(awssim.GroupSpec{Cluster: "c1", Name: "old", AZs: []string{"us-west-2a"}, Min: 0, Max: 0, Desired: 0,
+		InstanceType: "m5.large", ImageID: ami, LaunchConfiguration: "old-lc-2019"}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(acct.Calls(""))
+	_, err := p.NodeGroup(context.Background(), cloud.NodeGroupRef{Cluster: "c1", Name: "old"})
+	if err == nil || !strings.Contains(err.Error(), "launches from launch configuration old-lc-2019") || !strings.Contains(err.Error(), "update-auto-scaling-group") {
+		t.Fatalf("want a refusal naming the launch configuration and the way out, got %v", err)
+	}
+	for _, c := range acct.Calls("")[before:] {
+		if !strings.HasPrefix(c.Action, "Describe") {
+			t.Errorf("refusing the group called %s", c.Action)
+		}
 	}
 }

@@ -53,23 +53,39 @@ type xmlSuspended struct {
 	SuspensionReason string `xml:"SuspensionReason"`
 }
 
+type xmlMixedPolicy struct {
+	LaunchTemplate struct {
+		Spec      xmlTemplateSpec `xml:"LaunchTemplateSpecification"`
+		Overrides []struct {
+			InstanceType string `xml:"InstanceType"`
+		} `xml:"Overrides>member"`
+	} `xml:"LaunchTemplate"`
+	Distribution struct {
+		OnDemandBaseCapacity                int    `xml:"OnDemandBaseCapacity"`
+		OnDemandPercentageAboveBaseCapacity int    `xml:"OnDemandPercentageAboveBaseCapacity"`
+		SpotAllocationStrategy              string `xml:"SpotAllocationStrategy,omitempty"`
+	} `xml:"InstancesDistribution"`
+}
+
 type xmlASG struct {
-	AutoScalingGroupName string           `xml:"AutoScalingGroupName"`
-	AutoScalingGroupARN  string           `xml:"AutoScalingGroupARN"`
-	LaunchTemplate       xmlTemplateSpec  `xml:"LaunchTemplate"`
-	MinSize              int              `xml:"MinSize"`
-	MaxSize              int              `xml:"MaxSize"`
-	DesiredCapacity      int              `xml:"DesiredCapacity"`
-	DefaultCooldown      int              `xml:"DefaultCooldown"`
-	AvailabilityZones    []string         `xml:"AvailabilityZones>member"`
-	HealthCheckType      string           `xml:"HealthCheckType"`
-	CreatedTime          string           `xml:"CreatedTime"`
-	Instances            []xmlASGInstance `xml:"Instances>member"`
-	SuspendedProcesses   []xmlSuspended   `xml:"SuspendedProcesses>member"`
-	VPCZoneIdentifier    string           `xml:"VPCZoneIdentifier"`
-	Tags                 []xmlASGTag      `xml:"Tags>member"`
-	TerminationPolicies  []string         `xml:"TerminationPolicies>member"`
-	CapacityRebalance    bool             `xml:"CapacityRebalance"`
+	AutoScalingGroupName    string           `xml:"AutoScalingGroupName"`
+	AutoScalingGroupARN     string           `xml:"AutoScalingGroupARN"`
+	LaunchTemplate          *xmlTemplateSpec `xml:"LaunchTemplate,omitempty"`
+	MixedInstancesPolicy    *xmlMixedPolicy  `xml:"MixedInstancesPolicy,omitempty"`
+	LaunchConfigurationName string           `xml:"LaunchConfigurationName,omitempty"`
+	MinSize                 int              `xml:"MinSize"`
+	MaxSize                 int              `xml:"MaxSize"`
+	DesiredCapacity         int              `xml:"DesiredCapacity"`
+	DefaultCooldown         int              `xml:"DefaultCooldown"`
+	AvailabilityZones       []string         `xml:"AvailabilityZones>member"`
+	HealthCheckType         string           `xml:"HealthCheckType"`
+	CreatedTime             string           `xml:"CreatedTime"`
+	Instances               []xmlASGInstance `xml:"Instances>member"`
+	SuspendedProcesses      []xmlSuspended   `xml:"SuspendedProcesses>member"`
+	VPCZoneIdentifier       string           `xml:"VPCZoneIdentifier"`
+	Tags                    []xmlASGTag      `xml:"Tags>member"`
+	TerminationPolicies     []string         `xml:"TerminationPolicies>member"`
+	CapacityRebalance       bool             `xml:"CapacityRebalance"`
 }
 
 func (a *Account) group(name string) (*Group, error) {
@@ -93,12 +109,29 @@ func asgInstance(i *Instance, withGroup bool) xmlASGInstance {
 }
 
 func (a *Account) xmlGroup(g *Group) xmlASG {
+	spec := xmlTemplateSpec{g.Template.ID, g.Template.Name, g.Template.Version}
 	x := xmlASG{
 		AutoScalingGroupName: g.Name, AutoScalingGroupARN: g.ARN,
-		LaunchTemplate: xmlTemplateSpec{g.Template.ID, g.Template.Name, g.Template.Version},
-		MinSize:        g.Min, MaxSize: g.Max, DesiredCapacity: g.Desired, DefaultCooldown: 300,
+		MinSize: g.Min, MaxSize: g.Max, DesiredCapacity: g.Desired, DefaultCooldown: 300,
 		AvailabilityZones: g.AZs, HealthCheckType: "EC2", CreatedTime: awsTime(g.Created),
 		VPCZoneIdentifier: strings.Join(g.Subnets, ","), TerminationPolicies: g.TerminationPolicies,
+	}
+	switch {
+	case g.LaunchConfiguration != "":
+		x.LaunchConfigurationName = g.LaunchConfiguration
+	case g.Mixed != nil:
+		m := &xmlMixedPolicy{}
+		m.LaunchTemplate.Spec = spec
+		for _, t := range g.Mixed.InstanceTypes {
+			m.LaunchTemplate.Overrides = append(m.LaunchTemplate.Overrides, struct {
+				InstanceType string `xml:"InstanceType"`
+			}{t})
+		}
+		m.Distribution.OnDemandBaseCapacity, m.Distribution.OnDemandPercentageAboveBaseCapacity = g.Mixed.OnDemandBase, g.Mixed.OnDemandAbove
+		m.Distribution.SpotAllocationStrategy = g.Mixed.SpotAllocation
+		x.MixedInstancesPolicy = m
+	default:
+		x.LaunchTemplate = &spec
 	}
 	for _, i := range a.groupInstances(g.Name) {
 		x.Instances = append(x.Instances, asgInstance(i, false))
@@ -254,13 +287,30 @@ func updateAutoScalingGroup(a *Account, form url.Values) (any, error) {
 	if desired < minSize || desired > maxSize {
 		return nil, validation("Desired capacity:%d must be between the specified min size:%d and max size:%d", desired, minSize, maxSize)
 	}
-	tmpl := g.Template
-	if id, name := form.Get("LaunchTemplate.LaunchTemplateId"), form.Get("LaunchTemplate.LaunchTemplateName"); id != "" || name != "" {
+	tmpl, mixed := g.Template, g.Mixed
+	// LaunchTemplate replaces a MixedInstancesPolicy; MixedInstancesPolicy
+	// updates only what it names (its overrides stay unless given), as the
+	// UpdateAutoScalingGroup reference describes; both at once are refused.
+	direct, viaMixed := "LaunchTemplate.", "MixedInstancesPolicy.LaunchTemplate.LaunchTemplateSpecification."
+	hasDirect := form.Get(direct+"LaunchTemplateId") != "" || form.Get(direct+"LaunchTemplateName") != ""
+	hasMixed := form.Get(viaMixed+"LaunchTemplateId") != "" || form.Get(viaMixed+"LaunchTemplateName") != "" || form.Get(viaMixed+"Version") != ""
+	if hasDirect && hasMixed {
+		return nil, validation("Only one of LaunchTemplate or MixedInstancesPolicy may be specified in the request")
+	}
+	if hasDirect || hasMixed {
+		prefix := direct
+		if hasMixed {
+			prefix = viaMixed
+		}
+		id, name := form.Get(prefix+"LaunchTemplateId"), form.Get(prefix+"LaunchTemplateName")
+		if id == "" && name == "" { // a mixed policy update naming only a version keeps its template
+			id, name = g.Template.ID, g.Template.Name
+		}
 		lt := a.findTemplate(id, name)
 		if lt == nil {
 			return nil, validation("You must use a valid fully-formed launch template. The specified launch template, with template ID %s%s, does not exist.", id, name)
 		}
-		v := form.Get("LaunchTemplate.Version")
+		v := form.Get(prefix + "Version")
 		if _, ok := lt.resolve(v); !ok {
 			return nil, validation("You must use a valid fully-formed launch template. The specified launch template version %q does not exist.", v)
 		}
@@ -268,7 +318,19 @@ func updateAutoScalingGroup(a *Account, form url.Values) (any, error) {
 		if v == "" {
 			tmpl.Version = "$Default"
 		}
+		if hasDirect {
+			mixed = nil
+		} else if mixed == nil {
+			mixed = &MixedPolicy{}
+		}
+		if hasMixed {
+			if types := list(form, "MixedInstancesPolicy.LaunchTemplate.Overrides.member"); len(types) > 0 {
+				mixed.InstanceTypes = types
+			}
+		}
+		g.LaunchConfiguration = ""
 	}
+	g.Mixed = mixed
 	g.Min, g.Max, g.Desired, g.Template = minSize, maxSize, desired, tmpl
 	a.poke()
 	return &queryResp{action: "UpdateAutoScalingGroup", ns: asgNS}, nil

@@ -207,6 +207,9 @@ func (a *Account) launch(g *Group, now time.Time) bool {
 		a.activities = append(a.activities, act)
 		return false
 	}
+	if g.LaunchConfiguration != "" {
+		return fail("The sandbox does not launch from launch configurations. Launching EC2 instance failed.")
+	}
 	if lt == nil {
 		return fail("The specified launch template does not exist. Launching EC2 instance failed.")
 	}
@@ -239,9 +242,15 @@ func (a *Account) launch(g *Group, now time.Time) bool {
 			azIdx = k
 		}
 	}
+	instanceType := ver.Data.InstanceType
+	if g.Mixed != nil && len(g.Mixed.InstanceTypes) > 0 {
+		// The overrides in turn, as a prioritized strategy spreads launches.
+		instanceType = g.Mixed.InstanceTypes[g.Mixed.launchesStarted%len(g.Mixed.InstanceTypes)]
+		g.Mixed.launchesStarted++
+	}
 	a.seq++
 	inst := &Instance{
-		ID: a.nextID("i-0", 16), ImageID: ver.Data.ImageID, InstanceType: ver.Data.InstanceType,
+		ID: a.nextID("i-0", 16), ImageID: ver.Data.ImageID, InstanceType: instanceType,
 		AZ: az, PrivateIP: fmt.Sprintf("192.168.%d.%d", azIdx*32+int(a.seq/250)%32, a.seq%250+4),
 		State: StatePending, Lifecycle: LifecyclePending, Group: g.Name,
 		Template: TemplateRef{ID: lt.ID, Name: lt.Name, Version: fmt.Sprint(ver.Number)},

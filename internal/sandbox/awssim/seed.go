@@ -33,6 +33,12 @@ type GroupSpec struct {
 	// do: named by its Auto Scaling group, tagged only for the cluster, so
 	// its nodes carry no node group label.
 	Plain bool
+	// MixedInstanceTypes sets the template through a MixedInstancesPolicy
+	// that overrides it with these types (on-demand base 1, spot above).
+	MixedInstanceTypes []string
+	// LaunchConfiguration makes an old group that launches from a launch
+	// configuration of this name instead of a template.
+	LaunchConfiguration string
 }
 
 // CreateNodeGroup creates the launch template, the Auto Scaling group and,
@@ -109,6 +115,12 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 	}
 	if s.Plain {
 		g.Tags = []Tag{{"Name", s.Name}, {"kubernetes.io/cluster/" + s.Cluster, "owned"}}
+	}
+	if len(s.MixedInstanceTypes) > 0 {
+		g.Mixed = &MixedPolicy{InstanceTypes: append([]string(nil), s.MixedInstanceTypes...), OnDemandBase: 1, SpotAllocation: "price-capacity-optimized"}
+	}
+	if s.LaunchConfiguration != "" {
+		g.LaunchConfiguration, g.Template = s.LaunchConfiguration, TemplateRef{}
 	}
 	if s.Managed {
 		g.Tags = append(g.Tags, Tag{"eks:nodegroup-name", s.Name})

@@ -76,11 +76,25 @@ func (lt *LaunchTemplate) resolve(v string) (*TemplateVersion, bool) {
 // TemplateRef is how a group or instance names a launch template version.
 type TemplateRef struct{ ID, Name, Version string }
 
+// MixedPolicy is a group's MixedInstancesPolicy: its launch template (the
+// group's Template) overridden by several instance types.
+type MixedPolicy struct {
+	InstanceTypes   []string
+	OnDemandBase    int
+	OnDemandAbove   int // percentage of on-demand above the base
+	SpotAllocation  string
+	launchesStarted int
+}
+
 // Group is an Auto Scaling group.
 type Group struct {
-	Name                string
-	ARN                 string
+	Name string
+	ARN  string
+	// Template is what the group launches, set directly or, with Mixed,
+	// through its MixedInstancesPolicy.
 	Template            TemplateRef
+	Mixed               *MixedPolicy
+	LaunchConfiguration string // set instead of a template: launched from a launch configuration
 	Min, Max, Desired   int
 	AZs                 []string
 	Subnets             []string
