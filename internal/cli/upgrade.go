@@ -86,7 +86,7 @@ two PodDisruptionBudgets, or when someone else resizes the group meanwhile.`,
 	fl.StringVar(&f.target.ReleaseVersion, "release-version", "", "upgrade to this EKS AMI release, e.g. 1.37.2-20261115")
 	fl.Int64Var(&f.target.LaunchTemplateVersion, "launch-template-version", 0, "upgrade to the AMI of this existing version of the group's launch template")
 	fl.StringVar(&f.target.AMI, "ami", "", "upgrade to this AMI ID")
-	fl.StringVar(&f.target.Family, "ami-family", "al2023", "AMI family for --kubernetes-version: al2023 or bottlerocket")
+	fl.StringVar(&f.target.Family, "ami-family", "", "switch AMI family with --kubernetes-version: al2023, bottlerocket or windows (default: the group's own, keeping its architecture and variant: arm64, NVIDIA, Neuron)")
 	fl.StringVar(&f.aws.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
 	fl.StringVar(&f.aws.Profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE)")
 	fl.StringVar(&f.aws.RoleARN, "role-arn", "", "assume this IAM role for every AWS call (e.g. the cluster account's), with the credentials otherwise found")
@@ -103,6 +103,7 @@ two PodDisruptionBudgets, or when someone else resizes the group meanwhile.`,
 	fl.StringVar(&f.opts.ClusterAutoscaler, "cluster-autoscaler", "auto", "Deployment to pause during the upgrade: auto (found in kube-system), none, or namespace/name")
 	fl.DurationVar(&f.timeout, "timeout", 0, "bound the whole run (0: no bound); on expiry the upgrade stops resumable")
 	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
+	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 	_ = cmd.MarkFlagRequired("cluster")
@@ -259,7 +260,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		case errors.As(runErr, &creation):
 			fmt.Fprintln(s.Err, "The upgrade stopped before draining anything: the new nodes did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
 		case errors.As(runErr, &resized):
-			fmt.Fprintln(s.Err, "The upgrade stopped because something else resized the Auto Scaling group; noderoll did not undo it. The cluster-autoscaler is restored.")
+			fmt.Fprintln(s.Err, "The upgrade stopped because something else resized the Auto Scaling group; noderoll did not undo it. The cluster-autoscaler is restored. Rerun with --accept-resize once nothing else resizes it.")
 		case errors.As(runErr, &budgets):
 			fmt.Fprintln(s.Err, "The upgrade stopped on a pod that two PodDisruptionBudgets select, which the Eviction API never evicts; the group is left as it is.")
 		default:

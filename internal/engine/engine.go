@@ -41,6 +41,9 @@ type Options struct {
 	ClusterAutoscaler string
 	// Seed makes the random choice of old nodes repeatable; 0 picks one.
 	Seed uint64
+	// AcceptResize takes a group someone else resized mid-run as it is,
+	// instead of stopping on it (see SizesChangedError).
+	AcceptResize bool
 }
 
 // DefaultOptions are EKS's own.

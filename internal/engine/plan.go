@@ -20,17 +20,35 @@ func surgeSize(azs, maxUnavailable int) int {
 // surgedSizes are the group's max and desired during the upgrade.
 func surgedSizes(r *Record) (maxSize, desired int) {
 	desired = r.OriginalDesired + r.Surge
-	return max(r.OriginalMax, desired), desired
+	return max(r.OriginalMax, desired, r.HeldMax), desired
+}
+
+// acceptResize takes a group someone else resized mid-run as noderoll's own
+// hold: the extra capacity counts as surge, drained and removed at scale
+// back like the rest. Setting the sizes back by hand instead would make the
+// Auto Scaling group terminate instances of its choosing, undrained. A new
+// min, or a desired below the original, is not taken: those say the group
+// should shrink, which is not noderoll's to decide.
+func acceptResize(r *Record, g cloud.NodeGroup) error {
+	if g.Min != r.OriginalMin || g.Desired < r.OriginalDesired {
+		return fmt.Errorf("--accept-resize takes over a larger group only: %s has min %d and desired %d, where the upgrade started from min %d and desired %d; set min back to %d and desired to at least %d, then rerun",
+			g.ASGName, g.Min, g.Desired, r.OriginalMin, r.OriginalDesired, r.OriginalMin, r.OriginalDesired)
+	}
+	// In scale back too, what is above the original is surplus, removed
+	// drained like the rest.
+	r.Surge, r.HeldMax = g.Desired-r.OriginalDesired, g.Max
+	return nil
 }
 
 // SizesChangedError says someone else changed the group's sizes while
 // noderoll held them. noderoll stops rather than fight or silently undo it.
 type SizesChangedError struct {
-	ASG                        string
-	Phase                      string
-	Min, Max, Desired          int // as found
-	WantMin, WantMax           int // as noderoll set them
-	WantDesiredLo, WantDesired int
+	ASG                           string
+	Phase                         string
+	Min, Max, Desired             int // as found
+	WantMin, WantMax              int // as noderoll set them
+	WantDesiredLo, WantDesired    int
+	OrigMin, OrigMax, OrigDesired int // what the end restores
 }
 
 func (e *SizesChangedError) Error() string {
@@ -39,8 +57,10 @@ func (e *SizesChangedError) Error() string {
 		want = fmt.Sprintf("desired %d to %d", e.WantDesiredLo, e.WantDesired)
 	}
 	return fmt.Sprintf("Auto Scaling group %s was resized by someone else during the upgrade (phase %s): min %d, max %d, desired %d, where noderoll holds min %d, max %d, %s. "+
-		"noderoll stops rather than undo it: stop whatever resizes the group (a cluster-autoscaler, a pipeline, a person), set min %d, max %d, desired %d, and rerun the same command to resume",
-		e.ASG, e.Phase, e.Min, e.Max, e.Desired, e.WantMin, e.WantMax, want, e.WantMin, e.WantMax, e.WantDesired)
+		"noderoll stops rather than undo it: stop whatever resizes the group (a cluster-autoscaler, a pipeline, a person), then rerun the same command with --accept-resize "+
+		"to go on with the group as it is (the extra nodes are drained and removed at scale back, then min %d, max %d, desired %d restored); "+
+		"setting the sizes back by hand instead lets the Auto Scaling group terminate instances of its own choosing without draining them",
+		e.ASG, e.Phase, e.Min, e.Max, e.Desired, e.WantMin, e.WantMax, want, e.OrigMin, e.OrigMax, e.OrigDesired)
 }
 
 // checkSizes compares the group's sizes with those noderoll itself sets in
@@ -64,7 +84,8 @@ func checkSizes(r *Record, g cloud.NodeGroup) error {
 		return nil
 	}
 	return &SizesChangedError{ASG: g.ASGName, Phase: r.Phase, Min: g.Min, Max: g.Max, Desired: g.Desired,
-		WantMin: r.OriginalMin, WantMax: maxSize, WantDesiredLo: lo, WantDesired: desired}
+		WantMin: r.OriginalMin, WantMax: maxSize, WantDesiredLo: lo, WantDesired: desired,
+		OrigMin: r.OriginalMin, OrigMax: r.OriginalMax, OrigDesired: r.OriginalDesired}
 }
 
 // oldInstances are the group's instances not on the target AMI that are

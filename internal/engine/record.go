@@ -45,15 +45,18 @@ type Record struct {
 	OriginalDesired         int   `json:"originalDesired"`
 	OriginalTemplateVersion int64 `json:"originalTemplateVersion"`
 	// AZRebalanceSuspended is set when noderoll suspended it (and must resume it).
-	AZRebalanceSuspended bool      `json:"azRebalanceSuspended,omitempty"`
-	Surge                int       `json:"surge"`
-	TemplateVersion      int64     `json:"templateVersion,omitempty"`
-	Replaced             []string  `json:"replaced,omitempty"` // old instances terminated
-	Removed              []string  `json:"removed,omitempty"`  // surplus instances removed at scale-down
-	Steps                []Step    `json:"steps,omitempty"`
-	Started              time.Time `json:"started"`
-	Updated              time.Time `json:"updated"`
-	Message              string    `json:"message,omitempty"`
+	AZRebalanceSuspended bool `json:"azRebalanceSuspended,omitempty"`
+	Surge                int  `json:"surge"`
+	// HeldMax is the max size taken over from someone else's resize
+	// (--accept-resize), 0 when noderoll's own surge sets it.
+	HeldMax         int       `json:"heldMax,omitempty"`
+	TemplateVersion int64     `json:"templateVersion,omitempty"`
+	Replaced        []string  `json:"replaced,omitempty"` // old instances terminated
+	Removed         []string  `json:"removed,omitempty"`  // surplus instances removed at scale-down
+	Steps           []Step    `json:"steps,omitempty"`
+	Started         time.Time `json:"started"`
+	Updated         time.Time `json:"updated"`
+	Message         string    `json:"message,omitempty"`
 }
 
 // Step is one timed step of the run.

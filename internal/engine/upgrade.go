@@ -93,6 +93,17 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		u.rec.Message = ""
 		u.report.Step(0, "Resume", fmt.Sprintf("resuming the upgrade of %s/%s to %s recorded at phase %s (started %s)",
 			u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Phase, u.rec.Started.Local().Format(time.Kitchen)))
+		var resized *SizesChangedError
+		if err := checkSizes(u.rec, u.group); errors.As(err, &resized) && u.opts.AcceptResize {
+			if err := acceptResize(u.rec, u.group); err != nil {
+				return err
+			}
+			u.report.Info(fmt.Sprintf("taking %s over as resized: max %d, desired %d; the %d nodes above the original %d are removed, drained, at scale back",
+				u.group.ASGName, u.group.Max, u.group.Desired, u.rec.Surge, u.rec.OriginalDesired))
+			if err := u.save(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	defer func() {
 		if rerr := u.restoreAutoscaler(context.WithoutCancel(ctx)); rerr != nil {

@@ -318,9 +318,11 @@ func TestLaunchesFailingMidRunStopBeforeTheNextDrain(t *testing.T) {
 }
 
 // Someone else resizing the group mid-run stops it with a recorded error;
-// noderoll does not undo the change.
+// noderoll does not undo the change, and with --accept-resize goes on with
+// the group as it is.
 func TestAForeignResizeMidRunStopsTheRun(t *testing.T) {
 	w := newWorld(t, 3, "a", "b", "c")
+	old := ids(w.p.Group("ng"))
 	resized := false
 	w.p.After = func(op string) error {
 		if strings.HasPrefix(op, "TerminateInstance") && !resized {
@@ -337,8 +339,46 @@ func TestAForeignResizeMidRunStopsTheRun(t *testing.T) {
 	if g := w.p.Group("ng"); g.Desired != 8 || g.Max != 8 {
 		t.Fatalf("noderoll undid the change: max %d desired %d", g.Max, g.Desired)
 	}
-	if r := w.record(); !strings.Contains(r.Message, "resized by someone else") {
-		t.Fatalf("the record does not keep the cause: %q", r.Message)
+	if r := w.record(); !strings.Contains(r.Message, "resized by someone else") || !strings.Contains(r.Message, "--accept-resize") {
+		t.Fatalf("the record does not keep the cause and the way on: %q", r.Message)
+	}
+	// A plain rerun stops again; --accept-resize takes the group as it is and
+	// removes the two extra nodes drained, through noderoll, at scale back.
+	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.As(err, &sc) {
+		t.Fatalf("a rerun without --accept-resize: want the same stop, got %v", err)
+	}
+	eng := w.engine()
+	eng.opts.AcceptResize = true
+	res, err := eng.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	if err != nil {
+		t.Fatalf("--accept-resize: %v", err)
+	}
+	w.done(amiB, 3, old)
+	if len(res.Removed) != 5 {
+		t.Fatalf("removed %v at scale back; want the 3 of the surge and the 2 someone added", res.Removed)
+	}
+}
+
+// --accept-resize takes over a larger group only: a new min or a desired
+// below the original is someone deciding the group should shrink.
+func TestAcceptResizeRefusesAShrunkGroup(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	w.p.After = func(op string) error {
+		if strings.HasPrefix(op, "TerminateInstance") {
+			_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.Min, g.Desired = 2, 2 })
+			return errInjected
+		}
+		return nil
+	}
+	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, errInjected) {
+		t.Fatalf("want the injected stop, got %v", err)
+	}
+	w.p.After = nil
+	eng := w.engine()
+	eng.opts.AcceptResize = true
+	_, err := eng.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	if err == nil || !strings.Contains(err.Error(), "takes over a larger group only") {
+		t.Fatalf("want a refusal to take over a shrunk group, got %v", err)
 	}
 }
 
