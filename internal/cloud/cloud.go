@@ -49,9 +49,10 @@ type NodeGroup struct {
 	Desired         int
 	AZs             []string
 	TemplateID      string
-	TemplateVersion int64  // the version new instances launch from
-	ImageID         string // the AMI of that version
-	MaxUnavailable  int    // the group's own setting, 0 when it has none
+	TemplateVersion int64    // the version new instances launch from
+	ImageID         string   // the AMI of that version
+	MaxUnavailable  int      // the group's own setting, 0 when it has none
+	InstanceTypes   []string // what it launches: the template's type, or a mixed policy's overrides
 	Instances       []Instance
 	Suspended       []string // suspended scaling processes
 }
@@ -62,15 +63,27 @@ type Image struct {
 	Name           string
 	KubeMinor      string // "1.37"; empty when the image does not say
 	ReleaseVersion string
+	Family         string // "al2023", "bottlerocket", "windows"; empty for an image of no known family
+	Architecture   string // "x86_64", "arm64"
+	Variant        string // "standard", "nvidia", "neuron"; "core" or "full" for Windows
 }
 
-// ImageQuery says which AMI to upgrade to; exactly one field is set, besides
-// Family.
+// ImageQuery says which AMI to upgrade to; exactly one of the first three
+// is set.
 type ImageQuery struct {
 	KubernetesVersion string // latest recommended AMI for this minor
 	ReleaseVersion    string // a specific EKS AMI release, "1.37.2-20261115"
 	ImageID           string // an explicit AMI
-	Family            string // "al2023" (default) or "bottlerocket"
+	// Family switches family ("al2023", "bottlerocket", "windows"); empty
+	// keeps the family of Like.
+	Family string
+	// Like is the AMI the group runs now: the new one is of its family,
+	// architecture and variant (arm64, NVIDIA, Neuron...) unless Family
+	// says otherwise.
+	Like string
+	// InstanceTypes the group launches: the AMI's architecture must run on
+	// every one of them.
+	InstanceTypes []string
 }
 
 // GroupUpdate changes a group; nil fields are left as they are.

@@ -17,7 +17,7 @@ type TargetSpec struct {
 	ReleaseVersion        string `json:"releaseVersion,omitempty"`        // "1.37.2-20261115"
 	LaunchTemplateVersion int64  `json:"launchTemplateVersion,omitempty"` // an existing version of the group's template
 	AMI                   string `json:"ami,omitempty"`                   // an explicit image
-	Family                string `json:"family,omitempty"`                // "al2023" (default) or "bottlerocket"
+	Family                string `json:"family,omitempty"`                // "al2023", "bottlerocket" or "windows"; "": the group's own
 }
 
 // sameRequest reports whether two specs ask for the same thing, the
@@ -62,11 +62,11 @@ func (t TargetSpec) Validate() error {
 	if t.LaunchTemplateVersion < 0 {
 		return fmt.Errorf("--launch-template-version %d: want a version number of the group's launch template", t.LaunchTemplateVersion)
 	}
-	if t.Family != "" && t.Family != "al2023" && t.Family != "bottlerocket" {
-		return fmt.Errorf("--ami-family %q: want al2023 or bottlerocket", t.Family)
+	if t.Family != "" && t.Family != "al2023" && t.Family != "bottlerocket" && t.Family != "windows" {
+		return fmt.Errorf("--ami-family %q: want al2023, bottlerocket or windows (or leave it out to keep the group's own)", t.Family)
 	}
-	if t.Family == "bottlerocket" && t.KubernetesVersion == "" {
-		return fmt.Errorf("--ami-family bottlerocket goes with --kubernetes-version")
+	if (t.Family == "bottlerocket" || t.Family == "windows") && t.KubernetesVersion == "" {
+		return fmt.Errorf("--ami-family %s goes with --kubernetes-version", t.Family)
 	}
 	return nil
 }
@@ -74,7 +74,7 @@ func (t TargetSpec) Validate() error {
 // resolveTarget finds the AMI the spec names and checks that kubelets on it
 // may join this control plane: not newer, and at most 3 minors older.
 func resolveTarget(ctx context.Context, p cloud.Provider, g cloud.NodeGroup, spec TargetSpec, controlPlane string) (Target, error) {
-	q := cloud.ImageQuery{ReleaseVersion: spec.ReleaseVersion, ImageID: spec.AMI, Family: spec.Family}
+	q := cloud.ImageQuery{ReleaseVersion: spec.ReleaseVersion, ImageID: spec.AMI, Family: spec.Family, Like: g.ImageID, InstanceTypes: g.InstanceTypes}
 	if spec.KubernetesVersion != "" {
 		q.KubernetesVersion = minorRE.FindStringSubmatch(spec.KubernetesVersion)[1]
 		if err := checkSkew(q.KubernetesVersion, controlPlane); err != nil {

@@ -29,11 +29,11 @@ func TestTargetSpecValidate(t *testing.T) {
 		}
 	}
 	bad := map[string]TargetSpec{
-		"exactly one of":     {KubernetesVersion: "1.37", AMI: "ami-0abc"},
-		"want a version":     {KubernetesVersion: "latest"},
-		"al2023 or":          {KubernetesVersion: "1.37", Family: "windows"},
-		"goes with":          {AMI: "ami-0abc", Family: "bottlerocket"},
-		"want a version num": {LaunchTemplateVersion: -1},
+		"exactly one of":                  {KubernetesVersion: "1.37", AMI: "ami-0abc"},
+		"want a version":                  {KubernetesVersion: "latest"},
+		"al2023, bottlerocket or windows": {KubernetesVersion: "1.37", Family: "ubuntu"},
+		"goes with":                       {AMI: "ami-0abc", Family: "bottlerocket"},
+		"want a version num":              {LaunchTemplateVersion: -1},
 	}
 	bad["exactly one of (none)"] = TargetSpec{}
 	for want, s := range bad {

@@ -435,7 +435,7 @@ func TestAMixedInstancesGroupIsUpdatedInItsPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a mixed instances group: %v", err)
 	}
-	if g.TemplateVersion != 1 || g.ImageID != ami || len(g.Instances) != 2 {
+	if g.TemplateVersion != 1 || g.ImageID != ami || len(g.Instances) != 2 || !slices.Equal(g.InstanceTypes, types) {
 		t.Fatalf("read through the policy: %+v", g)
 	}
 	img, err := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.37"})
@@ -502,5 +502,87 @@ func TestALaunchConfigurationGroupIsRefusedSayingWhatToDo(t *testing.T) {
 		if !strings.HasPrefix(c.Action, "Describe") {
 			t.Errorf("refusing the group called %s", c.Action)
 		}
+	}
+}
+
+// TestKubernetesVersionKeepsTheGroupsKindOfAMI: --kubernetes-version picks
+// the recommended AMI of the kind the group runs now (family, architecture,
+// variant), read from its current AMI, under the SSM paths AWS publishes;
+// --ami-family switches family keeping architecture and variant.
+func TestKubernetesVersionKeepsTheGroupsKindOfAMI(t *testing.T) {
+	p, acct := newProvider(t)
+	ctx := context.Background()
+	param := func(path string) string {
+		t.Helper()
+		v, ok := acct.Parameter(path)
+		if !ok {
+			t.Fatalf("no SSM parameter %s", path)
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name, like, family, want string
+		types                    []string
+	}{
+		{"AL2023 x86_64", "/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id", "", "/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/standard/recommended/image_id", []string{"m5.large"}},
+		{"AL2023 arm64", "/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/arm64/standard/recommended/image_id", "", "/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/arm64/standard/recommended/image_id", []string{"m7g.large", "c7g.large"}},
+		{"AL2023 NVIDIA", "/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/nvidia/recommended/image_id", "", "/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/nvidia/recommended/image_id", []string{"g5.xlarge"}},
+		{"AL2023 arm64 NVIDIA", "/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/arm64/nvidia/recommended/image_id", "", "/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/arm64/nvidia/recommended/image_id", []string{"g5g.xlarge"}},
+		{"AL2023 Neuron", "/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/neuron/recommended/image_id", "", "/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/neuron/recommended/image_id", []string{"inf2.xlarge"}},
+		{"Bottlerocket x86_64", "/aws/service/bottlerocket/aws-k8s-1.36/x86_64/latest/image_id", "", "/aws/service/bottlerocket/aws-k8s-1.37/x86_64/latest/image_id", []string{"m5.large"}},
+		{"Bottlerocket arm64", "/aws/service/bottlerocket/aws-k8s-1.36/arm64/latest/image_id", "", "/aws/service/bottlerocket/aws-k8s-1.37/arm64/latest/image_id", []string{"m6g.large"}},
+		{"Bottlerocket NVIDIA", "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/latest/image_id", "", "/aws/service/bottlerocket/aws-k8s-1.37-nvidia/x86_64/latest/image_id", []string{"g5.xlarge"}},
+		{"Bottlerocket arm64 NVIDIA", "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/arm64/latest/image_id", "", "/aws/service/bottlerocket/aws-k8s-1.37-nvidia/arm64/latest/image_id", []string{"g5g.xlarge"}},
+		{"Windows Core", "/aws/service/ami-windows-latest/Windows_Server-2022-English-Core-EKS_Optimized-1.36/image_id", "", "/aws/service/ami-windows-latest/Windows_Server-2022-English-Core-EKS_Optimized-1.37/image_id", []string{"m5.large"}},
+		{"Windows Full", "/aws/service/ami-windows-latest/Windows_Server-2022-English-Full-EKS_Optimized-1.36/image_id", "", "/aws/service/ami-windows-latest/Windows_Server-2022-English-Full-EKS_Optimized-1.37/image_id", []string{"m5.large"}},
+		{"AL2023 arm64 to Bottlerocket", "/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/arm64/standard/recommended/image_id", "bottlerocket", "/aws/service/bottlerocket/aws-k8s-1.37/arm64/latest/image_id", []string{"m7g.large"}},
+		{"Bottlerocket NVIDIA to AL2023", "/aws/service/bottlerocket/aws-k8s-1.36-nvidia/x86_64/latest/image_id", "al2023", "/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/nvidia/recommended/image_id", []string{"g5.xlarge"}},
+	} {
+		img, err := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.37", Family: c.family, Like: param(c.like), InstanceTypes: c.types})
+		if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+			continue
+		}
+		if want := param(c.want); img.ID != want || img.KubeMinor != "1.37" {
+			t.Errorf("%s: got %s (%s, %s/%s/%s), want %s", c.name, img.ID, img.Name, img.Family, img.Architecture, img.Variant, want)
+		}
+	}
+	// A release of the group's own kind.
+	rel, err := p.ResolveImage(ctx, cloud.ImageQuery{ReleaseVersion: "1.37.2-20261020", Like: param("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/arm64/standard/recommended/image_id"), InstanceTypes: []string{"m7g.large"}})
+	if err != nil || rel.Name != "amazon-eks-node-al2023-arm64-standard-1.37-v20261020" {
+		t.Errorf("an arm64 group's release: %+v %v", rel, err)
+	}
+	// What cannot be: Windows on arm64, Neuron on Bottlerocket, an AL2023
+	// release for a Bottlerocket group.
+	for _, bad := range []struct {
+		q    cloud.ImageQuery
+		want string
+	}{
+		{cloud.ImageQuery{KubernetesVersion: "1.37", Family: "windows", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/arm64/latest/image_id")}, "x86_64 only"},
+		{cloud.ImageQuery{KubernetesVersion: "1.37", Family: "bottlerocket", Like: param("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/neuron/recommended/image_id")}, "no Neuron variant"},
+		{cloud.ImageQuery{ReleaseVersion: "1.37.2-20261020", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/x86_64/latest/image_id")}, "names EKS-optimized AL2023 releases"},
+	} {
+		if _, err := p.ResolveImage(ctx, bad.q); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%+v: want an error saying %q, got %v", bad.q, bad.want, err)
+		}
+	}
+}
+
+// TestAnAMIMustRunOnTheGroupsInstanceTypes: an explicit --ami (or any
+// target) of an architecture the group's instance types cannot run is
+// refused, naming the misfits; an unknown type is EC2's error.
+func TestAnAMIMustRunOnTheGroupsInstanceTypes(t *testing.T) {
+	p, acct := newProvider(t)
+	ctx := context.Background()
+	arm, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/arm64/standard/recommended/image_id")
+	_, err := p.ResolveImage(ctx, cloud.ImageQuery{ImageID: arm, InstanceTypes: []string{"m7g.large", "m5.large"}})
+	if err == nil || !strings.Contains(err.Error(), "is arm64, but the group launches m5.large (x86_64)") {
+		t.Fatalf("an arm64 AMI for a group with m5.large: %v", err)
+	}
+	if img, err := p.ResolveImage(ctx, cloud.ImageQuery{ImageID: arm, InstanceTypes: []string{"m7g.large", "c7g.large"}}); err != nil || img.Architecture != "arm64" {
+		t.Fatalf("an arm64 AMI for an arm64 group: %+v %v", img, err)
+	}
+	if _, err := p.ResolveImage(ctx, cloud.ImageQuery{ImageID: arm, InstanceTypes: []string{"m99.huge"}}); err == nil || !strings.Contains(err.Error(), "InvalidInstanceType") {
+		t.Fatalf("an unknown instance type: %v", err)
 	}
 }

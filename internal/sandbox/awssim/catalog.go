@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 )
 
 // Image is an AMI in the simulated account. KubeletVersion is what a node
@@ -11,7 +12,9 @@ import (
 type Image struct {
 	ID             string
 	Name           string
-	Family         string // "al2023" or "bottlerocket"
+	Family         string // "al2023", "bottlerocket" or "windows"
+	Architecture   string // "x86_64" or "arm64", as DescribeImages says it
+	Variant        string // "standard", "nvidia" or "neuron"; "core" or "full" for Windows
 	KubeMinor      string // "1.37"
 	KubeletVersion string // "v1.37.2-eks-4f1c2a9"
 	ReleaseVersion string // "1.37.2-20261115"
@@ -33,41 +36,82 @@ func amiID(name string) string {
 	return "ami-0" + hex.EncodeToString(sum[:])[:16]
 }
 
+// al2023Kinds are the EKS-optimized AL2023 AMIs published per minor.
+var al2023Kinds = []struct{ arch, variant string }{
+	{"x86_64", "standard"}, {"arm64", "standard"}, {"x86_64", "nvidia"}, {"arm64", "nvidia"}, {"x86_64", "neuron"},
+}
+
 // buildCatalog returns the AMIs and the SSM public parameters that point at
-// them, under the same paths AWS publishes (see eksctl's AMI resolver).
+// them, under the same paths and names AWS publishes: EKS-optimized AL2023
+// (/aws/service/eks/optimized-ami/MINOR/amazon-linux-2023/ARCH/VARIANT/),
+// Bottlerocket (/aws/service/bottlerocket/aws-k8s-MINOR[-nvidia]/ARCH/latest/)
+// and Windows (/aws/service/ami-windows-latest/Windows_Server-2022-English-
+// Core|Full-EKS_Optimized-MINOR/).
 func buildCatalog() (map[string]*Image, map[string]string) {
 	images := map[string]*Image{}
 	params := map[string]string{}
+	add := func(img *Image) *Image {
+		img.ID = amiID(img.Name)
+		images[img.ID] = img
+		return img
+	}
 	for _, minor := range SupportedMinors() {
 		patch := kubePatch[minor]
 		kubelet := fmt.Sprintf("v%s.%d-eks-%s", minor, patch, amiID(minor)[5:12])
-		base := "/aws/service/eks/optimized-ami/" + minor + "/amazon-linux-2023/x86_64/standard/"
-		for i, date := range releaseDates {
-			name := fmt.Sprintf("amazon-eks-node-al2023-x86_64-standard-%s-v%s", minor, date)
-			img := &Image{
-				ID: amiID(name), Name: name, Family: "al2023", KubeMinor: minor,
-				KubeletVersion: kubelet,
-				ReleaseVersion: fmt.Sprintf("%s.%d-%s", minor, patch, date),
-				CreationDate:   date[:4] + "-" + date[4:6] + "-" + date[6:] + "T00:00:00.000Z",
-			}
-			images[img.ID] = img
-			params[base+name+"/image_id"] = img.ID
-			params[base+name+"/release_version"] = img.ReleaseVersion
-			if i == len(releaseDates)-1 {
-				params[base+"recommended/image_id"] = img.ID
-				params[base+"recommended/release_version"] = img.ReleaseVersion
+		for _, k := range al2023Kinds {
+			base := "/aws/service/eks/optimized-ami/" + minor + "/amazon-linux-2023/" + k.arch + "/" + k.variant + "/"
+			for i, date := range releaseDates {
+				img := add(&Image{
+					Name: fmt.Sprintf("amazon-eks-node-al2023-%s-%s-%s-v%s", k.arch, k.variant, minor, date), Family: "al2023",
+					Architecture: k.arch, Variant: k.variant, KubeMinor: minor, KubeletVersion: kubelet,
+					ReleaseVersion: fmt.Sprintf("%s.%d-%s", minor, patch, date),
+					CreationDate:   date[:4] + "-" + date[4:6] + "-" + date[6:] + "T00:00:00.000Z",
+				})
+				params[base+img.Name+"/image_id"] = img.ID
+				params[base+img.Name+"/release_version"] = img.ReleaseVersion
+				if i == len(releaseDates)-1 {
+					params[base+"recommended/image_id"] = img.ID
+					params[base+"recommended/release_version"] = img.ReleaseVersion
+				}
 			}
 		}
-		brName := fmt.Sprintf("bottlerocket-aws-k8s-%s-x86_64-v1.50.0", minor)
-		br := &Image{
-			ID: amiID(brName), Name: brName, Family: "bottlerocket", KubeMinor: minor,
-			KubeletVersion: fmt.Sprintf("v%s.%d-eks-%s", minor, patch, amiID(brName)[5:12]),
-			ReleaseVersion: "1.50.0-" + amiID(brName)[5:13],
-			CreationDate:   "2026-11-15T00:00:00.000Z",
+		for _, arch := range []string{"x86_64", "arm64"} {
+			for _, variant := range []string{"standard", "nvidia"} {
+				flavour, nameArch := minor, arch
+				if variant == "nvidia" {
+					flavour += "-nvidia"
+				}
+				if arch == "arm64" {
+					nameArch = "aarch64" // Bottlerocket's names say aarch64, its parameters arm64
+				}
+				name := fmt.Sprintf("bottlerocket-aws-k8s-%s-%s-v1.50.0", flavour, nameArch)
+				img := add(&Image{
+					Name: name, Family: "bottlerocket", Architecture: arch, Variant: variant, KubeMinor: minor,
+					KubeletVersion: fmt.Sprintf("v%s.%d-eks-%s", minor, patch, amiID(name)[5:12]),
+					ReleaseVersion: "1.50.0-" + amiID(name)[5:13], CreationDate: "2026-11-15T00:00:00.000Z",
+				})
+				params["/aws/service/bottlerocket/aws-k8s-"+flavour+"/"+arch+"/latest/image_id"] = img.ID
+				params["/aws/service/bottlerocket/aws-k8s-"+flavour+"/"+arch+"/latest/image_version"] = img.ReleaseVersion
+			}
 		}
-		images[br.ID] = br
-		params["/aws/service/bottlerocket/aws-k8s-"+minor+"/x86_64/latest/image_id"] = br.ID
-		params["/aws/service/bottlerocket/aws-k8s-"+minor+"/x86_64/latest/image_version"] = br.ReleaseVersion
+		for _, edition := range []string{"Core", "Full"} {
+			base := "Windows_Server-2022-English-" + edition + "-EKS_Optimized-" + minor
+			img := add(&Image{
+				Name: base + "-2026.11.12", Family: "windows", Architecture: "x86_64", Variant: strings.ToLower(edition), KubeMinor: minor,
+				KubeletVersion: fmt.Sprintf("v%s.%d-eks-%s", minor, patch, amiID(base)[5:12]),
+				ReleaseVersion: "2026.11.12", CreationDate: "2026-11-12T00:00:00.000Z",
+			})
+			params["/aws/service/ami-windows-latest/"+base+"/image_id"] = img.ID
+		}
 	}
 	return images, params
+}
+
+// instanceTypes are the EC2 instance types the account knows, with the
+// architectures they run (DescribeInstanceTypes' ProcessorInfo).
+var instanceTypes = map[string]string{
+	"t3.medium": "x86_64", "m5.large": "x86_64", "m5.xlarge": "x86_64", "m5a.large": "x86_64", "m6i.large": "x86_64",
+	"c5.large": "x86_64", "c6i.large": "x86_64", "r6i.large": "x86_64", "g5.xlarge": "x86_64", "p4d.24xlarge": "x86_64",
+	"inf2.xlarge": "x86_64", "trn1.2xlarge": "x86_64",
+	"t4g.medium": "arm64", "m6g.large": "arm64", "m7g.large": "arm64", "c7g.large": "arm64", "r7g.large": "arm64", "g5g.xlarge": "arm64",
 }

@@ -15,6 +15,41 @@ var ec2Actions = map[string]queryAction{
 	"DescribeLaunchTemplateVersions": describeLaunchTemplateVersions,
 	"CreateLaunchTemplateVersion":    createLaunchTemplateVersion,
 	"ModifyLaunchTemplate":           modifyLaunchTemplate,
+	"DescribeInstanceTypes":          describeInstanceTypes,
+}
+
+// describeInstanceTypes answers with each type's architectures; an unknown
+// type fails the call as EC2 words it.
+func describeInstanceTypes(a *Account, form url.Values) (any, error) {
+	names := list(form, "InstanceType")
+	if len(names) == 0 {
+		for n := range instanceTypes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+	}
+	var unknown []string
+	for _, n := range names {
+		if _, ok := instanceTypes[n]; !ok {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, notFoundf("InvalidInstanceType", "The following supplied instance types do not exist: [%s]", strings.Join(unknown, ", "))
+	}
+	type xmlType struct {
+		InstanceType string   `xml:"instanceType"`
+		Archs        []string `xml:"processorInfo>supportedArchitectures>item"`
+	}
+	type body struct {
+		ec2Meta
+		Types []xmlType `xml:"instanceTypeSet>item"`
+	}
+	out := &body{Types: []xmlType{}}
+	for _, n := range names {
+		out.Types = append(out.Types, xmlType{InstanceType: n, Archs: []string{instanceTypes[n]}})
+	}
+	return &ec2Resp{action: "DescribeInstanceTypes", body: out}, nil
 }
 
 type xmlEC2Tag struct {
@@ -179,6 +214,7 @@ func describeImages(a *Account, form url.Values) (any, error) {
 		CreationDate string `xml:"creationDate"`
 		OwnerID      string `xml:"imageOwnerId"`
 		OwnerAlias   string `xml:"imageOwnerAlias"`
+		Platform     string `xml:"platform,omitempty"`
 		Public       bool   `xml:"isPublic"`
 	}
 	type body struct {
@@ -197,12 +233,15 @@ func describeImages(a *Account, form url.Values) (any, error) {
 	for _, id := range ids {
 		img := a.images[id]
 		x := xmlImage{
-			ImageID: img.ID, Name: img.Name, State: "available", Architecture: "x86_64",
+			ImageID: img.ID, Name: img.Name, State: "available", Architecture: img.Architecture,
 			Description:  fmt.Sprintf("EKS Kubernetes Worker AMI (%s) for Kubernetes %s, release %s", img.Family, img.KubeMinor, img.ReleaseVersion),
 			CreationDate: img.CreationDate, OwnerID: publicImageOwner, OwnerAlias: "amazon", Public: true,
 		}
+		if img.Family == "windows" {
+			x.Platform = "windows"
+		}
 		ok, err := imageMatches(x.OwnerID, x.OwnerAlias, a.AccountID, owners, filters, map[string]string{
-			"image-id": x.ImageID, "name": x.Name, "architecture": x.Architecture, "state": x.State,
+			"image-id": x.ImageID, "name": x.Name, "architecture": x.Architecture, "state": x.State, "platform": x.Platform,
 			"owner-id": x.OwnerID, "owner-alias": x.OwnerAlias, "is-public": "true", "description": x.Description,
 		})
 		if err != nil {

@@ -137,8 +137,11 @@ func (a *Account) nodeSpec(i *Instance) NodeSpec {
 	if img != nil {
 		spec.KubeletVersion = img.KubeletVersion
 		spec.OSImage = "Amazon Linux 2023.9.20261110"
-		if img.Family == "bottlerocket" {
+		switch img.Family {
+		case "bottlerocket":
 			spec.OSImage = "Bottlerocket OS 1.50.0 (aws-k8s-" + img.KubeMinor + ")"
+		case "windows":
+			spec.OSImage = "Windows Server 2022 Datacenter"
 		}
 	}
 	// Labels as EKS and eksctl put them: managed groups carry the

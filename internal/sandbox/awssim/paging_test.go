@@ -43,8 +43,12 @@ func TestDescribeImagesHonoursOwnersAndFilters(t *testing.T) {
 	if n := count(&ec2.DescribeImagesInput{Owners: []string{publicImageOwner}}); n != all {
 		t.Errorf("Owners by account ID: %d of %d", n, all)
 	}
-	if n := count(&ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("architecture"), Values: []string{"arm64"}}}}); n != 0 {
-		t.Errorf("architecture arm64: the catalog has none, got %d", n)
+	arm := &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("architecture"), Values: []string{"arm64"}}, {Name: aws.String("name"), Values: []string{"*-1.37-*"}}}}
+	if n := count(arm); n != 6 { // AL2023 standard and NVIDIA, two releases each, and two Bottlerocket
+		t.Errorf("architecture arm64 and a 1.37 name: want the 6 such images, got %d", n)
+	}
+	if n := count(&ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("platform"), Values: []string{"windows"}}, {Name: aws.String("name"), Values: []string{"*-1.37-*"}}}}); n != 2 {
+		t.Errorf("platform windows and a 1.37 name: want Core and Full, got %d", n)
 	}
 	_, err := e.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("colour"), Values: []string{"red"}}}})
 	wantCode(t, err, "InvalidParameterValue")
