@@ -427,18 +427,19 @@ func (p *Provider) UpdateGroup(ctx context.Context, g cloud.NodeGroup, u cloud.G
 		in.DesiredCapacity = aws.Int32(int32(*u.Desired))
 	}
 	if u.TemplateVersion != nil {
-		spec := &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(g.TemplateID), Version: aws.String(strconv.FormatInt(*u.TemplateVersion, 10))}
-		// A group that sets its template through a MixedInstancesPolicy is
-		// updated there: naming LaunchTemplate instead would replace the
-		// policy and drop its instance types and spot distribution.
-		mixed, err := p.usesMixedPolicy(ctx, g.ASGName)
+		pinned, err := p.pointAt(ctx, g, *u.TemplateVersion)
 		if err != nil {
 			return err
 		}
-		if mixed {
-			in.MixedInstancesPolicy = &astypes.MixedInstancesPolicy{LaunchTemplate: &astypes.LaunchTemplate{LaunchTemplateSpecification: spec}}
-		} else {
-			in.LaunchTemplate = spec
+		if pinned != nil {
+			if pinned.MixedInstancesPolicy != nil {
+				in.MixedInstancesPolicy = pinned.MixedInstancesPolicy
+			} else {
+				in.LaunchTemplate = pinned.LaunchTemplate
+			}
+		}
+		if u.Min == nil && u.Max == nil && u.Desired == nil && pinned == nil {
+			return nil // the group follows the template: nothing of its own to change
 		}
 	}
 	if _, err := p.asg.UpdateAutoScalingGroup(ctx, in); err != nil {
@@ -447,12 +448,47 @@ func (p *Provider) UpdateGroup(ctx context.Context, g cloud.NodeGroup, u cloud.G
 	return nil
 }
 
-func (p *Provider) usesMixedPolicy(ctx context.Context, asgName string) (bool, error) {
-	out, err := p.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{asgName}})
+// pointAt makes the group launch version v of its template, the way the
+// group names its version: a group on $Latest follows a new latest version
+// by itself; a group on $Default keeps $Default, and v becomes the
+// template's default (as the group's owner rolls it); otherwise the group
+// names v, in its MixedInstancesPolicy when it has one (naming
+// LaunchTemplate instead would replace the policy and drop its instance
+// types and spot distribution). It returns what to set on the group, nil
+// when nothing.
+func (p *Provider) pointAt(ctx context.Context, g cloud.NodeGroup, v int64) (*autoscaling.UpdateAutoScalingGroupInput, error) {
+	out, err := p.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{g.ASGName}})
 	if err != nil {
-		return false, fmt.Errorf("describing Auto Scaling group %s: %w", asgName, err)
+		return nil, fmt.Errorf("describing Auto Scaling group %s: %w", g.ASGName, err)
 	}
-	return len(out.AutoScalingGroups) == 1 && out.AutoScalingGroups[0].LaunchTemplate == nil && out.AutoScalingGroups[0].MixedInstancesPolicy != nil, nil
+	if len(out.AutoScalingGroups) != 1 {
+		return nil, cloud.NotFoundf(nil, "Auto Scaling group %q", g.ASGName)
+	}
+	asg := out.AutoScalingGroups[0]
+	cur, err := launchTemplateOf(asg)
+	if err != nil {
+		return nil, err
+	}
+	switch aws.ToString(cur.Version) {
+	case "$Latest":
+		latest, err := p.templateVersion(ctx, g.TemplateID, "$Latest")
+		if err != nil {
+			return nil, err
+		}
+		if aws.ToInt64(latest.VersionNumber) == v {
+			return nil, nil
+		}
+	case "$Default", "":
+		if _, err := p.ec2.ModifyLaunchTemplate(ctx, &ec2.ModifyLaunchTemplateInput{LaunchTemplateId: aws.String(g.TemplateID), DefaultVersion: aws.String(strconv.FormatInt(v, 10))}); err != nil {
+			return nil, fmt.Errorf("making version %d the default of launch template %s, which %s launches as $Default: %w", v, g.TemplateID, g.ASGName, err)
+		}
+		return nil, nil
+	}
+	spec := &astypes.LaunchTemplateSpecification{LaunchTemplateId: aws.String(g.TemplateID), Version: aws.String(strconv.FormatInt(v, 10))}
+	if asg.LaunchTemplate == nil && asg.MixedInstancesPolicy != nil {
+		return &autoscaling.UpdateAutoScalingGroupInput{MixedInstancesPolicy: &astypes.MixedInstancesPolicy{LaunchTemplate: &astypes.LaunchTemplate{LaunchTemplateSpecification: spec}}}, nil
+	}
+	return &autoscaling.UpdateAutoScalingGroupInput{LaunchTemplate: spec}, nil
 }
 
 // TerminateInstance implements cloud.Provider.

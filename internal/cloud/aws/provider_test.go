@@ -586,3 +586,54 @@ func TestAnAMIMustRunOnTheGroupsInstanceTypes(t *testing.T) {
 		t.Fatalf("an unknown instance type: %v", err)
 	}
 }
+
+// TestLatestAndDefaultGroupsKeepNamingTheirVersionSo: a group on $Latest
+// follows the new version without being touched; one on $Default stays on
+// $Default and the new version becomes the template's default, as AWS
+// defines both; either way it launches the new AMI next.
+func TestLatestAndDefaultGroupsKeepNamingTheirVersionSo(t *testing.T) {
+	for _, ref := range []string{"$Latest", "$Default"} {
+		p, acct := newProvider(t)
+		ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+		acct.CreateCluster("c1", "1.37", "https://127.0.0.1:6443")
+		if _, err := acct.CreateNodeGroup(awssim.GroupSpec{Cluster: "c1", Name: "ng", AZs: []string{"us-west-2a"}, Min: 1, Max: 1, Desired: 1,
+			InstanceType: "m5.large", ImageID: ami, TemplateVersion: ref}); err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		acct.Step(ctx, nil, nil)
+		g, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, _ := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.37", Like: g.ImageID, InstanceTypes: g.InstanceTypes})
+		v, err := p.EnsureTemplateVersion(ctx, g.TemplateID, g.TemplateVersion, img.ID, "to 1.37")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.UpdateGroup(ctx, g, cloud.GroupUpdate{TemplateVersion: &v}); err != nil {
+			t.Fatalf("%s: %v", ref, err)
+		}
+		out, err := p.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{g.ASGName}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := aws.ToString(out.AutoScalingGroups[0].LaunchTemplate.Version); got != ref {
+			t.Errorf("%s: the group now names %s", ref, got)
+		}
+		def, err := p.ec2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(g.TemplateID), Versions: []string{"$Default"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantDefault := int64(1)
+		if ref == "$Default" {
+			wantDefault = v
+		}
+		if d := aws.ToInt64(def.LaunchTemplateVersions[0].VersionNumber); d != wantDefault {
+			t.Errorf("%s: the template's default is %d, want %d", ref, d, wantDefault)
+		}
+		if g, _ = p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}); g.TemplateVersion != v || g.ImageID != img.ID {
+			t.Errorf("%s: the group launches version %d (%s), want %d (%s)", ref, g.TemplateVersion, g.ImageID, v, img.ID)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"cmp"
 	"encoding/base64"
 	"fmt"
 	"strings"
@@ -39,6 +40,9 @@ type GroupSpec struct {
 	// LaunchConfiguration makes an old group that launches from a launch
 	// configuration of this name instead of a template.
 	LaunchConfiguration string
+	// TemplateVersion is how the group names its template's version: "1"
+	// (the default), "$Latest" or "$Default".
+	TemplateVersion string
 }
 
 // CreateNodeGroup creates the launch template, the Auto Scaling group and,
@@ -101,7 +105,7 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 	}
 	g := &Group{
 		Name: asgName, ARN: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", a.Region, a.AccountID, uid, asgName),
-		Template: TemplateRef{ID: lt.ID, Name: lt.Name, Version: "1"},
+		Template: TemplateRef{ID: lt.ID, Name: lt.Name, Version: cmp.Or(s.TemplateVersion, "1")},
 		Min:      s.Min, Max: s.Max, Desired: s.Desired, AZs: append([]string(nil), s.AZs...),
 		Subnets: subnets, Suspended: map[string]bool{}, TerminationPolicies: []string{"AllocationStrategy", "OldestLaunchTemplate", "OldestInstance"},
 		Created: now,
