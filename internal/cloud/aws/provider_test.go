@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -635,5 +637,61 @@ func TestLatestAndDefaultGroupsKeepNamingTheirVersionSo(t *testing.T) {
 		if g, _ = p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}); g.TemplateVersion != v || g.ImageID != img.ID {
 			t.Errorf("%s: the group launches version %d (%s), want %d (%s)", ref, g.TemplateVersion, g.ImageID, v, img.ID)
 		}
+	}
+}
+
+// TestTheNewTemplateVersionIsTheSourceButTheAMI: on a template shaped as
+// Terraform modules and Karpenter make them (network interfaces instead of
+// top-level security groups, an EFA interface, placement, monitoring,
+// credits, metadata options and tags, tag specifications, two volumes...),
+// the new version equals its source in every field of
+// ResponseLaunchTemplateData but the AMI, compared field by field.
+func TestTheNewTemplateVersionIsTheSourceButTheAMI(t *testing.T) {
+	p, acct := newProvider(t)
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	acct.CreateCluster("c1", "1.37", "https://127.0.0.1:6443")
+	if _, err := acct.CreateNodeGroup(awssim.GroupSpec{Cluster: "c1", Name: "rich", AZs: []string{"us-west-2a"}, Min: 0, Max: 1, Desired: 0,
+		InstanceType: "m5.large", ImageID: ami, RichTemplate: true}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	g, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "rich"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := p.ResolveImage(ctx, cloud.ImageQuery{KubernetesVersion: "1.37", Like: g.ImageID})
+	v, err := p.EnsureTemplateVersion(ctx, g.TemplateID, 1, img.ID, "to 1.37")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := p.ec2.DescribeLaunchTemplateVersions(ctx, &ec2.DescribeLaunchTemplateVersionsInput{LaunchTemplateId: aws.String(g.TemplateID), Versions: []string{"1", strconv.FormatInt(v, 10)}})
+	if err != nil || len(out.LaunchTemplateVersions) != 2 {
+		t.Fatalf("describing versions 1 and %d: %v", v, err)
+	}
+	src, dst := *out.LaunchTemplateVersions[0].LaunchTemplateData, *out.LaunchTemplateVersions[1].LaunchTemplateData
+	if aws.ToString(dst.ImageId) != img.ID {
+		t.Fatalf("the new version launches %s, want %s", aws.ToString(dst.ImageId), img.ID)
+	}
+	// The test means something only if the shape came through the SDK whole.
+	if len(src.NetworkInterfaces) != 2 || src.Placement == nil || src.Monitoring == nil || src.CreditSpecification == nil || src.MetadataOptions == nil ||
+		src.PrivateDnsNameOptions == nil || len(src.BlockDeviceMappings) != 2 || len(src.TagSpecifications) != 2 || src.IamInstanceProfile == nil {
+		t.Fatalf("the rich template did not come through whole: %+v", src)
+	}
+	sv, dv := reflect.ValueOf(src), reflect.ValueOf(dst)
+	set := 0
+	for k := 0; k < sv.NumField(); k++ {
+		name := sv.Type().Field(k).Name
+		if name == "ImageId" || !sv.Type().Field(k).IsExported() {
+			continue
+		}
+		if !sv.Field(k).IsZero() {
+			set++
+		}
+		if !reflect.DeepEqual(sv.Field(k).Interface(), dv.Field(k).Interface()) {
+			t.Errorf("field %s differs: %+v in the source, %+v in the new version", name, sv.Field(k).Interface(), dv.Field(k).Interface())
+		}
+	}
+	if set < 15 {
+		t.Errorf("only %d fields set on the source: too thin a template to show the copy", set)
 	}
 }

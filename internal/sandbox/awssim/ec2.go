@@ -387,11 +387,38 @@ type xmlTemplateData struct {
 	SecurityGroupIDs []string         `xml:"securityGroupIdSet>item"`
 	BlockDevices     []xmlBlockDevice `xml:"blockDeviceMappingSet>item"`
 	MetadataOptions  *struct {
-		HTTPTokens      string `xml:"httpTokens"`
-		HTTPPutHopLimit int    `xml:"httpPutResponseHopLimit"`
-		HTTPEndpoint    string `xml:"httpEndpoint"`
+		HTTPTokens           string `xml:"httpTokens"`
+		HTTPPutHopLimit      int    `xml:"httpPutResponseHopLimit"`
+		HTTPEndpoint         string `xml:"httpEndpoint"`
+		HTTPProtocolIPv6     string `xml:"httpProtocolIpv6,omitempty"`
+		InstanceMetadataTags string `xml:"instanceMetadataTags,omitempty"`
 	} `xml:"metadataOptions,omitempty"`
-	TagSpecs []xmlTagSpec `xml:"tagSpecificationSet>item"`
+	TagSpecs          []xmlTagSpec `xml:"tagSpecificationSet>item"`
+	NetworkInterfaces []struct {
+		DeviceIndex         int      `xml:"deviceIndex"`
+		Groups              []string `xml:"groupSet>groupId"`
+		AssociatePublicIP   bool     `xml:"associatePublicIpAddress"`
+		DeleteOnTermination bool     `xml:"deleteOnTermination"`
+		InterfaceType       string   `xml:"interfaceType,omitempty"`
+	} `xml:"networkInterfaceSet>item"`
+	Placement *struct {
+		Tenancy string `xml:"tenancy"`
+	} `xml:"placement,omitempty"`
+	Monitoring *struct {
+		Enabled bool `xml:"enabled"`
+	} `xml:"monitoring,omitempty"`
+	EbsOptimized        *bool `xml:"ebsOptimized,omitempty"`
+	CreditSpecification *struct {
+		CPUCredits string `xml:"cpuCredits"`
+	} `xml:"creditSpecification,omitempty"`
+	CapacityReservation *struct {
+		Preference string `xml:"capacityReservationPreference"`
+	} `xml:"capacityReservationSpecification,omitempty"`
+	ShutdownBehavior      string `xml:"instanceInitiatedShutdownBehavior,omitempty"`
+	DisableAPITermination *bool  `xml:"disableApiTermination,omitempty"`
+	PrivateDNSNameOptions *struct {
+		HostnameType string `xml:"hostnameType"`
+	} `xml:"privateDnsNameOptions,omitempty"`
 }
 
 type xmlTemplateVersion struct {
@@ -428,10 +455,53 @@ func (a *Account) xmlVersion(lt *LaunchTemplate, v *TemplateVersion) xmlTemplate
 	}
 	if d.HTTPTokens != "" {
 		x.Data.MetadataOptions = &struct {
-			HTTPTokens      string `xml:"httpTokens"`
-			HTTPPutHopLimit int    `xml:"httpPutResponseHopLimit"`
-			HTTPEndpoint    string `xml:"httpEndpoint"`
-		}{d.HTTPTokens, d.HTTPPutHopLimit, d.HTTPEndpoint}
+			HTTPTokens           string `xml:"httpTokens"`
+			HTTPPutHopLimit      int    `xml:"httpPutResponseHopLimit"`
+			HTTPEndpoint         string `xml:"httpEndpoint"`
+			HTTPProtocolIPv6     string `xml:"httpProtocolIpv6,omitempty"`
+			InstanceMetadataTags string `xml:"instanceMetadataTags,omitempty"`
+		}{d.HTTPTokens, d.HTTPPutHopLimit, d.HTTPEndpoint, d.HTTPProtocolIPv6, d.InstanceMetadataTags}
+	}
+	for _, n := range d.NetworkInterfaces {
+		x.Data.NetworkInterfaces = append(x.Data.NetworkInterfaces, struct {
+			DeviceIndex         int      `xml:"deviceIndex"`
+			Groups              []string `xml:"groupSet>groupId"`
+			AssociatePublicIP   bool     `xml:"associatePublicIpAddress"`
+			DeleteOnTermination bool     `xml:"deleteOnTermination"`
+			InterfaceType       string   `xml:"interfaceType,omitempty"`
+		}{n.DeviceIndex, n.Groups, n.AssociatePublicIP, n.DeleteOnTermination, n.InterfaceType})
+	}
+	if d.PlacementTenancy != "" {
+		x.Data.Placement = &struct {
+			Tenancy string `xml:"tenancy"`
+		}{d.PlacementTenancy}
+	}
+	if d.Monitoring {
+		x.Data.Monitoring = &struct {
+			Enabled bool `xml:"enabled"`
+		}{true}
+	}
+	if d.EbsOptimized {
+		x.Data.EbsOptimized = &d.EbsOptimized
+	}
+	if d.CPUCredits != "" {
+		x.Data.CreditSpecification = &struct {
+			CPUCredits string `xml:"cpuCredits"`
+		}{d.CPUCredits}
+	}
+	if d.CapacityReservation != "" {
+		x.Data.CapacityReservation = &struct {
+			Preference string `xml:"capacityReservationPreference"`
+		}{d.CapacityReservation}
+	}
+	x.Data.ShutdownBehavior = d.ShutdownBehavior
+	if d.DisableAPITermination {
+		x.Data.DisableAPITermination = &d.DisableAPITermination
+	}
+	if d.HostnameType != "" {
+		x.Data.PrivateDNSNameOptions = &struct {
+			HostnameType string `xml:"hostnameType"`
+		}{d.HostnameType}
 	}
 	if len(d.InstanceTags) > 0 {
 		x.Data.TagSpecs = append(x.Data.TagSpecs, xmlTagSpec{"instance", ec2Tags(d.InstanceTags)})
@@ -505,6 +575,10 @@ func createLaunchTemplateVersion(a *Account, form url.Values) (any, error) {
 		data.BlockDevices = append([]BlockDevice(nil), data.BlockDevices...)
 		data.InstanceTags = append([]Tag(nil), data.InstanceTags...)
 		data.VolumeTags = append([]Tag(nil), data.VolumeTags...)
+		data.NetworkInterfaces = append([]NetworkInterface(nil), data.NetworkInterfaces...)
+		for k := range data.NetworkInterfaces {
+			data.NetworkInterfaces[k].Groups = append([]string(nil), data.NetworkInterfaces[k].Groups...)
+		}
 	}
 	if v := form.Get("LaunchTemplateData.ImageId"); v != "" {
 		if err := a.checkImage(v); err != nil {

@@ -43,6 +43,10 @@ type GroupSpec struct {
 	// TemplateVersion is how the group names its template's version: "1"
 	// (the default), "$Latest" or "$Default".
 	TemplateVersion string
+	// RichTemplate gives the template what Terraform modules and Karpenter
+	// put in theirs: network interfaces (instead of top-level security
+	// groups), placement, monitoring, credits, metadata tags and more.
+	RichTemplate bool
 }
 
 // CreateNodeGroup creates the launch template, the Auto Scaling group and,
@@ -97,6 +101,16 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 			HTTPTokens:       "required", HTTPPutHopLimit: 2, HTTPEndpoint: "enabled",
 			InstanceTags: instanceTags, VolumeTags: instanceTags[:2],
 		}}},
+	}
+	if s.RichTemplate {
+		d := &lt.Versions[0].Data
+		d.NetworkInterfaces = []NetworkInterface{{DeviceIndex: 0, Groups: d.SecurityGroupIDs, DeleteOnTermination: true}, {DeviceIndex: 1, Groups: []string{a.nextID("sg-0", 16)}, DeleteOnTermination: true, InterfaceType: "efa"}}
+		d.SecurityGroupIDs = nil // EC2 takes them in the interfaces when those are given
+		d.PlacementTenancy, d.Monitoring, d.EbsOptimized, d.CPUCredits = "default", true, true, "unlimited"
+		d.CapacityReservation, d.ShutdownBehavior, d.DisableAPITermination, d.HostnameType = "open", "terminate", true, "resource-name"
+		d.HTTPProtocolIPv6, d.InstanceMetadataTags, d.KeyName = "enabled", "enabled", "ops-key"
+		d.IamInstanceProfile = "eks-node-" + s.Name
+		d.BlockDevices = append(d.BlockDevices, BlockDevice{DeviceName: "/dev/xvdb", VolumeSize: 200, VolumeType: "io2", Encrypted: true, DeleteOnTermination: false})
 	}
 	a.templates[lt.ID] = lt
 	subnets := make([]string, len(s.AZs))

@@ -37,6 +37,28 @@ type TemplateData struct {
 	HTTPEndpoint       string
 	InstanceTags       []Tag // TagSpecifications for resource type "instance"
 	VolumeTags         []Tag // TagSpecifications for resource type "volume"
+	// The rest of what real node templates carry (Karpenter's, Terraform
+	// modules'), so that a copy can be checked field by field.
+	NetworkInterfaces     []NetworkInterface
+	PlacementTenancy      string
+	Monitoring            bool
+	EbsOptimized          bool
+	CPUCredits            string // "standard" or "unlimited"
+	CapacityReservation   string // "open", "none"
+	ShutdownBehavior      string // "stop" or "terminate"
+	DisableAPITermination bool
+	HostnameType          string // "ip-name" or "resource-name"
+	HTTPProtocolIPv6      string
+	InstanceMetadataTags  string
+}
+
+// NetworkInterface is one entry of a template's network interfaces.
+type NetworkInterface struct {
+	DeviceIndex         int
+	Groups              []string
+	AssociatePublicIP   bool
+	DeleteOnTermination bool
+	InterfaceType       string // "", "efa"
 }
 
 // TemplateVersion is one immutable version of a launch template.
