@@ -187,7 +187,8 @@ func newSandboxDown(s Streams) *cobra.Command {
 func loadRunning(dir string) (*sandbox.State, error) {
 	st, err := sandbox.Load(dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("no sandbox runs in %s: start one with `noderoll sandbox up` (or pass --dir)", dir)
+		abs, _ := filepath.Abs(dir)
+		return nil, fmt.Errorf("no sandbox runs in %s: start one with `%s sandbox up%s`, or pass the --dir of a running one", dir, selfCommand(), dirFlag(abs))
 	}
 	return st, err
 }
@@ -227,6 +228,7 @@ type statusReport struct {
 	Region      string         `json:"region"`
 	Processes   map[string]int `json:"processes"`
 	NodeGroups  []groupStatus  `json:"nodeGroups"`
+	Problem     string         `json:"problem,omitempty"`
 }
 
 type groupStatus struct {
@@ -254,17 +256,16 @@ func newSandboxStatus(s Streams) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rep := statusReport{Dir: st.Dir, Started: st.Started, Kubeconfig: st.Kubeconfig, AWSEndpoint: st.AWSEndpoint, Region: st.Region, Processes: st.Processes(), Running: true}
-			for name, pid := range rep.Processes {
-				if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
-					rep.Running = false
-					rep.Processes[name] = 0
-				}
-			}
+			rep := statusReport{Dir: st.Dir, Started: st.Started, Kubeconfig: st.Kubeconfig, AWSEndpoint: st.AWSEndpoint, Region: st.Region}
+			rep.Processes, rep.Running = st.LiveProcesses()
 			if rep.Running {
-				groups, err := sandboxGroups(cmd.Context(), st)
+				// A status answers at once: an endpoint that does not is said,
+				// not retried for a minute.
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+				groups, err := sandboxGroups(ctx, st)
+				cancel()
 				if err != nil {
-					return fmt.Errorf("reading the node groups from the AWS endpoint: %w", err)
+					rep.Problem = "the AWS endpoint did not answer: " + err.Error()
 				}
 				rep.NodeGroups = groups
 			}
@@ -309,7 +310,8 @@ func sandboxGroups(ctx context.Context, st *sandbox.State) ([]groupStatus, error
 func printStatus(s Streams, r statusReport) {
 	state := "running"
 	if !r.Running {
-		state = "NOT running (some processes are gone; run `noderoll sandbox down` then `up`)"
+		self, dir := selfCommand(), dirFlag(r.Dir)
+		state = fmt.Sprintf("NOT running (some processes are gone; run `%[1]s sandbox down%[2]s`, then `%[1]s sandbox up%[2]s`)", self, dir)
 	}
 	fmt.Fprintf(s.Out, "Sandbox %s in %s, started %s\n", state, r.Dir, r.Started.Local().Format(time.DateTime))
 	fmt.Fprintf(s.Out, "  Kubernetes %s  kubeconfig %s\n", sandbox.KubeVersion, r.Kubeconfig)
@@ -324,6 +326,9 @@ func printStatus(s Streams, r statusReport) {
 		fmt.Fprintf(s.Out, " %s=%d", n, r.Processes[n])
 	}
 	fmt.Fprintln(s.Out)
+	if r.Problem != "" {
+		fmt.Fprintf(s.Out, "  Problem: %s\n", r.Problem)
+	}
 	if len(r.NodeGroups) == 0 {
 		return
 	}

@@ -218,6 +218,26 @@ func (s *State) Processes() map[string]int {
 	return out
 }
 
+// LiveProcesses returns the sandbox's processes with 0 for each one that no
+// longer runs (gone, a zombie, or its pid taken by another program), and
+// whether all of them run.
+func (s *State) LiveProcesses() (map[string]int, bool) {
+	out, all := s.Processes(), true
+	for name, pid := range out {
+		marker := name
+		switch name {
+		case "aws-endpoint":
+			marker = "serve-aws"
+		case "kwok-controller":
+			marker = "kwok"
+		}
+		if !pidAlive(pid, marker) {
+			out[name], all = 0, false
+		}
+	}
+	return out, all
+}
+
 func (s *State) alive() bool {
 	if !pidAlive(s.AWSPid, "serve-aws") {
 		return false
