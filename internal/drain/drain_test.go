@@ -261,3 +261,30 @@ func TestAPodStuckTerminatingIsLeftBehindAndSaid(t *testing.T) {
 		}
 	}
 }
+
+// On a node whose kubelet stopped reporting (Ready Unknown), nothing will
+// ever finish a terminating pod: it is left behind after a second, not
+// after SkipWaitForDelete, as Cluster API does.
+func TestAPodOnAnUnreachableNodeIsLeftBehindAtOnce(t *testing.T) {
+	stuck := pod("stuck-1", map[string]string{"app": "stuck"})
+	since := metav1.NewTime(time.Now().Add(-3 * time.Second))
+	stuck.DeletionTimestamp = &since
+	stuck.Finalizers = []string{"example.com/never"}
+	c := fakeCluster()
+	_ = c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, "default", "db-1")
+	for _, obj := range []runtime.Object{stuck, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionUnknown}}}}} {
+		if err := c.Tracker().Add(obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gaveUp []string
+	d := New(c, clock.RealClock{}, Options{Timeout: time.Second, RetryDelay: 10 * time.Millisecond, SkipWaitForDelete: time.Hour},
+		Hooks{GaveUp: func(_ string, p *corev1.Pod, _ time.Duration) { gaveUp = append(gaveUp, p.Name) }}, nil)
+	if err := d.Drain(context.Background(), "node-1"); err != nil {
+		t.Fatalf("a pod on an unreachable node held the drain: %v", err)
+	}
+	if len(gaveUp) != 1 || gaveUp[0] != "stuck-1" {
+		t.Fatalf("gave up on %v, want stuck-1 said once", gaveUp)
+	}
+}

@@ -43,12 +43,12 @@ func acceptResize(r *Record, g cloud.NodeGroup) error {
 // SizesChangedError says someone else changed the group's sizes while
 // noderoll held them. noderoll stops rather than fight or silently undo it.
 type SizesChangedError struct {
-	ASG                           string
-	Phase                         string
-	Min, Max, Desired             int // as found
-	WantMin, WantMax              int // as noderoll set them
-	WantDesiredLo, WantDesired    int
-	OrigMin, OrigMax, OrigDesired int // what the end restores
+	ASG                        string
+	Phase                      string
+	Min, Max, Desired          int // as found
+	WantMin, WantMax           int // as noderoll set them; min is never changed
+	WantDesiredLo, WantDesired int
+	OrigMax, OrigDesired       int // what the end restores, with WantMin
 }
 
 func (e *SizesChangedError) Error() string {
@@ -60,7 +60,7 @@ func (e *SizesChangedError) Error() string {
 		"noderoll stops rather than undo it: stop whatever resizes the group (a cluster-autoscaler, a pipeline, a person), then rerun the same command with --accept-resize "+
 		"to go on with the group as it is (the extra nodes are drained and removed at scale back, then min %d, max %d, desired %d restored); "+
 		"setting the sizes back by hand instead lets the Auto Scaling group terminate instances of its own choosing without draining them",
-		e.ASG, e.Phase, e.Min, e.Max, e.Desired, e.WantMin, e.WantMax, want, e.OrigMin, e.OrigMax, e.OrigDesired)
+		e.ASG, e.Phase, e.Min, e.Max, e.Desired, e.WantMin, e.WantMax, want, e.WantMin, e.OrigMax, e.OrigDesired)
 }
 
 // checkSizes compares the group's sizes with those noderoll itself sets in
@@ -85,7 +85,7 @@ func checkSizes(r *Record, g cloud.NodeGroup) error {
 	}
 	return &SizesChangedError{ASG: g.ASGName, Phase: r.Phase, Min: g.Min, Max: g.Max, Desired: g.Desired,
 		WantMin: r.OriginalMin, WantMax: maxSize, WantDesiredLo: lo, WantDesired: desired,
-		OrigMin: r.OriginalMin, OrigMax: r.OriginalMax, OrigDesired: r.OriginalDesired}
+		OrigMax: r.OriginalMax, OrigDesired: r.OriginalDesired}
 }
 
 // oldInstances are the group's instances not on the target AMI that are
