@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
@@ -120,7 +121,7 @@ func (f *Fault) apiError() *APIError {
 	return &APIError{Code: f.Code, Message: f.Message, Status: f.Status}
 }
 
-func (f *Fault) stall(ctx interface{ Done() <-chan struct{} }) {
+func (f *Fault) stall(ctx context.Context) {
 	if f == nil || f.DelaySeconds <= 0 {
 		return
 	}

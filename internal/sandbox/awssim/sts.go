@@ -34,8 +34,9 @@ func (a *Account) CreateRole(arn, externalID string) {
 }
 
 var (
-	roleARNRE     = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
-	sessionNameRE = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
+	roleARNRE       = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$`)
+	roleARNPrefixRE = regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/`)
+	sessionNameRE   = regexp.MustCompile(`^[\w+=,.@-]{2,64}$`)
 )
 
 // assumeRole follows STS AssumeRole: RoleArn and RoleSessionName required,
@@ -74,7 +75,7 @@ func assumeRole(a *Account, form url.Values) (any, error) {
 	key := a.nextID("ASIA", 16)
 	expires := a.clock.Now().Add(time.Duration(duration) * time.Second).UTC()
 	a.sessions[key] = session{roleARN: arn, name: name, expires: expires}
-	roleName := arn[len(roleARNPrefix(arn)):]
+	roleName := roleNameOf(arn)
 	type result struct {
 		Credentials struct {
 			AccessKeyID     string `xml:"AccessKeyId"`
@@ -95,11 +96,9 @@ func assumeRole(a *Account, form url.Values) (any, error) {
 	return &queryResp{action: "AssumeRole", ns: stsNS, result: res}, nil
 }
 
-func roleARNPrefix(arn string) string {
-	if m := regexp.MustCompile(`^arn:aws[a-z-]*:iam::\d{12}:role/`).FindString(arn); m != "" {
-		return m
-	}
-	return ""
+// roleNameOf returns the role's name (its path included) from its ARN.
+func roleNameOf(arn string) string {
+	return arn[len(roleARNPrefixRE.FindString(arn)):]
 }
 
 // getCallerIdentity says who signed the call: the assumed role for keys
@@ -114,7 +113,7 @@ func getCallerIdentity(a *Account, form url.Values) (any, error) {
 	}
 	res := result{Arn: fmt.Sprintf("arn:aws:iam::%s:user/sandbox", a.AccountID), UserID: "AIDASANDBOX", Account: a.AccountID}
 	if s, ok := a.sessions[form.Get(callerKeyParam)]; ok {
-		res.Arn = fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", a.AccountID, s.roleARN[len(roleARNPrefix(s.roleARN)):], s.name)
+		res.Arn = fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/%s", a.AccountID, roleNameOf(s.roleARN), s.name)
 		res.UserID = "AROA:" + s.name
 	}
 	return &queryResp{action: "GetCallerIdentity", ns: stsNS, result: res}, nil
