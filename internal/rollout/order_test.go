@@ -1,0 +1,71 @@
+package rollout
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestOrderTracksBudgetHeadroomAcrossTheBatch(t *testing.T) {
+	// pdb "db" allows 1 disruption and has 4 pods on old nodes (the
+	// bottleneck); "web" allows 2 with 2 pods on old nodes.
+	s := State{Budgets: []Budget{{Name: "db", Allowed: 1}, {Name: "web", Allowed: 2}}}
+	old := func(id string, pods int, pdb map[string]int) Instance {
+		return Instance{ID: id, Old: true, HasNode: true, Ready: true, Pods: pods, PDBPods: pdb}
+	}
+	s.Instances = []Instance{
+		old("i-1", 3, map[string]int{"db": 2}), // needs 2 of db's 1: blocked
+		old("i-2", 5, map[string]int{"db": 1}), // fits alone, but not after i-3 takes db's one disruption
+		old("i-3", 1, map[string]int{"db": 1}), // fits, holds the bottleneck, fewer pods than i-2
+		old("i-4", 9, map[string]int{"web": 2}),
+		old("i-5", 0, nil),
+	}
+	var got []string
+	var why []string
+	for _, c := range order(s, s.Instances) {
+		got = append(got, c.ID)
+		why = append(why, c.why)
+	}
+	// i-3 first (fits, bottleneck weight 4, fewer pods than i-2); then the
+	// nodes that still fit once db's one disruption is spent: i-4 (web,
+	// weight 2) and i-5 (none); then the blocked, heaviest first.
+	want := []string{"i-3", "i-4", "i-5", "i-1", "i-2"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("order %v, want %v (%v)", got, want, why)
+	}
+	if why[3] == "its pods can all move now" || why[0] != "its pods can all move now" {
+		t.Errorf("reasons %v", why)
+	}
+}
+
+func TestOrderCountsPodsOfNodesDrainingNow(t *testing.T) {
+	s := State{Budgets: []Budget{{Name: "db", Allowed: 1}}}
+	s.Instances = []Instance{
+		{ID: "i-1", Old: true, HasNode: true, Draining: true, Mark: Replacing, PDBPods: map[string]int{"db": 1}},
+		{ID: "i-2", Old: true, HasNode: true, Ready: true, PDBPods: map[string]int{"db": 1}, Pods: 1},
+		{ID: "i-3", Old: true, HasNode: true, Ready: true, Pods: 4},
+	}
+	got := order(s, s.Instances[1:])
+	if got[0].ID != "i-3" {
+		t.Fatalf("i-1's drain takes db's only disruption; i-3 should go first, got %v", got)
+	}
+}
+
+func TestSurgeTakesFewerStepsThanEKS(t *testing.T) {
+	steps := func(st Strategy, surge int) int {
+		w := &world{t: t, strategy: st, base: time.Unix(0, 0), phase: PhaseStarted, terms: map[string]int{}, azs: []string{"a", "b", "c"}, surge: surge}
+		w.rng = newRand(1)
+		for k := range 30 {
+			w.launch(w.azs[k%3], true).readyAt = 0
+		}
+		w.min, w.max, w.desired = 30, 30, 30
+		w.orig = State{OrigMin: 30, OrigMax: 30, OrigDesired: 30}
+		w.run()
+		return w.step
+	}
+	eks, surge := steps(EKS{Intn: newRand(2).IntN}, 3), steps(Surge{}, 8)
+	t.Logf("30 nodes: eks %d steps, surge (8) %d steps", eks, surge)
+	if surge*4 > eks {
+		t.Errorf("surge took %d steps, eks %d: want at least 4x fewer", surge, eks)
+	}
+}
