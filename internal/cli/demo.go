@@ -77,6 +77,8 @@ Stop it with:  %[1]s sandbox down --dir %[2]s
 	sf.addScenario(cmd.Flags())
 	cmd.Flags().DurationVar(&uf.opts.PostCordonWait, "post-cordon-wait", 5*time.Second, "wait between cordoning a drained node and terminating it (EKS: 60s)")
 	cmd.Flags().Uint64Var(&uf.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
+	addStrategyFlags(cmd.Flags(), &uf.opts)
+	uf.strategySet = func() bool { return cmd.Flags().Changed("strategy") }
 	return cmd
 }
 

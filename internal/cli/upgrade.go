@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -34,6 +35,7 @@ type upgradeFlags struct {
 	timeout                 time.Duration
 	output                  string
 	verbose                 bool
+	strategySet             func() bool // --strategy was given
 }
 
 func newUpgradeCmd(s Streams) *cobra.Command {
@@ -47,31 +49,47 @@ func newUpgradeNodegroup(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "nodegroup",
 		Short: "Replace every node of a node group with nodes on a new AMI",
-		Long: `Replace every node of a node group with nodes on a new AMI, the way an EKS
-managed node group update does, for managed and self-managed groups alike:
+		Long: `Replace every node of a node group with nodes on a new AMI, for EKS managed
+and self-managed groups alike. Every strategy first creates a launch template
+version (the current one with only the AMI changed), points the Auto Scaling
+group at it, pauses a cluster-autoscaler in kube-system (restored after, also on
+failure) and taints old nodes eks.amazonaws.com/nodegroup=unschedulable:NoSchedule
+so evicted pods never land on another old node. Evictions always go through the
+Eviction API, within the pods' PodDisruptionBudgets.
 
-  1. create a launch template version: the current one with only the AMI changed
-  2. point the Auto Scaling group at it
-  3. surge: raise max and desired by one node per AZ (or --max-unavailable if
-     larger) and wait until the new nodes are Ready
-  4. taint old nodes eks.amazonaws.com/nodegroup=unschedulable:NoSchedule
-  5. once the previous node's replacement is Ready, pick an old node at random
-     and evict its pods within their PodDisruptionBudgets
-  6. cordon it and wait (--post-cordon-wait)
-  7. terminate it through the Auto Scaling group (desired capacity kept)
-  8. repeat until no old node is left
-  9. scale back: drain and remove the surplus nodes, restore min, max and desired
+--strategy surge (the default) replaces many nodes at once within two budgets:
+  --max-surge        instances launched above the group's size, all at once
+                     (count or %, rounded up; default 25%, at least one per AZ)
+  --max-unavailable  original ready capacity that may be missing at once
+                     (count or %, rounded down; default 0: never below the original)
+  Up to max-surge + max-unavailable old nodes are cordoned and drained at once,
+  those whose pods the budgets let go now first; a drained node is terminated
+  after --post-cordon-wait and its slot goes to the next. The last old nodes are
+  terminated lowering desired capacity, so the group ends at its size with
+  nothing left to scale back.
 
-A cluster-autoscaler in kube-system is scaled to 0 first and restored after,
-also when the upgrade fails. Progress is recorded in the cluster: rerun the same
-command to resume an interrupted or failed upgrade, to the AMI it started with
-even if a newer one was published since. A group already on the target is left
-untouched; once an upgrade completed, the next target starts a new one. The run
-stops, recorded and resumable, when replacements do not come, when a pod is under
-two PodDisruptionBudgets, or when someone else resizes the group meanwhile.`,
+--strategy eks is the seed's algorithm, exactly as an EKS managed node group
+update runs it: surge one node per AZ (or --max-unavailable if larger), wait for
+them, then one random old node at a time: evict, cordon, wait, terminate keeping
+desired capacity, and once the previous replacement is Ready the next; finally
+drain and remove the surplus nodes one at a time and restore the sizes.
+
+Progress is recorded in the cluster: rerun the same command to resume an
+interrupted or failed upgrade, with the strategy and budgets it started with and
+to the AMI it started with, even if a newer one was published since. A group
+already on the target is left untouched; once an upgrade completed, the next
+target starts a new one. The run stops, recorded and resumable, when
+replacements do not come, when a pod is under two PodDisruptionBudgets, or when
+someone else resizes the group meanwhile.`,
 		Example: `  # The seed's upgrade, against the sandbox:
   eval "$(noderoll sandbox env)"
   noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+
+  # The seed's exact algorithm, one node at a time:
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37 --strategy=eks
+
+  # A large group, a third of it at a time, allowing one node's capacity to be missing:
+  noderoll upgrade nodegroup --cluster=prod --name=workers --kubernetes-version=1.37 --max-surge=33% --max-unavailable=1
 
   # A specific AMI release, with real AWS credentials and a kubeconfig context:
   noderoll upgrade nodegroup --cluster=prod --name=workers --release-version=1.37.2-20261115 \
@@ -80,6 +98,7 @@ two PodDisruptionBudgets, or when someone else resizes the group meanwhile.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runUpgrade(cmd.Context(), s, f, nil) },
 	}
 	fl := cmd.Flags()
+	f.strategySet = func() bool { return fl.Changed("strategy") }
 	fl.StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
 	fl.StringVar(&f.name, "name", "", "node group name: an EKS managed node group, or a self-managed Auto Scaling group tagged for the cluster (required)")
 	fl.StringVar(&f.target.KubernetesVersion, "kubernetes-version", "", "upgrade to the recommended EKS-optimized AMI of this Kubernetes version, e.g. 1.37")
@@ -93,7 +112,7 @@ two PodDisruptionBudgets, or when someone else resizes the group meanwhile.`,
 	fl.StringVar(&f.aws.ExternalID, "external-id", "", "external id the --role-arn role's trust policy demands")
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
-	fl.IntVar(&f.opts.MaxUnavailable, "max-unavailable", 0, "surge at least this many nodes (default: the group's own setting)")
+	addStrategyFlags(fl, &f.opts)
 	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a drained node and terminating it")
 	fl.DurationVar(&f.opts.Drain.Timeout, "eviction-timeout", f.opts.Drain.Timeout, "fail when a node's pods cannot all be evicted within this time (see --force)")
 	fl.DurationVar(&f.opts.Drain.RetryDelay, "eviction-retry-delay", f.opts.Drain.RetryDelay, "wait between eviction attempts a PodDisruptionBudget refused")
@@ -216,6 +235,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	reporter := &blockCounter{View: view}
 	opts := f.opts
 	opts.Drain.Force = f.force
+	opts.StrategySet = f.strategySet != nil && f.strategySet()
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
 	res, runErr := eng.Upgrade(ctx, engine.Request{Group: ref, Target: f.target})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -336,4 +356,11 @@ func targetText(t engine.Target) string {
 		return t.ImageID + " (Kubernetes " + t.KubeMinor + ")"
 	}
 	return t.ImageID
+}
+
+// addStrategyFlags adds the flags that choose how nodes are replaced.
+func addStrategyFlags(fl *pflag.FlagSet, o *engine.Options) {
+	fl.StringVar(&o.Strategy, "strategy", engine.StrategySurge, "how old nodes are replaced: surge (many at once, within --max-surge and --max-unavailable and the pods' budgets) or eks (the seed's: one at a time)")
+	fl.Var(&o.MaxSurge, "max-surge", "surge: instances above the group's size, a count or a % of it (default 25%, at least one per AZ)")
+	fl.Var(&o.MaxUnavailable, "max-unavailable", "surge: original ready capacity that may be missing at once, a count or a % (default 0); eks: surge at least this many nodes (default: the group's own setting)")
 }

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -114,7 +115,10 @@ type Hooks struct {
 
 // Drainer drains nodes.
 type Drainer struct {
+	gvMu       sync.Mutex
 	evictionGV schema.GroupVersion // found once, on first drain
+	budgets    *Budgets            // nil: budgets are learnt from refusals only
+	podsGone   *NodeBroadcast      // nil: pods' going is polled
 	client     kubernetes.Interface
 	clock      clock.Clock
 	opts       Options
@@ -162,12 +166,37 @@ func (d *Drainer) unreachable(ctx context.Context, node string) bool {
 	return false
 }
 
+// Watch makes drains react to changes instead of polling: b tracks the
+// disruption budgets (evictions they refuse are not sent; blocked drains
+// wake when one changes), gone is notified when a pod of a node is deleted.
+func (d *Drainer) Watch(b *Budgets, gone *NodeBroadcast) {
+	d.budgets, d.podsGone = b, gone
+}
+
+func (d *Drainer) evictionVersion() (schema.GroupVersion, error) {
+	d.gvMu.Lock()
+	defer d.gvMu.Unlock()
+	if d.evictionGV.Empty() {
+		gv, err := kdrain.CheckEvictionSupport(d.client)
+		if err != nil {
+			return gv, fmt.Errorf("checking eviction support: %w", err)
+		}
+		if gv.Empty() {
+			return gv, fmt.Errorf("the API server does not serve the Eviction API (pods/eviction); noderoll drains only through it")
+		}
+		d.evictionGV = gv
+	}
+	return d.evictionGV, nil
+}
+
 // Cordon marks a node unschedulable; idempotent.
 func (d *Drainer) Cordon(ctx context.Context, node *corev1.Node) error {
 	if node.Spec.Unschedulable {
 		return nil
 	}
-	if err := kdrain.RunCordonOrUncordon(d.helper(ctx), node, true); err != nil {
+	// The helper writes to the node it is given; callers pass informer
+	// cache objects, which must stay untouched.
+	if err := kdrain.RunCordonOrUncordon(d.helper(ctx), node.DeepCopy(), true); err != nil {
 		return fmt.Errorf("cordoning node %s: %w", node.Name, err)
 	}
 	return nil
@@ -227,28 +256,33 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 	if d.unreachable(ctx, node) {
 		h.SkipWaitForDeleteTimeoutSeconds = 1
 	}
-	if d.evictionGV.Empty() {
-		gv, err := kdrain.CheckEvictionSupport(d.client)
-		if err != nil {
-			return fmt.Errorf("checking eviction support: %w", err)
-		}
-		if gv.Empty() {
-			return fmt.Errorf("the API server does not serve the Eviction API (pods/eviction); noderoll drains only through it")
-		}
-		d.evictionGV = gv
+	gv, err := d.evictionVersion()
+	if err != nil {
+		return err
 	}
-	gv := d.evictionGV
 	start := d.clock.Now()
 	lastReport := ""
 	told := map[string]bool{}
+	// Evictions a budget's status says it refuses are not sent; the API
+	// server, which has the last word, is asked again every RetryDelay.
+	lastAsked := start
+	var pods []corev1.Pod
+	relist := true
 	for {
-		pods, err := d.pending(h, node)
-		if err != nil {
-			return err
+		budgetChanged := d.budgets.changed()
+		podGone := d.podsGone.Changed(node)
+		if relist {
+			if pods, err = d.pending(h, node); err != nil {
+				return err
+			}
 		}
 		if len(pods) == 0 {
 			d.gaveUp(ctx, h, node, told)
 			return nil
+		}
+		ask := d.clock.Since(lastAsked) >= d.opts.RetryDelay
+		if ask {
+			lastAsked = d.clock.Now()
 		}
 		var blockers []Blocker
 		var waiting, throttled []string
@@ -259,9 +293,16 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 				waiting = append(waiting, p.Namespace+"/"+p.Name)
 				continue
 			}
+			if refusing := d.budgets.Refuses(p); len(refusing) > 0 && !ask {
+				sort.Strings(refusing)
+				blockers = append(blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, PDBs: refusing, Reason: "its budget allows no disruption now"})
+				continue
+			}
 			err := h.EvictPod(*p, gv)
 			switch {
 			case err == nil:
+				d.budgets.Evicted(p)
+				p.DeletionTimestamp = &metav1.Time{Time: d.clock.Now()} // on its way, until the next listing
 				d.log.Debug("evicted", "node", node, "pod", p.Namespace+"/"+p.Name)
 				if d.hooks.Evicted != nil {
 					d.hooks.Evicted(node, p)
@@ -289,7 +330,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		}
 		lastBlockers = blockers
 		if len(blockers) > 0 && d.hooks.Blocked != nil {
-			if rep := fmt.Sprint(blockers); rep != lastReport {
+			if rep := joinBlockers(blockers); rep != lastReport {
 				d.hooks.Blocked(node, blockers)
 				lastReport = rep
 			}
@@ -300,18 +341,30 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			}
 			return d.forceDelete(ctx, h, node, told)
 		}
-		delay := time.Second // evicted pods are on their way; look again soon
-		if len(blockers) > 0 {
+		// Wake when a pod of the node is gone, when a budget changes (a
+		// refused eviction may pass now), or after a delay in case an event
+		// was missed: a second while pods are on their way, RetryDelay while
+		// only budgets hold them.
+		delay := time.Second
+		if len(blockers) > 0 && len(waiting) == 0 {
 			delay = d.opts.RetryDelay
+		}
+		if len(blockers) == 0 {
+			budgetChanged = nil
 		}
 		delay = max(delay, backoff)
 		if remaining := d.opts.Timeout - d.clock.Since(start); remaining < delay {
 			delay = max(remaining, 0)
 		}
+		relist = true
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("draining node %s: %w", node, ctx.Err())
 		case <-d.clock.After(delay):
+		case <-podGone:
+		case <-budgetChanged:
+			// Only the blocked pods' evictions may pass now: no listing.
+			relist = backoff > 0
 		}
 	}
 }

@@ -23,9 +23,19 @@ import (
 
 // Options tune an upgrade. Zero values take the defaults of DefaultOptions.
 type Options struct {
-	// MaxUnavailable raises the surge above the AZ count when larger; 0 takes
-	// the group's own setting.
-	MaxUnavailable int
+	// Strategy is how old nodes are replaced: "surge" (concurrent,
+	// PDB-aware; the default) or "eks" (the seed's, one at a time).
+	Strategy string
+	// StrategySet says the user chose Strategy (a resume with another one
+	// is then told it goes on with the recorded one).
+	StrategySet bool
+	// MaxSurge is how many instances above the original desired count the
+	// surge strategy launches (default 25%, at least one per AZ).
+	MaxSurge Amount
+	// MaxUnavailable is how much of the original ready capacity the surge
+	// strategy may take away at once (default 0). For eks it raises the
+	// surge above the AZ count when larger; unset, the group's own setting.
+	MaxUnavailable Amount
 	// PostCordonWait is the pause between cordon and terminate (EKS: 60s).
 	PostCordonWait time.Duration
 	// NodeReadyTimeout bounds the wait for new nodes to be Ready.
@@ -46,11 +56,11 @@ type Options struct {
 	AcceptResize bool
 }
 
-// DefaultOptions are EKS's own.
+// DefaultOptions are EKS's own timings with the surge strategy.
 func DefaultOptions() Options {
 	return Options{
 		PostCordonWait: 60 * time.Second, NodeReadyTimeout: 15 * time.Minute, NodeGoneTimeout: 10 * time.Minute,
-		PollInterval: 2 * time.Second, Drain: drain.DefaultOptions(), ClusterAutoscaler: "auto",
+		PollInterval: 2 * time.Second, Drain: drain.DefaultOptions(), ClusterAutoscaler: "auto", Strategy: StrategySurge,
 	}
 }
 
@@ -75,6 +85,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Drain.RetryDelay <= 0 {
 		o.Drain.RetryDelay = d.Drain.RetryDelay
+	}
+	if o.Strategy == "" {
+		o.Strategy = d.Strategy
 	}
 	if o.ClusterAutoscaler == "" {
 		o.ClusterAutoscaler = d.ClusterAutoscaler
@@ -178,6 +191,12 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if cluster.Version != "" && cluster.Version != cp {
 		e.log.Warn("EKS and the API server disagree on the version; trusting the API server", "eks", cluster.Version, "apiserver", cp)
 	}
+	// Budgets are checked against the group before anything changes, also
+	// when the run resumes (and goes on with the recorded ones).
+	surge, unavailable, err := budgets(e.opts.Strategy, e.opts, group.Desired, len(group.AZs), group.MaxUnavailable)
+	if err != nil {
+		return nil, err
+	}
 	target, err := resolveTarget(ctx, e.cloud, group, req.Target, cp)
 	if err != nil {
 		return nil, err
@@ -207,9 +226,13 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	u.surge, u.unavailable = surge, unavailable
 	defer u.close()
 	err = u.run(ctx)
-	res := &Result{Target: target, Replaced: u.rec.Replaced, Removed: u.rec.Removed, Steps: u.rec.Steps, Duration: e.clock.Since(start)}
+	res := &Result{Target: target, Duration: e.clock.Since(start)}
+	if u.rec != nil {
+		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps
+	}
 	return res, err
 }
 

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 )
@@ -20,21 +21,32 @@ type eventer struct {
 	log    *slog.Logger
 }
 
-func (e eventer) node(ctx context.Context, node, typ, reason, msg string) {
+// node records an event on a node as the caches know it (no extra request).
+func (e eventer) node(ctx context.Context, n *corev1.Node, typ, reason, msg string) {
+	e.record(ctx, n.Name, n.UID, typ, reason, msg)
+}
+
+// nodeNamed records an event on a node known by name only.
+func (e eventer) nodeNamed(ctx context.Context, node, typ, reason, msg string) {
+	var uid types.UID
+	if n, err := e.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
+		uid = n.UID
+	}
+	e.record(ctx, node, uid, typ, reason, msg)
+}
+
+func (e eventer) record(ctx context.Context, node string, uid types.UID, typ, reason, msg string) {
 	now := metav1.NewTime(e.clock.Now())
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: node + ".", Namespace: metav1.NamespaceDefault},
 		InvolvedObject: corev1.ObjectReference{
-			Kind: "Node", Name: node, UID: "", APIVersion: "v1",
+			Kind: "Node", Name: node, UID: uid, APIVersion: "v1",
 		},
 		Reason: reason, Message: msg, Type: typ,
 		Source:         corev1.EventSource{Component: "noderoll"},
 		FirstTimestamp: now, LastTimestamp: now, Count: 1,
 		ReportingController: "noderoll.io/upgrade", ReportingInstance: "noderoll",
 		Action: reason,
-	}
-	if n, err := e.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
-		ev.InvolvedObject.UID = n.UID
 	}
 	if _, err := e.client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
 		// An event lost is a log line lost, never a reason to stop an upgrade.

@@ -8,18 +8,19 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+
+	"github.com/noderoll/noderoll/internal/cloud"
 )
 
 // upgradeTaint keeps pods off old nodes, as EKS taints them.
 var upgradeTaint = corev1.Taint{Key: "eks.amazonaws.com/nodegroup", Value: "unschedulable", Effect: corev1.TaintEffectNoSchedule}
 
 // Node annotations that record per-node progress, so a resumed run finishes
-// the node it was on before it starts another.
+// the nodes it was on before it starts others. annPhase holds a
+// rollout.Mark.
 const (
 	annPhase      = "noderoll.io/phase"
 	annCordonedAt = "noderoll.io/cordoned-at"
-	annReplacing  = "replacing" // an old node being drained and terminated
-	annRemoving   = "removing"  // a surplus node being removed at scale-back
 )
 
 func nodeReady(n *corev1.Node) bool {
@@ -96,4 +97,15 @@ func (u *upgrade) cordonedAt(ctx context.Context, n *corev1.Node) (time.Time, er
 		return true
 	})
 	return now, err
+}
+
+func instanceOf(n *corev1.Node) string { return cloud.InstanceIDOf(n.Spec.ProviderID) }
+
+func hasUpgradeTaint(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.MatchTaint(&upgradeTaint) {
+			return true
+		}
+	}
+	return false
 }

@@ -2,20 +2,12 @@ package engine
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"sort"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 )
 
-// Pure decisions of the EKS-parity strategy, kept apart from the effects so
-// they can be tested exhaustively.
-
-// surgeSize is how many instances the group grows by before draining: one
-// per AZ the group spans, or maxUnavailable if larger, as EKS does.
-func surgeSize(azs, maxUnavailable int) int {
-	return max(azs, maxUnavailable, 1)
-}
+// Pure decisions about the record and the group's sizes; what to replace
+// next is the rollout package's.
 
 // surgedSizes are the group's max and desired during the upgrade.
 func surgedSizes(r *Record) (maxSize, desired int) {
@@ -64,12 +56,13 @@ func (e *SizesChangedError) Error() string {
 }
 
 // checkSizes compares the group's sizes with those noderoll itself sets in
-// the record's phase: surged while surging and replacing; while scaling
+// the record's phase: surged while surging and replacing (less one for each
+// old instance terminated lowering desired capacity); while scaling
 // back, desired anywhere from the original to the surged size (each
 // removal lowers it by one), or all three back to the original.
 func checkSizes(r *Record, g cloud.NodeGroup) error {
 	maxSize, desired := surgedSizes(r)
-	lo := desired
+	lo := desired - len(r.Decremented)
 	switch r.Phase {
 	case PhaseSurging, PhaseReplacing:
 	case PhaseScalingDown:
@@ -96,49 +89,6 @@ func oldInstances(g cloud.NodeGroup, target string) []cloud.Instance {
 		if i.ImageID != target && !i.Terminating() {
 			out = append(out, i)
 		}
-	}
-	return out
-}
-
-// pickOld chooses the next old instance to replace: one whose replacement an
-// earlier run started, else one at random, as EKS picks.
-func pickOld(old []cloud.Instance, inProgress map[string]bool, rng *rand.Rand) cloud.Instance {
-	sorted := append([]cloud.Instance(nil), old...)
-	sort.Slice(sorted, func(a, b int) bool { return sorted[a].ID < sorted[b].ID })
-	for _, i := range sorted {
-		if inProgress[i.ID] {
-			return i
-		}
-	}
-	return sorted[rng.IntN(len(sorted))]
-}
-
-// pickSurplus chooses which n instances to remove when scaling back: from the
-// AZs holding the most, so the group stays balanced, the one with the fewest
-// pods to move first, and instances an earlier run began removing before all.
-func pickSurplus(in []cloud.Instance, pods map[string]int, inProgress map[string]bool, n int) []cloud.Instance {
-	pool := append([]cloud.Instance(nil), in...)
-	var out []cloud.Instance
-	for ; n > 0 && len(pool) > 0; n-- {
-		perAZ := map[string]int{}
-		for _, i := range pool {
-			perAZ[i.AZ]++
-		}
-		sort.SliceStable(pool, func(a, b int) bool {
-			x, y := pool[a], pool[b]
-			if inProgress[x.ID] != inProgress[y.ID] {
-				return inProgress[x.ID]
-			}
-			if perAZ[x.AZ] != perAZ[y.AZ] {
-				return perAZ[x.AZ] > perAZ[y.AZ]
-			}
-			if pods[x.ID] != pods[y.ID] {
-				return pods[x.ID] < pods[y.ID]
-			}
-			return x.ID > y.ID // the newest (highest ID) has had the least time to gather pods
-		})
-		out = append(out, pool[0])
-		pool = pool[1:]
 	}
 	return out
 }

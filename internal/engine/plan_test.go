@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -10,8 +9,16 @@ import (
 
 func TestSurgeIsOnePerAZOrMaxUnavailable(t *testing.T) {
 	for _, c := range []struct{ azs, maxUnavailable, want int }{{3, 1, 3}, {3, 0, 3}, {2, 5, 5}, {1, 1, 1}, {0, 0, 1}} {
-		if got := surgeSize(c.azs, c.maxUnavailable); got != c.want {
-			t.Errorf("surgeSize(%d AZs, maxUnavailable %d) = %d, want %d", c.azs, c.maxUnavailable, got, c.want)
+		if got, _, _ := budgets(StrategyEKS, Options{}, 10, c.azs, c.maxUnavailable); got != c.want {
+			t.Errorf("eks surge (%d AZs, group maxUnavailable %d) = %d, want %d", c.azs, c.maxUnavailable, got, c.want)
+		}
+	}
+	if got, _, _ := budgets(StrategyEKS, Options{MaxUnavailable: Amount{Value: 4, Given: true}}, 10, 3, 1); got != 4 {
+		t.Errorf("eks: --max-unavailable 4 overrides the group's 1: surge %d", got)
+	}
+	for _, c := range []struct{ desired, azs, want int }{{3, 3, 3}, {30, 3, 8}, {300, 3, 75}, {2, 3, 2}, {8, 1, 2}} {
+		if got, unav, err := budgets(StrategySurge, Options{}, c.desired, c.azs, 0); got != c.want || unav != 0 || err != nil {
+			t.Errorf("surge default for %d nodes in %d AZs = %d/%d (%v), want %d/0", c.desired, c.azs, got, unav, err, c.want)
 		}
 	}
 	maxSize, desired := surgedSizes(&Record{OriginalMax: 3, OriginalDesired: 3, Surge: 3})
@@ -42,46 +49,6 @@ func TestOldInstancesSkipTargetAndTerminating(t *testing.T) {
 	old := oldInstances(g, "new")
 	if len(old) != 2 || old[0].ID != "i-1" || old[1].ID != "i-4" {
 		t.Fatalf("old instances: %+v", old)
-	}
-}
-
-func TestPickOldResumesFirstThenPicksEveryOneAtRandom(t *testing.T) {
-	old := instances("i-1/a/old", "i-2/b/old", "i-3/c/old")
-	if got := pickOld(old, map[string]bool{"i-3": true}, rand.New(rand.NewPCG(1, 2))); got.ID != "i-3" {
-		t.Fatalf("an instance in progress must be finished first, got %s", got.ID)
-	}
-	seen := map[string]int{}
-	rng := rand.New(rand.NewPCG(7, 7))
-	for k := 0; k < 300; k++ {
-		seen[pickOld(old, nil, rng).ID]++
-	}
-	for _, id := range []string{"i-1", "i-2", "i-3"} {
-		if seen[id] < 50 {
-			t.Errorf("random pick is skewed: %v", seen)
-		}
-	}
-}
-
-func TestPickSurplusKeepsAZsBalancedAndMovesFewestPods(t *testing.T) {
-	in := instances("i-1/a/new", "i-2/a/new", "i-3/b/new", "i-4/b/new", "i-5/c/new", "i-6/c/new")
-	pods := map[string]int{"i-1": 5, "i-2": 1, "i-3": 0, "i-4": 4, "i-5": 3, "i-6": 2}
-	got := pickSurplus(in, pods, nil, 3)
-	azs := map[string]int{}
-	for _, i := range got {
-		azs[i.AZ]++
-	}
-	if len(got) != 3 || azs["a"] != 1 || azs["b"] != 1 || azs["c"] != 1 {
-		t.Fatalf("want one surplus node from each AZ, got %+v", got)
-	}
-	ids := map[string]bool{}
-	for _, i := range got {
-		ids[i.ID] = true
-	}
-	if !ids["i-2"] || !ids["i-3"] || !ids["i-6"] {
-		t.Fatalf("want the emptiest node of each AZ (i-2, i-3, i-6), got %+v", got)
-	}
-	if r := pickSurplus(in, pods, map[string]bool{"i-1": true}, 1); r[0].ID != "i-1" {
-		t.Fatalf("a removal in progress must be finished first, got %s", r[0].ID)
 	}
 }
 

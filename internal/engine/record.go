@@ -46,17 +46,25 @@ type Record struct {
 	OriginalTemplateVersion int64 `json:"originalTemplateVersion"`
 	// AZRebalanceSuspended is set when noderoll suspended it (and must resume it).
 	AZRebalanceSuspended bool `json:"azRebalanceSuspended,omitempty"`
-	Surge                int  `json:"surge"`
+	// Strategy replaces the nodes ("" in records older than strategies: eks).
+	Strategy string `json:"strategy,omitempty"`
+	// Surge and Unavailable are the budgets, resolved to counts when the
+	// upgrade started.
+	Surge       int `json:"surge"`
+	Unavailable int `json:"unavailable,omitempty"`
 	// HeldMax is the max size taken over from someone else's resize
 	// (--accept-resize), 0 when noderoll's own surge sets it.
-	HeldMax         int       `json:"heldMax,omitempty"`
-	TemplateVersion int64     `json:"templateVersion,omitempty"`
-	Replaced        []string  `json:"replaced,omitempty"` // old instances terminated
-	Removed         []string  `json:"removed,omitempty"`  // surplus instances removed at scale-down
-	Steps           []Step    `json:"steps,omitempty"`
-	Started         time.Time `json:"started"`
-	Updated         time.Time `json:"updated"`
-	Message         string    `json:"message,omitempty"`
+	HeldMax         int      `json:"heldMax,omitempty"`
+	TemplateVersion int64    `json:"templateVersion,omitempty"`
+	Replaced        []string `json:"replaced,omitempty"` // old instances terminated
+	Removed         []string `json:"removed,omitempty"`  // surplus instances removed at scale-down
+	// Decremented are old instances (also in Replaced) terminated lowering
+	// desired capacity: the last ones, so the group ends at its size.
+	Decremented []string  `json:"decremented,omitempty"`
+	Steps       []Step    `json:"steps,omitempty"`
+	Started     time.Time `json:"started"`
+	Updated     time.Time `json:"updated"`
+	Message     string    `json:"message,omitempty"`
 }
 
 // Step is one timed step of the run.

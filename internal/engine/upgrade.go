@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"slices"
 	"strings"
 	"time"
 
@@ -13,47 +11,99 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	listersv1 "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/drain"
+	"github.com/noderoll/noderoll/internal/rollout"
 )
 
-// upgrade is one run of the EKS-parity strategy over a group, the seed's
-// nine steps in order. Its state is the record, the group as the cloud
-// describes it, and the nodes as the API server lists them.
+// upgrade is one run of a strategy over a group: the preparation (the
+// cluster-autoscaler paused, a launch template version, the group pointed at
+// it), the strategy's rollout, and the finish. Its state is the record, the
+// group as the cloud describes it, and the nodes, pods and budgets as the
+// API server lists them.
 type upgrade struct {
 	*Engine
-	store   *recordStore
-	rec     *Record
-	group   cloud.NodeGroup
-	spec    TargetSpec
-	target  Target
-	nodes   listersv1.NodeLister
-	stop    context.CancelFunc
-	rng     *rand.Rand
-	drainer *drain.Drainer
-	events  eventer
+	store    *recordStore
+	rec      *Record
+	group    cloud.NodeGroup
+	spec     TargetSpec
+	target   Target
+	strategy rollout.Strategy
+	// surge and unavailable are the budgets resolved for a new upgrade.
+	surge, unavailable int
+	nodes              listersv1.NodeLister
+	pods               cache.Indexer
+	pdbs               policylisters.PodDisruptionBudgetLister
+	kick               chan struct{} // a node or budget changed: look again
+	stop               context.CancelFunc
+	drainer            *drain.Drainer
+	events             eventer
 }
 
 func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
-	// Nodes are read from an informer's cache: the waits below look often.
+	// Nodes, pods and budgets are read from informers' caches: the strategy
+	// looks at all of them on every change.
 	ictx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	factory := informers.NewSharedInformerFactory(e.kube, 0)
 	nodeInformer := factory.Core().V1().Nodes()
-	lister := nodeInformer.Lister()
-	factory.Start(ictx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.Informer().HasSynced) {
+	podInformer := factory.Core().V1().Pods()
+	pdbInformer := factory.Policy().V1().PodDisruptionBudgets()
+	if err := podInformer.Informer().AddIndexers(cache.Indexers{podNodeIndex: indexPodsByNode}); err != nil {
 		stop()
-		return nil, fmt.Errorf("listing nodes: %w", ctx.Err())
+		return nil, err
 	}
-	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t, nodes: lister, stop: stop, rng: e.newRand(),
+	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t,
+		nodes: nodeInformer.Lister(), pods: podInformer.Informer().GetIndexer(), pdbs: pdbInformer.Lister(),
+		kick: make(chan struct{}, 1), stop: stop,
 		events: eventer{client: e.kube, clock: e.clock, log: e.log}}
+	poke := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { u.poke() },
+		UpdateFunc: func(any, any) { u.poke() },
+		DeleteFunc: func(any) { u.poke() },
+	}
+	if _, err := nodeInformer.Informer().AddEventHandler(poke); err != nil {
+		stop()
+		return nil, err
+	}
+	if _, err := pdbInformer.Informer().AddEventHandler(poke); err != nil {
+		stop()
+		return nil, err
+	}
+	budgets, gone := drain.NewBudgets(pdbInformer.Lister()), drain.NewNodeBroadcast()
+	if _, err := pdbInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { budgets.Changed.Notify() },
+		UpdateFunc: func(any, any) { budgets.Changed.Notify() },
+		DeleteFunc: func(any) { budgets.Changed.Notify() },
+	}); err != nil {
+		stop()
+		return nil, err
+	}
+	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				gone.Notify(p.Spec.NodeName)
+			}
+		},
+	}); err != nil {
+		stop()
+		return nil, err
+	}
+	factory.Start(ictx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.Informer().HasSynced, podInformer.Informer().HasSynced, pdbInformer.Informer().HasSynced) {
+		stop()
+		return nil, fmt.Errorf("listing nodes, pods and disruption budgets: %w", ctx.Err())
+	}
 	u.drainer = drain.New(e.kube, e.clock, e.opts.Drain, drain.Hooks{
 		Blocked: func(node string, b []drain.Blocker) {
 			e.report.Blocked(node, b)
 			for _, x := range b {
-				u.events.node(ctx, node, corev1.EventTypeWarning, "EvictionBlocked", x.String())
+				u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "EvictionBlocked", x.String())
 			}
 		},
 		Forced: func(node string, p *corev1.Pod) {
@@ -63,13 +113,22 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 			msg := fmt.Sprintf("pod %s/%s is still terminating %s after its deletion was due (a finalizer or a dead kubelet holds it); no longer waiting for it",
 				p.Namespace, p.Name, late.Round(time.Second))
 			e.report.Info("! " + node + ": " + msg)
-			u.events.node(ctx, node, corev1.EventTypeWarning, "NoderollPodLeftTerminating", msg)
+			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "NoderollPodLeftTerminating", msg)
 		},
 	}, e.log)
+	u.drainer.Watch(budgets, gone)
 	return u, nil
 }
 
 func (u *upgrade) close() { u.stop() }
+
+// poke wakes the rollout loop, never blocking an informer.
+func (u *upgrade) poke() {
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
 
 // run takes the group from wherever the record says through to the end. On
 // failure the cluster-autoscaler is restored and the record keeps the cause;
@@ -77,22 +136,32 @@ func (u *upgrade) close() { u.stop() }
 // rerun resumes.
 func (u *upgrade) run(ctx context.Context) (err error) {
 	if u.rec == nil {
-		surge := surgeSize(len(u.group.AZs), max(u.opts.MaxUnavailable, u.group.MaxUnavailable))
+		strategy, surge, unavailable := u.opts.Strategy, u.surge, u.unavailable
 		now := u.clock.Now().UTC()
 		u.rec = &Record{
 			Cluster: u.group.Cluster, Nodegroup: u.group.Name, ASG: u.group.ASGName, Spec: u.spec, Target: u.target,
 			Phase: PhaseStarted, OriginalMin: u.group.Min, OriginalMax: u.group.Max, OriginalDesired: u.group.Desired,
-			OriginalTemplateVersion: u.group.TemplateVersion, Surge: surge, Started: now,
+			OriginalTemplateVersion: u.group.TemplateVersion, Strategy: strategy, Surge: surge, Unavailable: unavailable, Started: now,
 		}
 		if err := u.save(ctx); err != nil {
 			return err
 		}
-		u.report.Step(0, "Plan", fmt.Sprintf("%s: %d nodes to %s; surge %d (one per AZ of %s), one old node at a time",
-			u.group.Cluster+"/"+u.group.Name, len(oldInstances(u.group, u.target.ImageID)), describeTarget(u.target), surge, strings.Join(u.group.AZs, ", ")))
+		how := fmt.Sprintf("surge %d (one per AZ of %s), one old node at a time", surge, strings.Join(u.group.AZs, ", "))
+		if strategy == StrategySurge {
+			how = fmt.Sprintf("strategy surge: max surge %d, max unavailable %d, up to %d nodes at once in AZs %s", surge, unavailable, surge+unavailable, strings.Join(u.group.AZs, ", "))
+		}
+		u.report.Step(0, "Plan", fmt.Sprintf("%s: %d nodes to %s; %s",
+			u.group.Cluster+"/"+u.group.Name, len(oldInstances(u.group, u.target.ImageID)), describeTarget(u.target), how))
 	} else {
 		u.rec.Message = ""
-		u.report.Step(0, "Resume", fmt.Sprintf("resuming the upgrade of %s/%s to %s recorded at phase %s (started %s)",
-			u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Phase, u.rec.Started.Local().Format(time.Kitchen)))
+		if u.rec.Strategy == "" {
+			u.rec.Strategy = StrategyEKS // recorded before there were strategies
+		}
+		u.report.Step(0, "Resume", fmt.Sprintf("resuming the upgrade of %s/%s to %s recorded at phase %s (strategy %s, started %s)",
+			u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Phase, u.rec.Strategy, u.rec.Started.Local().Format(time.Kitchen)))
+		if u.opts.Strategy != u.rec.Strategy && u.opts.StrategySet {
+			u.report.Info(fmt.Sprintf("--strategy %s ignored: the upgrade goes on as it started, with %s", u.opts.Strategy, u.rec.Strategy))
+		}
 		var resized *SizesChangedError
 		if err := checkSizes(u.rec, u.group); errors.As(err, &resized) && u.opts.AcceptResize {
 			if err := acceptResize(u.rec, u.group); err != nil {
@@ -105,6 +174,13 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 			}
 		}
 	}
+	switch u.rec.Strategy {
+	case StrategyEKS:
+		rng := u.newRand()
+		u.strategy = rollout.EKS{Intn: rng.IntN}
+	default:
+		u.strategy = rollout.Surge{}
+	}
 	defer func() {
 		if rerr := u.restoreAutoscaler(context.WithoutCancel(ctx)); rerr != nil {
 			err = errors.Join(err, rerr)
@@ -115,8 +191,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		}
 	}()
 	steps := []func(context.Context) error{
-		u.pauseAutoscaler, u.ensureTemplate, u.pointGroup, u.suspendRebalance,
-		u.surge, u.taintOld, u.replaceOld, u.scaleBack, u.finish,
+		u.pauseAutoscaler, u.ensureTemplate, u.pointGroup, u.suspendRebalance, u.roll, u.finish,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -131,9 +206,9 @@ func (u *upgrade) save(ctx context.Context) error {
 	return u.store.save(ctx, u.rec)
 }
 
-// timed records a step's start and, through the returned func, its end.
-func (u *upgrade) timed(ctx context.Context, name string) func() {
-	// A step a failure or a kill cut short runs again on resume; both count.
+// startStep records a step's start and returns its index in the record.
+// A step a failure or a kill cut short runs again on resume; both count.
+func (u *upgrade) startStep(name string) int {
 	attempt := 1
 	for _, st := range u.rec.Steps {
 		if st.Name == name || strings.HasPrefix(st.Name, name+" (attempt ") {
@@ -144,10 +219,17 @@ func (u *upgrade) timed(ctx context.Context, name string) func() {
 		name = fmt.Sprintf("%s (attempt %d)", name, attempt)
 	}
 	u.rec.Steps = append(u.rec.Steps, Step{Name: name, Start: u.clock.Now().UTC()})
-	k := len(u.rec.Steps) - 1
-	return func() {
-		u.rec.Steps[k].End = u.clock.Now().UTC()
-		_ = u.save(ctx)
+	return len(u.rec.Steps) - 1
+}
+
+// endStep records the end of the latest unfinished step of that name.
+func (u *upgrade) endStep(name string) {
+	for k := len(u.rec.Steps) - 1; k >= 0; k-- {
+		st := &u.rec.Steps[k]
+		if (st.Name == name || strings.HasPrefix(st.Name, name+" (attempt ")) && st.End.IsZero() {
+			st.End = u.clock.Now().UTC()
+			return
+		}
 	}
 }
 
@@ -168,8 +250,7 @@ func (u *upgrade) ensureTemplate(ctx context.Context) error {
 	if u.rec.TemplateVersion != 0 {
 		return nil
 	}
-	done := u.timed(ctx, "launch template")
-	defer done()
+	k := u.startStep("launch template")
 	v := u.target.TemplateVersion
 	if v == 0 {
 		var err error
@@ -180,6 +261,7 @@ func (u *upgrade) ensureTemplate(ctx context.Context) error {
 		}
 	}
 	u.rec.TemplateVersion = v
+	u.rec.Steps[k].End = u.clock.Now().UTC()
 	u.report.Step(1, "Launch template", fmt.Sprintf("%s version %d (from version %d, AMI %s)", u.group.TemplateID, v, u.rec.OriginalTemplateVersion, u.target.ImageID))
 	return u.save(ctx)
 }
@@ -214,222 +296,6 @@ func (u *upgrade) suspendRebalance(ctx context.Context) error {
 	return u.cloud.SetProcesses(ctx, u.group, []string{"AZRebalance"}, true)
 }
 
-// Step 3: grow the group so a new node comes up in every AZ, and wait until
-// they are Ready before any old node is touched.
-func (u *upgrade) surge(ctx context.Context) error {
-	if u.rec.Phase != PhaseStarted && u.rec.Phase != PhaseSurging {
-		return nil
-	}
-	done := u.timed(ctx, "surge")
-	defer done()
-	maxSize, desired := surgedSizes(u.rec)
-	if u.group.Desired != desired || u.group.Max != maxSize {
-		if err := u.cloud.UpdateGroup(ctx, u.group, cloud.GroupUpdate{Max: &maxSize, Desired: &desired}); err != nil {
-			return err
-		}
-	}
-	u.rec.Phase = PhaseSurging
-	if err := u.save(ctx); err != nil {
-		return err
-	}
-	u.report.Step(3, "Surge", fmt.Sprintf("desired %d -> %d, max %d -> %d; waiting for a Ready node on the new AMI in every AZ", u.rec.OriginalDesired, desired, u.rec.OriginalMax, maxSize))
-	if err := u.waitSettled(ctx, settleSurge); err != nil {
-		return err
-	}
-	u.rec.Phase = PhaseReplacing
-	return u.save(ctx)
-}
-
-// Step 4: old nodes take no new pods.
-func (u *upgrade) taintOld(ctx context.Context) error {
-	if u.rec.Phase != PhaseReplacing {
-		return nil
-	}
-	if err := u.refresh(ctx); err != nil {
-		return err
-	}
-	var tainted []string
-	for _, i := range oldInstances(u.group, u.target.ImageID) {
-		n := u.nodeOf(i.ID)
-		if n == nil {
-			continue
-		}
-		changed, err := u.taint(ctx, n)
-		if err != nil {
-			return err
-		}
-		if changed {
-			tainted = append(tainted, n.Name)
-			u.events.node(ctx, n.Name, corev1.EventTypeNormal, "NoderollTainted", "tainted "+upgradeTaint.ToString()+": replaced by the upgrade to "+describeTarget(u.target))
-		}
-	}
-	if len(tainted) > 0 {
-		u.report.Step(4, "Taint", fmt.Sprintf("%s on %d old nodes: %s", upgradeTaint.ToString(), len(tainted), strings.Join(tainted, ", ")))
-	}
-	return nil
-}
-
-// Steps 5 to 8: one old node at a time, evict, cordon, wait, terminate.
-func (u *upgrade) replaceOld(ctx context.Context) error {
-	if u.rec.Phase != PhaseReplacing {
-		return nil
-	}
-	for {
-		if err := u.refresh(ctx); err != nil {
-			return err
-		}
-		old := oldInstances(u.group, u.target.ImageID)
-		if len(old) == 0 {
-			break
-		}
-		// A capacity gate: the previous node's replacement must be Ready
-		// before the next old node loses its pods, so that launches failing
-		// mid-run stop the run instead of draining the group down.
-		if err := u.waitSettled(ctx, settleReplacement); err != nil {
-			return err
-		}
-		inst := pickOld(old, u.inProgress(annReplacing), u.rng)
-		done := len(u.rec.Replaced)
-		if slices.Contains(u.rec.Replaced, inst.ID) {
-			done-- // recorded by a run that stopped before its termination took
-		}
-		if err := u.retire(ctx, inst, false, done+1, done+len(old), &u.rec.Replaced); err != nil {
-			return err
-		}
-	}
-	u.report.Step(8, "Replaced", fmt.Sprintf("no node of %s/%s is left on an old AMI; waiting for the replacements to be Ready", u.rec.Cluster, u.rec.Nodegroup))
-	if err := u.waitSettled(ctx, settleFinal); err != nil {
-		return err
-	}
-	u.rec.Phase = PhaseScalingDown
-	return u.save(ctx)
-}
-
-// retire moves one instance's pods off and terminates it: evict (within the
-// budgets), cordon, wait, terminate through the group, wait until it is gone.
-// decrement lowers desired capacity (scaling back) instead of replacing it.
-// The instance is added to *tally and saved before it is terminated: a crash
-// between the termination and a later save can then not under-count, and a
-// termination that never happened is simply done on resume.
-func (u *upgrade) retire(ctx context.Context, inst cloud.Instance, decrement bool, k, of int, tally *[]string) error {
-	// Replacing old nodes is the seed's steps 5 to 7; removing surplus nodes
-	// is all step 9.
-	mark, verb, evict, cordon, term := annReplacing, "Replace", 5, 6, 7
-	if decrement {
-		mark, verb, evict, cordon, term = annRemoving, "Remove surplus", 9, 9, 9
-	}
-	name := inst.NodeName
-	if n := u.nodeOf(inst.ID); n != nil {
-		name = n.Name
-	}
-	done := u.timed(ctx, strings.ToLower(strings.Fields(verb)[0])+" "+inst.ID)
-	defer done()
-	if n := u.nodeOf(inst.ID); n != nil {
-		u.report.Step(evict, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("%s (%s, %s): evicting its pods", n.Name, inst.AZ, inst.ID))
-		if err := u.mark(ctx, n, mark); err != nil {
-			return err
-		}
-		if decrement {
-			// It is on the new AMI and untainted: keep pods from landing on it.
-			if err := u.drainer.Cordon(ctx, n); err != nil {
-				return err
-			}
-		}
-		u.events.node(ctx, n.Name, corev1.EventTypeNormal, "NoderollDraining", "evicting pods: "+strings.ToLower(verb)+" of instance "+inst.ID)
-		if err := u.drainer.Drain(ctx, n.Name); err != nil {
-			// Recorded also when the run's own deadline is what ended the drain.
-			u.events.node(context.WithoutCancel(ctx), n.Name, corev1.EventTypeWarning, "NoderollDrainFailed", err.Error())
-			return err
-		}
-		if n = u.nodeOf(inst.ID); n != nil {
-			if err := u.drainer.Cordon(ctx, n); err != nil {
-				return err
-			}
-			at, err := u.cordonedAt(ctx, n)
-			if err != nil {
-				return err
-			}
-			wait := u.opts.PostCordonWait - u.clock.Since(at)
-			u.report.Step(cordon, "Cordon", fmt.Sprintf("%s drained and cordoned; terminating in %s", n.Name, max(wait, 0).Round(time.Second)))
-			u.events.node(ctx, n.Name, corev1.EventTypeNormal, "NoderollCordoned", "all pods evicted; node cordoned")
-			if wait > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-u.clock.After(wait):
-				}
-			}
-			u.events.node(ctx, n.Name, corev1.EventTypeNormal, "NoderollTerminating", fmt.Sprintf("terminating instance %s through Auto Scaling group %s", inst.ID, u.group.ASGName))
-		}
-	}
-	if !slices.Contains(*tally, inst.ID) {
-		*tally = append(*tally, inst.ID)
-	}
-	if err := u.save(ctx); err != nil {
-		return err
-	}
-	if err := u.cloud.TerminateInstance(ctx, inst.ID, decrement); err != nil {
-		return err
-	}
-	how := "without decrementing desired capacity (the group launches a replacement)"
-	if decrement {
-		how = "decrementing desired capacity"
-	}
-	u.report.Step(term, "Terminate", fmt.Sprintf("%s (%s) %s", inst.ID, name, how))
-	return u.waitGone(ctx, inst.ID)
-}
-
-// Step 9: back to the original size, removing surplus nodes the way old ones
-// went (drained within budgets), then the original min and max.
-func (u *upgrade) scaleBack(ctx context.Context) error {
-	if u.rec.Phase != PhaseScalingDown {
-		return nil
-	}
-	done := u.timed(ctx, "scale back")
-	defer done()
-	for {
-		if err := u.refresh(ctx); err != nil {
-			return err
-		}
-		surplus := u.group.Desired - u.rec.OriginalDesired
-		if surplus <= 0 {
-			break
-		}
-		var live []cloud.Instance
-		for _, i := range u.group.Instances {
-			if !i.Terminating() {
-				live = append(live, i)
-			}
-		}
-		pods, err := u.podsPerInstance(ctx, live)
-		if err != nil {
-			return err
-		}
-		victim := pickSurplus(live, pods, u.inProgress(annRemoving), 1)
-		if len(victim) == 0 {
-			break
-		}
-		if len(u.rec.Removed) == 0 {
-			u.report.Step(9, "Scale back", fmt.Sprintf("desired %d -> %d: draining %d surplus nodes, then max %d -> %d", u.group.Desired, u.rec.OriginalDesired, surplus, u.group.Max, u.rec.OriginalMax))
-		}
-		done := len(u.rec.Removed)
-		if slices.Contains(u.rec.Removed, victim[0].ID) {
-			done--
-		}
-		if err := u.retire(ctx, victim[0], true, done+1, done+surplus, &u.rec.Removed); err != nil {
-			return err
-		}
-	}
-	minSize, maxSize, desired := u.rec.OriginalMin, u.rec.OriginalMax, u.rec.OriginalDesired
-	if u.group.Min != minSize || u.group.Max != maxSize || u.group.Desired != desired {
-		if err := u.cloud.UpdateGroup(ctx, u.group, cloud.GroupUpdate{Min: &minSize, Max: &maxSize, Desired: &desired}); err != nil {
-			return err
-		}
-	}
-	u.report.Step(9, "Sizes restored", fmt.Sprintf("%s back to min %d, max %d, desired %d", u.group.ASGName, minSize, maxSize, desired))
-	return nil
-}
-
 func (u *upgrade) finish(ctx context.Context) error {
 	if u.rec.AZRebalanceSuspended {
 		if err := u.cloud.SetProcesses(ctx, u.group, []string{"AZRebalance"}, false); err != nil {
@@ -442,100 +308,6 @@ func (u *upgrade) finish(ctx context.Context) error {
 	}
 	u.rec.Phase = PhaseCompleted
 	return u.save(ctx)
-}
-
-// settleFor says what a wait for new nodes is for.
-type settleFor int
-
-const (
-	settleSurge       settleFor = iota // after the surge: a Ready new node in every AZ too
-	settleReplacement                  // before draining the next old node
-	settleFinal                        // after the last old node, before scaling back
-)
-
-// waitSettled waits until the group holds its desired count of instances in
-// service, each one on the target AMI with a Ready node, and after the surge
-// a Ready node on the target AMI in every AZ of the group. Old nodes are not
-// waited for: one NotReady old node (often the reason to upgrade) must not
-// hold the upgrade. New nodes that never come fail the upgrade here, before
-// anything else is drained.
-func (u *upgrade) waitSettled(ctx context.Context, why settleFor) error {
-	deadline := u.clock.Now().Add(u.opts.NodeReadyTimeout)
-	started := u.clock.Now()
-	last := ""
-	var failures []string
-	reported := map[string]bool{}
-	var nextFailureCheck time.Time
-	for polls := 0; ; polls++ {
-		if err := u.refresh(ctx); err != nil {
-			return err
-		}
-		var missing []string
-		inService := 0
-		newPerAZ := map[string]int{}
-		for _, i := range u.group.Instances {
-			if i.Terminating() {
-				continue
-			}
-			inService++
-			if i.ImageID != u.target.ImageID {
-				continue
-			}
-			n := u.nodeOf(i.ID)
-			if n == nil || !nodeReady(n) {
-				missing = append(missing, fmt.Sprintf("instance %s (%s, %s) has no Ready node", i.ID, i.AZ, i.Lifecycle))
-				continue
-			}
-			newPerAZ[i.AZ]++
-		}
-		if inService < u.group.Desired {
-			missing = append(missing, fmt.Sprintf("%d of %d instances launched", inService, u.group.Desired))
-		}
-		if why == settleSurge {
-			for _, az := range u.group.AZs {
-				if newPerAZ[az] == 0 {
-					missing = append(missing, "no Ready node on the new AMI in "+az)
-				}
-			}
-		}
-		if len(missing) == 0 {
-			switch {
-			case why != settleReplacement:
-				u.report.Info(fmt.Sprintf("%d nodes Ready in %s", inService, u.clock.Since(started).Round(time.Second)))
-			case polls > 0:
-				u.report.Info(fmt.Sprintf("replacement Ready after %s; %d nodes in service", u.clock.Since(started).Round(time.Second), inService))
-			}
-			return nil
-		}
-		if s := strings.Join(missing, "; "); s != last {
-			u.log.Debug("waiting for nodes", "missing", s)
-			last = s
-		}
-		// Instances that never launch leave their cause only in the group's
-		// scaling activities; ask for it now and then, and say it at once.
-		if inService < u.group.Desired && !u.clock.Now().Before(nextFailureCheck) {
-			nextFailureCheck = u.clock.Now().Add(launchFailureCheckEvery)
-			if f, err := u.cloud.LaunchFailures(ctx, u.group, started); err != nil {
-				u.log.Debug("asking for launch failures", "err", err)
-			} else {
-				failures = f
-				for _, msg := range f {
-					if !reported[msg] {
-						reported[msg] = true
-						u.report.Info("! launch failed, the Auto Scaling group retries: " + msg)
-					}
-				}
-			}
-		}
-		if !u.clock.Now().Before(deadline) {
-			return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: missing, LaunchFailures: failures, Replaced: len(u.rec.Replaced)}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for new nodes (%s): %w", strings.Join(missing, "; "), ctx.Err())
-		case <-u.clock.After(u.opts.PollInterval):
-		}
-	}
 }
 
 // NodeCreationError says new nodes did not become Ready in time; no further
@@ -562,32 +334,6 @@ func (e *NodeCreationError) Error() string {
 // cost a DescribeScalingActivities call each.
 const launchFailureCheckEvery = 10 * time.Second
 
-// waitGone waits until a terminated instance has left the group and its node
-// the cluster.
-func (u *upgrade) waitGone(ctx context.Context, instanceID string) error {
-	deadline := u.clock.Now().Add(u.opts.NodeGoneTimeout)
-	for {
-		if err := u.refresh(ctx); err != nil {
-			return err
-		}
-		inGroup := false
-		for _, i := range u.group.Instances {
-			inGroup = inGroup || i.ID == instanceID
-		}
-		if !inGroup && u.nodeOf(instanceID) == nil {
-			return nil
-		}
-		if !u.clock.Now().Before(deadline) {
-			return fmt.Errorf("instance %s was terminated but is still in the group or the cluster after %s", instanceID, u.opts.NodeGoneTimeout)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("waiting for instance %s to go: %w", instanceID, ctx.Err())
-		case <-u.clock.After(u.opts.PollInterval):
-		}
-	}
-}
-
 // nodeOf finds the node of an instance by its providerID.
 func (u *upgrade) nodeOf(instanceID string) *corev1.Node {
 	nodes, _ := u.nodes.List(labels.Everything())
@@ -597,31 +343,4 @@ func (u *upgrade) nodeOf(instanceID string) *corev1.Node {
 		}
 	}
 	return nil
-}
-
-// inProgress lists the instances whose node carries the given mark.
-func (u *upgrade) inProgress(mark string) map[string]bool {
-	out := map[string]bool{}
-	for _, i := range u.group.Instances {
-		if n := u.nodeOf(i.ID); n != nil && n.Annotations[annPhase] == mark {
-			out[i.ID] = true
-		}
-	}
-	return out
-}
-
-func (u *upgrade) podsPerInstance(ctx context.Context, in []cloud.Instance) (map[string]int, error) {
-	out := map[string]int{}
-	for _, i := range in {
-		n := u.nodeOf(i.ID)
-		if n == nil {
-			continue
-		}
-		pods, err := u.drainer.Pending(ctx, n.Name)
-		if err != nil {
-			return nil, err
-		}
-		out[i.ID] = len(pods)
-	}
-	return out, nil
 }

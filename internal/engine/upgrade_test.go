@@ -37,10 +37,11 @@ const (
 )
 
 type world struct {
-	t    *testing.T
-	kube *k8sfake.Clientset
-	p    *cloudfake.Provider
-	ref  cloud.NodeGroupRef
+	strategy string // eks unless a test sets it
+	t        *testing.T
+	kube     *k8sfake.Clientset
+	p        *cloudfake.Provider
+	ref      cloud.NodeGroupRef
 }
 
 func newWorld(t *testing.T, size int, azs ...string) *world {
@@ -63,7 +64,11 @@ func newWorld(t *testing.T, size int, azs ...string) *world {
 }
 
 func (w *world) engine() *Engine {
-	return New(w.kube, w.p, Options{
+	strategy := w.strategy
+	if strategy == "" {
+		strategy = StrategyEKS
+	}
+	return New(w.kube, w.p, Options{Strategy: strategy,
 		PostCordonWait: -1, PollInterval: 2 * time.Millisecond, NodeReadyTimeout: 500 * time.Millisecond, NodeGoneTimeout: time.Second,
 		Drain: drain.Options{Timeout: time.Second, RetryDelay: 5 * time.Millisecond}, Seed: 1,
 	})
@@ -180,9 +185,23 @@ var errInjected = errors.New("injected failure")
 // (a lost answer, a crash before the record is saved): the rerun finishes
 // the same upgrade, terminates no instance twice and counts every one.
 func TestAFailureAtEveryStepIsResumed(t *testing.T) {
+	for _, c := range []struct {
+		strategy      string
+		size, removed int
+	}{
+		{StrategyEKS, 3, 3},
+		// 6 nodes surge 3: three replaced keeping desired, three lowering it.
+		{StrategySurge, 6, 0},
+	} {
+		t.Run(c.strategy, func(t *testing.T) { failEveryStep(t, c.strategy, c.size, c.removed) })
+	}
+}
+
+func failEveryStep(t *testing.T, strategy string, size, removed int) {
 	for _, after := range []bool{false, true} {
 		for k := 1; ; k++ {
-			w := newWorld(t, 3, "a", "b", "c")
+			w := newWorld(t, size, "a", "b", "c")
+			w.strategy = strategy
 			old := ids(w.p.Group("ng"))
 			n := 0
 			var failedOn string
@@ -213,10 +232,10 @@ func TestAFailureAtEveryStepIsResumed(t *testing.T) {
 			if err != nil {
 				t.Fatalf("after=%v, failed on call %d (%s); the rerun: %v", after, k, failedOn, err)
 			}
-			w.done(amiB, 3, old)
+			w.done(amiB, size, old)
 			slices.Sort(res.Replaced)
-			if !slices.Equal(res.Replaced, old) || len(res.Removed) != 3 {
-				t.Errorf("after=%v, failed on call %d (%s): replaced %v removed %v; want every old instance and 3 surplus", after, k, failedOn, res.Replaced, res.Removed)
+			if !slices.Equal(res.Replaced, old) || len(res.Removed) != removed {
+				t.Errorf("after=%v, failed on call %d (%s): replaced %v removed %v; want every old instance and %d surplus", after, k, failedOn, res.Replaced, res.Removed, removed)
 			}
 		}
 	}
@@ -443,4 +462,97 @@ func withResourceVersions(kube *k8sfake.Clientset) {
 		}
 		return false, nil, nil
 	})
+}
+
+// The surge strategy replaces nodes concurrently within its budgets: at no
+// call does the group hold more instances than original + surge, nor fewer
+// Ready schedulable nodes than original - unavailable; the last old
+// instances go lowering desired capacity, so no surplus is drained twice.
+func TestSurgeReplacesConcurrentlyWithinItsBudgets(t *testing.T) {
+	w := newWorld(t, 12, "a", "b", "c")
+	w.strategy = StrategySurge
+	old := ids(w.p.Group("ng"))
+	peakIn, lowReady, terminateCalls, peakMarked := 0, 12, 0, 0
+	w.p.Before = func(op string) error {
+		// The fake group drops a terminated instance at once.
+		peakIn = max(peakIn, len(w.p.Group("ng").Instances))
+		nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		ready, marked := 0, 0
+		for _, n := range nodes.Items {
+			if nodeReady(&n) && !n.Spec.Unschedulable {
+				ready++
+			}
+			if n.Annotations[annPhase] != "" {
+				marked++
+			}
+		}
+		lowReady, peakMarked = min(lowReady, ready), max(peakMarked, marked)
+		if strings.HasPrefix(op, "TerminateInstance") {
+			terminateCalls++
+		}
+		return nil
+	}
+	e := w.engine()
+	e.opts.MaxSurge, e.opts.MaxUnavailable = Amount{Value: 3, Given: true}, Amount{Value: 1, Given: true}
+	res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.done(amiB, 12, old)
+	if peakIn > 15 || lowReady < 11 || peakMarked < 2 || peakMarked > 4 {
+		t.Errorf("peak %d instances in service (max 12+3), lowest %d ready schedulable nodes (min 12-1), peak %d nodes in flight (want 2 to 3+1)", peakIn, lowReady, peakMarked)
+	}
+	if len(res.Removed) != 0 || len(w.record().Decremented) != 3 || terminateCalls != 12 {
+		t.Errorf("removed %v, decremented %v, %d terminate calls: want the last 3 old instances to lower desired, 12 calls", res.Removed, w.record().Decremented, terminateCalls)
+	}
+	if r := w.record(); r.Strategy != StrategySurge || r.Surge != 3 || r.Unavailable != 1 {
+		t.Errorf("record: strategy %q surge %d unavailable %d", r.Strategy, r.Surge, r.Unavailable)
+	}
+}
+
+// Budgets that cannot work are refused before anything changes.
+func TestBadBudgetsChangeNothing(t *testing.T) {
+	for _, c := range []struct {
+		surge, unavailable Amount
+		strategy, want     string
+	}{
+		{Amount{Value: 0, Given: true}, Amount{Value: 0, Given: true}, StrategySurge, "leave no node to replace with"},
+		{Amount{Value: 7, Given: true}, Amount{}, StrategySurge, "more than the 6 the group has"},
+		{Amount{}, Amount{Value: 9, Given: true}, StrategySurge, "--max-unavailable 9 is 9 nodes, more than the 6"},
+		{Amount{}, Amount{}, "fast", `--strategy "fast"`},
+	} {
+		w := newWorld(t, 6, "a", "b")
+		e := w.engine()
+		e.opts.Strategy, e.opts.MaxSurge, e.opts.MaxUnavailable = c.strategy, c.surge, c.unavailable
+		_, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s surge %v unavailable %v: got %v, want %q", c.strategy, c.surge, c.unavailable, err, c.want)
+		}
+		if calls := w.p.Calls(); len(calls) != 0 {
+			t.Errorf("%s: changed %v", c.want, calls)
+		}
+		if _, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("%s: a record was written", c.want)
+		}
+	}
+}
+
+func TestParseAmount(t *testing.T) {
+	for in, want := range map[string]string{"3": "3", "25%": "25%", " 100% ": "100%", "0": "0"} {
+		a, err := ParseAmount(in)
+		if err != nil || a.String() != want || !a.Given {
+			t.Errorf("ParseAmount(%q) = %v, %v", in, a, err)
+		}
+	}
+	for in, want := range map[string]string{"-1": "negative", "101%": "over 100%", "x": "neither a count", "": "neither"} {
+		if _, err := ParseAmount(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ParseAmount(%q): %v, want %q", in, err, want)
+		}
+	}
+	if got := (Amount{Value: 25, Percent: true}).of(30, true); got != 8 {
+		t.Errorf("25%% of 30 rounded up = %d", got)
+	}
+	if got := (Amount{Value: 25, Percent: true}).of(30, false); got != 7 {
+		t.Errorf("25%% of 30 rounded down = %d", got)
+	}
 }

@@ -23,8 +23,10 @@ import (
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
+// seedUpgrade is the seed's upgrade with the seed's algorithm (--strategy
+// eks): the tests written for it assert its one-at-a-time story.
 var seedUpgrade = []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
-	"--post-cordon-wait=2s", "--eviction-retry-delay=1s", "--seed=7"}
+	"--strategy=eks", "--post-cordon-wait=2s", "--eviction-retry-delay=1s", "--seed=7"}
 
 // accountSnapshot is what must not change when noderoll refuses to act.
 type accountSnapshot struct {
@@ -603,7 +605,7 @@ func TestUpgradingTheSameGroupAgain(t *testing.T) {
 		}
 		target := aws.ToString(out.Parameter.Value)
 		args := []string{"upgrade", "nodegroup", "--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version=" + release,
-			"--post-cordon-wait=1s", "--eviction-retry-delay=1s", "-o", "json"}
+			"--strategy=eks", "--post-cordon-wait=1s", "--eviction-retry-delay=1s", "-o", "json"}
 		if k == 1 { // the second one as a cross-account user would: through a role
 			args = append(args, "--role-arn="+sandbox.SandboxRoleARN, "--external-id="+sandbox.SandboxExternalID)
 		}

@@ -3,9 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -15,6 +19,8 @@ import (
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/noderoll/noderoll/internal/sandbox"
 )
 
 // BudgetWatch checks every PodDisruptionBudget against the pods themselves,
@@ -154,4 +160,84 @@ func (w *NodeWatch) Peak() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.peak
+}
+
+// GroupWatch samples the group from outside the engine, every 200ms: the
+// instances the Auto Scaling group holds in service (as the endpoint
+// describes them), the group's nodes that are Ready and schedulable, and
+// the nodes noderoll is replacing at once (marked by it).
+type GroupWatch struct {
+	mu                    sync.Mutex
+	peakInService         int
+	lowestReady           int
+	peakInFlight, samples int
+	stop                  context.CancelFunc
+	done                  chan struct{}
+}
+
+// WatchGroup starts sampling the sandbox's group.
+func WatchGroup(t *testing.T, s *Sandbox) *GroupWatch {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &GroupWatch{lowestReady: 1 << 30, stop: cancel, done: make(chan struct{})}
+	factory := informers.NewSharedInformerFactory(s.Kube, 0)
+	nodes := factory.Core().V1().Nodes()
+	lister := nodes.Lister()
+	inf := nodes.Informer()
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		t.Fatal("node informer did not sync")
+	}
+	members := map[string]bool{}
+	go func() {
+		defer close(w.done)
+		for ctx.Err() == nil {
+			out, err := s.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{})
+			if err == nil && len(out.AutoScalingGroups) == 1 {
+				inService := 0
+				for _, i := range out.AutoScalingGroups[0].Instances {
+					members[aws.ToString(i.InstanceId)] = true
+					if !strings.HasPrefix(string(i.LifecycleState), "Terminating") {
+						inService++
+					}
+				}
+				list, _ := lister.List(labels.Everything())
+				ready, inFlight := 0, 0
+				for _, n := range list {
+					id := n.Spec.ProviderID[strings.LastIndex(n.Spec.ProviderID, "/")+1:]
+					if !members[id] {
+						continue
+					}
+					if sandbox.NodeReady(n) && !n.Spec.Unschedulable {
+						ready++
+					}
+					if n.Annotations["noderoll.io/phase"] != "" {
+						inFlight++
+					}
+				}
+				w.mu.Lock()
+				w.samples++
+				w.peakInService = max(w.peakInService, inService)
+				w.lowestReady = min(w.lowestReady, ready)
+				w.peakInFlight = max(w.peakInFlight, inFlight)
+				w.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-w.done })
+	return w
+}
+
+// Stop ends sampling and returns the peak instances in service, the lowest
+// count of Ready schedulable nodes, the peak nodes in flight and the samples.
+func (w *GroupWatch) Stop() (peakInService, lowestReady, peakInFlight, samples int) {
+	w.stop()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peakInService, w.lowestReady, w.peakInFlight, w.samples
 }

@@ -1,0 +1,175 @@
+package drain
+
+import (
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	policylisters "k8s.io/client-go/listers/policy/v1"
+)
+
+// Broadcast tells any number of waiters that something changed: each
+// Changed channel is closed by the next Notify.
+type Broadcast struct {
+	mu sync.Mutex
+	ch chan struct{}
+}
+
+// NewBroadcast returns a Broadcast.
+func NewBroadcast() *Broadcast { return &Broadcast{ch: make(chan struct{})} }
+
+// Notify wakes everyone waiting on a channel Changed returned.
+func (b *Broadcast) Notify() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	close(b.ch)
+	b.ch = make(chan struct{})
+}
+
+// Changed returns a channel closed at the next Notify; nil (never ready)
+// on a nil Broadcast.
+func (b *Broadcast) Changed() <-chan struct{} {
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.ch
+}
+
+// Budgets tracks the disruption headroom of PodDisruptionBudgets across all
+// drains of a run, from the budgets' status as an informer sees it, as
+// cluster-autoscaler does: an eviction a budget is known to refuse is not
+// sent (the API server is asked again only every RetryDelay, in case the
+// cache lags), and drains waiting on a budget wake when it changes.
+type Budgets struct {
+	lister  policylisters.PodDisruptionBudgetLister
+	Changed *Broadcast // notified on every budget change
+
+	mu    sync.Mutex
+	spent map[string]spent // evictions since the budget's status was last seen to change
+}
+
+type spent struct {
+	rv string
+	n  int
+}
+
+// NewBudgets returns a tracker reading budgets from lister; the caller
+// calls Changed.Notify on every change the informer delivers.
+func NewBudgets(lister policylisters.PodDisruptionBudgetLister) *Budgets {
+	return &Budgets{lister: lister, Changed: NewBroadcast(), spent: map[string]spent{}}
+}
+
+// covering lists the budgets selecting the pod.
+func (b *Budgets) covering(p *corev1.Pod) []*policyv1.PodDisruptionBudget {
+	if b == nil {
+		return nil
+	}
+	list, err := b.lister.PodDisruptionBudgets(p.Namespace).List(labels.Everything())
+	if err != nil {
+		return nil
+	}
+	var out []*policyv1.PodDisruptionBudget
+	for _, pdb := range list {
+		if pdb.Spec.Selector == nil {
+			continue
+		}
+		items := []policyv1.PodDisruptionBudget{*pdb}
+		if len(matching(items, p)) > 0 {
+			out = append(out, pdb)
+		}
+	}
+	return out
+}
+
+// headroom is what the budget allows now, less the evictions this process
+// made since its status last changed.
+func (b *Budgets) headroom(pdb *policyv1.PodDisruptionBudget) int {
+	key := pdb.Namespace + "/" + pdb.Name
+	s := b.spent[key]
+	if s.rv != pdb.ResourceVersion {
+		s = spent{rv: pdb.ResourceVersion}
+		b.spent[key] = s
+	}
+	return int(pdb.Status.DisruptionsAllowed) - s.n
+}
+
+// Refuses reports the budgets that are known to refuse evicting the pod now
+// (described as Blocker.PDBs are), or nil when it may be tried.
+func (b *Budgets) Refuses(p *corev1.Pod) []string {
+	if b == nil {
+		return nil
+	}
+	pdbs := b.covering(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, pdb := range pdbs {
+		if b.headroom(pdb) <= 0 {
+			out = append(out, describe(*pdb))
+		}
+	}
+	return out
+}
+
+// Evicted counts an eviction against the pod's budgets until their status
+// changes.
+func (b *Budgets) Evicted(p *corev1.Pod) {
+	if b == nil {
+		return
+	}
+	pdbs := b.covering(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, pdb := range pdbs {
+		b.headroom(pdb) // resets a stale count
+		key := pdb.Namespace + "/" + pdb.Name
+		s := b.spent[key]
+		s.n++
+		b.spent[key] = s
+	}
+}
+
+func (b *Budgets) changed() <-chan struct{} {
+	if b == nil {
+		return nil
+	}
+	return b.Changed.Changed()
+}
+
+// NodeBroadcast is a Broadcast per node: a drain waits on its own node's.
+type NodeBroadcast struct {
+	mu    sync.Mutex
+	nodes map[string]*Broadcast
+}
+
+// NewNodeBroadcast returns a NodeBroadcast.
+func NewNodeBroadcast() *NodeBroadcast { return &NodeBroadcast{nodes: map[string]*Broadcast{}} }
+
+// Notify wakes the waiters of one node.
+func (n *NodeBroadcast) Notify(node string) {
+	n.mu.Lock()
+	b := n.nodes[node]
+	n.mu.Unlock()
+	if b != nil {
+		b.Notify()
+	}
+}
+
+// Changed returns a channel closed at the next Notify of the node; nil on
+// a nil NodeBroadcast.
+func (n *NodeBroadcast) Changed(node string) <-chan struct{} {
+	if n == nil {
+		return nil
+	}
+	n.mu.Lock()
+	b := n.nodes[node]
+	if b == nil {
+		b = NewBroadcast()
+		n.nodes[node] = b
+	}
+	n.mu.Unlock()
+	return b.Changed()
+}

@@ -1,0 +1,166 @@
+package engine
+
+import (
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/noderoll/noderoll/internal/rollout"
+)
+
+// observe puts together what the strategy decides from: the group as last
+// described, its nodes, pods and disruption budgets from the informers'
+// caches (no request to the API server), and what this process is doing.
+func (u *upgrade) observe(rs *rollState) rollout.State {
+	r := u.rec
+	s := rollout.State{
+		Now: u.clock.Now(), Phase: r.Phase,
+		Min: u.group.Min, Max: u.group.Max, Desired: u.group.Desired,
+		OrigMin: r.OriginalMin, OrigMax: r.OriginalMax, OrigDesired: r.OriginalDesired, HeldMax: r.HeldMax,
+		Surge: r.Surge, Unavailable: r.Unavailable, AZs: u.group.AZs, PostCordonWait: u.opts.PostCordonWait,
+	}
+	terminated, decremented := map[string]bool{}, map[string]bool{}
+	for _, id := range r.Replaced {
+		terminated[id] = true
+	}
+	for _, id := range r.Removed {
+		terminated[id], decremented[id] = true, true
+	}
+	for _, id := range r.Decremented {
+		decremented[id] = true
+	}
+	nodes := u.nodesByInstance()
+	budgets := u.budgetIndex()
+	for _, b := range budgets.list {
+		s.Budgets = append(s.Budgets, rollout.Budget{Name: b.key, Allowed: int(b.pdb.Status.DisruptionsAllowed)})
+	}
+	inGroup := map[string]bool{}
+	for _, i := range u.group.Instances {
+		inGroup[i.ID] = true
+		x := rollout.Instance{ID: i.ID, AZ: i.AZ, Old: i.ImageID != u.target.ImageID, Leaving: i.Terminating(),
+			Terminated: terminated[i.ID], Decrement: decremented[i.ID]}
+		n := nodes[i.ID]
+		if n != nil {
+			x.HasNode, x.Ready, x.Cordoned = true, nodeReady(n), n.Spec.Unschedulable
+			x.Tainted = hasUpgradeTaint(n) || rs.tainted[i.ID]
+			x.Mark = rollout.Mark(n.Annotations[annPhase])
+			if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedAt]); err == nil {
+				x.DrainedAt = t
+			}
+			if x.Old || x.Mark != rollout.Unmarked {
+				x.Pods, x.PDBPods = u.podsToMove(n.Name, budgets)
+			}
+		} else if t, ok := rs.noNode[i.ID]; ok {
+			x.DrainedAt = t
+		}
+		if job := rs.jobs[i.ID]; job != nil {
+			// A finished drain counts until the cache shows its end, so
+			// that it is never started twice.
+			if !job.finished || x.DrainedAt.IsZero() && x.HasNode {
+				x.Draining = true
+			} else {
+				delete(rs.jobs, i.ID)
+			}
+		}
+		s.Instances = append(s.Instances, x)
+	}
+	// Instances already gone from the group whose nodes are still there are
+	// on their way out too.
+	for id, n := range nodes {
+		if !inGroup[id] && terminated[id] {
+			s.Instances = append(s.Instances, rollout.Instance{ID: id, Leaving: true, HasNode: true, Ready: nodeReady(n)})
+		}
+	}
+	return s
+}
+
+// nodesByInstance maps the group's instances to their nodes, by providerID.
+func (u *upgrade) nodesByInstance() map[string]*corev1.Node {
+	out := map[string]*corev1.Node{}
+	list, _ := u.nodes.List(labels.Everything())
+	for _, n := range list {
+		if u.members.Owns(n) {
+			out[instanceOf(n)] = n
+		}
+	}
+	return out
+}
+
+type budget struct {
+	key string // namespace/name
+	pdb *policyv1.PodDisruptionBudget
+	sel labels.Selector
+}
+
+type budgetIndex struct {
+	list []budget
+	byNS map[string][]budget
+}
+
+func (u *upgrade) budgetIndex() budgetIndex {
+	idx := budgetIndex{byNS: map[string][]budget{}}
+	list, _ := u.pdbs.List(labels.Everything())
+	for _, p := range list {
+		// In policy/v1 an empty selector selects every pod of the
+		// namespace; only a missing one selects none.
+		sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
+		if err != nil || p.Spec.Selector == nil {
+			continue
+		}
+		b := budget{key: p.Namespace + "/" + p.Name, pdb: p, sel: sel}
+		idx.list = append(idx.list, b)
+		idx.byNS[p.Namespace] = append(idx.byNS[p.Namespace], b)
+	}
+	return idx
+}
+
+// podsToMove counts the pods a drain of the node must move (DaemonSet,
+// mirror and finished pods stay), and how many of them each budget selects.
+func (u *upgrade) podsToMove(node string, budgets budgetIndex) (int, map[string]int) {
+	objs, _ := u.pods.ByIndex(podNodeIndex, node)
+	count := 0
+	var per map[string]int
+	for _, o := range objs {
+		p, ok := o.(*corev1.Pod)
+		if !ok || !movable(p) {
+			continue
+		}
+		count++
+		for _, b := range budgets.byNS[p.Namespace] {
+			if b.sel.Matches(labels.Set(p.Labels)) {
+				if per == nil {
+					per = map[string]int{}
+				}
+				per[b.key]++
+			}
+		}
+	}
+	return count, per
+}
+
+func movable(p *corev1.Pod) bool {
+	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return false
+	}
+	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return false
+	}
+	for _, o := range p.OwnerReferences {
+		if o.Controller != nil && *o.Controller && o.Kind == "DaemonSet" {
+			return false
+		}
+	}
+	return true
+}
+
+const podNodeIndex = "spec.nodeName"
+
+func indexPodsByNode(obj any) ([]string, error) {
+	if p, ok := obj.(*corev1.Pod); ok && p.Spec.NodeName != "" {
+		return []string{p.Spec.NodeName}, nil
+	}
+	return nil, nil
+}

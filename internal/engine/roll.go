@@ -1,0 +1,426 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/rollout"
+)
+
+// rollState is what this process holds in memory while it applies a
+// strategy: only what keeps it from doing a thing twice before the caches
+// catch up. Everything a restarted process needs is in the cluster (node
+// annotations, the record) or the cloud.
+type rollState struct {
+	jobs       map[string]*drainJob // drains started by this process, by instance
+	results    chan drainResult
+	wg         sync.WaitGroup
+	tainted    map[string]bool
+	terminated map[string]bool      // terminate calls this process made
+	noNode     map[string]time.Time // instances without a node: nothing to drain
+	leaving    map[string]time.Time // first seen on the way out
+	steps      map[string]int       // rec.Steps index of an instance's removal
+}
+
+type drainJob struct {
+	node     string
+	finished bool
+}
+
+type drainResult struct {
+	instance, node string
+	err            error
+}
+
+func newRollState() *rollState {
+	return &rollState{jobs: map[string]*drainJob{}, results: make(chan drainResult), tainted: map[string]bool{},
+		terminated: map[string]bool{}, noNode: map[string]time.Time{}, leaving: map[string]time.Time{}, steps: map[string]int{}}
+}
+
+// roll replaces the old nodes: observe, ask the strategy, apply, wait for
+// something to change, again, until the strategy says done. Waits are
+// driven by the informers' events, drains ending and the time the strategy
+// names, with the cloud described at most once per PollInterval unless
+// noderoll itself just changed it.
+func (u *upgrade) roll(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	rs := newRollState()
+	defer func() {
+		cancel()
+		// Drains cut short leave their nodes marked: a rerun resumes them.
+		go func() {
+			for range rs.results {
+			}
+		}()
+		rs.wg.Wait()
+		close(rs.results)
+	}()
+	stale, lastRefresh := true, time.Time{}
+	var capacitySince time.Time
+	var failures []string
+	reported := map[string]bool{}
+	var nextFailureCheck time.Time
+	lastWaiting := ""
+	for {
+		if stale || u.clock.Since(lastRefresh) >= u.opts.PollInterval {
+			if err := u.refresh(ctx); err != nil {
+				return err
+			}
+			stale, lastRefresh = false, u.clock.Now()
+		}
+		state := u.observe(rs)
+		plan := u.strategy.Plan(state)
+		acted := false
+		for _, a := range plan.Actions {
+			did, cloudCall, err := u.apply(ctx, rs, state, a)
+			if err != nil {
+				return err
+			}
+			acted = acted || did
+			stale = stale || cloudCall
+		}
+		if plan.Done {
+			return nil
+		}
+		if w := strings.Join(plan.Waiting, "; "); w != lastWaiting {
+			u.log.Debug("waiting", "phase", u.rec.Phase, "for", w)
+			lastWaiting = w
+		}
+		if err := u.checkLeaving(state, rs); err != nil {
+			return err
+		}
+		switch {
+		case plan.NeedCapacity && !acted && !rs.busy():
+			if capacitySince.IsZero() {
+				capacitySince = u.clock.Now()
+			}
+			// Instances that never launch leave their cause only in the
+			// group's scaling activities; ask now and then, say it at once.
+			if launched(state) < state.Desired && !u.clock.Now().Before(nextFailureCheck) {
+				nextFailureCheck = u.clock.Now().Add(launchFailureCheckEvery)
+				if f, err := u.cloud.LaunchFailures(ctx, u.group, capacitySince); err != nil {
+					u.log.Debug("asking for launch failures", "err", err)
+				} else {
+					failures = f
+					for _, msg := range f {
+						if !reported[msg] {
+							reported[msg] = true
+							u.report.Info("! launch failed, the Auto Scaling group retries: " + msg)
+						}
+					}
+				}
+			}
+			if u.clock.Since(capacitySince) >= u.opts.NodeReadyTimeout {
+				return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: plan.Waiting, LaunchFailures: failures, Replaced: len(u.rec.Replaced)}
+			}
+		case !plan.NeedCapacity && !capacitySince.IsZero():
+			u.report.Info(fmt.Sprintf("new nodes Ready after %s; %d instances in service", u.clock.Since(capacitySince).Round(time.Second), launched(state)))
+			capacitySince = time.Time{}
+		}
+		if acted {
+			continue
+		}
+		wait := u.opts.PollInterval
+		if !plan.WakeAt.IsZero() {
+			wait = min(wait, max(plan.WakeAt.Sub(u.clock.Now()), 0))
+		}
+		select {
+		case <-ctx.Done():
+			what := "waiting"
+			if len(plan.Waiting) > 0 {
+				what = "waiting for " + strings.Join(plan.Waiting, "; ")
+			}
+			return fmt.Errorf("%s: %w", what, ctx.Err())
+		case r := <-rs.results:
+			if err := u.drained(ctx, rs, r); err != nil {
+				return err
+			}
+		case <-u.kick:
+		case <-u.clock.After(wait):
+		}
+	}
+}
+
+func (rs *rollState) busy() bool {
+	for _, j := range rs.jobs {
+		if !j.finished {
+			return true
+		}
+	}
+	return false
+}
+
+func launched(s rollout.State) int {
+	n := 0
+	for _, i := range s.Instances {
+		if i.InService() && i.AZ != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// checkLeaving bounds the wait for terminated instances to leave the group
+// and their nodes the cluster.
+func (u *upgrade) checkLeaving(s rollout.State, rs *rollState) error {
+	now := u.clock.Now()
+	seen := map[string]bool{}
+	for _, i := range s.Instances {
+		if !i.Leaving {
+			continue
+		}
+		seen[i.ID] = true
+		since, ok := rs.leaving[i.ID]
+		if !ok {
+			rs.leaving[i.ID] = now
+			continue
+		}
+		if now.Sub(since) >= u.opts.NodeGoneTimeout {
+			return fmt.Errorf("instance %s was terminated but is still in the group or the cluster after %s", i.ID, u.opts.NodeGoneTimeout)
+		}
+	}
+	for id := range rs.leaving {
+		if !seen[id] {
+			delete(rs.leaving, id)
+		}
+	}
+	return nil
+}
+
+// apply carries out one action. It reports whether it did anything (an
+// action the caches do not reflect yet is not done twice) and whether it
+// changed the cloud, whose description is then stale.
+func (u *upgrade) apply(ctx context.Context, rs *rollState, s rollout.State, a rollout.Action) (did, cloudCall bool, err error) {
+	switch a.Kind {
+	case rollout.Resize:
+		maxSize, desired := a.Max, a.Desired
+		if err := u.cloud.UpdateGroup(ctx, u.group, cloud.GroupUpdate{Max: &maxSize, Desired: &desired}); err != nil {
+			return false, false, err
+		}
+		u.startStep("surge")
+		detail := fmt.Sprintf("desired %d -> %d, max %d -> %d", u.group.Desired, desired, u.group.Max, maxSize)
+		if u.rec.Strategy == StrategyEKS {
+			detail += "; waiting for a Ready node on the new AMI in every AZ"
+		} else {
+			detail += fmt.Sprintf("; replacing up to %d nodes at once (max surge %d + max unavailable %d) as capacity comes", u.rec.Surge+u.rec.Unavailable, u.rec.Surge, u.rec.Unavailable)
+		}
+		u.report.Step(3, "Surge", detail)
+		return true, true, nil
+	case rollout.SetPhase:
+		if a.Phase == PhaseReplacing {
+			u.endStep("surge")
+		}
+		if a.Phase == PhaseScalingDown {
+			u.report.Step(8, "Replaced", fmt.Sprintf("no node of %s/%s is left on an old AMI", u.rec.Cluster, u.rec.Nodegroup))
+		}
+		u.rec.Phase = a.Phase
+		return true, false, u.save(ctx)
+	case rollout.Taint:
+		if rs.tainted[a.Instance] {
+			return false, false, nil
+		}
+		n := u.nodeOf(a.Instance)
+		if n == nil {
+			return false, false, nil
+		}
+		changed, err := u.taint(ctx, n)
+		if err != nil {
+			return false, false, err
+		}
+		rs.tainted[a.Instance] = true
+		if changed {
+			u.report.Step(4, "Taint", fmt.Sprintf("%s on old node %s", upgradeTaint.ToString(), n.Name))
+			u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollTainted", "tainted "+upgradeTaint.ToString()+": replaced by the upgrade to "+describeTarget(u.target))
+		}
+		return true, false, nil
+	case rollout.Drain:
+		return u.startDrain(ctx, rs, s, a)
+	case rollout.Terminate:
+		if rs.terminated[a.Instance] {
+			return false, false, nil
+		}
+		return true, true, u.terminate(ctx, rs, s, a)
+	case rollout.Restore:
+		minSize, maxSize, desired := u.rec.OriginalMin, u.rec.OriginalMax, u.rec.OriginalDesired
+		if err := u.cloud.UpdateGroup(ctx, u.group, cloud.GroupUpdate{Min: &minSize, Max: &maxSize, Desired: &desired}); err != nil {
+			return false, false, err
+		}
+		u.endStep("scale back")
+		u.report.Step(9, "Sizes restored", fmt.Sprintf("%s back to min %d, max %d, desired %d", u.group.ASGName, minSize, maxSize, desired))
+		return true, true, nil
+	}
+	return false, false, fmt.Errorf("unknown action %v", a)
+}
+
+func instanceIn(s rollout.State, id string) rollout.Instance {
+	for _, i := range s.Instances {
+		if i.ID == id {
+			return i
+		}
+	}
+	return rollout.Instance{ID: id}
+}
+
+// startDrain marks the node, cordons it first if asked, and drains it in
+// the background; drained() takes it from there.
+func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State, a rollout.Action) (bool, bool, error) {
+	if rs.jobs[a.Instance] != nil {
+		return false, false, nil
+	}
+	inst := instanceIn(s, a.Instance)
+	removing := a.Mark == rollout.Removing
+	verb, step := "Replace", 5
+	if removing {
+		verb, step = "Remove surplus", 9
+		if len(u.rec.Removed) == 0 && u.rec.Steps[len(u.rec.Steps)-1].Name != "scale back" {
+			u.startStep("scale back")
+			u.report.Step(9, "Scale back", fmt.Sprintf("desired %d -> %d: draining %d surplus nodes, then max %d -> %d",
+				u.group.Desired, u.rec.OriginalDesired, u.group.Desired-u.rec.OriginalDesired, u.group.Max, u.rec.OriginalMax))
+		}
+	}
+	k, of := u.progressOf(s, removing)
+	n := u.nodeOf(a.Instance)
+	if _, ok := rs.steps[a.Instance]; !ok {
+		rs.steps[a.Instance] = u.startStep(strings.ToLower(strings.Fields(verb)[0]) + " " + a.Instance)
+	}
+	if n == nil {
+		// No node ever registered (or it is gone): nothing to drain, no
+		// reason to wait before terminating.
+		rs.noNode[a.Instance] = u.clock.Now().Add(-u.opts.PostCordonWait)
+		u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("instance %s (%s) has no node: nothing to evict", a.Instance, inst.AZ))
+		return true, false, nil
+	}
+	if err := u.mark(ctx, n, string(a.Mark)); err != nil {
+		return false, false, err
+	}
+	if a.CordonFirst {
+		if err := u.drainer.Cordon(ctx, n); err != nil {
+			return false, false, err
+		}
+	}
+	u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("%s (%s, %s): evicting its pods%s", n.Name, inst.AZ, a.Instance, why(a)))
+	u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollDraining", "evicting pods: "+strings.ToLower(verb)+" of instance "+a.Instance)
+	job := &drainJob{node: n.Name}
+	rs.jobs[a.Instance] = job
+	rs.wg.Add(1)
+	go func() {
+		defer rs.wg.Done()
+		err := u.drainer.Drain(ctx, n.Name)
+		if err == nil {
+			err = u.cordonAfterDrain(ctx, a.Instance)
+		}
+		rs.results <- drainResult{instance: a.Instance, node: n.Name, err: err}
+	}()
+	return true, false, nil
+}
+
+func why(a rollout.Action) string {
+	if a.Why == "" {
+		return ""
+	}
+	return " (" + a.Why + ")"
+}
+
+// progressOf numbers a node among those the run replaces (or removes).
+func (u *upgrade) progressOf(s rollout.State, removing bool) (k, of int) {
+	if removing {
+		done := len(u.rec.Removed)
+		return done + 1, done + max(s.Desired-s.OrigDesired, 1)
+	}
+	done, inflight, left := len(u.rec.Replaced), 0, 0
+	for _, i := range s.Instances {
+		if i.Old && i.InService() && !i.Terminated {
+			left++
+			if i.Mark != rollout.Unmarked || i.Draining {
+				inflight++
+			}
+		}
+	}
+	return done + inflight + 1, done + left
+}
+
+// cordonAfterDrain cordons a drained node and records when, which starts
+// its post-cordon wait (kept on the node, so a restart waits only the rest).
+func (u *upgrade) cordonAfterDrain(ctx context.Context, instance string) error {
+	n := u.nodeOf(instance)
+	if n == nil {
+		return nil
+	}
+	if err := u.drainer.Cordon(ctx, n); err != nil {
+		return err
+	}
+	_, err := u.cordonedAt(ctx, n)
+	return err
+}
+
+// drained takes a finished drain: reported, and its node left for the
+// strategy to terminate once its post-cordon wait is over.
+func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) error {
+	if job := rs.jobs[r.instance]; job != nil {
+		job.finished = true
+	}
+	if r.err != nil {
+		// Recorded also when the run's own deadline is what ended the drain.
+		u.events.nodeNamed(context.WithoutCancel(ctx), r.node, corev1.EventTypeWarning, "NoderollDrainFailed", r.err.Error())
+		return r.err
+	}
+	n := u.nodeOf(r.instance)
+	step := 6
+	if n != nil && n.Annotations[annPhase] == string(rollout.Removing) {
+		step = 9
+	}
+	u.report.Step(step, "Cordon", fmt.Sprintf("%s drained and cordoned; terminating in %s", r.node, u.opts.PostCordonWait.Round(time.Second)))
+	u.events.nodeNamed(ctx, r.node, corev1.EventTypeNormal, "NoderollCordoned", "all pods evicted; node cordoned")
+	return nil
+}
+
+// terminate records the instance, then terminates it through the group: a
+// crash between the two can then not under-count, and a termination that
+// never happened is done again on resume.
+func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State, a rollout.Action) error {
+	inst := instanceIn(s, a.Instance)
+	name := a.Instance
+	n := u.nodeOf(a.Instance)
+	if n != nil {
+		name = n.Name
+		u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollTerminating", fmt.Sprintf("terminating instance %s through Auto Scaling group %s", a.Instance, u.group.ASGName))
+	}
+	removing := !inst.Old
+	tally := &u.rec.Replaced
+	if removing {
+		tally = &u.rec.Removed
+	}
+	if !slices.Contains(*tally, a.Instance) {
+		*tally = append(*tally, a.Instance)
+	}
+	if a.Decrement && !removing && !slices.Contains(u.rec.Decremented, a.Instance) {
+		u.rec.Decremented = append(u.rec.Decremented, a.Instance)
+	}
+	if k, ok := rs.steps[a.Instance]; ok {
+		u.rec.Steps[k].End = u.clock.Now().UTC()
+	}
+	if err := u.save(ctx); err != nil {
+		return err
+	}
+	if err := u.cloud.TerminateInstance(ctx, a.Instance, a.Decrement); err != nil {
+		return err
+	}
+	rs.terminated[a.Instance] = true
+	how := "without decrementing desired capacity (the group launches a replacement)"
+	if a.Decrement {
+		how = "decrementing desired capacity"
+	}
+	step := 7
+	if removing {
+		step = 9
+	}
+	u.report.Step(step, "Terminate", fmt.Sprintf("%s (%s) %s", a.Instance, name, how))
+	return nil
+}

@@ -1,0 +1,99 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestSurgeKeepsItsBudgetsThroughAKill: the default strategy on a 9-node
+// group with --max-surge 3 --max-unavailable 1, killed with SIGKILL mid-run
+// and rerun. Samplers outside the engine see, across both runs: never more
+// than 9+3 instances in service, never fewer than 9-1 Ready schedulable
+// nodes, more than one node replaced at once, no PodDisruptionBudget below
+// its minimum. Every old instance gets exactly one terminate call, the last
+// ones lower desired capacity (nothing is left to scale back), and sizes,
+// scaling processes and the cluster-autoscaler end as they were.
+func TestSurgeKeepsItsBudgetsThroughAKill(t *testing.T) {
+	s := StartSandbox(t, "--nodes=9")
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	group := WatchGroup(t, s)
+	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+		"--strategy=surge", "--max-surge=3", "--max-unavailable=1", "--post-cordon-wait=2s", "--eviction-retry-delay=1s"}
+
+	run := s.Start(upgrade...)
+	eventually(t, 4*time.Minute, "three terminate calls", func() (bool, string) {
+		return len(s.Calls("TerminateInstanceInAutoScalingGroup")) >= 3, tail(run.out.String(), 5)
+	})
+	out := run.Kill(t)
+	t.Logf("killed after three terminations; it had printed:\n%s", tail(out, 10))
+
+	r := s.Noderoll(append(slices.Clone(upgrade), "-o", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("the run after the kill failed: %s\n%s", r.LastLine(), tail(r.Stderr, 20))
+	}
+	if !strings.Contains(r.Stderr, "Resume: resuming the upgrade") || !strings.Contains(r.Stderr, "strategy surge") {
+		t.Errorf("the rerun did not resume the recorded surge upgrade:\n%s", tail(r.Stderr, 30))
+	}
+	var sum struct{ Replaced, Removed []string }
+	if err := json.Unmarshal([]byte(r.Stdout), &sum); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, r.Stdout)
+	}
+	peakIn, lowReady, peakFlight, samples := group.Stop()
+	violations, lowest, checks := budgets.Stop()
+	t.Logf("%d samples: peak %d instances in service, lowest %d Ready schedulable nodes, peak %d nodes in flight; budgets' lowest healthy %v (%d checks)",
+		samples, peakIn, lowReady, peakFlight, lowest, checks)
+	if peakIn > 12 {
+		t.Errorf("%d instances in service at once, above 9 + max surge 3", peakIn)
+	}
+	if lowReady < 8 {
+		t.Errorf("%d Ready schedulable nodes at the lowest, below 9 - max unavailable 1", lowReady)
+	}
+	if peakFlight < 2 || peakFlight > 4 {
+		t.Errorf("peak %d nodes replaced at once, want 2 to 4 (max surge 3 + max unavailable 1)", peakFlight)
+	}
+	if len(violations) > 0 {
+		t.Errorf("PodDisruptionBudgets went below their minimum:\n%s", strings.Join(violations, "\n"))
+	}
+	allOnTarget(t, s, 9)
+	terminations := s.TerminateCalls()
+	var oldIDs []string
+	for _, i := range before.Instances {
+		id := aws.ToString(i.InstanceId)
+		oldIDs = append(oldIDs, id)
+		if terminations[id] != 1 {
+			t.Errorf("old instance %s: %d terminate calls, want exactly one", id, terminations[id])
+		}
+	}
+	if len(terminations) != 9 {
+		t.Errorf("%d instances got terminate calls, want the 9 old ones only: %v", len(terminations), terminations)
+	}
+	decrements := 0
+	for _, c := range s.Calls("TerminateInstanceInAutoScalingGroup") {
+		if c.Params["ShouldDecrementDesiredCapacity"] == "true" {
+			decrements++
+		}
+	}
+	slices.Sort(oldIDs)
+	slices.Sort(sum.Replaced)
+	if !slices.Equal(sum.Replaced, oldIDs) || len(sum.Removed) != 0 || decrements != 3 {
+		t.Errorf("replaced %v, removed %v, %d decrementing terminations; want every old instance, none removed, the last 3 decrementing", sum.Replaced, sum.Removed, decrements)
+	}
+	after := s.Group()
+	if aws.ToInt32(after.MinSize) != aws.ToInt32(before.MinSize) || aws.ToInt32(after.MaxSize) != aws.ToInt32(before.MaxSize) ||
+		aws.ToInt32(after.DesiredCapacity) != 9 || len(after.SuspendedProcesses) != 0 {
+		t.Errorf("group after: min/max/desired %d/%d/%d, suspended %v; want as before and none", aws.ToInt32(after.MinSize), aws.ToInt32(after.MaxSize), aws.ToInt32(after.DesiredCapacity), after.SuspendedProcesses)
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
+		t.Errorf("cluster-autoscaler not restored: %v", err)
+	}
+}
