@@ -55,6 +55,7 @@ func (f *sandboxFlags) addScenario(fs *pflag.FlagSet) {
 	fs.IntVar(&f.sc.Nodes, "nodes", f.sc.Nodes, "nodes in the group")
 	fs.IntVar(&f.sc.AZs, "azs", f.sc.AZs, "availability zones the group spans")
 	fs.IntVar(&f.sc.PodsPerNode, "pods-per-node", f.sc.PodsPerNode, "application pods per node (besides DaemonSets)")
+	fs.Var(mixFlag{&f.sc.Mix}, "mix", "workloads and their PodDisruptionBudgets: seed (the workshop's, each allowing one pod down) or teams (maxUnavailable 1, 10%, 25%, minAvailable 50%, and none)")
 	fs.StringVar(&f.sc.NodeVersion, "node-version", f.sc.NodeVersion, "Kubernetes minor of the group's AMI (the control plane runs "+sandbox.ControlPlaneMinor+")")
 	fs.BoolVar(&f.selfManaged, "self-managed", false, "simulate a self-managed Auto Scaling group instead of an EKS managed node group")
 	fs.BoolVar(&f.sc.Plain, "plain", false, "with --self-managed: a group made without eksctl (Terraform, CloudFormation), named by its Auto Scaling group, whose nodes carry no node group label")
@@ -413,3 +414,23 @@ is lifted.`,
 	f.addLocation(cmd.Flags())
 	return cmd
 }
+
+// mixFlag reads --mix: "seed" is the scenario's default mix.
+type mixFlag struct{ v *string }
+
+func (m mixFlag) String() string {
+	if m.v == nil || *m.v == sandbox.MixSeed {
+		return "seed"
+	}
+	return *m.v
+}
+
+func (m mixFlag) Set(s string) error {
+	if s == "seed" {
+		s = sandbox.MixSeed
+	}
+	*m.v = s
+	return nil
+}
+
+func (mixFlag) Type() string { return "seed|teams" }

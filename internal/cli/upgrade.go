@@ -36,6 +36,7 @@ type upgradeFlags struct {
 	output                  string
 	verbose                 bool
 	strategySet             func() bool // --strategy was given
+	rollback                bool
 }
 
 func newUpgradeCmd(s Streams) *cobra.Command {
@@ -67,6 +68,11 @@ Eviction API, within the pods' PodDisruptionBudgets.
   after --post-cordon-wait and its slot goes to the next. The last old nodes are
   terminated lowering desired capacity, so the group ends at its size with
   nothing left to scale back.
+
+--strategy bluegreen launches the whole new set first and waits until it is
+Ready, then drains the old nodes (--batch-size at a time, --batch-soak apart)
+and keeps them cordoned for --soak before terminating them: until then,
+--rollback goes back at once (old nodes take pods again, the new ones go).
 
 --strategy eks is the seed's algorithm, exactly as an EKS managed node group
 update runs it: surge one node per AZ (or --max-unavailable if larger), wait for
@@ -123,6 +129,7 @@ someone else resizes the group meanwhile.`,
 	fl.DurationVar(&f.timeout, "timeout", 0, "bound the whole run (0: no bound); on expiry the upgrade stops resumable")
 	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
 	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
+	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version")
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 	_ = cmd.MarkFlagRequired("cluster")
@@ -183,7 +190,11 @@ func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
 }
 
 func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
-	if err := f.target.Validate(); err != nil {
+	if f.rollback {
+		if f.target != (engine.TargetSpec{}) {
+			return fmt.Errorf("--rollback goes back to what the group ran before the upgrade under way: give no target (--kubernetes-version, --release-version, --launch-template-version, --ami)")
+		}
+	} else if err := f.target.Validate(); err != nil {
 		return err
 	}
 	if f.output != "text" && f.output != "json" {
@@ -237,7 +248,11 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts.Drain.Force = f.force
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
-	res, runErr := eng.Upgrade(ctx, engine.Request{Group: ref, Target: f.target})
+	upgrade := eng.Upgrade
+	if f.rollback {
+		upgrade = eng.RollBack
+	}
+	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
 	}
@@ -360,7 +375,10 @@ func targetText(t engine.Target) string {
 
 // addStrategyFlags adds the flags that choose how nodes are replaced.
 func addStrategyFlags(fl *pflag.FlagSet, o *engine.Options) {
-	fl.StringVar(&o.Strategy, "strategy", engine.StrategySurge, "how old nodes are replaced: surge (many at once, within --max-surge and --max-unavailable and the pods' budgets) or eks (the seed's: one at a time)")
+	fl.StringVar(&o.Strategy, "strategy", engine.StrategySurge, "how old nodes are replaced: surge (many at once, within --max-surge and --max-unavailable and the pods' budgets), bluegreen (every new node first, old ones kept for --soak) or eks (the seed's: one at a time)")
+	fl.IntVar(&o.BatchSize, "batch-size", 0, "bluegreen: old nodes drained at once (0: all, each drain within the pods' budgets)")
+	fl.DurationVar(&o.BatchSoak, "batch-soak", 0, "bluegreen: wait between one batch drained and the next")
+	fl.DurationVar(&o.Soak, "soak", 10*time.Minute, "bluegreen: keep the drained old nodes (cordoned) this long before terminating them; until then --rollback goes back at once")
 	fl.Var(&o.MaxSurge, "max-surge", "surge: instances above the group's size, a count or a % of it (default 25%, at least one per AZ)")
 	fl.Var(&o.MaxUnavailable, "max-unavailable", "surge: original ready capacity that may be missing at once, a count or a % (default 0); eks: surge at least this many nodes (default: the group's own setting)")
 }

@@ -64,8 +64,9 @@ func (a Amount) of(n int, roundUp bool) int {
 
 // Strategies noderoll knows.
 const (
-	StrategySurge = "surge"
-	StrategyEKS   = "eks"
+	StrategySurge     = "surge"
+	StrategyEKS       = "eks"
+	StrategyBlueGreen = "bluegreen"
 )
 
 // DefaultMaxSurge is the surge strategy's default: a quarter of the group,
@@ -87,9 +88,16 @@ func budgets(strategy string, o Options, desired, azs, groupMaxUnavailable int) 
 			mu = groupMaxUnavailable
 		}
 		return max(azs, mu, 1), 0, nil
+	case StrategyBlueGreen:
+		// The whole replacement set; nothing of the original goes missing.
+		if o.BatchSize < 0 || o.BatchSoak < 0 || o.Soak < 0 {
+			return 0, 0, fmt.Errorf("--batch-size %d, --batch-soak %s, --soak %s: none may be negative", o.BatchSize, o.BatchSoak, o.Soak)
+		}
+		return max(desired, 1), 0, nil
 	case StrategySurge:
 	default:
-		return 0, 0, fmt.Errorf("--strategy %q: want %s (the default: concurrent, PDB-aware) or %s (the seed's one node at a time)", strategy, StrategySurge, StrategyEKS)
+		return 0, 0, fmt.Errorf("--strategy %q: want %s (the default: many nodes at once, PDB-aware), %s (the whole new set first, old nodes kept for a soak) or %s (the seed's: one node at a time)",
+			strategy, StrategySurge, StrategyBlueGreen, StrategyEKS)
 	}
 	ms := o.MaxSurge
 	if !ms.Given {

@@ -26,6 +26,11 @@ type Options struct {
 	// Strategy is how old nodes are replaced: "surge" (concurrent,
 	// PDB-aware; the default) or "eks" (the seed's, one at a time).
 	Strategy string
+	// BatchSize, BatchSoak and Soak shape blue-green: old nodes drained
+	// BatchSize at a time (0: all), BatchSoak apart, kept cordoned for Soak
+	// before they are terminated.
+	BatchSize       int
+	BatchSoak, Soak time.Duration
 	// StrategySet says the user chose Strategy (a resume with another one
 	// is then told it goes on with the recorded one).
 	StrategySet bool

@@ -109,3 +109,28 @@ func hasUpgradeTaint(n *corev1.Node) bool {
 	}
 	return false
 }
+
+// uncordon gives a node back its work: the upgrade's taint, the cordon and
+// noderoll's marks removed.
+func (u *upgrade) uncordon(ctx context.Context, n *corev1.Node) (bool, error) {
+	return u.updateNode(ctx, n.Name, func(n *corev1.Node) bool {
+		changed := n.Spec.Unschedulable
+		n.Spec.Unschedulable = false
+		var keep []corev1.Taint
+		for _, t := range n.Spec.Taints {
+			if t.MatchTaint(&upgradeTaint) {
+				changed = true
+				continue
+			}
+			keep = append(keep, t)
+		}
+		n.Spec.Taints = keep
+		for _, k := range []string{annPhase, annCordonedAt} {
+			if _, ok := n.Annotations[k]; ok {
+				delete(n.Annotations, k)
+				changed = true
+			}
+		}
+		return changed
+	})
+}

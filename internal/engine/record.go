@@ -24,6 +24,8 @@ const (
 	PhaseReplacing   = "Replacing"
 	PhaseScalingDown = "ScalingDown"
 	PhaseCompleted   = "Completed"
+	PhaseRollingBack = "RollingBack"
+	PhaseRolledBack  = "RolledBack" // went back to the old nodes: history, as Completed
 	PhaseFailed      = "Failed"
 )
 
@@ -52,6 +54,10 @@ type Record struct {
 	// upgrade started.
 	Surge       int `json:"surge"`
 	Unavailable int `json:"unavailable,omitempty"`
+	// Blue-green's batches and soaks.
+	BatchSize int      `json:"batchSize,omitempty"`
+	BatchSoak Duration `json:"batchSoak,omitempty"`
+	Soak      Duration `json:"soak,omitempty"`
 	// HeldMax is the max size taken over from someone else's resize
 	// (--accept-resize), 0 when noderoll's own surge sets it.
 	HeldMax         int      `json:"heldMax,omitempty"`
@@ -76,7 +82,9 @@ type Step struct {
 
 // Active reports whether the record is of an upgrade not finished. A
 // completed record is history: the next upgrade of the group starts afresh.
-func (r *Record) Active() bool { return r != nil && r.Phase != PhaseCompleted }
+func (r *Record) Active() bool {
+	return r != nil && r.Phase != PhaseCompleted && r.Phase != PhaseRolledBack
+}
 
 // recordName is the ConfigMap holding a group's record: a hash keeps it a
 // valid name whatever the cluster and group are called.
@@ -164,4 +172,21 @@ func sanitizeLabel(v string) string {
 		out = out[:63]
 	}
 	return string(out)
+}
+
+// Duration is a time.Duration written as "1m30s" in the record.
+type Duration time.Duration
+
+// MarshalJSON implements json.Marshaler.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	*d = Duration(v)
+	return err
 }

@@ -133,6 +133,10 @@ func (u *upgrade) roll(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
+			// Drains cut short say what held them: that is the news.
+			if err := u.collectDrains(rs); err != nil {
+				return err
+			}
 			what := "waiting"
 			if len(plan.Waiting) > 0 {
 				what = "waiting for " + strings.Join(plan.Waiting, "; ")
@@ -247,6 +251,28 @@ func (u *upgrade) apply(ctx context.Context, rs *rollState, s rollout.State, a r
 			return false, false, nil
 		}
 		return true, true, u.terminate(ctx, rs, s, a)
+	case rollout.Uncordon:
+		n := u.nodeOf(a.Instance)
+		if n == nil {
+			return false, false, nil
+		}
+		changed, err := u.uncordon(ctx, n)
+		if err != nil || !changed {
+			return false, false, err
+		}
+		u.report.Step(0, "Going back", fmt.Sprintf("old node %s takes pods again (untainted, uncordoned)", n.Name))
+		u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollRestored", "the upgrade went back: this node takes pods again")
+		return true, false, nil
+	case rollout.Repoint:
+		v := u.rec.OriginalTemplateVersion
+		if u.group.TemplateVersion == v {
+			return false, false, nil
+		}
+		if err := u.cloud.UpdateGroup(ctx, u.group, cloud.GroupUpdate{TemplateVersion: &v}); err != nil {
+			return false, false, err
+		}
+		u.report.Step(0, "Going back", fmt.Sprintf("%s launches launch template version %d again", u.group.ASGName, v))
+		return true, true, nil
 	case rollout.Restore:
 		minSize, maxSize, desired := u.rec.OriginalMin, u.rec.OriginalMax, u.rec.OriginalDesired
 		if err := u.cloud.UpdateGroup(ctx, u.group, cloud.GroupUpdate{Min: &minSize, Max: &maxSize, Desired: &desired}); err != nil {
@@ -279,7 +305,7 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 	verb, step := "Replace", 5
 	if removing {
 		verb, step = "Remove surplus", 9
-		if len(u.rec.Removed) == 0 && u.rec.Steps[len(u.rec.Steps)-1].Name != "scale back" {
+		if steps := u.rec.Steps; len(u.rec.Removed) == 0 && u.rec.Phase == PhaseScalingDown && (len(steps) == 0 || steps[len(steps)-1].Name != "scale back") {
 			u.startStep("scale back")
 			u.report.Step(9, "Scale back", fmt.Sprintf("desired %d -> %d: draining %d surplus nodes, then max %d -> %d",
 				u.group.Desired, u.rec.OriginalDesired, u.group.Desired-u.rec.OriginalDesired, u.group.Max, u.rec.OriginalMax))
@@ -423,4 +449,36 @@ func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State,
 	}
 	u.report.Step(step, "Terminate", fmt.Sprintf("%s (%s) %s", a.Instance, name, how))
 	return nil
+}
+
+// collectDrains waits for the drains in flight, which end once the run's
+// context does, and returns their errors as one.
+func (u *upgrade) collectDrains(rs *rollState) error {
+	var msgs []string
+	var first error
+	running := 0
+	for _, job := range rs.jobs {
+		if !job.finished {
+			running++
+		}
+	}
+	for range running {
+		r := <-rs.results
+		if j := rs.jobs[r.instance]; j != nil {
+			j.finished = true
+		}
+		if r.err != nil {
+			if first == nil {
+				first = r.err
+			}
+			msgs = append(msgs, r.err.Error())
+		}
+	}
+	switch len(msgs) {
+	case 0:
+		return nil
+	case 1:
+		return first
+	}
+	return fmt.Errorf("%s: %w", strings.Join(msgs, "; "), first)
 }

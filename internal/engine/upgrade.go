@@ -143,12 +143,22 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 			Phase: PhaseStarted, OriginalMin: u.group.Min, OriginalMax: u.group.Max, OriginalDesired: u.group.Desired,
 			OriginalTemplateVersion: u.group.TemplateVersion, Strategy: strategy, Surge: surge, Unavailable: unavailable, Started: now,
 		}
+		if strategy == StrategyBlueGreen {
+			u.rec.BatchSize, u.rec.BatchSoak, u.rec.Soak = u.opts.BatchSize, Duration(u.opts.BatchSoak), Duration(u.opts.Soak)
+		}
 		if err := u.save(ctx); err != nil {
 			return err
 		}
 		how := fmt.Sprintf("surge %d (one per AZ of %s), one old node at a time", surge, strings.Join(u.group.AZs, ", "))
-		if strategy == StrategySurge {
+		switch strategy {
+		case StrategySurge:
 			how = fmt.Sprintf("strategy surge: max surge %d, max unavailable %d, up to %d nodes at once in AZs %s", surge, unavailable, surge+unavailable, strings.Join(u.group.AZs, ", "))
+		case StrategyBlueGreen:
+			batch := "all at once"
+			if u.opts.BatchSize > 0 {
+				batch = fmt.Sprintf("%d at a time, %s apart", u.opts.BatchSize, u.opts.BatchSoak)
+			}
+			how = fmt.Sprintf("strategy bluegreen: %d new nodes first, then old ones drained %s and kept cordoned for a %s soak", surge, batch, u.opts.Soak)
 		}
 		u.report.Step(0, "Plan", fmt.Sprintf("%s: %d nodes to %s; %s",
 			u.group.Cluster+"/"+u.group.Name, len(oldInstances(u.group, u.target.ImageID)), describeTarget(u.target), how))
@@ -157,8 +167,13 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		if u.rec.Strategy == "" {
 			u.rec.Strategy = StrategyEKS // recorded before there were strategies
 		}
-		u.report.Step(0, "Resume", fmt.Sprintf("resuming the upgrade of %s/%s to %s recorded at phase %s (strategy %s, started %s)",
-			u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Phase, u.rec.Strategy, u.rec.Started.Local().Format(time.Kitchen)))
+		if u.rec.Phase == PhaseRollingBack {
+			u.report.Step(0, "Going back", fmt.Sprintf("from the bluegreen upgrade of %s/%s to %s (started %s): old nodes take pods again, new ones are drained and removed",
+				u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Started.Local().Format(time.Kitchen)))
+		} else {
+			u.report.Step(0, "Resume", fmt.Sprintf("resuming the upgrade of %s/%s to %s recorded at phase %s (strategy %s, started %s)",
+				u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Phase, u.rec.Strategy, u.rec.Started.Local().Format(time.Kitchen)))
+		}
 		if u.opts.Strategy != u.rec.Strategy && u.opts.StrategySet {
 			u.report.Info(fmt.Sprintf("--strategy %s ignored: the upgrade goes on as it started, with %s", u.opts.Strategy, u.rec.Strategy))
 		}
@@ -178,6 +193,8 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 	case StrategyEKS:
 		rng := u.newRand()
 		u.strategy = rollout.EKS{Intn: rng.IntN}
+	case StrategyBlueGreen:
+		u.strategy = rollout.BlueGreen{}
 	default:
 		u.strategy = rollout.Surge{}
 	}
@@ -271,6 +288,9 @@ func (u *upgrade) pointGroup(ctx context.Context) error {
 	if err := u.refresh(ctx); err != nil {
 		return err
 	}
+	if u.rec.Phase == PhaseRollingBack {
+		return nil // going back points it at the original version
+	}
 	if u.group.TemplateVersion == u.rec.TemplateVersion {
 		return nil
 	}
@@ -306,7 +326,12 @@ func (u *upgrade) finish(ctx context.Context) error {
 	if err := u.restoreAutoscaler(ctx); err != nil {
 		return err
 	}
-	u.rec.Phase = PhaseCompleted
+	if u.rec.Phase == PhaseRollingBack {
+		u.rec.Phase = PhaseRolledBack
+		u.report.Step(0, "Rolled back", fmt.Sprintf("%s/%s is back on its old nodes and launch template version %d", u.rec.Cluster, u.rec.Nodegroup, u.rec.OriginalTemplateVersion))
+	} else {
+		u.rec.Phase = PhaseCompleted
+	}
 	return u.save(ctx)
 }
 

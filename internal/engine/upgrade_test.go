@@ -556,3 +556,120 @@ func TestParseAmount(t *testing.T) {
 		t.Errorf("25%% of 30 rounded down = %d", got)
 	}
 }
+
+// Blue-green: the whole new set first, then every old node drained and
+// kept for the soak, then terminated lowering desired capacity.
+func TestBlueGreenReplacesTheWholeSetThenTheOld(t *testing.T) {
+	w := newWorld(t, 6, "a", "b", "c")
+	w.strategy = StrategyBlueGreen
+	old := ids(w.p.Group("ng"))
+	peak := 0
+	w.p.Before = func(op string) error {
+		peak = max(peak, len(w.p.Group("ng").Instances))
+		if strings.HasPrefix(op, "TerminateInstance") && len(w.p.Group("ng").Instances) < 12 && !strings.Contains(op, "decrement=true") {
+			t.Errorf("%s: an old instance terminated keeping desired capacity", op)
+		}
+		return nil
+	}
+	e := w.engine()
+	e.opts.BatchSize, e.opts.Soak = 2, 50*time.Millisecond
+	res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.done(amiB, 6, old)
+	if peak != 12 || len(res.Removed) != 0 || len(w.record().Decremented) != 6 {
+		t.Errorf("peak %d instances (want 12), removed %v, decremented %v", peak, res.Removed, w.record().Decremented)
+	}
+}
+
+// Going back during the soak: old nodes take pods again, the new ones go,
+// the group launches its original version; nothing old is terminated. The
+// next upgrade of the group then starts afresh.
+func TestBlueGreenGoesBackDuringTheSoak(t *testing.T) {
+	w := newWorld(t, 4, "a", "b")
+	w.strategy = StrategyBlueGreen
+	old := ids(w.p.Group("ng"))
+	origVersion := w.p.Group("ng").TemplateVersion
+	e := w.engine()
+	e.opts.Soak = time.Hour
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		cordoned := 0
+		for _, n := range nodes.Items {
+			if n.Annotations[annCordonedAt] != "" {
+				cordoned++
+			}
+		}
+		if cordoned == 4 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the old nodes were never all drained (%d)", cordoned)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the soaking upgrade ended with %v", err)
+	}
+	if len(w.p.Terminations()) != 0 {
+		t.Fatalf("terminated during the soak: %v", w.p.Terminations())
+	}
+
+	res, err := w.engine().RollBack(context.Background(), Request{Group: w.ref})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := w.p.Group("ng")
+	now := ids(g)
+	slices.Sort(now)
+	slices.Sort(old)
+	if !slices.Equal(now, old) || g.Min != 4 || g.Max != 4 || g.Desired != 4 || g.TemplateVersion != origVersion {
+		t.Errorf("after going back: instances %v (want %v), sizes %d/%d/%d, version %d (want %d)", now, old, g.Min, g.Max, g.Desired, g.TemplateVersion, origVersion)
+	}
+	for _, id := range old {
+		if w.p.Terminations()[id] != 0 {
+			t.Errorf("old instance %s terminated", id)
+		}
+	}
+	if len(res.Removed) != 4 {
+		t.Errorf("removed %v, want the 4 new instances", res.Removed)
+	}
+	nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 || n.Annotations[annPhase] != "" || n.Annotations[annCordonedAt] != "" {
+			t.Errorf("node %s left cordoned, tainted or marked", n.Name)
+		}
+	}
+	if r := w.record(); r.Phase != PhaseRolledBack {
+		t.Errorf("record phase %s", r.Phase)
+	}
+	if _, err := w.engine().RollBack(context.Background(), Request{Group: w.ref}); err == nil || !strings.Contains(err.Error(), "no upgrade of c1/ng is under way") {
+		t.Errorf("a second go-back: %v", err)
+	}
+	e = w.engine()
+	e.opts.Soak = 0
+	if _, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
+		t.Fatal(err)
+	}
+	w.done(amiB, 4, old)
+}
+
+func TestGoingBackIsRefusedWhenOldNodesAreGone(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := w.engine().RollBack(context.Background(), Request{Group: w.ref})
+	if err == nil || !strings.Contains(err.Error(), "no upgrade of c1/ng is under way") {
+		t.Errorf("going back after a completed upgrade: %v", err)
+	}
+}

@@ -1,7 +1,9 @@
 package rollout
 
 import (
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -67,5 +69,53 @@ func TestSurgeTakesFewerStepsThanEKS(t *testing.T) {
 	t.Logf("30 nodes: eks %d steps, surge (8) %d steps", eks, surge)
 	if surge*4 > eks {
 		t.Errorf("surge took %d steps, eks %d: want at least 4x fewer", surge, eks)
+	}
+}
+
+// Going back during a blue-green soak: the old nodes take work again, the
+// new ones are drained and removed, the group launches the old version and
+// has its sizes back; no old instance is terminated.
+func TestBlueGreenGoesBackDuringTheSoak(t *testing.T) {
+	for seed := range uint64(100) {
+		w := newWorld(t, seed, func(*rand.Rand) Strategy { return BlueGreen{} }, false)
+		w.soak = time.Hour
+		soaking := false
+		for range 500 {
+			p := w.strategy.Plan(w.state())
+			w.apply(p)
+			if w.phase == PhaseReplacing && slices.ContainsFunc(p.Waiting, func(s string) bool { return strings.HasPrefix(s, "soak:") }) {
+				soaking = true
+				break
+			}
+			w.advance()
+		}
+		if !soaking {
+			t.Fatalf("seed %d: never reached the soak\n%s", seed, w.trace())
+		}
+		w.phase = PhaseRollingBack
+		done := false
+		for range 500 {
+			p := w.strategy.Plan(w.state())
+			w.apply(p)
+			if p.Done {
+				done = true
+				break
+			}
+			w.advance()
+		}
+		if !done {
+			t.Fatalf("seed %d: going back never ended\n%s", seed, w.trace())
+		}
+		if w.anyOldTerminated() || !w.repointed {
+			t.Errorf("seed %d: an old instance terminated (%v) or the group not pointed back (%v)", seed, w.terms, w.repointed)
+		}
+		if w.min != w.orig.OrigMin || w.max != w.orig.OrigMax || w.desired != w.orig.OrigDesired {
+			t.Errorf("seed %d: sizes %d/%d/%d, want %d/%d/%d", seed, w.min, w.max, w.desired, w.orig.OrigMin, w.orig.OrigMax, w.orig.OrigDesired)
+		}
+		for _, i := range w.inst {
+			if i.InService() && (!i.Old || i.Tainted || i.Cordoned || i.Mark != Unmarked) {
+				t.Errorf("seed %d: %s in service after going back: old %v tainted %v cordoned %v mark %q", seed, i.ID, i.Old, i.Tainted, i.Cordoned, i.Mark)
+			}
+		}
 	}
 }

@@ -17,6 +17,9 @@ const (
 	PhaseSurging     = "Surging"
 	PhaseReplacing   = "Replacing"
 	PhaseScalingDown = "ScalingDown"
+	// PhaseRollingBack goes back to the old nodes (blue-green, before any
+	// old instance is terminated).
+	PhaseRollingBack = "RollingBack"
 )
 
 // Mark is a node's per-node progress, kept on the node so that a restarted
@@ -81,6 +84,11 @@ type State struct {
 	Instances          []Instance
 	Budgets            []Budget
 	PostCordonWait     time.Duration
+	// Blue-green: old nodes drained BatchSize at a time (0: all at once),
+	// BatchSoak apart; drained old instances are kept, cordoned, for Soak
+	// before they are terminated, so that going back is instant meanwhile.
+	BatchSize       int
+	BatchSoak, Soak time.Duration
 }
 
 // Kind of an action.
@@ -101,10 +109,16 @@ const (
 	Terminate
 	// Restore puts min, max and desired back to the original.
 	Restore
+	// Uncordon gives an old node back its work: taint, cordon and marks
+	// removed (going back).
+	Uncordon
+	// Repoint points the group back at its original launch template
+	// version (going back).
+	Repoint
 )
 
 func (k Kind) String() string {
-	return [...]string{"resize", "phase", "taint", "drain", "terminate", "restore"}[k]
+	return [...]string{"resize", "phase", "taint", "drain", "terminate", "restore", "uncordon", "repoint"}[k]
 }
 
 // Action is one thing to do.

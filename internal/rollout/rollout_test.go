@@ -42,6 +42,9 @@ type world struct {
 	peakInService     int
 	neverReady        bool // a launch that never becomes Ready (repaired after a stop)
 	log               []string
+	batch             int
+	batchSoak, soak   time.Duration
+	repointed         bool
 }
 
 func newWorld(t *testing.T, seed uint64, strategy func(*rand.Rand) Strategy, faults bool) *world {
@@ -64,8 +67,11 @@ func newWorld(t *testing.T, seed uint64, strategy func(*rand.Rand) Strategy, fau
 	w.max = n + rng.IntN(3)
 	w.desired = n
 	w.orig = State{OrigMin: w.min, OrigMax: w.max, OrigDesired: n}
+	w.batch, w.batchSoak, w.soak = rng.IntN(4), time.Duration(rng.IntN(4))*time.Second, time.Duration(rng.IntN(6))*time.Second
 	if _, eks := w.strategy.(EKS); eks {
 		w.surge = max(nAZ, rng.IntN(3))
+	} else if _, bg := w.strategy.(BlueGreen); bg {
+		w.surge = n
 	} else {
 		w.surge = rng.IntN(n + 1)
 		w.unav = rng.IntN(n/2 + 1)
@@ -104,6 +110,7 @@ func (w *world) state() State {
 	s.Now, s.Phase, s.Min, s.Max, s.Desired = w.now(), w.phase, w.min, w.max, w.desired
 	s.Surge, s.Unavailable, s.AZs, s.Budgets = w.surge, w.unav, w.azs, w.budgets
 	s.PostCordonWait = 2 * time.Second
+	s.BatchSize, s.BatchSoak, s.Soak = w.batch, w.batchSoak, w.soak
 	for _, i := range w.inst {
 		c := i.Instance
 		c.Ready = i.HasNode && i.readyAt >= 0 && w.step >= i.readyAt
@@ -161,8 +168,16 @@ func (w *world) apply(p Plan) {
 			i.Mark, i.Draining = a.Mark, true
 			i.Cordoned = i.Cordoned || a.CordonFirst
 			i.drainLeft = w.rng.IntN(4)
+		case Uncordon:
+			i := w.find(a.Instance)
+			i.Tainted, i.Cordoned, i.Mark, i.DrainedAt = false, false, Unmarked, time.Time{}
+		case Repoint:
+			w.repointed = true
 		case Terminate:
 			i := w.find(a.Instance)
+			if _, bg := w.strategy.(BlueGreen); bg && i.Old && w.phase == PhaseReplacing && !i.Terminated {
+				w.checkSoaked(i)
+			}
 			if !i.InService() {
 				w.t.Fatalf("step %d: terminate of %s, already leaving", w.step, i.ID)
 			}
@@ -323,8 +338,9 @@ func (w *world) end() {
 
 func TestStrategiesOverManySeededRuns(t *testing.T) {
 	strategies := map[string]func(*rand.Rand) Strategy{
-		"eks":   func(r *rand.Rand) Strategy { return EKS{Intn: r.IntN} },
-		"surge": func(*rand.Rand) Strategy { return Surge{} },
+		"eks":       func(r *rand.Rand) Strategy { return EKS{Intn: r.IntN} },
+		"surge":     func(*rand.Rand) Strategy { return Surge{} },
+		"bluegreen": func(*rand.Rand) Strategy { return BlueGreen{} },
 	}
 	for name, mk := range strategies {
 		for _, faults := range []bool{false, true} {
@@ -338,3 +354,32 @@ func TestStrategiesOverManySeededRuns(t *testing.T) {
 }
 
 func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed)) }
+
+// checkSoaked fails a blue-green termination of an old node before every
+// new node is Ready or before the soak after the last drain is over.
+func (w *world) checkSoaked(i *simInstance) {
+	var last time.Time
+	for _, x := range w.inst {
+		if x.InService() && !x.Old && !(x.readyAt >= 0 && w.step >= x.readyAt) {
+			w.t.Fatalf("step %d: old %s terminated while new %s is not Ready\n%s", w.step, i.ID, x.ID, w.trace())
+		}
+		if x.Old && x.DrainedAt.After(last) {
+			last = x.DrainedAt
+		}
+		if x.Old && x.InService() && x.DrainedAt.IsZero() && !x.Terminated {
+			w.t.Fatalf("step %d: old %s terminated while old %s is not drained yet\n%s", w.step, i.ID, x.ID, w.trace())
+		}
+	}
+	if w.now().Before(last.Add(w.soak)) && !w.anyOldTerminated() {
+		w.t.Fatalf("step %d: old %s terminated before the soak ended\n%s", w.step, i.ID, w.trace())
+	}
+}
+
+func (w *world) anyOldTerminated() bool {
+	for _, id := range w.oldIDs {
+		if w.terms[id] > 0 {
+			return true
+		}
+	}
+	return false
+}

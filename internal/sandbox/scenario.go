@@ -34,7 +34,8 @@ type Scenario struct {
 	Nodes        int    `json:"nodes"`
 	AZs          int    `json:"azs"`
 	PodsPerNode  int    `json:"podsPerNode"`
-	NodeVersion  string `json:"nodeVersion"` // Kubernetes minor of the group's AMI
+	Mix          string `json:"mix,omitempty"` // MixSeed or MixTeams
+	NodeVersion  string `json:"nodeVersion"`   // Kubernetes minor of the group's AMI
 	InstanceType string `json:"instanceType"`
 	// Delays that make the sandbox behave as in life.
 	BootDelay      Duration `json:"bootDelay"`      // instance launch until its Node registers
@@ -80,6 +81,8 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("--pods-per-node %d: want 0 to 50", s.PodsPerNode)
 	case s.Cluster == "" || s.Nodegroup == "":
 		return fmt.Errorf("the scenario needs a cluster and a node group name")
+	case s.Mix != MixSeed && s.Mix != MixTeams:
+		return fmt.Errorf("--mix %q: want seed (every budget allows one pod down) or teams (budgets of 1, 10%%, 25%%, minAvailable 50%%, and none)", s.Mix)
 	case s.Plain && s.Managed:
 		return fmt.Errorf("--plain goes with --self-managed: an EKS managed node group always labels its nodes")
 	}
@@ -123,20 +126,46 @@ func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error
 	})
 }
 
-// Workload names the scenario's applications that carry a PDB.
+// Workload is one of the scenario's replicated applications, with its
+// PodDisruptionBudget (none when both are nil).
 type Workload struct {
 	Namespace, Name, Kind string
 	Replicas              int32
+	MaxUnavailable        *intstr.IntOrString
+	MinAvailable          *intstr.IntOrString
 }
+
+// Mixes of workloads a scenario can run.
+const (
+	// MixSeed is the workshop's: every budget allows one pod down.
+	MixSeed = ""
+	// MixTeams is budgets as teams set them: maxUnavailable 1 on a small
+	// service, 10% and 25% on large Deployments, minAvailable 50% on a
+	// StatefulSet, and a Deployment with no budget.
+	MixTeams = "teams"
+)
 
 // Workloads lists the scenario's replicated applications.
 func (s Scenario) Workloads() []Workload {
 	n := s.Nodes * s.PodsPerNode
+	one, pct := intstr.FromInt32(1), func(v string) *intstr.IntOrString { x := intstr.FromString(v); return &x }
+	if s.Mix == MixTeams {
+		share := func(f float64, least int) int32 { return int32(max(least, int(math.Round(f*float64(n))))) }
+		return []Workload{
+			{Namespace: "kube-system", Name: "coredns", Kind: "Deployment", Replicas: 2, MaxUnavailable: &one},
+			{Namespace: "default", Name: "auth", Kind: "Deployment", Replicas: 3, MaxUnavailable: &one},
+			{Namespace: "default", Name: "web", Kind: "Deployment", Replicas: share(0.4, 2), MaxUnavailable: pct("10%")},
+			{Namespace: "default", Name: "worker", Kind: "Deployment", Replicas: share(0.3, 2), MaxUnavailable: pct("25%")},
+			{Namespace: "default", Name: "cache", Kind: "StatefulSet", Replicas: share(0.15, 2), MinAvailable: pct("50%")},
+			{Namespace: "default", Name: "batch", Kind: "Deployment", Replicas: share(0.15, 1)},
+		}
+	}
+	front := intstr.FromInt32(int32(max(3, n/2)) - 1)
 	return []Workload{
-		{"kube-system", "coredns", "Deployment", 2},
-		{"default", "ecsdemo-frontend", "Deployment", int32(max(3, n/2))},
-		{"default", "ecsdemo-nodejs", "Deployment", int32(max(2, n/4))},
-		{"default", "ecsdemo-crystal", "StatefulSet", int32(max(2, n/4))},
+		{Namespace: "kube-system", Name: "coredns", Kind: "Deployment", Replicas: 2, MaxUnavailable: &one},
+		{Namespace: "default", Name: "ecsdemo-frontend", Kind: "Deployment", Replicas: int32(max(3, n/2)), MinAvailable: &front},
+		{Namespace: "default", Name: "ecsdemo-nodejs", Kind: "Deployment", Replicas: int32(max(2, n/4)), MaxUnavailable: &one},
+		{Namespace: "default", Name: "ecsdemo-crystal", Kind: "StatefulSet", Replicas: int32(max(2, n/4)), MaxUnavailable: &one},
 	}
 }
 
@@ -200,15 +229,11 @@ func (s Scenario) SeedKube(ctx context.Context, c kubernetes.Interface, out io.W
 		if err != nil {
 			return err
 		}
-		// At most one pod of each application down at a time.
-		budget := policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}}
-		if w.Name == "ecsdemo-frontend" {
-			minAvail := intstr.FromInt32(replicas - 1)
-			budget.MinAvailable = &minAvail
-		} else {
-			one := intstr.FromInt32(1)
-			budget.MaxUnavailable = &one
+		if w.MaxUnavailable == nil && w.MinAvailable == nil {
+			continue
 		}
+		budget := policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			MaxUnavailable: w.MaxUnavailable, MinAvailable: w.MinAvailable}
 		if err := create(ctx, c.PolicyV1().PodDisruptionBudgets(w.Namespace).Create, &policyv1.PodDisruptionBudget{
 			ObjectMeta: metav1.ObjectMeta{Name: w.Name, Namespace: w.Namespace}, Spec: budget,
 		}); err != nil {

@@ -1,0 +1,61 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+)
+
+// ErrNothingToRollBack says there is no upgrade the group can go back from.
+type ErrNothingToRollBack struct{ Why string }
+
+func (e *ErrNothingToRollBack) Error() string { return "nothing to go back from: " + e.Why }
+
+// RollBack goes back from a blue-green upgrade before its old nodes are
+// terminated (during the soak, or earlier): the old nodes take pods again,
+// the group launches its original launch template version, the new nodes
+// are drained within the pods' budgets and removed, and the sizes,
+// scaling processes and cluster-autoscaler are restored. Interrupted, it
+// resumes as an upgrade does: run it again.
+func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
+	start := e.clock.Now()
+	group, err := e.cloud.NodeGroup(ctx, ref.Group)
+	if err != nil {
+		return nil, err
+	}
+	e.members.Add(group.Instances)
+	store := &recordStore{client: e.kube, name: recordName(ref.Group.Cluster, ref.Group.Name)}
+	rec, err := store.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case !rec.Active():
+		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("no upgrade of %s is under way", ref.Group)}
+	case rec.Strategy != StrategyBlueGreen:
+		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s under way uses strategy %s, whose old nodes are terminated as it goes; only a bluegreen upgrade keeps them to go back to (rerun the upgrade to finish it)", ref.Group, strategyOf(rec))}
+	case len(rec.Replaced) > 0 && rec.Phase != PhaseRollingBack:
+		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the soak of %s is over: %d old instances are terminated already; rerun the upgrade to finish it", ref.Group, len(rec.Replaced))}
+	case rec.Phase == PhaseScalingDown:
+		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s has replaced every old node", ref.Group)}
+	}
+	u, err := e.newUpgrade(ctx, store, rec, group, rec.Spec, rec.Target)
+	if err != nil {
+		return nil, err
+	}
+	defer u.close()
+	if rec.Phase != PhaseRollingBack {
+		rec.Phase = PhaseRollingBack
+		if err := u.save(ctx); err != nil {
+			return nil, err
+		}
+	}
+	err = u.run(ctx)
+	return &Result{Target: rec.Target, Replaced: rec.Replaced, Removed: rec.Removed, Steps: rec.Steps, Duration: e.clock.Since(start)}, err
+}
+
+func strategyOf(r *Record) string {
+	if r.Strategy == "" {
+		return StrategyEKS
+	}
+	return r.Strategy
+}
