@@ -52,7 +52,7 @@ Or step by step:
 	}
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s))
+	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s))
 	return root
 }
 

@@ -173,6 +173,16 @@ func (d *Drainer) Watch(b *Budgets, gone *NodeBroadcast) {
 	d.budgets, d.podsGone = b, gone
 }
 
+// askEvery is how often an eviction its budget's status refuses is sent
+// anyway: every RetryDelay when budgets are not watched, else rarely, in
+// case the watch lags (a budget that frees wakes the drain at once).
+func (d *Drainer) askEvery() time.Duration {
+	if d.budgets == nil {
+		return d.opts.RetryDelay
+	}
+	return max(d.opts.RetryDelay, 15*time.Second)
+}
+
 func (d *Drainer) evictionVersion() (schema.GroupVersion, error) {
 	d.gvMu.Lock()
 	defer d.gvMu.Unlock()
@@ -280,7 +290,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			d.gaveUp(ctx, h, node, told)
 			return nil
 		}
-		ask := d.clock.Since(lastAsked) >= d.opts.RetryDelay
+		ask := d.clock.Since(lastAsked) >= d.askEvery()
 		if ask {
 			lastAsked = d.clock.Now()
 		}

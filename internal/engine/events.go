@@ -8,6 +8,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	listersv1 "k8s.io/client-go/listers/core/v1"
 	"k8s.io/utils/clock"
 )
 
@@ -19,6 +20,7 @@ type eventer struct {
 	client kubernetes.Interface
 	clock  clock.Clock
 	log    *slog.Logger
+	nodes  listersv1.NodeLister // nil: nodes are asked for
 }
 
 // node records an event on a node as the caches know it (no extra request).
@@ -29,7 +31,11 @@ func (e eventer) node(ctx context.Context, n *corev1.Node, typ, reason, msg stri
 // nodeNamed records an event on a node known by name only.
 func (e eventer) nodeNamed(ctx context.Context, node, typ, reason, msg string) {
 	var uid types.UID
-	if n, err := e.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
+	if e.nodes != nil {
+		if n, err := e.nodes.Get(node); err == nil {
+			uid = n.UID
+		}
+	} else if n, err := e.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
 		uid = n.UID
 	}
 	e.record(ctx, node, uid, typ, reason, msg)

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -164,4 +165,26 @@ func indexPodsByNode(obj any) ([]string, error) {
 		return []string{p.Spec.NodeName}, nil
 	}
 	return nil, nil
+}
+
+// slim keeps in the informers' caches only what the engine reads: on a
+// large cluster pods and nodes are most of the process's memory, and their
+// managed fields, images and container specs most of theirs.
+func slim(obj any) (any, error) {
+	if a, err := meta.Accessor(obj); err == nil {
+		a.SetManagedFields(nil)
+	}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		var ann map[string]string
+		if v, ok := o.Annotations[corev1.MirrorPodAnnotationKey]; ok {
+			ann = map[string]string{corev1.MirrorPodAnnotationKey: v}
+		}
+		o.Annotations = ann
+		o.Spec = corev1.PodSpec{NodeName: o.Spec.NodeName}
+		o.Status = corev1.PodStatus{Phase: o.Status.Phase}
+	case *corev1.Node:
+		o.Status.Images = nil
+	}
+	return obj, nil
 }

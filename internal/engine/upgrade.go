@@ -47,7 +47,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 	// Nodes, pods and budgets are read from informers' caches: the strategy
 	// looks at all of them on every change.
 	ictx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	factory := informers.NewSharedInformerFactory(e.kube, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(e.kube, 0, informers.WithTransform(slim))
 	nodeInformer := factory.Core().V1().Nodes()
 	podInformer := factory.Core().V1().Pods()
 	pdbInformer := factory.Policy().V1().PodDisruptionBudgets()
@@ -58,7 +58,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t,
 		nodes: nodeInformer.Lister(), pods: podInformer.Informer().GetIndexer(), pdbs: pdbInformer.Lister(),
 		kick: make(chan struct{}, 1), stop: stop,
-		events: eventer{client: e.kube, clock: e.clock, log: e.log}}
+		events: eventer{client: e.kube, clock: e.clock, log: e.log, nodes: nodeInformer.Lister()}}
 	poke := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { u.poke() },
 		UpdateFunc: func(any, any) { u.poke() },

@@ -1,0 +1,440 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go/logging"
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+
+	"github.com/noderoll/noderoll/internal/sandbox"
+)
+
+// RealWorld are the delays the benchmark scales down: an EC2 instance boots
+// and its node registers in about 20s and is Ready 10s later
+// (awslabs/node-latency-for-k8s reports 24-30s in all), a pod starts and
+// stops in about 15s, an instance shuts down in 30s, and EKS waits 60s
+// between cordon and terminate.
+var RealWorld = struct{ Boot, Ready, PodStart, PodStop, Shutdown, PostCordon time.Duration }{
+	20 * time.Second, 10 * time.Second, 15 * time.Second, 15 * time.Second, 30 * time.Second, 60 * time.Second,
+}
+
+// Options say what to measure.
+type Options struct {
+	Sizes       []int
+	Strategies  []string
+	Scale       float64 // real-world delays are divided by it
+	PodsPerNode int
+	Dir         string    // sandboxes and logs go here, one folder per run
+	Self        string    // the noderoll binary: runs the sandboxes and the upgrades
+	Out         io.Writer // progress
+}
+
+// Row is one strategy on one group size.
+type Row struct {
+	Nodes         int           `json:"nodes"`
+	Strategy      string        `json:"strategy"`
+	Makespan      time.Duration `json:"makespan"`
+	Bound         Bound         `json:"bound"`
+	Ratio         float64       `json:"ratioToBound"`
+	Speedup       float64       `json:"speedupOverEKS,omitempty"`
+	PeakInstances int           `json:"peakInstances"`
+	Breaches      []string      `json:"pdbBreaches"`
+	Replaced      int           `json:"replaced"`
+	APIRequests   int           `json:"apiRequests"`
+	PerNode       float64       `json:"apiRequestsPerReplacedNode"`
+	PeakRSSMiB    float64       `json:"peakRSSMiB"`
+	Delays        Delays        `json:"delays"`
+	Workloads     []Budgeted    `json:"workloads"`
+	InFlight      int           `json:"budgetInFlight"` // p of the bound: the default surge budget
+	Error         string        `json:"error,omitempty"`
+}
+
+// scaled is a real-world delay scaled down, to the millisecond.
+func (o Options) scaled(d time.Duration) time.Duration {
+	return (time.Duration(float64(d) / o.Scale)).Round(time.Millisecond)
+}
+
+// Run measures every strategy on every size, printing progress and each
+// row as it comes.
+func Run(ctx context.Context, o Options) ([]Row, error) {
+	var rows []Row
+	for _, n := range o.Sizes {
+		var eks time.Duration
+		for _, strategy := range o.Strategies {
+			fmt.Fprintf(o.Out, "== %d nodes, %s\n", n, strategy)
+			row, err := o.one(ctx, n, strategy)
+			if err != nil {
+				row.Error = err.Error()
+				fmt.Fprintf(o.Out, "   failed: %v\n", err)
+			}
+			if strategy == "eks" && row.Error == "" {
+				eks = row.Makespan
+			}
+			if eks > 0 && row.Makespan > 0 {
+				row.Speedup = float64(eks) / float64(row.Makespan)
+			}
+			rows = append(rows, row)
+			if ctx.Err() != nil {
+				return rows, ctx.Err()
+			}
+		}
+	}
+	return rows, nil
+}
+
+func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
+	row := Row{Nodes: n, Strategy: strategy}
+	dir := filepath.Join(o.Dir, fmt.Sprintf("%d-%s", n, strategy))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return row, err
+	}
+	wait := o.scaled(RealWorld.PostCordon)
+	up := []string{"sandbox", "up", "--dir", dir, "--name", fmt.Sprintf("bench-%d-%s", n, strategy),
+		"--nodes", strconv.Itoa(n), "--azs", "3", "--pods-per-node", strconv.Itoa(o.PodsPerNode), "--mix", "teams",
+		"--boot-delay", o.scaled(RealWorld.Boot).String(), "--node-ready-delay", o.scaled(RealWorld.Ready).String(),
+		"--pod-start-delay", o.scaled(RealWorld.PodStart).String(), "--pod-stop-delay", o.scaled(RealWorld.PodStop).String(),
+		"--shutdown-delay", o.scaled(RealWorld.Shutdown).String()}
+	fmt.Fprintf(o.Out, "   sandbox up: %d nodes, %d pods a node (teams' budgets)\n", n, o.PodsPerNode)
+	if _, err := o.run(ctx, filepath.Join(dir, "sandbox-up.log"), nil, nil, up...); err != nil {
+		return row, fmt.Errorf("sandbox up (log in %s): %w", dir, err)
+	}
+	defer func() {
+		_, _ = o.run(context.WithoutCancel(ctx), filepath.Join(dir, "sandbox-down.log"), nil, nil, "sandbox", "down", "--dir", dir)
+	}()
+	st, err := sandbox.Load(dir)
+	if err != nil {
+		return row, err
+	}
+	kube, err := st.KubeClient()
+	if err != nil {
+		return row, err
+	}
+	env := os.Environ()
+	for _, kv := range st.Env() {
+		env = append(env, kv[0]+"="+kv[1])
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(st.Region), config.WithBaseEndpoint(st.AWSEndpoint), config.WithLogger(logging.Nop{}),
+		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: sandbox.AccessKeyID, SecretAccessKey: sandbox.SecretAccessKey}, nil
+		})))
+	if err != nil {
+		return row, err
+	}
+	asg, ec2c := autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg)
+	kubeconfig, err := ownIdentity(ctx, kube, st.Kubeconfig, dir)
+	if err != nil {
+		return row, fmt.Errorf("giving the upgrade its own identity (to count its requests): %w", err)
+	}
+	env = append(env, "KUBECONFIG="+kubeconfig)
+	workloads, err := budgeted(ctx, kube)
+	if err != nil {
+		return row, err
+	}
+	row.Workloads = workloads
+	smp, err := startSampler(ctx, kube, asg)
+	if err != nil {
+		return row, err
+	}
+	before, err := requestsOf(ctx, kube)
+	if err != nil {
+		return row, err
+	}
+	args := []string{"upgrade", "nodegroup", "--cluster", st.Scenario.Cluster, "--name", st.Scenario.Nodegroup, "--kubernetes-version", sandbox.ControlPlaneMinor,
+		"--strategy", strategy, "--post-cordon-wait", wait.String(), "--eviction-retry-delay", "1s", "-o", "json"}
+	switch strategy {
+	case "eks":
+		args = append(args, "--seed", "1")
+	case "bluegreen":
+		args = append(args, "--soak", wait.String())
+	}
+	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
+	began := time.Now()
+	var stdout bytes.Buffer
+	var usage *syscall.Rusage
+	ps, runErr := o.run(ctx, filepath.Join(dir, "upgrade.log"), env, func(c *exec.Cmd) { c.Stdout = &stdout }, args...)
+	row.Makespan = time.Since(began).Round(10 * time.Millisecond)
+	if ps != nil {
+		usage, _ = ps.SysUsage().(*syscall.Rusage)
+	}
+	breaches, peak, podStop := smp.finish()
+	row.Breaches, row.PeakInstances = breaches, peak
+	if row.Breaches == nil {
+		row.Breaches = []string{}
+	}
+	if usage != nil {
+		row.PeakRSSMiB = float64(usage.Maxrss) / 1024
+	}
+	after, err := requestsOf(ctx, kube)
+	if err == nil {
+		row.APIRequests = after - before
+	}
+	var sum struct{ Replaced []string }
+	_ = json.Unmarshal(stdout.Bytes(), &sum)
+	row.Replaced = len(sum.Replaced)
+	if row.Replaced > 0 {
+		row.PerNode = float64(row.APIRequests) / float64(row.Replaced)
+	}
+	if runErr != nil {
+		return row, fmt.Errorf("the upgrade failed (log in %s): %w", dir, runErr)
+	}
+	row.Delays, err = measure(ctx, kube, ec2c, began)
+	if err != nil {
+		return row, err
+	}
+	row.Delays.PodStop = max(row.Delays.PodStop, podStop)
+	row.Delays.Wait = wait
+	row.InFlight = defaultInFlight(n, 3)
+	row.Bound = LowerBound(n, row.InFlight, row.Delays, row.Workloads)
+	row.Workloads = workloads
+	if row.Bound.Makespan > 0 {
+		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
+	}
+	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB\n",
+		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB)
+	return row, nil
+}
+
+// defaultInFlight is the surge strategy's default budget: 25% of the group
+// rounded up, at least one per AZ, at most the group.
+func defaultInFlight(n, azs int) int {
+	return min(max((25*n+99)/100, azs), n)
+}
+
+// run runs the noderoll binary with args, its output (stderr, and stdout
+// unless set) to log; a line of progress is printed every 30s. It returns
+// the child's state, whose resource usage holds its peak RSS.
+func (o Options) run(ctx context.Context, log string, env []string, set func(*exec.Cmd), args ...string) (*os.ProcessState, error) {
+	f, err := os.Create(log)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	c := exec.CommandContext(ctx, o.Self, args...)
+	c.Env = env
+	c.Stdout, c.Stderr = f, f
+	if set != nil {
+		set(c)
+	}
+	c.Cancel = func() error { return c.Process.Signal(os.Interrupt) }
+	c.WaitDelay = 30 * time.Second
+	if err := c.Start(); err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Wait() }()
+	tick := time.NewTicker(30 * time.Second)
+	defer tick.Stop()
+	began := time.Now()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				return c.ProcessState, fmt.Errorf("%s: %w: %s", args[0]+" "+args[1], err, lastLine(log))
+			}
+			return c.ProcessState, nil
+		case <-tick.C:
+			fmt.Fprintf(o.Out, "   ... %s: %s\n", time.Since(began).Round(time.Second), lastLine(log))
+		}
+	}
+}
+
+func lastLine(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+const identity = "noderoll-bench"
+
+// ownIdentity gives the upgrade a ServiceAccount of its own, bound to
+// cluster-admin, and a FlowSchema that matches only it: the API server's
+// own per-flow-schema request counter then counts its requests and nothing
+// else's. It returns a kubeconfig with the account's token.
+func ownIdentity(ctx context.Context, kube kubernetes.Interface, adminKubeconfig, dir string) (string, error) {
+	ns := "kube-system"
+	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: identity}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: identity},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: identity, Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	if _, err := kube.FlowcontrolV1().FlowSchemas().Create(ctx, &flowcontrolv1.FlowSchema{
+		ObjectMeta: metav1.ObjectMeta{Name: identity},
+		Spec: flowcontrolv1.FlowSchemaSpec{
+			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "workload-high"},
+			MatchingPrecedence:         100,
+			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: flowcontrolv1.FlowDistinguisherMethodByUserType},
+			Rules: []flowcontrolv1.PolicyRulesWithSubjects{{
+				Subjects: []flowcontrolv1.Subject{{Kind: flowcontrolv1.SubjectKindServiceAccount, ServiceAccount: &flowcontrolv1.ServiceAccountSubject{Namespace: ns, Name: identity}}},
+				ResourceRules: []flowcontrolv1.ResourcePolicyRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"},
+					ClusterScope: true, Namespaces: []string{"*"}}},
+				NonResourceRules: []flowcontrolv1.NonResourcePolicyRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+			}},
+		},
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return "", err
+	}
+	tok, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, identity, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(6 * 3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", err
+	}
+	cfg, err := clientcmd.LoadFromFile(adminKubeconfig)
+	if err != nil {
+		return "", err
+	}
+	cur := cfg.Contexts[cfg.CurrentContext]
+	if cur == nil {
+		return "", fmt.Errorf("kubeconfig %s has no current context", adminKubeconfig)
+	}
+	cfg.AuthInfos = map[string]*clientcmdapi.AuthInfo{identity: {Token: tok.Status.Token}}
+	cur.AuthInfo = identity
+	path := filepath.Join(dir, "upgrade.kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
+}
+
+// requestsOf reads the requests the API server dispatched for the
+// upgrade's flow schema, from its own metrics.
+func requestsOf(ctx context.Context, kube kubernetes.Interface) (int, error) {
+	b, err := kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reading the API server's metrics: %w", err)
+	}
+	total := 0
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "apiserver_flowcontrol_dispatched_requests_total{") || !strings.Contains(line, `flow_schema="`+identity+`"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			total += int(v)
+		}
+	}
+	return total, nil
+}
+
+// budgeted lists the workloads behind budgets as the upgrade starts: every
+// node is old then, so all their pods count.
+func budgeted(ctx context.Context, kube kubernetes.Interface) ([]Budgeted, error) {
+	pdbs, err := kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	var out []Budgeted
+	for _, b := range pdbs.Items {
+		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
+		if err != nil {
+			continue
+		}
+		w := Budgeted{Name: b.Namespace + "/" + b.Name, Allowed: int(b.Status.DisruptionsAllowed)}
+		for _, p := range pods.Items {
+			if p.Namespace == b.Namespace && sel.Matches(labels.Set(p.Labels)) && p.Spec.NodeName != "" {
+				w.OnOld++
+				for _, o := range p.OwnerReferences {
+					w.Ordered = w.Ordered || o.Kind == "StatefulSet"
+				}
+			}
+		}
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// measure reads the delays of the run from what it left: B+R from the
+// launch time of each instance launched during the run to its node's Ready
+// transition, S from each new pod's scheduling to its Ready transition.
+func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, since time.Time) (Delays, error) {
+	var d Delays
+	launched := map[string]time.Time{}
+	out, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{})
+	if err != nil {
+		return d, err
+	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			if i.LaunchTime != nil && i.LaunchTime.After(since) {
+				launched[aws.ToString(i.InstanceId)] = *i.LaunchTime
+			}
+		}
+	}
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return d, err
+	}
+	var br, ps []time.Duration
+	for _, n := range nodes.Items {
+		id := n.Spec.ProviderID[strings.LastIndex(n.Spec.ProviderID, "/")+1:]
+		t, ok := launched[id]
+		if !ok {
+			continue
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				br = append(br, c.LastTransitionTime.Sub(t))
+			}
+		}
+	}
+	pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return d, err
+	}
+	for _, p := range pods.Items {
+		if p.CreationTimestamp.Time.Before(since) || isDaemon(&p) {
+			continue
+		}
+		var scheduled, ready time.Time
+		for _, c := range p.Status.Conditions {
+			switch {
+			case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue:
+				scheduled = c.LastTransitionTime.Time
+			case c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue:
+				ready = c.LastTransitionTime.Time
+			}
+		}
+		if !scheduled.IsZero() && !ready.IsZero() {
+			ps = append(ps, ready.Sub(scheduled))
+		}
+	}
+	d.BootReady, d.PodStart = median(br), median(ps)
+	return d, nil
+}

@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// Markdown writes the rows as the table of docs/performance.md.
+func Markdown(w io.Writer, rows []Row) {
+	fmt.Fprintln(w, "| nodes | strategy | makespan | lower bound | ratio to bound | speedup over eks | peak instances | PDB breaches | API requests per replaced node | peak RSS |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(w, "| %d | %s | failed: %s | | | | | | | |\n", r.Nodes, r.Strategy, strings.ReplaceAll(r.Error, "|", "/"))
+			continue
+		}
+		speedup := "-"
+		if r.Strategy != "eks" && r.Speedup > 0 {
+			speedup = fmt.Sprintf("%.1fx", r.Speedup)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f | %s | %d | %d | %.0f | %.0f MiB |\n", r.Nodes, r.Strategy, short(r.Makespan), short(r.Bound.Makespan),
+			r.Ratio, speedup, r.PeakInstances, len(r.Breaches), r.PerNode, r.PeakRSSMiB)
+	}
+}
+
+// Details writes, per row, the measured delays and the bound's terms.
+func Details(w io.Writer, rows []Row) {
+	for _, r := range rows {
+		if r.Error != "" {
+			continue
+		}
+		d, b := r.Delays, r.Bound
+		fmt.Fprintf(w, "- %d nodes, %s: B+R %s, S %s, T %s, W %s, p %d; bound terms: first capacity %s, waves %s, budgets %s",
+			r.Nodes, r.Strategy, short(d.BootReady), short(d.PodStart), short(d.PodStop), short(d.Wait), r.InFlight, short(b.First), short(b.Waves), short(b.Budgets))
+		if b.Bottleneck != "" {
+			for _, x := range r.Workloads {
+				if x.Name == b.Bottleneck {
+					fmt.Fprintf(w, " (%s: %d pods, %d allowed, %d rounds)", x.Name, x.OnOld, x.Allowed, x.Rounds)
+				}
+			}
+		}
+		fmt.Fprintf(w, "; %d replaced, %d API requests\n", r.Replaced, r.APIRequests)
+	}
+}
+
+func short(d time.Duration) string {
+	if d >= time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -1,0 +1,106 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/noderoll/noderoll/internal/bench"
+)
+
+func newBenchCmd(s Streams) *cobra.Command {
+	o := bench.Options{Scale: 15, PodsPerNode: 10}
+	var sizes []int
+	var jsonPath string
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure the strategies side by side on sandbox groups, against the lower bound",
+		Long: `Measure the upgrade strategies side by side. For each group size and each
+strategy, a fresh sandbox is brought up (3 AZs, --pods-per-node pods a node in
+Deployments and a StatefulSet behind budgets as teams set them: maxUnavailable
+1, 10% and 25%, minAvailable 50%, plus DaemonSets), upgraded with
+'noderoll upgrade nodegroup --strategy S' under the same delays and the same
+post-cordon wait (real-world delays divided by --scale), and taken down.
+
+Printed per run: makespan; the lower bound computed from the delays measured
+in that run (docs/performance.md derives it) and the ratio to it; the speedup
+over eks; peak instances in service and PodDisruptionBudget breaches, both seen
+by samplers outside the engine; Kubernetes API requests per replaced node, from
+the API server's own metrics (the upgrade runs as a ServiceAccount with a
+FlowSchema of its own); the upgrading process's peak RSS. The same table is
+written as JSON.`,
+		Example: `  noderoll bench --sizes 3,30 --dir /tmp/bench
+  noderoll bench --sizes 300 --strategies surge,bluegreen`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, n := range sizes {
+				if n < 1 || n > 2000 {
+					return fmt.Errorf("--sizes: %d nodes; want 1 to 2000", n)
+				}
+			}
+			for _, st := range o.Strategies {
+				if st != "eks" && st != "surge" && st != "bluegreen" {
+					return fmt.Errorf("--strategies: %q; want eks, surge and/or bluegreen", st)
+				}
+			}
+			if o.Scale < 1 || o.Scale > 120 {
+				return fmt.Errorf("--scale %g: want 1 (real time) to 120", o.Scale)
+			}
+			o.Sizes = sizes
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			o.Self, o.Out = self, s.Err
+			if o.Dir == "" {
+				if o.Dir, err = os.MkdirTemp("", "noderoll-bench-"); err != nil {
+					return err
+				}
+			}
+			if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+				return err
+			}
+			if jsonPath == "" {
+				jsonPath = filepath.Join(o.Dir, "bench.json")
+			}
+			fmt.Fprintf(s.Err, "noderoll bench: sizes %v, strategies %s, delays scaled down %gx (post-cordon wait %s), sandboxes and logs in %s\n",
+				sizes, strings.Join(o.Strategies, ","), o.Scale, time.Duration(float64(bench.RealWorld.PostCordon)/o.Scale).Round(time.Millisecond), o.Dir)
+			rows, runErr := bench.Run(cmd.Context(), o)
+			fmt.Fprintf(s.Out, "\nReal-world delays divided by %g: boot %s, node ready %s, pod start %s, pod stop %s, post-cordon wait %s.\n\n",
+				o.Scale, scaled(bench.RealWorld.Boot, o.Scale), scaled(bench.RealWorld.Ready, o.Scale), scaled(bench.RealWorld.PodStart, o.Scale),
+				scaled(bench.RealWorld.PodStop, o.Scale), scaled(bench.RealWorld.PostCordon, o.Scale))
+			bench.Markdown(s.Out, rows)
+			fmt.Fprintln(s.Out)
+			bench.Details(s.Out, rows)
+			b, err := json.MarshalIndent(struct {
+				Scale float64     `json:"scale"`
+				Rows  []bench.Row `json:"rows"`
+			}{o.Scale, rows}, "", "  ")
+			if err == nil {
+				err = os.WriteFile(jsonPath, b, 0o644)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "\nJSON: %s\n", jsonPath)
+			return runErr
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntSliceVar(&sizes, "sizes", []int{3, 30, 300}, "group sizes (nodes) to measure")
+	fl.StringSliceVar(&o.Strategies, "strategies", []string{"eks", "surge", "bluegreen"}, "strategies to measure, eks first (the others' speedup is over it)")
+	fl.Float64Var(&o.Scale, "scale", o.Scale, "divide the real-world delays by this (boot 20s, node ready 10s, pod start and stop 15s, shutdown 30s, EKS's post-cordon wait 60s)")
+	fl.IntVar(&o.PodsPerNode, "pods-per-node", o.PodsPerNode, "application pods per node")
+	fl.StringVar(&o.Dir, "dir", "", "folder for the sandboxes and logs (default: a new temporary folder)")
+	fl.StringVar(&jsonPath, "json", "", "write the table as JSON here (default: bench.json in --dir)")
+	return cmd
+}
+
+func scaled(d time.Duration, by float64) string {
+	return time.Duration(float64(d) / by).Round(time.Millisecond).String()
+}
