@@ -24,9 +24,11 @@ func newDemoCmd(s Streams) *cobra.Command {
 		Short: "Run the seed's node group upgrade on the local sandbox, live",
 		Long: `The demo brings up the sandbox if it is not running (the first time it builds
 the control plane, about 10 minutes on 2 cores), then upgrades the EKS workshop's
-managed node group eksworkshop-eksctl/nodegroup from Kubernetes 1.36 to 1.37 the
-way an EKS managed node group update does: 3 nodes in 3 AZs go to 6, old nodes
-are drained one at a time within their PodDisruptionBudgets, then back to 3.
+managed node group eksworkshop-eksctl/nodegroup from Kubernetes 1.36 to 1.37, the
+seed's story: 3 nodes in 3 AZs go to 6, old nodes are drained within their
+PodDisruptionBudgets, then back to 3. By default with noderoll's surge strategy
+(the old nodes drain at once, as capacity comes); --strategy eks shows the seed's
+exact algorithm, one old node at a time.
 
 It shows every step and every node as it happens, prints a summary, and leaves
 the sandbox running so you can look around. The wait between cordon and

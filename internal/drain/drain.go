@@ -340,7 +340,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		}
 		lastBlockers = blockers
 		if len(blockers) > 0 && d.hooks.Blocked != nil {
-			if rep := joinBlockers(blockers); rep != lastReport {
+			if rep := blockerKey(blockers); rep != lastReport {
 				d.hooks.Blocked(node, blockers)
 				lastReport = rep
 			}
@@ -377,6 +377,16 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			relist = backoff > 0
 		}
 	}
+}
+
+// blockerKey names which pods are blocked, not the budgets' counts of the
+// moment: a report is repeated only when the set of pods changes.
+func blockerKey(bs []Blocker) string {
+	parts := make([]string, len(bs))
+	for k, b := range bs {
+		parts[k] = b.Namespace + "/" + b.Pod
+	}
+	return strings.Join(parts, ",")
 }
 
 func joinBlockers(bs []Blocker) string {
