@@ -20,25 +20,10 @@ func (BlueGreen) Name() string { return "bluegreen" }
 // Plan implements Strategy.
 func (BlueGreen) Plan(s State) Plan {
 	var p Plan
-	maxSize, desired := surged(s)
 	switch s.Phase {
 	case PhaseStarted, PhaseSurging:
-		if s.Max != maxSize || s.Desired != desired {
-			p.add(Action{Kind: Resize, Max: maxSize, Desired: desired, Why: "the whole green set at once"})
-		}
 		taintOld(s, &p)
-		if s.Phase == PhaseStarted {
-			p.add(Action{Kind: SetPhase, Phase: PhaseSurging})
-		}
-		if len(p.Actions) > 0 {
-			return p
-		}
-		if miss := settled(s, false); len(miss) > 0 {
-			p.wait(miss...)
-			p.NeedCapacity = true
-			return p
-		}
-		p.add(Action{Kind: SetPhase, Phase: PhaseReplacing})
+		surgeFirst(s, false, "the whole green set at once", &p)
 	case PhaseReplacing:
 		drainBlue(s, &p)
 	case PhaseScalingDown:

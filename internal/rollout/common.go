@@ -174,3 +174,25 @@ func PickSurplus(in []Instance, n int) []Instance {
 func sortByID(in []Instance) {
 	sort.Slice(in, func(a, b int) bool { return in[a].ID < in[b].ID })
 }
+
+// surgeFirst grows the group to its surged size and waits until the new
+// capacity is settled (perAZ: a Ready new node in every AZ too) before
+// the rollout moves on to replacing.
+func surgeFirst(s State, perAZ bool, why string, p *Plan) {
+	maxSize, desired := surged(s)
+	if s.Max != maxSize || s.Desired != desired {
+		p.add(Action{Kind: Resize, Max: maxSize, Desired: desired, Why: why})
+	}
+	if s.Phase == PhaseStarted {
+		p.add(Action{Kind: SetPhase, Phase: PhaseSurging})
+	}
+	if len(p.Actions) > 0 {
+		return
+	}
+	if miss := settled(s, perAZ); len(miss) > 0 {
+		p.wait(miss...)
+		p.NeedCapacity = true
+		return
+	}
+	p.add(Action{Kind: SetPhase, Phase: PhaseReplacing})
+}

@@ -20,24 +20,9 @@ func (EKS) Name() string { return "eks" }
 // Plan implements Strategy.
 func (e EKS) Plan(s State) Plan {
 	var p Plan
-	maxSize, desired := surged(s)
 	switch s.Phase {
 	case PhaseStarted, PhaseSurging:
-		if s.Max != maxSize || s.Desired != desired {
-			p.add(Action{Kind: Resize, Max: maxSize, Desired: desired, Why: "a new node in every AZ"})
-		}
-		if s.Phase == PhaseStarted {
-			p.add(Action{Kind: SetPhase, Phase: PhaseSurging})
-		}
-		if len(p.Actions) > 0 {
-			return p
-		}
-		if miss := settled(s, true); len(miss) > 0 {
-			p.wait(miss...)
-			p.NeedCapacity = true
-			return p
-		}
-		p.add(Action{Kind: SetPhase, Phase: PhaseReplacing})
+		surgeFirst(s, true, "a new node in every AZ", &p)
 	case PhaseReplacing:
 		taintOld(s, &p)
 		if l := leaving(s); len(l) > 0 {

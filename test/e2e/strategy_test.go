@@ -97,3 +97,110 @@ func TestSurgeKeepsItsBudgetsThroughAKill(t *testing.T) {
 		t.Errorf("cluster-autoscaler not restored: %v", err)
 	}
 }
+
+// TestBlueGreenSoaksThroughAKillThenGoesBack: bluegreen on 6 nodes in
+// batches of 2, killed with SIGKILL while a batch drains, resumed to its
+// soak (every old node drained and kept, none terminated), then gone back
+// from: the same old instances serve again, uncordoned and untainted, the
+// new ones are gone, the group launches its original version at its
+// original sizes. A second bluegreen run then finishes: every old instance
+// terminated exactly once, lowering desired capacity. Throughout, samplers
+// see at most 6+6 instances, never fewer than 6 Ready schedulable nodes,
+// and no budget below its minimum.
+func TestBlueGreenSoaksThroughAKillThenGoesBack(t *testing.T) {
+	s := StartSandbox(t, "--nodes=6")
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	group := WatchGroup(t, s)
+	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+		"--strategy=bluegreen", "--batch-size=2", "--post-cordon-wait=1s", "--eviction-retry-delay=1s"}
+
+	cordoned := func() (n int) {
+		for _, node := range groupNodesAll(t, s) {
+			if node.Annotations["noderoll.io/cordoned-at"] != "" {
+				n++
+			}
+		}
+		return n
+	}
+	run := s.Start(append(slices.Clone(upgrade), "--soak=10m")...)
+	eventually(t, 4*time.Minute, "the first batch drained", func() (bool, string) {
+		return cordoned() >= 2, tail(run.out.String(), 4)
+	})
+	out := run.Kill(t)
+	t.Logf("killed after the first batch; it had printed:\n%s", tail(out, 6))
+
+	run = s.Start(append(slices.Clone(upgrade), "--soak=10m")...)
+	eventually(t, 4*time.Minute, "every old node drained and soaking", func() (bool, string) {
+		return cordoned() == 6 && strings.Contains(run.out.String(), "soak"), tail(run.out.String(), 4)
+	})
+	out = run.Kill(t)
+	if !strings.Contains(out, "Resume: resuming the upgrade") {
+		t.Errorf("the second run did not resume:\n%s", tail(out, 20))
+	}
+	if n := len(s.TerminateCalls()); n != 0 {
+		t.Fatalf("%d instances terminated before the soak ended", n)
+	}
+
+	r := s.Noderoll("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--rollback")
+	if r.Code != 0 {
+		t.Fatalf("--rollback: %s\n%s", r.LastLine(), tail(r.Stdout, 20))
+	}
+	after := s.Group()
+	ids := func(g []string) []string { slices.Sort(g); return g }
+	var was, now []string
+	for _, i := range before.Instances {
+		was = append(was, aws.ToString(i.InstanceId))
+	}
+	for _, i := range after.Instances {
+		now = append(now, aws.ToString(i.InstanceId))
+	}
+	if !slices.Equal(ids(was), ids(now)) || aws.ToInt32(after.DesiredCapacity) != 6 || aws.ToInt32(after.MaxSize) != aws.ToInt32(before.MaxSize) ||
+		aws.ToString(after.LaunchTemplate.Version) != aws.ToString(before.LaunchTemplate.Version) || len(after.SuspendedProcesses) != 0 {
+		t.Errorf("after going back: instances %v (want %v), desired %d, max %d, template version %s (want %s), suspended %v",
+			now, was, aws.ToInt32(after.DesiredCapacity), aws.ToInt32(after.MaxSize), aws.ToString(after.LaunchTemplate.Version), aws.ToString(before.LaunchTemplate.Version), after.SuspendedProcesses)
+	}
+	for _, n := range groupNodes(t, s) {
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 || n.Annotations["noderoll.io/phase"] != "" {
+			t.Errorf("node %s after going back: unschedulable %v, taints %v, annotations %v", n.Name, n.Spec.Unschedulable, n.Spec.Taints, n.Annotations)
+		}
+	}
+	for _, id := range was {
+		if s.TerminateCalls()[id] != 0 {
+			t.Errorf("old instance %s terminated", id)
+		}
+	}
+
+	r = s.Noderoll(append(slices.Clone(upgrade), "--soak=2s", "-o", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("the bluegreen run after going back: %s", r.LastLine())
+	}
+	peakIn, lowReady, inFlight, samples := group.Stop()
+	violations, lowest, checks := budgets.Stop()
+	t.Logf("%d samples: peak %d instances, lowest %d Ready schedulable, peak %d in flight; budgets' lowest %v (%d checks)", samples, peakIn, lowReady, inFlight, lowest, checks)
+	if peakIn > 12 || lowReady < 6 {
+		t.Errorf("peak %d instances in service (max 6+6), lowest %d Ready schedulable nodes (min 6)", peakIn, lowReady)
+	}
+	if len(violations) > 0 {
+		t.Errorf("PodDisruptionBudgets went below their minimum:\n%s", strings.Join(violations, "\n"))
+	}
+	allOnTarget(t, s, 6)
+	for _, id := range was {
+		if n := s.TerminateCalls()[id]; n != 1 {
+			t.Errorf("old instance %s: %d terminate calls, want exactly one", id, n)
+		}
+	}
+	for _, c := range s.Calls("TerminateInstanceInAutoScalingGroup") {
+		if slices.Contains(was, c.Params["InstanceId"]) && c.Params["ShouldDecrementDesiredCapacity"] != "true" {
+			t.Errorf("old instance %s terminated without lowering desired capacity", c.Params["InstanceId"])
+		}
+	}
+	if g := s.Group(); aws.ToInt32(g.DesiredCapacity) != 6 || aws.ToInt32(g.MaxSize) != aws.ToInt32(before.MaxSize) {
+		t.Errorf("group after: desired %d max %d", aws.ToInt32(g.DesiredCapacity), aws.ToInt32(g.MaxSize))
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
+		t.Errorf("cluster-autoscaler not restored: %v", err)
+	}
+}

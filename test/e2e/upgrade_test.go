@@ -137,6 +137,14 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 			{[]string{"--name=nodegroup", "--kubernetes-version=1.37"}, `required flag(s) "cluster" not set`},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--context=nope"}, `context "nope" does not exist`},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "-o", "yaml"}, `--output "yaml": want text or json`},
+			// Budgets that cannot work.
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--max-surge=-1"}, `"-1" is negative`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--max-unavailable=120%"}, `"120%" is over 100%`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--max-surge=0", "--max-unavailable=0"}, "leave no node to replace with"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--max-surge=4"}, "more than the 3 the group has"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--strategy=fast"}, `--strategy "fast"`},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--strategy=bluegreen", "--soak=-1s"}, "none may be negative"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--rollback"}, "nothing to go back from: no upgrade of eksworkshop-eksctl/nodegroup is under way"},
 		}
 		for _, c := range cases {
 			r := s.Noderoll(append(base, c.args...)...)
@@ -155,8 +163,14 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 
 	budgets := WatchBudgets(t, s.Kube)
 	nodes := WatchNodes(t, s.Kube, "eks.amazonaws.com/nodegroup", "nodegroup")
+	group := WatchGroup(t, s)
 	r := s.Noderoll(seedUpgrade...)
 	violations, lowest, checks := budgets.Stop()
+	// The seed's algorithm, seen from outside: 3 + 3 instances at most, the
+	// original ready capacity always there, one node replaced at a time.
+	if peakIn, lowReady, inFlight, samples := group.Stop(); peakIn > 6 || lowReady < 3 || inFlight != 1 {
+		t.Errorf("eks over %d samples: peak %d instances (max 6), lowest %d Ready schedulable nodes (min 3), peak %d nodes in flight (want 1)", samples, peakIn, lowReady, inFlight)
+	}
 	if r.Code != 0 {
 		t.Fatalf("upgrade failed: %s", r.LastLine())
 	}
