@@ -47,6 +47,13 @@ func startSampler(ctx context.Context, kube kubernetes.Interface, asg *autoscali
 	inf := factory.Core().V1().Pods().Informer()
 	s.pods = inf.GetIndexer()
 	check := func() { s.check() }
+	// Handlers are added once the cache holds every pod: the first
+	// notifications of a cache still filling would count budgets short.
+	factory.Start(ctx.Done())
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+		cancel()
+		return nil, fmt.Errorf("pod informer did not sync")
+	}
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { check() },
 		UpdateFunc: func(_, o any) {
@@ -78,11 +85,6 @@ func startSampler(ctx context.Context, kube kubernetes.Interface, asg *autoscali
 	}); err != nil {
 		cancel()
 		return nil, err
-	}
-	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
-		cancel()
-		return nil, fmt.Errorf("pod informer did not sync")
 	}
 	go func() {
 		defer close(s.done)
@@ -131,6 +133,7 @@ func (s *sampler) check() {
 			continue
 		}
 		healthy, expected := 0, 0
+		var unready []string
 		for _, o := range objs {
 			p := o.(*corev1.Pod)
 			if p.Namespace != b.Namespace || !sel.Matches(labels.Set(p.Labels)) {
@@ -139,8 +142,11 @@ func (s *sampler) check() {
 			if p.DeletionTimestamp == nil {
 				expected++
 			}
-			if p.DeletionTimestamp == nil && podReady(p) {
+			switch {
+			case p.DeletionTimestamp == nil && podReady(p):
 				healthy++
+			case p.DeletionTimestamp == nil:
+				unready = append(unready, fmt.Sprintf("%s unready (%s on %q)", p.Name, p.Status.Phase, p.Spec.NodeName))
 			}
 		}
 		key := b.Namespace + "/" + b.Name
@@ -151,7 +157,7 @@ func (s *sampler) check() {
 		}
 		low := healthy < minimum(b, expected)
 		if low && !s.inBreach[key] {
-			s.breaches = append(s.breaches, fmt.Sprintf("%s %s: %d healthy, minimum %d", time.Now().Format("15:04:05.000"), key, healthy, minimum(b, expected)))
+			s.breaches = append(s.breaches, fmt.Sprintf("%s %s: %d healthy, minimum %d; %s", time.Now().Format("15:04:05.000"), key, healthy, minimum(b, expected), strings.Join(unready, ", ")))
 		}
 		s.inBreach[key] = low
 	}

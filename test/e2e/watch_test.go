@@ -51,12 +51,14 @@ func WatchBudgets(t *testing.T, c kubernetes.Interface) *BudgetWatch {
 	inf := factory.Core().V1().Pods().Informer()
 	lister := factory.Core().V1().Pods().Lister()
 	check := func(any) { w.check(lister.List(labels.Everything())) }
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }, DeleteFunc: check}); err != nil {
-		t.Fatal(err)
-	}
+	// Checks begin once the cache holds every pod: a cache still filling
+	// would count budgets short.
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("pod informer did not sync")
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }, DeleteFunc: check}); err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(cancel)
 	return w
