@@ -148,7 +148,12 @@ func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loading kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
 	}
-	cfg.QPS, cfg.Burst = 50, 100
+	// Many nodes drain at once, each a few dozen requests: client-side
+	// throttling at client-go's default 5 QPS (or 50) would make a large
+	// group's upgrade wait on the client, not on its budgets. The API
+	// server's own priority and fairness protects it, and client-go backs
+	// off on its 429s.
+	cfg.QPS, cfg.Burst = 200, 400
 	return kubernetes.NewForConfig(cfg)
 }
 

@@ -372,6 +372,11 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			return fmt.Errorf("draining node %s: %w", node, ctx.Err())
 		case <-d.clock.After(delay):
 		case <-podGone:
+			// Pods of a node often go together: one listing for the lot.
+			select {
+			case <-ctx.Done():
+			case <-d.clock.After(100 * time.Millisecond):
+			}
 		case <-budgetChanged:
 			// Only the blocked pods' evictions may pass now: no listing.
 			relist = backoff > 0

@@ -42,6 +42,9 @@ func (e eventer) nodeNamed(ctx context.Context, node, typ, reason, msg string) {
 }
 
 func (e eventer) record(ctx context.Context, node string, uid types.UID, typ, reason, msg string) {
+	if len(msg) > maxEventMessage {
+		msg = msg[:maxEventMessage-3] + "..."
+	}
 	now := metav1.NewTime(e.clock.Now())
 	ev := &corev1.Event{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: node + ".", Namespace: metav1.NamespaceDefault},
@@ -59,3 +62,7 @@ func (e eventer) record(ctx context.Context, node string, uid types.UID, typ, re
 		e.log.Warn("recording an event failed", "node", node, "reason", reason, "err", err)
 	}
 }
+
+// maxEventMessage keeps an event readable in `kubectl describe` and within
+// what event sinks accept.
+const maxEventMessage = 1024

@@ -102,9 +102,13 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 	u.drainer = drain.New(e.kube, e.clock, e.opts.Drain, drain.Hooks{
 		Blocked: func(node string, b []drain.Blocker) {
 			e.report.Blocked(node, b)
-			for _, x := range b {
-				u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "EvictionBlocked", x.String())
+			// One event for the node's blocked pods, not one a pod: a large
+			// drain blocked on a budget would otherwise write hundreds.
+			msgs := make([]string, len(b))
+			for k, x := range b {
+				msgs[k] = x.String()
 			}
+			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "EvictionBlocked", strings.Join(msgs, "; "))
 		},
 		Forced: func(node string, p *corev1.Pod) {
 			e.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (--force)", p.Namespace, p.Name, node))
