@@ -81,6 +81,12 @@ func (r KwokRegistrar) Register(ctx context.Context, n awssim.NodeSpec) error {
 	}
 	_, err := r.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
+		// Registered before (a retried call), unless another instance holds
+		// the name: say so rather than leave this one without a node.
+		old, gerr := r.Client.CoreV1().Nodes().Get(ctx, n.Name, metav1.GetOptions{})
+		if gerr == nil && old.Spec.ProviderID != node.Spec.ProviderID {
+			return fmt.Errorf("registering node %s: the name is held by the node of %s", n.Name, old.Spec.ProviderID)
+		}
 		return nil
 	}
 	if err != nil {

@@ -251,10 +251,9 @@ func (a *Account) launch(g *Group, now time.Time) bool {
 		instanceType = g.Mixed.InstanceTypes[g.Mixed.launchesStarted%len(g.Mixed.InstanceTypes)]
 		g.Mixed.launchesStarted++
 	}
-	a.seq++
 	inst := &Instance{
 		ID: a.nextID("i-0", 16), ImageID: ver.Data.ImageID, InstanceType: instanceType,
-		AZ: az, PrivateIP: fmt.Sprintf("192.168.%d.%d", azIdx*32+int(a.seq/250)%32, a.seq%250+4),
+		AZ: az, PrivateIP: a.freeIP(azIdx),
 		State: StatePending, Lifecycle: LifecyclePending, Group: g.Name,
 		Template: TemplateRef{ID: lt.ID, Name: lt.Name, Version: fmt.Sprint(ver.Number)},
 		Launched: now, StateChanged: now,
@@ -316,4 +315,30 @@ func (a *Account) terminate(i *Instance, now time.Time, cause string) {
 		Cause: fmt.Sprintf("At %s %s.", now.UTC().Format(time.RFC3339), cause), instanceID: i.ID,
 	})
 	a.poke()
+}
+
+// freeIP returns an address of the AZ's /19 (192.168.32k.0/19) that no
+// instance holds, from a counter per AZ: the node's name is made of it, so
+// two instances sharing one would share a Node, and the second would never
+// get its own. Callers hold mu.
+func (a *Account) freeIP(azIdx int) string {
+	if a.ipSeq == nil {
+		a.ipSeq = map[int]int{}
+	}
+	used := map[string]bool{}
+	for _, i := range a.instances {
+		if i.State != StateTerminated {
+			used[i.PrivateIP] = true
+		}
+	}
+	for range 32 * 250 {
+		n := a.ipSeq[azIdx]
+		a.ipSeq[azIdx] = (n + 1) % (32 * 250)
+		ip := fmt.Sprintf("192.168.%d.%d", azIdx*32+n/250, n%250+4)
+		if !used[ip] {
+			return ip
+		}
+	}
+	// 8000 instances in one AZ: past what the sandbox is for.
+	panic(fmt.Sprintf("awssim: no free address left in AZ %d", azIdx))
 }

@@ -231,6 +231,7 @@ type Account struct {
 	sessions   map[string]session // assumed-role access keys
 	tokens     map[string]int64   // CreateLaunchTemplateVersion client tokens: template ID + token -> version
 	seq        int64
+	ipSeq      map[int]int // next private address to try, per AZ index
 	changed    chan struct{}
 }
 
