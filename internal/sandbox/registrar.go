@@ -109,7 +109,13 @@ func (r KwokRegistrar) Deregister(ctx context.Context, name string) error {
 	}
 	zero := int64(0)
 	for _, p := range pods.Items {
-		err := r.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero})
+		// By UID: a StatefulSet's pod of the same name may exist elsewhere
+		// by now, and must not go with this machine.
+		uid := p.UID
+		err := r.Client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})
+		if apierrors.IsConflict(err) {
+			continue // that pod is gone already; the name is another's now
+		}
 		if err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("removing pod %s/%s of node %s: %w", p.Namespace, p.Name, name, err)
 		}
