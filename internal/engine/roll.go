@@ -67,7 +67,7 @@ func (u *upgrade) roll(ctx context.Context) error {
 	var failures []string
 	reported := map[string]bool{}
 	var nextFailureCheck time.Time
-	lastWaiting := ""
+	lastWaiting, toldSoak := "", false
 	for {
 		if stale || u.clock.Since(lastRefresh) >= u.opts.PollInterval {
 			if err := u.refresh(ctx); err != nil {
@@ -92,6 +92,14 @@ func (u *upgrade) roll(ctx context.Context) error {
 		if w := strings.Join(plan.Waiting, "; "); w != lastWaiting {
 			u.log.Debug("waiting", "phase", u.rec.Phase, "for", w)
 			lastWaiting = w
+			// A soak is a long wait by design: say once what it is and how
+			// to cut it short.
+			for _, x := range plan.Waiting {
+				if strings.HasPrefix(x, "soak:") && !toldSoak {
+					toldSoak = true
+					u.report.Info(x + " (--rollback goes back meanwhile)")
+				}
+			}
 		}
 		if err := u.checkLeaving(state, rs); err != nil {
 			return err
@@ -402,7 +410,11 @@ func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) err
 	if n != nil && n.Annotations[annPhase] == string(rollout.Removing) {
 		step = 9
 	}
-	u.report.Step(step, "Cordon", fmt.Sprintf("%s drained and cordoned; terminating in %s", r.node, u.opts.PostCordonWait.Round(time.Second)))
+	then := fmt.Sprintf("terminating in %s", u.opts.PostCordonWait.Round(time.Second))
+	if u.rec.Strategy == StrategyBlueGreen && u.rec.Phase == PhaseReplacing {
+		then = fmt.Sprintf("kept until the %s soak after the last old node is drained", time.Duration(u.rec.Soak))
+	}
+	u.report.Step(step, "Cordon", fmt.Sprintf("%s drained and cordoned; %s", r.node, then))
 	u.events.nodeNamed(ctx, r.node, corev1.EventTypeNormal, "NoderollCordoned", "all pods evicted; node cordoned")
 	return nil
 }

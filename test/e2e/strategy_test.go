@@ -133,7 +133,7 @@ func TestBlueGreenSoaksThroughAKillThenGoesBack(t *testing.T) {
 
 	run = s.Start(append(slices.Clone(upgrade), "--soak=10m")...)
 	eventually(t, 4*time.Minute, "every old node drained and soaking", func() (bool, string) {
-		return cordoned() == 6 && strings.Contains(run.out.String(), "soak"), tail(run.out.String(), 4)
+		return cordoned() == 6 && strings.Contains(run.out.String(), "soak: 6 old nodes kept cordoned"), tail(run.out.String(), 4)
 	})
 	out = run.Kill(t)
 	if !strings.Contains(out, "Resume: resuming the upgrade") {
