@@ -673,3 +673,32 @@ func TestGoingBackIsRefusedWhenOldNodesAreGone(t *testing.T) {
 		t.Errorf("going back after a completed upgrade: %v", err)
 	}
 }
+
+// The second use, for the strategies that terminate old nodes lowering
+// desired capacity: a second upgrade of the group really upgrades it,
+// and a third on the same target changes nothing.
+func TestSurgeAndBlueGreenUpgradeTheSameGroupAgain(t *testing.T) {
+	for _, strategy := range []string{StrategySurge, StrategyBlueGreen} {
+		t.Run(strategy, func(t *testing.T) {
+			w := newWorld(t, 6, "a", "b", "c")
+			w.strategy = strategy
+			for _, step := range []struct{ release, image string }{{"1.37.2-20261020", amiA}, {"1.37.2-20261115", amiB}} {
+				old := ids(w.p.Group("ng"))
+				res, err := w.upgrade(TargetSpec{ReleaseVersion: step.release})
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.done(step.image, 6, old)
+				slices.Sort(res.Replaced)
+				if res.UpToDate || !slices.Equal(res.Replaced, old) || len(res.Removed) != 0 {
+					t.Fatalf("to %s: replaced %v (want %v), removed %v", step.release, res.Replaced, old, res.Removed)
+				}
+			}
+			calls := len(w.p.Calls())
+			res, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
+			if err != nil || !res.UpToDate || len(w.p.Calls()) != calls {
+				t.Fatalf("third run on the same target: %+v, %v, %d new calls", res, err, len(w.p.Calls())-calls)
+			}
+		})
+	}
+}

@@ -59,7 +59,8 @@ type Instance struct {
 	PDBPods map[string]int
 }
 
-// InService is an instance neither leaving nor recorded as terminated.
+// InService is an instance not on its way out. A recorded termination
+// that never took leaves an instance in service (see Terminated).
 func (i Instance) InService() bool { return !i.Leaving }
 
 // Budget is one PodDisruptionBudget as its status says now.

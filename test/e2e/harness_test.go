@@ -378,3 +378,18 @@ func (s *Sandbox) Fault(f awssim.Fault) {
 		s.t.Fatalf("arming fault %+v: %s", f, resp.Status)
 	}
 }
+
+// terminatedOnce checks, from the endpoint's own count, that every instance
+// the group had before got exactly one terminate call, and returns their IDs.
+func terminatedOnce(t *testing.T, before astypes.AutoScalingGroup, terminations map[string]int) []string {
+	t.Helper()
+	var ids []string
+	for _, i := range before.Instances {
+		id := aws.ToString(i.InstanceId)
+		ids = append(ids, id)
+		if terminations[id] != 1 {
+			t.Errorf("old instance %s: %d terminate calls, want exactly one", id, terminations[id])
+		}
+	}
+	return ids
+}

@@ -65,14 +65,7 @@ func TestSurgeKeepsItsBudgetsThroughAKill(t *testing.T) {
 	}
 	allOnTarget(t, s, 9)
 	terminations := s.TerminateCalls()
-	var oldIDs []string
-	for _, i := range before.Instances {
-		id := aws.ToString(i.InstanceId)
-		oldIDs = append(oldIDs, id)
-		if terminations[id] != 1 {
-			t.Errorf("old instance %s: %d terminate calls, want exactly one", id, terminations[id])
-		}
-	}
+	oldIDs := terminatedOnce(t, before, terminations)
 	if len(terminations) != 9 {
 		t.Errorf("%d instances got terminate calls, want the 9 old ones only: %v", len(terminations), terminations)
 	}

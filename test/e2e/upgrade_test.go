@@ -573,14 +573,7 @@ func TestKilledMidUpgradeResumes(t *testing.T) {
 	}
 	allOnTarget(t, s, 3)
 	terminations := s.TerminateCalls()
-	var oldIDs []string
-	for _, i := range before.Instances {
-		id := aws.ToString(i.InstanceId)
-		oldIDs = append(oldIDs, id)
-		if terminations[id] != 1 {
-			t.Errorf("old instance %s: %d terminate calls, want exactly one", id, terminations[id])
-		}
-	}
+	oldIDs := terminatedOnce(t, before, terminations)
 	slices.Sort(oldIDs)
 	slices.Sort(sum.Replaced)
 	if !slices.Equal(sum.Replaced, oldIDs) || len(sum.Removed) != 3 || !slices.Contains(sum.Replaced, terminated) {
