@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
@@ -49,6 +50,14 @@ func ServeAWS(ctx context.Context, dir, kubeconfig string, log *slog.Logger) err
 	}
 	srv := &http.Server{Handler: awssim.NewServer(acct, log)}
 	go acct.Run(ctx, reg, log)
+	// The kubelets' last part of a pod's deletion, which kwok would do by
+	// name (see PodStopper).
+	go func() {
+		stop := PodStopper{Client: reg.Client, Clock: clock.RealClock{}, Default: time.Second, Log: log}
+		if err := stop.Run(ctx); err != nil {
+			log.Error("removing stopped pods", "err", err)
+		}
+	}()
 	go func() {
 		<-ctx.Done()
 		_ = srv.Close()

@@ -112,15 +112,23 @@ componentsPatches:
 `
 
 // kwokConfig is kwokctl's configuration: loopback only, plus kwok's own
-// stages for realistic pods (per-pod ready and delete delays read from
-// annotations) and nodes (initialize after nodeReady, then heartbeat).
+// stages for realistic pods (a per-pod ready delay read from annotations;
+// deleted pods are PodStopper's) and nodes (initialize after nodeReady, then
+// heartbeat).
 func kwokConfig(ctx context.Context, nodeReady time.Duration) ([]byte, error) {
 	dir, err := kwokModuleDir(ctx)
 	if err != nil {
 		return nil, err
 	}
 	docs := []string{kwokctlConfiguration}
-	files, _ := filepath.Glob(filepath.Join(dir, "kustomize", "stage", "pod", "general", "pod-*.yaml"))
+	var files []string
+	all, _ := filepath.Glob(filepath.Join(dir, "kustomize", "stage", "pod", "general", "pod-*.yaml"))
+	for _, f := range all {
+		// kwok's pod-delete deletes by name; PodStopper does it by UID.
+		if filepath.Base(f) != "pod-delete.yaml" {
+			files = append(files, f)
+		}
+	}
 	files = append(files,
 		filepath.Join(dir, "kustomize", "stage", "node", "fast", "node-initialize.yaml"),
 		filepath.Join(dir, "kustomize", "stage", "node", "heartbeat", "node-heartbeat.yaml"))

@@ -261,7 +261,7 @@ func (s Scenario) podTemplate(labels map[string]string, image string, tol []core
 			Annotations: map[string]string{
 				"pod-ready.stage.kwok.x-k8s.io/delay":        s.PodStartDelay.String(),
 				"pod-ready.stage.kwok.x-k8s.io/jitter-delay": (s.PodStartDelay.Duration + s.PodStartDelay.Duration/4).String(),
-				"pod-delete.stage.kwok.x-k8s.io/delay":       s.PodStopDelay.String(),
+				StopDelayAnnotation:                          s.PodStopDelay.String(),
 			},
 		},
 		Spec: corev1.PodSpec{

@@ -185,7 +185,8 @@ func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
 // TestSandboxSeedsLargerGroupsEvenly: the same command seeds a 30-node group
 // for benchmarks, balanced over its AZs, with every pod Running and the
 // applications spread so that no node is left without room for its
-// DaemonSet pods.
+// DaemonSet pods; deleted pods stop once and are replaced once, however many
+// go at a time.
 func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 	s := StartSandbox(t, "--nodes=30", "--azs=3", "--pods-per-node=6")
 	nodes := groupNodes(t, s)
@@ -223,6 +224,54 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 	for node, k := range perNode {
 		if k > 3+6+3 {
 			t.Errorf("node %s runs %d pods: the applications piled up instead of spreading", node, k)
+		}
+	}
+
+	// Every application pod deleted at once, as a busy drain would: each is
+	// replaced once, and the StatefulSet's replacements (same names) stay.
+	// kwok's own pod-delete stage, which removed pods by name, kept jobs of
+	// pods already gone under this load and removed the replacements over
+	// and over; the sandbox now removes a stopped pod by its UID.
+	watch := WatchBudgets(t, s.Kube)
+	ctx := context.Background()
+	if err := s.Kube.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	sts, err := s.Kube.AppsV1().StatefulSets("default").List(ctx, metav1.ListOptions{})
+	if err != nil || len(sts.Items) == 0 {
+		t.Fatalf("the scenario has no StatefulSet: %v", err)
+	}
+	uids := func() map[string]string {
+		list, err := s.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, p := range list.Items {
+			m[p.Name] = string(p.UID)
+		}
+		return m
+	}
+	eventually(t, 2*time.Minute, "every StatefulSet whole and Ready again", func() (bool, string) {
+		for _, set := range sts.Items {
+			got, err := s.Kube.AppsV1().StatefulSets("default").Get(ctx, set.Name, metav1.GetOptions{})
+			if err != nil || got.Status.ReadyReplicas != *set.Spec.Replicas {
+				return false, fmt.Sprintf("%s: %d/%d Ready (%v)", set.Name, got.Status.ReadyReplicas, *set.Spec.Replicas, err)
+			}
+		}
+		return true, ""
+	})
+	first := uids()
+	time.Sleep(5 * time.Second)
+	for name, uid := range uids() {
+		if first[name] != "" && first[name] != uid {
+			t.Errorf("pod %s was replaced again after its StatefulSet was whole and Ready", name)
+		}
+	}
+	violations, _, _ := watch.Stop()
+	for _, v := range violations {
+		if strings.Contains(v, "vanished") {
+			t.Error(v)
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -26,13 +27,18 @@ import (
 // BudgetWatch checks every PodDisruptionBudget against the pods themselves,
 // on every pod change, for as long as it runs: a pod counts as healthy when
 // it is Ready and not being deleted, as the disruption controller counts.
+// It also counts as a violation any pod that vanished without a graceful
+// deletion first (no eviction, no drain): one lost with its machine, or
+// removed by name in place of another (DaemonSets' pods go with their
+// nodes and are left out).
 type BudgetWatch struct {
-	mu         sync.Mutex
-	budgets    []policyv1.PodDisruptionBudget
-	violations []string
-	lowest     map[string]int
-	checks     int
-	stop       context.CancelFunc
+	mu          sync.Mutex
+	budgets     []policyv1.PodDisruptionBudget
+	violations  []string
+	lowest      map[string]int
+	checks      int
+	terminating map[types.UID]bool
+	stop        context.CancelFunc
 }
 
 // WatchBudgets starts sampling; it stops when the test ends or Stop is called.
@@ -46,22 +52,61 @@ func WatchBudgets(t *testing.T, c kubernetes.Interface) *BudgetWatch {
 		t.Fatal("the scenario has no PodDisruptionBudget to watch")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &BudgetWatch{budgets: list.Items, lowest: map[string]int{}, stop: cancel}
+	w := &BudgetWatch{budgets: list.Items, lowest: map[string]int{}, terminating: map[types.UID]bool{}, stop: cancel}
 	factory := informers.NewSharedInformerFactory(c, 0)
 	inf := factory.Core().V1().Pods().Informer()
 	lister := factory.Core().V1().Pods().Lister()
-	check := func(any) { w.check(lister.List(labels.Everything())) }
+	check := func(obj any) {
+		w.seen(obj)
+		w.check(lister.List(labels.Everything()))
+	}
 	// Checks begin once the cache holds every pod: a cache still filling
 	// would count budgets short.
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("pod informer did not sync")
 	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }, DeleteFunc: check}); err != nil {
+	gone := func(obj any) {
+		w.gone(obj)
+		w.check(lister.List(labels.Everything()))
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: check, UpdateFunc: func(_, o any) { check(o) }, DeleteFunc: gone}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(cancel)
 	return w
+}
+
+// seen remembers the pods whose graceful deletion began.
+func (w *BudgetWatch) seen(obj any) {
+	if p, ok := obj.(*corev1.Pod); ok && p.DeletionTimestamp != nil {
+		w.mu.Lock()
+		w.terminating[p.UID] = true
+		w.mu.Unlock()
+	}
+}
+
+// gone counts a pod that vanished without a graceful deletion first.
+func (w *BudgetWatch) gone(obj any) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			p, _ = d.Obj.(*corev1.Pod)
+		}
+	}
+	if p == nil {
+		return
+	}
+	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.terminating[p.UID] && p.DeletionTimestamp == nil {
+		w.violations = append(w.violations, fmt.Sprintf("%s pod %s/%s (uid %s) on node %s vanished without being evicted or deleted gracefully",
+			time.Now().Format("15:04:05.000"), p.Namespace, p.Name, p.UID, p.Spec.NodeName))
+	}
+	delete(w.terminating, p.UID)
 }
 
 // minimum is the fewest healthy pods a budget allows.
