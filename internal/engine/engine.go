@@ -19,6 +19,7 @@ import (
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/drain"
+	"github.com/noderoll/noderoll/internal/grouplock"
 )
 
 // Options tune an upgrade. Zero values take the defaults of DefaultOptions.
@@ -128,13 +129,14 @@ type Reporter interface {
 
 // Engine upgrades node groups of one cluster in one cloud.
 type Engine struct {
-	kube    kubernetes.Interface
-	cloud   cloud.Provider
-	clock   clock.WithTicker
-	log     *slog.Logger
-	report  Reporter
-	opts    Options
-	members *Members
+	kube     kubernetes.Interface
+	cloud    cloud.Provider
+	clock    clock.WithTicker
+	log      *slog.Logger
+	report   Reporter
+	opts     Options
+	members  *Members
+	lockOpts grouplock.Options
 }
 
 // Option configures an Engine.
@@ -206,6 +208,13 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// From here on the group is this run's alone: the record is read, and
+	// the group changed, under its lock.
+	ctx, release, err := e.lock(ctx, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
 	rec, err := store.load(ctx)
 	if err != nil {
@@ -233,7 +242,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	}
 	u.surge, u.unavailable = surge, unavailable
 	defer u.close()
-	err = u.run(ctx)
+	err = lostLock(ctx, u.run(ctx))
 	res := &Result{Target: target, Duration: e.clock.Since(start)}
 	if u.rec != nil {
 		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps

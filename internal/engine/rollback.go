@@ -23,6 +23,11 @@ func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
 		return nil, err
 	}
 	e.members.Add(group.Instances)
+	ctx, release, err := e.lock(ctx, ref.Group)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	store := &recordStore{client: e.kube, name: recordName(ref.Group.Cluster, ref.Group.Name)}
 	rec, err := store.load(ctx)
 	if err != nil {
@@ -49,7 +54,7 @@ func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
 			return nil, err
 		}
 	}
-	err = u.run(ctx)
+	err = lostLock(ctx, u.run(ctx))
 	return &Result{Target: rec.Target, Replaced: rec.Replaced, Removed: rec.Removed, Steps: rec.Steps, Duration: e.clock.Since(start)}, err
 }
 

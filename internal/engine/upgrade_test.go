@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 	"github.com/noderoll/noderoll/internal/cloud"
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
 	"github.com/noderoll/noderoll/internal/drain"
+	"github.com/noderoll/noderoll/internal/grouplock"
 )
 
 // The engine's state machine on a stateful fake cloud and client-go's fake
@@ -700,5 +703,59 @@ func TestSurgeAndBlueGreenUpgradeTheSameGroupAgain(t *testing.T) {
 				t.Fatalf("third run on the same target: %+v, %v, %d new calls", res, err, len(w.p.Calls())-calls)
 			}
 		})
+	}
+}
+
+// One run per group: while one upgrades it, a second is refused naming the
+// holder, and changes nothing; once the first is over the lock is free.
+func TestASecondRunIsRefusedWhileOneHoldsTheGroup(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	old := ids(w.p.Group("ng"))
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	w.p.After = func(op string) error {
+		if strings.HasPrefix(op, "TerminateInstance") {
+			once.Do(func() {
+				close(held)
+				<-release
+			})
+		}
+		return nil
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+		first <- err
+	}()
+	<-held
+	groupBefore := w.p.Group("ng")
+	recBefore, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.engine().Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	var refused *grouplock.HeldError
+	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "c1/ng is being upgraded by noderoll (pid") {
+		t.Fatalf("a second run while the first holds the group: want it refused naming the holder, got %v", err)
+	}
+	_, err = w.engine().RollBack(context.Background(), Request{Group: w.ref})
+	if !errors.As(err, &refused) {
+		t.Fatalf("going back while another run holds the group: want it refused, got %v", err)
+	}
+	recAfter, _ := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+	if !reflect.DeepEqual(w.p.Group("ng"), groupBefore) || recAfter.ResourceVersion != recBefore.ResourceVersion {
+		t.Fatal("the refused runs changed the group or its record")
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatalf("the first run: %v", err)
+	}
+	w.done(amiB, 3, old)
+	lease, err := w.kube.CoordinationV1().Leases(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+	if err != nil || ptr.Deref(lease.Spec.HolderIdentity, "") != "" {
+		t.Fatalf("the lock was not released at the end: %v %v", lease, err)
+	}
+	if res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil || !res.UpToDate {
+		t.Fatalf("the next run after the first: %+v %v", res, err)
 	}
 }

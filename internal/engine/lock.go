@@ -1,0 +1,39 @@
+package engine
+
+import (
+	"context"
+	"errors"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/grouplock"
+)
+
+// WithLock tunes the lock that keeps one run per group (holder, timings).
+func WithLock(o grouplock.Options) Option { return func(e *Engine) { e.lockOpts = o } }
+
+// lock takes the group's lock (a Lease beside its record) before anything
+// changes. The context it returns ends when the lock is lost, so that the
+// run stops rather than act beside another; release gives the lock up.
+func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef) (context.Context, func(), error) {
+	o := e.lockOpts
+	o.Namespace, o.Log = Namespace, e.log
+	labels := map[string]string{"app.kubernetes.io/managed-by": "noderoll", "noderoll.io/nodegroup": sanitizeLabel(g.Name)}
+	held, err := grouplock.Acquire(ctx, e.kube, recordName(g.Cluster, g.Name), g.String(), labels, o)
+	if err != nil {
+		return nil, nil, err
+	}
+	guarded, cancel := held.Guard(ctx)
+	return guarded, func() {
+		cancel()
+		held.Release()
+	}, nil
+}
+
+// lostLock names a lost lock as the reason a run stopped.
+func lostLock(ctx context.Context, err error) error {
+	var lost *grouplock.LostError
+	if err != nil && errors.As(context.Cause(ctx), &lost) {
+		return lost
+	}
+	return err
+}

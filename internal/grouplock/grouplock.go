@@ -1,0 +1,310 @@
+// Package grouplock keeps one upgrade per node group at a time: a
+// coordination.k8s.io Lease named for the cluster and group, held through
+// client-go's leader election (renewed while the run lasts, released at its
+// end, taken over once its holder stopped renewing it).
+//
+// A second run is refused at once, naming the holder, its host and since
+// when. A holder that died is found in two ways: on the same host its
+// process is gone (taken over at once, as a rerun after a crash needs), and
+// elsewhere its lease expired (taken over after the lease's duration, timed
+// by this process's clock, as leader election does, so clock skew between
+// hosts cannot hand the lock to two runs).
+package grouplock
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/rand"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
+	"k8s.io/klog/v2"
+)
+
+// Holder says who holds a lock: a process on a host. It is written into the
+// Lease's holderIdentity as "host/pid/user/nonce", which Parse reads back.
+type Holder struct {
+	Host  string
+	PID   int
+	User  string
+	Nonce string // tells apart two holders of one pid (a restarted container)
+}
+
+// Self is this process as a holder.
+func Self() Holder {
+	host, _ := os.Hostname()
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return Holder{Host: host, PID: os.Getpid(), User: name, Nonce: rand.String(5)}
+}
+
+func (h Holder) identity() string {
+	return strings.Join([]string{h.Host, strconv.Itoa(h.PID), h.User, h.Nonce}, "/")
+}
+
+// String is the holder as people read it.
+func (h Holder) String() string {
+	s := fmt.Sprintf("noderoll (pid %d) on host %s", h.PID, h.Host)
+	if h.User != "" {
+		s += " run by " + h.User
+	}
+	return s
+}
+
+// parseHolder reads a holderIdentity back; one that is not noderoll's stays
+// whole in Host.
+func parseHolder(id string) Holder {
+	parts := strings.Split(id, "/")
+	if len(parts) == 4 {
+		if pid, err := strconv.Atoi(parts[1]); err == nil {
+			return Holder{Host: parts[0], PID: pid, User: parts[2], Nonce: parts[3]}
+		}
+	}
+	return Holder{Host: id}
+}
+
+// Options tune the lock; the zero value takes the defaults.
+type Options struct {
+	Namespace string // default kube-system
+	// Duration is how long a lease lasts without renewal before another run
+	// may take it over (default 30s); it is renewed every Retry (default 4s)
+	// and given up when not renewed within RenewDeadline (default 20s).
+	Duration, RenewDeadline, Retry time.Duration
+	Self                           Holder
+	Log                            *slog.Logger
+	// alive says whether a process of this host runs; tests replace it.
+	alive func(pid int) bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.Namespace == "" {
+		o.Namespace = "kube-system"
+	}
+	if o.Duration == 0 {
+		o.Duration = 30 * time.Second
+	}
+	if o.RenewDeadline == 0 {
+		o.RenewDeadline = 20 * time.Second
+	}
+	if o.Retry == 0 {
+		o.Retry = 4 * time.Second
+	}
+	if o.Self == (Holder{}) {
+		o.Self = Self()
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.alive == nil {
+		o.alive = processAlive
+	}
+	return o
+}
+
+// HeldError refuses a run because another holds the group's lock.
+type HeldError struct {
+	Lease   string // namespace/name
+	Group   string
+	Holder  Holder
+	Since   time.Time // acquired
+	Renewed time.Time
+	Expires time.Duration // lease duration after the last renewal
+}
+
+func (e *HeldError) Error() string {
+	return fmt.Sprintf("node group %s is being upgraded by %s (lease %s, held since %s, last renewed %s ago): wait for that run to finish or stop it; "+
+		"if its process died, the lock is taken over %s after its last renewal (at once on the same host)",
+		e.Group, e.Holder, e.Lease, e.Since.UTC().Format(time.RFC3339), time.Since(e.Renewed).Round(time.Second), e.Expires)
+}
+
+// LostError says the lock was lost while the run held it: renewals failed
+// (the API server was out of reach) or another run took it over.
+type LostError struct{ Lease string }
+
+func (e *LostError) Error() string {
+	return fmt.Sprintf("lost the lock %s while upgrading (it could not be renewed in time): stopped, so that two runs never act on the group; run again to resume", e.Lease)
+}
+
+// Held is a lock this process holds.
+type Held struct {
+	lease    string
+	ctx      context.Context // ends when the lock is released or lost
+	stop     context.CancelFunc
+	done     chan struct{}
+	released bool
+}
+
+// Guard derives from parent a context that also ends, with a *LostError as
+// its cause, when the lock is lost: work done under the lock runs in it.
+// Call its cancel before Release.
+func (h *Held) Guard(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(parent)
+	stop := context.AfterFunc(h.ctx, func() { cancel(&LostError{Lease: h.lease}) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+	}
+}
+
+// Err says whether the lock was lost before Release.
+func (h *Held) Err() error {
+	if h.ctx.Err() != nil && !h.released {
+		return &LostError{Lease: h.lease}
+	}
+	return nil
+}
+
+// Release gives the lock up (the next run takes it at once) and waits until
+// that is written.
+func (h *Held) Release() {
+	if h.released {
+		return
+	}
+	h.released = h.ctx.Err() == nil
+	h.stop()
+	<-h.done
+}
+
+// Acquire takes the lock name for group (both as people read them), or
+// refuses with a *HeldError when a live run holds it.
+func Acquire(ctx context.Context, client kubernetes.Interface, name, group string, labels map[string]string, o Options) (*Held, error) {
+	o = o.withDefaults()
+	desc := o.Namespace + "/" + name
+	newLock := func() *resourcelock.LeaseLock {
+		return &resourcelock.LeaseLock{
+			LeaseMeta:  metav1.ObjectMeta{Namespace: o.Namespace, Name: name},
+			Client:     client.CoordinationV1(),
+			LockConfig: resourcelock.ResourceLockConfig{Identity: o.Self.identity()},
+			Labels:     labels,
+		}
+	}
+	// Decide from the lease as it stands: refuse, take over from a dead
+	// process of this host, or wait out an expired lease.
+	var waitOut string
+	for attempt := 0; ; attempt++ {
+		lock := newLock()
+		rec, _, err := lock.Get(ctx)
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading the lock %s of node group %s: %w", desc, group, err)
+		}
+		if rec.HolderIdentity == "" {
+			break // released
+		}
+		holder := parseHolder(rec.HolderIdentity)
+		lasts := time.Duration(rec.LeaseDurationSeconds) * time.Second
+		switch {
+		case holder.Host == o.Self.Host && holder.PID > 0 && !o.alive(holder.PID):
+			o.Log.Info("taking over the lock of a process that is gone", "lease", desc, "holder", holder.String())
+			err := lock.Update(ctx, resourcelock.LeaderElectionRecord{
+				LeaseDurationSeconds: 1, AcquireTime: metav1.Now(), RenewTime: metav1.Now(), LeaderTransitions: rec.LeaderTransitions,
+			})
+			if apierrors.IsConflict(err) && attempt < 3 {
+				continue // changed meanwhile: look again
+			}
+			if err != nil {
+				return nil, fmt.Errorf("taking over the lock %s of node group %s from %s, which is gone: %w", desc, group, holder, err)
+			}
+		case rec.RenewTime.Add(lasts).Before(time.Now()):
+			o.Log.Info("the lock's holder stopped renewing it; taking it over once it expires", "lease", desc, "holder", holder.String(),
+				"renewed", rec.RenewTime.Time, "waitUpTo", lasts)
+			waitOut = rec.HolderIdentity
+		default:
+			return nil, &HeldError{Lease: desc, Group: group, Holder: holder, Since: rec.AcquireTime.Time, Renewed: rec.RenewTime.Time, Expires: lasts}
+		}
+		break
+	}
+
+	started := make(chan context.Context, 1)
+	other := make(chan string, 1)
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	// Leader election logs through klog: into our logger, as debug lines
+	// (its conflicts and retries are routine here; losing the lock is
+	// reported as an error by the run).
+	runCtx = klog.NewContext(runCtx, logr.FromSlogHandler(debugOnly{o.Log.Handler()}))
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock:            newLock(),
+		LeaseDuration:   o.Duration,
+		RenewDeadline:   o.RenewDeadline,
+		RetryPeriod:     o.Retry,
+		ReleaseOnCancel: true,
+		Name:            desc,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(c context.Context) { started <- c },
+			OnStoppedLeading: func() {},
+			OnNewLeader: func(id string) {
+				if id != "" && id != o.Self.identity() && id != waitOut {
+					select {
+					case other <- id:
+					default:
+					}
+				}
+			},
+		},
+	})
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("setting up the lock %s: %w", desc, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		le.Run(runCtx)
+	}()
+	select {
+	case held := <-started:
+		return &Held{lease: desc, ctx: held, stop: stop, done: done}, nil
+	case id := <-other:
+		stop()
+		<-done
+		// Another run got there first: refuse as if it had held it before.
+		refused := &HeldError{Lease: desc, Group: group, Holder: parseHolder(id), Expires: o.Duration}
+		if rec, _, err := newLock().Get(ctx); err == nil && rec.HolderIdentity == id {
+			refused.Since, refused.Renewed = rec.AcquireTime.Time, rec.RenewTime.Time
+			refused.Expires = time.Duration(rec.LeaseDurationSeconds) * time.Second
+		}
+		return nil, refused
+	case <-ctx.Done():
+		stop()
+		<-done
+		return nil, fmt.Errorf("waiting for the lock %s of node group %s: %w", desc, group, ctx.Err())
+	}
+}
+
+// processAlive says whether a process of this host runs with that pid
+// (signal 0 checks without sending anything).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// debugOnly hands every record on at debug level.
+type debugOnly struct{ slog.Handler }
+
+func (d debugOnly) Enabled(ctx context.Context, _ slog.Level) bool {
+	return d.Handler.Enabled(ctx, slog.LevelDebug)
+}
+
+func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = slog.LevelDebug
+	return d.Handler.Handle(ctx, r)
+}
+
+func (d debugOnly) WithAttrs(a []slog.Attr) slog.Handler { return debugOnly{d.Handler.WithAttrs(a)} }
+func (d debugOnly) WithGroup(n string) slog.Handler      { return debugOnly{d.Handler.WithGroup(n)} }

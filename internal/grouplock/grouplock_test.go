@@ -1,0 +1,178 @@
+package grouplock
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+)
+
+const group = "eksworkshop-eksctl/nodegroup"
+
+func fast(self Holder, alive bool) Options {
+	return Options{Duration: 2 * time.Second, RenewDeadline: time.Second, Retry: 100 * time.Millisecond, Self: self,
+		alive: func(int) bool { return alive }}
+}
+
+var (
+	here  = Holder{Host: "laptop", PID: 100, User: "ana", Nonce: "aaaaa"}
+	there = Holder{Host: "bastion", PID: 200, User: "ben", Nonce: "bbbbb"}
+)
+
+func lease(t *testing.T, c *fake.Clientset) *coordinationv1.Lease {
+	t.Helper()
+	l, err := c.CoordinationV1().Leases("kube-system").Get(context.Background(), "lock", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+func TestASecondRunIsRefusedNamingTheHolderUntilTheFirstReleases(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientset()
+	first, err := Acquire(ctx, c, "lock", group, map[string]string{"app.kubernetes.io/managed-by": "noderoll"}, fast(here, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := lease(t, c)
+	if got := ptr.Deref(l.Spec.HolderIdentity, ""); got != here.identity() || l.Labels["app.kubernetes.io/managed-by"] != "noderoll" {
+		t.Fatalf("lease holder %q labels %v, want %q and noderoll's label", got, l.Labels, here.identity())
+	}
+
+	_, err = Acquire(ctx, c, "lock", group, nil, fast(there, true))
+	var held *HeldError
+	if !errors.As(err, &held) {
+		t.Fatalf("a second run was not refused: %v", err)
+	}
+	for _, want := range []string{group, "pid 100", "host laptop", "ana", "kube-system/lock", "held since"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal does not say %q: %v", want, err)
+		}
+	}
+	// The refusal changed nothing.
+	if got := ptr.Deref(lease(t, c).Spec.HolderIdentity, ""); got != here.identity() {
+		t.Fatalf("the refused run changed the holder to %q", got)
+	}
+
+	first.Release()
+	if err := first.Err(); err != nil {
+		t.Fatalf("a released lock reports %v", err)
+	}
+	if got := ptr.Deref(lease(t, c).Spec.HolderIdentity, ""); got != "" {
+		t.Fatalf("after release the lease is still held by %q", got)
+	}
+	start := time.Now()
+	second, err := Acquire(ctx, c, "lock", group, nil, fast(there, true))
+	if err != nil {
+		t.Fatalf("after release the next run is refused: %v", err)
+	}
+	defer second.Release()
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("a released lock took %v to take", waited)
+	}
+}
+
+func TestALockOfAProcessGoneFromThisHostIsTakenAtOnce(t *testing.T) {
+	ctx := context.Background()
+	c := fake.NewClientset(held(here, time.Now(), 30))
+	// Same host, the holder's pid no longer runs: a rerun after kill -9.
+	me := Holder{Host: "laptop", PID: 101, Nonce: "ccccc"}
+	start := time.Now()
+	h, err := Acquire(ctx, c, "lock", group, nil, fast(me, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	if waited := time.Since(start); waited > time.Second {
+		t.Errorf("took %v to take over from a dead process", waited)
+	}
+	if got := ptr.Deref(lease(t, c).Spec.HolderIdentity, ""); got != me.identity() {
+		t.Fatalf("holder %q, want %q", got, me.identity())
+	}
+
+	// The same lease, its holder alive on this host: refused.
+	c = fake.NewClientset(held(here, time.Now(), 30))
+	if _, err := Acquire(ctx, c, "lock", group, nil, fast(me, true)); !errors.As(err, new(*HeldError)) {
+		t.Fatalf("a live holder on this host was not respected: %v", err)
+	}
+}
+
+func TestAnExpiredLeaseFromElsewhereIsTakenOverAfterItsDuration(t *testing.T) {
+	ctx := context.Background()
+	// Renewed a minute ago with a 1s lease: its holder stopped.
+	c := fake.NewClientset(held(there, time.Now().Add(-time.Minute), 1))
+	start := time.Now()
+	h, err := Acquire(ctx, c, "lock", group, nil, fast(here, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Release()
+	waited := time.Since(start)
+	if waited < 900*time.Millisecond {
+		t.Errorf("took an expired lease over after %v, before its 1s duration had passed on this clock", waited)
+	}
+	if got := ptr.Deref(lease(t, c).Spec.HolderIdentity, ""); got != here.identity() {
+		t.Fatalf("holder %q, want %q", got, here.identity())
+	}
+
+	// Renewed just now by a live run elsewhere: refused at once.
+	c = fake.NewClientset(held(there, time.Now(), 30))
+	if _, err := Acquire(ctx, c, "lock", group, nil, fast(here, true)); !errors.As(err, new(*HeldError)) {
+		t.Fatalf("a live holder elsewhere was not respected: %v", err)
+	}
+}
+
+func TestALockThatCannotBeRenewedEndsTheWorkUnderIt(t *testing.T) {
+	c := fake.NewClientset()
+	h, err := Acquire(context.Background(), c, "lock", group, nil, fast(here, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := h.Guard(context.Background())
+	defer cancel()
+	// The API server stops taking renewals.
+	c.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, errors.New("connection refused")
+	})
+	select {
+	case <-ctx.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the work under a lock that could not be renewed went on")
+	}
+	var lost *LostError
+	if !errors.As(context.Cause(ctx), &lost) || !errors.As(h.Err(), &lost) {
+		t.Fatalf("cause %v, Err %v: want a LostError", context.Cause(ctx), h.Err())
+	}
+	cancel()
+	h.Release()
+}
+
+func TestHolderIdentityReadsBack(t *testing.T) {
+	if got := parseHolder(here.identity()); got != here {
+		t.Fatalf("parsed %+v, want %+v", got, here)
+	}
+	if got := parseHolder("kube-controller-manager_4f2a"); got.Host != "kube-controller-manager_4f2a" || got.PID != 0 {
+		t.Fatalf("a foreign identity parsed as %+v", got)
+	}
+}
+
+func held(h Holder, renewed time.Time, seconds int32) *coordinationv1.Lease {
+	return &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "kube-system", Name: "lock"},
+		Spec: coordinationv1.LeaseSpec{
+			HolderIdentity:       ptr.To(h.identity()),
+			LeaseDurationSeconds: ptr.To(seconds),
+			AcquireTime:          &metav1.MicroTime{Time: renewed.Add(-time.Minute)},
+			RenewTime:            &metav1.MicroTime{Time: renewed},
+		},
+	}
+}
