@@ -22,6 +22,7 @@ import (
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/preflight"
 	"github.com/noderoll/noderoll/internal/progress"
 )
 
@@ -37,6 +38,7 @@ type upgradeFlags struct {
 	verbose                 bool
 	strategySet             func() bool // --strategy was given
 	rollback                bool
+	dryRun                  bool
 }
 
 func newUpgradeCmd(s Streams) *cobra.Command {
@@ -86,7 +88,19 @@ to the AMI it started with, even if a newer one was published since. A group
 already on the target is left untouched; once an upgrade completed, the next
 target starts a new one. The run stops, recorded and resumable, when
 replacements do not come, when a pod is under two PodDisruptionBudgets, or when
-someone else resizes the group meanwhile.`,
+someone else resizes the group meanwhile.
+
+Before anything changes, preflight checks look for what would stall the run or
+hurt its workloads: budgets that never allow an eviction, a pod under two
+budgets, pods nothing recreates, pods that opt out of disruption, volumes in a
+zone that gets no new node, kubelet/control-plane skew; and warn of data in
+emptyDir, a surge smaller than the zones, no cluster-autoscaler found. A
+blocking finding stops the run unless its check is named in --ignore-preflight.
+--dry-run shows the findings and what the run would do, and changes nothing.
+
+One run per group at a time: a run holds a Lease in kube-system while it works.
+A second run is refused, naming the holder; a holder that died on this host is
+taken over at once, one on another machine once its lease expired (30s).`,
 		Example: `  # The seed's upgrade, against the sandbox:
   eval "$(noderoll sandbox env)"
   noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
@@ -96,6 +110,9 @@ someone else resizes the group meanwhile.`,
 
   # A large group, a third of it at a time, allowing one node's capacity to be missing:
   noderoll upgrade nodegroup --cluster=prod --name=workers --kubernetes-version=1.37 --max-surge=33% --max-unavailable=1
+
+  # What would happen, and what stands in the way, changing nothing:
+  noderoll upgrade nodegroup --cluster=prod --name=workers --kubernetes-version=1.37 --dry-run -o json
 
   # A specific AMI release, with real AWS credentials and a kubeconfig context:
   noderoll upgrade nodegroup --cluster=prod --name=workers --release-version=1.37.2-20261115 \
@@ -130,6 +147,8 @@ someone else resizes the group meanwhile.`,
 	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
 	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
 	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: run the preflight checks and say what the upgrade would do; exits non-zero when a finding would stop a real run")
+	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 	_ = cmd.MarkFlagRequired("cluster")
@@ -205,6 +224,12 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	}
+	if err := preflight.ValidateIgnore(f.opts.IgnorePreflight); err != nil {
+		return err
+	}
+	if f.dryRun && f.rollback {
+		return fmt.Errorf("--dry-run judges an upgrade; it does not go with --rollback")
+	}
 	if f.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.timeout)
@@ -220,6 +245,16 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	p, err := awscloud.New(ctx, awsOpts)
 	if err != nil {
 		return err
+	}
+	if f.dryRun {
+		opts := f.opts
+		opts.StrategySet = f.strategySet != nil && f.strategySet()
+		eng := engine.New(kube, p, opts, engine.WithLogger(log))
+		rep, err := eng.Preflight(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
+		if err != nil {
+			return err
+		}
+		return printDryRun(s, f.output, rep)
 	}
 	// The live view goes to stderr when stdout carries JSON.
 	viewOut := s.Out
@@ -386,4 +421,65 @@ func addStrategyFlags(fl *pflag.FlagSet, o *engine.Options) {
 	fl.DurationVar(&o.Soak, "soak", 10*time.Minute, "bluegreen: keep the drained old nodes (cordoned) this long before terminating them; until then --rollback goes back at once")
 	fl.Var(&o.MaxSurge, "max-surge", "surge: instances above the group's size, a count or a % of it (default 25%, at least one per AZ)")
 	fl.Var(&o.MaxUnavailable, "max-unavailable", "surge: original ready capacity that may be missing at once, a count or a % (default 0); eks: surge at least this many nodes (default: the group's own setting)")
+}
+
+// printDryRun says what a run would do and what stands in its way; a
+// blocking finding makes the command fail, so that scripts can gate on it.
+func printDryRun(s Streams, output string, rep *engine.PreflightReport) error {
+	if output == "json" {
+		enc := json.NewEncoder(s.Out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			DryRun bool `json:"dryRun"`
+			*engine.PreflightReport
+		}{true, rep}); err != nil {
+			return err
+		}
+	} else {
+		w := s.Out
+		fmt.Fprintln(w, "Dry run: nothing was changed.")
+		t := rep.Target
+		onto := t.ImageID
+		if t.ImageName != "" {
+			onto += " (" + t.ImageName + ")"
+		}
+		switch {
+		case rep.UpToDate:
+			fmt.Fprintf(w, "%s: all %d instances run %s; a run would do nothing.\n", rep.Nodegroup, rep.Instances, onto)
+		default:
+			verb := "Upgrade"
+			if rep.Resuming {
+				verb = "Resume the upgrade"
+			}
+			fmt.Fprintf(w, "%s of %s with strategy %s: %d of %d instances to replace, onto %s\n", verb, rep.Nodegroup, rep.Strategy, rep.ToReplace, rep.Instances, onto)
+			fmt.Fprintf(w, "  max surge %d, max unavailable %d\n", rep.MaxSurge, rep.MaxUnavailable)
+			blocking := countSeverity(rep.Findings, preflight.Blocking)
+			ignored := ""
+			if blocking > rep.Blocking {
+				ignored = fmt.Sprintf(" (%d ignored by --ignore-preflight)", blocking-rep.Blocking)
+			}
+			fmt.Fprintf(w, "Preflight: %d blocking%s, %d warning(s)\n", blocking, ignored, len(rep.Findings)-blocking)
+			for _, f := range rep.Findings {
+				label := "warning "
+				if f.Severity == preflight.Blocking {
+					label = "BLOCKING"
+				}
+				fmt.Fprintf(w, "  %s [%s] %s %s\n           fix: %s\n", label, f.Check, f.Object, f.Message, f.Fix)
+			}
+		}
+	}
+	if rep.Blocking > 0 {
+		return fmt.Errorf("dry run: %d blocking preflight finding(s) would stop a real run; fix them, or name their checks in --ignore-preflight", rep.Blocking)
+	}
+	return nil
+}
+
+func countSeverity(fs []preflight.Finding, sev preflight.Severity) int {
+	n := 0
+	for _, f := range fs {
+		if f.Severity == sev {
+			n++
+		}
+	}
+	return n
 }

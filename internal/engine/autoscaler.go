@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/util/retry"
 )
 
@@ -18,7 +19,12 @@ const annPausedReplicas = "noderoll.io/paused-replicas"
 
 // findAutoscaler returns the cluster-autoscaler Deployment to pause, or nil.
 func (u *upgrade) findAutoscaler(ctx context.Context) (*appsv1.Deployment, error) {
-	spec := u.opts.ClusterAutoscaler
+	return findAutoscaler(ctx, u.kube, u.opts.ClusterAutoscaler)
+}
+
+// findAutoscaler finds the Deployment spec names: "none" (nil), "auto" (one
+// in kube-system that looks like it, or nil) or "namespace/name".
+func findAutoscaler(ctx context.Context, kube kubernetes.Interface, spec string) (*appsv1.Deployment, error) {
 	if spec == "none" {
 		return nil, nil
 	}
@@ -27,13 +33,13 @@ func (u *upgrade) findAutoscaler(ctx context.Context) (*appsv1.Deployment, error
 		if !ok {
 			return nil, fmt.Errorf("--cluster-autoscaler %q: want auto, none or namespace/name", spec)
 		}
-		d, err := u.kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+		d, err := kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return nil, fmt.Errorf("finding cluster-autoscaler %s: %w", spec, err)
 		}
 		return d, nil
 	}
-	list, err := u.kube.AppsV1().Deployments("kube-system").List(ctx, metav1.ListOptions{})
+	list, err := kube.AppsV1().Deployments("kube-system").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("looking for the cluster-autoscaler in kube-system: %w", err)
 	}

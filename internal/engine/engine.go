@@ -20,6 +20,7 @@ import (
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/grouplock"
+	"github.com/noderoll/noderoll/internal/preflight"
 )
 
 // Options tune an upgrade. Zero values take the defaults of DefaultOptions.
@@ -60,6 +61,9 @@ type Options struct {
 	// AcceptResize takes a group someone else resized mid-run as it is,
 	// instead of stopping on it (see SizesChangedError).
 	AcceptResize bool
+	// IgnorePreflight names the preflight checks whose blocking findings
+	// do not stop the run ("all": none stops it).
+	IgnorePreflight []string
 }
 
 // DefaultOptions are EKS's own timings with the surge strategy.
@@ -179,6 +183,80 @@ var ErrTargetMismatch = errors.New("another upgrade of this node group is in pro
 // anything: a bad cluster, group or version fails with nothing touched.
 func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	start := e.clock.Now()
+	p, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	// Checks that would stop the run come before anything changes (the
+	// lock included), on a resume too.
+	if pre, err := e.judge(ctx, p); err != nil {
+		return nil, err
+	} else if !pre.UpToDate {
+		if blocked := preflight.Blocked(pre.Findings, e.opts.IgnorePreflight); len(blocked) > 0 {
+			return nil, &preflight.BlockedError{Findings: blocked}
+		}
+		for _, f := range pre.Findings {
+			if f.Severity == preflight.Warning {
+				e.report.Info(fmt.Sprintf("preflight [%s] %s %s", f.Check, f.Object, f.Message))
+			}
+		}
+	}
+	// From here on the group is this run's alone: the record is read, and
+	// the group changed, under its lock.
+	ctx, release, err := e.lock(ctx, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
+	rec, err := store.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.Active() {
+		// A finished upgrade is history, never a run to resume: the next
+		// target starts a new upgrade (its record replaces the old one).
+		rec = nil
+	}
+	target := p.target
+	if rec != nil {
+		target, err = e.resumeTarget(req, rec, target)
+		if err != nil {
+			return nil, err
+		}
+	}
+	if rec == nil && upToDate(p.group, target) {
+		e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(p.group.Instances), req.Group, describeTarget(target)))
+		return &Result{UpToDate: true, Target: target, Duration: e.clock.Since(start)}, nil
+	}
+
+	u, err := e.newUpgrade(ctx, store, rec, p.group, req.Target, target)
+	if err != nil {
+		return nil, err
+	}
+	u.surge, u.unavailable = p.surge, p.unavailable
+	defer u.close()
+	err = lostLock(ctx, u.run(ctx))
+	res := &Result{Target: target, Duration: e.clock.Since(start)}
+	if u.rec != nil {
+		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps
+	}
+	return res, err
+}
+
+// prepared is a request checked against the cloud and the cluster, before
+// anything changes.
+type prepared struct {
+	req                Request
+	group              cloud.NodeGroup
+	controlPlane       string
+	surge, unavailable int
+	target             Target // as the request resolves now
+}
+
+// prepare checks every input: a bad cluster, group, version or budget fails
+// with nothing touched.
+func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if err := req.Target.Validate(); err != nil {
 		return nil, err
 	}
@@ -208,46 +286,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	// From here on the group is this run's alone: the record is read, and
-	// the group changed, under its lock.
-	ctx, release, err := e.lock(ctx, req.Group)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
-	rec, err := store.load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if !rec.Active() {
-		// A finished upgrade is history, never a run to resume: the next
-		// target starts a new upgrade (its record replaces the old one).
-		rec = nil
-	}
-	if rec != nil {
-		target, err = e.resumeTarget(req, rec, target)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if rec == nil && upToDate(group, target) {
-		e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(group.Instances), req.Group, describeTarget(target)))
-		return &Result{UpToDate: true, Target: target, Duration: e.clock.Since(start)}, nil
-	}
-
-	u, err := e.newUpgrade(ctx, store, rec, group, req.Target, target)
-	if err != nil {
-		return nil, err
-	}
-	u.surge, u.unavailable = surge, unavailable
-	defer u.close()
-	err = lostLock(ctx, u.run(ctx))
-	res := &Result{Target: target, Duration: e.clock.Since(start)}
-	if u.rec != nil {
-		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps
-	}
-	return res, err
+	return &prepared{req: req, group: group, controlPlane: cp, surge: surge, unavailable: unavailable, target: target}, nil
 }
 
 // resumeTarget decides what an unfinished upgrade on record means for this

@@ -14,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -27,6 +28,7 @@ import (
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/grouplock"
+	"github.com/noderoll/noderoll/internal/preflight"
 )
 
 // The engine's state machine on a stateful fake cloud and client-go's fake
@@ -758,4 +760,62 @@ func TestASecondRunIsRefusedWhileOneHoldsTheGroup(t *testing.T) {
 	if res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil || !res.UpToDate {
 		t.Fatalf("the next run after the first: %+v %v", res, err)
 	}
+}
+
+// Preflight: a pod nothing would recreate stops a real run before anything
+// changes (no record, no lock, the group as it was); --dry-run's report names
+// it; --ignore-preflight=bare-pod lets the run go on.
+func TestABlockingPreflightFindingStopsTheRunBeforeAnyChange(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	old := ids(w.p.Group("ng"))
+	ctx := context.Background()
+	if _, err := w.kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "debug", Namespace: "default"},
+		Spec:       corev1.PodSpec{NodeName: cloudfake.NodeName(old[0])},
+		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	before := w.p.Group("ng")
+
+	rep, err := w.engine().Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Blocking != 1 || len(rep.Findings) != 1 || rep.Findings[0].Object != "Pod default/debug" || rep.ToReplace != 3 || rep.Target.ImageID != amiB {
+		t.Fatalf("report: %+v", rep)
+	}
+
+	_, err = w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+	var blocked *preflight.BlockedError
+	if !errors.As(err, &blocked) || !strings.Contains(err.Error(), "--ignore-preflight=bare-pod") {
+		t.Fatalf("want the run stopped by preflight, got %v", err)
+	}
+	if !reflect.DeepEqual(w.p.Group("ng"), before) {
+		t.Fatal("the stopped run changed the group")
+	}
+	cms, _ := w.kube.CoreV1().ConfigMaps(Namespace).List(ctx, metav1.ListOptions{})
+	leases, _ := w.kube.CoordinationV1().Leases(Namespace).List(ctx, metav1.ListOptions{})
+	if len(cms.Items) != 0 || len(leases.Items) != 0 {
+		t.Fatalf("the stopped run left %d records and %d leases", len(cms.Items), len(leases.Items))
+	}
+
+	// The fake clientset admits an eviction without deleting the pod: do
+	// what the API server would.
+	w.kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() == "eviction" {
+			name := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction).Name
+			return true, nil, w.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), name)
+		}
+		return false, nil, nil
+	})
+	eng := w.engine()
+	eng.opts.IgnorePreflight = []string{preflight.CheckBarePod}
+	if rep, err := eng.Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil || rep.Blocking != 0 || len(rep.Findings) != 1 {
+		t.Fatalf("the report with bare-pod ignored: %+v %v", rep, err)
+	}
+	if _, err := eng.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
+		t.Fatalf("with the check ignored: %v", err)
+	}
+	w.done(amiB, 3, old)
 }

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/preflight"
+)
+
+// PreflightReport is what an upgrade would do and what stands in its way,
+// judged without changing anything.
+type PreflightReport struct {
+	Nodegroup      string              `json:"nodegroup"`
+	Strategy       string              `json:"strategy"`
+	Target         Target              `json:"target"`
+	UpToDate       bool                `json:"upToDate"`
+	Resuming       bool                `json:"resuming"`
+	Instances      int                 `json:"instances"`
+	ToReplace      int                 `json:"toReplace"`
+	MaxSurge       int                 `json:"maxSurge"`
+	MaxUnavailable int                 `json:"maxUnavailable"`
+	Findings       []preflight.Finding `json:"findings"`
+	// Blocking counts the findings that would stop a real run (those of
+	// --ignore-preflight's checks left out).
+	Blocking int `json:"blocking"`
+}
+
+// Preflight judges an upgrade of the group as a real run would before it
+// changes anything, and says what the run would do. It changes nothing.
+func (e *Engine) Preflight(ctx context.Context, req Request) (*PreflightReport, error) {
+	p, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return e.judge(ctx, p)
+}
+
+// judge reads the record (without the lock: nothing is changed) to see what
+// a run would resume, gathers the facts and checks them.
+func (e *Engine) judge(ctx context.Context, p *prepared) (*PreflightReport, error) {
+	store := &recordStore{client: e.kube, name: recordName(p.req.Group.Cluster, p.req.Group.Name)}
+	rec, err := store.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	target := p.target
+	r := &PreflightReport{Nodegroup: p.req.Group.String(), Strategy: e.opts.Strategy, Instances: len(p.group.Instances),
+		MaxSurge: p.surge, MaxUnavailable: p.unavailable, Findings: []preflight.Finding{}}
+	if rec.Active() {
+		if target, err = e.resumeTarget(p.req, rec, target); err != nil {
+			return nil, err
+		}
+		r.Resuming, r.Strategy = true, strategyOf(rec)
+	}
+	r.Target = target
+	for _, i := range p.group.Instances {
+		if i.ImageID != target.ImageID && !i.Terminating() {
+			r.ToReplace++
+		}
+	}
+	if !r.Resuming && upToDate(p.group, target) {
+		r.UpToDate = true
+		return r, nil
+	}
+	facts, err := e.facts(ctx, p.group, p.controlPlane, target, p.surge)
+	if err != nil {
+		return nil, err
+	}
+	r.Findings = preflight.Check(facts)
+	r.Blocking = len(preflight.Blocked(r.Findings, e.opts.IgnorePreflight))
+	return r, nil
+}
+
+// facts gathers what the checks judge, from the cluster as it is.
+func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Target, surge int) (preflight.Facts, error) {
+	f := preflight.Facts{Group: g.Cluster + "/" + g.Name, AZs: g.AZs, Desired: g.Desired, Surge: surge,
+		ControlPlane: cp, Target: t.KubeMinor, Kubelets: map[string]string{}, VolumeZones: map[string]string{}}
+	mine := map[string]bool{}
+	for _, i := range g.Instances {
+		if i.NodeName != "" {
+			mine[i.NodeName] = true
+		}
+	}
+	nodes, err := e.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return f, fmt.Errorf("preflight: listing nodes: %w", err)
+	}
+	for _, n := range nodes.Items {
+		if mine[n.Name] {
+			f.Kubelets[n.Name] = n.Status.NodeInfo.KubeletVersion
+		}
+	}
+	pods, err := e.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return f, fmt.Errorf("preflight: listing pods: %w", err)
+	}
+	claims := false
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if !mine[p.Spec.NodeName] {
+			continue
+		}
+		f.Pods = append(f.Pods, p)
+		for _, v := range p.Spec.Volumes {
+			claims = claims || v.PersistentVolumeClaim != nil
+		}
+	}
+	pdbs, err := e.kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return f, fmt.Errorf("preflight: listing PodDisruptionBudgets: %w", err)
+	}
+	for i := range pdbs.Items {
+		f.Budgets = append(f.Budgets, &pdbs.Items[i])
+	}
+	if claims {
+		if err := e.volumeZones(ctx, f.VolumeZones); err != nil {
+			return f, err
+		}
+	}
+	ca, err := findAutoscaler(ctx, e.kube, e.opts.ClusterAutoscaler)
+	if err != nil {
+		return f, err
+	}
+	switch {
+	case e.opts.ClusterAutoscaler == "none":
+		f.Autoscaler = "none"
+	case ca != nil:
+		f.Autoscaler = ca.Namespace + "/" + ca.Name
+	}
+	return f, nil
+}
+
+// zoneKeys are the node labels a volume's node affinity pins a zone with.
+var zoneKeys = []string{"topology.kubernetes.io/zone", "topology.ebs.csi.aws.com/zone", "failure-domain.beta.kubernetes.io/zone"}
+
+// volumeZones fills in the zone of every bound claim whose volume is pinned
+// to exactly one.
+func (e *Engine) volumeZones(ctx context.Context, into map[string]string) error {
+	pvs, err := e.kube.CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return fmt.Errorf("preflight: listing PersistentVolumes: %w", err)
+	}
+	for _, pv := range pvs.Items {
+		ref := pv.Spec.ClaimRef
+		if ref == nil {
+			continue
+		}
+		if zone := zoneOf(&pv); zone != "" {
+			into[ref.Namespace+"/"+ref.Name] = zone
+		}
+	}
+	return nil
+}
+
+func zoneOf(pv *corev1.PersistentVolume) string {
+	if pv.Spec.NodeAffinity != nil && pv.Spec.NodeAffinity.Required != nil {
+		for _, term := range pv.Spec.NodeAffinity.Required.NodeSelectorTerms {
+			for _, m := range term.MatchExpressions {
+				for _, k := range zoneKeys {
+					if m.Key == k && m.Operator == corev1.NodeSelectorOpIn && len(m.Values) == 1 {
+						return m.Values[0]
+					}
+				}
+			}
+		}
+	}
+	for _, k := range zoneKeys {
+		if z := pv.Labels[k]; z != "" {
+			return z
+		}
+	}
+	return ""
+}
