@@ -101,7 +101,7 @@ kube-controller-manager, kube-scheduler; kwok stands in for kubelets) and a loca
 AWS-compatible endpoint (Auto Scaling, EC2, SSM, EKS) whose instances register
 as Nodes. Everything listens on 127.0.0.1. No AWS account is needed.`,
 	}
-	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newServeAWS(s))
+	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newServeAWS(s))
 	return cmd
 }
 
@@ -408,6 +408,48 @@ is lifted.`,
 				what = fmt.Sprintf("%d more instance(s) each", count)
 			}
 			fmt.Fprintf(s.Out, "EC2 capacity in %s: %s.\n", strings.Join(azs, ", "), what)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func newSandboxThrottle(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "throttle PERCENT|off",
+		Short: "Simulate API throttling: answer a share of AWS calls as a throttled account does",
+		Long: `Answer a share of the calls to the sandbox's AWS APIs as AWS answers a
+throttled account (Auto Scaling: Throttling; EC2: RequestLimitExceeded; EKS and
+SSM: ThrottlingException), picked at random, until turned off. noderoll's AWS
+SDK retries them with backoff (adaptive mode, up to 8 attempts); the endpoint's
+log of calls shows each throttled one.`,
+		Example: `  noderoll sandbox throttle 30%   # three calls in ten are throttled
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+  noderoll sandbox throttle off`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			rate := 0.0
+			if args[0] != "off" {
+				n, err := strconv.ParseFloat(strings.TrimSuffix(args[0], "%"), 64)
+				if err != nil || !strings.HasSuffix(args[0], "%") || n < 0 || n > 100 {
+					return fmt.Errorf("%q: want a percentage from 0%% to 100%% (e.g. 30%%) or off", args[0])
+				}
+				rate = n / 100
+			}
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			if err := st.SetThrottle(cmd.Context(), rate); err != nil {
+				return err
+			}
+			if rate == 0 {
+				fmt.Fprintln(s.Out, "AWS calls are no longer throttled.")
+			} else {
+				fmt.Fprintf(s.Out, "%s of AWS calls are answered as throttled.\n", args[0])
+			}
 			return nil
 		},
 	}

@@ -107,7 +107,17 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	start := time.Now()
 	cp := o.controlPlane()
 	fmt.Fprintf(o.Out, "Starting the control plane (Kubernetes %s, kwok %s) on 127.0.0.1 ...\n", KubeVersion, KwokVersion)
-	if err := cp.Create(ctx, o.Scenario.NodeReadyDelay.Duration); err != nil {
+	// kwokctl picks its components' ports when it creates a cluster: two
+	// sandboxes created at once on this machine can pick the same ones (seen:
+	// a kwok controller that never started, every node NotReady). Creations
+	// take turns; running sandboxes are not held up.
+	unlockPorts, err := lock(ctx, filepath.Join(os.TempDir(), "noderoll-sandbox-ports"), o.Out)
+	if err != nil {
+		return nil, err
+	}
+	err = cp.Create(ctx, o.Scenario.NodeReadyDelay.Duration)
+	unlockPorts()
+	if err != nil {
 		return nil, err
 	}
 	b, _ := json.MarshalIndent(o.Scenario, "", "  ")
@@ -387,11 +397,32 @@ func (s *State) SetCapacity(ctx context.Context, az string, count int) error {
 	if !slices.Contains(known, az) {
 		return fmt.Errorf("AZ %q is not one of the sandbox's (%s)", az, strings.Join(known, ", "))
 	}
-	body, err := json.Marshal(map[string]any{"az": az, "count": count})
+	if err := s.admin(ctx, "/_sim/capacity", map[string]any{"az": az, "count": count}); err != nil {
+		return fmt.Errorf("setting the capacity of %s: %w", az, err)
+	}
+	return nil
+}
+
+// SetThrottle makes a fraction (0 to 1) of the calls to the sandbox's AWS
+// APIs answer as a throttled account's do (Throttling,
+// RequestLimitExceeded, ThrottlingException); 0 lifts it.
+func (s *State) SetThrottle(ctx context.Context, rate float64) error {
+	if rate < 0 || rate > 1 {
+		return fmt.Errorf("throttle rate %v: want a fraction from 0 to 1", rate)
+	}
+	if err := s.admin(ctx, "/_sim/throttle", map[string]any{"rate": rate}); err != nil {
+		return fmt.Errorf("setting the throttling: %w", err)
+	}
+	return nil
+}
+
+// admin posts to the endpoint's own control surface.
+func (s *State) admin(ctx context.Context, path string, v any) error {
+	body, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.AWSEndpoint+"/_sim/capacity", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.AWSEndpoint+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -403,7 +434,7 @@ func (s *State) SetCapacity(ctx context.Context, az string, count int) error {
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return fmt.Errorf("setting the capacity of %s: %s: %s", az, resp.Status, strings.TrimSpace(string(msg)))
+		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
 }

@@ -27,6 +27,11 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, &APIError{Code: "InvalidRequestException", Message: r.Method + " " + r.URL.Path + " is not served by this endpoint.", Status: 400}, eksContentType)
 		return
 	}
+	if e := s.acct.throttled("eks"); e != nil {
+		s.acct.logCall(Call{Service: "eks", Action: action, AccessKey: accessKeyOf(r), Error: e.Code})
+		writeJSONError(w, e, eksContentType)
+		return
+	}
 	s.acct.logCall(Call{Service: "eks", Action: action, AccessKey: accessKeyOf(r)})
 	if f := s.acct.takeFault("eks", action); f != nil {
 		f.stall(r.Context())

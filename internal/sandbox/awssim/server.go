@@ -96,6 +96,33 @@ func (a *Account) InjectFault(f Fault) {
 	a.faults = append(a.faults, &f)
 }
 
+// SetThrottle makes a fraction of the calls (0 to 1) to the account's APIs
+// answer as a throttled account's do; STS and the sandbox's own surface are
+// left alone.
+func (a *Account) SetThrottle(rate float64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.throttle = rate
+}
+
+// throttled answers a call as its service does when the account is
+// throttled, or nil (most calls, or all when no throttling is set).
+func (a *Account) throttled(service string) *APIError {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.throttle <= 0 || service == "sts" || a.rng.Float64() >= a.throttle {
+		return nil
+	}
+	switch service {
+	case "ec2":
+		return &APIError{Code: "RequestLimitExceeded", Message: "Request limit exceeded.", Status: http.StatusServiceUnavailable}
+	case "autoscaling":
+		return &APIError{Code: "Throttling", Message: "Rate exceeded", Status: http.StatusBadRequest}
+	default: // eks, ssm
+		return &APIError{Code: "ThrottlingException", Message: "Rate exceeded", Status: http.StatusBadRequest}
+	}
+}
+
 // takeFault returns the next fault armed for an action, or nil.
 func (a *Account) takeFault(service, action string) *Fault {
 	a.mu.Lock()
@@ -230,6 +257,12 @@ func (s *Server) serveQuery(w http.ResponseWriter, r *http.Request, svc string, 
 		}
 	}
 	r.PostForm.Set(callerKeyParam, call.AccessKey)
+	if e := s.acct.throttled(svc); e != nil {
+		call.Error = e.Code
+		s.acct.logCall(call)
+		writeErr(w, e, reqID)
+		return
+	}
 	f := s.acct.takeFault(svc, action)
 	if f != nil && !f.After {
 		f.stall(r.Context())
@@ -358,6 +391,16 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.acct.InjectFault(f)
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/throttle":
+		var t struct {
+			Rate float64 `json:"rate"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&t); err != nil || t.Rate < 0 || t.Rate > 1 {
+			http.Error(w, "want JSON {rate}: the fraction of calls throttled, 0 to 1", http.StatusBadRequest)
+			return
+		}
+		s.acct.SetThrottle(t.Rate)
 		w.WriteHeader(http.StatusNoContent)
 	case "/_sim/capacity":
 		var c struct {

@@ -36,6 +36,11 @@ func (a *Account) param(name string) (ssmParameter, bool) {
 // the AMI lookups eksctl and noderoll make.
 func (s *Server) serveSSM(w http.ResponseWriter, r *http.Request) {
 	action := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM.")
+	if e := s.acct.throttled("ssm"); e != nil {
+		s.acct.logCall(Call{Service: "ssm", Action: action, AccessKey: accessKeyOf(r), Error: e.Code})
+		writeJSONError(w, e, ssmContentType)
+		return
+	}
 	s.acct.logCall(Call{Service: "ssm", Action: action, AccessKey: accessKeyOf(r)})
 	if f := s.acct.takeFault("ssm", action); f != nil {
 		f.stall(r.Context())

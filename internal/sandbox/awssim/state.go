@@ -2,6 +2,7 @@ package awssim
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"sort"
 	"strconv"
 	"sync"
@@ -226,6 +227,8 @@ type Account struct {
 	activities []*Activity
 	capacity   map[string]int // per-AZ instances that may still launch; absent means unlimited
 	faults     []*Fault
+	throttle   float64    // fraction of calls answered as throttled
+	rng        *rand.Rand // picks them
 	calls      []Call
 	roles      map[string]Role    // by ARN
 	sessions   map[string]session // assumed-role access keys
@@ -246,7 +249,7 @@ func NewAccount(region string, clk clock.Clock, d Delays) *Account {
 		instances: map[string]*Instance{}, clusters: map[string]*Cluster{},
 		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{}, tokens: map[string]int64{},
 		roles: map[string]Role{}, sessions: map[string]session{},
-		changed: make(chan struct{}, 1),
+		changed: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(1, 2)),
 	}
 }
 
