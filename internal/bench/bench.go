@@ -69,10 +69,14 @@ type Row struct {
 	APIRequests   int           `json:"apiRequests"`
 	PerNode       float64       `json:"apiRequestsPerReplacedNode"`
 	PeakRSSMiB    float64       `json:"peakRSSMiB"`
-	Delays        Delays        `json:"delays"`
-	Workloads     []Budgeted    `json:"workloads"`
-	InFlight      int           `json:"budgetInFlight"` // p of the bound: the default surge budget
-	Error         string        `json:"error,omitempty"`
+	// PeakAnonMiB is the upgrading process's own memory at its peak (its
+	// anonymous pages: heap, stacks), sampled from /proc every 250ms. Peak
+	// RSS also counts the pages of the binary the kernel mapped in.
+	PeakAnonMiB float64    `json:"peakAnonMiB"`
+	Delays      Delays     `json:"delays"`
+	Workloads   []Budgeted `json:"workloads"`
+	InFlight    int        `json:"budgetInFlight"` // p of the bound: the default surge budget
+	Error       string     `json:"error,omitempty"`
 }
 
 // scaled is a real-world delay scaled down, to the millisecond.
@@ -121,11 +125,11 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 		"--pod-start-delay", o.scaled(RealWorld.PodStart).String(), "--pod-stop-delay", o.scaled(RealWorld.PodStop).String(),
 		"--shutdown-delay", o.scaled(RealWorld.Shutdown).String()}
 	fmt.Fprintf(o.Out, "   sandbox up: %d nodes, %d pods a node (teams' budgets)\n", n, o.PodsPerNode)
-	if _, err := o.run(ctx, filepath.Join(dir, "sandbox-up.log"), nil, nil, up...); err != nil {
+	if _, err := o.run(ctx, filepath.Join(dir, "sandbox-up.log"), nil, nil, nil, up...); err != nil {
 		return row, fmt.Errorf("sandbox up (log in %s): %w", dir, err)
 	}
 	defer func() {
-		_, _ = o.run(context.WithoutCancel(ctx), filepath.Join(dir, "sandbox-down.log"), nil, nil, "sandbox", "down", "--dir", dir)
+		_, _ = o.run(context.WithoutCancel(ctx), filepath.Join(dir, "sandbox-down.log"), nil, nil, nil, "sandbox", "down", "--dir", dir)
 	}()
 	st, err := sandbox.Load(dir)
 	if err != nil {
@@ -177,7 +181,9 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	began := time.Now()
 	var stdout bytes.Buffer
 	var usage *syscall.Rusage
-	ps, runErr := o.run(ctx, filepath.Join(dir, "upgrade.log"), env, func(c *exec.Cmd) { c.Stdout = &stdout }, args...)
+	var anon memPeak
+	ps, runErr := o.run(ctx, filepath.Join(dir, "upgrade.log"), env, func(c *exec.Cmd) { c.Stdout = &stdout }, &anon, args...)
+	row.PeakAnonMiB = anon.mib()
 	row.Makespan = time.Since(began).Round(10 * time.Millisecond)
 	if ps != nil {
 		usage, _ = ps.SysUsage().(*syscall.Rusage)
@@ -215,8 +221,8 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	if row.Bound.Makespan > 0 {
 		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
 	}
-	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB\n",
-		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB)
+	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
+		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
 	return row, nil
 }
 
@@ -229,7 +235,7 @@ func defaultInFlight(n, azs int) int {
 // run runs the noderoll binary with args, its output (stderr, and stdout
 // unless set) to log; a line of progress is printed every 30s. It returns
 // the child's state, whose resource usage holds its peak RSS.
-func (o Options) run(ctx context.Context, log string, env []string, set func(*exec.Cmd), args ...string) (*os.ProcessState, error) {
+func (o Options) run(ctx context.Context, log string, env []string, set func(*exec.Cmd), anon *memPeak, args ...string) (*os.ProcessState, error) {
 	f, err := os.Create(log)
 	if err != nil {
 		return nil, err
@@ -250,9 +256,18 @@ func (o Options) run(ctx context.Context, log string, env []string, set func(*ex
 	go func() { done <- c.Wait() }()
 	tick := time.NewTicker(30 * time.Second)
 	defer tick.Stop()
+	sample := time.NewTicker(250 * time.Millisecond)
+	defer sample.Stop()
+	if anon == nil {
+		sample.Stop()
+	} else {
+		anon.sample(c.Process.Pid)
+	}
 	began := time.Now()
 	for {
 		select {
+		case <-sample.C:
+			anon.sample(c.Process.Pid)
 		case err := <-done:
 			if err != nil {
 				return c.ProcessState, fmt.Errorf("%s: %w: %s", args[0]+" "+args[1], err, lastLine(log))
@@ -438,3 +453,22 @@ func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, s
 	d.BootReady, d.PodStart = median(br), median(ps)
 	return d, nil
 }
+
+// memPeak keeps the highest RssAnon a process showed in /proc.
+type memPeak struct{ kB int64 }
+
+func (m *memPeak) sample(pid int) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return // gone, or not Linux
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "RssAnon:"); ok {
+			if kB, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64); err == nil {
+				m.kB = max(m.kB, kB)
+			}
+		}
+	}
+}
+
+func (m *memPeak) mib() float64 { return float64(m.kB) / 1024 }

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -22,5 +23,18 @@ func TestLowerBoundOfTheWorkedExample(t *testing.T) {
 	// Nothing budgeted: the waves, or the first capacity, bind.
 	if b := LowerBound(3, 3, d, nil); b.Makespan != 65*time.Second || b.First != 65*time.Second {
 		t.Fatalf("%+v", b)
+	}
+}
+
+func TestMemPeakReadsTheProcessOwnMemory(t *testing.T) {
+	var m memPeak
+	m.sample(os.Getpid())
+	if m.mib() <= 0 {
+		t.Skip("no /proc here")
+	}
+	keep := m.kB
+	m.sample(-1) // gone: kept as it was
+	if m.kB != keep {
+		t.Fatalf("a failed sample changed the peak: %d -> %d", keep, m.kB)
 	}
 }
