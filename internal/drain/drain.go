@@ -324,6 +324,12 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 				return &MultipleBudgetsError{Node: node, Namespace: p.Namespace, Pod: p.Name, PDBs: d.blocker(ctx, p, err).PDBs}
 			case isBudgetRefusal(err):
 				blockers = append(blockers, d.blocker(ctx, p, err))
+			case isAdmissionDenial(err):
+				// A policy (an admission webhook: a change freeze, a
+				// guard of its own) said no. Like a budget it may say yes
+				// later: retried every RetryDelay, reported, and failing
+				// the drain only at Timeout.
+				blockers = append(blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, Reason: "eviction denied by " + apiMessage(err)})
 			case apierrors.IsTooManyRequests(err):
 				// Throttled (API priority and fairness), not refused by a
 				// budget: back off as the server suggests, name no budget.
@@ -433,6 +439,23 @@ func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string
 		case <-d.clock.After(time.Second):
 		}
 	}
+}
+
+// isAdmissionDenial recognises an eviction a validating admission webhook
+// denied: the API server answers with the webhook's code and the message
+// `admission webhook "<name>" denied the request: <reason>`.
+func isAdmissionDenial(err error) bool {
+	msg := apiMessage(err)
+	return strings.HasPrefix(msg, "admission webhook ") && strings.Contains(msg, " denied the request")
+}
+
+// apiMessage is an API error's own message, without client-go's wrapping.
+func apiMessage(err error) string {
+	var st apierrors.APIStatus
+	if errors.As(err, &st) {
+		return st.Status().Message
+	}
+	return err.Error()
 }
 
 // isMultiplePDBs recognises the API server's refusal of a pod under two

@@ -288,3 +288,48 @@ func TestAPodOnAnUnreachableNodeIsLeftBehindAtOnce(t *testing.T) {
 		t.Fatalf("gave up on %v, want stuck-1 said once", gaveUp)
 	}
 }
+
+// An admission webhook that denies evictions for a while (a change freeze)
+// holds the drain as a budget would: reported with the webhook's words,
+// retried, and the drain goes on once it allows them.
+func TestAWebhookDenyingEvictionsDelaysTheDrain(t *testing.T) {
+	c := fake.NewClientset(pod("web-1", map[string]string{"app": "web"}))
+	c.Resources = fakeCluster().Resources
+	denials := 3
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		if denials > 0 {
+			denials--
+			// As the API server relays a webhook's denial.
+			return true, nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 403, Reason: metav1.StatusReasonForbidden,
+				Message: `admission webhook "freeze.example.com" denied the request: change freeze until 10:00`}}
+		}
+		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
+		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+	})
+	var blocked []Blocker
+	d := New(c, clock.RealClock{}, Options{Timeout: time.Minute, RetryDelay: 10 * time.Millisecond},
+		Hooks{Blocked: func(_ string, b []Blocker) { blocked = append(blocked, b...) }}, nil)
+	if err := d.Drain(context.Background(), "node-1"); err != nil {
+		t.Fatalf("a drain a webhook held for a while: %v", err)
+	}
+	if denials != 0 || len(blocked) == 0 || !strings.Contains(blocked[0].String(), `pod default/web-1: eviction denied by admission webhook "freeze.example.com" denied the request: change freeze until 10:00`) {
+		t.Fatalf("denials left %d; reported %v", denials, blocked)
+	}
+
+	// Denied for good: the drain fails at its timeout, naming the webhook.
+	c = fake.NewClientset(pod("web-1", map[string]string{"app": "web"}))
+	c.Resources = fakeCluster().Resources
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		return a.GetSubresource() == "eviction", nil, &apierrors.StatusError{ErrStatus: metav1.Status{Status: metav1.StatusFailure, Code: 400,
+			Message: `admission webhook "freeze.example.com" denied the request: change freeze`}}
+	})
+	d = New(c, clock.RealClock{}, Options{Timeout: 200 * time.Millisecond, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+	err := d.Drain(context.Background(), "node-1")
+	var be *BlockedError
+	if !errors.As(err, &be) || !strings.Contains(err.Error(), "freeze.example.com") {
+		t.Fatalf("denied for good: %v", err)
+	}
+}
