@@ -37,7 +37,7 @@ type upgradeFlags struct {
 	output                  string
 	verbose                 bool
 	strategySet             func() bool // --strategy was given
-	rollback                bool
+	rollback, abort         bool
 	dryRun                  bool
 }
 
@@ -75,6 +75,12 @@ Eviction API, within the pods' PodDisruptionBudgets.
 Ready, then drains the old nodes (--batch-size at a time, --batch-soak apart)
 and keeps them cordoned for --soak before terminating them: until then,
 --rollback goes back at once (old nodes take pods again, the new ones go).
+
+--abort takes any upgrade under way (interrupted, failed) back to where the
+group was: it launches its original launch template version again, and every
+node of the upgrade's AMI is replaced by one of the original AMI, with the
+upgrade's strategy and budgets (a bluegreen upgrade still in its soak simply
+goes back to its old nodes). Interrupted, rerun it to resume.
 
 --strategy eks is the seed's algorithm, exactly as an EKS managed node group
 update runs it: surge one node per AZ (or --max-unavailable if larger), wait for
@@ -147,6 +153,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
 	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
 	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version")
+	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: run the preflight checks and say what the upgrade would do; exits non-zero when a finding would stop a real run")
 	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
@@ -214,21 +221,27 @@ func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
 }
 
 func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
-	if f.rollback {
+	switch {
+	case f.rollback && f.abort:
+		return fmt.Errorf("--rollback and --abort: give one (--abort goes back from any upgrade; --rollback from a bluegreen one during its soak)")
+	case f.rollback || f.abort:
+		flag := map[bool]string{true: "--rollback", false: "--abort"}[f.rollback]
 		if f.target != (engine.TargetSpec{}) {
-			return fmt.Errorf("--rollback goes back to what the group ran before the upgrade under way: give no target (--kubernetes-version, --release-version, --launch-template-version, --ami)")
+			return fmt.Errorf("%s goes back to what the group ran before the upgrade under way: give no target (--kubernetes-version, --release-version, --launch-template-version, --ami)", flag)
 		}
-	} else if err := f.target.Validate(); err != nil {
-		return err
+		if f.dryRun {
+			return fmt.Errorf("--dry-run judges an upgrade; it does not go with %s", flag)
+		}
+	default:
+		if err := f.target.Validate(); err != nil {
+			return err
+		}
 	}
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
 	}
 	if err := preflight.ValidateIgnore(f.opts.IgnorePreflight); err != nil {
 		return err
-	}
-	if f.dryRun && f.rollback {
-		return fmt.Errorf("--dry-run judges an upgrade; it does not go with --rollback")
 	}
 	if f.timeout > 0 {
 		var cancel context.CancelFunc
@@ -289,8 +302,11 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
 	upgrade := eng.Upgrade
-	if f.rollback {
+	switch {
+	case f.rollback:
 		upgrade = eng.RollBack
+	case f.abort:
+		upgrade = eng.Abort
 	}
 	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -329,7 +345,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		var budgets *drain.MultipleBudgetsError
 		switch {
 		case errors.As(runErr, &blocked):
-			fmt.Fprintln(s.Err, "The upgrade stopped on a PodDisruptionBudget; the group is left as it is and the cluster-autoscaler restored. Fix the budget (or pass --force), then rerun the same command to resume.")
+			fmt.Fprintln(s.Err, "The upgrade stopped on evictions that were refused (a PodDisruptionBudget, or an admission webhook, as named above); the group is left as it is and the cluster-autoscaler restored. Fix the cause (or pass --force), then rerun the same command to resume.")
 		case errors.As(runErr, &creation) && creation.Replaced > 0:
 			fmt.Fprintln(s.Err, "The upgrade stopped before draining another old node: a replacement did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
 		case errors.As(runErr, &creation):

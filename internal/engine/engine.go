@@ -295,6 +295,12 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 // recorded AMI resumes too; anything else is another upgrade, refused.
 func (e *Engine) resumeTarget(req Request, rec *Record, resolved Target) (Target, error) {
 	switch {
+	case rec.Phase == PhaseRollingBack:
+		return Target{}, fmt.Errorf("%w: the bluegreen upgrade of %s to %s is going back to its old nodes; rerun with --rollback (or --abort) to finish that first",
+			ErrTargetMismatch, req.Group, describeTarget(rec.Target))
+	case rec.Abort != nil:
+		return Target{}, fmt.Errorf("%w: the upgrade of %s to %s is being aborted (back to %s); rerun with --abort to finish that first",
+			ErrTargetMismatch, req.Group, describeTarget(rec.Abort.From), describeTarget(rec.Target))
 	case rec.Target.ImageID == resolved.ImageID:
 		return rec.Target, nil
 	case req.Target.sameRequest(rec.Spec):

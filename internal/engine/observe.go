@@ -23,6 +23,7 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 		OrigMin: r.OriginalMin, OrigMax: r.OriginalMax, OrigDesired: r.OriginalDesired, HeldMax: r.HeldMax,
 		Surge: r.Surge, Unavailable: r.Unavailable, AZs: u.group.AZs, PostCordonWait: u.opts.PostCordonWait,
 		BatchSize: r.BatchSize, BatchSoak: time.Duration(r.BatchSoak), Soak: time.Duration(r.Soak),
+		AnyAZ: r.Abort != nil,
 	}
 	terminated, decremented := map[string]bool{}, map[string]bool{}
 	for _, id := range r.Replaced {

@@ -26,6 +26,7 @@ const (
 	PhaseCompleted   = "Completed"
 	PhaseRollingBack = "RollingBack"
 	PhaseRolledBack  = "RolledBack" // went back to the old nodes: history, as Completed
+	PhaseAborted     = "Aborted"    // went back to the original AMI (--abort): history too
 	PhaseFailed      = "Failed"
 )
 
@@ -66,11 +67,23 @@ type Record struct {
 	Removed         []string `json:"removed,omitempty"`  // surplus instances removed at scale-down
 	// Decremented are old instances (also in Replaced) terminated lowering
 	// desired capacity: the last ones, so the group ends at its size.
-	Decremented []string  `json:"decremented,omitempty"`
-	Steps       []Step    `json:"steps,omitempty"`
-	Started     time.Time `json:"started"`
-	Updated     time.Time `json:"updated"`
-	Message     string    `json:"message,omitempty"`
+	Decremented []string `json:"decremented,omitempty"`
+	Steps       []Step   `json:"steps,omitempty"`
+	// Abort is set once --abort turned the upgrade around: Target is then the
+	// original AMI and launch template version, and the phases run again
+	// from Started, replacing the nodes of the AMI Abort.From names.
+	Abort   *Abort    `json:"abort,omitempty"`
+	Started time.Time `json:"started"`
+	Updated time.Time `json:"updated"`
+	Message string    `json:"message,omitempty"`
+}
+
+// Abort is what an upgrade had done when it was turned around.
+type Abort struct {
+	From     Target    `json:"from"`               // the target given up
+	Replaced []string  `json:"replaced,omitempty"` // old instances it had terminated
+	Removed  []string  `json:"removed,omitempty"`
+	Started  time.Time `json:"started"`
 }
 
 // Step is one timed step of the run.
@@ -83,7 +96,7 @@ type Step struct {
 // Active reports whether the record is of an upgrade not finished. A
 // completed record is history: the next upgrade of the group starts afresh.
 func (r *Record) Active() bool {
-	return r != nil && r.Phase != PhaseCompleted && r.Phase != PhaseRolledBack
+	return r != nil && r.Phase != PhaseCompleted && r.Phase != PhaseRolledBack && r.Phase != PhaseAborted
 }
 
 // recordName is the ConfigMap holding a group's record: a hash keeps it a

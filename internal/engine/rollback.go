@@ -3,6 +3,9 @@ package engine
 import (
 	"context"
 	"fmt"
+	"time"
+
+	"github.com/noderoll/noderoll/internal/cloud"
 )
 
 // ErrNothingToRollBack says there is no upgrade the group can go back from.
@@ -36,6 +39,8 @@ func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
 	switch {
 	case !rec.Active():
 		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("no upgrade of %s is under way", ref.Group)}
+	case rec.Abort != nil:
+		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s is being aborted; rerun with --abort to finish that", ref.Group)}
 	case rec.Strategy != StrategyBlueGreen:
 		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s under way uses strategy %s, whose old nodes are terminated as it goes; only a bluegreen upgrade keeps them to go back to (rerun the upgrade to finish it)", ref.Group, strategyOf(rec))}
 	case len(rec.Replaced) > 0 && rec.Phase != PhaseRollingBack:
@@ -43,6 +48,17 @@ func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
 	case rec.Phase == PhaseScalingDown:
 		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s has replaced every old node", ref.Group)}
 	}
+	return e.goBack(ctx, start, store, rec, group)
+}
+
+// canGoBack says whether a bluegreen upgrade still has its old nodes.
+func canGoBack(rec *Record) bool {
+	return rec.Strategy == StrategyBlueGreen && rec.Abort == nil && rec.Phase != PhaseScalingDown &&
+		(len(rec.Replaced) == 0 || rec.Phase == PhaseRollingBack)
+}
+
+// goBack runs a bluegreen upgrade's way back, from its record.
+func (e *Engine) goBack(ctx context.Context, start time.Time, store *recordStore, rec *Record, group cloud.NodeGroup) (*Result, error) {
 	u, err := e.newUpgrade(ctx, store, rec, group, rec.Spec, rec.Target)
 	if err != nil {
 		return nil, err

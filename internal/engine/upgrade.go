@@ -171,7 +171,11 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		if u.rec.Strategy == "" {
 			u.rec.Strategy = StrategyEKS // recorded before there were strategies
 		}
-		if u.rec.Phase == PhaseRollingBack {
+		if u.rec.Abort != nil {
+			u.report.Step(0, "Abort", fmt.Sprintf("taking %s/%s back from %s to %s (launch template version %d) with strategy %s: %d instances of the upgrade's AMI to replace",
+				u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Abort.From), describeTarget(u.rec.Target), u.rec.OriginalTemplateVersion, u.rec.Strategy,
+				len(oldInstances(u.group, u.rec.Target.ImageID))))
+		} else if u.rec.Phase == PhaseRollingBack {
 			u.report.Step(0, "Going back", fmt.Sprintf("from the bluegreen upgrade of %s/%s to %s (started %s): old nodes take pods again, new ones are drained and removed",
 				u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Started.Local().Format(time.Kitchen)))
 		} else {
@@ -212,7 +216,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		}
 	}()
 	steps := []func(context.Context) error{
-		u.pauseAutoscaler, u.ensureTemplate, u.pointGroup, u.suspendRebalance, u.roll, u.finish,
+		u.pauseAutoscaler, u.ensureTemplate, u.pointGroup, u.restoreOriginals, u.suspendRebalance, u.roll, u.finish,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
@@ -333,6 +337,9 @@ func (u *upgrade) finish(ctx context.Context) error {
 	if u.rec.Phase == PhaseRollingBack {
 		u.rec.Phase = PhaseRolledBack
 		u.report.Step(0, "Rolled back", fmt.Sprintf("%s/%s is back on its old nodes and launch template version %d", u.rec.Cluster, u.rec.Nodegroup, u.rec.OriginalTemplateVersion))
+	} else if u.rec.Abort != nil {
+		u.rec.Phase = PhaseAborted
+		u.report.Step(0, "Aborted", fmt.Sprintf("%s/%s is back on %s and launch template version %d", u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.OriginalTemplateVersion))
 	} else {
 		u.rec.Phase = PhaseCompleted
 	}

@@ -819,3 +819,114 @@ func TestABlockingPreflightFindingStopsTheRunBeforeAnyChange(t *testing.T) {
 	}
 	w.done(amiB, 3, old)
 }
+
+// aborted checks the end of an abort: every instance on the original AMI,
+// the group launching its original version at its original sizes, nothing
+// left suspended, marked, tainted or cordoned, the autoscaler restored, the
+// record Aborted, and no instance of the original AMI terminated by the
+// abort.
+func (w *world) aborted(size int) {
+	w.t.Helper()
+	g := w.p.Group("ng")
+	if g.Min != size || g.Max != size || g.Desired != size || len(g.Instances) != size {
+		w.t.Errorf("group sizes %d/%d/%d with %d instances, want %d", g.Min, g.Max, g.Desired, len(g.Instances), size)
+	}
+	for _, i := range g.Instances {
+		if i.ImageID != amiOld {
+			w.t.Errorf("instance %s on %s after the abort, want %s", i.ID, i.ImageID, amiOld)
+		}
+	}
+	if g.TemplateVersion != 1 || g.Suspended["AZRebalance"] {
+		w.t.Errorf("group launches version %d (want the original 1), AZRebalance suspended %v", g.TemplateVersion, g.Suspended["AZRebalance"])
+	}
+	ca, err := w.kube.AppsV1().Deployments("kube-system").Get(context.Background(), "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations[annPausedReplicas] != "" {
+		w.t.Errorf("cluster-autoscaler not restored: %v", err)
+	}
+	nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 || n.Annotations[annPhase] != "" {
+			w.t.Errorf("node %s left cordoned, tainted or marked", n.Name)
+		}
+	}
+	r := w.record()
+	wentBack := r.Phase == PhaseRolledBack && r.Strategy == StrategyBlueGreen && r.Abort == nil
+	if !wentBack && (r.Phase != PhaseAborted || r.Abort == nil || r.Target.ImageID != amiOld) {
+		w.t.Errorf("record: phase %s, abort %+v, target %s", r.Phase, r.Abort, r.Target.ImageID)
+	}
+	for id, n := range w.p.Terminations() {
+		for _, i := range g.Instances {
+			if i.ID == id {
+				w.t.Errorf("instance %s, still in the group, was terminated %d times", id, n)
+			}
+		}
+	}
+}
+
+func (w *world) abort() (*Result, error) {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	return w.engine().Abort(ctx, Request{Group: w.ref})
+}
+
+// --abort from any moment of an upgrade that stopped (a cloud call failed,
+// before or after it took effect, at each changing call in turn) takes the
+// group back to its original AMI and version; an abort that itself stops is
+// resumed by running it again; afterwards the upgrade can be run afresh.
+func TestAbortFromAnyMomentRestoresTheGroup(t *testing.T) {
+	for _, strategy := range []string{StrategyEKS, StrategySurge, StrategyBlueGreen} {
+		t.Run(strategy, func(t *testing.T) {
+			for k := 1; ; k += 2 {
+				w := newWorld(t, 3, "a", "b", "c")
+				w.strategy = strategy
+				n := 0
+				w.p.Before = func(op string) error {
+					if n++; n == k {
+						return errInjected
+					}
+					return nil
+				}
+				if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err == nil {
+					if k < 8 {
+						t.Fatalf("only %d changing calls", k-1)
+					}
+					break
+				}
+				// The abort itself fails once, at its third changing call.
+				m := 0
+				w.p.Before = func(op string) error {
+					if m++; m == 3 {
+						return errInjected
+					}
+					return nil
+				}
+				_, err := w.abort()
+				if err != nil && !errors.Is(err, errInjected) {
+					t.Fatalf("k=%d: the abort's injected failure: %v", k, err)
+				}
+				w.p.Before = nil
+				if err != nil {
+					// A bluegreen upgrade that still has its old nodes goes
+					// back to them (as --rollback): resumed by the upgrade's
+					// own --rollback, or --abort alike.
+					if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err == nil || !strings.Contains(err.Error(), "--abort") && !strings.Contains(err.Error(), "another upgrade") {
+						t.Fatalf("k=%d: the upgrade rerun during an abort: %v", k, err)
+					}
+					if _, err := w.abort(); err != nil {
+						t.Fatalf("k=%d: the abort rerun: %v", k, err)
+					}
+				}
+				w.aborted(3)
+				if _, err := w.abort(); !errors.As(err, new(*ErrNothingToAbort)) {
+					t.Fatalf("k=%d: a second abort: %v", k, err)
+				}
+				old := ids(w.p.Group("ng"))
+				if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+					t.Fatalf("k=%d: the upgrade afresh after the abort: %v", k, err)
+				}
+				w.done(amiB, 3, old)
+			}
+		})
+	}
+}

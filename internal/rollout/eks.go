@@ -22,7 +22,7 @@ func (e EKS) Plan(s State) Plan {
 	var p Plan
 	switch s.Phase {
 	case PhaseStarted, PhaseSurging:
-		surgeFirst(s, true, "a new node in every AZ", &p)
+		surgeFirst(s, !s.AnyAZ, "a new node in every AZ", &p)
 	case PhaseReplacing:
 		taintOld(s, &p)
 		if l := leaving(s); len(l) > 0 {

@@ -90,6 +90,10 @@ type State struct {
 	// before they are terminated, so that going back is instant meanwhile.
 	BatchSize       int
 	BatchSoak, Soak time.Duration
+	// AnyAZ drops the wait for a new node in every AZ before replacing: an
+	// aborted upgrade goes back from wherever it stopped, where the group's
+	// AZs may already be full of instances to replace.
+	AnyAZ bool
 }
 
 // Kind of an action.
