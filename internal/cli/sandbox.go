@@ -101,7 +101,7 @@ kube-controller-manager, kube-scheduler; kwok stands in for kubelets) and a loca
 AWS-compatible endpoint (Auto Scaling, EC2, SSM, EKS) whose instances register
 as Nodes. Everything listens on 127.0.0.1. No AWS account is needed.`,
 	}
-	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newServeAWS(s))
+	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newSandboxBadBoot(s), newSandboxKillInstance(s), newServeAWS(s))
 	return cmd
 }
 
@@ -450,6 +450,68 @@ log of calls shows each throttled one.`,
 			} else {
 				fmt.Fprintf(s.Out, "%s of AWS calls are answered as throttled.\n", args[0])
 			}
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func newSandboxBadBoot(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "bad-boot COUNT",
+		Short: "Simulate a broken bootstrap: the next COUNT instances run but never join the cluster",
+		Long: `The next COUNT instances the sandbox's account launches boot and run, healthy to
+EC2 and their Auto Scaling group, but their kubelet never registers a node: a
+broken user data script, a node IAM role the cluster does not map. 0 ends it.
+An upgrade waiting for them stops at --node-ready-timeout naming each instance
+without a node; terminate it through the group and rerun to resume.`,
+		Example: `  noderoll sandbox bad-boot 1
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37 --node-ready-timeout=1m
+  aws autoscaling terminate-instance-in-auto-scaling-group --instance-id i-... --no-should-decrement-desired-capacity
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			n, err := strconv.Atoi(args[0])
+			if err != nil || n < 0 {
+				return fmt.Errorf("COUNT %q: want a number of instances, 0 or more", args[0])
+			}
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			if err := st.BadBoots(cmd.Context(), n); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "The next %d instance(s) launched will not join the cluster.\n", n)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func newSandboxKillInstance(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "kill-instance INSTANCE-ID",
+		Short: "Simulate a hardware failure: end a running instance outside its group",
+		Long: `End a running instance of the sandbox's account as a hardware failure or an EC2
+retirement does: not through its Auto Scaling group, which finds it unhealthy,
+takes it out and launches another. Its node goes with it, pods and all (those
+pods are lost, as on a real failure).`,
+		Example: `  noderoll sandbox kill-instance i-0123456789abcdef0`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			if err := st.KillInstance(cmd.Context(), args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "Instance %s is shutting down; its group will replace it.\n", args[0])
 			return nil
 		},
 	}

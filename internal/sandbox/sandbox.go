@@ -416,6 +416,27 @@ func (s *State) SetThrottle(ctx context.Context, rate float64) error {
 	return nil
 }
 
+// BadBoots makes the next count instances the sandbox's account launches
+// run without their kubelet ever joining the cluster; 0 ends it.
+func (s *State) BadBoots(ctx context.Context, count int) error {
+	if count < 0 {
+		return fmt.Errorf("bad boots %d: want 0 or more", count)
+	}
+	if err := s.admin(ctx, "/_sim/bad-boots", map[string]any{"count": count}); err != nil {
+		return fmt.Errorf("arming bad boots: %w", err)
+	}
+	return nil
+}
+
+// KillInstance ends a running instance of the sandbox's account as a
+// hardware failure would: its group replaces it, its node goes with it.
+func (s *State) KillInstance(ctx context.Context, id string) error {
+	if err := s.admin(ctx, "/_sim/kill-instance", map[string]any{"instanceId": id}); err != nil {
+		return fmt.Errorf("killing instance %s: %w", id, err)
+	}
+	return nil
+}
+
 // admin posts to the endpoint's own control surface.
 func (s *State) admin(ctx context.Context, path string, v any) error {
 	body, err := json.Marshal(v)

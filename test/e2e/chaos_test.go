@@ -27,6 +27,7 @@ import (
 // NODEROLL_CHAOS_SEED the first seed (default: the day's), so that a failure
 // is rerun exactly with the seed it prints.
 func TestChaosKillsAtRandomMoments(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
 	runs := envInt(t, "NODEROLL_CHAOS_RUNS", 3)
 	first := uint64(envInt(t, "NODEROLL_CHAOS_SEED", int(time.Now().UTC().YearDay())))
 	summary := make([]string, 0, runs)

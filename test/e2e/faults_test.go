@@ -1,9 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestAnUpgradeFinishesUnderThrottling: with three AWS calls in ten answered
@@ -12,6 +18,7 @@ import (
 // is terminated exactly once (counted from the calls the endpoint applied),
 // and no budget goes below its minimum.
 func TestAnUpgradeFinishesUnderThrottling(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
 	before := s.Group()
 	if r := s.Noderoll("sandbox", "throttle", "--dir", s.Dir, "30%"); r.Code != 0 || !strings.Contains(r.Stdout, "30% of AWS calls are answered as throttled") {
@@ -50,5 +57,146 @@ func TestAnUpgradeFinishesUnderThrottling(t *testing.T) {
 	}
 	if r := s.Noderoll(upgrade...); r.Code != 0 || !slices.ContainsFunc(strings.Split(r.Stdout, "\n"), func(l string) bool { return strings.Contains(l, "Up to date") }) {
 		t.Fatalf("a rerun: exit %d\n%s", r.Code, r.Stdout)
+	}
+}
+
+// TestAnInstanceThatNeverJoinsIsNamedAndTheRestUnharmed: one of the new
+// instances runs but its kubelet never joins (a broken bootstrap). The
+// upgrade stops at --node-ready-timeout naming that instance, before any old
+// node is cordoned, drained or terminated. The user terminates it through
+// the group (which launches another) and the rerun finishes: every old
+// instance terminated exactly once, no budget below its minimum.
+func TestAnInstanceThatNeverJoinsIsNamedAndTheRestUnharmed(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
+	s := StartSandbox(t)
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	if r := s.Noderoll("sandbox", "bad-boot", "--dir", s.Dir, "1"); r.Code != 0 {
+		t.Fatal(r.LastLine())
+	}
+	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+		"--post-cordon-wait=2s", "--eviction-retry-delay=1s"}
+	r := s.Noderoll(append(slices.Clone(upgrade), "--node-ready-timeout=20s")...)
+	if r.Code == 0 {
+		t.Fatal("the upgrade succeeded with an instance that never joined")
+	}
+	// The instance in service without a node is the one named.
+	nodes, err := s.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	joined := map[string]bool{}
+	for _, n := range nodes.Items {
+		joined[n.Spec.ProviderID[strings.LastIndex(n.Spec.ProviderID, "/")+1:]] = true
+	}
+	var bad []string
+	for _, i := range s.Group().Instances {
+		if !joined[aws.ToString(i.InstanceId)] {
+			bad = append(bad, aws.ToString(i.InstanceId))
+		}
+	}
+	if len(bad) != 1 || !strings.Contains(r.LastLine(), "instance "+bad[0]) || !strings.Contains(r.LastLine(), "has no Ready node") {
+		t.Fatalf("instances without a node %v; the error does not name the one:\n%s", bad, r.LastLine())
+	}
+	if calls := s.TerminateCalls(); len(calls) != 0 {
+		t.Fatalf("old instances were terminated: %v", calls)
+	}
+	for _, n := range groupNodes(t, s) {
+		if n.Spec.Unschedulable {
+			t.Errorf("node %s was cordoned before the new capacity was there", n.Name)
+		}
+	}
+
+	if _, err := s.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{
+		InstanceId: aws.String(bad[0]), ShouldDecrementDesiredCapacity: aws.Bool(false),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Noderoll(upgrade...); r.Code != 0 {
+		t.Fatalf("the rerun after the bad instance went: %s\n%s", r.LastLine(), tail(r.Stdout, 20))
+	}
+	allOnTarget(t, s, 3)
+	terminatedOnce(t, before, s.TerminateCalls())
+	if violations, _, checks := budgets.Stop(); len(violations) > 0 {
+		t.Errorf("PodDisruptionBudgets went below their minimum (%d checks):\n%s", checks, strings.Join(violations, "\n"))
+	}
+}
+
+// TestInstancesThatDieMidRunAreTakenInStride: during a surge upgrade of six
+// nodes, EC2 ends an old instance noderoll has not touched yet and a new one
+// that is already serving (hardware failures: their groups replace them, their
+// pods are lost). The upgrade finishes: every node on the target, every
+// other old instance terminated exactly once by noderoll and the dead old
+// one never, the group back at its size. Pods vanish only with the dead
+// nodes (the budgets of their workloads may dip then, which is the
+// failure's doing, so they are not checked here).
+func TestInstancesThatDieMidRunAreTakenInStride(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
+	s := StartSandbox(t, "--nodes=6")
+	before := s.Group()
+	target := s.RecommendedAMI("1.37")
+	budgets := WatchBudgets(t, s.Kube)
+	run := s.Start("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+		"--post-cordon-wait=5s", "--eviction-retry-delay=1s")
+	var oldVictim, newVictim string
+	var deadNodes []string
+	eventually(t, 3*time.Minute, "a new node serving and an old one untouched", func() (bool, string) {
+		oldVictim, newVictim, deadNodes = "", "", nil
+		for _, n := range groupNodes(t, s) {
+			id := n.Spec.ProviderID[strings.LastIndex(n.Spec.ProviderID, "/")+1:]
+			switch {
+			case n.Labels["eks.amazonaws.com/nodegroup-image"] == target && ready(n) && newVictim == "":
+				newVictim = id
+				deadNodes = append(deadNodes, n.Name)
+			case n.Labels["eks.amazonaws.com/nodegroup-image"] != target && !n.Spec.Unschedulable && n.Annotations["noderoll.io/phase"] == "" && oldVictim == "":
+				oldVictim = id
+				deadNodes = append(deadNodes, n.Name)
+			}
+		}
+		return oldVictim != "" && newVictim != "", tail(run.out.String(), 5)
+	})
+	for _, id := range []string{oldVictim, newVictim} {
+		if r := s.Noderoll("sandbox", "kill-instance", "--dir", s.Dir, id); r.Code != 0 {
+			t.Fatalf("kill-instance %s: %s", id, r.LastLine())
+		}
+	}
+	t.Logf("killed old %s and new %s (nodes %v)", oldVictim, newVictim, deadNodes)
+	done := make(chan error, 1)
+	go func() { done <- run.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the upgrade with instances dying under it failed: %v\n%s", err, tail(run.out.String()+run.err.String(), 30))
+		}
+	case <-time.After(6 * time.Minute):
+		t.Fatalf("the upgrade did not end:\n%s", tail(run.out.String(), 30))
+	}
+	allOnTarget(t, s, 6)
+	terms := s.TerminateCalls()
+	for _, i := range before.Instances {
+		id := aws.ToString(i.InstanceId)
+		want := 1
+		if id == oldVictim {
+			want = 0
+		}
+		if terms[id] != want {
+			t.Errorf("old instance %s: %d terminate calls from noderoll, want %d", id, terms[id], want)
+		}
+	}
+	if terms[newVictim] != 0 {
+		t.Errorf("the dead new instance %s got %d terminate calls", newVictim, terms[newVictim])
+	}
+	after := s.Group()
+	if aws.ToInt32(after.MinSize) != aws.ToInt32(before.MinSize) || aws.ToInt32(after.MaxSize) != aws.ToInt32(before.MaxSize) || aws.ToInt32(after.DesiredCapacity) != aws.ToInt32(before.DesiredCapacity) {
+		t.Errorf("sizes after: %d/%d/%d, before %d/%d/%d", aws.ToInt32(after.MinSize), aws.ToInt32(after.MaxSize), aws.ToInt32(after.DesiredCapacity),
+			aws.ToInt32(before.MinSize), aws.ToInt32(before.MaxSize), aws.ToInt32(before.DesiredCapacity))
+	}
+	waitWorkloads(t, s)
+	violations, _, _ := budgets.Stop()
+	for _, v := range violations {
+		if strings.Contains(v, "vanished") && !strings.Contains(v, deadNodes[0]) && !strings.Contains(v, deadNodes[len(deadNodes)-1]) {
+			t.Errorf("a pod vanished off a node that did not die: %s", v)
+		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ type harness struct {
 }
 
 var shared harness
+
+// sandboxSeq keeps the names of sandboxes started at once apart.
+var sandboxSeq atomic.Int64
 
 // noderollBinary builds cmd/noderoll once per test run, and the sandbox's
 // control plane binaries when they are missing.
@@ -95,7 +99,7 @@ func StartSandbox(t *testing.T, flags ...string) *Sandbox {
 	t.Helper()
 	bin := noderollBinary(t)
 	dir := t.TempDir()
-	name := fmt.Sprintf("e2e-%d", time.Now().UnixNano()%1e9)
+	name := fmt.Sprintf("e2e-%d-%d", time.Now().UnixNano()%1e9, sandboxSeq.Add(1))
 	s := &Sandbox{t: t, Dir: dir}
 	args := append([]string{"sandbox", "up", "--dir", dir, "--name", name}, fastDelays...)
 	res := s.run(nil, append(args, flags...)...)

@@ -20,6 +20,7 @@ import (
 // the upgrade. (A rerun after kill -9 on the same host takes the dead
 // process's lock at once: every kill-and-resume test relies on it.)
 func TestOneRunPerGroup(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
 	ctx := context.Background()
 	upgrade := append(slices.Clone(seedUpgrade), "--post-cordon-wait=30s")

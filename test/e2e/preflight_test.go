@@ -45,6 +45,7 @@ func clusterState(t *testing.T, s *Sandbox) clusterSnapshot {
 // fails, and changes nothing; that a real run stops on them before any
 // change; and that --ignore-preflight lets them through.
 func TestPreflightFindsWhatWouldStallTheRun(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
 	ctx := context.Background()
 	node := groupNodes(t, s)[0].Name

@@ -21,6 +21,7 @@ import (
 // ones lower desired capacity (nothing is left to scale back), and sizes,
 // scaling processes and the cluster-autoscaler end as they were.
 func TestSurgeKeepsItsBudgetsThroughAKill(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t, "--nodes=9")
 	ctx := context.Background()
 	before := s.Group()
@@ -101,6 +102,7 @@ func TestSurgeKeepsItsBudgetsThroughAKill(t *testing.T) {
 // see at most 6+6 instances, never fewer than 6 Ready schedulable nodes,
 // and no budget below its minimum.
 func TestBlueGreenSoaksThroughAKillThenGoesBack(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t, "--nodes=6")
 	ctx := context.Background()
 	before := s.Group()

@@ -526,6 +526,7 @@ func allOnTarget(t *testing.T, s *Sandbox, want int) {
 // call it received), the record counts every one, no budget goes below its
 // minimum, and the group ends as if nothing had happened.
 func TestKilledMidUpgradeResumes(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
 	ctx := context.Background()
 	before := s.Group()

@@ -3,6 +3,7 @@ package awssim
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -79,5 +80,82 @@ func TestThrottlingAnswersAsEachServiceAndTheSDKTakesItSo(t *testing.T) {
 		if _, err := e.asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{}); err != nil {
 			t.Fatalf("throttling lifted, a call failed: %v", err)
 		}
+	}
+}
+
+// A bad boot runs and is InService to the group, its launch activity
+// successful, but registers no node; the instances after it join as usual.
+func TestABadBootRunsWithoutANode(t *testing.T) {
+	e := newEnv(t)
+	e.acct.BadBoots(1)
+	if _, err := e.asg.UpdateAutoScalingGroup(context.Background(), &autoscaling.UpdateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(e.group), MaxSize: aws.Int32(6), DesiredCapacity: aws.Int32(5),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	inService := 0
+	for _, i := range e.describe().AutoScalingGroups[0].Instances {
+		if string(i.LifecycleState) == "InService" {
+			inService++
+		}
+	}
+	if inService != 5 || len(e.reg.nodes) != 4 {
+		t.Fatalf("%d instances in service with %d nodes; want 5 with 4 (one bad boot)", inService, len(e.reg.nodes))
+	}
+	// Terminated, it leaves as any other; its replacement joins.
+	var bad string
+	for id, i := range e.acct.instances {
+		if i.NoKubelet {
+			bad = id
+		}
+	}
+	if _, err := e.asg.TerminateInstanceInAutoScalingGroup(context.Background(), &autoscaling.TerminateInstanceInAutoScalingGroupInput{
+		InstanceId: aws.String(bad), ShouldDecrementDesiredCapacity: aws.Bool(false),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	e.settle()
+	e.settle()
+	if len(e.reg.nodes) != 5 {
+		t.Fatalf("after replacing the bad boot: %d nodes, want 5", len(e.reg.nodes))
+	}
+}
+
+// An instance that dies (EC2 ends it, not its group) leaves the group with
+// the health check's cause, its node goes, and the group launches another.
+func TestAnInstanceThatDiesIsReplacedByItsGroup(t *testing.T) {
+	e := newEnv(t)
+	victim := aws.ToString(e.describe().AutoScalingGroups[0].Instances[0].InstanceId)
+	if err := e.acct.KillInstance(victim); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.acct.KillInstance(victim); err == nil {
+		t.Fatal("killing an instance already shutting down was accepted")
+	}
+	if err := e.acct.KillInstance("i-nope"); err == nil {
+		t.Fatal("killing an unknown instance was accepted")
+	}
+	e.settle()
+	e.settle()
+	ids := map[string]bool{}
+	for _, i := range e.describe().AutoScalingGroups[0].Instances {
+		ids[aws.ToString(i.InstanceId)] = true
+	}
+	if len(ids) != 3 || ids[victim] || len(e.reg.nodes) != 3 {
+		t.Fatalf("after the death: instances %v, %d nodes; want 3 others and 3 nodes", ids, len(e.reg.nodes))
+	}
+	acts, err := e.asg.DescribeScalingActivities(context.Background(), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String(e.group)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, a := range acts.Activities {
+		if strings.Contains(aws.ToString(a.Description), victim) && strings.Contains(aws.ToString(a.Cause), "EC2 health check") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatal("no activity says the instance left on a health check")
 	}
 }

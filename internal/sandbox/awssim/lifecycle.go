@@ -71,6 +71,19 @@ func (a *Account) Step(ctx context.Context, reg Registrar, log *slog.Logger) {
 	for _, i := range a.instances {
 		switch {
 		case i.State == StatePending && now.Sub(i.Launched) >= a.delays.Boot:
+			if a.badBoots > 0 && !i.NoKubelet {
+				a.badBoots--
+				i.NoKubelet = true
+			}
+			if i.NoKubelet {
+				// Running and healthy to EC2 and the group; no node ever.
+				i.State, i.StateChanged = StateRunning, now
+				if i.Lifecycle == LifecyclePending {
+					i.Lifecycle = LifecycleInService
+				}
+				a.endActivity(i.ID, "Launching", now)
+				continue
+			}
 			calls = append(calls, pendingCall{inst: i, spec: a.nodeSpec(i), register: true})
 		case i.State == StateShuttingDown && now.Sub(i.StateChanged) >= a.delays.Shutdown:
 			calls = append(calls, pendingCall{inst: i, spec: NodeSpec{Name: i.NodeName(a.Region)}})
@@ -97,6 +110,28 @@ func (a *Account) Step(ctx context.Context, reg Registrar, log *slog.Logger) {
 		a.finish(c.inst, c.register, a.clock.Now())
 		a.mu.Unlock()
 	}
+}
+
+// BadBoots makes the next count instances boot without their kubelet ever
+// joining the cluster; 0 ends it.
+func (a *Account) BadBoots(count int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.badBoots = count
+}
+
+// KillInstance ends a running instance as a hardware failure or EC2 does:
+// not through its group, which finds it unhealthy, takes it out and launches
+// another. Its node goes with it, pods and all.
+func (a *Account) KillInstance(id string) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i, ok := a.instances[id]
+	if !ok || i.State == StateTerminated || i.State == StateShuttingDown {
+		return fmt.Errorf("no running instance %s", id)
+	}
+	a.terminate(i, a.clock.Now(), "an instance was taken out of service in response to an EC2 health check indicating it has been terminated or stopped")
+	return nil
 }
 
 // finish moves an instance on once its node call succeeded; callers hold mu.

@@ -402,6 +402,29 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		}
 		s.acct.SetThrottle(t.Rate)
 		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/bad-boots":
+		var b struct {
+			Count int `json:"count"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.Count < 0 {
+			http.Error(w, "want JSON {count}: how many instances boot without joining the cluster", http.StatusBadRequest)
+			return
+		}
+		s.acct.BadBoots(b.Count)
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/kill-instance":
+		var k struct {
+			InstanceID string `json:"instanceId"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&k); err != nil || k.InstanceID == "" {
+			http.Error(w, "want JSON {instanceId}", http.StatusBadRequest)
+			return
+		}
+		if err := s.acct.KillInstance(k.InstanceID); err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	case "/_sim/capacity":
 		var c struct {
 			AZ    string `json:"az"`

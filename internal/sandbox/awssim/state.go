@@ -155,6 +155,9 @@ type Instance struct {
 	StateChanged time.Time
 	Tags         []Tag
 	Registered   bool // its Node exists in the cluster
+	// NoKubelet: it runs, but its kubelet never joins the cluster (a broken
+	// bootstrap, a node role the cluster does not know).
+	NoKubelet bool
 }
 
 // NodeName is the EC2 private DNS name a kubelet on EKS registers as.
@@ -228,6 +231,7 @@ type Account struct {
 	capacity   map[string]int // per-AZ instances that may still launch; absent means unlimited
 	faults     []*Fault
 	throttle   float64    // fraction of calls answered as throttled
+	badBoots   int        // instances still to boot without joining the cluster
 	rng        *rand.Rand // picks them
 	calls      []Call
 	roles      map[string]Role    // by ARN
