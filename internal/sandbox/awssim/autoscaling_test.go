@@ -10,6 +10,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 )
 
+// Raising desired capacity launches instances balanced over the group's AZs
+// (Amazon EC2 Auto Scaling User Guide, "Rebalancing activities"; API
+// reference: UpdateAutoScalingGroup, DescribeAutoScalingGroups), Pending
+// until they boot, then InService with a node.
 func TestLaunchBalancesAcrossAZsAndRegistersNodes(t *testing.T) {
 	e := newEnv(t)
 	g := e.describe().AutoScalingGroups[0]
@@ -66,6 +70,10 @@ func TestLaunchBalancesAcrossAZsAndRegistersNodes(t *testing.T) {
 	}
 }
 
+// API reference, TerminateInstanceInAutoScalingGroup: without
+// ShouldDecrementDesiredCapacity the group launches a replacement; with it,
+// desired capacity goes down by one. Each shows as an activity
+// (DescribeScalingActivities).
 func TestTerminateWithAndWithoutDecrement(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -138,6 +146,10 @@ func TestTerminateWithAndWithoutDecrement(t *testing.T) {
 	}
 }
 
+// API reference, UpdateAutoScalingGroup and SetDesiredCapacity: an unknown
+// group or a desired capacity above the maximum is a ValidationError, and
+// so is TerminateInstanceInAutoScalingGroup of an instance in no group;
+// DescribeAutoScalingGroups leaves unknown names out of its answer.
 func TestAutoScalingBadInput(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -159,6 +171,10 @@ func TestAutoScalingBadInput(t *testing.T) {
 	}
 }
 
+// API reference, SuspendProcesses and ResumeProcesses (the process names
+// of the User Guide's "Suspend and resume processes"; ResumeProcesses
+// without names resumes all), and DescribeAutoScalingGroups' Filters with
+// tag:<key>.
 func TestSuspendResumeProcessesAndTagFilters(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -192,6 +208,10 @@ func TestSuspendResumeProcessesAndTagFilters(t *testing.T) {
 	}
 }
 
+// A launch without EC2 capacity fails its activity with
+// InsufficientInstanceCapacity in StatusMessage (User Guide, "Troubleshoot
+// Amazon EC2 Auto Scaling: EC2 instance launch failures"), and the group
+// retries until capacity is back.
 func TestInsufficientCapacityFailsTheLaunchActivity(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -219,6 +239,8 @@ func TestInsufficientCapacityFailsTheLaunchActivity(t *testing.T) {
 	}
 }
 
+// The Auto Scaling API reference's common errors: Throttling, "Rate
+// exceeded"; an injected fault answers once.
 func TestInjectedThrottling(t *testing.T) {
 	e := newEnv(t)
 	e.acct.InjectFault(Fault{Service: "autoscaling", Action: "DescribeAutoScalingGroups", Code: "Throttling", Message: "Rate exceeded", Count: 1})

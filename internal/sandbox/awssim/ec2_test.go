@@ -13,6 +13,9 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 )
 
+// API reference, CreateLaunchTemplateVersion: the new version starts from
+// SourceVersion's data and the request's LaunchTemplateData overrides only
+// what it names; DescribeLaunchTemplateVersions returns them.
 func TestLaunchTemplateVersionsCopyTheSourceAndChangeOnlyTheAMI(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -97,6 +100,10 @@ func TestLaunchTemplateVersionsCopyTheSourceAndChangeOnlyTheAMI(t *testing.T) {
 // autoscalingTemplate keeps the test readable where both SDKs name a type alike.
 type autoscalingTemplate = astypes.LaunchTemplateSpecification
 
+// The EC2 API reference's error codes ("Error codes for the Amazon EC2
+// API"): InvalidAMIID.NotFound and .Malformed,
+// InvalidLaunchTemplateId.NotFound and .VersionNotFound,
+// InvalidInstanceID.NotFound; refused calls change nothing.
 func TestEC2BadInput(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()

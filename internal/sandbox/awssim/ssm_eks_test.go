@@ -9,6 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
+// Amazon EKS User Guide, "Retrieve recommended Amazon Linux AMI IDs": the
+// public parameters /aws/service/eks/optimized-ami/<version>/...; SSM API
+// reference, GetParameter and GetParameters (ParameterNotFound, InvalidParameters).
 func TestSSMPublishesEKSOptimizedAMIs(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
@@ -41,6 +44,8 @@ func TestSSMPublishesEKSOptimizedAMIs(t *testing.T) {
 	}
 }
 
+// Amazon EKS API reference, DescribeCluster, ListNodegroups and
+// DescribeNodegroup (ResourceNotFoundException for unknown names).
 func TestEKSDescribesTheClusterAndItsNodegroup(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
