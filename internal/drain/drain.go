@@ -330,6 +330,13 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 				// later: retried every RetryDelay, reported, and failing
 				// the drain only at Timeout.
 				blockers = append(blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, Reason: "eviction denied by " + apiMessage(err)})
+			case apierrors.IsConflict(err):
+				// The API server writes the budget's status as part of an
+				// eviction; many evictions against one budget at once collide
+				// there (409: "the object has been modified"), past its own
+				// retries. Nothing was evicted: asked again on the next pass.
+				throttled = append(throttled, p.Namespace+"/"+p.Name)
+				d.log.Debug("eviction conflicted on its budget's status", "node", node, "pod", p.Namespace+"/"+p.Name)
 			case apierrors.IsTooManyRequests(err):
 				// Throttled (API priority and fairness), not refused by a
 				// budget: back off as the server suggests, name no budget.

@@ -333,3 +333,31 @@ func TestAWebhookDenyingEvictionsDelaysTheDrain(t *testing.T) {
 		t.Fatalf("denied for good: %v", err)
 	}
 }
+
+// Many evictions against one budget at once can collide on its status; the
+// API server then answers 409 Conflict. Found at 300 nodes, where it failed
+// the whole upgrade: it is retried like throttling, not a failure.
+func TestAnEvictionConflictingOnItsBudgetIsRetried(t *testing.T) {
+	c := fake.NewClientset(pod("web-1", map[string]string{"app": "web"}))
+	c.Resources = fakeCluster().Resources
+	conflicts := 2
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		if conflicts > 0 {
+			conflicts--
+			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "policy", Resource: "poddisruptionbudgets"}, "web",
+				errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
+		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+	})
+	d := New(c, clock.RealClock{}, Options{Timeout: time.Minute, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+	if err := d.Drain(context.Background(), "node-1"); err != nil {
+		t.Fatalf("a drain whose evictions conflicted twice: %v", err)
+	}
+	if conflicts != 0 {
+		t.Fatalf("%d conflicts left: the eviction was not asked again", conflicts)
+	}
+}
