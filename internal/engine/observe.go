@@ -56,8 +56,8 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 			if x.Old || x.Mark != rollout.Unmarked {
 				x.Pods, x.PDBPods = u.podsToMove(n.Name, budgets)
 			}
-		} else if t, ok := rs.noNode[i.ID]; ok {
-			x.DrainedAt = t
+		} else if nn, ok := rs.noNode[i.ID]; ok {
+			x.DrainedAt, x.Mark = nn.drained, nn.mark
 		}
 		if job := rs.jobs[i.ID]; job != nil {
 			// A finished drain counts until the cache shows its end, so

@@ -24,7 +24,7 @@ type rollState struct {
 	wg         sync.WaitGroup
 	tainted    map[string]bool
 	terminated map[string]bool      // terminate calls this process made
-	noNode     map[string]time.Time // instances without a node: nothing to drain
+	noNode     map[string]noNode    // instances without a node: nothing to drain
 	leaving    map[string]time.Time // first seen on the way out
 	steps      map[string]int       // rec.Steps index of an instance's removal
 }
@@ -41,7 +41,7 @@ type drainResult struct {
 
 func newRollState() *rollState {
 	return &rollState{jobs: map[string]*drainJob{}, results: make(chan drainResult), tainted: map[string]bool{},
-		terminated: map[string]bool{}, noNode: map[string]time.Time{}, leaving: map[string]time.Time{}, steps: map[string]int{}}
+		terminated: map[string]bool{}, noNode: map[string]noNode{}, leaving: map[string]time.Time{}, steps: map[string]int{}}
 }
 
 // roll replaces the old nodes: observe, ask the strategy, apply, wait for
@@ -69,6 +69,11 @@ func (u *upgrade) roll(ctx context.Context) error {
 	var nextFailureCheck time.Time
 	lastWaiting, toldSoak := "", false
 	for {
+		// Checked here too: a plan that acts on every pass never reaches
+		// the wait below, and must still end with the run.
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("replacing nodes: %w", err)
+		}
 		if stale || u.clock.Since(lastRefresh) >= u.opts.PollInterval {
 			if err := u.refresh(ctx); err != nil {
 				return err
@@ -126,7 +131,7 @@ func (u *upgrade) roll(ctx context.Context) error {
 				}
 			}
 			if u.clock.Since(capacitySince) >= u.opts.NodeReadyTimeout {
-				return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: plan.Waiting, LaunchFailures: failures, Replaced: len(u.rec.Replaced)}
+				return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: withoutNodes(state, plan.Waiting), LaunchFailures: failures, Replaced: len(u.rec.Replaced)}
 			}
 		case !plan.NeedCapacity && !capacitySince.IsZero():
 			u.report.Info(fmt.Sprintf("new nodes Ready after %s; %d instances in service", u.clock.Since(capacitySince).Round(time.Second), launched(state)))
@@ -327,7 +332,7 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 	if n == nil {
 		// No node ever registered (or it is gone): nothing to drain, no
 		// reason to wait before terminating.
-		rs.noNode[a.Instance] = u.clock.Now().Add(-u.opts.PostCordonWait)
+		rs.noNode[a.Instance] = noNode{drained: u.clock.Now().Add(-u.opts.PostCordonWait), mark: a.Mark}
 		u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("instance %s (%s) has no node: nothing to evict", a.Instance, inst.AZ))
 		return true, false, nil
 	}
@@ -493,4 +498,29 @@ func (u *upgrade) collectDrains(rs *rollState) error {
 		return first
 	}
 	return fmt.Errorf("%s: %w", strings.Join(msgs, "; "), first)
+}
+
+// withoutNodes adds to what the plan waits for the new instances in service
+// that have no Ready node: a strategy waiting on its capacity floor says
+// so, and the instance to look at (a broken bootstrap) must be named too.
+func withoutNodes(s rollout.State, waiting []string) []string {
+	out := slices.Clone(waiting)
+	for _, i := range s.Instances {
+		if i.Old || !i.InService() || (i.HasNode && i.Ready) {
+			continue
+		}
+		msg := fmt.Sprintf("instance %s (%s) has no Ready node", i.ID, i.AZ)
+		if !slices.Contains(out, msg) {
+			out = append(out, msg)
+		}
+	}
+	return out
+}
+
+// noNode is an instance taken out without a node to drain (none ever
+// registered, or it was deleted): it counts as drained, and in flight with
+// the mark its drain was given, until it is terminated.
+type noNode struct {
+	drained time.Time
+	mark    rollout.Mark
 }

@@ -930,3 +930,23 @@ func TestAbortFromAnyMomentRestoresTheGroup(t *testing.T) {
 		})
 	}
 }
+
+// An old instance whose node is gone (deleted by someone, or never
+// registered) is terminated without a drain, once, and the upgrade ends; it
+// used to be picked again and again, never terminated.
+func TestAnOldInstanceWithoutANodeIsReplacedToo(t *testing.T) {
+	for _, strategy := range []string{StrategyEKS, StrategySurge} {
+		t.Run(strategy, func(t *testing.T) {
+			w := newWorld(t, 3, "a", "b", "c")
+			w.strategy = strategy
+			old := ids(w.p.Group("ng"))
+			if err := w.kube.CoreV1().Nodes().Delete(context.Background(), cloudfake.NodeName(old[1]), metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+				t.Fatal(err)
+			}
+			w.done(amiB, 3, old)
+		})
+	}
+}

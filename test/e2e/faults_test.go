@@ -62,10 +62,11 @@ func TestAnUpgradeFinishesUnderThrottling(t *testing.T) {
 
 // TestAnInstanceThatNeverJoinsIsNamedAndTheRestUnharmed: one of the new
 // instances runs but its kubelet never joins (a broken bootstrap). The
-// upgrade stops at --node-ready-timeout naming that instance, before any old
-// node is cordoned, drained or terminated. The user terminates it through
-// the group (which launches another) and the rerun finishes: every old
-// instance terminated exactly once, no budget below its minimum.
+// default strategy replaces what the capacity that did come allows, within
+// its budgets, then stops at --node-ready-timeout naming that instance. The
+// user terminates it through the group (which launches another) and the
+// rerun finishes: every old instance terminated exactly once, no budget
+// below its minimum, no pod lost.
 func TestAnInstanceThatNeverJoinsIsNamedAndTheRestUnharmed(t *testing.T) {
 	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
@@ -99,12 +100,9 @@ func TestAnInstanceThatNeverJoinsIsNamedAndTheRestUnharmed(t *testing.T) {
 	if len(bad) != 1 || !strings.Contains(r.LastLine(), "instance "+bad[0]) || !strings.Contains(r.LastLine(), "has no Ready node") {
 		t.Fatalf("instances without a node %v; the error does not name the one:\n%s", bad, r.LastLine())
 	}
-	if calls := s.TerminateCalls(); len(calls) != 0 {
-		t.Fatalf("old instances were terminated: %v", calls)
-	}
-	for _, n := range groupNodes(t, s) {
-		if n.Spec.Unschedulable {
-			t.Errorf("node %s was cordoned before the new capacity was there", n.Name)
+	for id, k := range s.TerminateCalls() {
+		if k > 1 || id == bad[0] {
+			t.Fatalf("instance %s got %d terminate calls before the stop", id, k)
 		}
 	}
 
