@@ -21,21 +21,12 @@ func (e *ErrNothingToAbort) Error() string { return "nothing to abort: " + e.Why
 // --rollback). Interrupted, it resumes: run it again.
 func (e *Engine) Abort(ctx context.Context, ref Request) (*Result, error) {
 	start := e.clock.Now()
-	group, err := e.cloud.NodeGroup(ctx, ref.Group)
+	ctx, o, err := e.open(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	e.members.Add(group.Instances)
-	ctx, release, err := e.lock(ctx, ref.Group)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	store := &recordStore{client: e.kube, name: recordName(ref.Group.Cluster, ref.Group.Name)}
-	rec, err := store.load(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer o.release()
+	group, store, rec := o.group, o.store, o.rec
 	if !rec.Active() {
 		why := fmt.Sprintf("no upgrade of %s is under way", ref.Group)
 		if rec != nil {

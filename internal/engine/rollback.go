@@ -21,21 +21,12 @@ func (e *ErrNothingToRollBack) Error() string { return "nothing to go back from:
 // resumes as an upgrade does: run it again.
 func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
 	start := e.clock.Now()
-	group, err := e.cloud.NodeGroup(ctx, ref.Group)
+	ctx, o, err := e.open(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
-	e.members.Add(group.Instances)
-	ctx, release, err := e.lock(ctx, ref.Group)
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	store := &recordStore{client: e.kube, name: recordName(ref.Group.Cluster, ref.Group.Name)}
-	rec, err := store.load(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer o.release()
+	group, store, rec := o.group, o.store, o.rec
 	switch {
 	case !rec.Active():
 		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("no upgrade of %s is under way", ref.Group)}
@@ -79,4 +70,33 @@ func strategyOf(r *Record) string {
 		return StrategyEKS
 	}
 	return r.Strategy
+}
+
+// opened is a group held under its lock, with its record as it stands.
+type opened struct {
+	group   cloud.NodeGroup
+	store   *recordStore
+	rec     *Record
+	release func()
+}
+
+// open takes the group's lock and reads its record, for the ways back; the
+// context it returns ends if the lock is lost.
+func (e *Engine) open(ctx context.Context, ref Request) (context.Context, *opened, error) {
+	group, err := e.cloud.NodeGroup(ctx, ref.Group)
+	if err != nil {
+		return nil, nil, err
+	}
+	e.members.Add(group.Instances)
+	ctx, release, err := e.lock(ctx, ref.Group)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := &recordStore{client: e.kube, name: recordName(ref.Group.Cluster, ref.Group.Name)}
+	rec, err := store.load(ctx)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return ctx, &opened{group: group, store: store, rec: rec, release: release}, nil
 }

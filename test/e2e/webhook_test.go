@@ -93,25 +93,9 @@ func serveTLS(t *testing.T, h http.Handler) (string, []byte) {
 func TestAWebhookDenyingEvictionsDelaysTheRun(t *testing.T) {
 	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
-	ctx := context.Background()
 	hook := &freezeWebhook{}
 	url, ca := serveTLS(t, hook)
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	if _, err := s.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "change-freeze"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    "freeze.noderoll.test",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: ca},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/eviction"}}}},
-			FailurePolicy:           &fail,
-			SideEffects:             &none,
-			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To(int32(5)),
-		}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	registerFreeze(t, s, url, ca)
 	before := s.Group()
 	budgets := WatchBudgets(t, s.Kube)
 	hook.mu.Lock()
@@ -150,22 +134,7 @@ func TestANodeDeletedMidDrainIsHandled(t *testing.T) {
 	ctx := context.Background()
 	hook := &freezeWebhook{until: time.Now().Add(time.Hour)}
 	url, ca := serveTLS(t, hook)
-	fail := admissionregistrationv1.Fail
-	none := admissionregistrationv1.SideEffectClassNone
-	if _, err := s.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(ctx, &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "change-freeze"},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:                    "freeze.noderoll.test",
-			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: ca},
-			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/eviction"}}}},
-			FailurePolicy:           &fail,
-			SideEffects:             &none,
-			AdmissionReviewVersions: []string{"v1"},
-			TimeoutSeconds:          ptr.To(int32(5)),
-		}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	registerFreeze(t, s, url, ca)
 	before := s.Group()
 	run := s.Start(append(slices.Clone(seedUpgrade), "--eviction-timeout=5m", "--node-ready-timeout=3m")...)
 	var draining string
@@ -205,4 +174,26 @@ func TestANodeDeletedMidDrainIsHandled(t *testing.T) {
 	allOnTarget(t, s, 3)
 	terminatedOnce(t, before, s.TerminateCalls())
 	waitWorkloads(t, s)
+}
+
+// registerFreeze registers the freeze webhook at url with the sandbox's API
+// server, for evictions only.
+func registerFreeze(t *testing.T, s *Sandbox, url string, ca []byte) {
+	t.Helper()
+	fail := admissionregistrationv1.Fail
+	none := admissionregistrationv1.SideEffectClassNone
+	if _, err := s.Kube.AdmissionregistrationV1().ValidatingWebhookConfigurations().Create(context.Background(), &admissionregistrationv1.ValidatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "change-freeze"},
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    "freeze.noderoll.test",
+			ClientConfig:            admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: ca},
+			Rules:                   []admissionregistrationv1.RuleWithOperations{{Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create}, Rule: admissionregistrationv1.Rule{APIGroups: []string{""}, APIVersions: []string{"v1"}, Resources: []string{"pods/eviction"}}}},
+			FailurePolicy:           &fail,
+			SideEffects:             &none,
+			AdmissionReviewVersions: []string{"v1"},
+			TimeoutSeconds:          ptr.To(int32(5)),
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
