@@ -330,6 +330,12 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 				// later: retried every RetryDelay, reported, and failing
 				// the drain only at Timeout.
 				blockers = append(blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, Reason: "eviction denied by " + apiMessage(err)})
+			case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsServiceUnavailable(err):
+				// An API server too busy to finish the eviction in time (504,
+				// 503): seen at 300 nodes. Whether or not it took, the next
+				// pass lists the pod again and asks again if it is still there.
+				throttled = append(throttled, p.Namespace+"/"+p.Name)
+				d.log.Debug("eviction timed out on the API server", "node", node, "pod", p.Namespace+"/"+p.Name, "err", err)
 			case apierrors.IsConflict(err):
 				// The API server writes the budget's status as part of an
 				// eviction; many evictions against one budget at once collide

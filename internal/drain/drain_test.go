@@ -340,15 +340,22 @@ func TestAWebhookDenyingEvictionsDelaysTheDrain(t *testing.T) {
 func TestAnEvictionConflictingOnItsBudgetIsRetried(t *testing.T) {
 	c := fake.NewClientset(pod("web-1", map[string]string{"app": "web"}))
 	c.Resources = fakeCluster().Resources
-	conflicts := 2
+	// And an API server too busy to finish an eviction in time (a 504,
+	// also seen at 300 nodes), or unavailable for a moment.
+	transient := []error{
+		apierrors.NewConflict(schema.GroupResource{Group: "policy", Resource: "poddisruptionbudgets"}, "web",
+			errors.New("the object has been modified; please apply your changes to the latest version and try again")),
+		apierrors.NewTimeoutError("request did not complete within requested timeout - context deadline exceeded", 0),
+		apierrors.NewServiceUnavailable("the server is currently unable to handle the request"),
+	}
+	conflicts := len(transient)
 	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {
 			return false, nil, nil
 		}
 		if conflicts > 0 {
 			conflicts--
-			return true, nil, apierrors.NewConflict(schema.GroupResource{Group: "policy", Resource: "poddisruptionbudgets"}, "web",
-				errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+			return true, nil, transient[conflicts]
 		}
 		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
 		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
