@@ -72,9 +72,7 @@ func (u *upgrade) restoreOriginals(ctx context.Context) error {
 	if u.rec.Abort == nil {
 		return nil
 	}
-	if err := u.refresh(ctx); err != nil {
-		return err
-	}
+	// pointGroup, the step before, has just described the group.
 	for _, i := range u.group.Instances {
 		if i.ImageID != u.rec.Target.ImageID || i.Terminating() {
 			continue
