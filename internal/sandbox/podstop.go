@@ -63,7 +63,10 @@ func (s PodStopper) Run(ctx context.Context) error {
 	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
-	for i := 0; i < 4; i++ {
+	// Kubelets stop pods on every node at once: a wave of drains evicts
+	// hundreds together, and a few workers would make pod stop the
+	// sandbox's pace (11.7 s instead of 1 s measured at 300 nodes).
+	for i := 0; i < 32; i++ {
 		go func() {
 			for s.next(ctx, q) {
 			}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -91,26 +92,41 @@ func (a *Account) Step(ctx context.Context, reg Registrar, log *slog.Logger) {
 	}
 	a.mu.Unlock()
 
+	// EC2 boots instances side by side: the node calls go out in parallel
+	// (bounded), or a wave of hundreds would queue behind one another and
+	// the sandbox, not the orchestrator, would set the pace. Step waits for
+	// them all, so no instance is ever in two calls at once.
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, registrarParallelism)
 	for _, c := range calls {
-		var err error
-		if reg != nil {
-			if c.register {
-				err = reg.Register(ctx, c.spec)
-			} else {
-				err = reg.Deregister(ctx, c.spec.Name)
+		wg.Add(1)
+		slots <- struct{}{}
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			var err error
+			if reg != nil {
+				if c.register {
+					err = reg.Register(ctx, c.spec)
+				} else {
+					err = reg.Deregister(ctx, c.spec.Name)
+				}
 			}
-		}
-		if err != nil {
-			if log != nil && ctx.Err() == nil {
-				log.Warn("node registration call failed; will retry", "instance", c.inst.ID, "err", err)
+			if err != nil {
+				if log != nil && ctx.Err() == nil {
+					log.Warn("node registration call failed; will retry", "instance", c.inst.ID, "err", err)
+				}
+				return
 			}
-			continue
-		}
-		a.mu.Lock()
-		a.finish(c.inst, c.register, a.clock.Now())
-		a.mu.Unlock()
+			a.mu.Lock()
+			a.finish(c.inst, c.register, a.clock.Now())
+			a.mu.Unlock()
+		}()
 	}
+	wg.Wait()
 }
+
+// registrarParallelism bounds the node calls in flight at once.
+const registrarParallelism = 16
 
 // BadBoots makes the next count instances boot without their kubelet ever
 // joining the cluster; 0 ends it.
