@@ -23,6 +23,7 @@ func TestABlockedDrainWaitsForItsBudgetNotForATimer(t *testing.T) {
 	c := fakeCluster()
 	var evictions atomic.Int32
 	allowed := atomic.Bool{}
+	gone := NewNodeBroadcast() // fed here as the engine's pod informer feeds it
 	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {
 			return false, nil, nil
@@ -32,7 +33,9 @@ func TestABlockedDrainWaitsForItsBudgetNotForATimer(t *testing.T) {
 		if ev.Name == "db-1" && !allowed.Load() {
 			return true, nil, budgetRefusal("db")
 		}
-		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+		err := c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+		gone.Notify("node-1")
+		return true, nil, err
 	})
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	pdb, _ := c.PolicyV1().PodDisruptionBudgets("default").Get(context.Background(), "db", metav1.GetOptions{})
@@ -40,7 +43,7 @@ func TestABlockedDrainWaitsForItsBudgetNotForATimer(t *testing.T) {
 	_ = idx.Add(pdb)
 	b := NewBudgets(policylisters.NewPodDisruptionBudgetLister(idx))
 	d := New(c, clock.RealClock{}, Options{Timeout: time.Minute, RetryDelay: time.Hour}, Hooks{}, nil)
-	d.Watch(b, NewNodeBroadcast())
+	d.Watch(b, gone)
 
 	done := make(chan error, 1)
 	began := time.Now()

@@ -263,7 +263,12 @@ func (u *upgrade) apply(ctx context.Context, rs *rollState, s rollout.State, a r
 		if rs.terminated[a.Instance] {
 			return false, false, nil
 		}
-		return true, true, u.terminate(ctx, rs, s, a)
+		// The record marks it terminated at once; only a decrement changes
+		// what the group looks like to the plan (its desired size), so only
+		// then is the group described again before the next pass. At 300
+		// nodes describing it after every terminate was most of the run's
+		// allocations.
+		return true, a.Decrement, u.terminate(ctx, rs, s, a)
 	case rollout.Uncordon:
 		n := u.nodeOf(a.Instance)
 		if n == nil {
@@ -324,7 +329,7 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 				u.group.Desired, u.rec.OriginalDesired, u.group.Desired-u.rec.OriginalDesired, u.group.Max, u.rec.OriginalMax))
 		}
 	}
-	k, of := u.progressOf(s, removing)
+	k, of := u.progressOf(rs, s, removing)
 	n := u.nodeOf(a.Instance)
 	if _, ok := rs.steps[a.Instance]; !ok {
 		rs.steps[a.Instance] = u.startStep(strings.ToLower(strings.Fields(verb)[0]) + " " + a.Instance)
@@ -368,7 +373,10 @@ func why(a rollout.Action) string {
 }
 
 // progressOf numbers a node among those the run replaces (or removes).
-func (u *upgrade) progressOf(s rollout.State, removing bool) (k, of int) {
+// The state was observed before this round's actions, so drains started
+// earlier in the same round count from rs, or every node of a wave would be
+// numbered alike.
+func (u *upgrade) progressOf(rs *rollState, s rollout.State, removing bool) (k, of int) {
 	if removing {
 		done := len(u.rec.Removed)
 		return done + 1, done + max(s.Desired-s.OrigDesired, 1)
@@ -377,7 +385,9 @@ func (u *upgrade) progressOf(s rollout.State, removing bool) (k, of int) {
 	for _, i := range s.Instances {
 		if i.Old && i.InService() && !i.Terminated {
 			left++
-			if i.Mark != rollout.Unmarked || i.Draining {
+			_, started := rs.jobs[i.ID]
+			_, empty := rs.noNode[i.ID]
+			if i.Mark != rollout.Unmarked || i.Draining || started || empty {
 				inflight++
 			}
 		}
