@@ -14,6 +14,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -104,7 +105,7 @@ func (v *View) Close() {
 // nodes joining (+), changing (~) and leaving (-), with zone, kubelet
 // version, AMI and status as `kubectl get nodes` shows it.
 func (v *View) WatchNodes(ctx context.Context, c kubernetes.Interface, match func(*corev1.Node) bool) error {
-	factory := informers.NewSharedInformerFactory(c, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithTransform(slimNode))
 	inf := factory.Core().V1().Nodes().Informer()
 	show := func(obj any, gone bool) {
 		n, ok := obj.(*corev1.Node)
@@ -195,6 +196,27 @@ func NodeStatus(n *corev1.Node) string {
 		s += ",Terminating"
 	}
 	return s
+}
+
+// slimNode keeps of a node what a row and a matcher read (name, labels,
+// spec, Ready, kubelet version): a view of hundreds of nodes then costs
+// little beside the engine's own caches.
+func slimNode(obj any) (any, error) {
+	n, ok := obj.(*corev1.Node)
+	if !ok {
+		return obj, nil
+	}
+	slim := &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels, DeletionTimestamp: n.DeletionTimestamp},
+		Spec:       n.Spec,
+	}
+	slim.Status.NodeInfo.KubeletVersion = n.Status.NodeInfo.KubeletVersion
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			slim.Status.Conditions = []corev1.NodeCondition{{Type: c.Type, Status: c.Status}}
+		}
+	}
+	return slim, nil
 }
 
 func short(name string) string { return strings.Split(name, ".")[0] }

@@ -86,3 +86,21 @@ func TestViewShowsNodesComeAndGoAndCountsThePeak(t *testing.T) {
 		t.Errorf("peak %d initial %d, want 2 and 1", peak, initial)
 	}
 }
+
+func TestSlimNodeKeepsWhatARowReads(t *testing.T) {
+	n := node("ip-1", "us-west-2a", true, true)
+	n.Annotations = map[string]string{"big": strings.Repeat("x", 1000)}
+	n.Status.Images = []corev1.ContainerImage{{Names: []string{"registry/app:1"}, SizeBytes: 1}}
+	n.Status.Conditions = append(n.Status.Conditions, corev1.NodeCondition{Type: corev1.NodeMemoryPressure, Status: corev1.ConditionFalse, Message: "kubelet has sufficient memory"})
+	got, err := slimNode(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := got.(*corev1.Node)
+	if s.Annotations != nil || s.Status.Images != nil || len(s.Status.Conditions) != 1 {
+		t.Errorf("slimNode kept annotations, images or other conditions: %+v", s)
+	}
+	if NodeStatus(s) != NodeStatus(n) || s.Status.NodeInfo.KubeletVersion != n.Status.NodeInfo.KubeletVersion || s.Labels["topology.kubernetes.io/zone"] != "us-west-2a" || s.Spec.ProviderID != n.Spec.ProviderID {
+		t.Errorf("slimNode lost what the row shows: %q vs %q", NodeStatus(s), NodeStatus(n))
+	}
+}
