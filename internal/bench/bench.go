@@ -416,7 +416,7 @@ func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, s
 	if err != nil {
 		return d, err
 	}
-	var br, ps []time.Duration
+	var br, ps, rp []time.Duration
 	for _, n := range nodes.Items {
 		id := n.Spec.ProviderID[strings.LastIndex(n.Spec.ProviderID, "/")+1:]
 		t, ok := launched[id]
@@ -448,9 +448,10 @@ func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, s
 		}
 		if !scheduled.IsZero() && !ready.IsZero() {
 			ps = append(ps, ready.Sub(scheduled))
+			rp = append(rp, ready.Sub(p.CreationTimestamp.Time))
 		}
 	}
-	d.BootReady, d.PodStart = median(br), median(ps)
+	d.BootReady, d.PodStart, d.Replace = median(br), median(ps), median(rp)
 	return d, nil
 }
 

@@ -17,6 +17,11 @@ type Delays struct {
 	PodStart  time.Duration `json:"podStart"`
 	PodStop   time.Duration `json:"podStop"`
 	Wait      time.Duration `json:"postCordonWait"`
+	// Replace is a moved pod's whole way back, from the replacement's
+	// creation (its controller reacting to the eviction) through scheduling
+	// to Ready: not a term of the bound, which counts S only, but what a
+	// budget's round takes in fact on a busy control plane.
+	Replace time.Duration `json:"podReplace"`
 }
 
 // Budgeted is one workload behind a disruption budget: its pods on old

@@ -41,6 +41,9 @@ func Details(w io.Writer, rows []Row) {
 				}
 			}
 		}
+		if d.Replace > 0 {
+			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))
+		}
 		fmt.Fprintf(w, "; %d replaced, %d API requests\n", r.Replaced, r.APIRequests)
 	}
 }

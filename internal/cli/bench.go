@@ -70,7 +70,10 @@ written as JSON.`,
 			}
 			fmt.Fprintf(s.Err, "noderoll bench: sizes %v, strategies %s, delays scaled down %gx (post-cordon wait %s), sandboxes and logs in %s\n",
 				sizes, strings.Join(o.Strategies, ","), o.Scale, time.Duration(float64(bench.RealWorld.PostCordon)/o.Scale).Round(time.Millisecond), o.Dir)
+			bin := bench.DescribeBinary(self)
+			fmt.Fprintf(s.Err, "binary measured: %s\n", bin)
 			rows, runErr := bench.Run(cmd.Context(), o)
+			fmt.Fprintf(s.Out, "\nBinary: %s.\n", bin)
 			fmt.Fprintf(s.Out, "\nReal-world delays divided by %g: boot %s, node ready %s, pod start %s, pod stop %s, post-cordon wait %s.\n\n",
 				o.Scale, scaled(bench.RealWorld.Boot, o.Scale), scaled(bench.RealWorld.Ready, o.Scale), scaled(bench.RealWorld.PodStart, o.Scale),
 				scaled(bench.RealWorld.PodStop, o.Scale), scaled(bench.RealWorld.PostCordon, o.Scale))
@@ -78,9 +81,10 @@ written as JSON.`,
 			fmt.Fprintln(s.Out)
 			bench.Details(s.Out, rows)
 			b, err := json.MarshalIndent(struct {
-				Scale float64     `json:"scale"`
-				Rows  []bench.Row `json:"rows"`
-			}{o.Scale, rows}, "", "  ")
+				Scale  float64      `json:"scale"`
+				Binary bench.Binary `json:"binary"`
+				Rows   []bench.Row  `json:"rows"`
+			}{o.Scale, bin, rows}, "", "  ")
 			if err == nil {
 				err = os.WriteFile(jsonPath, b, 0o644)
 			}

@@ -62,6 +62,9 @@ func Execute() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s := Streams{Out: os.Stdout, Err: os.Stderr}
+	if path := os.Getenv(heapProfileEnv); path != "" {
+		defer profileHeap(ctx, path)()
+	}
 	err := NewRoot(s).ExecuteContext(ctx)
 	if err == nil {
 		return 0
