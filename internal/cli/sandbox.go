@@ -18,6 +18,7 @@ import (
 
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/sandbox"
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
 // sandboxFlags are shared by the sandbox commands and the demo.
@@ -101,7 +102,7 @@ kube-controller-manager, kube-scheduler; kwok stands in for kubelets) and a loca
 AWS-compatible endpoint (Auto Scaling, EC2, SSM, EKS) whose instances register
 as Nodes. Everything listens on 127.0.0.1. No AWS account is needed.`,
 	}
-	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newSandboxBadBoot(s), newSandboxKillInstance(s), newServeAWS(s))
+	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newSandboxBadBoot(s), newSandboxKillInstance(s), newSandboxSlowScaling(s), newSandboxFailCall(s), newSandboxQuota(s), newServeAWS(s))
 	return cmd
 }
 
@@ -516,6 +517,149 @@ pods are lost, as on a real failure).`,
 		},
 	}
 	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func newSandboxSlowScaling(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "slow-scaling DURATION|off",
+		Short: "Simulate slow scaling activities: every launch and termination takes DURATION longer",
+		Long: `Every instance the sandbox's account launches takes DURATION longer to boot, and
+every one it terminates DURATION longer to go, their Auto Scaling activities
+InProgress meanwhile: what lifecycle hooks, a slow bootstrap or a busy EC2 do to
+a group. Instances already on their way take the new pace too. An upgrade waits
+for new capacity up to --node-ready-timeout (before any drain while none has
+come), and for a terminated node to leave up to its own bound.`,
+		Example: `  noderoll sandbox slow-scaling 45s
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+  noderoll sandbox slow-scaling off`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			d := time.Duration(0)
+			if args[0] != "off" {
+				var err error
+				if d, err = time.ParseDuration(args[0]); err != nil || d <= 0 {
+					return fmt.Errorf("%q: want a duration above zero (e.g. 45s, 2m) or off", args[0])
+				}
+			}
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			if err := st.SlowScaling(cmd.Context(), d); err != nil {
+				return err
+			}
+			if d == 0 {
+				fmt.Fprintln(s.Out, "Launches and terminations take their usual time again.")
+			} else {
+				fmt.Fprintf(s.Out, "Every launch and termination takes %s longer.\n", d)
+			}
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func newSandboxQuota(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	cmd := &cobra.Command{
+		Use:   "quota CODE VCPUS",
+		Short: "Simulate an account's EC2 vCPU quota: set one, as Service Quotas holds it",
+		Long: `Set one of the sandbox account's EC2 vCPU quotas, by its Service Quotas code:
+L-1216C47A (Running On-Demand Standard instances: A, C, D, H, I, M, R, T, Z),
+L-34B43A08 (Standard Spot), L-DB2E81BA (On-Demand G and VT), L-417A185B
+(On-Demand P). Running and pending instances of that kind may hold at most
+VCPUS vCPUs; a launch past it fails as EC2's do (VcpuLimitExceeded). The
+upgrade's preflight reads the quota and blocks a surge that would not fit.`,
+		Example: `  noderoll sandbox quota L-1216C47A 8     # 3 m5.large use 6 of 8 vCPUs: no room to surge by 3
+  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37 --dry-run
+  noderoll sandbox quota L-1216C47A 10000`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			v, err := strconv.ParseFloat(args[1], 64)
+			if err != nil || v < 0 {
+				return fmt.Errorf("VCPUS %q: want a number of vCPUs, 0 or more", args[1])
+			}
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			if err := st.SetQuota(cmd.Context(), args[0], v); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.Out, "EC2 quota %s is %g vCPUs.\n", args[0], v)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func newSandboxFailCall(s Streams) *cobra.Command {
+	f := &sandboxFlags{}
+	var fault awssim.Fault
+	var delay time.Duration
+	cmd := &cobra.Command{
+		Use:   "fail-call SERVICE ACTION [CODE]",
+		Short: "Simulate an API error: the next call(s) of one AWS action fail",
+		Long: `The next --count calls of ACTION on SERVICE (autoscaling, ec2, eks, ssm) answer
+with the error CODE, as AWS would (HTTP --status, --message). With --after the
+call is applied first and only its answer fails, as when a response is lost on
+the way back: the caller cannot tell whether it took. With --delay the answer
+comes that much later (a stall; alone, without CODE, the call then succeeds).
+The endpoint's log of calls shows each one.
+
+Codes a caller should retry (InternalFailure with status 500, ServiceUnavailable
+503) are retried by noderoll's AWS SDK; others stop the upgrade with the call
+and the error named, resumable by running the same command again.`,
+		Example: `  noderoll sandbox fail-call autoscaling TerminateInstanceInAutoScalingGroup InternalFailure --status 500 --after
+  noderoll sandbox fail-call ec2 CreateLaunchTemplateVersion UnauthorizedOperation --status 403 --message "You are not authorized to perform this operation."
+  noderoll sandbox fail-call autoscaling UpdateAutoScalingGroup --delay 20s`,
+		Args: cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			switch args[0] {
+			case "autoscaling", "ec2", "eks", "ssm":
+			default:
+				return fmt.Errorf("SERVICE %q: want autoscaling, ec2, eks or ssm", args[0])
+			}
+			fault.Service, fault.Action = args[0], args[1]
+			if len(args) == 3 {
+				fault.Code = args[2]
+			}
+			if delay < 0 || fault.Count < 1 || (fault.Status != 0 && (fault.Status < 400 || fault.Status > 599)) {
+				return fmt.Errorf("--delay %s, --count %d, --status %d: want a delay of 0 or more, a count of 1 or more, a status from 400 to 599", delay, fault.Count, fault.Status)
+			}
+			fault.DelaySeconds = delay.Seconds()
+			if fault.Code == "" && delay == 0 {
+				return fmt.Errorf("nothing to inject: give an error CODE, a --delay, or both")
+			}
+			if fault.Code != "" && fault.Message == "" {
+				fault.Message = "Injected by noderoll sandbox fail-call."
+			}
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			if err := st.FailCall(cmd.Context(), fault); err != nil {
+				return err
+			}
+			what := "answer late"
+			if fault.Code != "" {
+				what = "fail with " + fault.Code
+			}
+			fmt.Fprintf(s.Out, "The next %d call(s) of %s %s will %s.\n", fault.Count, fault.Service, fault.Action, what)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&fault.Count, "count", 1, "how many calls fail")
+	fl.IntVar(&fault.Status, "status", 400, "the HTTP status of the error answer")
+	fl.StringVar(&fault.Message, "message", "", "the error's message")
+	fl.BoolVar(&fault.After, "after", false, "apply the call, then fail its answer (Auto Scaling and EC2)")
+	fl.DurationVar(&delay, "delay", 0, "hold the answer back this long")
+	f.addLocation(fl)
 	return cmd
 }
 

@@ -19,6 +19,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
 // Sandbox credentials: the endpoint accepts any; these make the SDK sign.
@@ -433,6 +435,36 @@ func (s *State) BadBoots(ctx context.Context, count int) error {
 func (s *State) KillInstance(ctx context.Context, id string) error {
 	if err := s.admin(ctx, "/_sim/kill-instance", map[string]any{"instanceId": id}); err != nil {
 		return fmt.Errorf("killing instance %s: %w", id, err)
+	}
+	return nil
+}
+
+// SlowScaling makes every launch and termination of the sandbox's account
+// take d longer, its scaling activity in progress meanwhile; 0 ends it.
+func (s *State) SlowScaling(ctx context.Context, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("slow scaling %s: want 0 or more", d)
+	}
+	if err := s.admin(ctx, "/_sim/slow-scaling", map[string]any{"seconds": d.Seconds()}); err != nil {
+		return fmt.Errorf("setting slow scaling: %w", err)
+	}
+	return nil
+}
+
+// SetQuota sets one of the account's EC2 vCPU quotas (a Service Quotas
+// code, e.g. L-1216C47A); launches past it fail as EC2's do.
+func (s *State) SetQuota(ctx context.Context, code string, vcpus float64) error {
+	if err := s.admin(ctx, "/_sim/quota", map[string]any{"code": code, "value": vcpus}); err != nil {
+		return fmt.Errorf("setting quota %s: %w", code, err)
+	}
+	return nil
+}
+
+// FailCall arms a fault: the next f.Count calls of an action answer with an
+// error (or late, or both; with After, once the call took).
+func (s *State) FailCall(ctx context.Context, f awssim.Fault) error {
+	if err := s.admin(ctx, "/_sim/faults", f); err != nil {
+		return fmt.Errorf("arming a fault on %s %s: %w", f.Service, f.Action, err)
 	}
 	return nil
 }

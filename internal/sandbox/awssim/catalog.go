@@ -115,3 +115,12 @@ var instanceTypes = map[string]string{
 	"inf2.xlarge": "x86_64", "trn1.2xlarge": "x86_64",
 	"t4g.medium": "arm64", "m6g.large": "arm64", "m7g.large": "arm64", "c7g.large": "arm64", "r7g.large": "arm64", "g5g.xlarge": "arm64",
 }
+
+// instanceVCPUs are the types' default vCPUs (DescribeInstanceTypes'
+// VCpuInfo), which EC2's vCPU quotas count.
+var instanceVCPUs = map[string]int{
+	"t3.medium": 2, "m5.large": 2, "m5.xlarge": 4, "m5a.large": 2, "m6i.large": 2,
+	"c5.large": 2, "c6i.large": 2, "r6i.large": 2, "g5.xlarge": 4, "p4d.24xlarge": 96,
+	"inf2.xlarge": 4, "trn1.2xlarge": 8,
+	"t4g.medium": 2, "m6g.large": 2, "m7g.large": 2, "c7g.large": 2, "r7g.large": 2, "g5g.xlarge": 4,
+}

@@ -40,6 +40,7 @@ func describeInstanceTypes(a *Account, form url.Values) (any, error) {
 	type xmlType struct {
 		InstanceType string   `xml:"instanceType"`
 		Archs        []string `xml:"processorInfo>supportedArchitectures>item"`
+		VCPUs        int      `xml:"vCpuInfo>defaultVCpus"`
 	}
 	type body struct {
 		ec2Meta
@@ -47,7 +48,7 @@ func describeInstanceTypes(a *Account, form url.Values) (any, error) {
 	}
 	out := &body{Types: []xmlType{}}
 	for _, n := range names {
-		out.Types = append(out.Types, xmlType{InstanceType: n, Archs: []string{instanceTypes[n]}})
+		out.Types = append(out.Types, xmlType{InstanceType: n, Archs: []string{instanceTypes[n]}, VCPUs: instanceVCPUs[n]})
 	}
 	return &ec2Resp{action: "DescribeInstanceTypes", body: out}, nil
 }
@@ -78,6 +79,7 @@ type xmlInstance struct {
 	LaunchTime       string      `xml:"launchTime"`
 	AvailabilityZone string      `xml:"placement>availabilityZone"`
 	Tags             []xmlEC2Tag `xml:"tagSet>item"`
+	Lifecycle        string      `xml:"instanceLifecycle,omitempty"` // "spot"; absent for On-Demand
 }
 
 var stateCodes = map[string]int{StatePending: 0, StateRunning: 16, StateShuttingDown: 32, StateTerminated: 48}
@@ -176,6 +178,9 @@ func describeInstances(a *Account, form url.Values) (any, error) {
 			LaunchTime: awsTime(i.Launched), AvailabilityZone: i.AZ, Tags: ec2Tags(i.Tags),
 		}
 		x.State.Code, x.State.Name = stateCodes[i.State], i.State
+		if i.Spot {
+			x.Lifecycle = "spot"
+		}
 		out.Reservations = append(out.Reservations, reservation{
 			ReservationID: "r-" + i.ID[2:], OwnerID: a.AccountID, Instances: []xmlInstance{x},
 		})

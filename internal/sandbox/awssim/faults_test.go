@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
@@ -157,5 +158,54 @@ func TestAnInstanceThatDiesIsReplacedByItsGroup(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no activity says the instance left on a health check")
+	}
+}
+
+// Slow scaling: a launch and a termination each take the extra time, their
+// activities InProgress meanwhile, as a group with lifecycle hooks shows;
+// off again, the next ones take the usual time.
+func TestSlowScalingKeepsActivitiesInProgress(t *testing.T) {
+	e := newEnv(t) // boot 20s, shutdown 5s
+	e.acct.SlowScaling(2 * time.Minute)
+	if _, err := e.asg.UpdateAutoScalingGroup(context.Background(), &autoscaling.UpdateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(e.group), MaxSize: aws.Int32(6), DesiredCapacity: aws.Int32(4),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	inProgress := func() int {
+		out, err := e.asg.DescribeScalingActivities(context.Background(), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String(e.group)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, a := range out.Activities {
+			if a.StatusCode == "InProgress" {
+				n++
+			}
+		}
+		return n
+	}
+	step := func(d time.Duration) {
+		e.acct.Step(context.Background(), e.reg, nil)
+		e.clock.Step(d)
+		e.acct.Step(context.Background(), e.reg, nil)
+	}
+	step(90 * time.Second) // past the usual boot, not past boot + 2m
+	if len(e.reg.nodes) != 3 || inProgress() != 1 {
+		t.Fatalf("90s into a slow launch: %d nodes, %d activities in progress; want 3 and 1", len(e.reg.nodes), inProgress())
+	}
+	step(60 * time.Second) // 150s: past 20s + 2m
+	if len(e.reg.nodes) != 4 || inProgress() != 0 {
+		t.Fatalf("after the slow launch: %d nodes, %d activities in progress; want 4 and 0", len(e.reg.nodes), inProgress())
+	}
+	e.acct.SlowScaling(0)
+	if _, err := e.asg.UpdateAutoScalingGroup(context.Background(), &autoscaling.UpdateAutoScalingGroupInput{
+		AutoScalingGroupName: aws.String(e.group), DesiredCapacity: aws.Int32(5),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	step(25 * time.Second)
+	if len(e.reg.nodes) != 5 {
+		t.Fatalf("with slow scaling off a launch took more than its boot: %d nodes, want 5", len(e.reg.nodes))
 	}
 }

@@ -71,7 +71,7 @@ func (a *Account) Step(ctx context.Context, reg Registrar, log *slog.Logger) {
 	var calls []pendingCall
 	for _, i := range a.instances {
 		switch {
-		case i.State == StatePending && now.Sub(i.Launched) >= a.delays.Boot:
+		case i.State == StatePending && now.Sub(i.Launched) >= a.delays.Boot+a.slow:
 			if a.badBoots > 0 && !i.NoKubelet {
 				a.badBoots--
 				i.NoKubelet = true
@@ -86,7 +86,7 @@ func (a *Account) Step(ctx context.Context, reg Registrar, log *slog.Logger) {
 				continue
 			}
 			calls = append(calls, pendingCall{inst: i, spec: a.nodeSpec(i), register: true})
-		case i.State == StateShuttingDown && now.Sub(i.StateChanged) >= a.delays.Shutdown:
+		case i.State == StateShuttingDown && now.Sub(i.StateChanged) >= a.delays.Shutdown+a.slow:
 			calls = append(calls, pendingCall{inst: i, spec: NodeSpec{Name: i.NodeName(a.Region)}})
 		}
 	}
@@ -127,6 +127,16 @@ func (a *Account) Step(ctx context.Context, reg Registrar, log *slog.Logger) {
 
 // registrarParallelism bounds the node calls in flight at once.
 const registrarParallelism = 16
+
+// SlowScaling makes every launch and termination take d longer, their
+// scaling activities staying InProgress meanwhile, as a group's lifecycle
+// hooks or a slow EC2 make them; 0 ends it. Instances already on their way
+// take the new pace too.
+func (a *Account) SlowScaling(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.slow = max(d, 0)
+}
 
 // BadBoots makes the next count instances boot without their kubelet ever
 // joining the cluster; 0 ends it.
@@ -287,6 +297,24 @@ func (a *Account) launch(g *Group, now time.Time) bool {
 		// Worded as a launch-template group reports EC2's error code.
 		return fail(fmt.Sprintf("Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not have sufficient %s capacity in the Availability Zones you requested (%s). Our system will be working on provisioning additional capacity. Launching EC2 instance failed.", ver.Data.InstanceType, strings.Join(g.AZs, ", ")))
 	}
+	spot := false
+	if ng := a.nodegroupFor(g.Name); ng != nil {
+		spot = ng.CapacityType == "SPOT"
+	}
+	instanceType := ver.Data.InstanceType
+	if g.Mixed != nil && len(g.Mixed.InstanceTypes) > 0 {
+		// The overrides in turn, as a prioritized strategy spreads launches.
+		instanceType = g.Mixed.InstanceTypes[g.Mixed.launchesStarted%len(g.Mixed.InstanceTypes)]
+	}
+	if code := quotaOf(instanceType, spot); code != "" {
+		if limit := a.quotas[code]; float64(a.vcpusInUse(code)+instanceVCPUs[instanceType]) > limit {
+			kind := "On-Demand"
+			if spot {
+				kind = "Spot"
+			}
+			return fail(fmt.Sprintf("Could not launch %s Instances. VcpuLimitExceeded - You have requested more vCPU capacity than your current vCPU limit of %g allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit. Launching EC2 instance failed.", kind, limit))
+		}
+	}
 	if _, limited := a.capacity[az]; limited {
 		a.capacity[az]--
 	}
@@ -296,16 +324,13 @@ func (a *Account) launch(g *Group, now time.Time) bool {
 			azIdx = k
 		}
 	}
-	instanceType := ver.Data.InstanceType
 	if g.Mixed != nil && len(g.Mixed.InstanceTypes) > 0 {
-		// The overrides in turn, as a prioritized strategy spreads launches.
-		instanceType = g.Mixed.InstanceTypes[g.Mixed.launchesStarted%len(g.Mixed.InstanceTypes)]
 		g.Mixed.launchesStarted++
 	}
 	inst := &Instance{
 		ID: a.nextID("i-0", 16), ImageID: ver.Data.ImageID, InstanceType: instanceType,
 		AZ: az, PrivateIP: a.freeIP(azIdx),
-		State: StatePending, Lifecycle: LifecyclePending, Group: g.Name,
+		State: StatePending, Lifecycle: LifecyclePending, Group: g.Name, Spot: spot,
 		Template: TemplateRef{ID: lt.ID, Name: lt.Name, Version: fmt.Sprint(ver.Number)},
 		Launched: now, StateChanged: now,
 	}

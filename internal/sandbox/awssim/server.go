@@ -118,6 +118,8 @@ func (a *Account) throttled(service string) *APIError {
 		return &APIError{Code: "RequestLimitExceeded", Message: "Request limit exceeded.", Status: http.StatusServiceUnavailable}
 	case "autoscaling":
 		return &APIError{Code: "Throttling", Message: "Rate exceeded", Status: http.StatusBadRequest}
+	case "servicequotas":
+		return &APIError{Code: "TooManyRequestsException", Message: "Rate exceeded", Status: http.StatusBadRequest}
 	default: // eks, ssm
 		return &APIError{Code: "ThrottlingException", Message: "Rate exceeded", Status: http.StatusBadRequest}
 	}
@@ -194,6 +196,8 @@ func serviceOf(r *http.Request) string {
 	switch {
 	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSSM."):
 		return "ssm"
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "ServiceQuotasV20190624."):
+		return "servicequotas"
 	case strings.HasPrefix(r.URL.Path, "/clusters"):
 		return "eks"
 	}
@@ -233,6 +237,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveSSM(w, r)
 	case "eks":
 		s.serveEKS(w, r)
+	case "servicequotas":
+		s.serveServiceQuotas(w, r)
 	default:
 		http.Error(w, "unknown service: sign requests with SigV4 for autoscaling, ec2, ssm, eks or sts", http.StatusBadRequest)
 	}
@@ -401,6 +407,30 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.acct.SetThrottle(t.Rate)
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/quota":
+		var q struct {
+			Code  string   `json:"code"`
+			Value *float64 `json:"value"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&q); err != nil || q.Value == nil {
+			http.Error(w, "want JSON {code, value}: an EC2 vCPU quota code and its new value", http.StatusBadRequest)
+			return
+		}
+		if err := s.acct.SetQuota(q.Code, *q.Value); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/slow-scaling":
+		var b struct {
+			Seconds float64 `json:"seconds"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&b); err != nil || b.Seconds < 0 {
+			http.Error(w, "want JSON {seconds}: how much longer every launch and termination takes (0 to end it)", http.StatusBadRequest)
+			return
+		}
+		s.acct.SlowScaling(time.Duration(b.Seconds * float64(time.Second)))
 		w.WriteHeader(http.StatusNoContent)
 	case "/_sim/bad-boots":
 		var b struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/smithy-go"
 	clocktesting "k8s.io/utils/clock/testing"
@@ -48,7 +49,9 @@ type env struct {
 	ec2   *ec2.Client
 	ssm   *ssm.Client
 	eks   *eks.Client
-	group string
+	// quotas answers GetServiceQuota for EC2's vCPU quotas.
+	quotas *servicequotas.Client
+	group  string
 }
 
 var azs = []string{"us-west-2a", "us-west-2b", "us-west-2c"}
@@ -78,7 +81,7 @@ func newEnv(t *testing.T) *env {
 	e := &env{
 		t: t, acct: acct, clock: clk, reg: &fakeRegistrar{nodes: map[string]NodeSpec{}},
 		asg: autoscaling.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg),
-		ssm: ssm.NewFromConfig(cfg), eks: eks.NewFromConfig(cfg),
+		ssm: ssm.NewFromConfig(cfg), eks: eks.NewFromConfig(cfg), quotas: servicequotas.NewFromConfig(cfg),
 	}
 	acct.CreateCluster("eksworkshop-eksctl", "1.37", "https://127.0.0.1:6443")
 	name, err := acct.CreateNodeGroup(GroupSpec{

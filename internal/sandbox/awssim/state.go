@@ -158,6 +158,7 @@ type Instance struct {
 	// NoKubelet: it runs, but its kubelet never joins the cluster (a broken
 	// bootstrap, a node role the cluster does not know).
 	NoKubelet bool
+	Spot      bool // a Spot instance (its group's capacity type): other quotas
 }
 
 // NodeName is the EC2 private DNS name a kubelet on EKS registers as.
@@ -228,11 +229,13 @@ type Account struct {
 	clusters   map[string]*Cluster
 	nodegroups map[string]*Nodegroup // by cluster + "/" + name
 	activities []*Activity
-	capacity   map[string]int // per-AZ instances that may still launch; absent means unlimited
+	capacity   map[string]int     // per-AZ instances that may still launch; absent means unlimited
+	quotas     map[string]float64 // Service Quotas' EC2 vCPU quotas by code
 	faults     []*Fault
-	throttle   float64    // fraction of calls answered as throttled
-	badBoots   int        // instances still to boot without joining the cluster
-	rng        *rand.Rand // picks them
+	throttle   float64       // fraction of calls answered as throttled
+	badBoots   int           // instances still to boot without joining the cluster
+	slow       time.Duration // added to every launch and termination (slow scaling activities)
+	rng        *rand.Rand    // picks them
 	calls      []Call
 	roles      map[string]Role    // by ARN
 	sessions   map[string]session // assumed-role access keys
@@ -251,7 +254,7 @@ func NewAccount(region string, clk clock.Clock, d Delays) *Account {
 		images: images, params: params,
 		templates: map[string]*LaunchTemplate{}, groups: map[string]*Group{},
 		instances: map[string]*Instance{}, clusters: map[string]*Cluster{},
-		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{}, tokens: map[string]int64{},
+		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{}, quotas: defaultQuotas(), tokens: map[string]int64{},
 		roles: map[string]Role{}, sessions: map[string]session{},
 		changed: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(1, 2)),
 	}
