@@ -55,6 +55,16 @@ type NodeGroup struct {
 	InstanceTypes   []string // what it launches: the template's type, or a mixed policy's overrides
 	Instances       []Instance
 	Suspended       []string // suspended scaling processes
+	Spot            bool     // launches Spot instances (a managed group's capacity type)
+}
+
+// Quota is the account's limit that a group's launches count against (EC2's
+// vCPUs of running instances of a kind, On-Demand or Spot), with what
+// already counts against it.
+type Quota struct {
+	Code, Name  string  // Service Quotas' code and name: "L-1216C47A", "Running On-Demand Standard (...) instances"
+	Limit, Used float64 // vCPUs
+	PerInstance int     // vCPUs of one of the group's instances (its largest type)
 }
 
 // Image is an AMI.
@@ -119,6 +129,10 @@ type Provider interface {
 	TerminateInstance(ctx context.Context, instanceID string, decrement bool) error
 	// SetProcesses suspends (suspend=true) or resumes scaling processes.
 	SetProcesses(ctx context.Context, g NodeGroup, processes []string, suspend bool) error
+	// InstanceQuota returns the account quota the group's launches count
+	// against; a NotFoundError when its instance types come under none
+	// noderoll knows.
+	InstanceQuota(ctx context.Context, g NodeGroup) (Quota, error)
 	// LaunchFailures returns why the group's launches failed since a time
 	// (no capacity, a bad AMI...), newest first, each cause once: what a
 	// wait for new nodes that never come should tell.

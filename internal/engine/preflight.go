@@ -121,6 +121,17 @@ func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Targ
 			return f, err
 		}
 	}
+	if surge > 0 {
+		q, err := e.cloud.InstanceQuota(ctx, g)
+		switch {
+		case cloud.IsNotFound(err):
+			// A kind of instance noderoll knows no quota for: not checked.
+		case err != nil:
+			f.QuotaUnread = err.Error()
+		default:
+			f.Quota = &preflight.Quota{Code: q.Code, Name: q.Name, Limit: q.Limit, Used: q.Used, PerInstance: q.PerInstance}
+		}
+	}
 	ca, err := findAutoscaler(ctx, e.kube, e.opts.ClusterAutoscaler)
 	if err != nil {
 		return f, err

@@ -42,12 +42,13 @@ const (
 	CheckZonalVolume       = "zonal-volume"
 	CheckVersionSkew       = "version-skew"
 	CheckNoRoom            = "no-room"
+	CheckQuota             = "quota"
 	CheckAutoscaler        = "autoscaler"
 )
 
 // Checks lists every check's name, for help and validation.
 var Checks = []string{CheckBudgetNeverAllows, CheckBudgetOverlap, CheckBarePod, CheckLocalStorage, CheckDoNotDisrupt,
-	CheckZonalVolume, CheckVersionSkew, CheckNoRoom, CheckAutoscaler}
+	CheckZonalVolume, CheckVersionSkew, CheckNoRoom, CheckQuota, CheckAutoscaler}
 
 // Finding is one thing found, with the object it names and what to do.
 type Finding struct {
@@ -79,9 +80,20 @@ type Facts struct {
 	// VolumeZones is the zone a pod's claim is bound to, by
 	// "namespace/claim"; claims not bound to a zone are absent.
 	VolumeZones map[string]string
+	// Quota is the account quota the surge's launches count against; nil
+	// when none is known. QuotaUnread says why it could not be read.
+	Quota       *Quota
+	QuotaUnread string
 	// Autoscaler is what --cluster-autoscaler found: "namespace/name", "" when
 	// "auto" found none, "none" when told to leave it.
 	Autoscaler string
+}
+
+// Quota is an account limit on the group's kind of instances, in vCPUs.
+type Quota struct {
+	Code, Name  string
+	Limit, Used float64
+	PerInstance int // vCPUs of one instance the surge launches
 }
 
 // Do-not-disrupt annotations of Karpenter and the cluster-autoscaler.
@@ -214,6 +226,24 @@ func Check(f Facts) []Finding {
 		add(CheckNoRoom, Warning, "NodeGroup "+f.Group,
 			fmt.Sprintf("the surge of %d cannot put a new node in each of its %d zones at once; pods bound to a zone may wait for one there", f.Surge, len(f.AZs)),
 			fmt.Sprintf("raise --max-surge to %d", len(f.AZs)))
+	}
+
+	if q := f.Quota; q != nil && f.Surge > 0 && q.PerInstance > 0 {
+		need := float64(f.Surge * q.PerInstance)
+		if q.Used+need > q.Limit {
+			fix := fmt.Sprintf("ask AWS for more (Service Quotas, EC2 quota %s), or stop other instances of that kind", q.Code)
+			if room := int((q.Limit - q.Used) / float64(q.PerInstance)); room > 0 {
+				fix = fmt.Sprintf("lower --max-surge to %d (the surge strategy; eks surges one a zone), or %s", room, fix)
+			}
+			add(CheckQuota, Blocking, "NodeGroup "+f.Group,
+				fmt.Sprintf("the surge of %d instances needs %g vCPUs more of EC2 quota %s (%s), which allows %g and has %g in use: launches past it fail (VcpuLimitExceeded)",
+					f.Surge, need, q.Code, q.Name, q.Limit, q.Used),
+				fix)
+		}
+	}
+	if f.QuotaUnread != "" {
+		add(CheckQuota, Warning, "NodeGroup "+f.Group, "the account's instance quota could not be read, so the surge is not checked against it: "+f.QuotaUnread,
+			"allow servicequotas:GetServiceQuota (docs/iam-policy.json)")
 	}
 
 	if f.Autoscaler == "" {

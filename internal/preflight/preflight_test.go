@@ -41,6 +41,8 @@ func ip(v intstr.IntOrString) *intstr.IntOrString { return &v }
 func healthy() Facts {
 	return Facts{
 		Group: "c1/ng", AZs: []string{"a", "b", "c"}, Desired: 3, Surge: 3, MaxAllowed: 100,
+		// 6 vCPUs of 3 m5.large in use; the surge takes 6 more: exactly full.
+		Quota:        &Quota{Code: "L-1216C47A", Name: "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances", Limit: 12, Used: 6, PerInstance: 2},
 		ControlPlane: "1.37", Target: "1.37", Kubelets: map[string]string{"ip-10-0-0-1": "v1.36.5-eks-1"},
 		Pods: []*corev1.Pod{
 			pod("web-1", map[string]string{"app": "web"}, "ReplicaSet"),
@@ -108,6 +110,12 @@ func TestEachProblemIsFoundNamingItsObject(t *testing.T) {
 			CheckVersionSkew, Blocking, "NodeGroup c1/ng", "more than 3 minors older"},
 		{"no room for the surge", func(f *Facts) { f.MaxAllowed = 5 },
 			CheckNoRoom, Blocking, "NodeGroup c1/ng", "needs 6 instances"},
+		{"an account quota short of the surge", func(f *Facts) { f.Quota.Limit = 10 },
+			CheckQuota, Blocking, "NodeGroup c1/ng", "needs 6 vCPUs more of EC2 quota L-1216C47A"},
+		{"an account quota full already", func(f *Facts) { f.Quota.Used = 12 },
+			CheckQuota, Blocking, "NodeGroup c1/ng", "has 12 in use"},
+		{"a quota that cannot be read", func(f *Facts) { f.Quota, f.QuotaUnread = nil, "AccessDeniedException" },
+			CheckQuota, Warning, "NodeGroup c1/ng", "could not be read"},
 		{"a surge below the zones", func(f *Facts) { f.Surge = 2 },
 			CheckNoRoom, Warning, "NodeGroup c1/ng", "each of its 3 zones"},
 		{"no autoscaler found", func(f *Facts) { f.Autoscaler = "" },
@@ -157,5 +165,19 @@ func TestIgnoringAChecksLetsItsFindingsThrough(t *testing.T) {
 	}
 	if err := ValidateIgnore([]string{"bare-pods"}); err == nil || !strings.Contains(err.Error(), "no such check") {
 		t.Fatalf("a misspelt check: %v", err)
+	}
+}
+
+// The fix names the surge the quota leaves room for, when there is any.
+func TestAQuotaFindingSaysHowMuchSurgeFits(t *testing.T) {
+	f := healthy()
+	f.Quota.Limit = 10 // 4 vCPUs left: 2 instances
+	fs := Check(f)
+	if len(fs) != 1 || !strings.Contains(fs[0].Fix, "lower --max-surge to 2") {
+		t.Fatalf("%+v", fs)
+	}
+	f.Quota.Used = 12
+	if fs := Check(f); len(fs) != 1 || strings.Contains(fs[0].Fix, "--max-surge") || !strings.Contains(fs[0].Fix, "ask AWS for more") {
+		t.Fatalf("no room at all: %+v", fs)
 	}
 }

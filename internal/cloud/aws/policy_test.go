@@ -23,10 +23,11 @@ var checkedOnTheCaller = []string{"ec2:RunInstances", "ec2:CreateTags", "iam:Pas
 func callsOfTheCode() []string {
 	var out []string
 	for prefix, api := range map[string]reflect.Type{
-		"autoscaling": reflect.TypeOf((*autoscalingAPI)(nil)).Elem(),
-		"ec2":         reflect.TypeOf((*ec2API)(nil)).Elem(),
-		"ssm":         reflect.TypeOf((*ssmAPI)(nil)).Elem(),
-		"eks":         reflect.TypeOf((*eksAPI)(nil)).Elem(),
+		"autoscaling":   reflect.TypeOf((*autoscalingAPI)(nil)).Elem(),
+		"ec2":           reflect.TypeOf((*ec2API)(nil)).Elem(),
+		"ssm":           reflect.TypeOf((*ssmAPI)(nil)).Elem(),
+		"eks":           reflect.TypeOf((*eksAPI)(nil)).Elem(),
+		"servicequotas": reflect.TypeOf((*servicequotasAPI)(nil)).Elem(),
 	} {
 		for k := 0; k < api.NumMethod(); k++ {
 			out = append(out, prefix+":"+api.Method(k).Name)

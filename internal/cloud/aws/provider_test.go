@@ -695,3 +695,47 @@ func TestTheNewTemplateVersionIsTheSourceButTheAMI(t *testing.T) {
 		t.Errorf("only %d fields set on the source: too thin a template to show the copy", set)
 	}
 }
+
+// The quota a group's launches count against: its value from Service
+// Quotas, and the vCPUs of the Region's running instances of that kind (2
+// m5.large of this group, plus another group's instances of the same kind,
+// counted; none of other kinds).
+func TestInstanceQuotaCountsTheRegionsInstancesOfThatKind(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	for _, g := range []awssim.GroupSpec{
+		{Cluster: "c1", Name: "big", Managed: true, AZs: []string{"us-west-2a"}, Min: 1, Max: 1, Desired: 1, InstanceType: "m5.xlarge", ImageID: ami},
+		{Cluster: "c1", Name: "gpu", Managed: true, AZs: []string{"us-west-2a"}, Min: 1, Max: 1, Desired: 1, InstanceType: "g5.xlarge", ImageID: ami},
+	} {
+		if _, err := acct.CreateNodeGroup(g); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acct.Step(context.Background(), nil, nil)
+	time.Sleep(time.Millisecond)
+	acct.Step(context.Background(), nil, nil)
+	if err := acct.SetQuota(awssim.QuotaOnDemandStandard, 32); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	g, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := p.InstanceQuota(ctx, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 x m5.large (2 vCPUs) + 1 x m5.xlarge (4); the g5.xlarge is another quota's.
+	if q.Code != "L-1216C47A" || q.Limit != 32 || q.Used != 8 || q.PerInstance != 2 {
+		t.Fatalf("quota %+v; want L-1216C47A, limit 32, 8 used, 2 a instance", q)
+	}
+	gpu, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "gpu"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q, err := p.InstanceQuota(ctx, gpu); err != nil || q.Code != "L-DB2E81BA" || q.Used != 4 || q.PerInstance != 4 {
+		t.Fatalf("the GPU group's quota %+v, %v", q, err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
 
@@ -43,9 +44,14 @@ type eksAPI interface {
 	ListNodegroups(context.Context, *eks.ListNodegroupsInput, ...func(*eks.Options)) (*eks.ListNodegroupsOutput, error)
 }
 
+type servicequotasAPI interface {
+	GetServiceQuota(context.Context, *servicequotas.GetServiceQuotaInput, ...func(*servicequotas.Options)) (*servicequotas.GetServiceQuotaOutput, error)
+}
+
 var (
-	_ autoscalingAPI = (*autoscaling.Client)(nil)
-	_ ec2API         = (*ec2.Client)(nil)
-	_ ssmAPI         = (*ssm.Client)(nil)
-	_ eksAPI         = (*eks.Client)(nil)
+	_ servicequotasAPI = (*servicequotas.Client)(nil)
+	_ autoscalingAPI   = (*autoscaling.Client)(nil)
+	_ ec2API           = (*ec2.Client)(nil)
+	_ ssmAPI           = (*ssm.Client)(nil)
+	_ eksAPI           = (*eks.Client)(nil)
 )

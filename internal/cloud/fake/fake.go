@@ -65,6 +65,8 @@ type Provider struct {
 	// with nothing changed. After is asked once it took effect; an error
 	// fails the call all the same (a lost answer, a crash after the call).
 	Before, After func(op string) error
+	// Quota is what InstanceQuota answers; nil: no quota known.
+	Quota *cloud.Quota
 }
 
 var _ cloud.Provider = (*Provider)(nil)
@@ -404,6 +406,16 @@ func (p *Provider) SetProcesses(_ context.Context, ng cloud.NodeGroup, processes
 		}
 		return nil
 	})
+}
+
+// InstanceQuota implements cloud.Provider.
+func (p *Provider) InstanceQuota(_ context.Context, ng cloud.NodeGroup) (cloud.Quota, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.Quota == nil {
+		return cloud.Quota{}, cloud.NotFoundf(nil, "instance quota of %s", ng.Name)
+	}
+	return *p.Quota, nil
 }
 
 // LaunchFailures implements cloud.Provider.
