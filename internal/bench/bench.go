@@ -20,17 +20,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/smithy-go/logging"
-	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
-	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
-	"k8s.io/utils/ptr"
 
 	"github.com/noderoll/noderoll/internal/sandbox"
 )
@@ -295,49 +288,8 @@ const identity = "noderoll-bench"
 // own per-flow-schema request counter then counts its requests and nothing
 // else's. It returns a kubeconfig with the account's token.
 func ownIdentity(ctx context.Context, kube kubernetes.Interface, adminKubeconfig, dir string) (string, error) {
-	ns := "kube-system"
-	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: identity}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: identity},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: identity, Namespace: ns}},
-	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	if _, err := kube.FlowcontrolV1().FlowSchemas().Create(ctx, &flowcontrolv1.FlowSchema{
-		ObjectMeta: metav1.ObjectMeta{Name: identity},
-		Spec: flowcontrolv1.FlowSchemaSpec{
-			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: "workload-high"},
-			MatchingPrecedence:         100,
-			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: flowcontrolv1.FlowDistinguisherMethodByUserType},
-			Rules: []flowcontrolv1.PolicyRulesWithSubjects{{
-				Subjects: []flowcontrolv1.Subject{{Kind: flowcontrolv1.SubjectKindServiceAccount, ServiceAccount: &flowcontrolv1.ServiceAccountSubject{Namespace: ns, Name: identity}}},
-				ResourceRules: []flowcontrolv1.ResourcePolicyRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"},
-					ClusterScope: true, Namespaces: []string{"*"}}},
-				NonResourceRules: []flowcontrolv1.NonResourcePolicyRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
-			}},
-		},
-	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return "", err
-	}
-	tok, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, identity, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(6 * 3600))}}, metav1.CreateOptions{})
-	if err != nil {
-		return "", err
-	}
-	cfg, err := clientcmd.LoadFromFile(adminKubeconfig)
-	if err != nil {
-		return "", err
-	}
-	cur := cfg.Contexts[cfg.CurrentContext]
-	if cur == nil {
-		return "", fmt.Errorf("kubeconfig %s has no current context", adminKubeconfig)
-	}
-	cfg.AuthInfos = map[string]*clientcmdapi.AuthInfo{identity: {Token: tok.Status.Token}}
-	cur.AuthInfo = identity
 	path := filepath.Join(dir, "upgrade.kubeconfig")
-	return path, clientcmd.WriteToFile(*cfg, path)
+	return path, sandbox.Identity{Name: identity, PriorityLevel: "workload-high"}.Kubeconfig(ctx, kube, adminKubeconfig, path)
 }
 
 // requestsOf reads the requests the API server dispatched for the

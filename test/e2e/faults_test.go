@@ -198,3 +198,121 @@ func TestInstancesThatDieMidRunAreTakenInStride(t *testing.T) {
 		}
 	}
 }
+
+// TestAnAPIErrorOnOneCallStopsCleanlyOrIsRetried: one AWS call fails in a
+// step, armed with `noderoll sandbox fail-call`. A refusal (403 on the new
+// launch template version, the first change) stops the run at once naming
+// the call and the error, with the group as it was and the autoscaler
+// restored. On the rerun, a 503 on the surge and a 500 on a terminate whose
+// call took (its answer lost) are retried: the run finishes, every old
+// instance terminated exactly once by the calls the endpoint applied.
+func TestAnAPIErrorOnOneCallStopsCleanlyOrIsRetried(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
+	s := StartSandbox(t)
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	failCall := func(args ...string) {
+		t.Helper()
+		if r := s.Noderoll(append([]string{"sandbox", "fail-call", "--dir", s.Dir}, args...)...); r.Code != 0 || !strings.Contains(r.Stdout, "The next 1 call(s) of") {
+			t.Fatalf("sandbox fail-call %v: %s %s", args, r.Stdout, r.LastLine())
+		}
+	}
+	if r := s.Noderoll("sandbox", "fail-call", "--dir", s.Dir, "autoscaling", "UpdateAutoScalingGroup"); r.Code == 0 || !strings.Contains(r.LastLine(), "nothing to inject") {
+		t.Fatalf("a fault with neither code nor delay: exit %d %s", r.Code, r.LastLine())
+	}
+	failCall("ec2", "CreateLaunchTemplateVersion", "UnauthorizedOperation", "--status", "403", "--message", "You are not authorized to perform this operation.")
+	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+		"--post-cordon-wait=2s", "--eviction-retry-delay=1s"}
+	r := s.Noderoll(upgrade...)
+	if r.Code == 0 || !strings.Contains(r.LastLine(), "UnauthorizedOperation") || !strings.Contains(r.LastLine(), "CreateLaunchTemplateVersion") {
+		t.Fatalf("the refused call: exit %d, the error does not name the call and its error:\n%s", r.Code, r.LastLine())
+	}
+	after := s.Group()
+	if aws.ToInt32(after.DesiredCapacity) != aws.ToInt32(before.DesiredCapacity) || aws.ToInt32(after.MaxSize) != aws.ToInt32(before.MaxSize) ||
+		aws.ToString(after.LaunchTemplate.Version) != aws.ToString(before.LaunchTemplate.Version) || len(s.TerminateCalls()) != 0 {
+		t.Fatalf("the stopped run changed the group: desired %d max %d template version %s, %d instances terminated",
+			aws.ToInt32(after.DesiredCapacity), aws.ToInt32(after.MaxSize), aws.ToString(after.LaunchTemplate.Version), len(s.TerminateCalls()))
+	}
+	nodes, err := s.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 {
+			t.Fatalf("node %s tainted or cordoned by a run that stopped at its first step", n.Name)
+		}
+	}
+	ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil || ca.Spec.Replicas == nil || *ca.Spec.Replicas != 1 {
+		t.Fatalf("cluster-autoscaler not restored after the stop: %v", err)
+	}
+
+	failCall("autoscaling", "UpdateAutoScalingGroup", "ServiceUnavailable", "--status", "503", "--message", "Service is unavailable.")
+	failCall("autoscaling", "TerminateInstanceInAutoScalingGroup", "InternalFailure", "--status", "500", "--after")
+	if r := s.Noderoll(upgrade...); r.Code != 0 {
+		t.Fatalf("the rerun with two transient errors: %s\n%s", r.LastLine(), tail(r.Stdout, 30))
+	}
+	applied, answered503, terminateCalls := map[string]int{}, false, 0
+	for _, c := range s.Calls("") {
+		switch {
+		case c.Action == "UpdateAutoScalingGroup" && c.Error == "ServiceUnavailable":
+			answered503 = true
+		case c.Action == "TerminateInstanceInAutoScalingGroup":
+			terminateCalls++
+			if c.Error == "" {
+				applied[c.Params["InstanceId"]]++
+			}
+		}
+	}
+	if !answered503 || terminateCalls <= len(applied) {
+		t.Fatalf("the faults did not meet the run: 503 answered %v, %d terminate calls for %d applied", answered503, terminateCalls, len(applied))
+	}
+	terminatedOnce(t, before, applied)
+	allOnTarget(t, s, 3)
+	if violations, _, checks := budgets.Stop(); len(violations) > 0 {
+		t.Errorf("PodDisruptionBudgets went below their minimum (%d checks):\n%s", checks, strings.Join(violations, "\n"))
+	}
+}
+
+// TestSlowScalingActivitiesAreWaitedFor: every launch and termination takes
+// 20 s longer (`noderoll sandbox slow-scaling`), as lifecycle hooks make
+// them. With --node-ready-timeout under that, the run stops before any
+// drain, naming the instances still without a node; with the default, the
+// rerun waits them out and finishes with the usual guarantees.
+func TestSlowScalingActivitiesAreWaitedFor(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
+	s := StartSandbox(t)
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	if r := s.Noderoll("sandbox", "slow-scaling", "--dir", s.Dir, "fast"); r.Code == 0 || !strings.Contains(r.LastLine(), "want a duration") {
+		t.Fatalf("slow-scaling fast: exit %d %s", r.Code, r.LastLine())
+	}
+	if r := s.Noderoll("sandbox", "slow-scaling", "--dir", s.Dir, "20s"); r.Code != 0 || !strings.Contains(r.Stdout, "20s longer") {
+		t.Fatalf("slow-scaling 20s: %s %s", r.Stdout, r.LastLine())
+	}
+	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+		"--post-cordon-wait=2s", "--eviction-retry-delay=1s"}
+	r := s.Noderoll(append(slices.Clone(upgrade), "--node-ready-timeout=8s")...)
+	if r.Code == 0 || !strings.Contains(r.LastLine(), "so no old node was drained") {
+		t.Fatalf("with a node-ready timeout under the launches' time: exit %d\n%s", r.Code, r.LastLine())
+	}
+	if n := len(s.TerminateCalls()); n != 0 {
+		t.Fatalf("%d instances terminated by a run that stopped waiting for capacity", n)
+	}
+	began := time.Now()
+	if r := s.Noderoll(upgrade...); r.Code != 0 {
+		t.Fatalf("the rerun under slow scaling: %s\n%s", r.LastLine(), tail(r.Stdout, 30))
+	}
+	if took := time.Since(began); took < 20*time.Second {
+		t.Fatalf("the rerun took %s: it cannot have waited for a launch slowed by 20s", took)
+	}
+	if r := s.Noderoll("sandbox", "slow-scaling", "--dir", s.Dir, "off"); r.Code != 0 {
+		t.Fatal(r.LastLine())
+	}
+	terminatedOnce(t, before, s.TerminateCalls())
+	allOnTarget(t, s, 3)
+	if violations, _, checks := budgets.Stop(); len(violations) > 0 {
+		t.Errorf("PodDisruptionBudgets went below their minimum (%d checks):\n%s", checks, strings.Join(violations, "\n"))
+	}
+}

@@ -190,3 +190,64 @@ func TestPreflightFindsWhatWouldStallTheRun(t *testing.T) {
 	}
 	unchanged("--dry-run --ignore-preflight")
 }
+
+// TestPreflightChecksTheAccountQuota: with EC2's On-Demand Standard vCPU
+// quota at 8 (`noderoll sandbox quota`), the 3 m5.large of the group use 6
+// and a surge of 3 needs 6 more. --dry-run names the quota and what fits,
+// and changes nothing; a real run stops before any change. Told to ignore
+// the check, the run meets what preflight foretold (launches fail with
+// VcpuLimitExceeded) and stops before any drain, naming it; with the quota
+// raised, a rerun finishes.
+func TestPreflightChecksTheAccountQuota(t *testing.T) {
+	t.Parallel() // a sandbox of its own; timers more than CPU
+	s := StartSandbox(t)
+	ctx := context.Background()
+	if r := s.Noderoll("sandbox", "quota", "--dir", s.Dir, "L-1216C47A", "8"); r.Code != 0 || !strings.Contains(r.Stdout, "EC2 quota L-1216C47A is 8 vCPUs") {
+		t.Fatalf("sandbox quota: %s %s", r.Stdout, r.LastLine())
+	}
+	if r := s.Noderoll("sandbox", "quota", "--dir", s.Dir, "L-NOPE", "8"); r.Code == 0 || !strings.Contains(r.LastLine(), "the sandbox knows") {
+		t.Fatalf("an unknown quota: exit %d %s", r.Code, r.LastLine())
+	}
+	account, cluster := snapshot(t, s), clusterState(t, s)
+	unchanged := func(when string) {
+		t.Helper()
+		if a, c := snapshot(t, s), clusterState(t, s); a != account || !maps.Equal(c.nodes, cluster.nodes) || c.leases != cluster.leases {
+			t.Fatalf("%s changed something: account %+v -> %+v, nodes %v -> %v", when, account, a, cluster.nodes, c.nodes)
+		}
+	}
+	r := s.Noderoll(append(slices.Clone(seedUpgrade), "--dry-run")...)
+	if r.Code == 0 || !strings.Contains(r.Stdout, "BLOCKING [quota] NodeGroup eksworkshop-eksctl/nodegroup") ||
+		!strings.Contains(r.Stdout, "needs 6 vCPUs more of EC2 quota L-1216C47A") || !strings.Contains(r.Stdout, "lower --max-surge to 1") {
+		t.Fatalf("--dry-run under a full quota: exit %d\n%s", r.Code, r.Stdout)
+	}
+	unchanged("--dry-run")
+	r = s.Noderoll(seedUpgrade...)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "--ignore-preflight=quota") {
+		t.Fatalf("a real run under a full quota: exit %d\n%s", r.Code, r.Stderr)
+	}
+	unchanged("a run stopped by preflight")
+
+	r = s.Noderoll(append(slices.Clone(seedUpgrade), "--ignore-preflight=quota", "--node-ready-timeout=15s")...)
+	if r.Code == 0 || !strings.Contains(r.LastLine(), "VcpuLimitExceeded") || !strings.Contains(r.LastLine(), "no old node was drained") {
+		t.Fatalf("the run past the quota: exit %d\n%s", r.Code, r.LastLine())
+	}
+	if n := len(s.TerminateCalls()); n != 0 {
+		t.Fatalf("%d instances terminated by a run that never got its capacity", n)
+	}
+	nodes, err := s.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes.Items {
+		if n.Spec.Unschedulable {
+			t.Fatalf("node %s cordoned by a run that drained nothing", n.Name)
+		}
+	}
+	if r := s.Noderoll("sandbox", "quota", "--dir", s.Dir, "L-1216C47A", "64"); r.Code != 0 {
+		t.Fatal(r.LastLine())
+	}
+	if r := s.Noderoll(seedUpgrade...); r.Code != 0 {
+		t.Fatalf("the rerun with room: %s\n%s", r.LastLine(), tail(r.Stdout, 20))
+	}
+	allOnTarget(t, s, 3)
+}

@@ -1,0 +1,74 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+
+	authv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	flowcontrolv1 "k8s.io/api/flowcontrol/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+)
+
+// Identity is a ServiceAccount of kube-system, bound to cluster-admin, whose
+// requests the API server files under a FlowSchema of the same name: its
+// requests are then counted apart in the API server's metrics
+// (apiserver_flowcontrol_*{flow_schema=Name}) and held to the priority level
+// the schema names, which the sandbox's admin (exempt) is not.
+type Identity struct {
+	Name          string
+	PriorityLevel string // e.g. "workload-high", or one a test made
+}
+
+// Kubeconfig creates the identity (what exists already is kept) and writes
+// a copy of the admin kubeconfig that acts as it, with a token for hours.
+func (id Identity) Kubeconfig(ctx context.Context, kube kubernetes.Interface, adminKubeconfig, path string) error {
+	ns := "kube-system"
+	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: id.Name}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating ServiceAccount %s: %w", id.Name, err)
+	}
+	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: id.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
+		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: id.Name, Namespace: ns}},
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("binding %s: %w", id.Name, err)
+	}
+	if _, err := kube.FlowcontrolV1().FlowSchemas().Create(ctx, &flowcontrolv1.FlowSchema{
+		ObjectMeta: metav1.ObjectMeta{Name: id.Name},
+		Spec: flowcontrolv1.FlowSchemaSpec{
+			PriorityLevelConfiguration: flowcontrolv1.PriorityLevelConfigurationReference{Name: id.PriorityLevel},
+			MatchingPrecedence:         100,
+			DistinguisherMethod:        &flowcontrolv1.FlowDistinguisherMethod{Type: flowcontrolv1.FlowDistinguisherMethodByUserType},
+			Rules: []flowcontrolv1.PolicyRulesWithSubjects{{
+				Subjects: []flowcontrolv1.Subject{{Kind: flowcontrolv1.SubjectKindServiceAccount, ServiceAccount: &flowcontrolv1.ServiceAccountSubject{Namespace: ns, Name: id.Name}}},
+				ResourceRules: []flowcontrolv1.ResourcePolicyRule{{Verbs: []string{"*"}, APIGroups: []string{"*"}, Resources: []string{"*"},
+					ClusterScope: true, Namespaces: []string{"*"}}},
+				NonResourceRules: []flowcontrolv1.NonResourcePolicyRule{{Verbs: []string{"*"}, NonResourceURLs: []string{"*"}}},
+			}},
+		},
+	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("creating FlowSchema %s: %w", id.Name, err)
+	}
+	tok, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, id.Name, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(6 * 3600))}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("a token for %s: %w", id.Name, err)
+	}
+	cfg, err := clientcmd.LoadFromFile(adminKubeconfig)
+	if err != nil {
+		return err
+	}
+	cur := cfg.Contexts[cfg.CurrentContext]
+	if cur == nil {
+		return fmt.Errorf("kubeconfig %s has no current context", adminKubeconfig)
+	}
+	cfg.AuthInfos = map[string]*clientcmdapi.AuthInfo{id.Name: {Token: tok.Status.Token}}
+	cur.AuthInfo = id.Name
+	return clientcmd.WriteToFile(*cfg, path)
+}
