@@ -42,6 +42,7 @@ func (f *fakeRegistrar) Deregister(_ context.Context, name string) error {
 
 type env struct {
 	t     *testing.T
+	url   string // the endpoint's address
 	acct  *Account
 	clock *clocktesting.FakeClock
 	reg   *fakeRegistrar
@@ -79,7 +80,7 @@ func newEnv(t *testing.T) *env {
 		},
 	}
 	e := &env{
-		t: t, acct: acct, clock: clk, reg: &fakeRegistrar{nodes: map[string]NodeSpec{}},
+		t: t, url: srv.URL, acct: acct, clock: clk, reg: &fakeRegistrar{nodes: map[string]NodeSpec{}},
 		asg: autoscaling.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg),
 		ssm: ssm.NewFromConfig(cfg), eks: eks.NewFromConfig(cfg), quotas: servicequotas.NewFromConfig(cfg),
 	}
