@@ -10,7 +10,8 @@ import (
 const eksContentType = "application/json"
 
 // serveEKS answers the restJson1 calls noderoll makes: ListClusters,
-// DescribeCluster, ListNodegroups, DescribeNodegroup.
+// DescribeCluster, ListNodegroups, DescribeNodegroup, and a managed node
+// group's update: UpdateNodegroupVersion, DescribeUpdate, ListUpdates.
 func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	action := ""
@@ -23,6 +24,12 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		action = "ListNodegroups"
 	case r.Method == http.MethodGet && len(parts) == 4 && parts[2] == "node-groups":
 		action = "DescribeNodegroup"
+	case r.Method == http.MethodPost && len(parts) == 5 && parts[2] == "node-groups" && parts[4] == "update-version":
+		action = "UpdateNodegroupVersion"
+	case r.Method == http.MethodGet && len(parts) == 4 && parts[2] == "updates":
+		action = "DescribeUpdate"
+	case r.Method == http.MethodGet && len(parts) == 3 && parts[2] == "updates":
+		action = "ListUpdates"
 	default:
 		writeJSONError(w, &APIError{Code: "InvalidRequestException", Message: r.Method + " " + r.URL.Path + " is not served by this endpoint.", Status: 400}, eksContentType)
 		return
@@ -39,6 +46,11 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 			writeJSONError(w, e, eksContentType)
 			return
 		}
+	}
+	switch action {
+	case "UpdateNodegroupVersion", "DescribeUpdate", "ListUpdates":
+		s.serveNodegroupUpdate(w, r, action, parts)
+		return
 	}
 	a := s.acct
 	a.mu.Lock()
@@ -91,9 +103,13 @@ func (a *Account) eksCall(action string, parts []string) (any, *APIError) {
 		return nil, eksNotFound("No node group found for name: %s.", parts[3])
 	}
 	g := a.groups[ng.Group]
+	status := "ACTIVE"
+	if a.updating(c.Name, ng.Name) != nil {
+		status = "UPDATING"
+	}
 	out := map[string]any{
 		"nodegroupName": ng.Name, "nodegroupArn": ng.ARN, "clusterName": c.Name,
-		"status": "ACTIVE", "capacityType": ng.CapacityType, "amiType": ng.AmiType,
+		"status": status, "capacityType": ng.CapacityType, "amiType": ng.AmiType,
 		"instanceTypes": ng.InstanceTypes, "subnets": g.Subnets, "labels": ng.Labels,
 		"createdAt": ng.Created.Unix(), "modifiedAt": ng.Created.Unix(),
 		"nodeRole":      "arn:aws:iam::" + a.AccountID + ":role/eksctl-" + c.Name + "-nodegroup-NodeInstanceRole",

@@ -36,6 +36,10 @@ const launchRetry = 5 * time.Second
 // desired capacity, pending instances boot and register, terminating ones
 // deregister and end. reg may be nil when no cluster is attached.
 func (a *Account) Run(ctx context.Context, reg Registrar, log *slog.Logger) {
+	a.mu.Lock()
+	a.runCtx = ctx
+	a.ops, _ = reg.(NodeOps)
+	a.mu.Unlock()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {

@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -231,6 +232,10 @@ type Account struct {
 	activities []*Activity
 	capacity   map[string]int     // per-AZ instances that may still launch; absent means unlimited
 	quotas     map[string]float64 // Service Quotas' EC2 vCPU quotas by code
+	updates    map[string]*Update // EKS node group updates by ID
+	managed    ManagedTimings
+	ops        NodeOps         // the cluster side of managed updates; nil until Run
+	runCtx     context.Context // Run's, for the updates it starts
 	faults     []*Fault
 	throttle   float64       // fraction of calls answered as throttled
 	badBoots   int           // instances still to boot without joining the cluster
@@ -254,7 +259,7 @@ func NewAccount(region string, clk clock.Clock, d Delays) *Account {
 		images: images, params: params,
 		templates: map[string]*LaunchTemplate{}, groups: map[string]*Group{},
 		instances: map[string]*Instance{}, clusters: map[string]*Cluster{},
-		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{}, quotas: defaultQuotas(), tokens: map[string]int64{},
+		nodegroups: map[string]*Nodegroup{}, capacity: map[string]int{}, quotas: defaultQuotas(), managed: DefaultManagedTimings, tokens: map[string]int64{},
 		roles: map[string]Role{}, sessions: map[string]session{},
 		changed: make(chan struct{}, 1), rng: rand.New(rand.NewPCG(1, 2)),
 	}

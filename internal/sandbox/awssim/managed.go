@@ -1,0 +1,426 @@
+package awssim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// NodeOps is what EKS does to a managed group's nodes during an update,
+// on the cluster. The sandbox's registrar implements it; without it an
+// update fails at once.
+type NodeOps interface {
+	NodeReady(ctx context.Context, name string) (bool, error)
+	// TaintNode applies eks.amazonaws.com/nodegroup=unschedulable:NoSchedule.
+	TaintNode(ctx context.Context, name string) error
+	// DrainNode evicts the node's pods (DaemonSet and mirror pods aside)
+	// within their budgets, then cordons it; an error when a budget still
+	// refuses at timeout.
+	DrainNode(ctx context.Context, name string, timeout time.Duration) error
+}
+
+// ManagedTimings are EKS's own waits in a node group update: after each
+// cordon, for a pod's eviction, for new nodes.
+type ManagedTimings struct {
+	PostCordon, EvictionTimeout, NodeReady time.Duration
+}
+
+// DefaultManagedTimings are EKS's (60 s after a cordon, 15 minutes of
+// eviction retries before PodEvictionFailure).
+var DefaultManagedTimings = ManagedTimings{PostCordon: 60 * time.Second, EvictionTimeout: 15 * time.Minute, NodeReady: 15 * time.Minute}
+
+// Update is an EKS update of a node group, as DescribeUpdate shows it.
+type Update struct {
+	ID, Cluster, Nodegroup, Type, Status string
+	Params                               []UpdateParam
+	Errors                               []UpdateError
+	Created                              time.Time
+	token                                string
+	force                                bool
+	surge                                int
+}
+
+// UpdateParam and UpdateError are an update's parameters and errors.
+type (
+	UpdateParam struct{ Type, Value string }
+	UpdateError struct {
+		Code, Message string
+		ResourceIDs   []string
+	}
+)
+
+type nodegroupVersionRequest struct {
+	Version        string `json:"version"`
+	ReleaseVersion string `json:"releaseVersion"`
+	LaunchTemplate *struct {
+		ID      string `json:"id"`
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"launchTemplate"`
+	Force              bool   `json:"force"`
+	ClientRequestToken string `json:"clientRequestToken"`
+}
+
+// SetManagedTimings sets the waits of managed node group updates (the
+// sandbox scales them down with its other delays).
+func (a *Account) SetManagedTimings(t ManagedTimings) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.managed = t
+}
+
+// serveNodegroupUpdate answers UpdateNodegroupVersion, DescribeUpdate and
+// ListUpdates (EKS API reference); callers logged the call.
+func (s *Server) serveNodegroupUpdate(w http.ResponseWriter, r *http.Request, action string, parts []string) {
+	a := s.acct
+	var out any
+	var apiErr *APIError
+	switch action {
+	case "UpdateNodegroupVersion":
+		var req nodegroupVersionRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			apiErr = &APIError{Code: "InvalidParameterException", Message: "The request body is not valid JSON: " + err.Error(), Status: 400}
+			break
+		}
+		var u *Update
+		u, apiErr = a.startUpdate(parts[1], parts[3], req)
+		if apiErr == nil {
+			a.mu.Lock()
+			out = map[string]any{"update": u.view()}
+			a.mu.Unlock()
+		}
+	case "DescribeUpdate":
+		a.mu.Lock()
+		u := a.updates[parts[3]]
+		if u == nil || u.Cluster != parts[1] || (r.URL.Query().Get("nodegroupName") != "" && u.Nodegroup != r.URL.Query().Get("nodegroupName")) {
+			apiErr = eksNotFound("No update found for ID: %s.", parts[3])
+		} else {
+			out = map[string]any{"update": u.view()}
+		}
+		a.mu.Unlock()
+	case "ListUpdates":
+		a.mu.Lock()
+		ids := []string{}
+		for _, u := range a.updates {
+			if u.Cluster == parts[1] && (r.URL.Query().Get("nodegroupName") == "" || u.Nodegroup == r.URL.Query().Get("nodegroupName")) {
+				ids = append(ids, u.ID)
+			}
+		}
+		a.mu.Unlock()
+		sort.Strings(ids)
+		out = map[string]any{"updateIds": ids}
+	}
+	if apiErr != nil {
+		writeJSONError(w, apiErr, eksContentType)
+		return
+	}
+	writeJSON(w, http.StatusOK, eksContentType, out)
+}
+
+// view is an update as the API shows it; callers hold mu.
+func (u *Update) view() map[string]any {
+	params := []map[string]string{}
+	for _, p := range u.Params {
+		params = append(params, map[string]string{"type": p.Type, "value": p.Value})
+	}
+	errs := []map[string]any{}
+	for _, e := range u.Errors {
+		errs = append(errs, map[string]any{"errorCode": e.Code, "errorMessage": e.Message, "resourceIds": e.ResourceIDs})
+	}
+	return map[string]any{"id": u.ID, "status": u.Status, "type": u.Type, "params": params, "errors": errs, "createdAt": u.Created.Unix()}
+}
+
+// updating reports whether a node group has an update in progress; callers
+// hold mu.
+func (a *Account) updating(cluster, nodegroup string) *Update {
+	for _, u := range a.updates {
+		if u.Cluster == cluster && u.Nodegroup == nodegroup && u.Status == "InProgress" {
+			return u
+		}
+	}
+	return nil
+}
+
+func invalidParam(format string, args ...any) *APIError {
+	return &APIError{Code: "InvalidParameterException", Message: fmt.Sprintf(format, args...), Status: 400}
+}
+
+// startUpdate validates an UpdateNodegroupVersion request as EKS does and,
+// when it stands, does the update's setup (a launch template version with
+// the target AMI unless the request names one, the group pointed at it,
+// surged by one instance a zone) and sets it going.
+func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest) (*Update, *APIError) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.clusters[cluster]
+	if !ok {
+		return nil, eksNotFound("No cluster found for name: %s.", cluster)
+	}
+	ng, ok := a.nodegroups[cluster+"/"+name]
+	if !ok {
+		return nil, eksNotFound("No node group found for name: %s.", name)
+	}
+	if req.ClientRequestToken != "" {
+		for _, u := range a.updates {
+			if u.token == req.ClientRequestToken && u.Cluster == cluster && u.Nodegroup == name {
+				return u, nil // the same request again: the same update
+			}
+		}
+	}
+	if u := a.updating(cluster, name); u != nil {
+		return nil, &APIError{Code: "ResourceInUseException", Message: fmt.Sprintf("Nodegroup %s is currently being updated (update %s).", name, u.ID), Status: 409}
+	}
+	g := a.groups[ng.Group]
+	lt := a.findTemplate(ng.TemplateID, "")
+	if g == nil || lt == nil {
+		return nil, &APIError{Code: "ServerException", Message: "The node group has no Auto Scaling group or launch template.", Status: 500}
+	}
+	cur, _ := lt.resolve(g.Template.Version)
+	var target *TemplateVersion
+	if req.LaunchTemplate != nil {
+		if req.LaunchTemplate.ID != "" && req.LaunchTemplate.ID != lt.ID || req.LaunchTemplate.Name != "" && req.LaunchTemplate.Name != lt.Name {
+			return nil, invalidParam("The launch template of a node group cannot be changed: it uses %s (%s).", lt.ID, lt.Name)
+		}
+		v, ok := lt.resolve(req.LaunchTemplate.Version)
+		if !ok {
+			return nil, invalidParam("Launch template version %q of %s does not exist.", req.LaunchTemplate.Version, lt.ID)
+		}
+		if (req.Version != "" || req.ReleaseVersion != "") && v.Data.ImageID != "" && ng.AmiType == "CUSTOM" {
+			return nil, invalidParam("You cannot specify a Kubernetes version or a release version for a node group whose launch template specifies a custom AMI.")
+		}
+		target = v
+	} else {
+		if ng.AmiType == "CUSTOM" {
+			return nil, invalidParam("The node group's launch template specifies a custom AMI: update it with a new launch template version.")
+		}
+		like := a.images[cur.Data.ImageID]
+		minor := req.Version
+		if minor == "" {
+			minor = c.Version
+		}
+		if like == nil {
+			return nil, &APIError{Code: "ServerException", Message: "The node group's AMI is unknown.", Status: 500}
+		}
+		if versionNewer(minor, c.Version) {
+			return nil, invalidParam("Requested Nodegroup Kubernetes version %s is newer than the cluster's version %s.", minor, c.Version)
+		}
+		img := a.eksImage(like, minor, req.ReleaseVersion)
+		if img == nil {
+			return nil, invalidParam("No AMI of release version %q for Kubernetes %s.", req.ReleaseVersion, minor)
+		}
+		data := cur.Data
+		data.ImageID = img.ID
+		target = &TemplateVersion{Number: lt.latest().Number + 1, Description: "EKS managed node group update", Created: a.clock.Now(), Data: data}
+		lt.Versions = append(lt.Versions, target)
+	}
+	now := a.clock.Now()
+	surge := len(g.AZs)
+	u := &Update{ID: a.uuid(), Cluster: cluster, Nodegroup: name, Type: "VersionUpdate", Status: "InProgress", Created: now,
+		token: req.ClientRequestToken, force: req.Force, surge: surge}
+	if img := a.images[target.Data.ImageID]; img != nil {
+		u.Params = append(u.Params, UpdateParam{"Version", img.KubeMinor}, UpdateParam{"ReleaseVersion", img.ReleaseVersion})
+	}
+	u.Params = append(u.Params, UpdateParam{"LaunchTemplateVersion", fmt.Sprint(target.Number)}, UpdateParam{"Force", fmt.Sprint(req.Force)})
+	if a.updates == nil {
+		a.updates = map[string]*Update{}
+	}
+	a.updates[u.ID] = u
+	g.Template.Version = fmt.Sprint(target.Number)
+	g.Max += surge
+	g.Desired += surge
+	a.poke()
+	ops, ctx := a.ops, a.runCtx
+	if ops == nil || ctx == nil {
+		u.Status = "Failed"
+		u.Errors = append(u.Errors, UpdateError{Code: "InternalFailure", Message: "The sandbox's endpoint has no cluster to update nodes on."})
+		return u, nil
+	}
+	go a.runUpdate(ctx, u, ops, ng.Group, target.Number, target.Data.ImageID)
+	return u, nil
+}
+
+// eksImage is the AMI of like's family, architecture and variant for a
+// minor: the given release, or the newest; callers hold mu.
+func (a *Account) eksImage(like *Image, minor, release string) *Image {
+	var best *Image
+	for _, img := range a.images {
+		if img.Family != like.Family || img.Architecture != like.Architecture || img.Variant != like.Variant || img.KubeMinor != minor {
+			continue
+		}
+		if release != "" {
+			if img.ReleaseVersion == release {
+				return img
+			}
+			continue
+		}
+		if best == nil || img.CreationDate > best.CreationDate {
+			best = img
+		}
+	}
+	return best
+}
+
+func versionNewer(a, b string) bool {
+	var am, bm int
+	fmt.Sscanf(strings.TrimPrefix(a, "1."), "%d", &am)
+	fmt.Sscanf(strings.TrimPrefix(b, "1."), "%d", &bm)
+	return am > bm
+}
+
+// runUpdate plays EKS's update of a managed node group, after the setup:
+// wait for a new node in every zone, taint the old nodes, then one at a
+// time and at random drain an old node (evict, cordon), wait, terminate it
+// through the group, wait for its replacement; finally scale back
+// (https://docs.aws.amazon.com/eks/latest/userguide/managed-node-update-behavior.html).
+func (a *Account) runUpdate(ctx context.Context, u *Update, ops NodeOps, group string, version int64, image string) {
+	a.mu.Lock()
+	t := a.managed
+	a.mu.Unlock()
+	fail := func(code, msg string, ids ...string) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		u.Status = "Failed"
+		u.Errors = append(u.Errors, UpdateError{Code: code, Message: msg, ResourceIDs: ids})
+	}
+	sleep := func(d time.Duration) bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.clock.After(d):
+			return true
+		}
+	}
+	// readyNew: every instance of the group in service is registered and
+	// Ready, and each zone has one of the new version.
+	settled := func(needZones bool) (bool, error) {
+		a.mu.Lock()
+		g := a.groups[group]
+		var names []string
+		zones := map[string]bool{}
+		active := 0
+		for _, i := range a.groupInstances(group) {
+			if i.Lifecycle != LifecyclePending && i.Lifecycle != LifecycleInService {
+				continue
+			}
+			active++
+			if i.Lifecycle != LifecycleInService || !i.Registered {
+				a.mu.Unlock()
+				return false, nil
+			}
+			names = append(names, i.NodeName(a.Region))
+			if i.ImageID == image {
+				zones[i.AZ] = true
+			}
+		}
+		want, azs := g.Desired, len(g.AZs)
+		a.mu.Unlock()
+		if active < want || (needZones && len(zones) < azs) {
+			return false, nil
+		}
+		for _, n := range names {
+			if ok, err := ops.NodeReady(ctx, n); err != nil || !ok {
+				return false, err
+			}
+		}
+		return true, nil
+	}
+	waitSettled := func(needZones bool) bool {
+		deadline := a.clock.Now().Add(t.NodeReady)
+		for {
+			if ok, _ := settled(needZones); ok {
+				return true
+			}
+			if a.clock.Now().After(deadline) {
+				fail("NodeCreationFailure", "Instances failed to join the kubernetes cluster")
+				return false
+			}
+			if !sleep(250 * time.Millisecond) {
+				return false
+			}
+		}
+	}
+	old := func() []*Instance {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		var out []*Instance
+		for _, i := range a.groupInstances(group) {
+			if i.Lifecycle == LifecycleInService && i.ImageID != image {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	if !waitSettled(true) {
+		return
+	}
+	for _, i := range old() {
+		if err := ops.TaintNode(ctx, i.NodeName(a.Region)); err != nil {
+			fail("InternalFailure", "tainting node "+i.NodeName(a.Region)+": "+err.Error())
+			return
+		}
+	}
+	for {
+		left := old()
+		if len(left) == 0 {
+			break
+		}
+		a.mu.Lock()
+		victim := left[a.rng.IntN(len(left))]
+		a.mu.Unlock()
+		name := victim.NodeName(a.Region)
+		if err := ops.DrainNode(ctx, name, t.EvictionTimeout); err != nil && !u.force {
+			fail("PodEvictionFailure", "Reached max retries while trying to evict pods from nodes in node group "+u.Nodegroup+": "+err.Error(), victim.ID)
+			return
+		}
+		if !sleep(t.PostCordon) {
+			return
+		}
+		a.mu.Lock()
+		if victim.Lifecycle == LifecycleInService {
+			a.terminate(victim, a.clock.Now(), "an instance was taken out of service in response to a user request")
+		}
+		a.mu.Unlock()
+		if !waitSettled(false) {
+			return
+		}
+	}
+	// Scale back, one node at a time: the group's lifecycle hook drains
+	// each surplus node before it goes, lowering desired capacity.
+	for k := 0; k < u.surge; k++ {
+		a.mu.Lock()
+		var surplus *Instance
+		perAZ := map[string]int{}
+		for _, i := range a.groupInstances(group) {
+			if i.Lifecycle == LifecycleInService {
+				perAZ[i.AZ]++
+			}
+		}
+		for _, i := range a.groupInstances(group) {
+			if i.Lifecycle == LifecycleInService && (surplus == nil || perAZ[i.AZ] > perAZ[surplus.AZ]) {
+				surplus = i
+			}
+		}
+		a.mu.Unlock()
+		if surplus == nil {
+			break
+		}
+		_ = ops.DrainNode(ctx, surplus.NodeName(a.Region), t.EvictionTimeout)
+		a.mu.Lock()
+		if g := a.groups[group]; g != nil && surplus.Lifecycle == LifecycleInService {
+			a.terminate(surplus, a.clock.Now(), "an instance was taken out of service in response to a user request, shrinking the capacity")
+			g.Desired--
+		}
+		a.mu.Unlock()
+	}
+	a.mu.Lock()
+	if g := a.groups[group]; g != nil {
+		g.Max -= u.surge
+	}
+	u.Status = "Successful"
+	a.poke()
+	a.mu.Unlock()
+}

@@ -1,0 +1,215 @@
+package awssim
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
+	"github.com/aws/smithy-go"
+	"k8s.io/utils/clock"
+)
+
+// fakeCluster registers nodes and plays EKS's node operations, recording
+// them in order.
+type fakeCluster struct {
+	fakeRegistrar
+	log       []string
+	tainted   map[string]bool
+	refuse    string // a node whose drain fails, as a blocking budget makes it
+	drainedAt map[string]int
+}
+
+func (f *fakeCluster) NodeReady(_ context.Context, name string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.nodes[name]
+	return ok, nil
+}
+
+func (f *fakeCluster) TaintNode(_ context.Context, name string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tainted[name] = true
+	f.log = append(f.log, "taint "+name)
+	return nil
+}
+
+func (f *fakeCluster) DrainNode(_ context.Context, name string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.log = append(f.log, "drain "+name)
+	if name == f.refuse {
+		return errors.New("pod default/db-0 blocked by PodDisruptionBudget default/db")
+	}
+	return nil
+}
+
+type managedEnv struct {
+	acct    *Account
+	cluster *fakeCluster
+	eks     *eks.Client
+	group   string
+}
+
+func newManagedEnv(t *testing.T) *managedEnv {
+	t.Helper()
+	acct := NewAccount("us-west-2", clock.RealClock{}, Delays{Boot: 20 * time.Millisecond, Shutdown: 20 * time.Millisecond})
+	acct.SetManagedTimings(ManagedTimings{PostCordon: 10 * time.Millisecond, EvictionTimeout: time.Second, NodeReady: 10 * time.Second})
+	srv := httptest.NewServer(NewServer(acct, nil))
+	t.Cleanup(srv.Close)
+	fc := &fakeCluster{fakeRegistrar: fakeRegistrar{nodes: map[string]NodeSpec{}}, tainted: map[string]bool{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	acct.CreateCluster("eksworkshop-eksctl", "1.37", "https://127.0.0.1:6443")
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	name, err := acct.CreateNodeGroup(GroupSpec{Cluster: "eksworkshop-eksctl", Name: "nodegroup", Managed: true, AZs: azs,
+		Min: 3, Max: 6, Desired: 3, InstanceType: "m5.large", ImageID: ami})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); acct.Run(ctx, fc, nil) }()
+	cfg := aws.Config{Region: "us-west-2", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDSANDBOX", "sandbox-secret", "")}
+	return &managedEnv{acct: acct, cluster: fc, eks: eks.NewFromConfig(cfg), group: name}
+}
+
+// joined waits until n nodes are registered.
+func (m *managedEnv) joined(t *testing.T, n int) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		m.cluster.mu.Lock()
+		k := len(m.cluster.nodes)
+		m.cluster.mu.Unlock()
+		if k >= n {
+			return
+		}
+	}
+	t.Fatalf("fewer than %d nodes joined", n)
+}
+
+func (m *managedEnv) wait(t *testing.T, id string) *ekstypes.Update {
+	t.Helper()
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		out, err := m.eks.DescribeUpdate(context.Background(), &eks.DescribeUpdateInput{Name: aws.String("eksworkshop-eksctl"), UpdateId: aws.String(id), NodegroupName: aws.String("nodegroup")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out.Update.Status != ekstypes.UpdateStatusInProgress {
+			return out.Update
+		}
+	}
+	t.Fatal("the update did not end")
+	return nil
+}
+
+// UpdateNodegroupVersion as EKS documents its behaviour
+// (https://docs.aws.amazon.com/eks/latest/userguide/managed-node-update-behavior.html,
+// https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupVersion.html):
+// a new launch template version with the target AMI, the group surged by a
+// node a zone, every old node tainted before the first drain, old nodes
+// drained one at a time and replaced, then scaled back; the node group
+// UPDATING meanwhile, a second update refused, the same request token
+// answered with the same update.
+func TestUpdateNodegroupVersionReplacesEveryNodeAsEKSDoes(t *testing.T) {
+	m := newManagedEnv(t)
+	ctx := context.Background()
+	m.joined(t, 3)
+	in := &eks.UpdateNodegroupVersionInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup"),
+		Version: aws.String("1.37"), ClientRequestToken: aws.String("token-1")}
+	out, err := m.eks.UpdateNodegroupVersion(ctx, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Update.Status != ekstypes.UpdateStatusInProgress || out.Update.Type != ekstypes.UpdateTypeVersionUpdate {
+		t.Fatalf("update %+v", out.Update)
+	}
+	again, err := m.eks.UpdateNodegroupVersion(ctx, in)
+	if err != nil || aws.ToString(again.Update.Id) != aws.ToString(out.Update.Id) {
+		t.Fatalf("the same request token: %v, %v", again, err)
+	}
+	ng, err := m.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+	if err != nil || ng.Nodegroup.Status != ekstypes.NodegroupStatusUpdating {
+		t.Fatalf("node group status during the update: %v %v", ng, err)
+	}
+	in.ClientRequestToken = aws.String("token-2")
+	var apiErr smithy.APIError
+	if _, err := m.eks.UpdateNodegroupVersion(ctx, in); !errors.As(err, &apiErr) || apiErr.ErrorCode() != "ResourceInUseException" {
+		t.Fatalf("a second update meanwhile: %v", err)
+	}
+	u := m.wait(t, aws.ToString(out.Update.Id))
+	if u.Status != ekstypes.UpdateStatusSuccessful {
+		t.Fatalf("update ended %s: %+v", u.Status, u.Errors)
+	}
+	target, _ := m.acct.Parameter("/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	m.acct.mu.Lock()
+	g := m.acct.groups[m.group]
+	var inService []string
+	for _, i := range m.acct.groupInstances(m.group) {
+		if i.Lifecycle == LifecycleInService {
+			inService = append(inService, i.ImageID)
+			if i.ImageID != target {
+				t.Errorf("instance %s still on %s", i.ID, i.ImageID)
+			}
+		}
+	}
+	desired, maxSize := g.Desired, g.Max
+	m.acct.mu.Unlock()
+	if desired != 3 || maxSize != 6 {
+		t.Errorf("sizes after the update: desired %d max %d; want 3 and 6", desired, maxSize)
+	}
+	m.cluster.mu.Lock()
+	log := slices.Clone(m.cluster.log)
+	m.cluster.mu.Unlock()
+	firstDrain := slices.IndexFunc(log, func(s string) bool { return s[:5] == "drain" })
+	taints := 0
+	for _, l := range log {
+		if l[:5] == "taint" {
+			taints++
+		}
+	}
+	if taints != 3 || firstDrain != 3 || len(log) != 3+3+3 {
+		t.Fatalf("want 3 taints, then 3 drains of old nodes and 3 of surplus ones:\n%v", log)
+	}
+	ng, err = m.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+	if err != nil || ng.Nodegroup.Status != ekstypes.NodegroupStatusActive || aws.ToString(ng.Nodegroup.Version) != "1.37" {
+		t.Fatalf("node group after the update: %v %v", ng.Nodegroup, err)
+	}
+}
+
+// A drain a budget blocks fails the update with PodEvictionFailure naming
+// the instance, unless the update was forced.
+func TestABlockedDrainFailsTheUpdateUnlessForced(t *testing.T) {
+	for _, force := range []bool{false, true} {
+		m := newManagedEnv(t)
+		ctx := context.Background()
+		m.joined(t, 3)
+		m.cluster.mu.Lock()
+		for n := range m.cluster.nodes {
+			m.cluster.refuse = n // an old node
+			break
+		}
+		m.cluster.mu.Unlock()
+		out, err := m.eks.UpdateNodegroupVersion(ctx, &eks.UpdateNodegroupVersionInput{ClusterName: aws.String("eksworkshop-eksctl"),
+			NodegroupName: aws.String("nodegroup"), Force: force})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := m.wait(t, aws.ToString(out.Update.Id))
+		switch {
+		case force && u.Status != ekstypes.UpdateStatusSuccessful:
+			t.Errorf("forced: %s %+v", u.Status, u.Errors)
+		case !force && (u.Status != ekstypes.UpdateStatusFailed || len(u.Errors) != 1 || u.Errors[0].ErrorCode != ekstypes.ErrorCodePodEvictionFailure || len(u.Errors[0].ResourceIds) != 1):
+			t.Errorf("not forced: %s %+v", u.Status, u.Errors)
+		}
+	}
+}
