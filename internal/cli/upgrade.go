@@ -39,6 +39,7 @@ type upgradeFlags struct {
 	strategySet             func() bool // --strategy was given
 	rollback, abort         bool
 	dryRun                  bool
+	mode                    string // noderoll or managed
 }
 
 func newUpgradeCmd(s Streams) *cobra.Command {
@@ -104,6 +105,12 @@ emptyDir, a surge smaller than the zones, no cluster-autoscaler found. A
 blocking finding stops the run unless its check is named in --ignore-preflight.
 --dry-run shows the findings and what the run would do, and changes nothing.
 
+--mode=managed asks EKS to do it instead (UpdateNodegroupVersion, for managed
+node groups; --force if given), after the same checks, preflight and lock, with
+the cluster-autoscaler held meanwhile, and follows EKS's update with the same
+live view to its end, saying EKS's own reason when it fails (PodEvictionFailure
+after EKS's 15 minutes of retries). Rerun, it follows the update in progress.
+
 One run per group at a time: a run holds a Lease in kube-system while it works.
 A second run is refused, naming the holder; a holder that died on this host is
 taken over at once, one on another machine once its lease expired (30s).`,
@@ -119,6 +126,9 @@ taken over at once, one on another machine once its lease expired (30s).`,
 
   # What would happen, and what stands in the way, changing nothing:
   noderoll upgrade nodegroup --cluster=prod --name=workers --kubernetes-version=1.37 --dry-run -o json
+
+  # Let EKS do it, followed live, after noderoll's checks:
+  noderoll upgrade nodegroup --cluster=prod --name=workers --kubernetes-version=1.37 --mode=managed
 
   # A specific AMI release, with real AWS credentials and a kubeconfig context:
   noderoll upgrade nodegroup --cluster=prod --name=workers --release-version=1.37.2-20261115 \
@@ -156,6 +166,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: run the preflight checks and say what the upgrade would do; exits non-zero when a finding would stop a real run")
 	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
+	fl.StringVar(&f.mode, "mode", "noderoll", "who replaces the nodes: noderoll (its strategies), or managed: ask EKS to update a managed node group itself (UpdateNodegroupVersion, with --force if asked) and follow it, after the same checks and preflight")
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 	_ = cmd.MarkFlagRequired("cluster")
@@ -221,6 +232,17 @@ func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
 }
 
 func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
+	switch {
+	case f.mode != "noderoll" && f.mode != "managed":
+		return fmt.Errorf("--mode %q: want noderoll or managed", f.mode)
+	case f.mode == "managed" && (f.rollback || f.abort):
+		return fmt.Errorf("--mode=managed: EKS's update has no way back but another update; --rollback and --abort take back noderoll's own upgrades")
+	case f.mode == "managed" && f.strategySet != nil && f.strategySet():
+		return fmt.Errorf("--mode=managed: EKS replaces the nodes its own way (one at a time, a node a zone of surge); --strategy is for noderoll's own upgrades")
+	case f.mode == "managed":
+		// Preflight judges the surge EKS makes: a node a zone.
+		f.opts.Strategy = engine.StrategyEKS
+	}
 	switch {
 	case f.rollback && f.abort:
 		return fmt.Errorf("--rollback and --abort: give one (--abort goes back from any upgrade; --rollback from a bluegreen one during its soak)")
@@ -303,6 +325,10 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
 	upgrade := eng.Upgrade
 	switch {
+	case f.mode == "managed":
+		upgrade = func(ctx context.Context, req engine.Request) (*engine.Result, error) {
+			return eng.UpgradeManaged(ctx, req, f.force)
+		}
 	case f.rollback:
 		upgrade = eng.RollBack
 	case f.abort:

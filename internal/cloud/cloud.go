@@ -96,6 +96,24 @@ type ImageQuery struct {
 	InstanceTypes []string
 }
 
+// ManagedUpdate asks EKS to update a managed node group itself
+// (UpdateNodegroupVersion): to a Kubernetes version's or a release's AMI,
+// or, for a group whose launch template names its AMI, to a version of
+// that template.
+type ManagedUpdate struct {
+	KubernetesVersion, ReleaseVersion string
+	TemplateVersion                   int64
+	// Force replaces nodes whose pods a budget keeps from being evicted.
+	Force bool
+}
+
+// ManagedUpdateState is how an EKS update is doing.
+type ManagedUpdateState struct {
+	ID     string
+	Status string   // InProgress, Successful, Failed, Cancelled
+	Errors []string // EKS's own words: "PodEvictionFailure: ... (i-0abc)"
+}
+
 // GroupUpdate changes a group; nil fields are left as they are.
 type GroupUpdate struct {
 	Min, Max, Desired *int
@@ -129,6 +147,14 @@ type Provider interface {
 	TerminateInstance(ctx context.Context, instanceID string, decrement bool) error
 	// SetProcesses suspends (suspend=true) or resumes scaling processes.
 	SetProcesses(ctx context.Context, g NodeGroup, processes []string, suspend bool) error
+	// StartManagedUpdate asks EKS to update a managed node group itself and
+	// returns the update's ID; the same Token returns the same update.
+	StartManagedUpdate(ctx context.Context, ref NodeGroupRef, u ManagedUpdate) (string, error)
+	// ManagedUpdate says how an EKS update of a node group is doing.
+	ManagedUpdate(ctx context.Context, ref NodeGroupRef, id string) (ManagedUpdateState, error)
+	// ManagedUpdateInProgress returns the ID of the group's EKS update in
+	// progress, "" when none is.
+	ManagedUpdateInProgress(ctx context.Context, ref NodeGroupRef) (string, error)
 	// InstanceQuota returns the account quota the group's launches count
 	// against; a NotFoundError when its instance types come under none
 	// noderoll knows.

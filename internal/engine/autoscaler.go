@@ -17,10 +17,20 @@ import (
 // count while noderoll holds it at 0, so any later run can restore it.
 const annPausedReplicas = "noderoll.io/paused-replicas"
 
-// findAutoscaler returns the cluster-autoscaler Deployment to pause, or nil.
-func (u *upgrade) findAutoscaler(ctx context.Context) (*appsv1.Deployment, error) {
-	return findAutoscaler(ctx, u.kube, u.opts.ClusterAutoscaler)
+// autoscalerHold pauses and restores the cluster-autoscaler for a run, be
+// it noderoll's own upgrade or one it asked EKS for.
+type autoscalerHold struct {
+	kube   kubernetes.Interface
+	report Reporter
+	spec   string // --cluster-autoscaler
 }
+
+func (u *upgrade) autoscaler() autoscalerHold {
+	return autoscalerHold{kube: u.kube, report: u.report, spec: u.opts.ClusterAutoscaler}
+}
+
+func (u *upgrade) pauseAutoscaler(ctx context.Context) error   { return u.autoscaler().pause(ctx) }
+func (u *upgrade) restoreAutoscaler(ctx context.Context) error { return u.autoscaler().restore(ctx) }
 
 // findAutoscaler finds the Deployment spec names: "none" (nil), "auto" (one
 // in kube-system that looks like it, or nil) or "namespace/name".
@@ -56,8 +66,8 @@ func findAutoscaler(ctx context.Context, kube kubernetes.Interface, spec string)
 
 // pauseAutoscaler scales the cluster-autoscaler to 0 so it does not fight the
 // surge, recording its replicas on it first.
-func (u *upgrade) pauseAutoscaler(ctx context.Context) error {
-	d, err := u.findAutoscaler(ctx)
+func (u autoscalerHold) pause(ctx context.Context) error {
+	d, err := findAutoscaler(ctx, u.kube, u.spec)
 	if err != nil || d == nil {
 		return err
 	}
@@ -97,8 +107,8 @@ func (u *upgrade) pauseAutoscaler(ctx context.Context) error {
 
 // restoreAutoscaler gives the cluster-autoscaler back the replicas recorded
 // on it. It does nothing when noderoll did not pause it.
-func (u *upgrade) restoreAutoscaler(ctx context.Context) error {
-	d, err := u.findAutoscaler(ctx)
+func (u autoscalerHold) restore(ctx context.Context) error {
+	d, err := findAutoscaler(ctx, u.kube, u.spec)
 	if err != nil || d == nil {
 		return err
 	}

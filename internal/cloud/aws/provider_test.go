@@ -739,3 +739,32 @@ func TestInstanceQuotaCountsTheRegionsInstancesOfThatKind(t *testing.T) {
 		t.Fatalf("the GPU group's quota %+v, %v", q, err)
 	}
 }
+
+// --mode=managed's calls through the SDK: UpdateNodegroupVersion with the
+// version and release, DescribeUpdate read back in noderoll's words, and
+// ListUpdates finding none in progress once it ended (here at once: an
+// endpoint without a cluster to update nodes on fails it).
+func TestManagedUpdateCallsReachEKS(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	ctx := context.Background()
+	ref := cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}
+	id, err := p.StartManagedUpdate(ctx, ref, cloud.ManagedUpdate{KubernetesVersion: "1.37"})
+	if err != nil || id == "" {
+		t.Fatalf("StartManagedUpdate: %q %v", id, err)
+	}
+	st, err := p.ManagedUpdate(ctx, ref, id)
+	if err != nil || st.Status != "Failed" || len(st.Errors) != 1 || !strings.HasPrefix(st.Errors[0], "InternalFailure: ") {
+		t.Fatalf("ManagedUpdate: %+v %v", st, err)
+	}
+	if got, err := p.ManagedUpdateInProgress(ctx, ref); err != nil || got != "" {
+		t.Fatalf("ManagedUpdateInProgress: %q %v", got, err)
+	}
+	if _, err := p.StartManagedUpdate(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "nope"}, cloud.ManagedUpdate{}); !cloud.IsNotFound(err) {
+		t.Fatalf("an unknown group: %v", err)
+	}
+	calls := acct.Calls("UpdateNodegroupVersion")
+	if len(calls) != 2 {
+		t.Fatalf("%d UpdateNodegroupVersion calls logged", len(calls))
+	}
+}

@@ -408,6 +408,22 @@ func (p *Provider) SetProcesses(_ context.Context, ng cloud.NodeGroup, processes
 	})
 }
 
+// StartManagedUpdate implements cloud.Provider: the fake has no EKS to
+// update a group itself.
+func (p *Provider) StartManagedUpdate(_ context.Context, ref cloud.NodeGroupRef, _ cloud.ManagedUpdate) (string, error) {
+	return "", fmt.Errorf("the fake cloud cannot update %s itself", ref)
+}
+
+// ManagedUpdate implements cloud.Provider.
+func (p *Provider) ManagedUpdate(_ context.Context, ref cloud.NodeGroupRef, id string) (cloud.ManagedUpdateState, error) {
+	return cloud.ManagedUpdateState{}, cloud.NotFoundf(nil, "update %s of %s", id, ref)
+}
+
+// ManagedUpdateInProgress implements cloud.Provider.
+func (p *Provider) ManagedUpdateInProgress(context.Context, cloud.NodeGroupRef) (string, error) {
+	return "", nil
+}
+
 // InstanceQuota implements cloud.Provider.
 func (p *Provider) InstanceQuota(_ context.Context, ng cloud.NodeGroup) (cloud.Quota, error) {
 	p.mu.Lock()

@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/preflight"
+)
+
+// ManagedUpdateError says EKS's own update of a group did not succeed, in
+// EKS's words.
+type ManagedUpdateError struct {
+	Group  cloud.NodeGroupRef
+	ID     string
+	Status string
+	Errors []string
+}
+
+func (e *ManagedUpdateError) Error() string {
+	msg := fmt.Sprintf("EKS's update %s of %s ended %s", e.ID, e.Group, e.Status)
+	if len(e.Errors) > 0 {
+		msg += ": " + strings.Join(e.Errors, "; ")
+	}
+	if slices.ContainsFunc(e.Errors, func(s string) bool { return strings.HasPrefix(s, "PodEvictionFailure") }) {
+		msg += " (a budget kept pods from being evicted: free it, or rerun with --force to replace those nodes anyway)"
+	}
+	return msg
+}
+
+// UpgradeManaged asks EKS to upgrade a managed node group itself
+// (UpdateNodegroupVersion, --mode=managed) and follows the update to its
+// end. The checks, preflight and lock are the same as noderoll's own
+// upgrade's, and the cluster-autoscaler is held meanwhile; EKS does the
+// rest, in its own way and time. An update already in progress for the
+// group (a run killed midway, or one started elsewhere) is followed, not
+// started again.
+func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (res *Result, err error) {
+	start := e.clock.Now()
+	if req.Target.AMI != "" {
+		return nil, errors.New("--mode=managed: EKS updates a managed node group to a Kubernetes version, a release version or a version of its launch template, not to an AMI ID: put the AMI in a new launch template version and pass --launch-template-version, or leave out --mode to have noderoll do it")
+	}
+	p, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if !p.group.Managed {
+		return nil, fmt.Errorf("--mode=managed asks EKS to update the group, but %s is a self-managed Auto Scaling group (%s), which EKS does not update: leave out --mode to have noderoll do it", req.Group, p.group.ASGName)
+	}
+	following, err := e.cloud.ManagedUpdateInProgress(ctx, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	if following == "" {
+		pre, err := e.judge(ctx, p)
+		if err != nil {
+			return nil, err
+		}
+		if pre.UpToDate {
+			e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(p.group.Instances), req.Group, describeTarget(p.target)))
+			return &Result{UpToDate: true, Target: p.target, Duration: e.clock.Since(start)}, nil
+		}
+		if blocked := preflight.Blocked(pre.Findings, e.opts.IgnorePreflight); len(blocked) > 0 {
+			return nil, &preflight.BlockedError{Findings: blocked}
+		}
+		for _, f := range pre.Findings {
+			if f.Severity == preflight.Warning {
+				e.report.Info(fmt.Sprintf("preflight [%s] %s %s", f.Check, f.Object, f.Message))
+			}
+		}
+	}
+	ctx, release, err := e.lock(ctx, req.Group)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
+	rec, err := store.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if rec.Active() {
+		return nil, fmt.Errorf("%w: noderoll's own upgrade of %s to %s is unfinished; finish it (the same command without --mode) or take it back with --abort first",
+			ErrTargetMismatch, req.Group, describeTarget(rec.Target))
+	}
+	hold := autoscalerHold{kube: e.kube, report: e.report, spec: e.opts.ClusterAutoscaler}
+	if err := hold.pause(ctx); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if rerr := hold.restore(context.WithoutCancel(ctx)); rerr != nil && err == nil {
+			err = rerr
+		}
+	}()
+
+	id := following
+	if id == "" {
+		u := cloud.ManagedUpdate{Force: force}
+		if p.target.TemplateVersion > 0 {
+			u.TemplateVersion = p.target.TemplateVersion
+		} else {
+			// The release pins the very AMI preflight judged, as
+			// --kubernetes-version resolved it.
+			u.KubernetesVersion, u.ReleaseVersion = p.target.KubeMinor, p.target.ReleaseVersion
+		}
+		if id, err = e.cloud.StartManagedUpdate(ctx, req.Group, u); err != nil {
+			return nil, err
+		}
+		e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s started (UpdateNodegroupVersion to %s%s); EKS replaces the nodes itself", req.Group, id, describeTarget(p.target), map[bool]string{true: ", force", false: ""}[force]))
+	} else {
+		e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s is already in progress; following it", req.Group, id))
+	}
+
+	original := map[string]bool{}
+	for _, i := range p.group.Instances {
+		if i.ImageID != p.target.ImageID {
+			original[i.ID] = true
+		}
+	}
+	lastStatus, lastProgress := "", ""
+	for {
+		st, err := e.cloud.ManagedUpdate(ctx, req.Group, id)
+		if err != nil {
+			return nil, err
+		}
+		g, err := e.cloud.NodeGroup(ctx, req.Group)
+		if err != nil {
+			return nil, err
+		}
+		e.members.Add(g.Instances)
+		onTarget, old := 0, 0
+		for _, i := range g.Instances {
+			switch {
+			case i.Terminating():
+			case i.ImageID == p.target.ImageID:
+				onTarget++
+			default:
+				old++
+			}
+		}
+		if progress := fmt.Sprintf("%d instances on the target, %d old, desired %d", onTarget, old, g.Desired); progress != lastProgress {
+			e.report.Info(fmt.Sprintf("EKS update %s: %s", id, progress))
+			lastProgress = progress
+		}
+		if st.Status != lastStatus && st.Status != "InProgress" {
+			e.report.Info(fmt.Sprintf("EKS update %s: %s", id, st.Status))
+		}
+		lastStatus = st.Status
+		switch st.Status {
+		case "InProgress":
+		case "Successful":
+			var replaced []string
+			left := map[string]bool{}
+			for _, i := range g.Instances {
+				left[i.ID] = true
+			}
+			for iid := range original {
+				if !left[iid] {
+					replaced = append(replaced, iid)
+				}
+			}
+			slices.Sort(replaced)
+			e.report.Step(8, "Replaced", fmt.Sprintf("EKS replaced %d nodes of %s; desired %d, max %d", len(replaced), req.Group, g.Desired, g.Max))
+			return &Result{Target: p.target, Replaced: replaced, Duration: e.clock.Since(start)}, nil
+		default:
+			return nil, &ManagedUpdateError{Group: req.Group, ID: id, Status: st.Status, Errors: st.Errors}
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("following EKS update %s of %s: %w (EKS goes on with it; run the same command to follow it again)", id, req.Group, ctx.Err())
+		case <-e.clock.After(e.opts.PollInterval):
+		}
+	}
+}
