@@ -61,7 +61,11 @@ type Row struct {
 	Replaced      int           `json:"replaced"`
 	APIRequests   int           `json:"apiRequests"`
 	PerNode       float64       `json:"apiRequestsPerReplacedNode"`
-	PeakRSSMiB    float64       `json:"peakRSSMiB"`
+	// AWSCalls are the upgrade's calls to the AWS APIs, from the endpoint's
+	// log (throttled and retried ones included).
+	AWSCalls   int     `json:"awsCalls"`
+	AWSPerNode float64 `json:"awsCallsPerReplacedNode"`
+	PeakRSSMiB float64 `json:"peakRSSMiB"`
 	// PeakAnonMiB is the upgrading process's own memory at its peak (its
 	// anonymous pages: heap, stacks), sampled from /proc every 250ms. Peak
 	// RSS also counts the pages of the binary the kernel mapped in.
@@ -148,7 +152,9 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	if err != nil {
 		return row, fmt.Errorf("giving the upgrade its own identity (to count its requests): %w", err)
 	}
-	env = append(env, "KUBECONFIG="+kubeconfig)
+	// Keys of its own, so that the endpoint's log tells the upgrade's AWS
+	// calls from the bench's (the endpoint takes any key).
+	env = append(env, "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey)
 	workloads, err := budgeted(ctx, kube)
 	if err != nil {
 		return row, err
@@ -193,11 +199,19 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	if err == nil {
 		row.APIRequests = after - before
 	}
+	if calls, err := st.Calls(ctx); err == nil {
+		for _, c := range calls {
+			if c.AccessKey == upgradeAccessKey {
+				row.AWSCalls++
+			}
+		}
+	}
 	var sum struct{ Replaced []string }
 	_ = json.Unmarshal(stdout.Bytes(), &sum)
 	row.Replaced = len(sum.Replaced)
 	if row.Replaced > 0 {
 		row.PerNode = float64(row.APIRequests) / float64(row.Replaced)
+		row.AWSPerNode = float64(row.AWSCalls) / float64(row.Replaced)
 	}
 	if runErr != nil {
 		return row, fmt.Errorf("the upgrade failed (log in %s): %w", dir, runErr)
@@ -282,6 +296,9 @@ func lastLine(path string) string {
 }
 
 const identity = "noderoll-bench"
+
+// upgradeAccessKey signs the upgrade's AWS calls.
+const upgradeAccessKey = "AKIDNODEROLLBENCHUPGRADE"
 
 // ownIdentity gives the upgrade a ServiceAccount of its own, bound to
 // cluster-admin, and a FlowSchema that matches only it: the API server's

@@ -469,6 +469,25 @@ func (s *State) FailCall(ctx context.Context, f awssim.Fault) error {
 	return nil
 }
 
+// Calls returns the AWS calls the sandbox's endpoint received, oldest
+// first, as its own CloudTrail logs them.
+func (s *State) Calls(ctx context.Context) ([]awssim.Call, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.AWSEndpoint+"/_sim/calls", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("reaching the sandbox's AWS endpoint: %w", err)
+	}
+	defer resp.Body.Close()
+	var calls []awssim.Call
+	if err := json.NewDecoder(resp.Body).Decode(&calls); err != nil {
+		return nil, fmt.Errorf("reading the endpoint's calls: %w", err)
+	}
+	return calls, nil
+}
+
 // admin posts to the endpoint's own control surface.
 func (s *State) admin(ctx context.Context, path string, v any) error {
 	body, err := json.Marshal(v)
