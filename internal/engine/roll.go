@@ -481,8 +481,7 @@ func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State,
 // collectDrains waits for the drains in flight, which end once the run's
 // context does, and returns their errors as one.
 func (u *upgrade) collectDrains(rs *rollState) error {
-	var msgs []string
-	var first error
+	var errs drainErrors
 	running := 0
 	for _, job := range rs.jobs {
 		if !job.finished {
@@ -495,20 +494,31 @@ func (u *upgrade) collectDrains(rs *rollState) error {
 			j.finished = true
 		}
 		if r.err != nil {
-			if first == nil {
-				first = r.err
-			}
-			msgs = append(msgs, r.err.Error())
+			errs = append(errs, r.err)
 		}
 	}
-	switch len(msgs) {
+	switch len(errs) {
 	case 0:
 		return nil
 	case 1:
-		return first
+		return errs[0]
 	}
-	return fmt.Errorf("%s: %w", strings.Join(msgs, "; "), first)
+	return errs
 }
+
+// drainErrors are the causes of several drains cut short at once, each
+// said once and each found by errors.Is and errors.As.
+type drainErrors []error
+
+func (d drainErrors) Error() string {
+	msgs := make([]string, len(d))
+	for k, err := range d {
+		msgs[k] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (d drainErrors) Unwrap() []error { return d }
 
 // withoutNodes adds to what the plan waits for the new instances in service
 // that have no Ready node: a strategy waiting on its capacity floor says
