@@ -100,7 +100,8 @@ someone else resizes the group meanwhile.
 Before anything changes, preflight checks look for what would stall the run or
 hurt its workloads: budgets that never allow an eviction, a pod under two
 budgets, pods nothing recreates, pods that opt out of disruption, volumes in a
-zone that gets no new node, kubelet/control-plane skew; and warn of data in
+zone that gets no new node, kubelet/control-plane skew, a surge the group's
+max size or the account's EC2 vCPU quota has no room for; and warn of data in
 emptyDir, a surge smaller than the zones, no cluster-autoscaler found. A
 blocking finding stops the run unless its check is named in --ignore-preflight.
 --dry-run shows the findings and what the run would do, and changes nothing.
