@@ -388,6 +388,11 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		if len(blockers) > 0 && len(waiting) == 0 {
 			delay = d.opts.RetryDelay
 		}
+		if len(throttled) > 0 {
+			// A conflict or a busy API server: ask again soon (a 429's
+			// own delay, below, still holds).
+			delay = min(delay, time.Second)
+		}
 		if len(blockers) == 0 {
 			budgetChanged = nil
 		}

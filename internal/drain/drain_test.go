@@ -15,7 +15,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
+	policylisters "k8s.io/client-go/listers/policy/v1"
 	k8stesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 )
 
@@ -349,6 +351,7 @@ func TestAnEvictionConflictingOnItsBudgetIsRetried(t *testing.T) {
 		apierrors.NewServiceUnavailable("the server is currently unable to handle the request"),
 	}
 	conflicts := len(transient)
+	gone := NewNodeBroadcast() // fed here as the engine's pod informer feeds it
 	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		if a.GetSubresource() != "eviction" {
 			return false, nil, nil
@@ -358,13 +361,22 @@ func TestAnEvictionConflictingOnItsBudgetIsRetried(t *testing.T) {
 			return true, nil, transient[conflicts]
 		}
 		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
-		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+		err := c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+		gone.Notify("node-1")
+		return true, nil, err
 	})
 	d := New(c, clock.RealClock{}, Options{Timeout: time.Minute, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+	// Told of pods' going, as in the engine: the drain's fallback relist is
+	// slow then, and a conflicted eviction must not wait for it.
+	d.Watch(NewBudgets(policylisters.NewPodDisruptionBudgetLister(cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc}))), gone)
+	began := time.Now()
 	if err := d.Drain(context.Background(), "node-1"); err != nil {
 		t.Fatalf("a drain whose evictions conflicted twice: %v", err)
 	}
 	if conflicts != 0 {
 		t.Fatalf("%d conflicts left: the eviction was not asked again", conflicts)
+	}
+	if took := time.Since(began); took > 3*podGoneFallback/2 {
+		t.Fatalf("three transient answers took %s: each waited for the fallback relist", took)
 	}
 }
