@@ -233,6 +233,9 @@ func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
 }
 
 func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
+	if f.mode == "" {
+		f.mode = "noderoll" // callers other than the flags (the demo)
+	}
 	switch {
 	case f.mode != "noderoll" && f.mode != "managed":
 		return fmt.Errorf("--mode %q: want noderoll or managed", f.mode)
