@@ -408,13 +408,41 @@ func (a *Account) runUpdate(ctx context.Context, u *Update, ops NodeOps, group s
 		if surplus == nil {
 			break
 		}
-		_ = ops.DrainNode(ctx, surplus.NodeName(a.Region), t.EvictionTimeout)
+		// Kept from taking pods back first (the group's lifecycle hook
+		// cordons it), or evicted pods could land on it again and be lost
+		// with it.
+		name := surplus.NodeName(a.Region)
+		if err := ops.TaintNode(ctx, name); err != nil {
+			fail("InternalFailure", "tainting node "+name+": "+err.Error())
+			return
+		}
+		if err := ops.DrainNode(ctx, name, t.EvictionTimeout); err != nil && !u.force {
+			fail("PodEvictionFailure", "Reached max retries while trying to evict pods from nodes in node group "+u.Nodegroup+": "+err.Error(), surplus.ID)
+			return
+		}
 		a.mu.Lock()
 		if g := a.groups[group]; g != nil && surplus.Lifecycle == LifecycleInService {
 			a.terminate(surplus, a.clock.Now(), "an instance was taken out of service in response to a user request, shrinking the capacity")
 			g.Desired--
 		}
 		a.mu.Unlock()
+	}
+	// The update ends once the instances it terminated are gone.
+	for deadline := a.clock.Now().Add(t.NodeReady); ; {
+		a.mu.Lock()
+		leaving := 0
+		for _, i := range a.groupInstances(group) {
+			if i.Lifecycle == LifecycleTerminating {
+				leaving++
+			}
+		}
+		a.mu.Unlock()
+		if leaving == 0 || a.clock.Now().After(deadline) {
+			break
+		}
+		if !sleep(250 * time.Millisecond) {
+			return
+		}
 	}
 	a.mu.Lock()
 	if g := a.groups[group]; g != nil {
