@@ -263,12 +263,10 @@ func (u *upgrade) apply(ctx context.Context, rs *rollState, s rollout.State, a r
 		if rs.terminated[a.Instance] {
 			return false, false, nil
 		}
-		// The record marks it terminated at once; only a decrement changes
-		// what the group looks like to the plan (its desired size), so only
-		// then is the group described again before the next pass. At 300
-		// nodes describing it after every terminate was most of the run's
-		// allocations.
-		return true, a.Decrement, u.terminate(ctx, rs, s, a)
+		// The group is described again before the next pass: whether its
+		// replacement launches (or fails to) is what the plan must see
+		// before it drains another node.
+		return true, true, u.terminate(ctx, rs, s, a)
 	case rollout.Uncordon:
 		n := u.nodeOf(a.Instance)
 		if n == nil {
