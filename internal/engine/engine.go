@@ -192,13 +192,8 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if pre, err := e.judge(ctx, p); err != nil {
 		return nil, err
 	} else if !pre.UpToDate {
-		if blocked := preflight.Blocked(pre.Findings, e.opts.IgnorePreflight); len(blocked) > 0 {
-			return nil, &preflight.BlockedError{Findings: blocked}
-		}
-		for _, f := range pre.Findings {
-			if f.Severity == preflight.Warning {
-				e.report.Info(fmt.Sprintf("preflight [%s] %s %s", f.Check, f.Object, f.Message))
-			}
+		if err := e.heed(pre); err != nil {
+			return nil, err
 		}
 	}
 	// From here on the group is this run's alone: the record is read, and
@@ -242,6 +237,20 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps
 	}
 	return res, err
+}
+
+// heed stops the run on blocking preflight findings (those not ignored) and
+// tells the warnings.
+func (e *Engine) heed(pre *PreflightReport) error {
+	if blocked := preflight.Blocked(pre.Findings, e.opts.IgnorePreflight); len(blocked) > 0 {
+		return &preflight.BlockedError{Findings: blocked}
+	}
+	for _, f := range pre.Findings {
+		if f.Severity == preflight.Warning {
+			e.report.Info(fmt.Sprintf("preflight [%s] %s %s", f.Check, f.Object, f.Message))
+		}
+	}
+	return nil
 }
 
 // prepared is a request checked against the cloud and the cluster, before

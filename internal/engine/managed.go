@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/noderoll/noderoll/internal/cloud"
-	"github.com/noderoll/noderoll/internal/preflight"
 )
 
 // ManagedUpdateError says EKS's own update of a group did not succeed, in
@@ -63,13 +62,8 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(p.group.Instances), req.Group, describeTarget(p.target)))
 			return &Result{UpToDate: true, Target: p.target, Duration: e.clock.Since(start)}, nil
 		}
-		if blocked := preflight.Blocked(pre.Findings, e.opts.IgnorePreflight); len(blocked) > 0 {
-			return nil, &preflight.BlockedError{Findings: blocked}
-		}
-		for _, f := range pre.Findings {
-			if f.Severity == preflight.Warning {
-				e.report.Info(fmt.Sprintf("preflight [%s] %s %s", f.Check, f.Object, f.Message))
-			}
+		if err := e.heed(pre); err != nil {
+			return nil, err
 		}
 	}
 	ctx, release, err := e.lock(ctx, req.Group)
