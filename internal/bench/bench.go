@@ -69,11 +69,19 @@ type Row struct {
 	// PeakAnonMiB is the upgrading process's own memory at its peak (its
 	// anonymous pages: heap, stacks), sampled from /proc every 250ms. Peak
 	// RSS also counts the pages of the binary the kernel mapped in.
-	PeakAnonMiB float64    `json:"peakAnonMiB"`
-	Delays      Delays     `json:"delays"`
-	Workloads   []Budgeted `json:"workloads"`
-	InFlight    int        `json:"budgetInFlight"` // p of the bound: the default surge budget
-	Error       string     `json:"error,omitempty"`
+	PeakAnonMiB float64 `json:"peakAnonMiB"`
+	// CPU is the CPU time, in seconds, each process used while the
+	// upgrade ran: the sandbox's, the upgrade's and the bench's own. On a
+	// small machine they share the cores, and this shows who took them.
+	CPU map[string]float64 `json:"cpuSeconds,omitempty"`
+	// Evictions is how the API server served the run's evictions: how
+	// many, their mean time in it, and how often its retries of a
+	// budget's status (after a collision) read the budget again.
+	Evictions EvictionStats `json:"evictions"`
+	Delays    Delays        `json:"delays"`
+	Workloads []Budgeted    `json:"workloads"`
+	InFlight  int           `json:"budgetInFlight"` // p of the bound: the default surge budget
+	Error     string        `json:"error,omitempty"`
 }
 
 // scaled is a real-world delay scaled down, to the millisecond.
@@ -160,11 +168,15 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 		return row, err
 	}
 	row.Workloads = workloads
-	smp, err := startSampler(ctx, kube, asg)
+	smp, err := startSampler(ctx, kube, asg, filepath.Join(dir, "timeline.tsv"))
 	if err != nil {
 		return row, err
 	}
 	before, err := requestsOf(ctx, kube)
+	if err != nil {
+		return row, err
+	}
+	countersBefore, err := readAPICounters(ctx, kube)
 	if err != nil {
 		return row, err
 	}
@@ -177,6 +189,9 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 		args = append(args, "--soak", wait.String())
 	}
 	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
+	procs := st.Processes()
+	procs["bench"] = os.Getpid()
+	cpuBefore := snapshotCPU(procs)
 	began := time.Now()
 	var stdout bytes.Buffer
 	var usage *syscall.Rusage
@@ -184,8 +199,10 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	ps, runErr := o.run(ctx, filepath.Join(dir, "upgrade.log"), env, func(c *exec.Cmd) { c.Stdout = &stdout }, &anon, args...)
 	row.PeakAnonMiB = anon.mib()
 	row.Makespan = time.Since(began).Round(10 * time.Millisecond)
+	row.CPU = snapshotCPU(procs).since(cpuBefore)
 	if ps != nil {
 		usage, _ = ps.SysUsage().(*syscall.Rusage)
+		row.CPU["noderoll upgrade"] = (ps.UserTime() + ps.SystemTime()).Seconds()
 	}
 	breaches, peak, podStop := smp.finish()
 	row.Breaches, row.PeakInstances = breaches, peak
@@ -198,6 +215,15 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	after, err := requestsOf(ctx, kube)
 	if err == nil {
 		row.APIRequests = after - before
+	}
+	// Who asked the API server for what while the upgrade ran: on a small
+	// machine the control plane's own work is what a strategy waits on.
+	if countersAfter, err := readAPICounters(ctx, kube); err == nil {
+		if f, err := os.Create(filepath.Join(dir, "api-requests.txt")); err == nil {
+			writeDelta(f, countersBefore, countersAfter)
+			_ = f.Close()
+		}
+		row.Evictions = evictionStats(countersBefore, countersAfter)
 	}
 	if calls, err := st.Calls(ctx); err == nil {
 		for _, c := range calls {
@@ -230,6 +256,7 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	}
 	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
 		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
+	fmt.Fprintf(o.Out, "   CPU while it ran: %s; timeline of each budget in %s\n", cpuLine(row.CPU), filepath.Join(dir, "timeline.tsv"))
 	return row, nil
 }
 

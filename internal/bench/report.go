@@ -41,6 +41,9 @@ func Details(w io.Writer, rows []Row) {
 				}
 			}
 		}
+		if e := r.Evictions; e.Count > 0 {
+			fmt.Fprintf(w, "; %d evictions, %.2fs each in the API server, %.1f rereads of a budget each", e.Count, e.MeanSeconds, e.BudgetRereads)
+		}
 		if d.Replace > 0 {
 			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))
 		}

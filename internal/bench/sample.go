@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -13,6 +16,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -20,95 +24,241 @@ import (
 )
 
 // sampler watches a run from outside the engine: PodDisruptionBudget
-// breaches (healthy pods below a budget's minimum, counted from the pods
-// themselves on every pod change), the instances in service (every 500ms),
-// and pod stop times.
+// breaches (healthy pods below a budget's minimum), the instances in
+// service (every 500ms), pod stop times, and a timeline of each budget's
+// pods by state next to the budget's own status (every second, to
+// timeline.tsv), which shows where a budget's rounds spend their time.
+//
+// Counts are kept per budget and changed by each pod event alone: at 300
+// nodes a run sees tens of thousands of pod events, and recounting 4,000
+// pods on each would take a good part of a core from the control plane
+// being measured.
 type sampler struct {
 	mu            sync.Mutex
-	budgets       []policyv1.PodDisruptionBudget
+	budgets       []*watched
+	pods          map[types.UID]podState
 	breaches      []string
-	inBreach      map[string]bool
 	peakInService int
 	stops         []time.Duration
-	deleting      map[string]time.Time
+	deleting      map[types.UID]time.Time
 	stop          context.CancelFunc
 	done          chan struct{}
-	pods          cache.Indexer
+	indexer       cache.Indexer
+	pdbs          cache.Indexer
 }
 
-func startSampler(ctx context.Context, kube kubernetes.Interface, asg *autoscaling.Client) (*sampler, error) {
+// watched is one budget and its pods counted by state.
+type watched struct {
+	pdb      policyv1.PodDisruptionBudget
+	selector labels.Selector
+	count    [states]int
+	inBreach bool
+}
+
+// A pod's state as a budget sees it.
+const (
+	healthy     = iota // Ready, not being deleted
+	unbound            // not yet scheduled
+	starting           // scheduled, not Ready
+	terminating        // being deleted
+	states
+)
+
+var stateNames = [states]string{"healthy", "pending", "starting", "terminating"}
+
+type podState struct {
+	budgets []int
+	state   int
+}
+
+func startSampler(ctx context.Context, kube kubernetes.Interface, asg *autoscaling.Client, timeline string) (*sampler, error) {
 	list, err := kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	s := &sampler{budgets: list.Items, inBreach: map[string]bool{}, deleting: map[string]time.Time{}, stop: cancel, done: make(chan struct{})}
+	s := &sampler{pods: map[types.UID]podState{}, deleting: map[types.UID]time.Time{}, stop: cancel, done: make(chan struct{})}
+	for _, b := range list.Items {
+		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
+		if err != nil {
+			continue
+		}
+		s.budgets = append(s.budgets, &watched{pdb: b, selector: sel})
+	}
 	factory := informers.NewSharedInformerFactory(kube, 0)
 	inf := factory.Core().V1().Pods().Informer()
-	s.pods = inf.GetIndexer()
-	check := func() { s.check() }
-	// Handlers are added once the cache holds every pod: the first
-	// notifications of a cache still filling would count budgets short.
+	pdbInf := factory.Policy().V1().PodDisruptionBudgets().Informer()
+	s.indexer, s.pdbs = inf.GetIndexer(), pdbInf.GetIndexer()
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced, pdbInf.HasSynced) {
 		cancel()
 		return nil, fmt.Errorf("pod informer did not sync")
 	}
+	// The counts start from the full cache, so that no budget is seen
+	// short while they fill; the handler's first adds of the same pods
+	// then change nothing.
+	s.mu.Lock()
+	for _, o := range s.indexer.List() {
+		s.observe(o.(*corev1.Pod))
+	}
+	s.mu.Unlock()
 	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { check() },
-		UpdateFunc: func(_, o any) {
-			if p, ok := o.(*corev1.Pod); ok && p.DeletionTimestamp != nil {
-				// First seen being deleted: when its stop began (the
-				// timestamp itself is rewritten by the final deletion).
-				s.mu.Lock()
-				if _, seen := s.deleting[string(p.UID)]; !seen {
-					s.deleting[string(p.UID)] = time.Now()
-				}
-				s.mu.Unlock()
-			}
-			check()
-		},
+		AddFunc:    func(o any) { s.changed(o.(*corev1.Pod)) },
+		UpdateFunc: func(_, o any) { s.changed(o.(*corev1.Pod)) },
 		DeleteFunc: func(o any) {
 			if t, ok := o.(cache.DeletedFinalStateUnknown); ok {
 				o = t.Obj
 			}
-			if p, ok := o.(*corev1.Pod); ok && !isDaemon(p) {
-				s.mu.Lock()
-				if began, seen := s.deleting[string(p.UID)]; seen {
-					s.stops = append(s.stops, time.Since(began))
-					delete(s.deleting, string(p.UID))
-				}
-				s.mu.Unlock()
+			if p, ok := o.(*corev1.Pod); ok {
+				s.gone(p)
 			}
-			check()
 		},
 	}); err != nil {
 		cancel()
 		return nil, err
 	}
+	var out *bufio.Writer
+	if timeline != "" {
+		f, err := os.Create(timeline)
+		if err != nil {
+			cancel()
+			return nil, err
+		}
+		out = bufio.NewWriter(f)
+		s.header(out)
+		go func() {
+			<-s.done
+			_ = out.Flush()
+			_ = f.Close()
+		}()
+	}
+	began := time.Now()
 	go func() {
 		defer close(s.done)
-		for ctx.Err() == nil {
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ctx.Err() == nil; n++ {
 			if out, err := asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{}); err == nil {
-				n := 0
+				in := 0
 				for _, g := range out.AutoScalingGroups {
 					for _, i := range g.Instances {
 						if !strings.HasPrefix(string(i.LifecycleState), "Terminating") {
-							n++
+							in++
 						}
 					}
 				}
 				s.mu.Lock()
-				s.peakInService = max(s.peakInService, n)
+				s.peakInService = max(s.peakInService, in)
 				s.mu.Unlock()
+			}
+			if out != nil && n%2 == 0 {
+				s.line(out, time.Since(began))
 			}
 			select {
 			case <-ctx.Done():
-			case <-time.After(500 * time.Millisecond):
+			case <-tick.C:
 			}
 		}
 	}()
 	return s, nil
+}
+
+// header names the timeline's columns: per budget, its pods by state and
+// its status's currentHealthy and disruptionsAllowed.
+func (s *sampler) header(w io.Writer) {
+	fmt.Fprint(w, "seconds")
+	for _, b := range s.budgets {
+		for _, n := range stateNames {
+			fmt.Fprintf(w, "\t%s:%s", b.pdb.Name, n)
+		}
+		fmt.Fprintf(w, "\t%s:currentHealthy\t%s:disruptionsAllowed", b.pdb.Name, b.pdb.Name)
+	}
+	fmt.Fprintln(w)
+}
+
+func (s *sampler) line(w io.Writer, at time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(w, "%.1f", at.Seconds())
+	for _, b := range s.budgets {
+		for _, c := range b.count {
+			fmt.Fprintf(w, "\t%d", c)
+		}
+		cur, allowed := -1, -1
+		if o, ok, _ := s.pdbs.GetByKey(b.pdb.Namespace + "/" + b.pdb.Name); ok {
+			st := o.(*policyv1.PodDisruptionBudget).Status
+			cur, allowed = int(st.CurrentHealthy), int(st.DisruptionsAllowed)
+		}
+		fmt.Fprintf(w, "\t%d\t%d", cur, allowed)
+	}
+	fmt.Fprintln(w)
+}
+
+func stateOf(p *corev1.Pod) int {
+	switch {
+	case p.DeletionTimestamp != nil:
+		return terminating
+	case p.Spec.NodeName == "":
+		return unbound
+	case podReady(p):
+		return healthy
+	default:
+		return starting
+	}
+}
+
+// observe records a pod's state and moves it between its budgets' counts;
+// it returns the budgets it touched. The caller holds mu.
+func (s *sampler) observe(p *corev1.Pod) []int {
+	was, seen := s.pods[p.UID]
+	now := podState{state: stateOf(p), budgets: was.budgets}
+	if !seen {
+		now.budgets = nil
+		for i, b := range s.budgets {
+			if p.Namespace == b.pdb.Namespace && b.selector.Matches(labels.Set(p.Labels)) {
+				now.budgets = append(now.budgets, i)
+			}
+		}
+	}
+	s.pods[p.UID] = now
+	for _, i := range now.budgets {
+		if seen {
+			s.budgets[i].count[was.state]--
+		}
+		s.budgets[i].count[now.state]++
+	}
+	return now.budgets
+}
+
+func (s *sampler) changed(p *corev1.Pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.DeletionTimestamp != nil && !isDaemon(p) {
+		// First seen being deleted: when its stop began (the timestamp
+		// itself is rewritten by the final deletion).
+		if _, seen := s.deleting[p.UID]; !seen {
+			s.deleting[p.UID] = time.Now()
+		}
+	}
+	s.check(s.observe(p))
+}
+
+func (s *sampler) gone(p *corev1.Pod) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if began, seen := s.deleting[p.UID]; seen {
+		s.stops = append(s.stops, time.Since(began))
+		delete(s.deleting, p.UID)
+	}
+	was, seen := s.pods[p.UID]
+	if !seen {
+		return
+	}
+	delete(s.pods, p.UID)
+	for _, i := range was.budgets {
+		s.budgets[i].count[was.state]--
+	}
+	s.check(was.budgets)
 }
 
 func isDaemon(p *corev1.Pod) bool {
@@ -120,47 +270,39 @@ func isDaemon(p *corev1.Pod) bool {
 	return false
 }
 
-// check counts each budget's healthy pods (Ready, not being deleted, as the
-// disruption controller counts) against its minimum; a breach is counted
-// once per time a budget goes below.
-func (s *sampler) check() {
-	objs := s.pods.List()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, b := range s.budgets {
-		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
-		if err != nil {
-			continue
-		}
-		healthy, expected := 0, 0
-		var unready []string
-		for _, o := range objs {
-			p := o.(*corev1.Pod)
-			if p.Namespace != b.Namespace || !sel.Matches(labels.Set(p.Labels)) {
-				continue
-			}
-			if p.DeletionTimestamp == nil {
-				expected++
-			}
-			switch {
-			case p.DeletionTimestamp == nil && podReady(p):
-				healthy++
-			case p.DeletionTimestamp == nil:
-				unready = append(unready, fmt.Sprintf("%s unready (%s on %q)", p.Name, p.Status.Phase, p.Spec.NodeName))
-			}
-		}
-		key := b.Namespace + "/" + b.Name
+// check compares the touched budgets' healthy pods (Ready, not being
+// deleted, as the disruption controller counts them) with their minimum; a
+// breach is counted once per time a budget goes below. A pod gone without
+// a graceful deletion leaves the count short as well. The caller holds mu.
+func (s *sampler) check(touched []int) {
+	for _, i := range touched {
+		b := s.budgets[i]
 		// The workload's own size is what the budget is about: the
 		// controller's expected count, as it read it when the run began.
-		if b.Status.ExpectedPods > 0 {
-			expected = int(b.Status.ExpectedPods)
+		expected := int(b.pdb.Status.ExpectedPods)
+		if expected == 0 {
+			expected = b.count[healthy] + b.count[unbound] + b.count[starting]
 		}
-		low := healthy < minimum(b, expected)
-		if low && !s.inBreach[key] {
-			s.breaches = append(s.breaches, fmt.Sprintf("%s %s: %d healthy, minimum %d; %s", time.Now().Format("15:04:05.000"), key, healthy, minimum(b, expected), strings.Join(unready, ", ")))
+		least := minimum(b.pdb, expected)
+		low := b.count[healthy] < least
+		if low && !b.inBreach {
+			s.breaches = append(s.breaches, fmt.Sprintf("%s %s/%s: %d healthy, minimum %d; %s", time.Now().Format("15:04:05.000"),
+				b.pdb.Namespace, b.pdb.Name, b.count[healthy], least, s.unready(b)))
 		}
-		s.inBreach[key] = low
+		b.inBreach = low
 	}
+}
+
+// unready names a breached budget's pods that are not healthy.
+func (s *sampler) unready(b *watched) string {
+	var out []string
+	for _, o := range s.indexer.List() {
+		p := o.(*corev1.Pod)
+		if p.Namespace == b.pdb.Namespace && b.selector.Matches(labels.Set(p.Labels)) && p.DeletionTimestamp == nil && !podReady(p) {
+			out = append(out, fmt.Sprintf("%s unready (%s on %q)", p.Name, p.Status.Phase, p.Spec.NodeName))
+		}
+	}
+	return strings.Join(out, ", ")
 }
 
 func minimum(b policyv1.PodDisruptionBudget, expected int) int {
