@@ -96,8 +96,61 @@ func (b *Budgets) headroom(pdb *policyv1.PodDisruptionBudget) int {
 	return int(pdb.Status.DisruptionsAllowed) - s.n
 }
 
-// Refuses reports the budgets that are known to refuse evicting the pod now
-// (described as Blocker.PDBs are), or nil when it may be tried.
+// Reservation is the disruptions Take counted against a pod's budgets,
+// each at the budget's status it was counted against.
+type Reservation map[string]string // budget key -> resourceVersion
+
+// Take reserves one disruption of every budget that selects the pod, or,
+// when one of them has none left by its status, reserves nothing and names
+// those budgets (described as Blocker.PDBs are). Drains evict many pods at
+// once: checking and counting in one step keeps them from all seeing the
+// same last disruption free.
+func (b *Budgets) Take(p *corev1.Pod) (Reservation, []string) {
+	if b == nil {
+		return nil, nil
+	}
+	pdbs := b.covering(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var refusing []string
+	for _, pdb := range pdbs {
+		if b.headroom(pdb) <= 0 {
+			refusing = append(refusing, describe(*pdb))
+		}
+	}
+	if len(refusing) > 0 {
+		return nil, refusing
+	}
+	r := Reservation{}
+	for _, pdb := range pdbs {
+		key := pdb.Namespace + "/" + pdb.Name
+		s := b.spent[key]
+		s.n++
+		b.spent[key] = s
+		r[key] = s.rv
+	}
+	return r, nil
+}
+
+// Return gives back a reservation whose eviction did not happen. A budget
+// whose status changed since has had its count started afresh from the
+// status, which knows nothing of the reservation.
+func (b *Budgets) Return(r Reservation) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for key, rv := range r {
+		if s := b.spent[key]; s.rv == rv && s.n > 0 {
+			s.n--
+			b.spent[key] = s
+		}
+	}
+}
+
+// Refuses reports the budgets that are known to refuse evicting the pod
+// now, reserving nothing.
 func (b *Budgets) Refuses(p *corev1.Pod) []string {
 	if b == nil {
 		return nil
@@ -112,24 +165,6 @@ func (b *Budgets) Refuses(p *corev1.Pod) []string {
 		}
 	}
 	return out
-}
-
-// Evicted counts an eviction against the pod's budgets until their status
-// changes.
-func (b *Budgets) Evicted(p *corev1.Pod) {
-	if b == nil {
-		return
-	}
-	pdbs := b.covering(p)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, pdb := range pdbs {
-		b.headroom(pdb) // resets a stale count
-		key := pdb.Namespace + "/" + pdb.Name
-		s := b.spent[key]
-		s.n++
-		b.spent[key] = s
-	}
 }
 
 func (b *Budgets) changed() <-chan struct{} {

@@ -84,15 +84,26 @@ func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
 	_ = idx.Add(pdb)
 	b := NewBudgets(policylisters.NewPodDisruptionBudgetLister(idx))
 	p := pod("web-1", map[string]string{"app": "web"})
+	var taken []Reservation
 	for k := range 2 {
-		if r := b.Refuses(p); r != nil {
-			t.Fatalf("eviction %d refused: %v", k+1, r)
+		r, refusing := b.Take(p)
+		if refusing != nil {
+			t.Fatalf("eviction %d refused: %v", k+1, refusing)
 		}
-		b.Evicted(p)
+		taken = append(taken, r)
+	}
+	if r, refusing := b.Take(p); len(refusing) != 1 || r != nil {
+		t.Fatalf("a third eviction within a budget of 2 is not refused: %v", refusing)
 	}
 	if r := b.Refuses(p); len(r) != 1 {
-		t.Fatalf("a third eviction within a budget of 2 is not refused: %v", r)
+		t.Fatalf("Refuses disagrees with Take: %v", r)
 	}
+	// An eviction that did not happen gives its disruption back.
+	b.Return(taken[1])
+	if r := b.Refuses(p); r != nil {
+		t.Fatalf("a returned reservation is still counted: %v", r)
+	}
+	taken[1], _ = b.Take(p)
 	if r := b.Refuses(pod("other", map[string]string{"app": "db"})); r != nil {
 		t.Errorf("a pod no budget selects is refused: %v", r)
 	}
@@ -101,5 +112,14 @@ func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
 	_ = idx.Update(next)
 	if r := b.Refuses(p); r != nil {
 		t.Errorf("a new status resets the count: %v", r)
+	}
+	// A reservation made against the old status is not taken off the
+	// fresh count: the new status already knows what happened.
+	b.Return(taken[0])
+	if _, refusing := b.Take(p); refusing != nil {
+		t.Fatalf("the one disruption of the new status: %v", refusing)
+	}
+	if _, refusing := b.Take(p); len(refusing) != 1 {
+		t.Fatalf("a stale return made room the new status does not give: %v", refusing)
 	}
 }
