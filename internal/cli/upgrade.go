@@ -111,6 +111,8 @@ node groups; --force if given), after the same checks, preflight and lock, with
 the cluster-autoscaler held meanwhile, and follows EKS's update with the same
 live view to its end, saying EKS's own reason when it fails (PodEvictionFailure
 after EKS's 15 minutes of retries). Rerun, it follows the update in progress.
+With --max-unavailable it first sets the group's updateConfig (UpdateNodegroupConfig),
+so that EKS replaces that many nodes at once; the setting stays the group's.
 
 One run per group at a time: a run holds a Lease in kube-system while it works.
 A second run is refused, naming the holder; a holder that died on this host is
@@ -243,9 +245,12 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		return fmt.Errorf("--mode=managed: EKS's update has no way back but another update; --rollback and --abort take back noderoll's own upgrades")
 	case f.mode == "managed" && f.strategySet != nil && f.strategySet():
 		return fmt.Errorf("--mode=managed: EKS replaces the nodes its own way (one at a time, a node a zone of surge); --strategy is for noderoll's own upgrades")
+	case f.mode == "managed" && f.opts.MaxSurge.Given:
+		return fmt.Errorf("--mode=managed: EKS chooses its own surge (a node a zone, or --max-unavailable if larger); --max-surge is for noderoll's own upgrades")
 	case f.mode == "managed":
-		// Preflight judges the surge EKS makes: a node a zone.
-		f.opts.Strategy = engine.StrategyEKS
+		// Preflight judges the surge EKS makes: a node a zone, or
+		// --max-unavailable when larger.
+		f.opts.Strategy, f.opts.Managed = engine.StrategyEKS, true
 	}
 	switch {
 	case f.rollback && f.abort:
@@ -466,7 +471,7 @@ func addStrategyFlags(fl *pflag.FlagSet, o *engine.Options) {
 	fl.DurationVar(&o.BatchSoak, "batch-soak", 0, "bluegreen: wait between one batch drained and the next")
 	fl.DurationVar(&o.Soak, "soak", 10*time.Minute, "bluegreen: keep the drained old nodes (cordoned) this long before terminating them; until then --rollback goes back at once")
 	fl.Var(&o.MaxSurge, "max-surge", "surge: instances above the group's size, a count or a % of it (default 25%, at least one per AZ)")
-	fl.Var(&o.MaxUnavailable, "max-unavailable", "surge: original ready capacity that may be missing at once, a count or a % (default 0); eks: surge at least this many nodes (default: the group's own setting)")
+	fl.Var(&o.MaxUnavailable, "max-unavailable", "surge: original ready capacity that may be missing at once, a count or a % (default 0); eks: surge at least this many nodes (default: the group's own setting); --mode=managed: set the group's updateConfig to this (1-100 or 1%-100%), the nodes EKS replaces at once")
 }
 
 // printDryRun says what a run would do and what stands in its way; a

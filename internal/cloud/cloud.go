@@ -49,13 +49,21 @@ type NodeGroup struct {
 	Desired         int
 	AZs             []string
 	TemplateID      string
-	TemplateVersion int64    // the version new instances launch from
-	ImageID         string   // the AMI of that version
-	MaxUnavailable  int      // the group's own setting, 0 when it has none
-	InstanceTypes   []string // what it launches: the template's type, or a mixed policy's overrides
-	Instances       []Instance
-	Suspended       []string // suspended scaling processes
-	Spot            bool     // launches Spot instances (a managed group's capacity type)
+	TemplateVersion int64  // the version new instances launch from
+	ImageID         string // the AMI of that version
+	MaxUnavailable  int    // the group's own setting in nodes (a percentage resolved), 0 when it has none
+	// UpdateConfig is a managed group's updateConfig as EKS reports it.
+	UpdateConfig UpdateConfig
+	// EKSTemplateID is the launch template a managed node group names as
+	// the user's own, and EKSTemplateVersion the version EKS records for
+	// it; "" when EKS generated the group's template (it was created
+	// without one of the user's).
+	EKSTemplateID      string
+	EKSTemplateVersion int64
+	InstanceTypes      []string // what it launches: the template's type, or a mixed policy's overrides
+	Instances          []Instance
+	Suspended          []string // suspended scaling processes
+	Spot               bool     // launches Spot instances (a managed group's capacity type)
 }
 
 // Quota is the account's limit that a group's launches count against (EC2's
@@ -107,9 +115,24 @@ type ManagedUpdate struct {
 	Force bool
 }
 
+// UpdateConfig is a managed node group's updateConfig: how many nodes
+// EKS's own updates replace at once, a count (1 to 100) or a percentage of
+// the group (1 to 100). One of the two is set; both zero is "not known".
+type UpdateConfig struct {
+	MaxUnavailable, MaxUnavailablePercentage int
+}
+
+func (c UpdateConfig) String() string {
+	if c.MaxUnavailablePercentage > 0 {
+		return fmt.Sprintf("maxUnavailablePercentage %d", c.MaxUnavailablePercentage)
+	}
+	return fmt.Sprintf("maxUnavailable %d", c.MaxUnavailable)
+}
+
 // ManagedUpdateState is how an EKS update is doing.
 type ManagedUpdateState struct {
 	ID     string
+	Type   string   // VersionUpdate, ConfigUpdate, ...
 	Status string   // InProgress, Successful, Failed, Cancelled
 	Errors []string // EKS's own words: "PodEvictionFailure: ... (i-0abc)"
 }
@@ -152,6 +175,9 @@ type Provider interface {
 	StartManagedUpdate(ctx context.Context, ref NodeGroupRef, u ManagedUpdate) (string, error)
 	// ManagedUpdate says how an EKS update of a node group is doing.
 	ManagedUpdate(ctx context.Context, ref NodeGroupRef, id string) (ManagedUpdateState, error)
+	// StartManagedConfigUpdate sets a managed node group's updateConfig
+	// (EKS's UpdateNodegroupConfig) and returns the update's ID.
+	StartManagedConfigUpdate(ctx context.Context, ref NodeGroupRef, c UpdateConfig) (string, error)
 	// ManagedUpdateInProgress returns the ID of the group's EKS update in
 	// progress, "" when none is.
 	ManagedUpdateInProgress(ctx context.Context, ref NodeGroupRef) (string, error)

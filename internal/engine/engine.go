@@ -56,6 +56,9 @@ type Options struct {
 	// ClusterAutoscaler is the Deployment to pause: "auto" finds it in
 	// kube-system, "none" leaves any alone, or "namespace/name".
 	ClusterAutoscaler string
+	// Managed: EKS replaces the nodes (--mode=managed), and preflight
+	// judges its update rather than noderoll's own.
+	Managed bool
 	// Seed makes the random choice of old nodes repeatable; 0 picks one.
 	Seed uint64
 	// AcceptResize takes a group someone else resized mid-run as it is,

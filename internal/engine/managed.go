@@ -42,6 +42,10 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 	if req.Target.AMI != "" {
 		return nil, errors.New("--mode=managed: EKS updates a managed node group to a Kubernetes version, a release version or a version of its launch template, not to an AMI ID: put the AMI in a new launch template version and pass --launch-template-version, or leave out --mode to have noderoll do it")
 	}
+	want, setConfig, err := managedUpdateConfig(e.opts.MaxUnavailable)
+	if err != nil {
+		return nil, err
+	}
 	p, err := e.prepare(ctx, req)
 	if err != nil {
 		return nil, err
@@ -52,6 +56,25 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 	following, err := e.cloud.ManagedUpdateInProgress(ctx, req.Group)
 	if err != nil {
 		return nil, err
+	}
+	if following != "" {
+		st, err := e.cloud.ManagedUpdate(ctx, req.Group, following)
+		if err != nil {
+			return nil, err
+		}
+		if st.Type != "" && st.Type != managedVersionUpdate {
+			// Another kind of update (this command's own config update,
+			// cut short, or someone's): EKS takes one at a time, so it
+			// ends first, and the group is looked at again after it.
+			e.report.Info(fmt.Sprintf("EKS update %s (%s) of %s is in progress; waiting for it to end", following, st.Type, req.Group))
+			if _, err := e.waitManaged(ctx, req.Group, following); err != nil {
+				return nil, err
+			}
+			if p, err = e.prepare(ctx, req); err != nil {
+				return nil, err
+			}
+			following = ""
+		}
 	}
 	if following == "" {
 		pre, err := e.judge(ctx, p)
@@ -89,6 +112,17 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			err = rerr
 		}
 	}()
+
+	if following == "" && setConfig && p.group.UpdateConfig != want {
+		id, err := e.cloud.StartManagedConfigUpdate(ctx, req.Group, want)
+		if err != nil {
+			return nil, err
+		}
+		e.report.Step(1, "EKS update config", fmt.Sprintf("%s: updateConfig from %s to %s (UpdateNodegroupConfig, update %s); it stays the group's setting for EKS's later updates", req.Group, p.group.UpdateConfig, want, id))
+		if _, err := e.waitManaged(ctx, req.Group, id); err != nil {
+			return nil, err
+		}
+	}
 
 	id := following
 	if id == "" {
@@ -165,6 +199,48 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		select {
 		case <-ctx.Done():
 			return nil, fmt.Errorf("following EKS update %s of %s: %w (EKS goes on with it; run the same command to follow it again)", id, req.Group, ctx.Err())
+		case <-e.clock.After(e.opts.PollInterval):
+		}
+	}
+}
+
+// managedVersionUpdate is the type of the update UpdateNodegroupVersion
+// starts.
+const managedVersionUpdate = "VersionUpdate"
+
+// managedUpdateConfig turns --max-unavailable into EKS's updateConfig, and
+// says whether it was given; EKS takes 1 to 100 nodes, or 1% to 100%.
+func managedUpdateConfig(a Amount) (cloud.UpdateConfig, bool, error) {
+	if !a.Given {
+		return cloud.UpdateConfig{}, false, nil
+	}
+	if a.Value < 1 || a.Value > 100 {
+		return cloud.UpdateConfig{}, false, fmt.Errorf("--max-unavailable %s with --mode=managed: EKS replaces 1 to 100 nodes at once, or 1%% to 100%% of the group; give a value in that range, or leave the flag out to keep the group's own setting", a)
+	}
+	if a.Percent {
+		return cloud.UpdateConfig{MaxUnavailablePercentage: a.Value}, true, nil
+	}
+	return cloud.UpdateConfig{MaxUnavailable: a.Value}, true, nil
+}
+
+// waitManaged follows an EKS update to its end and returns its state; an
+// update that ends other than Successful is a ManagedUpdateError.
+func (e *Engine) waitManaged(ctx context.Context, ref cloud.NodeGroupRef, id string) (cloud.ManagedUpdateState, error) {
+	for {
+		st, err := e.cloud.ManagedUpdate(ctx, ref, id)
+		if err != nil {
+			return st, err
+		}
+		switch st.Status {
+		case "InProgress":
+		case "Successful":
+			return st, nil
+		default:
+			return st, &ManagedUpdateError{Group: ref, ID: id, Status: st.Status, Errors: st.Errors}
+		}
+		select {
+		case <-ctx.Done():
+			return st, fmt.Errorf("waiting for EKS update %s of %s: %w (EKS goes on with it; run the same command again)", id, ref, ctx.Err())
 		case <-e.clock.After(e.opts.PollInterval):
 		}
 	}

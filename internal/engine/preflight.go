@@ -79,6 +79,9 @@ func (e *Engine) judge(ctx context.Context, p *prepared) (*PreflightReport, erro
 func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Target, surge int) (preflight.Facts, error) {
 	f := preflight.Facts{Group: g.Cluster + "/" + g.Name, AZs: g.AZs, Desired: g.Desired, Surge: surge,
 		ControlPlane: cp, Target: t.KubeMinor, Kubelets: map[string]string{}, VolumeZones: map[string]string{}}
+	if g.Managed && !e.opts.Managed {
+		f.Template = &preflight.ManagedTemplate{Launched: g.TemplateID, Named: g.EKSTemplateID, RecordedVersion: g.EKSTemplateVersion}
+	}
 	mine := map[string]bool{}
 	for _, i := range g.Instances {
 		if i.NodeName != "" {

@@ -44,11 +44,12 @@ const (
 	CheckNoRoom            = "no-room"
 	CheckQuota             = "quota"
 	CheckAutoscaler        = "autoscaler"
+	CheckEKSTemplate       = "eks-template"
 )
 
 // Checks lists every check's name, for help and validation.
 var Checks = []string{CheckBudgetNeverAllows, CheckBudgetOverlap, CheckBarePod, CheckLocalStorage, CheckDoNotDisrupt,
-	CheckZonalVolume, CheckVersionSkew, CheckNoRoom, CheckQuota, CheckAutoscaler}
+	CheckZonalVolume, CheckVersionSkew, CheckNoRoom, CheckQuota, CheckAutoscaler, CheckEKSTemplate}
 
 // Finding is one thing found, with the object it names and what to do.
 type Finding struct {
@@ -87,6 +88,18 @@ type Facts struct {
 	// Autoscaler is what --cluster-autoscaler found: "namespace/name", "" when
 	// "auto" found none, "none" when told to leave it.
 	Autoscaler string
+	// Template is, for noderoll's own upgrade of an EKS managed node group,
+	// whose launch template it would add a version to; nil otherwise.
+	Template *ManagedTemplate
+}
+
+// ManagedTemplate is the launch template of an EKS managed node group:
+// the one its Auto Scaling group launches, and the one the node group names
+// as the user's with the version EKS records ("" when EKS generated it).
+type ManagedTemplate struct {
+	Launched        string
+	Named           string
+	RecordedVersion int64
 }
 
 // Quota is an account limit on the group's kind of instances, in vCPUs.
@@ -244,6 +257,19 @@ func Check(f Facts) []Finding {
 	if f.QuotaUnread != "" {
 		add(CheckQuota, Warning, "NodeGroup "+f.Group, "the account's instance quota could not be read, so the surge is not checked against it: "+f.QuotaUnread,
 			"allow servicequotas:GetServiceQuota (docs/iam-policy.json)")
+	}
+
+	if t := f.Template; t != nil {
+		obj := "NodeGroup " + f.Group
+		if t.Named == "" || t.Named != t.Launched {
+			add(CheckEKSTemplate, Blocking, obj,
+				fmt.Sprintf("its Auto Scaling group launches launch template %s, which EKS generated for the managed node group (the group names no template of yours); EKS recommends against changing the templates it generates, and noderoll's own upgrade would add a version to it", t.Launched),
+				"let EKS update the group: --mode=managed (with --max-unavailable for several nodes at once); or --ignore-preflight=eks-template to have noderoll do it anyway, after which EKS reports Ec2LaunchTemplateVersionMismatch for the group")
+		} else {
+			add(CheckEKSTemplate, Warning, obj,
+				fmt.Sprintf("noderoll adds a version to your launch template %s and points the group's Auto Scaling group at it; EKS keeps version %d as the group's, and reports Ec2LaunchTemplateVersionMismatch for it until an EKS update records the new one", t.Launched, t.RecordedVersion),
+				"afterwards, the same command with --mode=managed --launch-template-version=<the new version> has EKS record it (its nodes already run it)")
+		}
 	}
 
 	if f.Autoscaler == "" {

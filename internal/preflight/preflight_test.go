@@ -181,3 +181,32 @@ func TestAQuotaFindingSaysHowMuchSurgeFits(t *testing.T) {
 		t.Fatalf("no room at all: %+v", fs)
 	}
 }
+
+// noderoll's own upgrade of a managed node group adds a version to the
+// launch template its Auto Scaling group launches. One EKS generated is not
+// the user's to change (EKS's launch template guide): blocking, pointing to
+// --mode=managed. The user's own is theirs, but EKS keeps its record of the
+// version: a warning saying so and how to have EKS record the new one.
+func TestAManagedGroupsTemplateIsJudgedByWhoOwnsIt(t *testing.T) {
+	f := healthy()
+	f.Template = &ManagedTemplate{Launched: "lt-0eks", Named: ""}
+	fs := Check(f)
+	if len(fs) != 1 || fs[0].Check != CheckEKSTemplate || fs[0].Severity != Blocking ||
+		!strings.Contains(fs[0].Message, "lt-0eks, which EKS generated") || !strings.Contains(fs[0].Fix, "--mode=managed") {
+		t.Fatalf("an EKS-generated template: %+v", fs)
+	}
+	if len(Blocked(fs, []string{CheckEKSTemplate})) != 0 {
+		t.Fatal("--ignore-preflight=eks-template does not let it through")
+	}
+	// EKS's copy of the user's template: still EKS's.
+	f.Template = &ManagedTemplate{Launched: "lt-0eks", Named: "lt-0mine", RecordedVersion: 3}
+	if fs := Check(f); len(fs) != 1 || fs[0].Severity != Blocking {
+		t.Fatalf("a template other than the one the group names: %+v", fs)
+	}
+	f.Template = &ManagedTemplate{Launched: "lt-0mine", Named: "lt-0mine", RecordedVersion: 3}
+	fs = Check(f)
+	if len(fs) != 1 || fs[0].Check != CheckEKSTemplate || fs[0].Severity != Warning ||
+		!strings.Contains(fs[0].Message, "EKS keeps version 3") || !strings.Contains(fs[0].Fix, "--mode=managed --launch-template-version") {
+		t.Fatalf("the user's own template: %+v", fs)
+	}
+}

@@ -43,7 +43,7 @@ func ServeAWS(ctx context.Context, dir, kubeconfig string, log *slog.Logger) err
 	// EKS's own waits in a managed node group update, scaled down as the
 	// sandbox's other delays are (EKS: 60 s after a cordon, 15 minutes of
 	// eviction retries).
-	acct.SetManagedTimings(awssim.ManagedTimings{PostCordon: 4 * time.Second, EvictionTimeout: time.Minute, NodeReady: 5 * time.Minute})
+	acct.SetManagedTimings(awssim.ManagedTimings{PostCordon: 4 * time.Second, EvictionTimeout: time.Minute, NodeReady: 5 * time.Minute, ConfigUpdate: time.Second})
 	asg, err := sc.SeedAWS(acct, cfg.Host)
 	if err != nil {
 		return fmt.Errorf("seeding the account: %w", err)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
@@ -20,14 +22,16 @@ import (
 // shows one UpdateNodegroupVersion and none of the calls noderoll's own
 // upgrade makes. The group ends on the target at its size, the autoscaler
 // restored, no budget below its minimum; bad flag combinations change
-// nothing.
+// nothing. --max-unavailable=2 sets the group's updateConfig first
+// (UpdateNodegroupConfig, once across the kill), and EKS then drains two old
+// nodes at once.
 func TestManagedModeLetsEKSUpgradeTheSeedsGroup(t *testing.T) {
 	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
 	ctx := context.Background()
 	before := s.Group()
 	budgets := WatchBudgets(t, s.Kube)
-	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37", "--mode=managed"}
+	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37", "--mode=managed", "--max-unavailable=2"}
 	for _, bad := range []struct {
 		args []string
 		says string
@@ -35,6 +39,9 @@ func TestManagedModeLetsEKSUpgradeTheSeedsGroup(t *testing.T) {
 		{[]string{"--strategy=surge"}, "--strategy is for noderoll's own upgrades"},
 		{[]string{"--abort"}, "EKS's update has no way back"},
 		{[]string{"--mode=eks"}, "want noderoll or managed"},
+		{[]string{"--max-surge=2"}, "EKS chooses its own surge"},
+		{[]string{"--max-unavailable=0"}, "EKS replaces 1 to 100 nodes at once"},
+		{[]string{"--max-unavailable=101"}, "EKS replaces 1 to 100 nodes at once"},
 	} {
 		if r := s.Noderoll(append(slices.Clone(upgrade), bad.args...)...); r.Code == 0 || !strings.Contains(r.LastLine(), bad.says) {
 			t.Fatalf("%v: exit %d %s", bad.args, r.Code, r.LastLine())
@@ -43,10 +50,39 @@ func TestManagedModeLetsEKSUpgradeTheSeedsGroup(t *testing.T) {
 	if r := s.Noderoll("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--ami="+s.RecommendedAMI("1.37"), "--mode=managed"); r.Code == 0 || !strings.Contains(r.LastLine(), "--launch-template-version") {
 		t.Fatalf("--mode=managed with --ami: exit %d %s", r.Code, r.LastLine())
 	}
-	if n := len(s.Calls("UpdateNodegroupVersion")); n != 0 {
+	if n := len(s.Calls("UpdateNodegroupVersion")) + len(s.Calls("UpdateNodegroupConfig")); n != 0 {
 		t.Fatalf("refused runs asked EKS for %d updates", n)
 	}
-
+	// When each old node was first seen gone, from outside: EKS drains up
+	// to maxUnavailable nodes at once (each cordoned as its drain ends,
+	// which budgets make uneven), then terminates them together.
+	oldNodes := map[string]bool{}
+	for _, n := range groupNodes(t, s) {
+		oldNodes[n.Name] = true
+	}
+	gone := map[string]time.Time{}
+	var mu sync.Mutex
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for watchCtx.Err() == nil {
+			if nodes, err := s.Kube.CoreV1().Nodes().List(watchCtx, metav1.ListOptions{LabelSelector: "eks.amazonaws.com/nodegroup=nodegroup"}); err == nil {
+				present := map[string]bool{}
+				for _, n := range nodes.Items {
+					present[n.Name] = true
+				}
+				mu.Lock()
+				for name := range oldNodes {
+					if _, seen := gone[name]; !seen && !present[name] {
+						gone[name] = time.Now()
+					}
+				}
+				mu.Unlock()
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
 	run := s.Start(upgrade...)
 	eventually(t, 3*time.Minute, "an old node cordoned by EKS's update", func() (bool, string) {
 		for _, n := range groupNodes(t, s) {
@@ -66,6 +102,25 @@ func TestManagedModeLetsEKSUpgradeTheSeedsGroup(t *testing.T) {
 	}
 	if n := len(s.Calls("UpdateNodegroupVersion")); n != 1 {
 		t.Fatalf("%d UpdateNodegroupVersion calls; want the one, followed by the rerun", n)
+	}
+	if n := len(s.Calls("UpdateNodegroupConfig")); n != 1 {
+		t.Fatalf("%d UpdateNodegroupConfig calls; want one (the rerun finds the group's updateConfig already set)", n)
+	}
+	ng, err := s.EKS.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+	if err != nil || aws.ToInt32(ng.Nodegroup.UpdateConfig.MaxUnavailable) != 2 {
+		t.Fatalf("the group's updateConfig after the run: %+v %v", ng, err)
+	}
+	stopWatch()
+	<-watched
+	var times []time.Time
+	for _, at := range gone {
+		times = append(times, at)
+	}
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	// Two drained at once go together; one at a time, the next goes a
+	// drain, the post-cordon wait (4 s) and a replacement later.
+	if len(times) != 3 || times[1].Sub(times[0]) > 2*time.Second {
+		t.Fatalf("old nodes first seen gone at %v; want all 3, the first two together (maxUnavailable 2)", times)
 	}
 	for _, own := range []string{"UpdateAutoScalingGroup", "TerminateInstanceInAutoScalingGroup", "CreateLaunchTemplateVersion", "SuspendProcesses"} {
 		if n := len(s.Calls(own)); n != 0 {

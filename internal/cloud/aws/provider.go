@@ -204,8 +204,13 @@ func (p *Provider) NodeGroup(ctx context.Context, ref cloud.NodeGroupRef) (cloud
 		}
 		g.ASGName = aws.ToString(ng.Nodegroup.Resources.AutoScalingGroups[0].Name)
 		g.Spot = ng.Nodegroup.CapacityType == ekstypes.CapacityTypesSpot
-		if ng.Nodegroup.UpdateConfig != nil {
-			g.MaxUnavailable = int(aws.ToInt32(ng.Nodegroup.UpdateConfig.MaxUnavailable))
+		if lt := ng.Nodegroup.LaunchTemplate; lt != nil {
+			g.EKSTemplateID = aws.ToString(lt.Id)
+			g.EKSTemplateVersion, _ = strconv.ParseInt(aws.ToString(lt.Version), 10, 64)
+		}
+		if c := ng.Nodegroup.UpdateConfig; c != nil {
+			g.UpdateConfig = cloud.UpdateConfig{MaxUnavailable: int(aws.ToInt32(c.MaxUnavailable)), MaxUnavailablePercentage: int(aws.ToInt32(c.MaxUnavailablePercentage))}
+			g.MaxUnavailable = g.UpdateConfig.MaxUnavailable
 		}
 	case isNotFound(err) && strings.Contains(err.Error(), "No cluster"):
 		return g, cloud.NotFoundf(err, "EKS cluster %q", ref.Cluster)
@@ -238,6 +243,11 @@ func (p *Provider) fillFromASG(ctx context.Context, g cloud.NodeGroup) (cloud.No
 	}
 	asg := out.AutoScalingGroups[0]
 	g.Min, g.Max, g.Desired = int(aws.ToInt32(asg.MinSize)), int(aws.ToInt32(asg.MaxSize)), int(aws.ToInt32(asg.DesiredCapacity))
+	if pct := g.UpdateConfig.MaxUnavailablePercentage; pct > 0 {
+		// EKS resolves a percentage against the group, rounded up, and
+		// replaces at most 100 nodes at once.
+		g.MaxUnavailable = min(max((pct*g.Desired+99)/100, 1), 100)
+	}
 	g.AZs = asg.AvailabilityZones
 	sort.Strings(g.AZs)
 	for _, s := range asg.SuspendedProcesses {
@@ -943,13 +953,32 @@ func (p *Provider) StartManagedUpdate(ctx context.Context, ref cloud.NodeGroupRe
 	return aws.ToString(out.Update.Id), nil
 }
 
+// StartManagedConfigUpdate implements cloud.Provider with EKS's
+// UpdateNodegroupConfig.
+func (p *Provider) StartManagedConfigUpdate(ctx context.Context, ref cloud.NodeGroupRef, c cloud.UpdateConfig) (string, error) {
+	uc := &ekstypes.NodegroupUpdateConfig{}
+	if c.MaxUnavailablePercentage > 0 {
+		uc.MaxUnavailablePercentage = aws.Int32(int32(c.MaxUnavailablePercentage))
+	} else {
+		uc.MaxUnavailable = aws.Int32(int32(c.MaxUnavailable))
+	}
+	out, err := p.eks.UpdateNodegroupConfig(ctx, &eks.UpdateNodegroupConfigInput{ClusterName: aws.String(ref.Cluster), NodegroupName: aws.String(ref.Name), UpdateConfig: uc})
+	if isNotFound(err) {
+		return "", cloud.NotFoundf(err, "EKS managed node group %s", ref)
+	}
+	if err != nil {
+		return "", fmt.Errorf("setting the update config of node group %s to %s: %w", ref, c, err)
+	}
+	return aws.ToString(out.Update.Id), nil
+}
+
 // ManagedUpdate implements cloud.Provider with EKS's DescribeUpdate.
 func (p *Provider) ManagedUpdate(ctx context.Context, ref cloud.NodeGroupRef, id string) (cloud.ManagedUpdateState, error) {
 	out, err := p.eks.DescribeUpdate(ctx, &eks.DescribeUpdateInput{Name: aws.String(ref.Cluster), NodegroupName: aws.String(ref.Name), UpdateId: aws.String(id)})
 	if err != nil {
 		return cloud.ManagedUpdateState{}, fmt.Errorf("describing EKS update %s of %s: %w", id, ref, err)
 	}
-	st := cloud.ManagedUpdateState{ID: id, Status: string(out.Update.Status)}
+	st := cloud.ManagedUpdateState{ID: id, Type: string(out.Update.Type), Status: string(out.Update.Status)}
 	for _, e := range out.Update.Errors {
 		msg := string(e.ErrorCode) + ": " + aws.ToString(e.ErrorMessage)
 		if len(e.ResourceIds) > 0 {

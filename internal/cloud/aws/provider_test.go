@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
 	"k8s.io/utils/clock"
 	clocktesting "k8s.io/utils/clock/testing"
 
@@ -766,5 +767,88 @@ func TestManagedUpdateCallsReachEKS(t *testing.T) {
 	calls := acct.Calls("UpdateNodegroupVersion")
 	if len(calls) != 2 {
 		t.Fatalf("%d UpdateNodegroupVersion calls logged", len(calls))
+	}
+}
+
+// --mode=managed --max-unavailable: UpdateNodegroupConfig through the SDK
+// starts a ConfigUpdate; once applied, the group reads back its
+// updateConfig, a percentage resolved against its size (rounded up) for
+// the eks strategy's surge.
+func TestManagedConfigUpdateSetsTheGroupsUpdateConfig(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, true)
+	t0 := awssim.DefaultManagedTimings
+	t0.ConfigUpdate = 20 * time.Millisecond
+	acct.SetManagedTimings(t0)
+	ctx := context.Background()
+	ref := cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}
+	id, err := p.StartManagedConfigUpdate(ctx, ref, cloud.UpdateConfig{MaxUnavailablePercentage: 50})
+	if err != nil || id == "" {
+		t.Fatalf("StartManagedConfigUpdate: %q %v", id, err)
+	}
+	var st cloud.ManagedUpdateState
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if st, err = p.ManagedUpdate(ctx, ref, id); err != nil || st.Status != "InProgress" {
+			break
+		}
+	}
+	if err != nil || st.Status != "Successful" || st.Type != "ConfigUpdate" {
+		t.Fatalf("the config update: %+v %v", st, err)
+	}
+	g, err := p.NodeGroup(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.UpdateConfig != (cloud.UpdateConfig{MaxUnavailablePercentage: 50}) || g.MaxUnavailable != (50*g.Desired+99)/100 {
+		t.Fatalf("the group reads back %+v, %d nodes at once (desired %d)", g.UpdateConfig, g.MaxUnavailable, g.Desired)
+	}
+	if _, err := p.StartManagedConfigUpdate(ctx, ref, cloud.UpdateConfig{MaxUnavailable: 0}); err == nil || !strings.Contains(err.Error(), "maxUnavailable must be between 1 and 100") {
+		t.Fatalf("maxUnavailable 0: %v", err)
+	}
+	if _, err := p.StartManagedConfigUpdate(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "nope"}, cloud.UpdateConfig{MaxUnavailable: 2}); !cloud.IsNotFound(err) {
+		t.Fatalf("an unknown group: %v", err)
+	}
+}
+
+// Who owns a managed group's launch template, as DescribeNodegroup tells
+// it: the user's own (named, with the version EKS records), or one EKS
+// generated (none named). noderoll's own upgrade moves the Auto Scaling
+// group to a version EKS did not set: EKS keeps its record and reports
+// Ec2LaunchTemplateVersionMismatch (API_Issue).
+func TestAManagedGroupsTemplateOwnerAndEKSRecord(t *testing.T) {
+	p, acct := newProvider(t)
+	ami, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	newer, _ := acct.Parameter("/aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/standard/recommended/image_id")
+	acct.CreateCluster("c1", "1.37", "https://127.0.0.1:6443")
+	for _, spec := range []awssim.GroupSpec{
+		{Cluster: "c1", Name: "mine", Managed: true, AZs: []string{"us-west-2a"}, Min: 1, Max: 2, Desired: 1, InstanceType: "m5.large", ImageID: ami},
+		{Cluster: "c1", Name: "eks", Managed: true, EKSTemplate: true, AZs: []string{"us-west-2a"}, Min: 1, Max: 2, Desired: 1, InstanceType: "m5.large", ImageID: ami},
+	} {
+		if _, err := acct.CreateNodeGroup(spec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	mine, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "mine"})
+	if err != nil || mine.EKSTemplateID != mine.TemplateID || mine.EKSTemplateVersion != 1 {
+		t.Fatalf("the user's template: %+v %v", mine, err)
+	}
+	eksOwned, err := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "eks"})
+	if err != nil || eksOwned.EKSTemplateID != "" || eksOwned.TemplateID == "" {
+		t.Fatalf("an EKS-generated template: %+v %v", eksOwned, err)
+	}
+	v, err := p.EnsureTemplateVersion(ctx, mine.TemplateID, 1, newer, "noderoll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.UpdateGroup(ctx, mine, cloud.GroupUpdate{TemplateVersion: &v}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "mine"}); g.TemplateVersion != v || g.EKSTemplateVersion != 1 {
+		t.Fatalf("after the group was pointed at version %d: launches %d, EKS records %d", v, g.TemplateVersion, g.EKSTemplateVersion)
+	}
+	out, err := p.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("c1"), NodegroupName: aws.String("mine")})
+	if err != nil || out.Nodegroup.Health == nil || len(out.Nodegroup.Health.Issues) != 1 || out.Nodegroup.Health.Issues[0].Code != "Ec2LaunchTemplateVersionMismatch" {
+		t.Fatalf("EKS's health of the group: %+v %v", out.Nodegroup.Health, err)
 	}
 }

@@ -255,7 +255,10 @@ func (p *Provider) NodeGroup(ctx context.Context, ref cloud.NodeGroupRef) (cloud
 	}
 	out := cloud.NodeGroup{Cluster: p.cluster, Name: g.Name, Managed: true, ASGName: g.ASG, Min: g.Min, Max: g.Max, Desired: g.Desired,
 		AZs: append([]string(nil), g.AZs...), TemplateID: g.TemplateID, TemplateVersion: g.TemplateVersion,
-		ImageID: p.templates[g.TemplateID][g.TemplateVersion-1]}
+		ImageID: p.templates[g.TemplateID][g.TemplateVersion-1],
+		// A managed group on its own template, as eksctl makes them;
+		// EKS's record of its version is the one it was created with.
+		EKSTemplateID: g.TemplateID, EKSTemplateVersion: 1}
 	for _, i := range g.Instances {
 		out.Instances = append(out.Instances, cloud.Instance{ID: i.ID, AZ: i.AZ, ImageID: i.ImageID, Lifecycle: "InService",
 			TemplateVersion: fmt.Sprint(i.Version), NodeName: NodeName(i.ID)})
@@ -412,6 +415,11 @@ func (p *Provider) SetProcesses(_ context.Context, ng cloud.NodeGroup, processes
 // update a group itself.
 func (p *Provider) StartManagedUpdate(_ context.Context, ref cloud.NodeGroupRef, _ cloud.ManagedUpdate) (string, error) {
 	return "", fmt.Errorf("the fake cloud cannot update %s itself", ref)
+}
+
+// StartManagedConfigUpdate implements cloud.Provider: the fake has no EKS.
+func (p *Provider) StartManagedConfigUpdate(_ context.Context, ref cloud.NodeGroupRef, _ cloud.UpdateConfig) (string, error) {
+	return "", fmt.Errorf("the fake cloud cannot set the update config of %s", ref)
 }
 
 // ManagedUpdate implements cloud.Provider.

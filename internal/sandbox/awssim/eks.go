@@ -26,6 +26,8 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		action = "DescribeNodegroup"
 	case r.Method == http.MethodPost && len(parts) == 5 && parts[2] == "node-groups" && parts[4] == "update-version":
 		action = "UpdateNodegroupVersion"
+	case r.Method == http.MethodPost && len(parts) == 5 && parts[2] == "node-groups" && parts[4] == "update-config":
+		action = "UpdateNodegroupConfig"
 	case r.Method == http.MethodGet && len(parts) == 4 && parts[2] == "updates":
 		action = "DescribeUpdate"
 	case r.Method == http.MethodGet && len(parts) == 3 && parts[2] == "updates":
@@ -48,7 +50,7 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	switch action {
-	case "UpdateNodegroupVersion", "DescribeUpdate", "ListUpdates":
+	case "UpdateNodegroupVersion", "UpdateNodegroupConfig", "DescribeUpdate", "ListUpdates":
 		s.serveNodegroupUpdate(w, r, action, parts)
 		return
 	}
@@ -114,20 +116,30 @@ func (a *Account) eksCall(action string, parts []string) (any, *APIError) {
 		"createdAt": ng.Created.Unix(), "modifiedAt": ng.Created.Unix(),
 		"nodeRole":      "arn:aws:iam::" + a.AccountID + ":role/eksctl-" + c.Name + "-nodegroup-NodeInstanceRole",
 		"scalingConfig": map[string]int{"minSize": g.Min, "maxSize": g.Max, "desiredSize": g.Desired},
-		"updateConfig":  map[string]int{"maxUnavailable": ng.MaxUnavailable},
+		"updateConfig":  ng.updateConfig(),
 		"resources":     map[string]any{"autoScalingGroups": []map[string]string{{"name": g.Name}}},
-		"health":        map[string]any{"issues": []any{}},
 	}
+	issues := []any{}
 	lt := a.findTemplate(ng.TemplateID, "")
 	if lt != nil {
-		v, _ := lt.resolve(g.Template.Version)
-		if v != nil {
-			out["launchTemplate"] = map[string]string{"id": lt.ID, "name": lt.Name, "version": fmt.Sprint(v.Number)}
-			// The version EKS reports follows the AMI the group launches.
+		// What EKS reports is its own record of the group's template
+		// version, and the AMI that version launches; a group whose Auto
+		// Scaling group launches another version has a health issue
+		// (API_Issue: Ec2LaunchTemplateVersionMismatch).
+		if !ng.EKSTemplate {
+			out["launchTemplate"] = map[string]string{"id": lt.ID, "name": lt.Name, "version": fmt.Sprint(ng.TemplateVersion)}
+		}
+		if v, ok := lt.resolve(fmt.Sprint(ng.TemplateVersion)); ok {
 			if img := a.images[v.Data.ImageID]; img != nil {
 				out["version"], out["releaseVersion"] = img.KubeMinor, img.ReleaseVersion
 			}
 		}
+		if v, ok := lt.resolve(g.Template.Version); ok && v.Number != ng.TemplateVersion {
+			issues = append(issues, map[string]any{"code": "Ec2LaunchTemplateVersionMismatch",
+				"message":     fmt.Sprintf("The Amazon EC2 launch template version for your managed node group does not match the version that Amazon EKS created (%d, the Auto Scaling group launches %d).", ng.TemplateVersion, v.Number),
+				"resourceIds": []string{g.Name}})
+		}
 	}
+	out["health"] = map[string]any{"issues": issues}
 	return map[string]any{"nodegroup": out}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -27,11 +28,13 @@ type NodeOps interface {
 // cordon, for a pod's eviction, for new nodes.
 type ManagedTimings struct {
 	PostCordon, EvictionTimeout, NodeReady time.Duration
+	// ConfigUpdate is how long an UpdateNodegroupConfig takes to apply.
+	ConfigUpdate time.Duration
 }
 
 // DefaultManagedTimings are EKS's (60 s after a cordon, 15 minutes of
 // eviction retries before PodEvictionFailure).
-var DefaultManagedTimings = ManagedTimings{PostCordon: 60 * time.Second, EvictionTimeout: 15 * time.Minute, NodeReady: 15 * time.Minute}
+var DefaultManagedTimings = ManagedTimings{PostCordon: 60 * time.Second, EvictionTimeout: 15 * time.Minute, NodeReady: 15 * time.Minute, ConfigUpdate: 10 * time.Second}
 
 // Update is an EKS update of a node group, as DescribeUpdate shows it.
 type Update struct {
@@ -42,6 +45,7 @@ type Update struct {
 	token                                string
 	force                                bool
 	surge                                int
+	unavailable                          int // nodes drained at once
 }
 
 // UpdateParam and UpdateError are an update's parameters and errors.
@@ -65,6 +69,18 @@ type nodegroupVersionRequest struct {
 	ClientRequestToken string `json:"clientRequestToken"`
 }
 
+type nodegroupConfigRequest struct {
+	UpdateConfig *struct {
+		MaxUnavailable           *int `json:"maxUnavailable"`
+		MaxUnavailablePercentage *int `json:"maxUnavailablePercentage"`
+	} `json:"updateConfig"`
+	Labels             json.RawMessage `json:"labels"`
+	Taints             json.RawMessage `json:"taints"`
+	ScalingConfig      json.RawMessage `json:"scalingConfig"`
+	NodeRepairConfig   json.RawMessage `json:"nodeRepairConfig"`
+	ClientRequestToken string          `json:"clientRequestToken"`
+}
+
 // SetManagedTimings sets the waits of managed node group updates (the
 // sandbox scales them down with its other delays).
 func (a *Account) SetManagedTimings(t ManagedTimings) {
@@ -73,8 +89,9 @@ func (a *Account) SetManagedTimings(t ManagedTimings) {
 	a.managed = t
 }
 
-// serveNodegroupUpdate answers UpdateNodegroupVersion, DescribeUpdate and
-// ListUpdates (EKS API reference); callers logged the call.
+// serveNodegroupUpdate answers UpdateNodegroupVersion,
+// UpdateNodegroupConfig, DescribeUpdate and ListUpdates (EKS API
+// reference); callers logged the call.
 func (s *Server) serveNodegroupUpdate(w http.ResponseWriter, r *http.Request, action string, parts []string) {
 	a := s.acct
 	var out any
@@ -88,6 +105,19 @@ func (s *Server) serveNodegroupUpdate(w http.ResponseWriter, r *http.Request, ac
 		}
 		var u *Update
 		u, apiErr = a.startUpdate(parts[1], parts[3], req)
+		if apiErr == nil {
+			a.mu.Lock()
+			out = map[string]any{"update": u.view()}
+			a.mu.Unlock()
+		}
+	case "UpdateNodegroupConfig":
+		var req nodegroupConfigRequest
+		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+			apiErr = &APIError{Code: "InvalidParameterException", Message: "The request body is not valid JSON: " + err.Error(), Status: 400}
+			break
+		}
+		var u *Update
+		u, apiErr = a.startConfigUpdate(parts[1], parts[3], req)
 		if apiErr == nil {
 			a.mu.Lock()
 			out = map[string]any{"update": u.view()}
@@ -181,7 +211,14 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 	}
 	cur, _ := lt.resolve(g.Template.Version)
 	var target *TemplateVersion
+	if req.LaunchTemplate != nil && ng.EKSTemplate {
+		return nil, invalidParam("Nodegroup %s was not created with a launch template of yours, so it cannot be updated to one: give a Kubernetes version or a release version.", name)
+	}
 	if req.LaunchTemplate != nil {
+		if req.LaunchTemplate.ID != "" && req.LaunchTemplate.Name != "" {
+			// API_LaunchTemplateSpecification: one of the two, not both.
+			return nil, invalidParam("Either provide launch template ID or launch template name in the request.")
+		}
 		if req.LaunchTemplate.ID != "" && req.LaunchTemplate.ID != lt.ID || req.LaunchTemplate.Name != "" && req.LaunchTemplate.Name != lt.Name {
 			return nil, invalidParam("The launch template of a node group cannot be changed: it uses %s (%s).", lt.ID, lt.Name)
 		}
@@ -218,9 +255,12 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 		lt.Versions = append(lt.Versions, target)
 	}
 	now := a.clock.Now()
-	surge := len(g.AZs)
+	// EKS surges by a node a zone (the seed's 3 to 6), or by the nodes it
+	// replaces at once when that is larger.
+	unavailable := ng.unavailable(g.Desired)
+	surge := max(len(g.AZs), unavailable)
 	u := &Update{ID: a.uuid(), Cluster: cluster, Nodegroup: name, Type: "VersionUpdate", Status: "InProgress", Created: now,
-		token: req.ClientRequestToken, force: req.Force, surge: surge}
+		token: req.ClientRequestToken, force: req.Force, surge: surge, unavailable: unavailable}
 	if img := a.images[target.Data.ImageID]; img != nil {
 		u.Params = append(u.Params, UpdateParam{"Version", img.KubeMinor}, UpdateParam{"ReleaseVersion", img.ReleaseVersion})
 	}
@@ -230,6 +270,7 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 	}
 	a.updates[u.ID] = u
 	g.Template.Version = fmt.Sprint(target.Number)
+	ng.TemplateVersion = target.Number
 	g.Max += surge
 	g.Desired += surge
 	a.poke()
@@ -240,6 +281,83 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 		return u, nil
 	}
 	go a.runUpdate(ctx, u, ops, ng.Group, target.Number, target.Data.ImageID)
+	return u, nil
+}
+
+// startConfigUpdate validates an UpdateNodegroupConfig request as EKS does
+// (NodegroupUpdateConfig: one of maxUnavailable, 1 to 100, and
+// maxUnavailablePercentage, 1 to 100) and applies it after
+// ManagedTimings.ConfigUpdate, as an update of type ConfigUpdate. The
+// sandbox changes only updateConfig; other fields are refused by name.
+func (a *Account) startConfigUpdate(cluster, name string, req nodegroupConfigRequest) (*Update, *APIError) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.clusters[cluster]; !ok {
+		return nil, eksNotFound("No cluster found for name: %s.", cluster)
+	}
+	ng, ok := a.nodegroups[cluster+"/"+name]
+	if !ok {
+		return nil, eksNotFound("No node group found for name: %s.", name)
+	}
+	if req.ClientRequestToken != "" {
+		for _, u := range a.updates {
+			if u.token == req.ClientRequestToken && u.Cluster == cluster && u.Nodegroup == name {
+				return u, nil
+			}
+		}
+	}
+	for field, raw := range map[string]json.RawMessage{"labels": req.Labels, "taints": req.Taints, "scalingConfig": req.ScalingConfig, "nodeRepairConfig": req.NodeRepairConfig} {
+		if len(raw) > 0 && string(raw) != "null" {
+			return nil, invalidParam("The sandbox's endpoint changes only updateConfig with UpdateNodegroupConfig, not %s.", field)
+		}
+	}
+	c := req.UpdateConfig
+	if c == nil || (c.MaxUnavailable == nil && c.MaxUnavailablePercentage == nil) {
+		return nil, invalidParam("No changes needed for the nodegroup %s: give updateConfig.maxUnavailable or updateConfig.maxUnavailablePercentage.", name)
+	}
+	if c.MaxUnavailable != nil && c.MaxUnavailablePercentage != nil {
+		return nil, invalidParam("Only one of maxUnavailable and maxUnavailablePercentage may be specified in updateConfig.")
+	}
+	var param UpdateParam
+	switch {
+	case c.MaxUnavailable != nil && (*c.MaxUnavailable < 1 || *c.MaxUnavailable > 100):
+		return nil, invalidParam("maxUnavailable must be between 1 and 100, was %d.", *c.MaxUnavailable)
+	case c.MaxUnavailablePercentage != nil && (*c.MaxUnavailablePercentage < 1 || *c.MaxUnavailablePercentage > 100):
+		return nil, invalidParam("maxUnavailablePercentage must be between 1 and 100, was %d.", *c.MaxUnavailablePercentage)
+	case c.MaxUnavailable != nil:
+		param = UpdateParam{"MaxUnavailable", fmt.Sprint(*c.MaxUnavailable)}
+	default:
+		param = UpdateParam{"MaxUnavailablePercentage", fmt.Sprint(*c.MaxUnavailablePercentage)}
+	}
+	if u := a.updating(cluster, name); u != nil {
+		return nil, &APIError{Code: "ResourceInUseException", Message: fmt.Sprintf("Nodegroup %s is currently being updated (update %s).", name, u.ID), Status: 409}
+	}
+	u := &Update{ID: a.uuid(), Cluster: cluster, Nodegroup: name, Type: "ConfigUpdate", Status: "InProgress", Created: a.clock.Now(),
+		token: req.ClientRequestToken, Params: []UpdateParam{param}}
+	if a.updates == nil {
+		a.updates = map[string]*Update{}
+	}
+	a.updates[u.ID] = u
+	ctx, delay := a.runCtx, a.managed.ConfigUpdate
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.clock.After(delay):
+		}
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if c.MaxUnavailable != nil {
+			ng.MaxUnavailable, ng.MaxUnavailablePercentage = *c.MaxUnavailable, 0
+		} else {
+			ng.MaxUnavailable, ng.MaxUnavailablePercentage = 0, *c.MaxUnavailablePercentage
+		}
+		u.Status = "Successful"
+		a.poke()
+	}()
 	return u, nil
 }
 
@@ -368,20 +486,37 @@ func (a *Account) runUpdate(ctx context.Context, u *Update, ops NodeOps, group s
 		if len(left) == 0 {
 			break
 		}
+		// Up to the group's maxUnavailable old nodes at once, picked at
+		// random: each drained (evict, cordon), then after the wait
+		// terminated through the group; then their replacements.
 		a.mu.Lock()
-		victim := left[a.rng.IntN(len(left))]
+		a.rng.Shuffle(len(left), func(i, j int) { left[i], left[j] = left[j], left[i] })
 		a.mu.Unlock()
-		name := victim.NodeName(a.Region)
-		if err := ops.DrainNode(ctx, name, t.EvictionTimeout); err != nil && !u.force {
-			fail("PodEvictionFailure", "Reached max retries while trying to evict pods from nodes in node group "+u.Nodegroup+": "+err.Error(), victim.ID)
-			return
+		batch := left[:min(len(left), max(u.unavailable, 1))]
+		errs := make([]error, len(batch))
+		var wg sync.WaitGroup
+		for k, victim := range batch {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				errs[k] = ops.DrainNode(ctx, victim.NodeName(a.Region), t.EvictionTimeout)
+			}()
+		}
+		wg.Wait()
+		for k, err := range errs {
+			if err != nil && !u.force {
+				fail("PodEvictionFailure", "Reached max retries while trying to evict pods from nodes in node group "+u.Nodegroup+": "+err.Error(), batch[k].ID)
+				return
+			}
 		}
 		if !sleep(t.PostCordon) {
 			return
 		}
 		a.mu.Lock()
-		if victim.Lifecycle == LifecycleInService {
-			a.terminate(victim, a.clock.Now(), "an instance was taken out of service in response to a user request")
+		for _, victim := range batch {
+			if victim.Lifecycle == LifecycleInService {
+				a.terminate(victim, a.clock.Now(), "an instance was taken out of service in response to a user request")
+			}
 		}
 		a.mu.Unlock()
 		if !waitSettled(false) {

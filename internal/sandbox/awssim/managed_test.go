@@ -25,6 +25,10 @@ type fakeCluster struct {
 	tainted   map[string]bool
 	refuse    string // a node whose drain fails, as a blocking budget makes it
 	drainedAt map[string]int
+	// drainTime makes each drain take a while, so that drains at once
+	// overlap; inDrain and mostInDrain count them.
+	drainTime            time.Duration
+	inDrain, mostInDrain int
 }
 
 func (f *fakeCluster) NodeReady(_ context.Context, name string) (bool, error) {
@@ -44,7 +48,13 @@ func (f *fakeCluster) TaintNode(_ context.Context, name string) error {
 
 func (f *fakeCluster) DrainNode(_ context.Context, name string, _ time.Duration) error {
 	f.mu.Lock()
+	f.inDrain++
+	f.mostInDrain = max(f.mostInDrain, f.inDrain)
+	f.mu.Unlock()
+	time.Sleep(f.drainTime)
+	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.inDrain--
 	f.log = append(f.log, "drain "+name)
 	if name == f.refuse {
 		return errors.New("pod default/db-0 blocked by PodDisruptionBudget default/db")
@@ -216,5 +226,124 @@ func TestABlockedDrainFailsTheUpdateUnlessForced(t *testing.T) {
 		case !force && (u.Status != ekstypes.UpdateStatusFailed || len(u.Errors) != 1 || u.Errors[0].ErrorCode != ekstypes.ErrorCodePodEvictionFailure || len(u.Errors[0].ResourceIds) != 1):
 			t.Errorf("not forced: %s %+v", u.Status, u.Errors)
 		}
+	}
+}
+
+// UpdateNodegroupConfig's updateConfig as the EKS API reference defines it
+// (https://docs.aws.amazon.com/eks/latest/APIReference/API_UpdateNodegroupConfig.html,
+// API_NodegroupUpdateConfig.html: one of maxUnavailable, 1 to 100, and
+// maxUnavailablePercentage, 1 to 100), applied as an update of type
+// ConfigUpdate; and an update of the version then as the user guide says
+// (managed-node-update-behavior.html): the surge is the larger of a node a
+// zone and maxUnavailable, and up to maxUnavailable nodes drain at once.
+func TestUpdateNodegroupConfigSetsHowManyNodesAnUpdateReplacesAtOnce(t *testing.T) {
+	m := newManagedEnv(t)
+	m.cluster.drainTime = 50 * time.Millisecond
+	ctx := context.Background()
+	m.joined(t, 3)
+	set := func(c *ekstypes.NodegroupUpdateConfig, labels bool) (*ekstypes.Update, error) {
+		in := &eks.UpdateNodegroupConfigInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup"), UpdateConfig: c}
+		if labels {
+			in.Labels = &ekstypes.UpdateLabelsPayload{AddOrUpdateLabels: map[string]string{"team": "web"}}
+		}
+		out, err := m.eks.UpdateNodegroupConfig(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return out.Update, nil
+	}
+	code := func(err error) string {
+		var ae smithy.APIError
+		if errors.As(err, &ae) {
+			return ae.ErrorCode()
+		}
+		return ""
+	}
+	for name, c := range map[string]*ekstypes.NodegroupUpdateConfig{
+		"both fields":  {MaxUnavailable: aws.Int32(2), MaxUnavailablePercentage: aws.Int32(50)},
+		"zero":         {MaxUnavailable: aws.Int32(0)},
+		"over 100":     {MaxUnavailable: aws.Int32(101)},
+		"0 percent":    {MaxUnavailablePercentage: aws.Int32(0)},
+		"nothing":      nil,
+		"empty config": {},
+	} {
+		if _, err := set(c, false); code(err) != "InvalidParameterException" {
+			t.Errorf("%s: got %v, want InvalidParameterException", name, err)
+		}
+	}
+	// API_LaunchTemplateSpecification: an ID or a name, not both.
+	ng0, err := m.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt := ng0.Nodegroup.LaunchTemplate
+	if _, err := m.eks.UpdateNodegroupVersion(ctx, &eks.UpdateNodegroupVersionInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup"),
+		LaunchTemplate: &ekstypes.LaunchTemplateSpecification{Id: lt.Id, Name: lt.Name, Version: lt.Version}}); code(err) != "InvalidParameterException" {
+		t.Errorf("a launch template by ID and name: got %v", err)
+	}
+	if _, err := set(&ekstypes.NodegroupUpdateConfig{MaxUnavailable: aws.Int32(2)}, true); code(err) != "InvalidParameterException" {
+		t.Errorf("labels: got %v, want the sandbox's refusal", err)
+	}
+	if _, err := m.eks.UpdateNodegroupConfig(ctx, &eks.UpdateNodegroupConfigInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nope"),
+		UpdateConfig: &ekstypes.NodegroupUpdateConfig{MaxUnavailable: aws.Int32(2)}}); code(err) != "ResourceNotFoundException" {
+		t.Errorf("an unknown group: got %v", err)
+	}
+	describe := func() *ekstypes.Nodegroup {
+		ng, err := m.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ng.Nodegroup
+	}
+	if c := describe().UpdateConfig; aws.ToInt32(c.MaxUnavailable) != 1 || c.MaxUnavailablePercentage != nil {
+		t.Fatalf("refused calls changed the config: %+v", c)
+	}
+
+	u, err := set(&ekstypes.NodegroupUpdateConfig{MaxUnavailablePercentage: aws.Int32(50)}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Type != ekstypes.UpdateTypeConfigUpdate || len(u.Params) != 1 || u.Params[0].Type != ekstypes.UpdateParamTypeMaxUnavailablePercentage || aws.ToString(u.Params[0].Value) != "50" {
+		t.Fatalf("config update %+v", u)
+	}
+	if done := m.wait(t, aws.ToString(u.Id)); done.Status != ekstypes.UpdateStatusSuccessful {
+		t.Fatalf("config update ended %s", done.Status)
+	}
+	if c := describe().UpdateConfig; aws.ToInt32(c.MaxUnavailablePercentage) != 50 || c.MaxUnavailable != nil {
+		t.Fatalf("after the percentage: %+v", c)
+	}
+	// Five at once on a group of three: the surge is five, all three old
+	// nodes drain together.
+	u, err = set(&ekstypes.NodegroupUpdateConfig{MaxUnavailable: aws.Int32(5)}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.wait(t, aws.ToString(u.Id))
+	if c := describe().UpdateConfig; aws.ToInt32(c.MaxUnavailable) != 5 || c.MaxUnavailablePercentage != nil {
+		t.Fatalf("after the count: %+v", c)
+	}
+	out, err := m.eks.UpdateNodegroupVersion(ctx, &eks.UpdateNodegroupVersionInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup"), Version: aws.String("1.37")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := describe().ScalingConfig
+	if aws.ToInt32(sc.DesiredSize) != 8 || aws.ToInt32(sc.MaxSize) != 11 {
+		t.Fatalf("surged to desired %d max %d, want 8 and 11 (a surge of maxUnavailable 5, above the 3 zones)", aws.ToInt32(sc.DesiredSize), aws.ToInt32(sc.MaxSize))
+	}
+	if _, err := set(&ekstypes.NodegroupUpdateConfig{MaxUnavailable: aws.Int32(1)}, false); code(err) != "ResourceInUseException" {
+		t.Errorf("a config update during a version update: got %v", err)
+	}
+	if done := m.wait(t, aws.ToString(out.Update.Id)); done.Status != ekstypes.UpdateStatusSuccessful {
+		t.Fatalf("version update ended %s: %+v", done.Status, done.Errors)
+	}
+	m.cluster.mu.Lock()
+	most := m.cluster.mostInDrain
+	m.cluster.mu.Unlock()
+	if most != 3 {
+		t.Fatalf("at most %d drains at once, want all 3 old nodes together", most)
+	}
+	sc = describe().ScalingConfig
+	if aws.ToInt32(sc.DesiredSize) != 3 || aws.ToInt32(sc.MaxSize) != 6 {
+		t.Fatalf("scaled back to desired %d max %d, want 3 and 6", aws.ToInt32(sc.DesiredSize), aws.ToInt32(sc.MaxSize))
 	}
 }

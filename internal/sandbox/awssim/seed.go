@@ -47,6 +47,10 @@ type GroupSpec struct {
 	// put in theirs: network interfaces (instead of top-level security
 	// groups), placement, monitoring, credits, metadata tags and more.
 	RichTemplate bool
+	// EKSTemplate makes a managed group as EKS does when it is given no
+	// launch template: EKS generates one (named eks-...), and the node
+	// group names none of the user's.
+	EKSTemplate bool
 }
 
 // CreateNodeGroup creates the launch template, the Auto Scaling group and,
@@ -89,8 +93,12 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 	if s.Managed {
 		instanceTags = append(instanceTags, Tag{"eks:nodegroup-name", s.Name})
 	}
+	ltName := "eksctl-" + s.Cluster + "-nodegroup-" + s.Name
+	if s.EKSTemplate {
+		ltName = "eks-" + uid
+	}
 	lt := &LaunchTemplate{
-		ID: a.nextID("lt-0", 16), Name: "eksctl-" + s.Cluster + "-nodegroup-" + s.Name,
+		ID: a.nextID("lt-0", 16), Name: ltName,
 		DefaultVersion: 1, Created: now,
 		Tags: []Tag{{"alpha.eksctl.io/cluster-name", s.Cluster}, {"alpha.eksctl.io/nodegroup-name", s.Name}},
 		Versions: []*TemplateVersion{{Number: 1, Created: now, Data: TemplateData{
@@ -147,6 +155,7 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 			ARN:          fmt.Sprintf("arn:aws:eks:%s:%s:nodegroup/%s/%s/%s", a.Region, a.AccountID, s.Cluster, s.Name, uid),
 			CapacityType: "ON_DEMAND", TemplateID: lt.ID, TemplateName: lt.Name,
 			InstanceTypes: []string{s.InstanceType}, MaxUnavailable: max(1, s.MaxUnavailable),
+			TemplateVersion: 1, EKSTemplate: s.EKSTemplate,
 			Labels:  map[string]string{"alpha.eksctl.io/cluster-name": s.Cluster, "alpha.eksctl.io/nodegroup-name": s.Name},
 			Created: now,
 		}

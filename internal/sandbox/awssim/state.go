@@ -203,8 +203,35 @@ type Nodegroup struct {
 	TemplateID, TemplateName                  string
 	InstanceTypes                             []string
 	Labels                                    map[string]string
-	MaxUnavailable                            int
-	Created                                   time.Time
+	// MaxUnavailable or MaxUnavailablePercentage is the group's
+	// updateConfig: how many nodes its updates replace at once.
+	MaxUnavailable, MaxUnavailablePercentage int
+	// TemplateVersion is the version of its launch template EKS records
+	// for the group: set at creation and by its updates, not by changes
+	// made to the Auto Scaling group directly.
+	TemplateVersion int64
+	// EKSTemplate: the group was created without a launch template of the
+	// user's, and EKS generated the one its Auto Scaling group launches.
+	EKSTemplate bool
+	Created     time.Time
+}
+
+// updateConfig is the group's updateConfig as DescribeNodegroup shows it:
+// the one of its two fields that is set.
+func (ng *Nodegroup) updateConfig() map[string]int {
+	if ng.MaxUnavailablePercentage > 0 {
+		return map[string]int{"maxUnavailablePercentage": ng.MaxUnavailablePercentage}
+	}
+	return map[string]int{"maxUnavailable": ng.MaxUnavailable}
+}
+
+// unavailable is how many nodes an update of the group replaces at once:
+// a percentage of desired rounded up, at most 100.
+func (ng *Nodegroup) unavailable(desired int) int {
+	if ng.MaxUnavailablePercentage > 0 {
+		return min(max((ng.MaxUnavailablePercentage*desired+99)/100, 1), 100)
+	}
+	return max(ng.MaxUnavailable, 1)
 }
 
 // Delays makes instances take time the way real ones do.
