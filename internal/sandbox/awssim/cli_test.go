@@ -15,7 +15,7 @@ import (
 // into out (nil: not decoded); it returns the exit code and stderr.
 func (e *env) awsCLI(out any, args ...string) (int, string) {
 	e.t.Helper()
-	cmd := exec.Command("aws", append([]string{"--endpoint-url", e.url, "--output", "json", "--region", "us-west-2"}, args...)...)
+	cmd := exec.Command(e.cli, append([]string{"--endpoint-url", e.url, "--output", "json", "--region", "us-west-2"}, args...)...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=AKIDSANDBOX", "AWS_SECRET_ACCESS_KEY=sandbox-secret", "AWS_PAGER=",
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1")
 	var stderr strings.Builder
@@ -38,14 +38,38 @@ func (e *env) awsCLI(out any, args ...string) (int, string) {
 // Any AWS client, not only the Go SDK noderoll uses, can use the endpoint:
 // the AWS CLI answers the calls noderoll makes as it does against AWS,
 // filters and owners applied, lists paged with the CLI following
-// NextToken, errors with AWS's codes. It runs where the CLI is installed
-// (the project's machines have AWS CLI v1); elsewhere it says it was
-// skipped.
+// NextToken, errors with AWS's codes. It runs with every major version of
+// the CLI installed here: the one on PATH (v1, from pip, on the project's
+// machines) and Debian's package (v2, /usr/bin/aws) when installed; with
+// none it says it was skipped.
 func TestTheAWSCLIUsesTheEndpointAsAWS(t *testing.T) {
-	if _, err := exec.LookPath("aws"); err != nil {
+	clis := map[string]string{} // major version -> binary
+	for _, bin := range []string{"aws", "/usr/bin/aws", "/usr/local/bin/aws"} {
+		path, err := exec.LookPath(bin)
+		if err != nil {
+			continue
+		}
+		out, err := exec.Command(path, "--version").CombinedOutput()
+		if v, ok := strings.CutPrefix(string(out), "aws-cli/"); err == nil && ok && v != "" {
+			if _, seen := clis["v"+v[:1]]; !seen {
+				clis["v"+v[:1]] = path
+			}
+		}
+	}
+	if len(clis) == 0 {
 		t.Skip("the AWS CLI is not installed here")
 	}
-	e := newEnv(t)
+	for version, cli := range clis {
+		t.Run(version, func(t *testing.T) {
+			t.Logf("AWS CLI %s: %s", version, cli)
+			e := newEnv(t)
+			e.cli = cli
+			checkTheAWSCLI(t, e)
+		})
+	}
+}
+
+func checkTheAWSCLI(t *testing.T, e *env) {
 
 	var images struct {
 		Images []struct{ ImageId, Name, OwnerId string }

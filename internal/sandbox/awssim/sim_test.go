@@ -53,6 +53,7 @@ type env struct {
 	// quotas answers GetServiceQuota for EC2's vCPU quotas.
 	quotas *servicequotas.Client
 	group  string
+	cli    string // the AWS CLI binary awsCLI runs
 }
 
 var azs = []string{"us-west-2a", "us-west-2b", "us-west-2c"}
