@@ -1,16 +1,15 @@
 package bench
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"sort"
-	"strconv"
 	"strings"
 
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/noderoll/noderoll/internal/sandbox"
 )
 
 // apiCounters are counters of the API server's own /metrics, summed by a
@@ -21,26 +20,19 @@ type apiCounters map[string]float64
 // dispatched per flow schema and the requests it served per verb and
 // resource (with subresource), and the time it spent serving them.
 func readAPICounters(ctx context.Context, kube kubernetes.Interface) (apiCounters, error) {
-	b, err := kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	samples, err := sandbox.APIServerMetrics(ctx, kube, "apiserver_flowcontrol_dispatched_requests_total", "apiserver_request_total", "apiserver_request_duration_seconds_sum")
 	if err != nil {
-		return nil, fmt.Errorf("reading the API server's metrics: %w", err)
+		return nil, err
 	}
 	out := apiCounters{}
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		name, labels, value, ok := parseSample(line)
-		if !ok {
-			continue
-		}
-		switch name {
+	for _, s := range samples {
+		switch s.Name {
 		case "apiserver_flowcontrol_dispatched_requests_total":
-			out["by client: "+labels["flow_schema"]] += value
+			out["by client: "+s.Labels["flow_schema"]] += s.Value
 		case "apiserver_request_total":
-			out["by request: "+requestKey(labels)] += value
+			out["by request: "+requestKey(s.Labels)] += s.Value
 		case "apiserver_request_duration_seconds_sum":
-			out["seconds serving: "+requestKey(labels)] += value
+			out["seconds serving: "+requestKey(s.Labels)] += s.Value
 		}
 	}
 	return out, nil
@@ -52,30 +44,6 @@ func requestKey(l map[string]string) string {
 		k += "/" + l["subresource"]
 	}
 	return k
-}
-
-// parseSample reads one Prometheus text sample: name{labels} value.
-func parseSample(line string) (name string, labels map[string]string, value float64, ok bool) {
-	if line == "" || line[0] == '#' {
-		return "", nil, 0, false
-	}
-	open := strings.IndexByte(line, '{')
-	shut := strings.LastIndexByte(line, '}')
-	if open < 0 || shut < open {
-		return "", nil, 0, false
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(line[shut+1:]), 64)
-	if err != nil {
-		return "", nil, 0, false
-	}
-	labels = map[string]string{}
-	for _, kv := range strings.Split(line[open+1:shut], ",") {
-		k, val, found := strings.Cut(kv, "=")
-		if found {
-			labels[k] = strings.Trim(val, `"`)
-		}
-	}
-	return line[:open], labels, v, true
 }
 
 // writeDelta writes what the counters grew by between two readings,

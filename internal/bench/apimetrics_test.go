@@ -6,15 +6,12 @@ import (
 	"testing"
 )
 
-func TestParseSampleReadsNameLabelsAndValue(t *testing.T) {
-	name, l, v, ok := parseSample(`apiserver_request_total{code="201",component="apiserver",resource="pods",subresource="eviction",verb="POST"} 1234`)
-	if !ok || name != "apiserver_request_total" || l["subresource"] != "eviction" || v != 1234 || requestKey(l) != "POST pods/eviction" {
-		t.Fatalf("got %q %v %v %v", name, l, v, ok)
+func TestRequestKeyNamesVerbResourceAndSubresource(t *testing.T) {
+	if k := requestKey(map[string]string{"verb": "POST", "resource": "pods", "subresource": "eviction"}); k != "POST pods/eviction" {
+		t.Fatal(k)
 	}
-	for _, bad := range []string{"# HELP x", "", "plain 3", `x{a="b"} notanumber`} {
-		if _, _, _, ok := parseSample(bad); ok {
-			t.Errorf("%q parsed", bad)
-		}
+	if k := requestKey(map[string]string{"verb": "LIST", "resource": "pods"}); k != "LIST pods" {
+		t.Fatal(k)
 	}
 }
 

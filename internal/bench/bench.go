@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -339,25 +338,7 @@ func ownIdentity(ctx context.Context, kube kubernetes.Interface, adminKubeconfig
 // requestsOf reads the requests the API server dispatched for the
 // upgrade's flow schema, from its own metrics.
 func requestsOf(ctx context.Context, kube kubernetes.Interface) (int, error) {
-	b, err := kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("reading the API server's metrics: %w", err)
-	}
-	total := 0
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_flowcontrol_dispatched_requests_total{") || !strings.Contains(line, `flow_schema="`+identity+`"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		v, err := strconv.ParseFloat(f[len(f)-1], 64)
-		if err == nil {
-			total += int(v)
-		}
-	}
-	return total, nil
+	return sandbox.Identity{Name: identity}.Count(ctx, kube, "apiserver_flowcontrol_dispatched_requests_total")
 }
 
 // budgeted lists the workloads behind budgets as the upgrade starts: every

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -101,22 +98,9 @@ func TestTheAPIServersOwn429sAreTakenInStride(t *testing.T) {
 // requests, from its own metrics.
 func rejectedFor(t *testing.T, kube kubernetes.Interface, flowSchema string) int {
 	t.Helper()
-	b, err := kube.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	n, err := sandbox.Identity{Name: flowSchema}.Count(context.Background(), kube, "apiserver_flowcontrol_rejected_requests_total")
 	if err != nil {
 		t.Fatal(err)
 	}
-	total := 0
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "apiserver_flowcontrol_rejected_requests_total{") || !strings.Contains(line, `flow_schema="`+flowSchema+`"`) {
-			continue
-		}
-		f := strings.Fields(line)
-		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
-			total += int(v)
-		}
-	}
-	return total
+	return n
 }
