@@ -224,8 +224,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 		}
 	}
 	if rec == nil && upToDate(p.group, target) {
-		e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(p.group.Instances), req.Group, describeTarget(target)))
-		return &Result{UpToDate: true, Target: target, Duration: e.clock.Since(start)}, nil
+		return e.upToDate(p, target, start), nil
 	}
 
 	u, err := e.newUpgrade(ctx, store, rec, p.group, req.Target, target)
@@ -382,4 +381,11 @@ func (e *Engine) newRand() *rand.Rand {
 		seed = uint64(e.clock.Now().UnixNano())
 	}
 	return rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+}
+
+// upToDate says, in both modes alike, that the group already runs the
+// target and nothing is done.
+func (e *Engine) upToDate(p *prepared, target Target, start time.Time) *Result {
+	e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(p.group.Instances), p.req.Group, describeTarget(target)))
+	return &Result{UpToDate: true, Target: target, Duration: e.clock.Since(start)}
 }

@@ -82,8 +82,7 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			return nil, err
 		}
 		if pre.UpToDate {
-			e.report.Step(0, "Up to date", fmt.Sprintf("all %d nodes of %s run %s; nothing to do", len(p.group.Instances), req.Group, describeTarget(p.target)))
-			return &Result{UpToDate: true, Target: p.target, Duration: e.clock.Since(start)}, nil
+			return e.upToDate(p, p.target, start), nil
 		}
 		if err := e.heed(pre); err != nil {
 			return nil, err
