@@ -2,6 +2,8 @@ package bench
 
 import (
 	"os"
+	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -36,5 +38,38 @@ func TestMemPeakReadsTheProcessOwnMemory(t *testing.T) {
 	m.sample(-1) // gone: kept as it was
 	if m.kB != keep {
 		t.Fatalf("a failed sample changed the peak: %d -> %d", keep, m.kB)
+	}
+	if m.hwmKB < m.kB {
+		t.Fatalf("peak RSS %d kB below its anonymous part %d kB", m.hwmKB, m.kB)
+	}
+}
+
+// A child's peak RSS is its own, not its parent's: the kernel's usage of a
+// child Go started counts the parent's memory at the exec, /proc does not.
+func TestAChildsPeakRSSIsNotItsParents(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc here")
+	}
+	ballast := make([]byte, 256<<20) // the parent's RSS well above a small child's
+	for i := range ballast {
+		ballast[i] = 1
+	}
+	cmd := exec.Command("sleep", "1")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep here")
+	}
+	var m memPeak
+	time.Sleep(300 * time.Millisecond)
+	m.sample(cmd.Process.Pid)
+	if err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	usage := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+	t.Logf("sleep: VmHWM %.1f MiB, the kernel's usage says %.1f MiB", m.hwmMiB(), float64(usage.Maxrss)/1024)
+	if m.hwmMiB() <= 0 || m.hwmMiB() > 64 {
+		t.Fatalf("sleep's own peak RSS read as %.1f MiB", m.hwmMiB())
+	}
+	if ballast[len(ballast)-1] != 1 {
+		t.Fatal("ballast lost")
 	}
 }
