@@ -101,9 +101,12 @@ Before anything changes, preflight checks look for what would stall the run or
 hurt its workloads: budgets that never allow an eviction, a pod under two
 budgets, pods nothing recreates, pods that opt out of disruption, volumes in a
 zone that gets no new node, kubelet/control-plane skew, a surge the group's
-max size or the account's EC2 vCPU quota has no room for; and warn of data in
-emptyDir, a surge smaller than the zones, no cluster-autoscaler found. A
-blocking finding stops the run unless its check is named in --ignore-preflight.
+max size or the account's EC2 vCPU quota has no room for, a managed group's
+launch template that EKS generated (EKS advises against changing it: use
+--mode=managed); and warn of data in emptyDir, a surge smaller than the zones,
+no cluster-autoscaler found, a managed group's own template whose new version
+EKS will not have recorded. A blocking finding stops the run unless its check
+is named in --ignore-preflight.
 --dry-run shows the findings and what the run would do, and changes nothing.
 
 --mode=managed asks EKS to do it instead (UpdateNodegroupVersion, for managed
