@@ -81,8 +81,16 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		if err != nil {
 			return nil, err
 		}
-		if pre.UpToDate {
+		lags := recordLags(p.group)
+		if pre.UpToDate && !lags {
 			return e.upToDate(p, p.target, start), nil
+		}
+		if pre.UpToDate {
+			// noderoll's own upgrade moved the group: its nodes run the
+			// target, but EKS still records the version it last set. Its
+			// update records the new one, replacing no node.
+			e.report.Info(fmt.Sprintf("the nodes of %s run the target, but EKS records version %d of launch template %s and the group launches version %d: asking EKS to record it",
+				req.Group, p.group.EKSTemplateVersion, p.group.TemplateID, p.group.TemplateVersion))
 		}
 		if err := e.heed(pre); err != nil {
 			return nil, err
@@ -243,4 +251,11 @@ func (e *Engine) waitManaged(ctx context.Context, ref cloud.NodeGroupRef, id str
 		case <-e.clock.After(e.opts.PollInterval):
 		}
 	}
+}
+
+// recordLags reports a managed group on its own launch template whose
+// Auto Scaling group launches another version than EKS records for it:
+// what noderoll's own upgrade leaves (EKS: Ec2LaunchTemplateVersionMismatch).
+func recordLags(g cloud.NodeGroup) bool {
+	return g.Managed && g.EKSTemplateID != "" && g.EKSTemplateID == g.TemplateID && g.EKSTemplateVersion != g.TemplateVersion
 }

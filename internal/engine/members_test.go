@@ -33,3 +33,23 @@ func TestMembersOwnNodesByProviderIDNotLabels(t *testing.T) {
 		t.Error("an instance added later is not owned")
 	}
 }
+
+// EKS's record of a managed group's template version lags only for a group
+// on its own template whose Auto Scaling group launches another version
+// (what noderoll's own upgrade leaves); --mode=managed then asks EKS to
+// record it although every node runs the target.
+func TestRecordLagsOnlyForAManagedGroupMovedPastEKSsRecord(t *testing.T) {
+	for _, c := range []struct {
+		g    cloud.NodeGroup
+		want bool
+	}{
+		{cloud.NodeGroup{Managed: true, TemplateID: "lt-1", TemplateVersion: 2, EKSTemplateID: "lt-1", EKSTemplateVersion: 1}, true},
+		{cloud.NodeGroup{Managed: true, TemplateID: "lt-1", TemplateVersion: 2, EKSTemplateID: "lt-1", EKSTemplateVersion: 2}, false},
+		{cloud.NodeGroup{Managed: true, TemplateID: "lt-eks", TemplateVersion: 2}, false},                                              // EKS's own template
+		{cloud.NodeGroup{Managed: false, TemplateID: "lt-1", TemplateVersion: 2, EKSTemplateID: "lt-1", EKSTemplateVersion: 1}, false}, // self-managed
+	} {
+		if got := recordLags(c.g); got != c.want {
+			t.Errorf("%+v: %v, want %v", c.g, got, c.want)
+		}
+	}
+}
