@@ -98,31 +98,11 @@ func (s *Server) serveNodegroupUpdate(w http.ResponseWriter, r *http.Request, ac
 	var apiErr *APIError
 	switch action {
 	case "UpdateNodegroupVersion":
-		var req nodegroupVersionRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			apiErr = &APIError{Code: "InvalidParameterException", Message: "The request body is not valid JSON: " + err.Error(), Status: 400}
-			break
-		}
-		var u *Update
-		u, apiErr = a.startUpdate(parts[1], parts[3], req)
-		if apiErr == nil {
-			a.mu.Lock()
-			out = map[string]any{"update": u.view()}
-			a.mu.Unlock()
-		}
+		out, apiErr = startFromBody(a, r, func(req nodegroupVersionRequest) (*Update, *APIError) { return a.startUpdate(parts[1], parts[3], req) })
 	case "UpdateNodegroupConfig":
-		var req nodegroupConfigRequest
-		if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
-			apiErr = &APIError{Code: "InvalidParameterException", Message: "The request body is not valid JSON: " + err.Error(), Status: 400}
-			break
-		}
-		var u *Update
-		u, apiErr = a.startConfigUpdate(parts[1], parts[3], req)
-		if apiErr == nil {
-			a.mu.Lock()
-			out = map[string]any{"update": u.view()}
-			a.mu.Unlock()
-		}
+		out, apiErr = startFromBody(a, r, func(req nodegroupConfigRequest) (*Update, *APIError) {
+			return a.startConfigUpdate(parts[1], parts[3], req)
+		})
 	case "DescribeUpdate":
 		a.mu.Lock()
 		u := a.updates[parts[3]]
@@ -151,6 +131,22 @@ func (s *Server) serveNodegroupUpdate(w http.ResponseWriter, r *http.Request, ac
 	writeJSON(w, http.StatusOK, eksContentType, out)
 }
 
+// startFromBody decodes an update request's JSON body, starts the update
+// and answers it as EKS does: {"update": ...}.
+func startFromBody[R any](a *Account, r *http.Request, start func(R) (*Update, *APIError)) (any, *APIError) {
+	var req R
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		return nil, &APIError{Code: "InvalidParameterException", Message: "The request body is not valid JSON: " + err.Error(), Status: 400}
+	}
+	u, apiErr := start(req)
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return map[string]any{"update": u.view()}, nil
+}
+
 // view is an update as the API shows it; callers hold mu.
 func (u *Update) view() map[string]any {
 	params := []map[string]string{}
@@ -162,6 +158,20 @@ func (u *Update) view() map[string]any {
 		errs = append(errs, map[string]any{"errorCode": e.Code, "errorMessage": e.Message, "resourceIds": e.ResourceIDs})
 	}
 	return map[string]any{"id": u.ID, "status": u.Status, "type": u.Type, "params": params, "errors": errs, "createdAt": u.Created.Unix()}
+}
+
+// byToken is the group's update a request token started, nil for none;
+// callers hold mu.
+func (a *Account) byToken(cluster, nodegroup, token string) *Update {
+	if token == "" {
+		return nil
+	}
+	for _, u := range a.updates {
+		if u.token == token && u.Cluster == cluster && u.Nodegroup == nodegroup {
+			return u
+		}
+	}
+	return nil
 }
 
 // updating reports whether a node group has an update in progress; callers
@@ -194,12 +204,8 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 	if !ok {
 		return nil, eksNotFound("No node group found for name: %s.", name)
 	}
-	if req.ClientRequestToken != "" {
-		for _, u := range a.updates {
-			if u.token == req.ClientRequestToken && u.Cluster == cluster && u.Nodegroup == name {
-				return u, nil // the same request again: the same update
-			}
-		}
+	if u := a.byToken(cluster, name, req.ClientRequestToken); u != nil {
+		return u, nil // the same request again: the same update
 	}
 	if u := a.updating(cluster, name); u != nil {
 		return nil, &APIError{Code: "ResourceInUseException", Message: fmt.Sprintf("Nodegroup %s is currently being updated (update %s).", name, u.ID), Status: 409}
@@ -299,12 +305,8 @@ func (a *Account) startConfigUpdate(cluster, name string, req nodegroupConfigReq
 	if !ok {
 		return nil, eksNotFound("No node group found for name: %s.", name)
 	}
-	if req.ClientRequestToken != "" {
-		for _, u := range a.updates {
-			if u.token == req.ClientRequestToken && u.Cluster == cluster && u.Nodegroup == name {
-				return u, nil
-			}
-		}
+	if u := a.byToken(cluster, name, req.ClientRequestToken); u != nil {
+		return u, nil // the same request again: the same update
 	}
 	for field, raw := range map[string]json.RawMessage{"labels": req.Labels, "taints": req.Taints, "scalingConfig": req.ScalingConfig, "nodeRepairConfig": req.NodeRepairConfig} {
 		if len(raw) > 0 && string(raw) != "null" {
