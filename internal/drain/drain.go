@@ -119,6 +119,7 @@ type Drainer struct {
 	evictionGV schema.GroupVersion // found once, on first drain
 	budgets    *Budgets            // nil: budgets are learnt from refusals only
 	podsGone   *NodeBroadcast      // nil: pods' going is polled
+	reads      *Reads              // nil: nodes, pods and DaemonSets are asked for
 	client     kubernetes.Interface
 	clock      clock.Clock
 	opts       Options
@@ -141,8 +142,18 @@ func New(c kubernetes.Interface, clk clock.Clock, o Options, h Hooks, log *slog.
 }
 
 func (d *Drainer) helper(ctx context.Context) *kdrain.Helper {
+	return d.helperReading(ctx, false)
+}
+
+// helperReading is the drain helper, reading from the caches when there are
+// some; livePods lists the node's pods from the API server all the same.
+func (d *Drainer) helperReading(ctx context.Context, livePods bool) *kdrain.Helper {
+	var client kubernetes.Interface = d.client
+	if d.reads != nil {
+		client = cachedClient{Interface: d.client, reads: d.reads, livePods: livePods}
+	}
 	return &kdrain.Helper{
-		Ctx: ctx, Client: d.client,
+		Ctx: ctx, Client: client,
 		// As EKS: every pod goes, DaemonSet and mirror pods excepted; pods
 		// with emptyDir or no controller are evicted too.
 		Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
@@ -154,7 +165,13 @@ func (d *Drainer) helper(ctx context.Context) *kdrain.Helper {
 // unreachable reports a node whose kubelet no longer reports: its pods will
 // never finish terminating by themselves.
 func (d *Drainer) unreachable(ctx context.Context, node string) bool {
-	n, err := d.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	var n *corev1.Node
+	var err error
+	if d.reads != nil && d.reads.Nodes != nil {
+		n, err = d.reads.Nodes.Get(node)
+	} else {
+		n, err = d.client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	}
 	if err != nil {
 		return false
 	}
@@ -172,6 +189,12 @@ func (d *Drainer) unreachable(ctx context.Context, node string) bool {
 func (d *Drainer) Watch(b *Budgets, gone *NodeBroadcast) {
 	d.budgets, d.podsGone = b, gone
 }
+
+// Read makes drains read nodes, pods and DaemonSets from the caller's
+// informers. A drain still lists its node's pods from the API server once
+// before it says the node is empty: a pod bound a moment ago may not be in
+// the cache yet.
+func (d *Drainer) Read(r Reads) { d.reads = &r }
 
 // askEvery is how often an eviction its budget's status refuses is sent
 // anyway: every RetryDelay when budgets are not watched, else rarely, in
@@ -225,13 +248,26 @@ func (d *Drainer) pending(h *kdrain.Helper, node string) ([]corev1.Pod, error) {
 	return list.Pods(), nil
 }
 
+// remaining is what the node still holds: from the caches, when drains read
+// them, but asked of the API server before saying the node is empty, as
+// the cache may not have a pod bound a moment ago.
+func (d *Drainer) remaining(ctx context.Context, h *kdrain.Helper, node string) ([]corev1.Pod, error) {
+	pods, err := d.pending(h, node)
+	if err != nil || len(pods) > 0 || d.reads == nil {
+		return pods, err
+	}
+	live := d.helperReading(ctx, true)
+	live.SkipWaitForDeleteTimeoutSeconds = h.SkipWaitForDeleteTimeoutSeconds
+	return d.pending(live, node)
+}
+
 // gaveUp reports, once each, the pods of the node still terminating past
 // the helper's skip timeout: Pending no longer lists them.
 func (d *Drainer) gaveUp(ctx context.Context, h *kdrain.Helper, node string, told map[string]bool) {
 	if d.hooks.GaveUp == nil {
 		return
 	}
-	pods, err := d.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	pods, err := h.Client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
 	if err != nil {
 		return
 	}
@@ -282,11 +318,14 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 	lastAsked := start
 	var pods []corev1.Pod
 	relist := true
+	// Pods this drain evicted: a cache may still show one as it was for a
+	// moment, and it is not evicted twice.
+	evicted := map[string]bool{}
 	for {
 		budgetChanged := d.budgets.changed()
 		podGone := d.podsGone.Changed(node)
 		if relist {
-			if pods, err = d.pending(h, node); err != nil {
+			if pods, err = d.remaining(ctx, h, node); err != nil {
 				return err
 			}
 		}
@@ -311,7 +350,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		// 3m6s against 2m21s one after another: docs/performance.md).
 		for k := range pods {
 			p := &pods[k]
-			if p.DeletionTimestamp != nil {
+			if p.DeletionTimestamp != nil || evicted[podKey(p)] {
 				waiting = append(waiting, p.Namespace+"/"+p.Name)
 				continue
 			}
@@ -330,7 +369,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			}
 			switch {
 			case err == nil:
-				p.DeletionTimestamp = &metav1.Time{Time: d.clock.Now()} // on its way, until the next listing
+				evicted[podKey(p)] = true
 				d.log.Debug("evicted", "node", node, "pod", p.Namespace+"/"+p.Name)
 				if d.hooks.Evicted != nil {
 					d.hooks.Evicted(node, p)
@@ -432,6 +471,10 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 	}
 }
 
+// podKey tells pods apart, a StatefulSet's pod of the same name
+// recreated included.
+func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name + "/" + string(p.UID) }
+
 // blockerKey names which pods are blocked, not the budgets' counts of the
 // moment: a report is repeated only when the set of pods changes.
 func blockerKey(bs []Blocker) string {
@@ -455,7 +498,7 @@ func joinBlockers(bs []Blocker) string {
 // it ends even when something keeps a pod from going.
 func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string, told map[string]bool) error {
 	for {
-		pods, err := d.pending(h, node)
+		pods, err := d.remaining(ctx, h, node)
 		if err != nil {
 			return err
 		}

@@ -51,6 +51,8 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 	nodeInformer := factory.Core().V1().Nodes()
 	podInformer := factory.Core().V1().Pods()
 	pdbInformer := factory.Policy().V1().PodDisruptionBudgets()
+	dsInformer := factory.Apps().V1().DaemonSets()
+	dsInformer.Informer() // registered before the factory starts, or it never runs
 	if err := podInformer.Informer().AddIndexers(cache.Indexers{podNodeIndex: indexPodsByNode}); err != nil {
 		stop()
 		return nil, err
@@ -95,9 +97,10 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 		return nil, err
 	}
 	factory.Start(ictx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.Informer().HasSynced, podInformer.Informer().HasSynced, pdbInformer.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.Informer().HasSynced, podInformer.Informer().HasSynced,
+		pdbInformer.Informer().HasSynced, dsInformer.Informer().HasSynced) {
 		stop()
-		return nil, fmt.Errorf("listing nodes, pods and disruption budgets: %w", ctx.Err())
+		return nil, fmt.Errorf("listing nodes, pods, disruption budgets and DaemonSets: %w", ctx.Err())
 	}
 	u.drainer = drain.New(e.kube, e.clock, e.opts.Drain, drain.Hooks{
 		Blocked: func(node string, b []drain.Blocker) {
@@ -121,10 +124,23 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 		},
 	}, e.log)
 	u.drainer.Watch(budgets, gone)
+	u.drainer.Read(drain.Reads{PodsOn: u.podsOn, Nodes: nodeInformer.Lister(), DaemonSets: dsInformer.Lister()})
 	return u, nil
 }
 
 func (u *upgrade) close() { u.stop() }
+
+// podsOn lists the pods the cache has bound to the node.
+func (u *upgrade) podsOn(node string) []*corev1.Pod {
+	objs, _ := u.pods.ByIndex(podNodeIndex, node)
+	out := make([]*corev1.Pod, 0, len(objs))
+	for _, o := range objs {
+		if p, ok := o.(*corev1.Pod); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
 
 // poke wakes the rollout loop, never blocking an informer.
 func (u *upgrade) poke() {
