@@ -76,6 +76,9 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			following = ""
 		}
 	}
+	// recording: every node runs the target and EKS's update only records
+	// the group's launch template version.
+	recording := false
 	if following == "" {
 		pre, err := e.judge(ctx, p)
 		if err != nil {
@@ -88,8 +91,11 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		if pre.UpToDate {
 			// noderoll's own upgrade moved the group: its nodes run the
 			// target, but EKS still records the version it last set. Its
-			// update records the new one, replacing no node.
-			e.report.Info(fmt.Sprintf("the nodes of %s run the target, but EKS records version %d of launch template %s and the group launches version %d: asking EKS to record it",
+			// update records the new one; it surges and scales back all
+			// the same, and the scale-back may take the nodes there were
+			// rather than the new ones.
+			recording = true
+			e.report.Info(fmt.Sprintf("the nodes of %s run the target, but EKS records version %d of launch template %s and the group launches version %d: asking EKS to record it; its update still surges and scales back, which may replace as many nodes as it surges",
 				req.Group, p.group.EKSTemplateVersion, p.group.TemplateID, p.group.TemplateVersion))
 		}
 		if err := e.heed(pre); err != nil {
@@ -149,9 +155,11 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s is already in progress; following it", req.Group, id))
 	}
 
+	// The nodes the update replaces: the old ones; when it only records
+	// the version, any of those there were that its scale-back takes.
 	original := map[string]bool{}
 	for _, i := range p.group.Instances {
-		if i.ImageID != p.target.ImageID {
+		if (i.ImageID != p.target.ImageID || recording) && !i.Terminating() {
 			original[i.ID] = true
 		}
 	}

@@ -268,7 +268,7 @@ func Check(f Facts) []Finding {
 		} else {
 			add(CheckEKSTemplate, Warning, obj,
 				fmt.Sprintf("noderoll adds a version to your launch template %s and points the group's Auto Scaling group at it; EKS keeps version %d as the group's, and reports Ec2LaunchTemplateVersionMismatch for it until an EKS update records the new one", t.Launched, t.RecordedVersion),
-				"afterwards, the same command with --mode=managed --launch-template-version=<the new version> has EKS record it (its nodes already run it)")
+				"afterwards, the same command with --mode=managed --launch-template-version=<the new version> has EKS record it; EKS's update surges and scales back even then, so it may replace as many nodes as it surges")
 		}
 	}
 
