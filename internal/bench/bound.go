@@ -15,8 +15,10 @@ import (
 type Delays struct {
 	BootReady time.Duration `json:"bootReady"`
 	PodStart  time.Duration `json:"podStart"`
-	PodStop   time.Duration `json:"podStop"`
-	Wait      time.Duration `json:"postCordonWait"`
+	// PodStartMedian is the median pod start of the run, queues included.
+	PodStartMedian time.Duration `json:"podStartMedian"`
+	PodStop        time.Duration `json:"podStop"`
+	Wait           time.Duration `json:"postCordonWait"`
 	// Replace is a moved pod's whole way back, from the replacement's
 	// creation (its controller reacting to the eviction) through scheduling
 	// to Ready: not a term of the bound, which counts S only, but what a

@@ -1,11 +1,19 @@
 package bench
 
 import (
+	"context"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes/fake"
 )
 
 // The worked example of docs/performance.md: 40 nodes, surge 4, B+R 30s,
@@ -71,5 +79,48 @@ func TestAChildsPeakRSSIsNotItsParents(t *testing.T) {
 	}
 	if ballast[len(ballast)-1] != 1 {
 		t.Fatal("ballast lost")
+	}
+}
+
+// The control plane's ceiling is measured with the largest Deployment no
+// budget covers: a budget would set the pace instead of the control plane.
+func TestTheCeilingIsMeasuredOnTheLargestUnbudgetedDeployment(t *testing.T) {
+	dep := func(ns, name string, n int32) *appsv1.Deployment {
+		l := map[string]string{"app": name}
+		return &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: appsv1.DeploymentSpec{Replicas: &n, Selector: &metav1.LabelSelector{MatchLabels: l},
+				Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: l}}}}
+	}
+	pdb := func(ns, app string) *policyv1.PodDisruptionBudget {
+		return &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: app},
+			Spec: policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}}}
+	}
+	kube := fake.NewClientset(dep("default", "web", 120), dep("default", "batch", 45), dep("kube-system", "cluster-autoscaler", 1),
+		dep("other", "batch", 60), pdb("default", "web"), pdb("other", "batch"))
+	d, err := unbudgeted(context.Background(), kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Namespace+"/"+d.Name != "default/batch" {
+		t.Fatalf("measured with %s/%s, want default/batch (web and other/batch have budgets)", d.Namespace, d.Name)
+	}
+	if _, err := unbudgeted(context.Background(), fake.NewClientset(dep("default", "web", 3), pdb("default", "web"))); err == nil || !strings.Contains(err.Error(), "--mix teams") {
+		t.Fatalf("no unbudgeted Deployment: %v", err)
+	}
+}
+
+func TestPercentileIsTheShareShorter(t *testing.T) {
+	var ds []time.Duration
+	for k := 10; k >= 1; k-- {
+		ds = append(ds, time.Duration(k)*time.Second)
+	}
+	if p := percentile(ds, 10); p != 2*time.Second {
+		t.Fatalf("10th percentile of 1s..10s: %s, want 2s", p)
+	}
+	if m := median(ds); m != 6*time.Second {
+		t.Fatalf("median of 1s..10s: %s, want 6s", m)
+	}
+	if ds[0] != 10*time.Second {
+		t.Fatal("percentile sorted its input")
 	}
 }

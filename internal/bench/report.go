@@ -9,19 +9,23 @@ import (
 
 // Markdown writes the rows as the table of docs/performance.md.
 func Markdown(w io.Writer, rows []Row) {
-	fmt.Fprintln(w, "| nodes | strategy | makespan | lower bound | ratio to bound | speedup over eks | peak instances | PDB breaches | API requests per replaced node | AWS calls per replaced node | peak RSS | own memory (RssAnon) |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| nodes | strategy | makespan | lower bound | ratio to bound | control plane's ceiling | ratio to the larger | speedup over eks | peak instances | PDB breaches | API requests per replaced node | AWS calls per replaced node | peak RSS | own memory (RssAnon) |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		if r.Error != "" {
-			fmt.Fprintf(w, "| %d | %s | failed: %s | | | | | | | | | |\n", r.Nodes, r.Strategy, strings.ReplaceAll(r.Error, "|", "/"))
+			fmt.Fprintf(w, "| %d | %s | failed: %s | | | | | | | | | | | |\n", r.Nodes, r.Strategy, strings.ReplaceAll(r.Error, "|", "/"))
 			continue
 		}
 		speedup := "-"
 		if r.Strategy != "eks" && r.Speedup > 0 {
 			speedup = fmt.Sprintf("%.1fx", r.Speedup)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f | %s | %d | %d | %.0f | %.1f | %.0f MiB | %.0f MiB |\n", r.Nodes, r.Strategy, short(r.Makespan), short(r.Bound.Makespan),
-			r.Ratio, speedup, r.PeakInstances, len(r.Breaches), r.PerNode, r.AWSPerNode, r.PeakRSSMiB, r.PeakAnonMiB)
+		ceiling, larger := "-", "-"
+		if r.Ceiling != nil {
+			ceiling, larger = short(r.Ceiling.Term), fmt.Sprintf("%.2f", r.CeilingRatio)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f | %s | %s | %s | %d | %d | %.0f | %.1f | %.0f MiB | %.0f MiB |\n", r.Nodes, r.Strategy, short(r.Makespan), short(r.Bound.Makespan),
+			r.Ratio, ceiling, larger, speedup, r.PeakInstances, len(r.Breaches), r.PerNode, r.AWSPerNode, r.PeakRSSMiB, r.PeakAnonMiB)
 	}
 }
 
@@ -32,8 +36,8 @@ func Details(w io.Writer, rows []Row) {
 			continue
 		}
 		d, b := r.Delays, r.Bound
-		fmt.Fprintf(w, "- %d nodes, %s: B+R %s, S %s, T %s, W %s, p %d; bound terms: first capacity %s, waves %s, budgets %s",
-			r.Nodes, r.Strategy, short(d.BootReady), short(d.PodStart), short(d.PodStop), short(d.Wait), r.InFlight, short(b.First), short(b.Waves), short(b.Budgets))
+		fmt.Fprintf(w, "- %d nodes, %s: B+R %s, S %s (median %s), T %s, W %s, p %d; bound terms: first capacity %s, waves %s, budgets %s",
+			r.Nodes, r.Strategy, short(d.BootReady), short(d.PodStart), short(d.PodStartMedian), short(d.PodStop), short(d.Wait), r.InFlight, short(b.First), short(b.Waves), short(b.Budgets))
 		if b.Bottleneck != "" {
 			for _, x := range r.Workloads {
 				if x.Name == b.Bottleneck {
@@ -43,6 +47,10 @@ func Details(w io.Writer, rows []Row) {
 		}
 		if e := r.Evictions; e.Count > 0 {
 			fmt.Fprintf(w, "; %d evictions, %.2fs each in the API server, %.1f rereads of a budget each", e.Count, e.MeanSeconds, e.BudgetRereads)
+		}
+		if c := r.Ceiling; c != nil {
+			fmt.Fprintf(w, "; control plane's ceiling %.1f pods/s (%d pods of %s back Ready in %s), so %d pods take at least %s",
+				c.PerSec, c.Pods, c.Workload, short(c.Took), r.Moved, short(c.Term))
 		}
 		if d.Replace > 0 {
 			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))

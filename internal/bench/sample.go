@@ -334,11 +334,14 @@ func (s *sampler) finish() (breaches []string, peak int, podStop time.Duration) 
 	return s.breaches, s.peakInService, median(s.stops)
 }
 
-func median(ds []time.Duration) time.Duration {
+func median(ds []time.Duration) time.Duration { return percentile(ds, 50) }
+
+// percentile is the duration k% of ds are shorter than.
+func percentile(ds []time.Duration, k int) time.Duration {
 	if len(ds) == 0 {
 		return 0
 	}
 	c := append([]time.Duration(nil), ds...)
 	sort.Slice(c, func(a, b int) bool { return c[a] < c[b] })
-	return c[len(c)/2]
+	return c[len(c)*k/100]
 }
