@@ -278,9 +278,13 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	} else if ce.PerSec > 0 {
 		ce.Term = row.Delays.BootReady + time.Duration(float64(row.Moved)/ce.PerSec*float64(time.Second)) + wait
 		row.Ceiling = &ce
-		row.CeilingRatio = float64(row.Makespan) / float64(max(row.Bound.Makespan, ce.Term))
-		fmt.Fprintf(o.Out, "   control plane ceiling: %d pods of %s moved in %s, %.1f a second; %d pods to move take at least %s (%.2fx)\n",
-			ce.Pods, ce.Workload, short(ce.Took), ce.PerSec, row.Moved, short(ce.Term), row.CeilingRatio)
+		if ce.Meaningful() {
+			row.CeilingRatio = float64(row.Makespan) / float64(max(row.Bound.Makespan, ce.Term))
+			fmt.Fprintf(o.Out, "   control plane ceiling: %d pods of %s moved in %s, %.1f a second; %d pods to move take at least %s (%.2fx)\n",
+				ce.Pods, ce.Workload, short(ce.Took), ce.PerSec, row.Moved, short(ce.Term), row.CeilingRatio)
+		} else {
+			fmt.Fprintf(o.Out, "   control plane ceiling: %d pods of %s back in %s, too few for a rate\n", ce.Pods, ce.Workload, short(ce.Took))
+		}
 	}
 	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
 		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)

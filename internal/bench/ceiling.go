@@ -40,6 +40,16 @@ type Ceiling struct {
 
 const ceilingConcurrency = 16
 
+// minCeilingPods is the fewest pods a ceiling is a rate for. With fewer, the
+// clock mostly measures one pod's start (45 pods of a 30-node group come
+// back in 2 s, a pod starting in 1): a latency, not what the control plane
+// moves a second, and its term would come out above what was done.
+const minCeilingPods = 100
+
+// Meaningful says whether the ceiling was measured on enough pods to be a
+// rate.
+func (c Ceiling) Meaningful() bool { return c.Pods >= minCeilingPods && c.PerSec > 0 }
+
 // measureCeiling evicts the unbudgeted workload's pods and times their
 // return.
 func measureCeiling(ctx context.Context, kube kubernetes.Interface) (Ceiling, error) {

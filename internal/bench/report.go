@@ -21,8 +21,8 @@ func Markdown(w io.Writer, rows []Row) {
 			speedup = fmt.Sprintf("%.1fx", r.Speedup)
 		}
 		ceiling, larger := "-", "-"
-		if r.Ceiling != nil {
-			ceiling, larger = short(r.Ceiling.Term), fmt.Sprintf("%.2f", r.CeilingRatio)
+		if c := r.Ceiling; c != nil && c.Meaningful() {
+			ceiling, larger = short(c.Term), fmt.Sprintf("%.2f", float64(r.Makespan)/float64(max(r.Bound.Makespan, c.Term)))
 		}
 		fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f | %s | %s | %s | %d | %d | %.0f | %.1f | %.0f MiB | %.0f MiB |\n", r.Nodes, r.Strategy, short(r.Makespan), short(r.Bound.Makespan),
 			r.Ratio, ceiling, larger, speedup, r.PeakInstances, len(r.Breaches), r.PerNode, r.AWSPerNode, r.PeakRSSMiB, r.PeakAnonMiB)
@@ -48,9 +48,11 @@ func Details(w io.Writer, rows []Row) {
 		if e := r.Evictions; e.Count > 0 {
 			fmt.Fprintf(w, "; %d evictions, %.2fs each in the API server, %.1f rereads of a budget each", e.Count, e.MeanSeconds, e.BudgetRereads)
 		}
-		if c := r.Ceiling; c != nil {
+		if c := r.Ceiling; c != nil && c.Meaningful() {
 			fmt.Fprintf(w, "; control plane's ceiling %.1f pods/s (%d pods of %s back Ready in %s), so %d pods take at least %s",
 				c.PerSec, c.Pods, c.Workload, short(c.Took), r.Moved, short(c.Term))
+		} else if c != nil {
+			fmt.Fprintf(w, "; control plane's ceiling not measured: %d pods of %s back in %s, too few for a rate", c.Pods, c.Workload, short(c.Took))
 		}
 		if d.Replace > 0 {
 			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))

@@ -16,7 +16,7 @@ import (
 func newBenchCmd(s Streams) *cobra.Command {
 	o := bench.Options{Scale: 15, PodsPerNode: 10}
 	var sizes []int
-	var jsonPath string
+	var jsonPath, report string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the strategies side by side on sandbox groups, against the lower bound",
@@ -33,11 +33,16 @@ over eks; peak instances in service and PodDisruptionBudget breaches, both seen
 by samplers outside the engine; Kubernetes API requests per replaced node, from
 the API server's own metrics (the upgrade runs as a ServiceAccount with a
 FlowSchema of its own); the upgrading process's peak RSS. The same table is
-written as JSON.`,
+written as JSON. --report prints the tables of such a JSON again, without
+running anything.`,
 		Example: `  noderoll bench --sizes 3,30 --dir /tmp/bench
-  noderoll bench --sizes 300 --strategies surge,bluegreen`,
+  noderoll bench --sizes 300 --strategies surge,bluegreen
+  noderoll bench --report /tmp/bench/bench.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if report != "" {
+				return reprint(s, report)
+			}
 			for _, n := range sizes {
 				if n < 1 || n > 2000 {
 					return fmt.Errorf("--sizes: %d nodes; want 1 to 2000", n)
@@ -80,11 +85,7 @@ written as JSON.`,
 			bench.Markdown(s.Out, rows)
 			fmt.Fprintln(s.Out)
 			bench.Details(s.Out, rows)
-			b, err := json.MarshalIndent(struct {
-				Scale  float64      `json:"scale"`
-				Binary bench.Binary `json:"binary"`
-				Rows   []bench.Row  `json:"rows"`
-			}{o.Scale, bin, rows}, "", "  ")
+			b, err := json.MarshalIndent(benchJSON{o.Scale, bin, rows}, "", "  ")
 			if err == nil {
 				err = os.WriteFile(jsonPath, b, 0o644)
 			}
@@ -102,7 +103,36 @@ written as JSON.`,
 	fl.IntVar(&o.PodsPerNode, "pods-per-node", o.PodsPerNode, "application pods per node")
 	fl.StringVar(&o.Dir, "dir", "", "folder for the sandboxes and logs (default: a new temporary folder)")
 	fl.StringVar(&jsonPath, "json", "", "write the table as JSON here (default: bench.json in --dir)")
+	fl.StringVar(&report, "report", "", "print the tables of this JSON (written by an earlier run) instead of running")
 	return cmd
+}
+
+// benchJSON is what a run writes and --report reads.
+type benchJSON struct {
+	Scale  float64      `json:"scale"`
+	Binary bench.Binary `json:"binary"`
+	Rows   []bench.Row  `json:"rows"`
+}
+
+func reprint(s Streams, path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--report: %w", err)
+	}
+	var run benchJSON
+	if err := json.Unmarshal(b, &run); err != nil || len(run.Rows) == 0 {
+		return fmt.Errorf("--report %s: not a bench run's JSON (%v); write one with noderoll bench --json FILE", path, err)
+	}
+	fmt.Fprintf(s.Out, "Binary: %s.\n\n", run.Binary)
+	if o := run.Scale; o > 0 {
+		fmt.Fprintf(s.Out, "Real-world delays divided by %g: boot %s, node ready %s, pod start %s, pod stop %s, post-cordon wait %s.\n\n",
+			o, scaled(bench.RealWorld.Boot, o), scaled(bench.RealWorld.Ready, o), scaled(bench.RealWorld.PodStart, o),
+			scaled(bench.RealWorld.PodStop, o), scaled(bench.RealWorld.PostCordon, o))
+	}
+	bench.Markdown(s.Out, run.Rows)
+	fmt.Fprintln(s.Out)
+	bench.Details(s.Out, run.Rows)
+	return nil
 }
 
 func scaled(d time.Duration, by float64) string {

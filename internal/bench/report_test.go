@@ -1,0 +1,33 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// A ceiling measured on too few pods is a pod's start, not a rate: the
+// table leaves it out rather than print a term above what was done.
+func TestTheTableShowsOnlyCeilingsThatAreRates(t *testing.T) {
+	row := func(n, pods int, took time.Duration) Row {
+		c := &Ceiling{Pods: pods, Took: took, PerSec: float64(pods) / took.Seconds(), Workload: "default/batch", Term: time.Minute}
+		return Row{Nodes: n, Strategy: "surge", Makespan: 2 * time.Minute, Bound: Bound{Makespan: 30 * time.Second}, Ratio: 4, Ceiling: c, Moved: 10 * n}
+	}
+	var b strings.Builder
+	Markdown(&b, []Row{row(30, 45, 2*time.Second), row(300, 450, 12*time.Second)})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("table:\n%s", b.String())
+	}
+	if !strings.HasPrefix(lines[2], "| 30 | surge | 2m0s | 30s | 4.00 | - | - |") {
+		t.Errorf("45 pods back in 2s is no rate, yet the row reads:\n%s", lines[2])
+	}
+	if !strings.HasPrefix(lines[3], "| 300 | surge | 2m0s | 30s | 4.00 | 1m0s | 2.00 |") {
+		t.Errorf("the 300-node row should show the ceiling's term and the ratio to it:\n%s", lines[3])
+	}
+	b.Reset()
+	Details(&b, []Row{row(30, 45, 2*time.Second)})
+	if !strings.Contains(b.String(), "too few for a rate") {
+		t.Errorf("details: %s", b.String())
+	}
+}
