@@ -28,9 +28,12 @@ Deployments and a StatefulSet behind budgets as teams set them: maxUnavailable
 post-cordon wait (real-world delays divided by --scale), and taken down.
 
 Printed per run: makespan; the lower bound computed from the delays measured
-in that run (docs/performance.md derives it) and the ratio to it; the speedup
-over eks; peak instances in service and PodDisruptionBudget breaches, both seen
-by samplers outside the engine; Kubernetes API requests per replaced node, from
+in that run (docs/performance.md derives it) and the ratio to it; beside it,
+the control plane's ceiling (measured after each row: every pod of the
+unbudgeted Deployment evicted, 16 at a time, timed back Ready) as the least
+time the run's pods take to move at that rate, and the ratio to the larger
+of the two; the speedup over eks; peak instances in service and
+PodDisruptionBudget breaches, both seen by samplers outside the engine; Kubernetes API requests per replaced node, from
 the API server's own metrics (the upgrade runs as a ServiceAccount with a
 FlowSchema of its own); the upgrading process's peak RSS. The same table is
 written as JSON. --report prints the tables of such a JSON again, without
