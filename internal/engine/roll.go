@@ -371,26 +371,41 @@ func why(a rollout.Action) string {
 }
 
 // progressOf numbers a node among those the run replaces (or removes).
-// The state was observed before this round's actions, so drains started
-// earlier in the same round count from rs, or every node of a wave would be
-// numbered alike.
 func (u *upgrade) progressOf(rs *rollState, s rollout.State, removing bool) (k, of int) {
 	if removing {
 		done := len(u.rec.Removed)
 		return done + 1, done + max(s.Desired-s.OrigDesired, 1)
 	}
-	done, inflight, left := len(u.rec.Replaced), 0, 0
-	for _, i := range s.Instances {
-		if i.Old && i.InService() && !i.Terminated {
+	return replaceNumber(u.rec.Replaced, s.Instances, func(id string) bool {
+		_, started := rs.jobs[id]
+		_, empty := rs.noNode[id]
+		return started || empty
+	})
+}
+
+// replaceNumber is the next drain's number and the run's total: the old
+// instances terminated, plus those this process has started on, plus one;
+// out of those terminated plus the old ones still in service. The state was
+// observed before this round's actions, so drains started earlier in the
+// same round count through started, or every node of a wave would be
+// numbered alike. Nodes a killed run had marked count only once restarted,
+// or every resumed drain would get the same number; an instance recorded
+// terminated but still listed in service counts once.
+func replaceNumber(replaced []string, instances []rollout.Instance, started func(id string) bool) (k, of int) {
+	gone := make(map[string]bool, len(replaced))
+	for _, id := range replaced {
+		gone[id] = true
+	}
+	inflight, left := 0, 0
+	for _, i := range instances {
+		if i.Old && i.InService() && !i.Terminated && !gone[i.ID] {
 			left++
-			_, started := rs.jobs[i.ID]
-			_, empty := rs.noNode[i.ID]
-			if i.Mark != rollout.Unmarked || i.Draining || started || empty {
+			if started(i.ID) {
 				inflight++
 			}
 		}
 	}
-	return done + inflight + 1, done + left
+	return len(gone) + inflight + 1, len(gone) + left
 }
 
 // cordonAfterDrain cordons a drained node and records when, which starts
