@@ -36,4 +36,11 @@ func TestResumedDrainsAreNumberedOneByOneOutOfTheGroup(t *testing.T) {
 		}
 		started[fmt.Sprintf("i-%03d", want)] = true
 	}
+	// The first of them drained, waited and terminated: the next number
+	// goes on from 154 rather than taking a number given already.
+	replaced = append(replaced, "i-151")
+	instances[151].Terminated, instances[151].Leaving = true, true
+	if k, of := replaceNumber(replaced, instances, func(id string) bool { return started[id] }); k != 154 || of != 300 {
+		t.Fatalf("after a numbered node was terminated the next drain is %d/%d, want 154/300", k, of)
+	}
 }

@@ -27,6 +27,7 @@ type rollState struct {
 	noNode     map[string]noNode    // instances without a node: nothing to drain
 	leaving    map[string]time.Time // first seen on the way out
 	steps      map[string]int       // rec.Steps index of an instance's removal
+	numbered   map[string]bool      // instances this process numbered in the view
 }
 
 type drainJob struct {
@@ -40,7 +41,7 @@ type drainResult struct {
 }
 
 func newRollState() *rollState {
-	return &rollState{jobs: map[string]*drainJob{}, results: make(chan drainResult), tainted: map[string]bool{},
+	return &rollState{jobs: map[string]*drainJob{}, numbered: map[string]bool{}, results: make(chan drainResult), tainted: map[string]bool{},
 		terminated: map[string]bool{}, noNode: map[string]noNode{}, leaving: map[string]time.Time{}, steps: map[string]int{}}
 }
 
@@ -328,6 +329,7 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 		}
 	}
 	k, of := u.progressOf(rs, s, removing)
+	rs.numbered[a.Instance] = true
 	n := u.nodeOf(a.Instance)
 	if _, ok := rs.steps[a.Instance]; !ok {
 		rs.steps[a.Instance] = u.startStep(strings.ToLower(strings.Fields(verb)[0]) + " " + a.Instance)
@@ -376,21 +378,20 @@ func (u *upgrade) progressOf(rs *rollState, s rollout.State, removing bool) (k, 
 		done := len(u.rec.Removed)
 		return done + 1, done + max(s.Desired-s.OrigDesired, 1)
 	}
-	return replaceNumber(u.rec.Replaced, s.Instances, func(id string) bool {
-		_, started := rs.jobs[id]
-		_, empty := rs.noNode[id]
-		return started || empty
-	})
+	return replaceNumber(u.rec.Replaced, s.Instances, func(id string) bool { return rs.numbered[id] })
 }
 
 // replaceNumber is the next drain's number and the run's total: the old
-// instances terminated, plus those this process has started on, plus one;
-// out of those terminated plus the old ones still in service. The state was
-// observed before this round's actions, so drains started earlier in the
-// same round count through started, or every node of a wave would be
-// numbered alike. Nodes a killed run had marked count only once restarted,
-// or every resumed drain would get the same number; an instance recorded
-// terminated but still listed in service counts once.
+// instances terminated, plus those this process numbered that are not yet,
+// plus one; out of those terminated plus the old ones still in service.
+// Numbered counts from the moment of numbering, not from the state (observed
+// before this round's actions), or every node of a wave would be numbered
+// alike; and through the post-cordon wait, when a node's drain is over, or
+// the next node would take its number. Nodes a killed run had started count
+// only once numbered again, or every resumed drain would get the same
+// number; an instance recorded terminated but still listed in service
+// counts once. Numbers never repeat; one may be skipped when a node the
+// killed run had drained is terminated without being numbered again.
 func replaceNumber(replaced []string, instances []rollout.Instance, started func(id string) bool) (k, of int) {
 	gone := make(map[string]bool, len(replaced))
 	for _, id := range replaced {
