@@ -63,7 +63,10 @@ func requests(c *fake.Clientset, verb, resource string) int {
 	return n
 }
 
-func TestADrainReadingCachesAsksOnlyToEvictAndOnceToConfirm(t *testing.T) {
+// withDaemonSet is node-1 with web-1 and a pod of DaemonSet aws-node, and
+// a drainer for it.
+func withDaemonSet(t *testing.T) (*fake.Clientset, *appsv1.DaemonSet, *Drainer) {
+	t.Helper()
 	c := fakeCluster()
 	_ = c.Tracker().Delete(podsResource, "default", "db-1")
 	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "aws-node", Namespace: "kube-system"}}
@@ -73,7 +76,11 @@ func TestADrainReadingCachesAsksOnlyToEvictAndOnceToConfirm(t *testing.T) {
 	if err := c.Tracker().Add(ds); err != nil {
 		t.Fatal(err)
 	}
-	d := New(c, clock.RealClock{}, Options{Timeout: 5 * time.Second, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+	return c, ds, New(c, clock.RealClock{}, Options{Timeout: 5 * time.Second, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+}
+
+func TestADrainReadingCachesAsksOnlyToEvictAndOnceToConfirm(t *testing.T) {
+	c, ds, d := withDaemonSet(t)
 	nodes := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{})
 	_ = nodes.Add(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"},
 		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}})
@@ -119,16 +126,7 @@ func TestADrainDoesNotEndOnAStaleCache(t *testing.T) {
 // A DaemonSet the cache does not know yet is asked for: its pod is not
 // taken for an orphan and evicted.
 func TestADaemonSetMissingFromTheCacheIsAskedFor(t *testing.T) {
-	c := fakeCluster()
-	_ = c.Tracker().Delete(podsResource, "default", "db-1")
-	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "aws-node", Namespace: "kube-system"}}
-	if err := c.Tracker().Add(daemonPod()); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Tracker().Add(ds); err != nil {
-		t.Fatal(err)
-	}
-	d := New(c, clock.RealClock{}, Options{Timeout: 5 * time.Second, RetryDelay: 10 * time.Millisecond}, Hooks{}, nil)
+	c, _, d := withDaemonSet(t)
 	d.Read(Reads{PodsOn: trackerPods(c), DaemonSets: daemonSets()})
 	c.ClearActions()
 	if err := d.Drain(context.Background(), "node-1"); err != nil {
