@@ -2,6 +2,7 @@ package drain
 
 import (
 	"context"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -121,5 +122,32 @@ func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
 	}
 	if _, refusing := b.Take(p); len(refusing) != 1 {
 		t.Fatalf("a stale return made room the new status does not give: %v", refusing)
+	}
+}
+
+// An eviction the API server refuses although the cached status allowed
+// it (the cache lags) names its budget from the cache: no listing of the
+// namespace's budgets for every refusal.
+func TestARefusalNamesItsBudgetFromTheCache(t *testing.T) {
+	c := fakeCluster()
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	pdb, _ := c.PolicyV1().PodDisruptionBudgets("default").Get(context.Background(), "db", metav1.GetOptions{})
+	pdb.ResourceVersion, pdb.Status.DisruptionsAllowed = "1", 1 // stale: the API server refuses
+	_ = idx.Add(pdb)
+	var named []string
+	d := New(c, clock.RealClock{}, Options{Timeout: 300 * time.Millisecond, RetryDelay: 50 * time.Millisecond},
+		Hooks{Blocked: func(_ string, bs []Blocker) {
+			for _, b := range bs {
+				named = append(named, b.PDBs...)
+			}
+		}}, nil)
+	d.Watch(NewBudgets(policylisters.NewPodDisruptionBudgetLister(idx)), NewNodeBroadcast())
+	c.ClearActions()
+	_ = d.Drain(context.Background(), "node-1")
+	if len(named) == 0 || !strings.HasPrefix(named[0], "default/db (minAvailable 2") {
+		t.Fatalf("blockers named %v, want default/db", named)
+	}
+	if n := requests(c, "list", "poddisruptionbudgets"); n != 0 {
+		t.Errorf("%d listings of budgets reached the API server, want 0", n)
 	}
 }

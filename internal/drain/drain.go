@@ -569,6 +569,14 @@ func isBudgetRefusal(err error) bool {
 // disruptions each allows now.
 func (d *Drainer) blocker(ctx context.Context, p *corev1.Pod, cause error) Blocker {
 	b := Blocker{Namespace: p.Namespace, Pod: p.Name, Reason: cause.Error()}
+	if d.budgets != nil {
+		// Watched already: named from the cache, as Take names them.
+		for _, pdb := range d.budgets.covering(p) {
+			b.PDBs = append(b.PDBs, describe(*pdb))
+		}
+		sort.Strings(b.PDBs)
+		return b
+	}
 	pdbs, err := d.client.PolicyV1().PodDisruptionBudgets(p.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return b
