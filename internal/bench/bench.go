@@ -176,14 +176,11 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	// Keys of its own, so that the endpoint's log tells the upgrade's AWS
 	// calls from the bench's (the endpoint takes any key).
 	env = append(env, "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey)
-	workloads, err := budgeted(ctx, kube)
+	workloads, moved, err := budgeted(ctx, kube)
 	if err != nil {
 		return row, err
 	}
-	row.Workloads = workloads
-	if row.Moved, err = movable(ctx, kube); err != nil {
-		return row, err
-	}
+	row.Workloads, row.Moved = workloads, moved
 	smp, err := startSampler(ctx, kube, asg, filepath.Join(dir, "timeline.tsv"))
 	if err != nil {
 		return row, err
@@ -375,17 +372,22 @@ func requestsOf(ctx context.Context, kube kubernetes.Interface) (int, error) {
 }
 
 // budgeted lists the workloads behind budgets as the upgrade starts: every
-// node is old then, so all their pods count.
-func budgeted(ctx context.Context, kube kubernetes.Interface) ([]Budgeted, error) {
+// node is old then, so all their pods count. moved counts every pod a
+// drain evicts, budgeted or not: all but DaemonSets'.
+func budgeted(ctx context.Context, kube kubernetes.Interface) (out []Budgeted, moved int, err error) {
 	pdbs, err := kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	var out []Budgeted
+	for k := range pods.Items {
+		if p := &pods.Items[k]; p.Spec.NodeName != "" && !isDaemon(p) && p.DeletionTimestamp == nil {
+			moved++
+		}
+	}
 	for _, b := range pdbs.Items {
 		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
 		if err != nil {
@@ -402,23 +404,7 @@ func budgeted(ctx context.Context, kube kubernetes.Interface) ([]Budgeted, error
 		}
 		out = append(out, w)
 	}
-	return out, nil
-}
-
-// movable counts the pods bound to nodes that a drain evicts: all but
-// DaemonSets'. Every node is old when the upgrade starts.
-func movable(ctx context.Context, kube kubernetes.Interface) (int, error) {
-	pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for k := range pods.Items {
-		if p := &pods.Items[k]; p.Spec.NodeName != "" && !isDaemon(p) && p.DeletionTimestamp == nil {
-			n++
-		}
-	}
-	return n, nil
+	return out, moved, nil
 }
 
 // measure reads the delays of the run from what it left: B+R from the
