@@ -49,6 +49,13 @@ type Budgets struct {
 
 	mu    sync.Mutex
 	spent map[string]spent // evictions since the budget's status was last seen to change
+	// queue holds, per budget, the pods waiting for one of its disruptions
+	// and the turn of the drain they wait in. Drains take a budget's
+	// disruptions in the order they began: shared out among many nodes,
+	// they would finish every node late; in order, the first nodes finish
+	// first and their slots go to the next ones.
+	queue map[string]map[string]int64
+	turns int64
 }
 
 type spent struct {
@@ -59,7 +66,7 @@ type spent struct {
 // NewBudgets returns a tracker reading budgets from lister; the caller
 // calls Changed.Notify on every change the informer delivers.
 func NewBudgets(lister policylisters.PodDisruptionBudgetLister) *Budgets {
-	return &Budgets{lister: lister, Changed: NewBroadcast(), spent: map[string]spent{}}
+	return &Budgets{lister: lister, Changed: NewBroadcast(), spent: map[string]spent{}, queue: map[string]map[string]int64{}}
 }
 
 // covering lists the budgets selecting the pod.
@@ -100,12 +107,97 @@ func (b *Budgets) headroom(pdb *policyv1.PodDisruptionBudget) int {
 // each at the budget's status it was counted against.
 type Reservation map[string]string // budget key -> resourceVersion
 
+// Turn is a drain's place in the budgets' queues, given as it begins;
+// Done gives it up.
+func (b *Budgets) Turn() int64 {
+	if b == nil {
+		return 0
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.turns++
+	return b.turns
+}
+
+// Done takes every pod of the drain whose turn it is out of the queues,
+// and wakes the drains that waited behind them.
+func (b *Budgets) Done(turn int64) {
+	if b == nil {
+		return
+	}
+	defer b.Changed.Notify()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for key, q := range b.queue {
+		for pod, t := range q {
+			if t == turn {
+				delete(q, pod)
+			}
+		}
+		if len(q) == 0 {
+			delete(b.queue, key)
+		}
+	}
+}
+
+// Want queues a pod the drain whose turn it is has still to evict, for
+// every budget selecting it: drains that began later leave it the
+// disruptions it will ask for a moment later, while it evicts its other
+// pods one after another.
+func (b *Budgets) Want(p *corev1.Pod, turn int64) {
+	if b == nil {
+		return
+	}
+	pdbs := b.covering(p)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, pdb := range pdbs {
+		key := pdb.Namespace + "/" + pdb.Name
+		if b.queue[key] == nil {
+			b.queue[key] = map[string]int64{}
+		}
+		b.queue[key][podKey(p)] = turn
+	}
+}
+
+// Forget takes a pod out of the queues: evicted, or gone.
+func (b *Budgets) Forget(p *corev1.Pod) {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.forget(podKey(p))
+}
+
+func (b *Budgets) forget(pod string) {
+	for key, q := range b.queue {
+		delete(q, pod)
+		if len(q) == 0 {
+			delete(b.queue, key)
+		}
+	}
+}
+
+// ahead counts the pods waiting for the budget in drains that began before
+// the one whose turn it is.
+func (b *Budgets) ahead(key string, turn int64) int {
+	n := 0
+	for _, t := range b.queue[key] {
+		if t < turn {
+			n++
+		}
+	}
+	return n
+}
+
 // Take reserves one disruption of every budget that selects the pod, or,
-// when one of them has none left by its status, reserves nothing and names
-// those budgets (described as Blocker.PDBs are). Drains evict many pods at
-// once: checking and counting in one step keeps them from all seeing the
-// same last disruption free.
-func (b *Budgets) Take(p *corev1.Pod) (Reservation, []string) {
+// when one of them has none left by its status (or none that a drain which
+// began earlier is not waiting for), reserves nothing, queues the pod for
+// those budgets in the drain's turn and names them (described as
+// Blocker.PDBs are). Drains evict many pods at once: checking and counting
+// in one step keeps them from all seeing the same last disruption free.
+func (b *Budgets) Take(p *corev1.Pod, turn int64) (Reservation, []string) {
 	if b == nil {
 		return nil, nil
 	}
@@ -114,13 +206,19 @@ func (b *Budgets) Take(p *corev1.Pod) (Reservation, []string) {
 	defer b.mu.Unlock()
 	var refusing []string
 	for _, pdb := range pdbs {
-		if b.headroom(pdb) <= 0 {
+		key := pdb.Namespace + "/" + pdb.Name
+		if b.headroom(pdb)-b.ahead(key, turn) <= 0 {
 			refusing = append(refusing, describe(*pdb))
+			if b.queue[key] == nil {
+				b.queue[key] = map[string]int64{}
+			}
+			b.queue[key][podKey(p)] = turn
 		}
 	}
 	if len(refusing) > 0 {
 		return nil, refusing
 	}
+	b.forget(podKey(p))
 	r := Reservation{}
 	for _, pdb := range pdbs {
 		key := pdb.Namespace + "/" + pdb.Name

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -87,13 +88,13 @@ func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
 	p := pod("web-1", map[string]string{"app": "web"})
 	var taken []Reservation
 	for k := range 2 {
-		r, refusing := b.Take(p)
+		r, refusing := b.Take(p, 1)
 		if refusing != nil {
 			t.Fatalf("eviction %d refused: %v", k+1, refusing)
 		}
 		taken = append(taken, r)
 	}
-	if r, refusing := b.Take(p); len(refusing) != 1 || r != nil {
+	if r, refusing := b.Take(p, 1); len(refusing) != 1 || r != nil {
 		t.Fatalf("a third eviction within a budget of 2 is not refused: %v", refusing)
 	}
 	if r := b.Refuses(p); len(r) != 1 {
@@ -104,7 +105,7 @@ func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
 	if r := b.Refuses(p); r != nil {
 		t.Fatalf("a returned reservation is still counted: %v", r)
 	}
-	taken[1], _ = b.Take(p)
+	taken[1], _ = b.Take(p, 1)
 	if r := b.Refuses(pod("other", map[string]string{"app": "db"})); r != nil {
 		t.Errorf("a pod no budget selects is refused: %v", r)
 	}
@@ -117,10 +118,10 @@ func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
 	// A reservation made against the old status is not taken off the
 	// fresh count: the new status already knows what happened.
 	b.Return(taken[0])
-	if _, refusing := b.Take(p); refusing != nil {
+	if _, refusing := b.Take(p, 1); refusing != nil {
 		t.Fatalf("the one disruption of the new status: %v", refusing)
 	}
-	if _, refusing := b.Take(p); len(refusing) != 1 {
+	if _, refusing := b.Take(p, 1); len(refusing) != 1 {
 		t.Fatalf("a stale return made room the new status does not give: %v", refusing)
 	}
 }
@@ -149,5 +150,90 @@ func TestARefusalNamesItsBudgetFromTheCache(t *testing.T) {
 	}
 	if n := requests(c, "list", "poddisruptionbudgets"); n != 0 {
 		t.Errorf("%d listings of budgets reached the API server, want 0", n)
+	}
+}
+
+// Drains take a budget's disruptions in the order they began: a drain that
+// began later waits while an earlier one waits for the same budget, so the
+// first nodes finish first instead of every node finishing late.
+func TestDrainsTakeABudgetInTheOrderTheyBegan(t *testing.T) {
+	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	pdb := &policyv1.PodDisruptionBudget{
+		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", ResourceVersion: "1"},
+		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
+		Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 0},
+	}
+	_ = idx.Add(pdb)
+	b := NewBudgets(policylisters.NewPodDisruptionBudgetLister(idx))
+	web := map[string]string{"app": "web"}
+	first, second := b.Turn(), b.Turn()
+	a1, a2, b1 := pod("a1", web), pod("a2", web), pod("b1", web)
+	for _, p := range []*corev1.Pod{a1, a2} {
+		if _, refusing := b.Take(p, first); len(refusing) != 1 {
+			t.Fatalf("%s taken from a budget allowing 0", p.Name)
+		}
+	}
+	free := func(rv string, n int32) {
+		next := pdb.DeepCopy()
+		next.ResourceVersion, next.Status.DisruptionsAllowed = rv, n
+		_ = idx.Update(next)
+	}
+	// Two disruptions free: both are the first drain's, though the second
+	// asks first.
+	free("2", 2)
+	if _, refusing := b.Take(b1, second); len(refusing) != 1 {
+		t.Fatal("a drain that began later took a disruption an earlier one waits for")
+	}
+	if _, refusing := b.Take(a1, first); refusing != nil {
+		t.Fatalf("the first drain's pod is refused: %v", refusing)
+	}
+	if _, refusing := b.Take(b1, second); len(refusing) != 1 {
+		t.Fatal("a drain that began later took the disruption the earlier one still waits for")
+	}
+	if _, refusing := b.Take(a2, first); refusing != nil {
+		t.Fatalf("the first drain's second pod is refused: %v", refusing)
+	}
+	// Nothing waits ahead of it now, but the status allows no more.
+	if _, refusing := b.Take(b1, second); len(refusing) != 1 {
+		t.Fatal("a third disruption taken from a budget allowing 2")
+	}
+	// A disruption frees: the later drain's pod, first in the queue now, gets it.
+	free("3", 1)
+	if _, refusing := b.Take(b1, second); refusing != nil {
+		t.Fatalf("the later drain waits although no earlier one does: %v", refusing)
+	}
+
+	// A pod the first drain has yet to ask for is left its disruption.
+	free("3a", 0)
+	early, late := b.Turn(), b.Turn()
+	e1, l1 := pod("e1", web), pod("l1", web)
+	b.Want(e1, early)
+	free("3b", 1)
+	if _, refusing := b.Take(l1, late); len(refusing) != 1 {
+		t.Fatal("a drain that began later took the disruption an earlier one is about to ask for")
+	}
+	if _, refusing := b.Take(e1, early); refusing != nil {
+		t.Fatalf("the earlier drain's pod is refused: %v", refusing)
+	}
+	b.Done(early)
+	b.Done(late)
+
+	// A drain that ends, or a pod evicted anyway (the API server is asked
+	// now and then whatever the status says), waits for nothing any more.
+	third, fourth := b.Turn(), b.Turn()
+	c1, d1 := pod("c1", web), pod("d1", web)
+	free("4", 0)
+	b.Take(c1, third)
+	free("5", 1)
+	b.Done(third)
+	if _, refusing := b.Take(d1, fourth); refusing != nil {
+		t.Fatalf("a drain that ended still holds its place: %v", refusing)
+	}
+	free("6", 0)
+	b.Take(c1, third)
+	b.Forget(c1)
+	free("7", 1)
+	if _, refusing := b.Take(d1, fourth); refusing != nil {
+		t.Fatalf("an evicted pod still holds its place: %v", refusing)
 	}
 }

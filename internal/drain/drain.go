@@ -321,6 +321,8 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 	// Pods this drain evicted: a cache may still show one as it was for a
 	// moment, and it is not evicted twice.
 	evicted := map[string]bool{}
+	turn := d.budgets.Turn()
+	defer d.budgets.Done(turn)
 	for {
 		budgetChanged := d.budgets.changed()
 		podGone := d.podsGone.Changed(node)
@@ -336,6 +338,14 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		ask := d.clock.Since(lastAsked) >= d.askEvery()
 		if ask {
 			lastAsked = d.clock.Now()
+		}
+		// Every pod still to evict is queued for its budgets first: a
+		// drain that began later does not take a disruption this one will
+		// ask for a moment later, while it evicts its pods in turn.
+		for k := range pods {
+			if p := &pods[k]; p.DeletionTimestamp == nil && !evicted[podKey(p)] {
+				d.budgets.Want(p, turn)
+			}
 		}
 		var blockers []Blocker
 		var waiting, throttled []string
@@ -357,7 +367,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			var taken Reservation
 			if !ask {
 				var refusing []string
-				if taken, refusing = d.budgets.Take(p); len(refusing) > 0 {
+				if taken, refusing = d.budgets.Take(p, turn); len(refusing) > 0 {
 					sort.Strings(refusing)
 					blockers = append(blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, PDBs: refusing, Reason: "its budget allows no disruption now"})
 					continue
@@ -370,12 +380,14 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			switch {
 			case err == nil:
 				evicted[podKey(p)] = true
+				d.budgets.Forget(p)
 				d.log.Debug("evicted", "node", node, "pod", p.Namespace+"/"+p.Name)
 				if d.hooks.Evicted != nil {
 					d.hooks.Evicted(node, p)
 				}
 				waiting = append(waiting, p.Namespace+"/"+p.Name)
 			case apierrors.IsNotFound(err):
+				d.budgets.Forget(p)
 			case isMultiplePDBs(err):
 				// The API server will say this forever: fail now.
 				return &MultipleBudgetsError{Node: node, Namespace: p.Namespace, Pod: p.Name, PDBs: d.blocker(ctx, p, err).PDBs}
