@@ -69,6 +69,8 @@ func (u *upgrade) roll(ctx context.Context) error {
 	reported := map[string]bool{}
 	var nextFailureCheck time.Time
 	lastWaiting, toldSoak := "", false
+	lastLeavingNodes := 0
+	var leaveRetry time.Duration
 	for {
 		// Checked here too: a plan that acts on every pass never reaches
 		// the wait below, and must still end with the run.
@@ -138,10 +140,29 @@ func (u *upgrade) roll(ctx context.Context) error {
 			u.report.Info(fmt.Sprintf("new nodes Ready after %s; %d instances in service", u.clock.Since(capacitySince).Round(time.Second), launched(state)))
 			capacitySince = time.Time{}
 		}
+		// Scaling down, what is left is terminated instances leaving: the
+		// group is asked again as soon as one's node is gone (its
+		// instance leaves the group about then), and again soon after,
+		// backing off to the poll, not only at the next poll.
+		leavingNodes := 0
+		for _, i := range state.Instances {
+			if i.Leaving && i.HasNode {
+				leavingNodes++
+			}
+		}
+		scalingDown := state.Phase == rollout.PhaseScalingDown
+		if scalingDown && leavingNodes < lastLeavingNodes {
+			stale, acted, leaveRetry = true, true, 100*time.Millisecond
+		}
+		lastLeavingNodes = leavingNodes
 		if acted {
 			continue
 		}
 		wait := u.opts.PollInterval
+		if scalingDown && leaveRetry > 0 && leaveRetry < wait {
+			wait, stale = leaveRetry, true
+			leaveRetry *= 2
+		}
 		if !plan.WakeAt.IsZero() {
 			wait = min(wait, max(plan.WakeAt.Sub(u.clock.Now()), 0))
 		}

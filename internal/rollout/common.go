@@ -112,12 +112,11 @@ func taintOld(s State, p *Plan) {
 }
 
 // scaleBack removes the instances above the original desired count one at
-// a time, drained like old ones, then restores the original sizes.
+// a time, drained like old ones, then restores the original sizes and waits
+// for the terminated instances to leave. Sizes are restored without waiting
+// for them: desired is already back, and an instance shutting down holds
+// nothing the sizes protect.
 func scaleBack(s State, p *Plan) {
-	if l := leaving(s); len(l) > 0 {
-		p.wait(fmt.Sprintf("%d instances leaving", len(l)))
-		return
-	}
 	for _, i := range s.Instances {
 		if inFlight(i) {
 			advance(s, i, true, true, p)
@@ -125,6 +124,10 @@ func scaleBack(s State, p *Plan) {
 		}
 	}
 	if s.Desired > s.OrigDesired {
+		if l := leaving(s); len(l) > 0 {
+			p.wait(fmt.Sprintf("%d instances leaving", len(l)))
+			return
+		}
 		var live []Instance
 		for _, i := range s.Instances {
 			if i.InService() {
@@ -139,6 +142,10 @@ func scaleBack(s State, p *Plan) {
 	}
 	if s.Min != s.OrigMin || s.Max != s.OrigMax || s.Desired != s.OrigDesired {
 		p.add(Action{Kind: Restore, Max: s.OrigMax, Desired: s.OrigDesired})
+		return
+	}
+	if l := leaving(s); len(l) > 0 {
+		p.wait(fmt.Sprintf("%d instances leaving", len(l)))
 		return
 	}
 	p.Done = true
