@@ -18,9 +18,13 @@ var upgradeTaint = corev1.Taint{Key: "eks.amazonaws.com/nodegroup", Value: "unsc
 // Node annotations that record per-node progress, so a resumed run finishes
 // the nodes it was on before it starts others. annPhase holds a
 // rollout.Mark.
+// annCordonedAt is when the node was drained and cordoned (its presence says
+// it is drained); annCordonedFirstAt when it was cordoned before its drain,
+// which starts its post-cordon wait.
 const (
-	annPhase      = "noderoll.io/phase"
-	annCordonedAt = "noderoll.io/cordoned-at"
+	annPhase           = "noderoll.io/phase"
+	annCordonedAt      = "noderoll.io/cordoned-at"
+	annCordonedFirstAt = "noderoll.io/cordoned-before-drain-at"
 )
 
 func nodeReady(n *corev1.Node) bool {
@@ -65,16 +69,28 @@ func (u *upgrade) taint(ctx context.Context, n *corev1.Node) (bool, error) {
 	})
 }
 
-func (u *upgrade) mark(ctx context.Context, n *corev1.Node, phase string) error {
+// mark records the node's phase and, with cordon, cordons it and records
+// when (kept from a first cordon on a resumed run), in one write.
+func (u *upgrade) mark(ctx context.Context, n *corev1.Node, phase string, cordon bool) error {
+	now := u.clock.Now().UTC()
 	_, err := u.updateNode(ctx, n.Name, func(n *corev1.Node) bool {
-		if n.Annotations[annPhase] == phase {
-			return false
-		}
+		changed := false
 		if n.Annotations == nil {
 			n.Annotations = map[string]string{}
 		}
-		n.Annotations[annPhase] = phase
-		return true
+		if n.Annotations[annPhase] != phase {
+			n.Annotations[annPhase] = phase
+			changed = true
+		}
+		if cordon && !n.Spec.Unschedulable {
+			n.Spec.Unschedulable = true
+			changed = true
+		}
+		if _, ok := n.Annotations[annCordonedFirstAt]; cordon && !ok {
+			n.Annotations[annCordonedFirstAt] = now.Format(time.RFC3339Nano)
+			changed = true
+		}
+		return changed
 	})
 	return err
 }
@@ -93,7 +109,8 @@ func (u *upgrade) cordonedAt(ctx context.Context, n *corev1.Node) (time.Time, er
 		if n.Annotations == nil {
 			n.Annotations = map[string]string{}
 		}
-		n.Annotations[annCordonedAt] = now.Format(time.RFC3339)
+		// To the nanosecond: whole seconds would cut the wait short.
+		n.Annotations[annCordonedAt] = now.Format(time.RFC3339Nano)
 		return true
 	})
 	return now, err
@@ -125,7 +142,7 @@ func (u *upgrade) uncordon(ctx context.Context, n *corev1.Node) (bool, error) {
 			keep = append(keep, t)
 		}
 		n.Spec.Taints = keep
-		for _, k := range []string{annPhase, annCordonedAt} {
+		for _, k := range []string{annPhase, annCordonedAt, annCordonedFirstAt} {
 			if _, ok := n.Annotations[k]; ok {
 				delete(n.Annotations, k)
 				changed = true

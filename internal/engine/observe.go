@@ -53,6 +53,9 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 			if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedAt]); err == nil {
 				x.DrainedAt = t
 			}
+			if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedFirstAt]); err == nil {
+				x.CordonedAt = t
+			}
 			if x.Old || x.Mark != rollout.Unmarked {
 				x.Pods, x.PDBPods = u.podsToMove(n.Name, budgets)
 			}

@@ -362,13 +362,8 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 		u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("instance %s (%s) has no node: nothing to evict", a.Instance, inst.AZ))
 		return true, false, nil
 	}
-	if err := u.mark(ctx, n, string(a.Mark)); err != nil {
+	if err := u.mark(ctx, n, string(a.Mark), a.CordonFirst); err != nil {
 		return false, false, err
-	}
-	if a.CordonFirst {
-		if err := u.drainer.Cordon(ctx, n); err != nil {
-			return false, false, err
-		}
 	}
 	u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("%s (%s, %s): evicting its pods%s", n.Name, inst.AZ, a.Instance, why(a)))
 	u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollDraining", "evicting pods: "+strings.ToLower(verb)+" of instance "+a.Instance)
@@ -461,6 +456,13 @@ func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) err
 		step = 9
 	}
 	then := fmt.Sprintf("terminating in %s", u.opts.PostCordonWait.Round(time.Second))
+	if n != nil {
+		if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedFirstAt]); err == nil {
+			left := max(t.Add(u.opts.PostCordonWait).Sub(u.clock.Now()), 0)
+			then = fmt.Sprintf("terminating in %s (the %s post-cordon wait runs from its cordon, before the drain)",
+				left.Round(100*time.Millisecond), u.opts.PostCordonWait.Round(time.Second))
+		}
+	}
 	if u.rec.Strategy == StrategyBlueGreen && u.rec.Phase == PhaseReplacing {
 		then = fmt.Sprintf("kept until the %s soak after the last old node is drained", time.Duration(u.rec.Soak))
 	}

@@ -88,7 +88,13 @@ func drainBlue(s State, p *Plan) {
 			p.wait(fmt.Sprintf("soak: %d old nodes kept cordoned for %s more; going back is instant until then", len(drained), due.Sub(s.Now).Round(time.Second)))
 			return
 		}
+		// A soak shorter than the post-cordon wait does not cut it short.
 		for _, i := range drained {
+			if due := i.TerminateAt(s.PostCordonWait); s.Now.Before(due) {
+				p.wakeAt(due)
+				p.wait(fmt.Sprintf("%s terminates in %s (post-cordon wait)", i.ID, due.Sub(s.Now).Round(time.Second)))
+				continue
+			}
 			p.add(Action{Kind: Terminate, Instance: i.ID, Decrement: true, Why: "soak over"})
 		}
 		return

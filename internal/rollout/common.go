@@ -84,7 +84,7 @@ func advance(s State, i Instance, decrement, cordonFirst bool, p *Plan) {
 	case i.Terminated:
 		p.add(Action{Kind: Terminate, Instance: i.ID, Decrement: i.Decrement, Why: "its recorded termination did not take"})
 	case !i.DrainedAt.IsZero():
-		due := i.DrainedAt.Add(s.PostCordonWait)
+		due := i.TerminateAt(s.PostCordonWait)
 		if s.Now.Before(due) {
 			p.wakeAt(due)
 			p.wait(fmt.Sprintf("%s terminates in %s (post-cordon wait)", i.ID, due.Sub(s.Now).Round(time.Second)))

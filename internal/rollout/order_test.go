@@ -119,3 +119,38 @@ func TestBlueGreenGoesBackDuringTheSoak(t *testing.T) {
 		}
 	}
 }
+
+// The post-cordon wait runs from the cordon: a node surge cordoned before
+// its drain has waited all through it, and is terminated once drained if
+// the wait is over by then; a node cordoned only once drained waits it all.
+func TestThePostCordonWaitRunsFromTheCordon(t *testing.T) {
+	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
+	plan := func(cordonedAt time.Time) Plan {
+		return Surge{}.Plan(State{
+			Phase: PhaseReplacing, Now: now, PostCordonWait: 4 * time.Second,
+			OrigMin: 1, OrigMax: 2, OrigDesired: 2, Min: 1, Max: 3, Desired: 3, Surge: 1, AZs: []string{"a"},
+			Instances: []Instance{
+				{ID: "old-1", AZ: "a", Old: true, HasNode: true, Ready: true, Tainted: true, Cordoned: true, Mark: Replacing,
+					CordonedAt: cordonedAt, DrainedAt: now.Add(-time.Second)},
+				{ID: "old-2", AZ: "a", Old: true, HasNode: true, Ready: true, Tainted: true},
+				{ID: "new-1", AZ: "a", HasNode: true, Ready: true},
+			},
+		})
+	}
+	terminates := func(p Plan) bool {
+		return slices.ContainsFunc(p.Actions, func(a Action) bool { return a.Kind == Terminate && a.Instance == "old-1" })
+	}
+	if p := plan(now.Add(-5 * time.Second)); !terminates(p) {
+		t.Errorf("cordoned 5s ago, drained 1s ago, wait 4s: not terminated (%+v, waiting %v)", p.Actions, p.Waiting)
+	}
+	p := plan(time.Time{})
+	if terminates(p) {
+		t.Errorf("cordoned once drained 1s ago, wait 4s: terminated")
+	}
+	if want := now.Add(3 * time.Second); !p.WakeAt.Equal(want) {
+		t.Errorf("wakes at %v, want %v (its wait's end)", p.WakeAt, want)
+	}
+	if p := plan(now.Add(-2 * time.Second)); terminates(p) || !p.WakeAt.Equal(now.Add(2*time.Second)) {
+		t.Errorf("cordoned 2s ago: want a wake at its wait's end in 2s, got %v (%+v)", p.WakeAt.Sub(now), p.Actions)
+	}
+}

@@ -46,6 +46,10 @@ type Instance struct {
 	// DrainedAt is when its pods were all gone and it was cordoned; zero
 	// until then.
 	DrainedAt time.Time
+	// CordonedAt is when it was cordoned, when that was before its drain
+	// (zero otherwise): its post-cordon wait runs from then, alongside the
+	// drain.
+	CordonedAt time.Time
 	// Draining is true while the engine drains it.
 	Draining bool
 	// Terminated is true when noderoll recorded its termination: a recorded
@@ -62,6 +66,24 @@ type Instance struct {
 // InService is an instance not on its way out. A recorded termination
 // that never took leaves an instance in service (see Terminated).
 func (i Instance) InService() bool { return !i.Leaving }
+
+// TerminateAt is when a drained instance may be terminated: its
+// post-cordon wait over, counted from its cordon. A node cordoned before
+// its drain has waited all along; one cordoned after waits from then.
+func (i Instance) TerminateAt(postCordonWait time.Duration) time.Time {
+	from := i.DrainedAt
+	if !i.CordonedAt.IsZero() && i.CordonedAt.Before(from) {
+		from = i.CordonedAt
+	}
+	return later(i.DrainedAt, from.Add(postCordonWait))
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
 
 // Budget is one PodDisruptionBudget as its status says now.
 type Budget struct {

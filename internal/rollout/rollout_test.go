@@ -166,11 +166,14 @@ func (w *world) apply(p Plan) {
 				drainedServing++
 			}
 			i.Mark, i.Draining = a.Mark, true
+			if a.CordonFirst && !i.Cordoned {
+				i.CordonedAt = w.now()
+			}
 			i.Cordoned = i.Cordoned || a.CordonFirst
 			i.drainLeft = w.rng.IntN(4)
 		case Uncordon:
 			i := w.find(a.Instance)
-			i.Tainted, i.Cordoned, i.Mark, i.DrainedAt = false, false, Unmarked, time.Time{}
+			i.Tainted, i.Cordoned, i.Mark, i.DrainedAt, i.CordonedAt = false, false, Unmarked, time.Time{}, time.Time{}
 		case Repoint:
 			w.repointed = true
 		case Terminate:
@@ -183,6 +186,15 @@ func (w *world) apply(p Plan) {
 			}
 			if i.DrainedAt.IsZero() && i.HasNode && !i.Terminated {
 				w.t.Fatalf("step %d: terminate of %s before it was drained", w.step, i.ID)
+			}
+			// The post-cordon wait runs from the cordon: before the drain
+			// when cordoned first, else when drained.
+			cordoned := i.DrainedAt
+			if !i.CordonedAt.IsZero() {
+				cordoned = i.CordonedAt
+			}
+			if wait := w.state().PostCordonWait; i.Old && i.HasNode && !i.Terminated && w.now().Before(cordoned.Add(wait)) {
+				w.t.Fatalf("step %d: terminate of %s %s after its cordon, before the %s post-cordon wait", w.step, i.ID, w.now().Sub(cordoned), wait)
 			}
 			i.Terminated, i.Decrement = true, a.Decrement
 			if w.faults && w.rng.IntN(10) == 0 {

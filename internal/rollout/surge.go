@@ -76,7 +76,7 @@ func replaceConcurrently(s State, p *Plan) {
 			inflight++
 			if i.Terminated {
 				advance(s, i, i.Decrement, true, p)
-			} else if !i.DrainedAt.IsZero() && !s.Now.Before(i.DrainedAt.Add(s.PostCordonWait)) {
+			} else if !i.DrainedAt.IsZero() && !s.Now.Before(i.TerminateAt(s.PostCordonWait)) {
 				advance(s, i, decide(), true, p)
 			} else {
 				advance(s, i, false, true, p)

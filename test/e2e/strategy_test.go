@@ -28,7 +28,7 @@ func TestSurgeKeepsItsBudgetsThroughAKill(t *testing.T) {
 	budgets := WatchBudgets(t, s.Kube)
 	group := WatchGroup(t, s)
 	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
-		"--strategy=surge", "--max-surge=3", "--max-unavailable=1", "--post-cordon-wait=2s", "--eviction-retry-delay=1s"}
+		"--strategy=surge", "--max-surge=3", "--max-unavailable=1", "--post-cordon-wait=4s", "--eviction-retry-delay=1s"}
 
 	run := s.Start(upgrade...)
 	eventually(t, 4*time.Minute, "three terminate calls", func() (bool, string) {
@@ -65,6 +65,23 @@ func TestSurgeKeepsItsBudgetsThroughAKill(t *testing.T) {
 		t.Errorf("PodDisruptionBudgets went below their minimum:\n%s", strings.Join(violations, "\n"))
 	}
 	allOnTarget(t, s, 9)
+	// The post-cordon wait (4 s, longer than a drain here) runs from the
+	// cordon, before the drain: no old instance is terminated sooner after
+	// its node was cordoned.
+	cordoned := group.Cordoned()
+	asked := map[string]bool{}
+	for _, c := range s.Calls("TerminateInstanceInAutoScalingGroup") {
+		id := c.Params["InstanceId"]
+		at, ok := cordoned[id]
+		if asked[id] {
+			continue
+		}
+		asked[id] = true
+		// The watch sees a cordon a moment after it is written.
+		if !ok || c.Time.Sub(at) < 4*time.Second-250*time.Millisecond {
+			t.Errorf("instance %s terminated %v after its node was seen cordoned (seen: %v), within the 4s post-cordon wait", id, c.Time.Sub(at), ok)
+		}
+	}
 	terminations := s.TerminateCalls()
 	oldIDs := terminatedOnce(t, before, terminations)
 	if len(terminations) != 9 {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -218,6 +219,7 @@ type GroupWatch struct {
 	peakInService         int
 	lowestReady           int
 	peakInFlight, samples int
+	cordoned              map[string]time.Time // instance -> when its node was first seen cordoned
 	stop                  context.CancelFunc
 	done                  chan struct{}
 }
@@ -226,11 +228,26 @@ type GroupWatch struct {
 func WatchGroup(t *testing.T, s *Sandbox) *GroupWatch {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &GroupWatch{lowestReady: 1 << 30, stop: cancel, done: make(chan struct{})}
+	w := &GroupWatch{lowestReady: 1 << 30, cordoned: map[string]time.Time{}, stop: cancel, done: make(chan struct{})}
 	factory := informers.NewSharedInformerFactory(s.Kube, 0)
 	nodes := factory.Core().V1().Nodes()
 	lister := nodes.Lister()
 	inf := nodes.Informer()
+	seen := func(obj any) {
+		n, ok := obj.(*corev1.Node)
+		if !ok || !n.Spec.Unschedulable {
+			return
+		}
+		id := n.Spec.ProviderID[strings.LastIndex(n.Spec.ProviderID, "/")+1:]
+		w.mu.Lock()
+		if _, ok := w.cordoned[id]; !ok {
+			w.cordoned[id] = time.Now()
+		}
+		w.mu.Unlock()
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: seen, UpdateFunc: func(_, n any) { seen(n) }}); err != nil {
+		t.Fatal(err)
+	}
 	factory.Start(ctx.Done())
 	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
 		t.Fatal("node informer did not sync")
@@ -277,6 +294,13 @@ func WatchGroup(t *testing.T, s *Sandbox) *GroupWatch {
 	}()
 	t.Cleanup(func() { cancel(); <-w.done })
 	return w
+}
+
+// Cordoned is when each instance's node was first seen cordoned.
+func (w *GroupWatch) Cordoned() map[string]time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.cordoned)
 }
 
 // Stop ends sampling and returns the peak instances in service, the lowest
