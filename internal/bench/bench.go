@@ -42,6 +42,7 @@ type Options struct {
 	Strategies  []string
 	Scale       float64 // real-world delays are divided by it
 	PodsPerNode int
+	UpgradeArgs []string  // more flags for every upgrade (all strategies)
 	Dir         string    // sandboxes and logs go here, one folder per run
 	Self        string    // the noderoll binary: runs the sandboxes and the upgrades
 	Out         io.Writer // progress
@@ -201,6 +202,7 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	case "bluegreen":
 		args = append(args, "--soak", wait.String())
 	}
+	args = append(args, o.UpgradeArgs...)
 	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
 	procs := st.Processes()
 	procs["bench"] = os.Getpid()

@@ -104,6 +104,7 @@ running anything.`,
 	fl.StringSliceVar(&o.Strategies, "strategies", []string{"eks", "surge", "bluegreen"}, "strategies to measure, eks first (the others' speedup is over it)")
 	fl.Float64Var(&o.Scale, "scale", o.Scale, "divide the real-world delays by this (boot 20s, node ready 10s, pod start and stop 15s, shutdown 30s, EKS's post-cordon wait 60s)")
 	fl.IntVar(&o.PodsPerNode, "pods-per-node", o.PodsPerNode, "application pods per node")
+	fl.StringArrayVar(&o.UpgradeArgs, "upgrade-flag", nil, "a flag for every upgrade the bench runs, e.g. --upgrade-flag=--max-surge=50% (repeat for more)")
 	fl.StringVar(&o.Dir, "dir", "", "folder for the sandboxes and logs (default: a new temporary folder)")
 	fl.StringVar(&jsonPath, "json", "", "write the table as JSON here (default: bench.json in --dir)")
 	fl.StringVar(&report, "report", "", "print the tables of this JSON (written by an earlier run) instead of running")
