@@ -275,7 +275,8 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	if ce, err := measureCeiling(ctx, kube); err != nil {
 		fmt.Fprintf(o.Out, "   could not measure the control plane's ceiling: %v\n", err)
 	} else if ce.PerSec > 0 {
-		ce.Term = row.Delays.BootReady + time.Duration(float64(row.Moved)/ce.PerSec*float64(time.Second)) + wait
+		// The wait runs alongside the moves (from each node's cordon).
+		ce.Term = row.Delays.BootReady + max(time.Duration(float64(row.Moved)/ce.PerSec*float64(time.Second)), wait)
 		row.Ceiling = &ce
 		if ce.Meaningful() {
 			row.CeilingRatio = float64(row.Makespan) / float64(max(row.Bound.Makespan, ce.Term))

@@ -51,19 +51,24 @@ type Bound struct {
 // LowerBound is the shortest makespan any orchestrator could reach
 // replacing n old nodes with at most p of them in flight (surge +
 // unavailable) and no ready capacity missing, under the measured delays
-// and the workloads' budgets (docs/performance.md derives it):
+// and the workloads' budgets (docs/performance.md derives it). The
+// post-cordon wait runs from a node's cordon, which may come before its
+// drain, so a slot holds a node for the longer of its drain and its wait:
 //
-//	first capacity: B+R + S + W  (nothing spare exists at the start)
-//	waves:          ceil(n/p) * (B+R + T + W): each slot waits for new
-//	                capacity, drains (at least one pod stop), waits, ends
-//	budgets:        B+R + max_w ceil(m_w/d_w) * c_w + W: a budget of d
-//	                frees one slot per replacement Ready
+//	first capacity: B+R + max(T, W)  (nothing spare exists at the start)
+//	waves:          ceil(n/p) * (B+R + max(T, W)): each slot waits for
+//	                new capacity, then drains (at least one pod stop)
+//	                while its wait runs
+//	budgets:        B+R + max_w (ceil(m_w/d_w) - 1) * c_w + T: a budget
+//	                of d frees one slot per replacement Ready; the last
+//	                round's pods still stop
 func LowerBound(n, p int, d Delays, workloads []Budgeted) Bound {
 	var b Bound
-	b.First = d.BootReady + d.PodStart + d.Wait
+	hold := max(d.PodStop, d.Wait)
+	b.First = d.BootReady + hold
 	if n > 0 && p > 0 {
 		waves := int(math.Ceil(float64(n) / float64(p)))
-		b.Waves = time.Duration(waves) * (d.BootReady + d.PodStop + d.Wait)
+		b.Waves = time.Duration(waves) * (d.BootReady + hold)
 	}
 	var worst time.Duration
 	for k := range workloads {
@@ -76,13 +81,13 @@ func LowerBound(n, p int, d Delays, workloads []Budgeted) Bound {
 			c = d.PodStop + d.PodStart
 		}
 		w.Rounds = int(math.Ceil(float64(w.OnOld) / float64(max(w.Allowed, 1))))
-		w.Duration = time.Duration(w.Rounds) * c
+		w.Duration = time.Duration(w.Rounds-1)*c + d.PodStop
 		if w.Duration > worst {
 			worst, b.Bottleneck = w.Duration, w.Name
 		}
 	}
 	if worst > 0 {
-		b.Budgets = d.BootReady + worst + d.Wait
+		b.Budgets = d.BootReady + worst
 	}
 	b.Makespan = max(b.First, b.Waves, b.Budgets)
 	return b

@@ -21,17 +21,22 @@ import (
 func TestLowerBoundOfTheWorkedExample(t *testing.T) {
 	d := Delays{BootReady: 30 * time.Second, PodStart: 30 * time.Second, PodStop: 10 * time.Second, Wait: 5 * time.Second}
 	b := LowerBound(40, 4, d, []Budgeted{{Name: "db", OnOld: 20, Allowed: 1}, {Name: "web", OnOld: 40, Allowed: 10}})
-	// waves: 10 * (30+10+5) = 7m30s; budgets: 30 + 20*30 + 5 = 10m35s.
-	if b.Waves != 450*time.Second || b.Budgets != 635*time.Second || b.Makespan != b.Budgets || b.Bottleneck != "db" {
+	// waves: 10 * (30 + max(10, 5)) = 6m40s; budgets: 30 + 19*30 + 10 = 10m10s.
+	if b.Waves != 400*time.Second || b.Budgets != 610*time.Second || b.Makespan != b.Budgets || b.Bottleneck != "db" {
 		t.Fatalf("%+v", b)
 	}
 	// A StatefulSet's replacement waits for the old pod: c = T+S.
 	b = LowerBound(40, 40, d, []Budgeted{{Name: "cache", OnOld: 4, Allowed: 2, Ordered: true}})
-	if b.Budgets != 30*time.Second+2*40*time.Second+5*time.Second || b.Waves != 45*time.Second {
+	if b.Budgets != 30*time.Second+1*40*time.Second+10*time.Second || b.Waves != 40*time.Second {
 		t.Fatalf("%+v", b)
 	}
-	// Nothing budgeted: the waves, or the first capacity, bind.
-	if b := LowerBound(3, 3, d, nil); b.Makespan != 65*time.Second || b.First != 65*time.Second {
+	// Nothing budgeted: the waves, or the first capacity, bind; a wait
+	// longer than a pod's stop is what a slot holds a node for.
+	if b := LowerBound(3, 3, d, nil); b.Makespan != 40*time.Second || b.First != 40*time.Second {
+		t.Fatalf("%+v", b)
+	}
+	d.Wait = 60 * time.Second
+	if b := LowerBound(8, 4, d, nil); b.Waves != 2*90*time.Second {
 		t.Fatalf("%+v", b)
 	}
 }

@@ -31,10 +31,11 @@ type Ceiling struct {
 	PerSec   float64       `json:"podsPerSecond"`
 	Workload string        `json:"workload"`
 	// Term is the shortest time the control plane needs to move the run's
-	// evicted pods at that rate, framed as the bound's budgets term is:
-	// B+R (the first new capacity) + evictions/rate + W. It is not part
-	// of the lower bound, whose terms the issue fixes; it is shown beside
-	// it, because on a small machine it binds.
+	// evicted pods at that rate, framed as the bound's terms are: B+R
+	// (the first new capacity), then the longer of evictions/rate and W
+	// (which runs alongside, from each node's cordon). It is not part of
+	// the lower bound, whose terms the issue fixes; it is shown beside it,
+	// because on a small machine it binds.
 	Term time.Duration `json:"term"`
 }
 
