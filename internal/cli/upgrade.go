@@ -67,8 +67,9 @@ Eviction API, within the pods' PodDisruptionBudgets.
   --max-unavailable  original ready capacity that may be missing at once
                      (count or %, rounded down; default 0: never below the original)
   Up to max-surge + max-unavailable old nodes are cordoned and drained at once,
-  those whose pods the budgets let go now first; a drained node is terminated
-  after --post-cordon-wait and its slot goes to the next. The last old nodes are
+  those whose pods the budgets let go now first; a node is terminated once
+  drained and --post-cordon-wait after its cordon (the wait runs alongside the
+  drain), and its slot goes to the next. The last old nodes are
   terminated lowering desired capacity, so the group ends at its size with
   nothing left to scale back.
 
@@ -158,7 +159,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
 	addStrategyFlags(fl, &f.opts)
-	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a drained node and terminating it")
+	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a node and terminating it (eks cordons once drained; surge cordons first, so the wait runs alongside the drain)")
 	fl.DurationVar(&f.opts.Drain.Timeout, "eviction-timeout", f.opts.Drain.Timeout, "fail when a node's pods cannot all be evicted within this time (see --force)")
 	fl.DurationVar(&f.opts.Drain.RetryDelay, "eviction-retry-delay", f.opts.Drain.RetryDelay, "wait between eviction attempts a PodDisruptionBudget refused")
 	fl.DurationVar(&f.opts.Drain.SkipWaitForDelete, "skip-wait-for-delete-timeout", f.opts.Drain.SkipWaitForDelete, "stop waiting for a pod still terminating this long after its deletion was due (a finalizer, a dead kubelet); 1s on a node whose kubelet stopped reporting")
