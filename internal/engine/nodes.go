@@ -17,10 +17,9 @@ var upgradeTaint = corev1.Taint{Key: "eks.amazonaws.com/nodegroup", Value: "unsc
 
 // Node annotations that record per-node progress, so a resumed run finishes
 // the nodes it was on before it starts others. annPhase holds a
-// rollout.Mark.
-// annCordonedAt is when the node was drained and cordoned (its presence says
-// it is drained); annCordonedFirstAt when it was cordoned before its drain,
-// which starts its post-cordon wait.
+// rollout.Mark; annCordonedAt is when the node was drained and cordoned (its
+// presence says it is drained); annCordonedFirstAt is when it was cordoned
+// before its drain, which starts its post-cordon wait.
 const (
 	annPhase           = "noderoll.io/phase"
 	annCordonedAt      = "noderoll.io/cordoned-at"
