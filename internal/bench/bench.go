@@ -440,7 +440,7 @@ func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, s
 		}
 		for _, c := range n.Status.Conditions {
 			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				br = append(br, c.LastTransitionTime.Sub(t))
+				br = append(br, bootToReady(t, c.LastTransitionTime.Time))
 			}
 		}
 	}
@@ -473,6 +473,14 @@ func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, s
 	// limit is the ceiling's, measured apart.
 	d.BootReady, d.PodStart, d.PodStartMedian, d.Replace = median(br), percentile(ps, 10), median(ps), median(rp)
 	return d, nil
+}
+
+// bootToReady is an instance's launch until its node's Ready, both to the
+// second as the Ready condition is dated: a launch time to the millisecond
+// against a Ready time cut to the second read B+R half a second short on
+// average.
+func bootToReady(launched, ready time.Time) time.Duration {
+	return ready.Truncate(time.Second).Sub(launched.Truncate(time.Second))
 }
 
 // memPeak keeps the highest RssAnon and VmHWM (peak RSS) a process showed

@@ -129,3 +129,14 @@ func TestPercentileIsTheShareShorter(t *testing.T) {
 		t.Fatal("percentile sorted its input")
 	}
 }
+
+// B+R compares two times to the same precision: a node launched at .9 s and
+// Ready 2 s later reads 2 s, not the 1.1 s a launch time to the millisecond
+// against a Ready date cut to the second gave.
+func TestBootToReadyComparesTimesToTheSecond(t *testing.T) {
+	launched := time.Date(2026, 11, 27, 21, 0, 15, 900e6, time.UTC)
+	ready := launched.Add(2 * time.Second).Truncate(time.Second) // as the condition is dated
+	if got := bootToReady(launched, ready); got != 2*time.Second {
+		t.Fatalf("B+R %v, want 2s", got)
+	}
+}
