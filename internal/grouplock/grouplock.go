@@ -12,6 +12,7 @@
 package grouplock
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -288,10 +289,26 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 }
 
 // processAlive says whether a process of this host runs with that pid
-// (signal 0 checks without sending anything).
+// (signal 0 checks without sending anything). A process killed but not yet
+// reaped by its parent still answers signal 0: a zombie is dead.
 func processAlive(pid int) bool {
-	err := syscall.Kill(pid, 0)
-	return err == nil || errors.Is(err, syscall.EPERM)
+	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
+		return false
+	}
+	return !zombie(pid)
+}
+
+// zombie reads the process's state from /proc (the field after the
+// command's closing parenthesis): Z or X once it has exited.
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) {
+		return b[i+2] == 'Z' || b[i+2] == 'X'
+	}
+	return false
 }
 
 // debugOnly hands every record on at debug level.

@@ -3,6 +3,7 @@ package grouplock
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -174,5 +175,31 @@ func held(h Holder, renewed time.Time, seconds int32) *coordinationv1.Lease {
 			AcquireTime:          &metav1.MicroTime{Time: renewed.Add(-time.Minute)},
 			RenewTime:            &metav1.MicroTime{Time: renewed},
 		},
+	}
+}
+
+// A process killed but not yet reaped by its parent (a zombie) answers
+// signal 0 yet runs no more: a rerun right after a kill -9 takes over the
+// dead run's lock at once on the same host.
+func TestAKilledUnreapedProcessIsNotAlive(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no sleep here")
+	}
+	pid := cmd.Process.Pid
+	if !processAlive(pid) {
+		t.Fatal("a running process reads as dead")
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait() //nolint:errcheck // reaped at the end, not before the check
+	for deadline := time.Now().Add(5 * time.Second); !zombie(pid); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Skip("no zombie state in /proc here")
+		}
+	}
+	if processAlive(pid) {
+		t.Fatal("a killed process its parent has not reaped yet reads as alive")
 	}
 }
