@@ -76,15 +76,21 @@ func TestABlockedDrainWaitsForItsBudgetNotForATimer(t *testing.T) {
 	}
 }
 
-func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
+// webBudget is a tracker over one budget, default/web (app=web), allowing
+// that many disruptions, with the index its lister reads.
+func webBudget(allowed int32) (cache.Indexer, *policyv1.PodDisruptionBudget, *Budgets) {
 	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 	pdb := &policyv1.PodDisruptionBudget{
 		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", ResourceVersion: "1"},
 		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
-		Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 2},
+		Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: allowed},
 	}
 	_ = idx.Add(pdb)
-	b := NewBudgets(policylisters.NewPodDisruptionBudgetLister(idx))
+	return idx, pdb, NewBudgets(policylisters.NewPodDisruptionBudgetLister(idx))
+}
+
+func TestBudgetsCountEvictionsUntilTheStatusChanges(t *testing.T) {
+	idx, pdb, b := webBudget(2)
 	p := pod("web-1", map[string]string{"app": "web"})
 	var taken []Reservation
 	for k := range 2 {
@@ -157,14 +163,7 @@ func TestARefusalNamesItsBudgetFromTheCache(t *testing.T) {
 // began later waits while an earlier one waits for the same budget, so the
 // first nodes finish first instead of every node finishing late.
 func TestDrainsTakeABudgetInTheOrderTheyBegan(t *testing.T) {
-	idx := cache.NewIndexer(cache.MetaNamespaceKeyFunc, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
-	pdb := &policyv1.PodDisruptionBudget{
-		ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", ResourceVersion: "1"},
-		Spec:       policyv1.PodDisruptionBudgetSpec{Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}}},
-		Status:     policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: 0},
-	}
-	_ = idx.Add(pdb)
-	b := NewBudgets(policylisters.NewPodDisruptionBudgetLister(idx))
+	idx, pdb, b := webBudget(0)
 	web := map[string]string{"app": "web"}
 	first, second := b.Turn(), b.Turn()
 	a1, a2, b1 := pod("a1", web), pod("a2", web), pod("b1", web)
