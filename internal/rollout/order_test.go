@@ -154,3 +154,26 @@ func TestThePostCordonWaitRunsFromTheCordon(t *testing.T) {
 		t.Errorf("cordoned 2s ago: want a wake at its wait's end in 2s, got %v (%+v)", p.WakeAt.Sub(now), p.Actions)
 	}
 }
+
+// Scaling back, the sizes are restored while the last terminated instances
+// are still shutting down, and the plan is done only once they are gone.
+func TestScaleBackRestoresSizesWhileInstancesLeave(t *testing.T) {
+	s := State{Phase: PhaseScalingDown, OrigMin: 1, OrigMax: 2, OrigDesired: 2, Min: 1, Max: 3, Desired: 2,
+		Instances: []Instance{
+			{ID: "new-1", AZ: "a", HasNode: true, Ready: true},
+			{ID: "new-2", AZ: "a", HasNode: true, Ready: true},
+			{ID: "old-1", AZ: "a", Old: true, Leaving: true, HasNode: true, Terminated: true},
+		}}
+	p := Surge{}.Plan(s)
+	if !slices.ContainsFunc(p.Actions, func(a Action) bool { return a.Kind == Restore && a.Max == 2 && a.Desired == 2 }) {
+		t.Fatalf("sizes not restored while an instance leaves: %+v, waiting %v", p.Actions, p.Waiting)
+	}
+	s.Max = 2
+	if p := (Surge{}).Plan(s); p.Done || len(p.Waiting) == 0 {
+		t.Fatalf("done while an instance is still leaving: %+v", p)
+	}
+	s.Instances = s.Instances[:2]
+	if p := (Surge{}).Plan(s); !p.Done {
+		t.Fatalf("not done with sizes restored and nothing leaving: %+v", p)
+	}
+}
