@@ -21,9 +21,9 @@ import (
 	"github.com/aws/smithy-go/logging"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/noderoll/noderoll/internal/disruption"
 	"github.com/noderoll/noderoll/internal/sandbox"
 )
 
@@ -392,13 +392,9 @@ func budgeted(ctx context.Context, kube kubernetes.Interface) (out []Budgeted, m
 		}
 	}
 	for _, b := range pdbs.Items {
-		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
-		if err != nil {
-			continue
-		}
 		w := Budgeted{Name: b.Namespace + "/" + b.Name, Allowed: int(b.Status.DisruptionsAllowed)}
 		for _, p := range pods.Items {
-			if p.Namespace == b.Namespace && sel.Matches(labels.Set(p.Labels)) && p.Spec.NodeName != "" {
+			if disruption.Selects(&b, &p) && p.Spec.NodeName != "" {
 				w.OnOld++
 				for _, o := range p.OwnerReferences {
 					w.Ordered = w.Ordered || o.Kind == "StatefulSet"

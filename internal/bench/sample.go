@@ -15,12 +15,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/noderoll/noderoll/internal/disruption"
 )
 
 // sampler watches a run from outside the engine: PodDisruptionBudget
@@ -50,7 +51,6 @@ type sampler struct {
 // watched is one budget and its pods counted by state.
 type watched struct {
 	pdb      policyv1.PodDisruptionBudget
-	selector labels.Selector
 	count    [states]int
 	inBreach bool
 }
@@ -79,11 +79,7 @@ func startSampler(ctx context.Context, kube kubernetes.Interface, asg *autoscali
 	ctx, cancel := context.WithCancel(ctx)
 	s := &sampler{pods: map[types.UID]podState{}, deleting: map[types.UID]time.Time{}, stop: cancel, done: make(chan struct{})}
 	for _, b := range list.Items {
-		sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
-		if err != nil {
-			continue
-		}
-		s.budgets = append(s.budgets, &watched{pdb: b, selector: sel})
+		s.budgets = append(s.budgets, &watched{pdb: b})
 	}
 	factory := informers.NewSharedInformerFactory(kube, 0)
 	inf := factory.Core().V1().Pods().Informer()
@@ -215,7 +211,7 @@ func (s *sampler) observe(p *corev1.Pod) []int {
 	if !seen {
 		now.budgets = nil
 		for i, b := range s.budgets {
-			if p.Namespace == b.pdb.Namespace && b.selector.Matches(labels.Set(p.Labels)) {
+			if disruption.Selects(&b.pdb, p) {
 				now.budgets = append(now.budgets, i)
 			}
 		}
@@ -298,7 +294,7 @@ func (s *sampler) unready(b *watched) string {
 	var out []string
 	for _, o := range s.indexer.List() {
 		p := o.(*corev1.Pod)
-		if p.Namespace == b.pdb.Namespace && b.selector.Matches(labels.Set(p.Labels)) && p.DeletionTimestamp == nil && !podReady(p) {
+		if disruption.Selects(&b.pdb, p) && p.DeletionTimestamp == nil && !podReady(p) {
 			out = append(out, fmt.Sprintf("%s unready (%s on %q)", p.Name, p.Status.Phase, p.Spec.NodeName))
 		}
 	}

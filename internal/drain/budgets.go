@@ -7,6 +7,8 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	policylisters "k8s.io/client-go/listers/policy/v1"
+
+	"github.com/noderoll/noderoll/internal/disruption"
 )
 
 // Broadcast tells any number of waiters that something changed: each
@@ -78,17 +80,7 @@ func (b *Budgets) covering(p *corev1.Pod) []*policyv1.PodDisruptionBudget {
 	if err != nil {
 		return nil
 	}
-	var out []*policyv1.PodDisruptionBudget
-	for _, pdb := range list {
-		if pdb.Spec.Selector == nil {
-			continue
-		}
-		items := []policyv1.PodDisruptionBudget{*pdb}
-		if len(matching(items, p)) > 0 {
-			out = append(out, pdb)
-		}
-	}
-	return out
+	return disruption.Covering(list, p)
 }
 
 // headroom is what the budget allows now, less the evictions this process
@@ -245,24 +237,6 @@ func (b *Budgets) Return(r Reservation) {
 			b.spent[key] = s
 		}
 	}
-}
-
-// Refuses reports the budgets that are known to refuse evicting the pod
-// now, reserving nothing.
-func (b *Budgets) Refuses(p *corev1.Pod) []string {
-	if b == nil {
-		return nil
-	}
-	pdbs := b.covering(p)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []string
-	for _, pdb := range pdbs {
-		if b.headroom(pdb) <= 0 {
-			out = append(out, describe(*pdb))
-		}
-	}
-	return out
 }
 
 func (b *Budgets) changed() <-chan struct{} {

@@ -20,11 +20,12 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	kdrain "k8s.io/kubectl/pkg/drain"
 	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/disruption"
 )
 
 // Options tune a drain.
@@ -593,25 +594,13 @@ func (d *Drainer) blocker(ctx context.Context, p *corev1.Pod, cause error) Block
 	if err != nil {
 		return b
 	}
-	for _, pdb := range matching(pdbs.Items, p) {
-		b.PDBs = append(b.PDBs, describe(pdb))
+	for k := range pdbs.Items {
+		if disruption.Selects(&pdbs.Items[k], p) {
+			b.PDBs = append(b.PDBs, describe(pdbs.Items[k]))
+		}
 	}
 	sort.Strings(b.PDBs)
 	return b
-}
-
-func matching(pdbs []policyv1.PodDisruptionBudget, p *corev1.Pod) []policyv1.PodDisruptionBudget {
-	var out []policyv1.PodDisruptionBudget
-	for _, pdb := range pdbs {
-		// In policy/v1 an empty selector selects every pod of the
-		// namespace; only a missing one selects none.
-		sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
-		if err != nil || !sel.Matches(labels.Set(p.Labels)) {
-			continue
-		}
-		out = append(out, pdb)
-	}
-	return out
 }
 
 func describe(pdb policyv1.PodDisruptionBudget) string {

@@ -6,9 +6,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/noderoll/noderoll/internal/disruption"
 	"github.com/noderoll/noderoll/internal/rollout"
 )
 
@@ -38,7 +38,7 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 	nodes := u.nodesByInstance()
 	budgets := u.budgetIndex()
 	for _, b := range budgets.list {
-		s.Budgets = append(s.Budgets, rollout.Budget{Name: b.key, Allowed: int(b.pdb.Status.DisruptionsAllowed)})
+		s.Budgets = append(s.Budgets, rollout.Budget{Name: b.Namespace + "/" + b.Name, Allowed: int(b.Status.DisruptionsAllowed)})
 	}
 	inGroup := map[string]bool{}
 	for _, i := range u.group.Instances {
@@ -95,71 +95,41 @@ func (u *upgrade) nodesByInstance() map[string]*corev1.Node {
 	return out
 }
 
-type budget struct {
-	key string // namespace/name
-	pdb *policyv1.PodDisruptionBudget
-	sel labels.Selector
-}
-
+// budgetIndex is the budgets the cache holds, in one listing per look.
 type budgetIndex struct {
-	list []budget
-	byNS map[string][]budget
+	list []*policyv1.PodDisruptionBudget
+	byNS map[string][]*policyv1.PodDisruptionBudget
 }
 
 func (u *upgrade) budgetIndex() budgetIndex {
-	idx := budgetIndex{byNS: map[string][]budget{}}
 	list, _ := u.pdbs.List(labels.Everything())
-	for _, p := range list {
-		// In policy/v1 an empty selector selects every pod of the
-		// namespace; only a missing one selects none.
-		sel, err := metav1.LabelSelectorAsSelector(p.Spec.Selector)
-		if err != nil || p.Spec.Selector == nil {
-			continue
-		}
-		b := budget{key: p.Namespace + "/" + p.Name, pdb: p, sel: sel}
-		idx.list = append(idx.list, b)
-		idx.byNS[p.Namespace] = append(idx.byNS[p.Namespace], b)
+	idx := budgetIndex{list: list, byNS: map[string][]*policyv1.PodDisruptionBudget{}}
+	for _, b := range list {
+		idx.byNS[b.Namespace] = append(idx.byNS[b.Namespace], b)
 	}
 	return idx
 }
 
-// podsToMove counts the pods a drain of the node must move (DaemonSet,
-// mirror and finished pods stay), and how many of them each budget selects.
+// podsToMove counts the pods a drain of the node must evict, and how many
+// of them each budget covers (the rules of package disruption).
 func (u *upgrade) podsToMove(node string, budgets budgetIndex) (int, map[string]int) {
 	objs, _ := u.pods.ByIndex(podNodeIndex, node)
 	count := 0
 	var per map[string]int
 	for _, o := range objs {
 		p, ok := o.(*corev1.Pod)
-		if !ok || !movable(p) {
+		if !ok || !disruption.Evicts(p) {
 			continue
 		}
 		count++
-		for _, b := range budgets.byNS[p.Namespace] {
-			if b.sel.Matches(labels.Set(p.Labels)) {
-				if per == nil {
-					per = map[string]int{}
-				}
-				per[b.key]++
+		for _, b := range disruption.Covering(budgets.byNS[p.Namespace], p) {
+			if per == nil {
+				per = map[string]int{}
 			}
+			per[b.Namespace+"/"+b.Name]++
 		}
 	}
 	return count, per
-}
-
-func movable(p *corev1.Pod) bool {
-	if p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-		return false
-	}
-	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
-		return false
-	}
-	for _, o := range p.OwnerReferences {
-		if o.Controller != nil && *o.Controller && o.Kind == "DaemonSet" {
-			return false
-		}
-	}
-	return true
 }
 
 const podNodeIndex = "spec.nodeName"

@@ -17,8 +17,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/noderoll/noderoll/internal/disruption"
 )
 
 // Severity says whether a finding stops the run.
@@ -125,17 +126,10 @@ func Check(f Facts) []Finding {
 	budgetsOf := map[string][]*policyv1.PodDisruptionBudget{} // pod key -> its budgets
 	moved := map[string]int{}                                 // budget key -> its pods on the group
 	for _, p := range f.Pods {
-		if !evictable(p) {
+		if !disruption.Evicts(p) {
 			continue
 		}
-		for _, b := range f.Budgets {
-			if b.Namespace != p.Namespace {
-				continue
-			}
-			sel, err := metav1.LabelSelectorAsSelector(b.Spec.Selector)
-			if err != nil || sel.Empty() || !sel.Matches(labels.Set(p.Labels)) {
-				continue
-			}
+		for _, b := range disruption.Covering(f.Budgets, p) {
 			budgetsOf[key(p.Namespace, p.Name)] = append(budgetsOf[key(p.Namespace, p.Name)], b)
 			moved[key(b.Namespace, b.Name)]++
 		}
@@ -154,7 +148,7 @@ func Check(f Facts) []Finding {
 	}
 
 	for _, p := range f.Pods {
-		if !evictable(p) {
+		if !disruption.Evicts(p) {
 			continue
 		}
 		pk := key(p.Namespace, p.Name)
@@ -330,21 +324,6 @@ func (e *BlockedError) Error() string {
 	sort.Strings(names)
 	fmt.Fprintf(&b, "\nfix them, or go on regardless with --ignore-preflight=%s", strings.Join(names, ","))
 	return b.String()
-}
-
-// evictable says whether a drain evicts the pod: DaemonSet and mirror pods
-// stay, and pods already done or going need nothing.
-func evictable(p *corev1.Pod) bool {
-	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
-		return false
-	}
-	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
-		return false
-	}
-	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" {
-		return false
-	}
-	return true
 }
 
 // neverAllows says why a budget can never allow an eviction, or "".

@@ -90,6 +90,11 @@ func TestEachProblemIsFoundNamingItsObject(t *testing.T) {
 			CheckBudgetNeverAllows, Blocking, "PodDisruptionBudget default/db", "asks for all 3"},
 		{"minAvailable 100%", func(f *Facts) { f.Budgets[1].Spec.MinAvailable = ip(intstr.FromString("100%")) },
 			CheckBudgetNeverAllows, Blocking, "PodDisruptionBudget default/db", "asks for all 3"},
+		{"an empty selector allowing none (it selects every pod of its namespace)", func(f *Facts) {
+			all := pdb("everything", "", 6, nil, ip(intstr.FromInt32(0)))
+			all.Spec.Selector = &metav1.LabelSelector{}
+			f.Budgets = []*policyv1.PodDisruptionBudget{all}
+		}, CheckBudgetNeverAllows, Blocking, "PodDisruptionBudget default/everything", "maxUnavailable is 0"},
 		{"a pod under two budgets", func(f *Facts) { f.Budgets = append(f.Budgets, pdb("web-too", "web", 4, nil, ip(intstr.FromInt32(1)))) },
 			CheckBudgetOverlap, Blocking, "Pod default/web-1", "web, web-too"},
 		{"a bare pod", func(f *Facts) { f.Pods = append(f.Pods, pod("debug", nil, "")) },

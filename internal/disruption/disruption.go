@@ -1,0 +1,57 @@
+// Package disruption holds the two rules every part of noderoll must read
+// alike: which PodDisruptionBudgets cover a pod, and which pods a drain
+// evicts. The preflight, the planner's view of the nodes, the drain's budget
+// tracker and the live view all ask here, so that what --dry-run promises
+// is what the run does and what the API server's Eviction API enforces.
+package disruption
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Selects says whether the budget covers the pod, as the Eviction API of
+// policy/v1 decides it: same namespace, and a selector that matches the
+// pod's labels. An empty selector ({}) selects every pod of the namespace;
+// a missing one, or one that does not parse, selects none.
+func Selects(pdb *policyv1.PodDisruptionBudget, p *corev1.Pod) bool {
+	if pdb == nil || p == nil || pdb.Namespace != p.Namespace || pdb.Spec.Selector == nil {
+		return false
+	}
+	sel, err := metav1.LabelSelectorAsSelector(pdb.Spec.Selector)
+	if err != nil {
+		return false
+	}
+	return sel.Matches(labels.Set(p.Labels))
+}
+
+// Covering lists, in the order given, the budgets that cover the pod. The
+// Eviction API refuses to evict a pod that more than one covers.
+func Covering(pdbs []*policyv1.PodDisruptionBudget, p *corev1.Pod) []*policyv1.PodDisruptionBudget {
+	var out []*policyv1.PodDisruptionBudget
+	for _, pdb := range pdbs {
+		if Selects(pdb, p) {
+			out = append(out, pdb)
+		}
+	}
+	return out
+}
+
+// Evicts says whether a drain of the pod's node evicts it, as kubectl's
+// drain filters decide with DaemonSets ignored: DaemonSet pods and mirror
+// pods stay, and a pod already finished or already being deleted needs no
+// eviction (and spends no budget).
+func Evicts(p *corev1.Pod) bool {
+	if p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		return false
+	}
+	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
+		return false
+	}
+	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" {
+		return false
+	}
+	return true
+}
