@@ -159,7 +159,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
 	addStrategyFlags(fl, &f.opts)
-	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a node and terminating it (eks cordons once drained; surge cordons first, so the wait runs alongside the drain)")
+	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a node and terminating it, for load balancers to let go of it (EKS: 60s; 0: no wait; eks cordons once drained; surge cordons first, so the wait runs alongside the drain)")
 	fl.DurationVar(&f.opts.Drain.Timeout, "eviction-timeout", f.opts.Drain.Timeout, "fail when a node's pods cannot all be evicted within this time (see --force)")
 	fl.DurationVar(&f.opts.Drain.RetryDelay, "eviction-retry-delay", f.opts.Drain.RetryDelay, "wait between eviction attempts a PodDisruptionBudget refused")
 	fl.DurationVar(&f.opts.Drain.SkipWaitForDelete, "skip-wait-for-delete-timeout", f.opts.Drain.SkipWaitForDelete, "stop waiting for a pod still terminating this long after its deletion was due (a finalizer, a dead kubelet); 1s on a node whose kubelet stopped reporting")
@@ -238,6 +238,24 @@ func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
 	b.View.Blocked(node, bl)
 }
 
+// validateDurations refuses a negative duration by its flag's name, before
+// anything is asked of the cluster or the cloud.
+func (f *upgradeFlags) validateDurations() error {
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"--post-cordon-wait", f.opts.PostCordonWait}, {"--eviction-timeout", f.opts.Drain.Timeout},
+		{"--eviction-retry-delay", f.opts.Drain.RetryDelay}, {"--skip-wait-for-delete-timeout", f.opts.Drain.SkipWaitForDelete},
+		{"--node-ready-timeout", f.opts.NodeReadyTimeout}, {"--timeout", f.timeout},
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("%s %s: a duration cannot be negative; give 0 or a duration such as 60s (see --help)", d.flag, d.v)
+		}
+	}
+	return nil
+}
+
 func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
 	if f.mode == "" {
 		f.mode = "noderoll" // callers other than the flags (the demo)
@@ -274,6 +292,9 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	}
 	if f.output != "text" && f.output != "json" {
 		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	if err := f.validateDurations(); err != nil {
+		return err
 	}
 	if err := preflight.ValidateIgnore(f.opts.IgnorePreflight); err != nil {
 		return err

@@ -43,7 +43,9 @@ type Options struct {
 	// strategy may take away at once (default 0). For eks it raises the
 	// surge above the AZ count when larger; unset, the group's own setting.
 	MaxUnavailable Amount
-	// PostCordonWait is the pause between cordon and terminate (EKS: 60s).
+	// PostCordonWait is the pause between cordon and terminate. Unlike the
+	// other durations, zero is taken as given: no wait (DefaultOptions has
+	// EKS's 60s). Negative is refused.
 	PostCordonWait time.Duration
 	// NodeReadyTimeout bounds the wait for new nodes to be Ready.
 	NodeReadyTimeout time.Duration
@@ -77,13 +79,25 @@ func DefaultOptions() Options {
 	}
 }
 
+// Validate refuses what no default can mend: a negative duration.
+func (o Options) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"post-cordon wait", o.PostCordonWait}, {"node Ready timeout", o.NodeReadyTimeout}, {"node gone timeout", o.NodeGoneTimeout},
+		{"poll interval", o.PollInterval}, {"eviction timeout", o.Drain.Timeout}, {"eviction retry delay", o.Drain.RetryDelay},
+		{"skip-wait-for-delete timeout", o.Drain.SkipWaitForDelete}, // soaks: see budgets
+	} {
+		if d.v < 0 {
+			return fmt.Errorf("the %s is %s: a duration cannot be negative (0 for none where none makes sense, or a duration such as 60s)", d.name, d.v)
+		}
+	}
+	return nil
+}
+
 func (o Options) withDefaults() Options {
 	d := DefaultOptions()
-	if o.PostCordonWait < 0 {
-		o.PostCordonWait = 0
-	} else if o.PostCordonWait == 0 {
-		o.PostCordonWait = d.PostCordonWait
-	}
 	if o.NodeReadyTimeout <= 0 {
 		o.NodeReadyTimeout = d.NodeReadyTimeout
 	}
@@ -144,6 +158,7 @@ type Engine struct {
 	opts     Options
 	members  *Members
 	lockOpts grouplock.Options
+	invalid  error // Options.Validate's verdict, given by every entry point
 }
 
 // Option configures an Engine.
@@ -164,7 +179,7 @@ func WithClock(c clock.WithTicker) Option { return func(e *Engine) { e.clock = c
 
 // New returns an engine.
 func New(kube kubernetes.Interface, p cloud.Provider, o Options, opts ...Option) *Engine {
-	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(),
+	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(), invalid: o.Validate(),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}, members: NewMembers()}
 	for _, opt := range opts {
 		opt(e)
@@ -268,6 +283,9 @@ type prepared struct {
 // prepare checks every input: a bad cluster, group, version or budget fails
 // with nothing touched.
 func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
+	if e.invalid != nil {
+		return nil, e.invalid
+	}
 	if err := req.Target.Validate(); err != nil {
 		return nil, err
 	}

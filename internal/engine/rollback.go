@@ -83,6 +83,9 @@ type opened struct {
 // open takes the group's lock and reads its record, for the ways back; the
 // context it returns ends if the lock is lost.
 func (e *Engine) open(ctx context.Context, ref Request) (context.Context, *opened, error) {
+	if e.invalid != nil {
+		return nil, nil, e.invalid
+	}
 	group, err := e.cloud.NodeGroup(ctx, ref.Group)
 	if err != nil {
 		return nil, nil, err

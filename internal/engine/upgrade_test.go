@@ -74,7 +74,7 @@ func (w *world) engine() *Engine {
 		strategy = StrategyEKS
 	}
 	return New(w.kube, w.p, Options{Strategy: strategy,
-		PostCordonWait: -1, PollInterval: 2 * time.Millisecond, NodeReadyTimeout: 500 * time.Millisecond, NodeGoneTimeout: time.Second,
+		PostCordonWait: 0, PollInterval: 2 * time.Millisecond, NodeReadyTimeout: 500 * time.Millisecond, NodeGoneTimeout: time.Second,
 		Drain: drain.Options{Timeout: time.Second, RetryDelay: 5 * time.Millisecond}, Seed: 1,
 	})
 }
@@ -539,6 +539,28 @@ func TestBadBudgetsChangeNothing(t *testing.T) {
 		if _, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("%s: a record was written", c.want)
 		}
+	}
+}
+
+// A post-cordon wait of 0 is none (the world's runs, 0 here, would take
+// 60 s a node otherwise); a negative one is refused, changing nothing.
+func TestANegativeWaitIsRefusedAndZeroIsNone(t *testing.T) {
+	w := newWorld(t, 2, "a", "b")
+	e := w.engine()
+	if e.opts.PostCordonWait != 0 {
+		t.Fatalf("a post-cordon wait of 0 became %s", e.opts.PostCordonWait)
+	}
+	o := e.opts
+	o.PostCordonWait = -5 * time.Second
+	_, err := New(w.kube, w.p, o).Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	if err == nil || !strings.Contains(err.Error(), "post-cordon wait is -5s") {
+		t.Fatalf("a negative post-cordon wait: got %v", err)
+	}
+	if calls := w.p.Calls(); len(calls) != 0 {
+		t.Errorf("the refused run changed %v", calls)
+	}
+	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+		t.Fatal(err)
 	}
 }
 
