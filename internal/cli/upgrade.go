@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -168,6 +169,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.StringVar(&f.opts.ClusterAutoscaler, "cluster-autoscaler", "auto", "Deployment to pause during the upgrade: auto (found in kube-system), none, or namespace/name")
 	fl.DurationVar(&f.timeout, "timeout", 0, "bound the whole run (0: no bound); on expiry the upgrade stops resumable")
 	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
+	fl.BoolVar(&f.opts.AllowDowngrade, "allow-downgrade", false, "let the target be older than the group's AMI (a lower Kubernetes minor, or an older release of the same minor); refused without it, so that a mistyped version does not roll the group back")
 	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
 	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version")
 	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it")
@@ -228,13 +230,14 @@ type pdbStatus struct {
 }
 
 // blockCounter counts refused evictions while passing them on to the view.
+// Concurrent drains report at once (see engine.Reporter).
 type blockCounter struct {
 	*progress.View
-	n int
+	n atomic.Int64
 }
 
 func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
-	b.n += len(bl)
+	b.n.Add(int64(len(bl)))
 	b.View.Blocked(node, bl)
 }
 
@@ -375,7 +378,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	stopWatch()
 	view.Close()
 
-	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: reporter.n}
+	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: int(reporter.n.Load())}
 	if runErr != nil {
 		sum.Error = runErr.Error()
 	}

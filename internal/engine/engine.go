@@ -66,6 +66,9 @@ type Options struct {
 	// AcceptResize takes a group someone else resized mid-run as it is,
 	// instead of stopping on it (see SizesChangedError).
 	AcceptResize bool
+	// AllowDowngrade lets a target older than the group's AMI through
+	// (see DowngradeError).
+	AllowDowngrade bool
 	// IgnorePreflight names the preflight checks whose blocking findings
 	// do not stop the run ("all": none stops it).
 	IgnorePreflight []string
@@ -138,7 +141,9 @@ type Result struct {
 	Duration time.Duration
 }
 
-// Reporter is told what the engine does as it does it.
+// Reporter is told what the engine does as it does it. Implementations
+// must be safe for concurrent use: Blocked and Info are called from the
+// drains, several at once, while Step and Info are called from the run.
 type Reporter interface {
 	// Step starts one of the seed's nine steps (0 for preparation).
 	Step(n int, title, detail string)
@@ -277,7 +282,8 @@ type prepared struct {
 	group              cloud.NodeGroup
 	controlPlane       string
 	surge, unavailable int
-	target             Target // as the request resolves now
+	target             Target  // as the request resolves now
+	resuming           *Record // the unfinished upgrade a run would resume, or nil
 }
 
 // prepare checks every input: a bad cluster, group, version or budget fails
@@ -305,9 +311,23 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if cluster.Version != "" && cluster.Version != cp {
 		e.log.Warn("EKS and the API server disagree on the version; trusting the API server", "eks", cluster.Version, "apiserver", cp)
 	}
-	// Budgets are checked against the group before anything changes, also
-	// when the run resumes (and goes on with the recorded ones).
-	surge, unavailable, err := budgets(e.opts.Strategy, e.opts, group.Desired, len(group.AZs), group.MaxUnavailable)
+	// An unfinished upgrade on record is resumed as recorded: its strategy
+	// and budgets, not today's defaults (read without the lock: nothing
+	// changes here; the run reads it again under the lock).
+	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
+	rec, err := store.load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !rec.Active() || e.opts.Managed {
+		rec = nil
+	}
+	var surge, unavailable int
+	if rec != nil {
+		surge, unavailable, err = e.resumeBudgets(rec, group)
+	} else {
+		surge, unavailable, err = budgets(e.opts.Strategy, e.opts, group.Desired, len(group.AZs), group.MaxUnavailable)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +335,33 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &prepared{req: req, group: group, controlPlane: cp, surge: surge, unavailable: unavailable, target: target}, nil
+	// A resumed run goes on to its recorded target (or is refused as
+	// another upgrade); a new one may not go back by mistake.
+	if rec == nil {
+		if err := e.checkNotOlder(ctx, req.Group, group, target); err != nil {
+			return nil, err
+		}
+	}
+	return &prepared{req: req, group: group, controlPlane: cp, surge: surge, unavailable: unavailable, target: target, resuming: rec}, nil
+}
+
+// resumeBudgets returns the strategy's budgets an unfinished upgrade
+// recorded, refusing flags given now that say otherwise: a resume must not
+// be judged, or run, by another strategy's numbers.
+func (e *Engine) resumeBudgets(rec *Record, g cloud.NodeGroup) (surge, unavailable int, err error) {
+	strategy := strategyOf(rec)
+	if e.opts.StrategySet && e.opts.Strategy != strategy {
+		return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way uses strategy %s (recorded when it started %s), not %s: rerun without --strategy (or with --strategy %s) to resume it, or take it back with --abort",
+			ErrTargetMismatch, rec.Cluster, rec.Nodegroup, strategy, rec.Started.Format(time.RFC3339), e.opts.Strategy, strategy)
+	}
+	if e.opts.MaxSurge.Given || e.opts.MaxUnavailable.Given {
+		s, u, err := budgets(strategy, e.opts, rec.OriginalDesired, len(g.AZs), g.MaxUnavailable)
+		if err != nil || s != rec.Surge || u != rec.Unavailable {
+			return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way records max surge %d and max unavailable %d (strategy %s); --max-surge %s and --max-unavailable %s say otherwise: rerun without them to resume as recorded, or take it back with --abort",
+				ErrTargetMismatch, rec.Cluster, rec.Nodegroup, rec.Surge, rec.Unavailable, strategy, e.opts.MaxSurge, e.opts.MaxUnavailable)
+		}
+	}
+	return rec.Surge, rec.Unavailable, nil
 }
 
 // resumeTarget decides what an unfinished upgrade on record means for this

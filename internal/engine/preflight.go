@@ -66,7 +66,13 @@ func (e *Engine) judge(ctx context.Context, p *prepared) (*PreflightReport, erro
 		r.UpToDate = true
 		return r, nil
 	}
-	facts, err := e.facts(ctx, p.group, p.controlPlane, target, p.surge)
+	// A resumed run launches only what its surge still lacks: the group
+	// is surged already, in part or whole.
+	toLaunch := p.surge
+	if r.Resuming {
+		toLaunch = max(0, rec.OriginalDesired+rec.Surge-p.group.Desired)
+	}
+	facts, err := e.facts(ctx, p.group, p.controlPlane, target, toLaunch)
 	if err != nil {
 		return nil, err
 	}

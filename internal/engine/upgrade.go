@@ -198,9 +198,6 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 			u.report.Step(0, "Resume", fmt.Sprintf("resuming the upgrade of %s/%s to %s recorded at phase %s (strategy %s, started %s)",
 				u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Phase, u.rec.Strategy, u.rec.Started.Local().Format(time.Kitchen)))
 		}
-		if u.opts.Strategy != u.rec.Strategy && u.opts.StrategySet {
-			u.report.Info(fmt.Sprintf("--strategy %s ignored: the upgrade goes on as it started, with %s", u.opts.Strategy, u.rec.Strategy))
-		}
 		var resized *SizesChangedError
 		if err := checkSizes(u.rec, u.group); errors.As(err, &resized) && u.opts.AcceptResize {
 			if err := acceptResize(u.rec, u.group); err != nil {

@@ -42,11 +42,12 @@ const (
 )
 
 type world struct {
-	strategy string // eks unless a test sets it
-	t        *testing.T
-	kube     *k8sfake.Clientset
-	p        *cloudfake.Provider
-	ref      cloud.NodeGroupRef
+	strategy       string // eks unless a test sets it
+	allowDowngrade bool
+	t              *testing.T
+	kube           *k8sfake.Clientset
+	p              *cloudfake.Provider
+	ref            cloud.NodeGroupRef
 }
 
 func newWorld(t *testing.T, size int, azs ...string) *world {
@@ -75,7 +76,7 @@ func (w *world) engine() *Engine {
 	}
 	return New(w.kube, w.p, Options{Strategy: strategy,
 		PostCordonWait: 0, PollInterval: 2 * time.Millisecond, NodeReadyTimeout: 500 * time.Millisecond, NodeGoneTimeout: time.Second,
-		Drain: drain.Options{Timeout: time.Second, RetryDelay: 5 * time.Millisecond}, Seed: 1,
+		Drain: drain.Options{Timeout: time.Second, RetryDelay: 5 * time.Millisecond}, Seed: 1, AllowDowngrade: w.allowDowngrade,
 	})
 }
 
@@ -281,7 +282,9 @@ func TestAResumeKeepsTheRecordedTargetWhenRecommendedMovesOn(t *testing.T) {
 	if err != nil || res.UpToDate || res.Target.ImageID != amiB {
 		t.Fatalf("the next run should move on to %s: %+v %v", amiB, res, err)
 	}
-	// Another target while one is under way is still refused.
+	// Another target while one is under way is still refused (the first
+	// goes back a release, on purpose).
+	w.allowDowngrade = true
 	w.p.Before = func(op string) error {
 		if strings.HasPrefix(op, "TerminateInstance") {
 			return errInjected

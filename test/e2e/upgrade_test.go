@@ -144,6 +144,8 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--max-surge=4"}, "more than the 3 the group has"},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--strategy=fast"}, `--strategy "fast"`},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--strategy=bluegreen", "--soak=-1s"}, "none may be negative"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.35"}, "the target ami-"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.35", "--dry-run"}, "is older: a downgrade, refused"},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--post-cordon-wait=-5s"}, "--post-cordon-wait -5s: a duration cannot be negative"},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--rollback"}, "nothing to go back from: no upgrade of eksworkshop-eksctl/nodegroup is under way"},
 		}
