@@ -37,3 +37,11 @@ func lostLock(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// lockLost says the run's lock was taken from it: the group, its record
+// and the autoscaler's hold are another run's now, and this one changes
+// nothing more, not even to clean up.
+func lockLost(ctx context.Context) bool {
+	var lost *grouplock.LostError
+	return errors.As(context.Cause(ctx), &lost)
+}

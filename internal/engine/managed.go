@@ -121,6 +121,9 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		return nil, err
 	}
 	defer func() {
+		if lockLost(ctx) {
+			return // whoever took the lock over owns the cleanup
+		}
 		if rerr := hold.restore(context.WithoutCancel(ctx)); rerr != nil && err == nil {
 			err = rerr
 		}

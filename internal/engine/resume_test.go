@@ -7,8 +7,12 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+
 	"github.com/noderoll/noderoll/internal/cloud"
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
+	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/preflight"
 )
 
@@ -180,5 +184,58 @@ func TestOlderComparesMinorThenRelease(t *testing.T) {
 		if got := older(c.a, c.b); got != c.want {
 			t.Errorf("older(%+v, %+v) = %v, want %v", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// A run whose lock is taken over stops and changes nothing more: it does
+// not restore the cluster-autoscaler the new holder holds, nor write its
+// error into the record the new holder keeps.
+func TestARunThatLostItsLockDoesNotCleanUp(t *testing.T) {
+	w := newWorld(t, 3, "a", "b", "c")
+	e := New(w.kube, w.p, w.engine().opts, WithLock(grouplock.Options{Duration: time.Second, RenewDeadline: 300 * time.Millisecond, Retry: 50 * time.Millisecond}))
+	var recordBefore string
+	w.p.Holding = func(ctx context.Context, op string) error {
+		if !strings.HasPrefix(op, "TerminateInstance") {
+			return nil
+		}
+		w.p.Holding = nil
+		// Another run takes the lease over, as one on another host would
+		// once this one stopped renewing it.
+		leases, err := w.kube.CoordinationV1().Leases(Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil || len(leases.Items) != 1 {
+			t.Errorf("want one lease: %v", err)
+			return errInjected
+		}
+		l := leases.Items[0]
+		l.Spec.HolderIdentity = ptr.To("bastion-2/4242/ops/zzzzz")
+		l.Spec.RenewTime = &metav1.MicroTime{Time: time.Now().Add(time.Hour)}
+		if _, err := w.kube.CoordinationV1().Leases(Namespace).Update(context.Background(), &l, metav1.UpdateOptions{}); err != nil {
+			t.Error(err)
+		}
+		recordBefore = w.recordVersion()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Second):
+			t.Error("the run went on 20 s after its lock was taken over")
+			return errInjected
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := e.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+	var lost *grouplock.LostError
+	if !errors.As(err, &lost) {
+		t.Fatalf("want a LostError, got %v", err)
+	}
+	ca, err := w.kube.AppsV1().Deployments("kube-system").Get(context.Background(), "cluster-autoscaler", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *ca.Spec.Replicas != 0 || ca.Annotations[annPausedReplicas] == "" {
+		t.Errorf("the run that lost its lock restored the autoscaler (replicas %d, annotations %v)", *ca.Spec.Replicas, ca.Annotations)
+	}
+	if now := w.recordVersion(); now != recordBefore {
+		t.Errorf("the run that lost its lock wrote the record (version %s -> %s): %q", recordBefore, now, w.record().Message)
 	}
 }

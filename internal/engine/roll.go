@@ -446,8 +446,11 @@ func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) err
 		job.finished = true
 	}
 	if r.err != nil {
-		// Recorded also when the run's own deadline is what ended the drain.
-		u.events.nodeNamed(context.WithoutCancel(ctx), r.node, corev1.EventTypeWarning, "NoderollDrainFailed", r.err.Error())
+		// Recorded also when the run's own deadline is what ended the drain,
+		// but not once the lock is another run's.
+		if !lockLost(ctx) {
+			u.events.nodeNamed(context.WithoutCancel(ctx), r.node, corev1.EventTypeWarning, "NoderollDrainFailed", r.err.Error())
+		}
 		return r.err
 	}
 	n := u.nodeOf(r.instance)

@@ -220,6 +220,9 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		u.strategy = rollout.Surge{}
 	}
 	defer func() {
+		if lockLost(ctx) {
+			return // whoever took the lock over owns the cleanup
+		}
 		if rerr := u.restoreAutoscaler(context.WithoutCancel(ctx)); rerr != nil {
 			err = errors.Join(err, rerr)
 		}

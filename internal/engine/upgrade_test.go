@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/version"
@@ -85,6 +86,16 @@ func (w *world) upgrade(spec TargetSpec) (*Result, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return w.engine().Upgrade(ctx, Request{Group: w.ref, Target: spec})
+}
+
+// recordVersion is the record ConfigMap's resourceVersion.
+func (w *world) recordVersion() string {
+	w.t.Helper()
+	cm, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return cm.ResourceVersion
 }
 
 func (w *world) record() *Record {
@@ -444,32 +455,43 @@ func TestTheRecordRefusesAStaleWrite(t *testing.T) {
 // conflict.
 func withResourceVersions(kube *k8sfake.Clientset) {
 	rv := 100
-	kube.PrependReactor("*", "configmaps", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		var cm *corev1.ConfigMap
-		switch a.GetVerb() {
-		case "create":
-			cm = a.(k8stesting.CreateAction).GetObject().(*corev1.ConfigMap).DeepCopy()
-			if _, err := kube.Tracker().Get(a.GetResource(), cm.Namespace, cm.Name); err == nil {
-				return true, nil, apierrors.NewAlreadyExists(a.GetResource().GroupResource(), cm.Name)
+	var mu sync.Mutex
+	// Records and leases, as the API server keeps them: a write at a stale
+	// resourceVersion is a conflict (a lock taken over refuses the old
+	// holder's renewal).
+	for _, resource := range []string{"configmaps", "leases"} {
+		kube.PrependReactor("*", resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch a.GetVerb() {
+			case "create":
+				obj := a.(k8stesting.CreateAction).GetObject().DeepCopyObject()
+				m, _ := meta.Accessor(obj)
+				if _, err := kube.Tracker().Get(a.GetResource(), m.GetNamespace(), m.GetName()); err == nil {
+					return true, nil, apierrors.NewAlreadyExists(a.GetResource().GroupResource(), m.GetName())
+				}
+				rv++
+				m.SetResourceVersion(fmt.Sprint(rv))
+				return true, obj, kube.Tracker().Create(a.GetResource(), obj, m.GetNamespace())
+			case "update":
+				obj := a.(k8stesting.UpdateAction).GetObject().DeepCopyObject()
+				m, _ := meta.Accessor(obj)
+				cur, err := kube.Tracker().Get(a.GetResource(), m.GetNamespace(), m.GetName())
+				if err != nil {
+					return true, nil, err
+				}
+				have, _ := meta.Accessor(cur)
+				if m.GetResourceVersion() != have.GetResourceVersion() {
+					return true, nil, apierrors.NewConflict(a.GetResource().GroupResource(), m.GetName(),
+						fmt.Errorf("resourceVersion %q is not %q", m.GetResourceVersion(), have.GetResourceVersion()))
+				}
+				rv++
+				m.SetResourceVersion(fmt.Sprint(rv))
+				return true, obj, kube.Tracker().Update(a.GetResource(), obj, m.GetNamespace())
 			}
-			rv++
-			cm.ResourceVersion = fmt.Sprint(rv)
-			return true, cm, kube.Tracker().Create(a.GetResource(), cm, cm.Namespace)
-		case "update":
-			cm = a.(k8stesting.UpdateAction).GetObject().(*corev1.ConfigMap).DeepCopy()
-			cur, err := kube.Tracker().Get(a.GetResource(), cm.Namespace, cm.Name)
-			if err != nil {
-				return true, nil, err
-			}
-			if have := cur.(*corev1.ConfigMap).ResourceVersion; cm.ResourceVersion != have {
-				return true, nil, apierrors.NewConflict(a.GetResource().GroupResource(), cm.Name, fmt.Errorf("resourceVersion %q is not %q", cm.ResourceVersion, have))
-			}
-			rv++
-			cm.ResourceVersion = fmt.Sprint(rv)
-			return true, cm, kube.Tracker().Update(a.GetResource(), cm, cm.Namespace)
-		}
-		return false, nil, nil
-	})
+			return false, nil, nil
+		})
+	}
 }
 
 // The surge strategy replaces nodes concurrently within its budgets: at no

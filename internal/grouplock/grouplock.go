@@ -161,14 +161,6 @@ func (h *Held) Guard(parent context.Context) (context.Context, context.CancelFun
 	}
 }
 
-// Err says whether the lock was lost before Release.
-func (h *Held) Err() error {
-	if h.ctx.Err() != nil && !h.released {
-		return &LostError{Lease: h.lease}
-	}
-	return nil
-}
-
 // Release gives the lock up (the next run takes it at once) and waits until
 // that is written.
 func (h *Held) Release() {

@@ -65,6 +65,9 @@ type Provider struct {
 	// with nothing changed. After is asked once it took effect; an error
 	// fails the call all the same (a lost answer, a crash after the call).
 	Before, After func(op string) error
+	// Holding, when set, is asked first with the call's context: a test
+	// may hold a call until something outside ends its run.
+	Holding func(ctx context.Context, op string) error
 	// Quota is what InstanceQuota answers; nil: no quota known.
 	Quota *cloud.Quota
 }
@@ -149,8 +152,13 @@ func (p *Provider) TemplateVersions(id string) []string {
 
 // change runs one changing call through Before and After; callers hold mu.
 // The hooks run with mu released, so that they may change the world too.
-func (p *Provider) change(op string, apply func() error) error {
+func (p *Provider) change(ctx context.Context, op string, apply func() error) error {
 	p.calls = append(p.calls, op)
+	if h := p.Holding; h != nil {
+		if err := p.hook(func(op string) error { return h(ctx, op) }, op); err != nil {
+			return err
+		}
+	}
 	if err := p.hook(p.Before, op); err != nil {
 		return err
 	}
@@ -318,7 +326,7 @@ func (p *Provider) TemplateImage(_ context.Context, templateID string, version i
 }
 
 // EnsureTemplateVersion implements cloud.Provider.
-func (p *Provider) EnsureTemplateVersion(_ context.Context, templateID string, from int64, imageID, _ string) (int64, error) {
+func (p *Provider) EnsureTemplateVersion(ctx context.Context, templateID string, from int64, imageID, _ string) (int64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	vs := p.templates[templateID]
@@ -329,7 +337,7 @@ func (p *Provider) EnsureTemplateVersion(_ context.Context, templateID string, f
 		return int64(len(vs)), nil
 	}
 	var v int64
-	err := p.change("EnsureTemplateVersion "+imageID, func() error {
+	err := p.change(ctx, "EnsureTemplateVersion "+imageID, func() error {
 		p.templates[templateID] = append(vs, imageID)
 		v = int64(len(p.templates[templateID]))
 		return nil
@@ -354,7 +362,7 @@ func (p *Provider) UpdateGroup(ctx context.Context, ng cloud.NodeGroup, u cloud.
 	if u.TemplateVersion != nil {
 		parts = append(parts, fmt.Sprintf("version=%d", *u.TemplateVersion))
 	}
-	return p.change("UpdateGroup "+strings.Join(parts, ","), func() error {
+	return p.change(ctx, "UpdateGroup "+strings.Join(parts, ","), func() error {
 		if u.Min != nil {
 			g.Min = *u.Min
 		}
@@ -383,7 +391,7 @@ func (p *Provider) TerminateInstance(ctx context.Context, id string, decrement b
 			if i.ID != id {
 				continue
 			}
-			return p.change(fmt.Sprintf("TerminateInstance %s decrement=%v", id, decrement), func() error {
+			return p.change(ctx, fmt.Sprintf("TerminateInstance %s decrement=%v", id, decrement), func() error {
 				p.terminations[id]++
 				if decrement {
 					g.Desired--
@@ -399,11 +407,11 @@ func (p *Provider) TerminateInstance(ctx context.Context, id string, decrement b
 }
 
 // SetProcesses implements cloud.Provider.
-func (p *Provider) SetProcesses(_ context.Context, ng cloud.NodeGroup, processes []string, suspend bool) error {
+func (p *Provider) SetProcesses(ctx context.Context, ng cloud.NodeGroup, processes []string, suspend bool) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	g := p.groups[ng.Name]
-	return p.change(fmt.Sprintf("SetProcesses %v suspend=%v", processes, suspend), func() error {
+	return p.change(ctx, fmt.Sprintf("SetProcesses %v suspend=%v", processes, suspend), func() error {
 		for _, s := range processes {
 			g.Suspended[s] = suspend
 		}
