@@ -116,7 +116,7 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		return nil, fmt.Errorf("%w: noderoll's own upgrade of %s to %s is unfinished; finish it (the same command without --mode) or take it back with --abort first",
 			ErrTargetMismatch, req.Group, describeTarget(rec.Target))
 	}
-	hold := autoscalerHold{kube: e.kube, report: e.report, spec: e.opts.ClusterAutoscaler}
+	hold := e.autoscalerHold(req.Group)
 	if err := hold.pause(ctx); err != nil {
 		return nil, err
 	}
