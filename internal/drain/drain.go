@@ -506,10 +506,30 @@ func joinBlockers(bs []Blocker) string {
 	return strings.Join(parts, "; ")
 }
 
+// ComebackError says a force-deleted pod keeps coming back to the node: a
+// controller binds a new one after each deletion (one that sets the pod's
+// node itself, or tolerates the node's taints), so deleting never ends.
+type ComebackError struct {
+	Node, Pod, Owner string
+	Deleted          int
+}
+
+func (e *ComebackError) Error() string {
+	return fmt.Sprintf("pod %s on node %s keeps coming back: %d pods of %s were deleted with --force and its controller bound another to the node each time; "+
+		"stop that controller or keep it off the node (a node selector, or not tolerating the node's taints), then rerun", e.Pod, e.Node, e.Deleted, e.Owner)
+}
+
+// maxComebacks is how many pods of one owner a forced drain deletes from a
+// node before it calls them a controller's doing rather than a straggler.
+const maxComebacks = 3
+
 // forceDelete deletes what the budgets held back, as `--force` does on EKS.
-// Pods already terminating are waited for only up to the skip timeout, so
-// it ends even when something keeps a pod from going.
+// Pods already terminating are waited for only up to the skip timeout, and
+// a controller that binds a new pod to the node after each deletion is
+// named after maxComebacks of its pods, so it ends whatever keeps pods
+// there.
 func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string, told map[string]bool) error {
+	deleted := map[string]int{} // owner -> pods of it deleted from the node
 	for {
 		pods, err := d.remaining(ctx, h, node)
 		if err != nil {
@@ -524,9 +544,14 @@ func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string
 			if p.DeletionTimestamp != nil {
 				continue
 			}
+			owner := ownerOf(p)
+			if deleted[owner] >= maxComebacks {
+				return &ComebackError{Node: node, Pod: p.Namespace + "/" + p.Name, Owner: owner, Deleted: deleted[owner]}
+			}
 			if err := h.DeletePod(*p); err != nil && !apierrors.IsNotFound(err) {
 				return fmt.Errorf("deleting pod %s/%s from node %s: %w", p.Namespace, p.Name, node, err)
 			}
+			deleted[owner]++
 			if d.hooks.Forced != nil {
 				d.hooks.Forced(node, p)
 			}
@@ -539,9 +564,15 @@ func (d *Drainer) forceDelete(ctx context.Context, h *kdrain.Helper, node string
 	}
 }
 
-// isAdmissionDenial recognises an eviction a validating admission webhook
-// denied: the API server answers with the webhook's code and the message
-// `admission webhook "<name>" denied the request: <reason>`.
+// ownerOf names the pod's controller as "Kind namespace/name", or the pod
+// itself when it has none.
+func ownerOf(p *corev1.Pod) string {
+	if ref := metav1.GetControllerOf(p); ref != nil {
+		return ref.Kind + " " + p.Namespace + "/" + ref.Name
+	}
+	return "pod " + p.Namespace + "/" + p.Name
+}
+
 func isAdmissionDenial(err error) bool {
 	msg := apiMessage(err)
 	return strings.HasPrefix(msg, "admission webhook ") && strings.Contains(msg, " denied the request")

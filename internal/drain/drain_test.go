@@ -3,6 +3,7 @@ package drain
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -378,5 +379,43 @@ func TestAnEvictionConflictingOnItsBudgetIsRetried(t *testing.T) {
 	}
 	if took := time.Since(began); took > 3*podGoneFallback/2 {
 		t.Fatalf("three transient answers took %s: each waited for the fallback relist", took)
+	}
+}
+
+// A controller that binds a new pod to the node after each forced deletion
+// would keep a forced drain deleting until its context ends; it is named
+// after a few of its pods instead.
+func TestAForcedDrainNamesAPodThatKeepsComingBack(t *testing.T) {
+	c := fakeCluster()
+	podsGVR := schema.GroupVersionResource{Version: "v1", Resource: "pods"}
+	n := 1
+	c.PrependReactor("delete", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		name := a.(k8stesting.DeleteAction).GetName()
+		if !strings.HasPrefix(name, "db-") {
+			return false, nil, nil
+		}
+		if err := c.Tracker().Delete(podsGVR, "default", name); err != nil {
+			return true, nil, err
+		}
+		n++
+		back := pod(fmt.Sprintf("db-%d", n), map[string]string{"app": "locked"})
+		back.OwnerReferences[0].Name = "db-controller"
+		return true, nil, c.Tracker().Create(podsGVR, back, "default")
+	})
+	var forced []string
+	d := New(c, clock.RealClock{}, Options{Timeout: 100 * time.Millisecond, RetryDelay: 10 * time.Millisecond, Force: true},
+		Hooks{Forced: func(_ string, p *corev1.Pod) { forced = append(forced, p.Name) }}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err := d.Drain(ctx, "node-1")
+	var back *ComebackError
+	if !errors.As(err, &back) {
+		t.Fatalf("want a ComebackError, got %v (forced %v)", err, forced)
+	}
+	if back.Owner != "ReplicaSet default/db-controller" || back.Deleted != maxComebacks || !strings.Contains(err.Error(), "keeps coming back") {
+		t.Errorf("the error names owner %q after %d deletions: %v", back.Owner, back.Deleted, err)
+	}
+	if ctx.Err() != nil {
+		t.Errorf("the drain ran until its context ended")
 	}
 }
