@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -72,7 +73,17 @@ func TestAChildsPeakRSSIsNotItsParents(t *testing.T) {
 		t.Skip("no sleep here")
 	}
 	var m memPeak
-	time.Sleep(300 * time.Millisecond)
+	// Sampled once the child runs sleep itself, not the fork of this
+	// process before its exec.
+	for k := 0; ; k++ {
+		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid)); err == nil && strings.TrimSpace(string(comm)) == "sleep" {
+			break
+		}
+		if k == 1000 {
+			t.Fatal("the child never ran sleep")
+		}
+		time.Sleep(time.Millisecond)
+	}
 	m.sample(cmd.Process.Pid)
 	if err := cmd.Wait(); err != nil {
 		t.Fatal(err)

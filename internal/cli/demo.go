@@ -23,7 +23,7 @@ func newDemoCmd(s Streams) *cobra.Command {
 		Use:   "demo",
 		Short: "Run the seed's node group upgrade on the local sandbox, live",
 		Long: `The demo brings up the sandbox if it is not running (the first time it builds
-the control plane, about 10 minutes on 2 cores), then upgrades the EKS workshop's
+the control plane, about 20 minutes on 2 cores), then upgrades the EKS workshop's
 managed node group eksworkshop-eksctl/nodegroup from Kubernetes 1.36 to 1.37, the
 seed's story: 3 nodes in 3 AZs go to 6, old nodes are drained within their
 PodDisruptionBudgets, then back to 3. By default with noderoll's surge strategy

@@ -4,7 +4,6 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,15 +18,6 @@ import (
 type Streams struct {
 	Out, Err io.Writer
 }
-
-// exitError carries a process exit code through cobra.
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
 
 // NewRoot returns the noderoll command tree.
 func NewRoot(s Streams) *cobra.Command {
@@ -70,10 +60,6 @@ func Execute() int {
 		return 0
 	}
 	fmt.Fprintf(s.Err, "Error: %v\n", err)
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
 	return 1
 }
 

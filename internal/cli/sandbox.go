@@ -116,7 +116,7 @@ eksworkshop-eksctl with managed node group "nodegroup", 3 nodes in 3 AZs on the
 Kubernetes 1.36 AMI under a 1.37 control plane, with EKS DaemonSets, CoreDNS,
 a cluster-autoscaler and the workshop's ecsdemo apps behind PodDisruptionBudgets.
 
-The first run builds the control plane from Go modules (about 10 minutes on
+The first run builds the control plane from Go modules (about 20 minutes on
 2 cores); later runs start in seconds. On a running sandbox, up says so and
 changes nothing.`,
 		Example: `  noderoll sandbox up

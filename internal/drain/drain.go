@@ -236,11 +236,6 @@ func (d *Drainer) Cordon(ctx context.Context, node *corev1.Node) error {
 	return nil
 }
 
-// Pending lists the pods an eviction of the node must still move.
-func (d *Drainer) Pending(ctx context.Context, node string) ([]corev1.Pod, error) {
-	return d.pending(d.helper(ctx), node)
-}
-
 func (d *Drainer) pending(h *kdrain.Helper, node string) ([]corev1.Pod, error) {
 	list, errs := h.GetPodsForDeletion(node)
 	if len(errs) > 0 {

@@ -551,9 +551,11 @@ func (u *upgrade) collectDrains(rs *rollState) error {
 type drainErrors []error
 
 func (d drainErrors) Error() string {
-	msgs := make([]string, len(d))
-	for k, err := range d {
-		msgs[k] = err.Error()
+	var msgs []string
+	for _, err := range d {
+		if m := err.Error(); !slices.Contains(msgs, m) {
+			msgs = append(msgs, m)
+		}
 	}
 	return strings.Join(msgs, "; ")
 }

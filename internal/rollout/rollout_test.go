@@ -39,7 +39,6 @@ type world struct {
 	terms             map[string]int // terminations that took
 	oldIDs            []string
 	faults            bool
-	peakInService     int
 	neverReady        bool // a launch that never becomes Ready (repaired after a stop)
 	log               []string
 	batch             int
@@ -291,7 +290,6 @@ func (w *world) run() {
 		p := w.strategy.Plan(s)
 		w.apply(p)
 		inService := w.count(func(i *simInstance) bool { return i.InService() })
-		w.peakInService = max(w.peakInService, inService)
 		if limit := w.orig.OrigDesired + w.surge; inService > max(limit, w.orig.OrigDesired) {
 			w.t.Fatalf("step %d: %d instances in service, above original %d + surge %d\n%s", w.step, inService, w.orig.OrigDesired, w.surge, w.trace())
 		}

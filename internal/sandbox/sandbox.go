@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
@@ -263,6 +264,14 @@ func (s *State) KubeClient() (kubernetes.Interface, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("loading the sandbox kubeconfig: %w", err)
+	}
+	// The certificates are read now, not by path: client-go watches a
+	// client certificate given by path for rotation in a goroutine that
+	// never ends, and once a sandbox is taken down it logs "Loading client
+	// cert failed" for as long as the process lives (a test binary running
+	// many sandboxes, one after another).
+	if err := rest.LoadTLSFiles(cfg); err != nil {
+		return nil, fmt.Errorf("reading the sandbox's certificates: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 200, 400
 	return kubernetes.NewForConfig(cfg)

@@ -115,7 +115,7 @@ func (t Toolchain) Ensure(ctx context.Context, progress io.Writer) error {
 	if err := os.MkdirAll(t.BinDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", t.BinDir, err)
 	}
-	fmt.Fprintf(progress, "Building the sandbox's control plane (Kubernetes %s, kwok %s) into %s; first time only, ~10 min on 2 cores.\n", KubeVersion, KwokVersion, t.BinDir)
+	fmt.Fprintf(progress, "Building the sandbox's control plane (Kubernetes %s, kwok %s) into %s; first time only, ~20 min on 2 cores with cold Go caches.\n", KubeVersion, KwokVersion, t.BinDir)
 	ver := strings.TrimPrefix(KubeVersion, "v")
 	minor := strings.Split(ver, ".")[1]
 	var ld []string

@@ -100,6 +100,22 @@ func TestAbortTakesAStoppedUpgradeBack(t *testing.T) {
 	if violations, _, checks := budgets.Stop(); len(violations) > 0 {
 		t.Errorf("budgets below their minimum or pods lost (%d checks):\n%s", checks, strings.Join(violations, "\n"))
 	}
+	// What the abort says it took away it did: each instance once, none
+	// of them left in the group, and at least the one of the new AMI the
+	// abort was seen replacing before its kill.
+	gone := append(slices.Clone(sum.Replaced), sum.Removed...)
+	if len(gone) == 0 {
+		t.Errorf("the abort's summary names no instance replaced or removed")
+	}
+	inGroup := map[string]bool{}
+	for _, i := range after.Instances {
+		inGroup[aws.ToString(i.InstanceId)] = true
+	}
+	for _, id := range gone {
+		if terms[id] != 1 || inGroup[id] {
+			t.Errorf("instance %s the abort names: %d terminate calls, still in the group %v", id, terms[id], inGroup[id])
+		}
+	}
 	t.Logf("aborted: %d instances of the new AMI replaced, %d removed", len(sum.Replaced), len(sum.Removed))
 
 	if r := s.Noderoll(abort...); r.Code == 0 || !strings.Contains(r.LastLine(), "nothing to abort") {

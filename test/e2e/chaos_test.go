@@ -24,12 +24,13 @@ import (
 // processes as before, the cluster-autoscaler restored, the lock released.
 //
 // NODEROLL_CHAOS_RUNS sets how many runs (default 3, as in CI);
-// NODEROLL_CHAOS_SEED the first seed (default: the day's), so that a failure
+// NODEROLL_CHAOS_SEED the first seed (default 1: CI's result must not hang on
+// the date; the long runs in docs/reliability.md pass others), so that a failure
 // is rerun exactly with the seed it prints.
 func TestChaosKillsAtRandomMoments(t *testing.T) {
 	t.Parallel() // a sandbox of its own; timers more than CPU
 	runs := envInt(t, "NODEROLL_CHAOS_RUNS", 3)
-	first := uint64(envInt(t, "NODEROLL_CHAOS_SEED", int(time.Now().UTC().YearDay())))
+	first := uint64(envInt(t, "NODEROLL_CHAOS_SEED", 1))
 	summary := make([]string, 0, runs)
 	for k := 0; k < runs; k++ {
 		seed := first + uint64(k)

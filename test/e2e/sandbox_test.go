@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kwatch "k8s.io/apimachinery/pkg/watch"
 )
 
 // groupNodes lists the nodes of the seed's managed group.
@@ -245,11 +247,22 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 		}
 		perNode[p.Spec.NodeName]++
 	}
-	// Pods start in the delay asked for (1 s here, up to a quarter more):
-	// kwok's pod-create stage once added 1 to 5 s at random before it, and
-	// a benchmark reporting 1 s ran pods that took 4 s at the median.
+	// Pods start in the delay asked for: kwok's pod-create stage once added
+	// 1 to 5 s at random before pod-ready's delay, and a benchmark
+	// reporting 1 s ran pods that took 4 s at the median. What is checked is
+	// the cause (every application pod carries no pod-create delay and the
+	// asked pod-ready delay); the figure itself is reported, and timed by
+	// the benchmark, not bounded here on a machine that may be busy.
 	var starts []time.Duration
 	for _, p := range pods.Items {
+		if p.Namespace != "default" {
+			continue
+		}
+		a := p.Annotations
+		if a["pod-create.stage.kwok.x-k8s.io/delay"] != "0s" || a["pod-ready.stage.kwok.x-k8s.io/delay"] != "1s" {
+			t.Errorf("pod %s starts with pod-create delay %q and pod-ready delay %q; want 0s and the asked 1s", p.Name,
+				a["pod-create.stage.kwok.x-k8s.io/delay"], a["pod-ready.stage.kwok.x-k8s.io/delay"])
+		}
 		var scheduled, readyAt time.Time
 		for _, c := range p.Status.Conditions {
 			switch {
@@ -259,16 +272,15 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 				readyAt = c.LastTransitionTime.Time
 			}
 		}
-		if p.Namespace == "default" && !scheduled.IsZero() && !readyAt.IsZero() {
+		if !scheduled.IsZero() && !readyAt.IsZero() {
 			starts = append(starts, readyAt.Sub(scheduled))
 		}
 	}
 	slices.Sort(starts)
-	// Timestamps have second precision and the machine is busy seeding.
 	if len(starts) == 0 {
 		t.Error("no application pod was seen scheduled and Ready")
-	} else if median := starts[len(starts)/2]; median > 3*time.Second {
-		t.Errorf("application pods asked to start in 1 s took %v at the median (%d pods)", median, len(starts))
+	} else {
+		t.Logf("application pods asked to start in 1 s: %v at the median (%d pods)", starts[len(starts)/2], len(starts))
 	}
 
 	// 3 DaemonSet pods per node, 6 application pods per node on average,
@@ -289,23 +301,35 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 	// and over; the sandbox now removes a stopped pod by its UID.
 	watch := WatchBudgets(t, s.Kube)
 	ctx := context.Background()
+	// Every pod added from here on, seen by a watch that starts before the
+	// deletion.
+	listed, err := s.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	podWatch, err := s.Kube.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{ResourceVersion: listed.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := map[string]int{}
+	var addedMu sync.Mutex
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for ev := range podWatch.ResultChan() {
+			if p, ok := ev.Object.(*corev1.Pod); ok && ev.Type == kwatch.Added {
+				addedMu.Lock()
+				added[p.Name]++
+				addedMu.Unlock()
+			}
+		}
+	}()
 	if err := s.Kube.CoreV1().Pods("default").DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	sts, err := s.Kube.AppsV1().StatefulSets("default").List(ctx, metav1.ListOptions{})
 	if err != nil || len(sts.Items) == 0 {
 		t.Fatalf("the scenario has no StatefulSet: %v", err)
-	}
-	uids := func() map[string]string {
-		list, err := s.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]string{}
-		for _, p := range list.Items {
-			m[p.Name] = string(p.UID)
-		}
-		return m
 	}
 	eventually(t, 2*time.Minute, "every StatefulSet whole and Ready again", func() (bool, string) {
 		for _, set := range sts.Items {
@@ -316,13 +340,19 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 		}
 		return true, ""
 	})
-	first := uids()
-	time.Sleep(5 * time.Second)
-	for name, uid := range uids() {
-		if first[name] != "" && first[name] != uid {
-			t.Errorf("pod %s was replaced again after its StatefulSet was whole and Ready", name)
+	// Each StatefulSet pod was added once since the deletion: none was
+	// removed again and replaced by its controller on the way to whole.
+	podWatch.Stop()
+	<-watched
+	addedMu.Lock()
+	for _, set := range sts.Items {
+		for k := range *set.Spec.Replicas {
+			if name := fmt.Sprintf("%s-%d", set.Name, k); added[name] != 1 {
+				t.Errorf("pod %s was added %d times after one deletion: replacements were removed again", name, added[name])
+			}
 		}
 	}
+	addedMu.Unlock()
 	// Heartbeats keep Ready's date.
 	eventually(t, time.Minute, "a heartbeat of a node that kept the date it turned Ready", func() (bool, string) {
 		for _, n := range groupNodes(t, s) {

@@ -314,10 +314,11 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 	// off, and leaves the group as resumable as any other failure. (Preflight
 	// would stop each run before any change; these runs are about the drain
 	// that meets the budget anyway.)
-	began := time.Now()
+	// The run ends on its own --timeout, not on the eviction timeout: the
+	// last line says which (no wall-clock bound here; benchmarks time).
 	r := s.Noderoll(append(slices.Clone(seedUpgrade), "--ignore-preflight=pdb-never-allows", "--timeout=25s", "--eviction-timeout=10m")...)
-	if took := time.Since(began); r.Code == 0 || took > 90*time.Second {
-		t.Fatalf("--timeout=25s: exit %d after %s, want a failure well within the 10m eviction timeout", r.Code, took)
+	if r.Code == 0 {
+		t.Fatalf("--timeout=25s: the run succeeded through a budget allowing nothing")
 	}
 	if !strings.Contains(r.LastLine(), "--timeout 25s reached") || !strings.Contains(r.LastLine(), "blocked by PodDisruptionBudget default/payments") {
 		t.Fatalf("the last line does not say the run timed out, and on what:\n%s", r.Stderr)
