@@ -11,7 +11,9 @@ const eksContentType = "application/json"
 
 // serveEKS answers the restJson1 calls noderoll makes: ListClusters,
 // DescribeCluster, ListNodegroups, DescribeNodegroup, and a managed node
-// group's update: UpdateNodegroupVersion, DescribeUpdate, ListUpdates.
+// group's update: UpdateNodegroupVersion, DescribeUpdate, ListUpdates; and
+// CreateNodegroup and DeleteNodegroup, so that a sandbox holds as many
+// managed groups as a test or a user makes.
 func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	action := ""
@@ -24,6 +26,10 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		action = "ListNodegroups"
 	case r.Method == http.MethodGet && len(parts) == 4 && parts[2] == "node-groups":
 		action = "DescribeNodegroup"
+	case r.Method == http.MethodPost && len(parts) == 3 && parts[2] == "node-groups":
+		action = "CreateNodegroup"
+	case r.Method == http.MethodDelete && len(parts) == 4 && parts[2] == "node-groups":
+		action = "DeleteNodegroup"
 	case r.Method == http.MethodPost && len(parts) == 5 && parts[2] == "node-groups" && parts[4] == "update-version":
 		action = "UpdateNodegroupVersion"
 	case r.Method == http.MethodPost && len(parts) == 5 && parts[2] == "node-groups" && parts[4] == "update-config":
@@ -52,6 +58,9 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 	switch action {
 	case "UpdateNodegroupVersion", "UpdateNodegroupConfig", "DescribeUpdate", "ListUpdates":
 		s.serveNodegroupUpdate(w, r, action, parts)
+		return
+	case "CreateNodegroup", "DeleteNodegroup":
+		s.serveNodegroupLifecycle(w, r, action, parts)
 		return
 	}
 	a := s.acct

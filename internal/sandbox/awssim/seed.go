@@ -51,6 +51,13 @@ type GroupSpec struct {
 	// launch template: EKS generates one (named eks-...), and the node
 	// group names none of the user's.
 	EKSTemplate bool
+	// Subnets, one per AZ in order, are existing subnets the group uses
+	// (CreateNodegroup names them); empty: new ones.
+	Subnets []string
+	// AmiType, Labels and TemplateVersion of an EKS node group, as
+	// CreateNodegroup sets them; empty: eksctl's.
+	AmiType string
+	Labels  map[string]string
 }
 
 // CreateNodeGroup creates the launch template, the Auto Scaling group and,
@@ -121,9 +128,9 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 		d.BlockDevices = append(d.BlockDevices, BlockDevice{DeviceName: "/dev/xvdb", VolumeSize: 200, VolumeType: "io2", Encrypted: true, DeleteOnTermination: false})
 	}
 	a.templates[lt.ID] = lt
-	subnets := make([]string, len(s.AZs))
-	for k := range s.AZs {
-		subnets[k] = a.nextID("subnet-0", 16)
+	subnets := append([]string(nil), s.Subnets...)
+	for k := len(subnets); k < len(s.AZs); k++ {
+		subnets = append(subnets, a.nextID("subnet-0", 16))
 	}
 	g := &Group{
 		Name: asgName, ARN: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", a.Region, a.AccountID, uid, asgName),
@@ -150,13 +157,17 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 	}
 	if s.Managed {
 		g.Tags = append(g.Tags, Tag{"eks:nodegroup-name", s.Name})
+		labels := s.Labels
+		if labels == nil {
+			labels = map[string]string{"alpha.eksctl.io/cluster-name": s.Cluster, "alpha.eksctl.io/nodegroup-name": s.Name}
+		}
 		a.nodegroups[s.Cluster+"/"+s.Name] = &Nodegroup{
-			Name: s.Name, Cluster: s.Cluster, Group: asgName, AmiType: "AL2023_x86_64_STANDARD",
+			Name: s.Name, Cluster: s.Cluster, Group: asgName, AmiType: cmp.Or(s.AmiType, "AL2023_x86_64_STANDARD"),
 			ARN:          fmt.Sprintf("arn:aws:eks:%s:%s:nodegroup/%s/%s/%s", a.Region, a.AccountID, s.Cluster, s.Name, uid),
 			CapacityType: "ON_DEMAND", TemplateID: lt.ID, TemplateName: lt.Name,
 			InstanceTypes: []string{s.InstanceType}, MaxUnavailable: max(1, s.MaxUnavailable),
 			TemplateVersion: 1, EKSTemplate: s.EKSTemplate,
-			Labels:  map[string]string{"alpha.eksctl.io/cluster-name": s.Cluster, "alpha.eksctl.io/nodegroup-name": s.Name},
+			Labels:  labels,
 			Created: now,
 		}
 	}
