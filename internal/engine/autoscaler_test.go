@@ -13,6 +13,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/permissions"
 )
 
 type autoscalerWorld struct {
@@ -150,5 +151,12 @@ func TestTwoGroupsUpgradingShareTheAutoscaler(t *testing.T) {
 	}
 	if n, holders := ca(); n != 1 || holders != "" {
 		t.Fatalf("after both: autoscaler at %d, holders %q; want 1 and none", n, holders)
+	}
+}
+
+// The records and locks live where the permissions grant them.
+func TestRecordsLiveWhereThePermissionsSay(t *testing.T) {
+	if Namespace != permissions.Namespace {
+		t.Fatalf("records and locks in %s, permissions granted in %s", Namespace, permissions.Namespace)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,6 +132,15 @@ func TestAnExpiredLeaseFromElsewhereIsTakenOverAfterItsDuration(t *testing.T) {
 
 func TestALockThatCannotBeRenewedEndsTheWorkUnderIt(t *testing.T) {
 	c := fake.NewClientset()
+	// Installed before the lock runs (the fake's reactors are not safe to
+	// change while in use), switched on below.
+	var down atomic.Bool
+	c.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		if down.Load() {
+			return true, nil, errors.New("connection refused")
+		}
+		return false, nil, nil
+	})
 	h, err := Acquire(context.Background(), c, "lock", group, nil, fast(here, true))
 	if err != nil {
 		t.Fatal(err)
@@ -138,9 +148,7 @@ func TestALockThatCannotBeRenewedEndsTheWorkUnderIt(t *testing.T) {
 	ctx, cancel := h.Guard(context.Background())
 	defer cancel()
 	// The API server stops taking renewals.
-	c.PrependReactor("update", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
-		return true, nil, errors.New("connection refused")
-	})
+	down.Store(true)
 	select {
 	case <-ctx.Done():
 	case <-time.After(10 * time.Second):

@@ -16,7 +16,8 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// Identity is a ServiceAccount of kube-system, bound to cluster-admin, whose
+// Identity is a ServiceAccount of kube-system, bound to cluster-admin (or
+// the roles it names), whose
 // requests the API server files under a FlowSchema of the same name: its
 // requests are then counted apart in the API server's metrics
 // (apiserver_flowcontrol_*{flow_schema=Name}) and held to the priority level
@@ -24,6 +25,10 @@ import (
 type Identity struct {
 	Name          string
 	PriorityLevel string // e.g. "workload-high", or one a test made
+	// ClusterRole is what the identity is bound to cluster-wide (default
+	// cluster-admin); Role, when set, is a Role of kube-system it is bound
+	// to there too (noderoll's least privilege is both).
+	ClusterRole, Role string
 }
 
 // Kubeconfig creates the identity (what exists already is kept) and writes
@@ -33,12 +38,26 @@ func (id Identity) Kubeconfig(ctx context.Context, kube kubernetes.Interface, ad
 	if _, err := kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: id.Name}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating ServiceAccount %s: %w", id.Name, err)
 	}
+	clusterRole := id.ClusterRole
+	if clusterRole == "" {
+		clusterRole = "cluster-admin"
+	}
+	subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: id.Name, Namespace: ns}}
 	if _, err := kube.RbacV1().ClusterRoleBindings().Create(ctx, &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: id.Name},
-		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "cluster-admin"},
-		Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: id.Name, Namespace: ns}},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: clusterRole},
+		Subjects:   subjects,
 	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("binding %s: %w", id.Name, err)
+	}
+	if id.Role != "" {
+		if _, err := kube.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: id.Name},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: id.Role},
+			Subjects:   subjects,
+		}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("binding %s to Role %s: %w", id.Name, id.Role, err)
+		}
 	}
 	if _, err := kube.FlowcontrolV1().FlowSchemas().Create(ctx, &flowcontrolv1.FlowSchema{
 		ObjectMeta: metav1.ObjectMeta{Name: id.Name},

@@ -400,3 +400,34 @@ func terminatedOnce(t *testing.T, before astypes.AutoScalingGroup, terminations 
 	}
 	return ids
 }
+
+// Wait waits for the run to end and returns its exit code.
+func (st *Started) Wait() int {
+	_ = st.cmd.Wait()
+	return st.cmd.ProcessState.ExitCode()
+}
+
+// AWSCLI runs Debian's AWS CLI (v2; the README's test command installs it)
+// against the sandbox's endpoint, as a user of `sandbox env` would, and
+// decodes its JSON answer into out (nil: not decoded).
+func (s *Sandbox) AWSCLI(out any, args ...string) {
+	s.t.Helper()
+	cli := "/usr/bin/aws"
+	if _, err := os.Stat(cli); err != nil {
+		s.t.Fatal("the AWS CLI is not installed at /usr/bin/aws: run `apt-get update && apt-get install -y awscli`, or the README's test command (bash test/run.sh), which does")
+	}
+	cmd := exec.Command(cli, append([]string{"--output", "json"}, args...)...)
+	cmd.Env = append(cleanEnv(), s.env...)
+	cmd.Env = append(cmd.Env, "AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		s.t.Fatalf("aws %v: %v\n%s", args, err, stderr.String())
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			s.t.Fatalf("aws %v: %v\n%s", args, err, b)
+		}
+	}
+}

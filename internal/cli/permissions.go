@@ -1,0 +1,36 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/noderoll/noderoll/internal/permissions"
+)
+
+func newPermissionsCmd(s Streams) *cobra.Command {
+	name := "noderoll"
+	cmd := &cobra.Command{
+		Use:   "permissions",
+		Short: "Print the Kubernetes ClusterRole and Role noderoll needs, and nothing more",
+		Long: `Print, as a manifest, the ClusterRole and the Role (in kube-system, for the
+upgrade records and locks) that grant exactly what noderoll asks of the
+Kubernetes API. The end-to-end tests run an upgrade with a token bound to these
+alone; docs/aws.md explains each rule. Bind them to the identity that runs
+noderoll (a user, a group, or a ServiceAccount).`,
+		Example: `  noderoll permissions | kubectl apply -f -
+  kubectl create clusterrolebinding noderoll --clusterrole=noderoll --user=ops@example.com
+  kubectl -n kube-system create rolebinding noderoll --role=noderoll --user=ops@example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			out, err := permissions.YAML(name)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprint(s.Out, out)
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&name, "name", name, "name of the ClusterRole and the Role")
+	return cmd
+}

@@ -1,0 +1,105 @@
+// Package permissions is the one list of what noderoll asks of the
+// Kubernetes API: the ClusterRole `noderoll permissions` prints, the table
+// in docs/aws.md and the role the end-to-end test runs an upgrade under,
+// with nothing else granted, are all made from Rules.
+package permissions
+
+import (
+	"fmt"
+	"strings"
+
+	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// Namespace is where noderoll keeps its records and locks (engine.Namespace).
+const Namespace = "kube-system"
+
+// Rule is a permission noderoll needs, where, and why.
+type Rule struct {
+	rbacv1.PolicyRule
+	// Namespace "" is cluster-wide (a ClusterRole); otherwise a Role there.
+	Namespace string
+	Why       string
+}
+
+var (
+	readWatch = []string{"get", "list", "watch"}
+)
+
+// Rules lists every Kubernetes permission an upgrade uses, in every mode.
+func Rules() []Rule {
+	return []Rule{
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+			Why: "see the group's nodes come and go; taint, cordon and mark the old ones (the marks are how a rerun resumes)"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "delete"}},
+			Why: "find what each drain must move, and wait for it to go; delete only with --force, at --eviction-timeout"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
+			Why: "evict pods through the Eviction API, which holds every eviction to the pods' PodDisruptionBudgets"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: readWatch},
+			Why: "preflight the budgets, name the one that blocks a drain, and wake a blocked drain the moment its budget frees"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"daemonsets"}, Verbs: readWatch},
+			Why: "leave DaemonSet pods where they are, as kubectl drain does"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments"}, Verbs: []string{"get", "list", "update"}},
+			Why: "find the cluster-autoscaler (in kube-system, or wherever --cluster-autoscaler names it), hold it at 0 and give it back"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"persistentvolumes"}, Verbs: []string{"get", "list"}},
+			Why: "preflight: a pod's volume tied to a zone that gets no new node"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			Why: "say on the nodes what happened to them (EvictionBlocked, NoderollDrainFailed)"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"get", "list", "create", "update"}},
+			Namespace: Namespace, Why: "the upgrade's record, which a rerun resumes from"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "list", "create", "update"}},
+			Namespace: Namespace, Why: "the lock that keeps one run per node group"},
+	}
+}
+
+// Roles returns the ClusterRole and the Role (in Namespace) that grant
+// Rules, named name.
+func Roles(name string) (*rbacv1.ClusterRole, *rbacv1.Role) {
+	labels := map[string]string{"app.kubernetes.io/name": "noderoll"}
+	cr := &rbacv1.ClusterRole{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
+	r := &rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: labels}}
+	for _, rule := range Rules() {
+		if rule.Namespace == "" {
+			cr.Rules = append(cr.Rules, rule.PolicyRule)
+		} else {
+			r.Rules = append(r.Rules, rule.PolicyRule)
+		}
+	}
+	return cr, r
+}
+
+// YAML is the ClusterRole and the Role as one multi-document manifest.
+func YAML(name string) (string, error) {
+	cr, r := Roles(name)
+	a, err := yaml.Marshal(cr)
+	if err != nil {
+		return "", err
+	}
+	b, err := yaml.Marshal(r)
+	if err != nil {
+		return "", err
+	}
+	return "# What noderoll asks of the Kubernetes API (noderoll permissions).\n" + string(a) + "---\n" + string(b), nil
+}
+
+// Table is Rules as the Markdown table docs/aws.md holds.
+func Table() string {
+	var b strings.Builder
+	b.WriteString("| where | API group | resources | verbs | why |\n|---|---|---|---|---|\n")
+	for _, r := range Rules() {
+		where := "cluster"
+		if r.Namespace != "" {
+			where = r.Namespace
+		}
+		group := r.APIGroups[0]
+		if group == "" {
+			group = "core"
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", where, group, strings.Join(r.Resources, ", "), strings.Join(r.Verbs, ", "), r.Why)
+	}
+	return b.String()
+}

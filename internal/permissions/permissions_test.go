@@ -1,0 +1,66 @@
+package permissions
+
+import (
+	"flag"
+	"os"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/aws.md's permission table from Rules")
+
+const (
+	docs  = "../../docs/aws.md"
+	begin = "<!-- permissions:begin (generated: go test ./internal/permissions -update) -->\n"
+	end   = "<!-- permissions:end -->"
+)
+
+// docs/aws.md's table is Rules, as generated: a permission added to the
+// code's list without the docs (or the reverse) fails here.
+func TestTheDocsListThePermissions(t *testing.T) {
+	b, err := os.ReadFile(docs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(b)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("%s has no generated permission section (%q ... %q)", docs, begin, end)
+	}
+	want := s[:i+len(begin)] + Table() + s[j:]
+	if *update {
+		if err := os.WriteFile(docs, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if s != want {
+		t.Fatalf("%s's permission table is not Rules(): run go test ./internal/permissions -update", docs)
+	}
+}
+
+// The manifest holds every rule once, each where it belongs, and the
+// permissions the field's reviews found missing are there.
+func TestTheRolesHoldEveryRule(t *testing.T) {
+	cr, r := Roles("noderoll")
+	if len(cr.Rules)+len(r.Rules) != len(Rules()) || r.Namespace != Namespace {
+		t.Fatalf("ClusterRole %d rules + Role %d rules in %s, want %d", len(cr.Rules), len(r.Rules), r.Namespace, len(Rules()))
+	}
+	out, err := YAML("noderoll")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, doc := range strings.Split(out, "---\n") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil || m["kind"] == nil {
+			t.Fatalf("not a manifest: %v\n%s", err, doc)
+		}
+	}
+	for _, want := range []string{"leases", "watch", "daemonsets", "persistentvolumes", "pods/eviction", "deployments"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the manifest grants nothing on %s", want)
+		}
+	}
+}
