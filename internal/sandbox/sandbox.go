@@ -147,10 +147,10 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 		return nil, err
 	}
 	sc := o.Scenario
-	fmt.Fprintf(o.Out, "Seeding cluster %s: node group %s of %d nodes in %d AZs on Kubernetes %s ...\n", sc.Cluster, sc.Nodegroup, sc.Nodes, sc.AZs, sc.NodeVersion)
+	fmt.Fprintf(o.Out, "Seeding cluster %s: node group %s of %d nodes in %d AZs on Kubernetes %s ...\n", sc.Cluster, strings.Join(sc.GroupNames(), ", "), sc.Nodes, sc.AZs, sc.NodeVersion)
 	readyTimeout := o.ReadyTimeout
 	if readyTimeout <= 0 {
-		readyTimeout = 5*time.Minute + time.Duration(sc.Nodes)*time.Second
+		readyTimeout = 5*time.Minute + time.Duration(sc.TotalNodes())*time.Second
 	}
 	seedCtx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()

@@ -26,12 +26,15 @@ import (
 // cluster eksworkshop-eksctl, managed group "nodegroup" of 3 nodes in 3 AZs
 // on the 1.36 AMI under a 1.37 control plane.
 type Scenario struct {
-	Region       string `json:"region"`
-	Cluster      string `json:"cluster"`
-	Nodegroup    string `json:"nodegroup"`
-	Managed      bool   `json:"managed"`
-	Plain        bool   `json:"plain,omitempty"` // a self-managed group not made by eksctl: no node group labels
-	Nodes        int    `json:"nodes"`
+	Region    string `json:"region"`
+	Cluster   string `json:"cluster"`
+	Nodegroup string `json:"nodegroup"`
+	Managed   bool   `json:"managed"`
+	Plain     bool   `json:"plain,omitempty"` // a self-managed group not made by eksctl: no node group labels
+	Nodes     int    `json:"nodes"`
+	// Groups is how many node groups of Nodes nodes the cluster has: the
+	// first is Nodegroup, the others Nodegroup-2, -3... (0 or 1: one).
+	Groups       int    `json:"groups,omitempty"`
 	AZs          int    `json:"azs"`
 	PodsPerNode  int    `json:"podsPerNode"`
 	Mix          string `json:"mix,omitempty"` // MixSeed or MixTeams
@@ -79,6 +82,8 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("--azs %d: want 1 to 6 (availability zones %sa to %sf)", s.AZs, s.Region, s.Region)
 	case s.PodsPerNode < 0 || s.PodsPerNode > 50:
 		return fmt.Errorf("--pods-per-node %d: want 0 to 50", s.PodsPerNode)
+	case s.Groups < 0 || s.Groups > 10:
+		return fmt.Errorf("--groups %d: want 1 to 10", s.Groups)
 	case s.Cluster == "" || s.Nodegroup == "":
 		return fmt.Errorf("the scenario needs a cluster and a node group name")
 	case s.Mix != MixSeed && s.Mix != MixTeams:
@@ -110,8 +115,21 @@ const (
 	SandboxExternalID = "noderoll-sandbox"
 )
 
-// SeedAWS creates the cluster and node group in the account and returns the
-// Auto Scaling group's name.
+// GroupNames returns the scenario's node groups: Nodegroup, then
+// Nodegroup-2, -3... when it has more than one.
+func (s Scenario) GroupNames() []string {
+	out := []string{s.Nodegroup}
+	for k := 2; k <= s.Groups; k++ {
+		out = append(out, fmt.Sprintf("%s-%d", s.Nodegroup, k))
+	}
+	return out
+}
+
+// TotalNodes is the nodes of every group.
+func (s Scenario) TotalNodes() int { return s.Nodes * len(s.GroupNames()) }
+
+// SeedAWS creates the cluster and its node groups in the account and
+// returns the first group's Auto Scaling group's name.
 func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error) {
 	ami, ok := acct.Parameter("/aws/service/eks/optimized-ami/" + s.NodeVersion + "/amazon-linux-2023/x86_64/standard/recommended/image_id")
 	if !ok {
@@ -119,11 +137,21 @@ func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error
 	}
 	acct.CreateCluster(s.Cluster, ControlPlaneMinor, apiServer)
 	acct.CreateRole(SandboxRoleARN, SandboxExternalID)
-	return acct.CreateNodeGroup(awssim.GroupSpec{
-		Cluster: s.Cluster, Name: s.Nodegroup, Managed: s.Managed, Plain: s.Plain, AZs: s.AZNames(),
-		Min: s.Nodes, Max: s.Nodes, Desired: s.Nodes, InstanceType: s.InstanceType, ImageID: ami,
-		MaxUnavailable: 1,
-	})
+	first := ""
+	for _, name := range s.GroupNames() {
+		asg, err := acct.CreateNodeGroup(awssim.GroupSpec{
+			Cluster: s.Cluster, Name: name, Managed: s.Managed, Plain: s.Plain, AZs: s.AZNames(),
+			Min: s.Nodes, Max: s.Nodes, Desired: s.Nodes, InstanceType: s.InstanceType, ImageID: ami,
+			MaxUnavailable: 1,
+		})
+		if err != nil {
+			return "", err
+		}
+		if first == "" {
+			first = asg
+		}
+	}
+	return first, nil
 }
 
 // Workload is one of the scenario's replicated applications, with its
@@ -298,7 +326,7 @@ func (s Scenario) podTemplate(labels map[string]string, image string, tol []core
 // WaitReady waits until the group's nodes are Ready and every workload of the
 // scenario is fully available, printing progress as it changes.
 func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
-	want := s.Nodes*3 + 1 // DaemonSets and the autoscaler
+	want := s.TotalNodes()*3 + 1 // DaemonSets and the autoscaler
 	for _, w := range s.Workloads() {
 		want += int(w.Replicas)
 	}
@@ -322,12 +350,12 @@ func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.
 				stuck = append(stuck, p.Namespace+"/"+p.Name+" "+podWhy(&p))
 			}
 		}
-		line := fmt.Sprintf("nodes Ready %d/%d, pods Running %d/%d", ready, s.Nodes, running, want)
+		line := fmt.Sprintf("nodes Ready %d/%d, pods Running %d/%d", ready, s.TotalNodes(), running, want)
 		why := ""
 		if len(stuck) > 0 {
 			why = "; for instance " + strings.Join(stuck, "; ")
 		}
-		return line, ready >= s.Nodes && running >= want, why, nil
+		return line, ready >= s.TotalNodes() && running >= want, why, nil
 	})
 }
 
@@ -335,7 +363,7 @@ func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.
 func (s Scenario) waitNodes(ctx context.Context, c kubernetes.Interface, out io.Writer) error {
 	return poll(ctx, out, "the group's nodes", func() (string, bool, string, error) {
 		ready, err := readyNodes(ctx, c)
-		return fmt.Sprintf("nodes Ready %d/%d", ready, s.Nodes), ready >= s.Nodes, "", err
+		return fmt.Sprintf("nodes Ready %d/%d", ready, s.TotalNodes()), ready >= s.TotalNodes(), "", err
 	})
 }
 

@@ -1,0 +1,47 @@
+package sandbox
+
+import (
+	"context"
+	"net/http/httptest"
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
+)
+
+// --groups seeds the cluster with that many alike managed groups, as EKS
+// lists them, and the scenario waits for all their nodes.
+func TestAScenarioSeedsSeveralGroups(t *testing.T) {
+	sc := SeedScenario()
+	sc.Groups = 3
+	if err := sc.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	acct := awssim.NewAccount("us-west-2", clock.RealClock{}, awssim.Delays{})
+	if _, err := sc.SeedAWS(acct, "https://127.0.0.1:6443"); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(awssim.NewServer(acct, nil))
+	defer srv.Close()
+	client := eks.NewFromConfig(aws.Config{Region: "us-west-2", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider(AccessKeyID, SecretAccessKey, "")})
+	out, err := client.ListNodegroups(context.Background(), &eks.ListNodegroupsInput{ClusterName: aws.String(sc.Cluster)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"nodegroup", "nodegroup-2", "nodegroup-3"}; !slices.Equal(out.Nodegroups, want) {
+		t.Fatalf("node groups %v, want %v", out.Nodegroups, want)
+	}
+	if sc.TotalNodes() != 9 {
+		t.Errorf("the scenario waits for %d nodes, want 9", sc.TotalNodes())
+	}
+	sc.Groups = 11
+	if err := sc.Validate(); err == nil {
+		t.Error("--groups 11 was taken")
+	}
+}
