@@ -3,7 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
-	"strconv"
+	"regexp"
 	"strings"
 
 	"github.com/noderoll/noderoll/internal/cloud"
@@ -18,9 +18,13 @@ type DowngradeError struct {
 }
 
 func (e *DowngradeError) Error() string {
+	pick := fmt.Sprintf("Kubernetes %s or newer", e.From.KubeMinor)
+	if e.From.KubeMinor == e.To.KubeMinor {
+		pick = fmt.Sprintf("a release of Kubernetes %s no older than the group's (--kubernetes-version %s takes the newest)", e.From.KubeMinor, e.From.KubeMinor)
+	}
 	return fmt.Sprintf("%s runs %s; the target %s is older: a downgrade, refused so that a mistyped version does not roll the group back "+
-		"(nothing was changed). Pick Kubernetes %s or newer, or pass --allow-downgrade to go back on purpose "+
-		"(--abort takes back an upgrade under way without it)", e.Group, describeImage(e.From), describeImage(e.To), e.From.KubeMinor)
+		"(nothing was changed). Pick %s, or pass --allow-downgrade to go back on purpose "+
+		"(--abort takes back an upgrade under way without it)", e.Group, describeImage(e.From), describeImage(e.To), pick)
 }
 
 func describeImage(i cloud.Image) string {
@@ -30,6 +34,8 @@ func describeImage(i cloud.Image) string {
 	}
 	if i.ReleaseVersion != "" {
 		about = append(about, "release "+i.ReleaseVersion)
+	} else if i.Name != "" {
+		about = append(about, i.Name)
 	}
 	if len(about) == 0 {
 		return i.ID
@@ -50,15 +56,17 @@ func (e *Engine) checkNotOlder(ctx context.Context, ref cloud.NodeGroupRef, g cl
 		e.log.Debug("the group's current AMI cannot be described; not judging a downgrade", "ami", g.ImageID, "err", err)
 		return nil
 	}
-	to := cloud.Image{ID: t.ImageID, KubeMinor: t.KubeMinor, ReleaseVersion: t.ReleaseVersion}
+	to := cloud.Image{ID: t.ImageID, Name: t.ImageName, KubeMinor: t.KubeMinor, ReleaseVersion: t.ReleaseVersion}
 	if older(to, cur) {
 		return &DowngradeError{Group: ref, From: cur, To: to}
 	}
 	return nil
 }
 
-// older says whether a is older than b by Kubernetes minor, then by release
-// ("1.37.2-20261115": patch, then date); false when either does not say.
+// older says whether a is older than b: by Kubernetes minor, then by the
+// AMI's build date (the release version's, "1.37.2-20261115", or the one in
+// an EKS AMI's name, "...-1.37-v20261115"; EKS's later patches carry later
+// dates); false when either does not say.
 func older(a, b cloud.Image) bool {
 	am, aerr := minorOf(a.KubeMinor)
 	bm, berr := minorOf(b.KubeMinor)
@@ -68,33 +76,22 @@ func older(a, b cloud.Image) bool {
 	if am != bm {
 		return am < bm
 	}
-	ar, aok := releaseKey(a.ReleaseVersion)
-	br, bok := releaseKey(b.ReleaseVersion)
-	if !aok || !bok {
-		return false
-	}
-	for k := range ar {
-		if ar[k] != br[k] {
-			return ar[k] < br[k]
-		}
-	}
-	return false
+	ad, bd := buildDate(a), buildDate(b)
+	return ad != "" && bd != "" && ad < bd
 }
 
-// releaseKey reads "1.37.2-20261115" as (37, 2, 20261115).
-func releaseKey(r string) ([3]int, bool) {
-	version, date, ok := strings.Cut(r, "-")
-	parts := strings.Split(version, ".")
-	if !ok || len(parts) != 3 {
-		return [3]int{}, false
+var (
+	releaseDate = regexp.MustCompile(`^\d+\.\d+\.\d+-(\d{8})$`)
+	nameDate    = regexp.MustCompile(`-v(\d{8})$`)
+)
+
+// buildDate is the image's build date as YYYYMMDD, or "".
+func buildDate(i cloud.Image) string {
+	if m := releaseDate.FindStringSubmatch(i.ReleaseVersion); m != nil {
+		return m[1]
 	}
-	var key [3]int
-	for k, s := range []string{parts[1], parts[2], date} {
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			return [3]int{}, false
-		}
-		key[k] = n
+	if m := nameDate.FindStringSubmatch(i.Name); m != nil {
+		return m[1]
 	}
-	return key, true
+	return ""
 }

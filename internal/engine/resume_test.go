@@ -176,7 +176,9 @@ func TestOlderComparesMinorThenRelease(t *testing.T) {
 		{img("1.36", ""), img("1.35", ""), false},
 		{img("1.9", ""), img("1.10", ""), true}, // numbers, not strings
 		{img("1.37", "1.37.2-20261020"), img("1.37", "1.37.2-20261115"), true},
-		{img("1.37", "1.37.10-20260101"), img("1.37", "1.37.9-20261115"), false},
+		{img("1.37", "1.37.10-20261201"), img("1.37", "1.37.9-20261115"), false},
+		{cloud.Image{KubeMinor: "1.37", Name: "amazon-eks-node-al2023-x86_64-standard-1.37-v20261020"}, img("1.37", "1.37.2-20261115"), true}, // the date in the name
+		{cloud.Image{KubeMinor: "1.37", Name: "amazon-eks-node-al2023-x86_64-standard-1.37-v20261115"}, cloud.Image{KubeMinor: "1.37", Name: "amazon-eks-node-al2023-x86_64-standard-1.37-v20261020"}, false},
 		{img("1.37", "1.37.2-20261115"), img("1.37", "1.37.2-20261115"), false},
 		{img("", ""), img("1.37", ""), false}, // a custom AMI says nothing
 		{img("1.37", "custom"), img("1.37", "1.37.2-20261115"), false},
