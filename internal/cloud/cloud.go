@@ -170,6 +170,20 @@ type Provider interface {
 	TerminateInstance(ctx context.Context, instanceID string, decrement bool) error
 	// SetProcesses suspends (suspend=true) or resumes scaling processes.
 	SetProcesses(ctx context.Context, g NodeGroup, processes []string, suspend bool) error
+	// InstanceQuota returns the account quota the group's launches count
+	// against; a NotFoundError when its instance types come under none
+	// noderoll knows.
+	InstanceQuota(ctx context.Context, g NodeGroup) (Quota, error)
+	// LaunchFailures returns why the group's launches failed since a time
+	// (no capacity, a bad AMI...), newest first, each cause once: what a
+	// wait for new nodes that never come should tell.
+	LaunchFailures(ctx context.Context, g NodeGroup, since time.Time) ([]string, error)
+}
+
+// ManagedUpdater is a cloud whose node groups can replace their own nodes,
+// as EKS's managed node groups do: only --mode=managed needs it, so a
+// cloud without it is still a Provider.
+type ManagedUpdater interface {
 	// StartManagedUpdate asks EKS to update a managed node group itself and
 	// returns the update's ID; the same Token returns the same update.
 	StartManagedUpdate(ctx context.Context, ref NodeGroupRef, u ManagedUpdate) (string, error)
@@ -181,14 +195,6 @@ type Provider interface {
 	// ManagedUpdateInProgress returns the ID of the group's EKS update in
 	// progress, "" when none is.
 	ManagedUpdateInProgress(ctx context.Context, ref NodeGroupRef) (string, error)
-	// InstanceQuota returns the account quota the group's launches count
-	// against; a NotFoundError when its instance types come under none
-	// noderoll knows.
-	InstanceQuota(ctx context.Context, g NodeGroup) (Quota, error)
-	// LaunchFailures returns why the group's launches failed since a time
-	// (no capacity, a bad AMI...), newest first, each cause once: what a
-	// wait for new nodes that never come should tell.
-	LaunchFailures(ctx context.Context, g NodeGroup, since time.Time) ([]string, error)
 }
 
 // NotFoundError says a named thing does not exist in the cloud.

@@ -157,6 +157,7 @@ type Reporter interface {
 type Engine struct {
 	kube     kubernetes.Interface
 	cloud    cloud.Provider
+	managed  cloud.ManagedUpdater // the cloud's, when its groups update themselves; nil otherwise
 	clock    clock.WithTicker
 	log      *slog.Logger
 	report   Reporter
@@ -186,6 +187,7 @@ func WithClock(c clock.WithTicker) Option { return func(e *Engine) { e.clock = c
 func New(kube kubernetes.Interface, p cloud.Provider, o Options, opts ...Option) *Engine {
 	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(), invalid: o.Validate(),
 		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}, members: NewMembers()}
+	e.managed, _ = p.(cloud.ManagedUpdater)
 	for _, opt := range opts {
 		opt(e)
 	}

@@ -46,6 +46,9 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 	if err != nil {
 		return nil, err
 	}
+	if e.managed == nil {
+		return nil, errors.New("--mode=managed: this cloud's node groups do not replace their own nodes; leave out --mode to have noderoll do it")
+	}
 	p, err := e.prepare(ctx, req)
 	if err != nil {
 		return nil, err
@@ -53,12 +56,12 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 	if !p.group.Managed {
 		return nil, fmt.Errorf("--mode=managed asks EKS to update the group, but %s is a self-managed Auto Scaling group (%s), which EKS does not update: leave out --mode to have noderoll do it", req.Group, p.group.ASGName)
 	}
-	following, err := e.cloud.ManagedUpdateInProgress(ctx, req.Group)
+	following, err := e.managed.ManagedUpdateInProgress(ctx, req.Group)
 	if err != nil {
 		return nil, err
 	}
 	if following != "" {
-		st, err := e.cloud.ManagedUpdate(ctx, req.Group, following)
+		st, err := e.managed.ManagedUpdate(ctx, req.Group, following)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +133,7 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 	}()
 
 	if following == "" && setConfig && p.group.UpdateConfig != want {
-		id, err := e.cloud.StartManagedConfigUpdate(ctx, req.Group, want)
+		id, err := e.managed.StartManagedConfigUpdate(ctx, req.Group, want)
 		if err != nil {
 			return nil, err
 		}
@@ -150,7 +153,7 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			// --kubernetes-version resolved it.
 			u.KubernetesVersion, u.ReleaseVersion = p.target.KubeMinor, p.target.ReleaseVersion
 		}
-		if id, err = e.cloud.StartManagedUpdate(ctx, req.Group, u); err != nil {
+		if id, err = e.managed.StartManagedUpdate(ctx, req.Group, u); err != nil {
 			return nil, err
 		}
 		e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s started (UpdateNodegroupVersion to %s%s); EKS replaces the nodes itself", req.Group, id, describeTarget(p.target), map[bool]string{true: ", force", false: ""}[force]))
@@ -168,7 +171,7 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 	}
 	lastStatus, lastProgress := "", ""
 	for {
-		st, err := e.cloud.ManagedUpdate(ctx, req.Group, id)
+		st, err := e.managed.ManagedUpdate(ctx, req.Group, id)
 		if err != nil {
 			return nil, err
 		}
@@ -245,7 +248,7 @@ func managedUpdateConfig(a Amount) (cloud.UpdateConfig, bool, error) {
 // update that ends other than Successful is a ManagedUpdateError.
 func (e *Engine) waitManaged(ctx context.Context, ref cloud.NodeGroupRef, id string) (cloud.ManagedUpdateState, error) {
 	for {
-		st, err := e.cloud.ManagedUpdate(ctx, ref, id)
+		st, err := e.managed.ManagedUpdate(ctx, ref, id)
 		if err != nil {
 			return st, err
 		}

@@ -48,7 +48,10 @@ type Provider struct {
 	quotas servicequotasAPI
 }
 
-var _ cloud.Provider = (*Provider)(nil)
+var (
+	_ cloud.Provider       = (*Provider)(nil)
+	_ cloud.ManagedUpdater = (*Provider)(nil)
+)
 
 // New loads the SDK configuration and builds the service clients.
 func New(ctx context.Context, o Options) (*Provider, error) {
