@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -259,7 +260,9 @@ func (f *upgradeFlags) validateDurations() error {
 	return nil
 }
 
-func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
+// validate checks the flags together, before anything is asked of the
+// cluster or the cloud; managed mode sets what preflight judges it by.
+func (f *upgradeFlags) validate() error {
 	if f.mode == "" {
 		f.mode = "noderoll" // callers other than the flags (the demo)
 	}
@@ -300,6 +303,13 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		return err
 	}
 	if err := preflight.ValidateIgnore(f.opts.IgnorePreflight); err != nil {
+		return err
+	}
+	return nil
+}
+
+func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
+	if err := f.validate(); err != nil {
 		return err
 	}
 	if f.timeout > 0 {
@@ -402,26 +412,35 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		printSummary(s, sum, view)
 	}
 	if runErr != nil {
-		var blocked *drain.BlockedError
-		var creation *engine.NodeCreationError
-		var resized *engine.SizesChangedError
-		var budgets *drain.MultipleBudgetsError
-		switch {
-		case errors.As(runErr, &blocked):
-			fmt.Fprintln(s.Err, "The upgrade stopped on evictions that were refused (a PodDisruptionBudget, or an admission webhook, as named above); the group is left as it is and the cluster-autoscaler restored. Fix the cause (or pass --force), then rerun the same command to resume.")
-		case errors.As(runErr, &creation) && creation.Replaced > 0:
-			fmt.Fprintln(s.Err, "The upgrade stopped before draining another old node: a replacement did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
-		case errors.As(runErr, &creation):
-			fmt.Fprintln(s.Err, "The upgrade stopped before draining anything: the new nodes did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
-		case errors.As(runErr, &resized):
-			fmt.Fprintln(s.Err, "The upgrade stopped because something else resized the Auto Scaling group; noderoll did not undo it. The cluster-autoscaler is restored. Rerun with --accept-resize once nothing else resizes it.")
-		case errors.As(runErr, &budgets):
-			fmt.Fprintln(s.Err, "The upgrade stopped on a pod that two PodDisruptionBudgets select, which the Eviction API never evicts; the group is left as it is.")
-		default:
-			fmt.Fprintln(s.Err, "The upgrade stopped; rerun the same command to resume it from where it stopped.")
-		}
+		advise(s.Err, runErr)
 	}
 	return runErr
+}
+
+// advise says, after the summary, what a stopped upgrade left and what to
+// do next, by the kind of its cause.
+func advise(w io.Writer, runErr error) {
+	var blocked *drain.BlockedError
+	var creation *engine.NodeCreationError
+	var resized *engine.SizesChangedError
+	var budgets *drain.MultipleBudgetsError
+	var comeback *drain.ComebackError
+	switch {
+	case errors.As(runErr, &comeback):
+		fmt.Fprintln(w, "The upgrade stopped on a pod that its controller binds to the node again after every deletion (named above); the group is left as it is. Stop that controller or keep it off the node, then rerun the same command to resume.")
+	case errors.As(runErr, &blocked):
+		fmt.Fprintln(w, "The upgrade stopped on evictions that were refused (a PodDisruptionBudget, or an admission webhook, as named above); the group is left as it is and the cluster-autoscaler restored. Fix the cause (or pass --force), then rerun the same command to resume.")
+	case errors.As(runErr, &creation) && creation.Replaced > 0:
+		fmt.Fprintln(w, "The upgrade stopped before draining another old node: a replacement did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
+	case errors.As(runErr, &creation):
+		fmt.Fprintln(w, "The upgrade stopped before draining anything: the new nodes did not come. The group stays surged and the cluster-autoscaler is restored. Fix the cause (capacity, AMI, bootstrap; see the Auto Scaling group's activities), then rerun the same command to resume, with a longer --node-ready-timeout if nodes are only slow.")
+	case errors.As(runErr, &resized):
+		fmt.Fprintln(w, "The upgrade stopped because something else resized the Auto Scaling group; noderoll did not undo it. The cluster-autoscaler is restored. Rerun with --accept-resize once nothing else resizes it.")
+	case errors.As(runErr, &budgets):
+		fmt.Fprintln(w, "The upgrade stopped on a pod that two PodDisruptionBudgets select, which the Eviction API never evicts; the group is left as it is.")
+	default:
+		fmt.Fprintln(w, "The upgrade stopped; rerun the same command to resume it from where it stopped.")
+	}
 }
 
 func countGroupNodes(ctx context.Context, kube kubernetes.Interface, members *engine.Members) int {

@@ -1,7 +1,10 @@
 package cli
 
 import (
+	"errors"
+	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 
@@ -30,5 +33,24 @@ func TestBlockCounterCountsConcurrentDrains(t *testing.T) {
 	wg.Wait()
 	if got := b.n.Load(); got != 8*100*2 {
 		t.Fatalf("counted %d refused evictions, want %d", got, 8*100*2)
+	}
+}
+
+// A stopped upgrade's advice follows its cause, through the errors the
+// engine wraps it in.
+func TestAdviceFollowsTheCause(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("draining: %w", &drain.ComebackError{Node: "n1", Pod: "default/x-3", Owner: "ReplicaSet default/x", Deleted: 3}), "binds to the node again"},
+		{fmt.Errorf("replacing: %w", &drain.BlockedError{Node: "n1"}), "evictions that were refused"},
+		{errors.New("something else"), "rerun the same command to resume"},
+	} {
+		var b strings.Builder
+		advise(&b, c.err)
+		if !strings.Contains(b.String(), c.want) {
+			t.Errorf("%v: advised %q, want it to say %q", c.err, b.String(), c.want)
+		}
 	}
 }
