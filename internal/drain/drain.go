@@ -343,85 +343,11 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 				d.budgets.Want(p, turn)
 			}
 		}
-		var blockers []Blocker
-		var waiting, throttled []string
-		backoff := time.Duration(0)
-		// A node's evictions go one after another, unlike kubectl's drain:
-		// the API server writes a budget's status in each eviction and,
-		// when another write came first, retries it after half a second.
-		// Many drains at once already keep a budget's evictions coming;
-		// at 300 nodes, evicting each node's pods together (and, apart,
-		// at most 8 a budget at once) made more of them collide, took CPU
-		// from the control plane and made the upgrade slower (3m16s and
-		// 3m6s against 2m21s one after another: docs/performance.md).
-		for k := range pods {
-			p := &pods[k]
-			if p.DeletionTimestamp != nil || evicted[podKey(p)] {
-				waiting = append(waiting, p.Namespace+"/"+p.Name)
-				continue
-			}
-			var taken Reservation
-			if !ask {
-				var refusing []string
-				if taken, refusing = d.budgets.Take(p, turn); len(refusing) > 0 {
-					sort.Strings(refusing)
-					blockers = append(blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, PDBs: refusing, Reason: "its budget allows no disruption now"})
-					continue
-				}
-			}
-			err := h.EvictPod(*p, gv)
-			if err != nil {
-				d.budgets.Return(taken)
-			}
-			switch {
-			case err == nil:
-				evicted[podKey(p)] = true
-				d.budgets.Forget(p)
-				d.log.Debug("evicted", "node", node, "pod", p.Namespace+"/"+p.Name)
-				if d.hooks.Evicted != nil {
-					d.hooks.Evicted(node, p)
-				}
-				waiting = append(waiting, p.Namespace+"/"+p.Name)
-			case apierrors.IsNotFound(err):
-				d.budgets.Forget(p)
-			case isMultiplePDBs(err):
-				// The API server will say this forever: fail now.
-				return &MultipleBudgetsError{Node: node, Namespace: p.Namespace, Pod: p.Name, PDBs: d.blocker(ctx, p, err).PDBs}
-			case isBudgetRefusal(err):
-				blockers = append(blockers, d.blocker(ctx, p, err))
-			case isAdmissionDenial(err):
-				// A policy (an admission webhook: a change freeze, a
-				// guard of its own) said no. Like a budget it may say yes
-				// later: retried every RetryDelay, reported, and failing
-				// the drain only at Timeout.
-				blockers = append(blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, Reason: "eviction denied by " + apiMessage(err)})
-			case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsServiceUnavailable(err):
-				// An API server too busy to finish the eviction in time (504,
-				// 503): seen at 300 nodes. Whether or not it took, the next
-				// pass lists the pod again and asks again if it is still there.
-				throttled = append(throttled, p.Namespace+"/"+p.Name)
-				d.log.Debug("eviction timed out on the API server", "node", node, "pod", p.Namespace+"/"+p.Name, "err", err)
-			case apierrors.IsConflict(err):
-				// The API server writes the budget's status as part of an
-				// eviction; many evictions against one budget at once collide
-				// there (409: "the object has been modified"), past its own
-				// retries. Nothing was evicted: asked again on the next pass.
-				throttled = append(throttled, p.Namespace+"/"+p.Name)
-				d.log.Debug("eviction conflicted on its budget's status", "node", node, "pod", p.Namespace+"/"+p.Name)
-			case apierrors.IsTooManyRequests(err):
-				// Throttled (API priority and fairness), not refused by a
-				// budget: back off as the server suggests, name no budget.
-				throttled = append(throttled, p.Namespace+"/"+p.Name)
-				wait := d.opts.RetryDelay
-				if s, ok := apierrors.SuggestsClientDelay(err); ok && s > 0 {
-					wait = time.Duration(s) * time.Second
-				}
-				backoff = max(backoff, wait)
-				d.log.Debug("eviction throttled", "node", node, "pod", p.Namespace+"/"+p.Name, "retryAfter", wait)
-			default:
-				return fmt.Errorf("evicting pod %s/%s from node %s: %w", p.Namespace, p.Name, node, err)
-			}
+		ps, err := d.evictPass(ctx, h, gv, node, pods, passState{ask: ask, turn: turn, evicted: evicted})
+		if err != nil {
+			return err
 		}
+		blockers, waiting, throttled, backoff := ps.blockers, ps.waiting, ps.throttled, ps.backoff
 		lastBlockers = blockers
 		if len(blockers) > 0 && d.hooks.Blocked != nil {
 			if rep := blockerKey(blockers); rep != lastReport {
@@ -435,31 +361,9 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 			}
 			return d.forceDelete(ctx, h, node, told)
 		}
-		// Wake when a pod of the node is gone, when a budget changes (a
-		// refused eviction may pass now), or after a delay in case an event
-		// was missed: a second while pods are on their way, RetryDelay while
-		// only budgets hold them.
-		delay := time.Second
-		if d.podsGone != nil {
-			// Told when a pod of the node goes: the timer only covers a
-			// missed event. Relisting every second for each of 75 drains
-			// at once was a third of the API requests at 300 nodes.
-			delay = podGoneFallback
-		}
-		if len(blockers) > 0 && len(waiting) == 0 {
-			delay = d.opts.RetryDelay
-		}
-		if len(throttled) > 0 {
-			// A conflict or a busy API server: ask again soon (a 429's
-			// own delay, below, still holds).
-			delay = min(delay, time.Second)
-		}
+		delay := d.nextDelay(ps, start)
 		if len(blockers) == 0 {
 			budgetChanged = nil
-		}
-		delay = max(delay, backoff)
-		if remaining := d.opts.Timeout - d.clock.Since(start); remaining < delay {
-			delay = max(remaining, 0)
 		}
 		relist = true
 		select {
@@ -481,6 +385,136 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 
 // podKey tells pods apart, a StatefulSet's pod of the same name
 // recreated included.
+// passState is what an eviction pass reads of its drain: whether to ask
+// the API server whatever the budgets' statuses say, the drain's turn in
+// the budgets' queues, and the pods it evicted already.
+type passState struct {
+	ask     bool
+	turn    int64
+	evicted map[string]bool
+}
+
+// pass is what one eviction pass over a node's pods found: pods blocked
+// (and by what), pods on their way out, evictions to ask again soon, and
+// how long the API server asked to be left alone.
+type pass struct {
+	blockers           []Blocker
+	waiting, throttled []string
+	backoff            time.Duration
+}
+
+// evictPass asks once to evict each pod of the node still there; an error
+// is one no later pass can change.
+func (d *Drainer) evictPass(ctx context.Context, h *kdrain.Helper, gv schema.GroupVersion, node string, pods []corev1.Pod, st passState) (pass, error) {
+	var ps pass
+	// A node's evictions go one after another, unlike kubectl's drain:
+	// the API server writes a budget's status in each eviction and,
+	// when another write came first, retries it after half a second.
+	// Many drains at once already keep a budget's evictions coming;
+	// at 300 nodes, evicting each node's pods together (and, apart,
+	// at most 8 a budget at once) made more of them collide, took CPU
+	// from the control plane and made the upgrade slower (3m16s and
+	// 3m6s against 2m21s one after another: docs/performance.md).
+	for k := range pods {
+		p := &pods[k]
+		if p.DeletionTimestamp != nil || st.evicted[podKey(p)] {
+			ps.waiting = append(ps.waiting, p.Namespace+"/"+p.Name)
+			continue
+		}
+		var taken Reservation
+		if !st.ask {
+			var refusing []string
+			if taken, refusing = d.budgets.Take(p, st.turn); len(refusing) > 0 {
+				sort.Strings(refusing)
+				ps.blockers = append(ps.blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, PDBs: refusing, Reason: "its budget allows no disruption now"})
+				continue
+			}
+		}
+		err := h.EvictPod(*p, gv)
+		if err != nil {
+			d.budgets.Return(taken)
+		}
+		switch {
+		case err == nil:
+			st.evicted[podKey(p)] = true
+			d.budgets.Forget(p)
+			d.log.Debug("evicted", "node", node, "pod", p.Namespace+"/"+p.Name)
+			if d.hooks.Evicted != nil {
+				d.hooks.Evicted(node, p)
+			}
+			ps.waiting = append(ps.waiting, p.Namespace+"/"+p.Name)
+		case apierrors.IsNotFound(err):
+			d.budgets.Forget(p)
+		case isMultiplePDBs(err):
+			// The API server will say this forever: fail now.
+			return ps, &MultipleBudgetsError{Node: node, Namespace: p.Namespace, Pod: p.Name, PDBs: d.blocker(ctx, p, err).PDBs}
+		case isBudgetRefusal(err):
+			ps.blockers = append(ps.blockers, d.blocker(ctx, p, err))
+		case isAdmissionDenial(err):
+			// A policy (an admission webhook: a change freeze, a
+			// guard of its own) said no. Like a budget it may say yes
+			// later: retried every RetryDelay, reported, and failing
+			// the drain only at Timeout.
+			ps.blockers = append(ps.blockers, Blocker{Namespace: p.Namespace, Pod: p.Name, Reason: "eviction denied by " + apiMessage(err)})
+		case apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsServiceUnavailable(err):
+			// An API server too busy to finish the eviction in time (504,
+			// 503): seen at 300 nodes. Whether or not it took, the next
+			// pass lists the pod again and asks again if it is still there.
+			ps.throttled = append(ps.throttled, p.Namespace+"/"+p.Name)
+			d.log.Debug("eviction timed out on the API server", "node", node, "pod", p.Namespace+"/"+p.Name, "err", err)
+		case apierrors.IsConflict(err):
+			// The API server writes the budget's status as part of an
+			// eviction; many evictions against one budget at once collide
+			// there (409: "the object has been modified"), past its own
+			// retries. Nothing was evicted: asked again on the next pass.
+			ps.throttled = append(ps.throttled, p.Namespace+"/"+p.Name)
+			d.log.Debug("eviction conflicted on its budget's status", "node", node, "pod", p.Namespace+"/"+p.Name)
+		case apierrors.IsTooManyRequests(err):
+			// Throttled (API priority and fairness), not refused by a
+			// budget: back off as the server suggests, name no budget.
+			ps.throttled = append(ps.throttled, p.Namespace+"/"+p.Name)
+			wait := d.opts.RetryDelay
+			if s, ok := apierrors.SuggestsClientDelay(err); ok && s > 0 {
+				wait = time.Duration(s) * time.Second
+			}
+			ps.backoff = max(ps.backoff, wait)
+			d.log.Debug("eviction throttled", "node", node, "pod", p.Namespace+"/"+p.Name, "retryAfter", wait)
+		default:
+			return ps, fmt.Errorf("evicting pod %s/%s from node %s: %w", p.Namespace, p.Name, node, err)
+		}
+	}
+	return ps, nil
+}
+
+// nextDelay is how long a drain sleeps after a pass, unless a pod of the
+// node goes or a blocking budget changes first.
+func (d *Drainer) nextDelay(ps pass, start time.Time) time.Duration {
+	// Wake when a pod of the node is gone, when a budget changes (a
+	// refused eviction may pass now), or after a delay in case an event
+	// was missed: a second while pods are on their way, RetryDelay while
+	// only budgets hold them.
+	delay := time.Second
+	if d.podsGone != nil {
+		// Told when a pod of the node goes: the timer only covers a
+		// missed event. Relisting every second for each of 75 drains
+		// at once was a third of the API requests at 300 nodes.
+		delay = podGoneFallback
+	}
+	if len(ps.blockers) > 0 && len(ps.waiting) == 0 {
+		delay = d.opts.RetryDelay
+	}
+	if len(ps.throttled) > 0 {
+		// A conflict or a busy API server: ask again soon (a 429's
+		// own delay, below, still holds).
+		delay = min(delay, time.Second)
+	}
+	delay = max(delay, ps.backoff)
+	if remaining := d.opts.Timeout - d.clock.Since(start); remaining < delay {
+		delay = max(remaining, 0)
+	}
+	return delay
+}
+
 func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name + "/" + string(p.UID) }
 
 // blockerKey names which pods are blocked, not the budgets' counts of the
