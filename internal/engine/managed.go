@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 )
@@ -161,6 +162,14 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s is already in progress; following it", req.Group, id))
 	}
 
+	return e.followManaged(ctx, req.Group, p, id, recording, start)
+}
+
+// followManaged follows EKS's update of the group to its end, saying how
+// many instances are on the target as it goes, and counts the nodes it
+// replaced: the old ones; when it only records the version, any of those
+// there were that its scale-back took.
+func (e *Engine) followManaged(ctx context.Context, ref cloud.NodeGroupRef, p *prepared, id string, recording bool, start time.Time) (*Result, error) {
 	// The nodes the update replaces: the old ones; when it only records
 	// the version, any of those there were that its scale-back takes.
 	original := map[string]bool{}
@@ -170,14 +179,11 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		}
 	}
 	lastStatus, lastProgress := "", ""
-	for {
-		st, err := e.managed.ManagedUpdate(ctx, req.Group, id)
-		if err != nil {
-			return nil, err
-		}
-		g, err := e.cloud.NodeGroup(ctx, req.Group)
-		if err != nil {
-			return nil, err
+	var g cloud.NodeGroup
+	_, err := e.waitManaged(ctx, ref, id, func(st cloud.ManagedUpdateState) error {
+		var err error
+		if g, err = e.cloud.NodeGroup(ctx, ref); err != nil {
+			return err
 		}
 		e.members.Add(g.Instances)
 		onTarget, old := 0, 0
@@ -198,31 +204,24 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			e.report.Info(fmt.Sprintf("EKS update %s: %s", id, st.Status))
 		}
 		lastStatus = st.Status
-		switch st.Status {
-		case "InProgress":
-		case "Successful":
-			var replaced []string
-			left := map[string]bool{}
-			for _, i := range g.Instances {
-				left[i.ID] = true
-			}
-			for iid := range original {
-				if !left[iid] {
-					replaced = append(replaced, iid)
-				}
-			}
-			slices.Sort(replaced)
-			e.report.Step(8, "Replaced", fmt.Sprintf("EKS replaced %d nodes of %s; desired %d, max %d", len(replaced), req.Group, g.Desired, g.Max))
-			return &Result{Target: p.target, Replaced: replaced, Duration: e.clock.Since(start)}, nil
-		default:
-			return nil, &ManagedUpdateError{Group: req.Group, ID: id, Status: st.Status, Errors: st.Errors}
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("following EKS update %s of %s: %w (EKS goes on with it; run the same command to follow it again)", id, req.Group, ctx.Err())
-		case <-e.clock.After(e.opts.PollInterval):
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var replaced []string
+	left := map[string]bool{}
+	for _, i := range g.Instances {
+		left[i.ID] = true
+	}
+	for iid := range original {
+		if !left[iid] {
+			replaced = append(replaced, iid)
 		}
 	}
+	slices.Sort(replaced)
+	e.report.Step(8, "Replaced", fmt.Sprintf("EKS replaced %d nodes of %s; desired %d, max %d", len(replaced), ref, g.Desired, g.Max))
+	return &Result{Target: p.target, Replaced: replaced, Duration: e.clock.Since(start)}, nil
 }
 
 // managedVersionUpdate is the type of the update UpdateNodegroupVersion
@@ -245,12 +244,18 @@ func managedUpdateConfig(a Amount) (cloud.UpdateConfig, bool, error) {
 }
 
 // waitManaged follows an EKS update to its end and returns its state; an
-// update that ends other than Successful is a ManagedUpdateError.
-func (e *Engine) waitManaged(ctx context.Context, ref cloud.NodeGroupRef, id string) (cloud.ManagedUpdateState, error) {
+// update that ends other than Successful is a ManagedUpdateError. each,
+// when given, sees every state polled, the last included.
+func (e *Engine) waitManaged(ctx context.Context, ref cloud.NodeGroupRef, id string, each ...func(cloud.ManagedUpdateState) error) (cloud.ManagedUpdateState, error) {
 	for {
 		st, err := e.managed.ManagedUpdate(ctx, ref, id)
 		if err != nil {
 			return st, err
+		}
+		for _, f := range each {
+			if err := f(st); err != nil {
+				return st, err
+			}
 		}
 		switch st.Status {
 		case "InProgress":
