@@ -17,6 +17,9 @@ func WithLock(o grouplock.Options) Option { return func(e *Engine) { e.lockOpts 
 func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef) (context.Context, func(), error) {
 	o := e.lockOpts
 	o.Namespace, o.Log = Namespace, e.log
+	if o.Clock == nil {
+		o.Clock = e.clock
+	}
 	labels := map[string]string{"app.kubernetes.io/managed-by": "noderoll", "noderoll.io/nodegroup": sanitizeLabel(g.Name)}
 	held, err := grouplock.Acquire(ctx, e.kube, recordName(g.Cluster, g.Name), g.String(), labels, o)
 	if err != nil {

@@ -32,6 +32,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 )
 
 // Holder says who holds a lock: a process on a host. It is written into the
@@ -87,6 +88,9 @@ type Options struct {
 	Duration, RenewDeadline, Retry time.Duration
 	Self                           Holder
 	Log                            *slog.Logger
+	// Clock reads the time this process judges a lease's expiry by
+	// (default the real one).
+	Clock clock.PassiveClock
 	// alive says whether a process of this host runs; tests replace it.
 	alive func(pid int) bool
 }
@@ -100,6 +104,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RenewDeadline == 0 {
 		o.RenewDeadline = 20 * time.Second
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
 	}
 	if o.Retry == 0 {
 		o.Retry = 4 * time.Second
@@ -123,13 +130,14 @@ type HeldError struct {
 	Holder  Holder
 	Since   time.Time // acquired
 	Renewed time.Time
+	Ago     time.Duration // since the last renewal, when refused
 	Expires time.Duration // lease duration after the last renewal
 }
 
 func (e *HeldError) Error() string {
 	return fmt.Sprintf("node group %s is being upgraded by %s (lease %s, held since %s, last renewed %s ago): wait for that run to finish or stop it; "+
 		"if its process died, the lock is taken over %s after its last renewal (at once on the same host)",
-		e.Group, e.Holder, e.Lease, e.Since.UTC().Format(time.RFC3339), time.Since(e.Renewed).Round(time.Second), e.Expires)
+		e.Group, e.Holder, e.Lease, e.Since.UTC().Format(time.RFC3339), e.Ago.Round(time.Second), e.Expires)
 }
 
 // LostError says the lock was lost while the run held it: renewals failed
@@ -214,12 +222,13 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 			if err != nil {
 				return nil, fmt.Errorf("taking over the lock %s of node group %s from %s, which is gone: %w", desc, group, holder, err)
 			}
-		case rec.RenewTime.Add(lasts).Before(time.Now()):
+		case rec.RenewTime.Add(lasts).Before(o.Clock.Now()):
 			o.Log.Info("the lock's holder stopped renewing it; taking it over once it expires", "lease", desc, "holder", holder.String(),
 				"renewed", rec.RenewTime.Time, "waitUpTo", lasts)
 			waitOut = rec.HolderIdentity
 		default:
-			return nil, &HeldError{Lease: desc, Group: group, Holder: holder, Since: rec.AcquireTime.Time, Renewed: rec.RenewTime.Time, Expires: lasts}
+			return nil, &HeldError{Lease: desc, Group: group, Holder: holder, Since: rec.AcquireTime.Time, Renewed: rec.RenewTime.Time,
+				Ago: o.Clock.Since(rec.RenewTime.Time), Expires: lasts}
 		}
 		break
 	}
@@ -269,7 +278,7 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 		// Another run got there first: refuse as if it had held it before.
 		refused := &HeldError{Lease: desc, Group: group, Holder: parseHolder(id), Expires: o.Duration}
 		if rec, _, err := newLock().Get(ctx); err == nil && rec.HolderIdentity == id {
-			refused.Since, refused.Renewed = rec.AcquireTime.Time, rec.RenewTime.Time
+			refused.Since, refused.Renewed, refused.Ago = rec.AcquireTime.Time, rec.RenewTime.Time, o.Clock.Since(rec.RenewTime.Time)
 			refused.Expires = time.Duration(rec.LeaseDurationSeconds) * time.Second
 		}
 		return nil, refused

@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
+	clocktesting "k8s.io/utils/clock/testing"
 	"k8s.io/utils/ptr"
 )
 
@@ -206,5 +207,19 @@ func TestAKilledUnreapedProcessIsNotAlive(t *testing.T) {
 	}
 	if processAlive(pid) {
 		t.Fatal("a killed process its parent has not reaped yet reads as alive")
+	}
+}
+
+// Whether a lease from elsewhere is live, and how long ago it was renewed,
+// is judged by the injected clock, not the machine's.
+func TestALeaseIsJudgedByTheInjectedClock(t *testing.T) {
+	renewed := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	c := fake.NewClientset(held(there, renewed, 30))
+	o := fast(here, true)
+	o.Clock = clocktesting.NewFakePassiveClock(renewed.Add(12 * time.Second))
+	_, err := Acquire(context.Background(), c, "lock", group, nil, o)
+	var refused *HeldError
+	if !errors.As(err, &refused) || refused.Ago != 12*time.Second || !strings.Contains(err.Error(), "last renewed 12s ago") {
+		t.Fatalf("a lease renewed 12 s ago by the clock, lasting 30 s: got %v", err)
 	}
 }
