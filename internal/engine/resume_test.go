@@ -23,17 +23,8 @@ import (
 func TestAResumeIsJudgedByItsRecord(t *testing.T) {
 	w := newWorld(t, 8, "a", "b")
 	w.strategy = StrategyBlueGreen
-	w.p.Before = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") {
-			return errInjected
-		}
-		return nil
-	}
 	spec := TargetSpec{KubernetesVersion: "1.37"}
-	if _, err := w.upgrade(spec); !errors.Is(err, errInjected) {
-		t.Fatalf("want the injected failure, got %v", err)
-	}
-	w.p.Before = nil
+	w.stopAtFirstTerminate(spec)
 	if g := w.p.Group("ng"); len(g.Instances) != 16 {
 		t.Fatalf("the interrupted bluegreen run left %d instances, want 16", len(g.Instances))
 	}
@@ -94,17 +85,8 @@ func TestAResumeIsJudgedByItsRecord(t *testing.T) {
 func TestAResumeRefusesOtherBudgets(t *testing.T) {
 	w := newWorld(t, 8, "a", "b")
 	w.strategy = StrategySurge
-	w.p.Before = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") {
-			return errInjected
-		}
-		return nil
-	}
 	spec := TargetSpec{KubernetesVersion: "1.37"}
-	if _, err := w.upgrade(spec); !errors.Is(err, errInjected) {
-		t.Fatalf("want the injected failure, got %v", err)
-	}
-	w.p.Before = nil
+	w.stopAtFirstTerminate(spec)
 	if r := w.record(); r.Surge != 2 || r.Unavailable != 0 {
 		t.Fatalf("recorded surge %d, unavailable %d; want 25%% of 8 = 2 and 0", r.Surge, r.Unavailable)
 	}
@@ -239,5 +221,21 @@ func TestARunThatLostItsLockDoesNotCleanUp(t *testing.T) {
 	}
 	if now := w.recordVersion(); now != recordBefore {
 		t.Errorf("the run that lost its lock wrote the record (version %s -> %s): %q", recordBefore, now, w.record().Message)
+	}
+}
+
+// stopAtFirstTerminate runs an upgrade that fails at its first terminate
+// call, leaving it surged and unfinished on record.
+func (w *world) stopAtFirstTerminate(spec TargetSpec) {
+	w.t.Helper()
+	w.p.Before = func(op string) error {
+		if strings.HasPrefix(op, "TerminateInstance") {
+			return errInjected
+		}
+		return nil
+	}
+	defer func() { w.p.Before = nil }()
+	if _, err := w.upgrade(spec); !errors.Is(err, errInjected) {
+		w.t.Fatalf("want the injected failure, got %v", err)
 	}
 }

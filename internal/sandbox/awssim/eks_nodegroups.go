@@ -19,17 +19,13 @@ type createNodegroupRequest struct {
 		MaxSize     *int `json:"maxSize"`
 		DesiredSize *int `json:"desiredSize"`
 	} `json:"scalingConfig"`
-	InstanceTypes  []string `json:"instanceTypes"`
-	AmiType        string   `json:"amiType"`
-	CapacityType   string   `json:"capacityType"`
-	Version        string   `json:"version"`
-	ReleaseVersion string   `json:"releaseVersion"`
-	LaunchTemplate *struct {
-		ID      string `json:"id"`
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"launchTemplate"`
-	UpdateConfig *struct {
+	InstanceTypes  []string            `json:"instanceTypes"`
+	AmiType        string              `json:"amiType"`
+	CapacityType   string              `json:"capacityType"`
+	Version        string              `json:"version"`
+	ReleaseVersion string              `json:"releaseVersion"`
+	LaunchTemplate *launchTemplateSpec `json:"launchTemplate"`
+	UpdateConfig   *struct {
 		MaxUnavailable           int `json:"maxUnavailable"`
 		MaxUnavailablePercentage int `json:"maxUnavailablePercentage"`
 	} `json:"updateConfig"`

@@ -56,16 +56,19 @@ type (
 	}
 )
 
+// launchTemplateSpec names a launch template in EKS's requests.
+type launchTemplateSpec struct {
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
 type nodegroupVersionRequest struct {
-	Version        string `json:"version"`
-	ReleaseVersion string `json:"releaseVersion"`
-	LaunchTemplate *struct {
-		ID      string `json:"id"`
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	} `json:"launchTemplate"`
-	Force              bool   `json:"force"`
-	ClientRequestToken string `json:"clientRequestToken"`
+	Version            string              `json:"version"`
+	ReleaseVersion     string              `json:"releaseVersion"`
+	LaunchTemplate     *launchTemplateSpec `json:"launchTemplate"`
+	Force              bool                `json:"force"`
+	ClientRequestToken string              `json:"clientRequestToken"`
 }
 
 type nodegroupConfigRequest struct {
