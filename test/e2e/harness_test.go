@@ -416,7 +416,9 @@ func (s *Sandbox) AWSCLI(out any, args ...string) {
 	if _, err := os.Stat(cli); err != nil {
 		s.t.Fatal("the AWS CLI is not installed at /usr/bin/aws: run `apt-get update && apt-get install -y awscli`, or the README's test command (bash test/run.sh), which does")
 	}
-	cmd := exec.Command(cli, append([]string{"--output", "json"}, args...)...)
+	// --endpoint-url, not AWS_ENDPOINT_URL alone: Debian's CLI (2.9) reads
+	// no endpoint from the environment.
+	cmd := exec.Command(cli, append([]string{"--endpoint-url", s.State.AWSEndpoint, "--output", "json"}, args...)...)
 	cmd.Env = append(cleanEnv(), s.env...)
 	cmd.Env = append(cmd.Env, "AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null")
 	var stderr strings.Builder

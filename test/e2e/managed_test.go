@@ -158,8 +158,10 @@ func TestManagedModeLetsEKSUpgradeTheSeedsGroup(t *testing.T) {
 	// template version stays behind and the group reports
 	// Ec2LaunchTemplateVersionMismatch. The fix the preflight names, an EKS
 	// update to that version, records it and replaces no node.
+	// (The sandbox publishes no release newer than the group's: the other
+	// one is older, which noderoll takes only on purpose.)
 	r = s.Noderoll("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--release-version=1.37.2-20261020",
-		"--post-cordon-wait=1s", "--eviction-retry-delay=1s")
+		"--allow-downgrade", "--post-cordon-wait=1s", "--eviction-retry-delay=1s")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "[eks-template]") {
 		t.Fatalf("noderoll's own upgrade of the managed group: exit %d %s\n%s", r.Code, r.LastLine(), tail(r.Stdout, 20))
 	}
