@@ -68,15 +68,22 @@ func TestTwoGroupsShareTheAutoscaler(t *testing.T) {
 		return *ca.Spec.Replicas, ca.Annotations["noderoll.io/autoscaler-holders"]
 	}
 
-	upgradeA := append(slices.Clone(seedUpgrade), "--strategy=surge", "--post-cordon-wait=5s")
+	// nodegroup's run is slowed by a long post-cordon wait, so that it is
+	// still under way when it is killed. nodegroup-b runs on the launch
+	// template EKS made for it, which preflight stops unless told.
+	upgradeA := append(slices.Clone(seedUpgrade), "--strategy=surge", "--post-cordon-wait=30s")
 	upgradeB := []string{"upgrade", "nodegroup", "--name=nodegroup-b", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
-		"--post-cordon-wait=5s", "--eviction-retry-delay=1s"}
+		"--post-cordon-wait=3s", "--eviction-retry-delay=1s", "--ignore-preflight=eks-template"}
 	a := s.Start(upgradeA...)
+	eventually(t, 3*time.Minute, "nodegroup's upgrade holding the autoscaler", func() (bool, string) {
+		n, holders := autoscaler()
+		return n == 0 && strings.Contains(holders, `"eksworkshop-eksctl/nodegroup"`), fmt.Sprintf("replicas %d, holders %s; %s", n, holders, tail(a.out.String(), 3))
+	})
 	b := s.Start(upgradeB...)
 	eventually(t, 3*time.Minute, "both upgrades holding the autoscaler", func() (bool, string) {
 		n, holders := autoscaler()
 		return n == 0 && strings.Contains(holders, `"eksworkshop-eksctl/nodegroup"`) && strings.Contains(holders, `"eksworkshop-eksctl/nodegroup-b"`),
-			fmt.Sprintf("replicas %d, holders %s", n, holders)
+			fmt.Sprintf("replicas %d, holders %s; b: %s %s", n, holders, tail(b.out.String(), 3), tail(b.err.String(), 3))
 	})
 	eventually(t, 3*time.Minute, "the first upgrade draining", func() (bool, string) {
 		return strings.Contains(a.out.String(), "Replace node 1/3"), tail(a.out.String(), 5)
