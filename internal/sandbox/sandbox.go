@@ -284,6 +284,10 @@ func (s *State) Env() [][2]string {
 		{"KUBECONFIG", s.Kubeconfig},
 		{"AWS_ENDPOINT_URL", s.AWSEndpoint},
 		{"AWS_REGION", s.Region},
+		// Older AWS CLIs (v1, Debian's 2.9) read the region only from
+		// here, and no endpoint from the environment: pass them
+		// --endpoint-url "$AWS_ENDPOINT_URL".
+		{"AWS_DEFAULT_REGION", s.Region},
 		{"AWS_ACCESS_KEY_ID", AccessKeyID},
 		{"AWS_SECRET_ACCESS_KEY", SecretAccessKey},
 		{"AWS_EC2_METADATA_DISABLED", "true"},

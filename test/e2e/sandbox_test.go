@@ -142,7 +142,7 @@ func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
 		t.Fatalf("status: %+v", status)
 	}
 	r = s.Noderoll("sandbox", "env", "--dir", s.Dir)
-	for _, want := range []string{"export KUBECONFIG=", "export AWS_ENDPOINT_URL='http://127.0.0.1:", "export AWS_REGION='us-west-2'", "export AWS_ACCESS_KEY_ID=", "export PATH='" + s.Dir + "/bin:"} {
+	for _, want := range []string{"export KUBECONFIG=", "export AWS_ENDPOINT_URL='http://127.0.0.1:", "export AWS_REGION='us-west-2'", "export AWS_DEFAULT_REGION='us-west-2'", "export AWS_ACCESS_KEY_ID=", "export PATH='" + s.Dir + "/bin:"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("sandbox env lacks %q:\n%s", want, r.Stdout)
 		}
