@@ -285,6 +285,7 @@ type prepared struct {
 	controlPlane       string
 	surge, unavailable int
 	target             Target  // as the request resolves now
+	record             *Record // the group's record as read, whatever its phase (nil: none)
 	resuming           *Record // the unfinished upgrade a run would resume, or nil
 }
 
@@ -317,10 +318,11 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 	// and budgets, not today's defaults (read without the lock: nothing
 	// changes here; the run reads it again under the lock).
 	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
-	rec, err := store.load(ctx)
+	record, err := store.load(ctx)
 	if err != nil {
 		return nil, err
 	}
+	rec := record
 	if !rec.Active() || e.opts.Managed {
 		rec = nil
 	}
@@ -344,7 +346,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 			return nil, err
 		}
 	}
-	return &prepared{req: req, group: group, controlPlane: cp, surge: surge, unavailable: unavailable, target: target, resuming: rec}, nil
+	return &prepared{req: req, group: group, controlPlane: cp, surge: surge, unavailable: unavailable, target: target, record: record, resuming: rec}, nil
 }
 
 // resumeBudgets returns the strategy's budgets an unfinished upgrade

@@ -34,9 +34,8 @@ func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef) (context.Contex
 
 // lostLock names a lost lock as the reason a run stopped.
 func lostLock(ctx context.Context, err error) error {
-	var lost *grouplock.LostError
-	if err != nil && errors.As(context.Cause(ctx), &lost) {
-		return lost
+	if err != nil && lockLost(ctx) {
+		return context.Cause(ctx)
 	}
 	return err
 }

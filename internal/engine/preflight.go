@@ -39,14 +39,12 @@ func (e *Engine) Preflight(ctx context.Context, req Request) (*PreflightReport, 
 	return e.judge(ctx, p)
 }
 
-// judge reads the record (without the lock: nothing is changed) to see what
-// a run would resume, gathers the facts and checks them.
+// judge takes the record prepare read (without the lock: nothing is
+// changed) to see what a run would resume, gathers the facts and checks
+// them.
 func (e *Engine) judge(ctx context.Context, p *prepared) (*PreflightReport, error) {
-	store := &recordStore{client: e.kube, name: recordName(p.req.Group.Cluster, p.req.Group.Name)}
-	rec, err := store.load(ctx)
-	if err != nil {
-		return nil, err
-	}
+	rec := p.record
+	var err error
 	target := p.target
 	r := &PreflightReport{Nodegroup: p.req.Group.String(), Strategy: e.opts.Strategy, Instances: len(p.group.Instances),
 		MaxSurge: p.surge, MaxUnavailable: p.unavailable, Findings: []preflight.Finding{}}
