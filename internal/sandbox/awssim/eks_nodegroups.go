@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -66,30 +67,52 @@ func (s *Server) serveNodegroupLifecycle(w http.ResponseWriter, r *http.Request,
 }
 
 // createNodegroup makes a managed node group as EKS does: a launch
-// template of EKS's own (or the one named), an Auto Scaling group over the
-// given subnets, instances launching through the lifecycle and joining as
-// nodes. It answers with the group as DescribeNodegroup shows it, CREATING.
+// template of EKS's own, an Auto Scaling group over the given subnets,
+// instances launching through the lifecycle and joining as nodes. It
+// answers with the group as DescribeNodegroup shows it, CREATING.
 func (a *Account) createNodegroup(cluster string, req createNodegroupRequest) (any, *APIError) {
-	a.mu.Lock()
-	c, ok := a.clusters[cluster]
-	if !ok {
-		a.mu.Unlock()
-		return nil, eksNotFound("No cluster found for name: %s.", cluster)
+	spec, apiErr := a.nodegroupSpec(cluster, req)
+	if apiErr != nil {
+		return nil, apiErr
 	}
+	if _, err := a.CreateNodeGroup(spec.GroupSpec); err != nil {
+		return nil, invalidParam("%v", err)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ng := a.nodegroups[cluster+"/"+req.NodegroupName]
+	ng.InstanceTypes = spec.instanceTypes
+	if u := req.UpdateConfig; u != nil && u.MaxUnavailablePercentage > 0 {
+		ng.MaxUnavailable, ng.MaxUnavailablePercentage = 0, u.MaxUnavailablePercentage
+	}
+	out, apiErr := a.eksCall("DescribeNodegroup", []string{"clusters", cluster, "node-groups", req.NodegroupName})
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	out.(map[string]any)["nodegroup"].(map[string]any)["status"] = "CREATING"
+	return out, nil
+}
+
+// nodegroupSpec validates a CreateNodegroup request as EKS does, filling
+// in EKS's defaults, and turns it into the group to make.
+func (a *Account) nodegroupSpec(cluster string, req createNodegroupRequest) (nodegroupSpec, *APIError) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.clusters[cluster]
 	switch {
+	case !ok:
+		return nodegroupSpec{}, eksNotFound("No cluster found for name: %s.", cluster)
 	case req.NodegroupName == "":
-		a.mu.Unlock()
-		return nil, invalidParam("nodegroupName is required.")
+		return nodegroupSpec{}, invalidParam("nodegroupName is required.")
 	case len(req.Subnets) == 0:
-		a.mu.Unlock()
-		return nil, invalidParam("subnets is required: give the subnets of the cluster's VPC the nodes go in.")
+		return nodegroupSpec{}, invalidParam("subnets is required: give the subnets of the cluster's VPC the nodes go in.")
 	case req.NodeRole == "":
-		a.mu.Unlock()
-		return nil, invalidParam("nodeRole is required: the IAM role of the nodes.")
+		return nodegroupSpec{}, invalidParam("nodeRole is required: the IAM role of the nodes.")
+	case req.LaunchTemplate != nil:
+		return nodegroupSpec{}, invalidParam("launchTemplate: this endpoint makes a node group's launch template itself; leave launchTemplate out.")
 	}
 	if _, exists := a.nodegroups[cluster+"/"+req.NodegroupName]; exists {
-		a.mu.Unlock()
-		return nil, &APIError{Code: "ResourceInUseException", Message: fmt.Sprintf("NodeGroup already exists with name %s and cluster name %s", req.NodegroupName, cluster), Status: 409}
+		return nodegroupSpec{}, &APIError{Code: "ResourceInUseException", Message: fmt.Sprintf("NodeGroup already exists with name %s and cluster name %s", req.NodegroupName, cluster), Status: 409}
 	}
 	// Each subnet is one the account's groups already use: its AZ is theirs.
 	var azs []string
@@ -101,84 +124,61 @@ func (a *Account) createNodegroup(cluster string, req createNodegroupRequest) (a
 			}
 		}
 		if az == "" {
-			a.mu.Unlock()
-			return nil, invalidParam("Subnet %s is not in the VPC of cluster %s.", sub, cluster)
+			return nodegroupSpec{}, invalidParam("Subnet %s is not in the VPC of cluster %s.", sub, cluster)
 		}
 		azs = append(azs, az)
 	}
 	minSize, maxSize, desired := 2, 2, 2 // EKS's defaults
 	if sc := req.ScalingConfig; sc != nil {
-		if sc.MinSize != nil {
-			minSize = *sc.MinSize
-		}
-		if sc.MaxSize != nil {
-			maxSize = *sc.MaxSize
-		}
-		if sc.DesiredSize != nil {
-			desired = *sc.DesiredSize
-		}
+		minSize, maxSize, desired = given(sc.MinSize, minSize), given(sc.MaxSize, maxSize), given(sc.DesiredSize, desired)
 	}
 	if minSize < 0 || minSize > desired || desired > maxSize || maxSize < 1 {
-		a.mu.Unlock()
-		return nil, invalidParam("scalingConfig: want 0 <= minSize <= desiredSize <= maxSize and maxSize >= 1 (got %d, %d, %d).", minSize, desired, maxSize)
+		return nodegroupSpec{}, invalidParam("scalingConfig: want 0 <= minSize <= desiredSize <= maxSize and maxSize >= 1 (got %d, %d, %d).", minSize, desired, maxSize)
 	}
-	amiType := req.AmiType
-	if amiType == "" {
-		amiType = "AL2023_x86_64_STANDARD"
-	}
+	amiType := cmp.Or(req.AmiType, "AL2023_x86_64_STANDARD")
 	like, ok := amiTypes[amiType]
 	if !ok {
-		a.mu.Unlock()
-		return nil, invalidParam("amiType %s is not one this endpoint serves (%s).", amiType, strings.Join(sortedKeys(amiTypes), ", "))
+		return nodegroupSpec{}, invalidParam("amiType %s is not one this endpoint serves (%s).", amiType, strings.Join(sortedKeys(amiTypes), ", "))
 	}
-	version := req.Version
-	if version == "" {
-		version = c.Version
-	}
+	version := cmp.Or(req.Version, c.Version)
 	if versionNewer(version, c.Version) {
-		a.mu.Unlock()
-		return nil, invalidParam("Requested Nodegroup version %s is newer than the cluster version %s.", version, c.Version)
+		return nodegroupSpec{}, invalidParam("Requested Nodegroup version %s is newer than the cluster version %s.", version, c.Version)
 	}
 	img := a.eksImage(&like, version, req.ReleaseVersion)
 	if img == nil {
-		a.mu.Unlock()
-		return nil, invalidParam("Requested release version %q is not valid for Kubernetes version %s and AMI type %s.", req.ReleaseVersion, version, amiType)
+		return nodegroupSpec{}, invalidParam("Requested release version %q is not valid for Kubernetes version %s and AMI type %s.", req.ReleaseVersion, version, amiType)
 	}
 	instanceTypes := req.InstanceTypes
 	if len(instanceTypes) == 0 {
 		instanceTypes = []string{"t3.medium"} // EKS's default
 	}
-	spec := GroupSpec{
+	spec := nodegroupSpec{GroupSpec: GroupSpec{
 		Cluster: cluster, Name: req.NodegroupName, Managed: true, AZs: azs, Subnets: req.Subnets,
 		Min: minSize, Max: maxSize, Desired: desired, InstanceType: instanceTypes[0], ImageID: img.ID,
-		EKSTemplate: req.LaunchTemplate == nil, AmiType: amiType, Labels: req.Labels,
-	}
+		EKSTemplate: true, AmiType: amiType, Labels: req.Labels,
+	}, instanceTypes: instanceTypes}
 	if spec.Labels == nil {
 		spec.Labels = map[string]string{}
 	}
 	if u := req.UpdateConfig; u != nil {
 		spec.MaxUnavailable = u.MaxUnavailable
 	}
-	a.mu.Unlock()
-	if req.LaunchTemplate != nil {
-		return nil, invalidParam("launchTemplate: this endpoint makes a node group's launch template itself; leave launchTemplate out.")
+	return spec, nil
+}
+
+// nodegroupSpec is a group CreateNodegroup makes, with every instance type
+// it named (the launch template takes the first).
+type nodegroupSpec struct {
+	GroupSpec
+	instanceTypes []string
+}
+
+// given is *p when the request gave it (0 included), else def.
+func given(p *int, def int) int {
+	if p == nil {
+		return def
 	}
-	if _, err := a.CreateNodeGroup(spec); err != nil {
-		return nil, invalidParam("%v", err)
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	ng := a.nodegroups[cluster+"/"+req.NodegroupName]
-	ng.InstanceTypes = instanceTypes
-	if u := req.UpdateConfig; u != nil && u.MaxUnavailablePercentage > 0 {
-		ng.MaxUnavailable, ng.MaxUnavailablePercentage = 0, u.MaxUnavailablePercentage
-	}
-	out, apiErr := a.eksCall("DescribeNodegroup", []string{"clusters", cluster, "node-groups", req.NodegroupName})
-	if apiErr != nil {
-		return nil, apiErr
-	}
-	out.(map[string]any)["nodegroup"].(map[string]any)["status"] = "CREATING"
-	return out, nil
+	return *p
 }
 
 // deleteNodegroup removes a managed node group: EKS drains nothing here

@@ -37,6 +37,7 @@ func TestCreateNodegroupMakesAGroupAsEKSDoes(t *testing.T) {
 		code   string
 	}{
 		{"min above desired", func(i *eks.CreateNodegroupInput) { i.ScalingConfig.MinSize = aws.Int32(3) }, "InvalidParameterException"},
+		{"desired 0 given (not EKS's default 2), below min 2", func(i *eks.CreateNodegroupInput) { i.ScalingConfig.DesiredSize = aws.Int32(0) }, "InvalidParameterException"},
 		{"a subnet of no VPC here", func(i *eks.CreateNodegroupInput) { i.Subnets = []string{"subnet-0nope"} }, "InvalidParameterException"},
 		{"newer than the cluster", func(i *eks.CreateNodegroupInput) { i.Version = aws.String("1.38") }, "InvalidParameterException"},
 		{"the seeded group's name", func(i *eks.CreateNodegroupInput) { i.NodegroupName = aws.String("nodegroup") }, "ResourceInUseException"},
