@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -70,93 +71,99 @@ func (w *autoscalerWorld) want(replicas int32, holders ...string) {
 // once; a holder whose upgrade is over (killed and abandoned, aborted
 // elsewhere) no longer keeps it.
 func TestTheAutoscalerIsGivenBackByTheLastHolder(t *testing.T) {
-	ctx := context.Background()
-	w := newAutoscalerWorld(t)
-	a, b := w.hold("a"), w.hold("b")
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		w := newAutoscalerWorld(t)
+		a, b := w.hold("a"), w.hold("b")
+		must := func(err error) {
+			t.Helper()
+			if err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	must(a.pause(ctx))
-	must(b.pause(ctx))
-	w.want(0, "c1/a", "c1/b")
-	// a is killed (nothing runs its restore) and resumed: it holds once.
-	must(a.pause(ctx))
-	w.want(0, "c1/a", "c1/b")
-	w.live["c1/a"] = true
-	must(b.restore(ctx))
-	w.want(0, "c1/a")
-	must(a.restore(ctx))
-	w.want(2)
+		must(a.pause(ctx))
+		must(b.pause(ctx))
+		w.want(0, "c1/a", "c1/b")
+		// a is killed (nothing runs its restore) and resumed: it holds once.
+		must(a.pause(ctx))
+		w.want(0, "c1/a", "c1/b")
+		w.live["c1/a"] = true
+		must(b.restore(ctx))
+		w.want(0, "c1/a")
+		must(a.restore(ctx))
+		w.want(2)
 
-	// b's upgrade is gone without restoring (its record ended elsewhere):
-	// a's end gives the autoscaler back.
-	must(a.pause(ctx))
-	must(b.pause(ctx))
-	w.live["c1/b"] = false
-	must(a.restore(ctx))
-	w.want(2)
-	// A restore with nothing held changes nothing.
-	must(b.restore(ctx))
-	w.want(2)
+		// b's upgrade is gone without restoring (its record ended elsewhere):
+		// a's end gives the autoscaler back.
+		must(a.pause(ctx))
+		must(b.pause(ctx))
+		w.live["c1/b"] = false
+		must(a.restore(ctx))
+		w.want(2)
+		// A restore with nothing held changes nothing.
+		must(b.restore(ctx))
+		w.want(2)
+	})
 }
 
 // On the engine: group ng's upgrade is held mid-run while group ng2's
 // upgrade runs to its end; ng2's end leaves the autoscaler at 0 (ng's
 // record is active), and ng's end gives it back.
 func TestTwoGroupsUpgradingShareTheAutoscaler(t *testing.T) {
-	w := newWorld(t, 2, "a", "b")
-	if err := w.p.AddGroup(context.Background(), "ng2", 2, []string{"a", "b"}, amiOld); err != nil {
-		t.Fatal(err)
-	}
-	release, held := make(chan struct{}), make(chan struct{})
-	w.p.Holding = func(ctx context.Context, op string) error {
-		if !strings.HasPrefix(op, "TerminateInstance") || !strings.Contains(op, "i-000001 ") {
-			return nil
-		}
-		close(held)
-		select {
-		case <-release:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	ca := func() (int32, string) {
-		d, err := w.kube.AppsV1().Deployments("kube-system").Get(context.Background(), "cluster-autoscaler", metav1.GetOptions{})
-		if err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 2, "a", "b")
+		if err := w.p.AddGroup(context.Background(), "ng2", 2, []string{"a", "b"}, amiOld); err != nil {
 			t.Fatal(err)
 		}
-		return *d.Spec.Replicas, d.Annotations[annHolders]
-	}
-	first := make(chan error, 1)
-	go func() {
-		_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
-		first <- err
-	}()
-	<-held
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := w.engine().Upgrade(ctx, Request{Group: cloud.NodeGroupRef{Cluster: "c1", Name: "ng2"}, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
-		t.Fatalf("upgrading ng2 beside ng: %v", err)
-	}
-	if n, holders := ca(); n != 0 || !strings.Contains(holders, "c1/ng") || strings.Contains(holders, "c1/ng2") {
-		t.Fatalf("after ng2's end, beside ng's upgrade: autoscaler at %d, holders %s; want 0 held by c1/ng alone", n, holders)
-	}
-	close(release)
-	if err := <-first; err != nil {
-		t.Fatalf("ng's upgrade: %v", err)
-	}
-	if n, holders := ca(); n != 1 || holders != "" {
-		t.Fatalf("after both: autoscaler at %d, holders %q; want 1 and none", n, holders)
-	}
+		release, held := make(chan struct{}), make(chan struct{})
+		w.p.Holding = func(ctx context.Context, op string) error {
+			if !strings.HasPrefix(op, "TerminateInstance") || !strings.Contains(op, "i-000001 ") {
+				return nil
+			}
+			close(held)
+			select {
+			case <-release:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		ca := func() (int32, string) {
+			d, err := w.kube.AppsV1().Deployments("kube-system").Get(context.Background(), "cluster-autoscaler", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return *d.Spec.Replicas, d.Annotations[annHolders]
+		}
+		first := make(chan error, 1)
+		go func() {
+			_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+			first <- err
+		}()
+		<-held
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
+		defer cancel()
+		if _, err := w.engine().Upgrade(ctx, Request{Group: cloud.NodeGroupRef{Cluster: "c1", Name: "ng2"}, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
+			t.Fatalf("upgrading ng2 beside ng: %v", err)
+		}
+		if n, holders := ca(); n != 0 || !strings.Contains(holders, "c1/ng") || strings.Contains(holders, "c1/ng2") {
+			t.Fatalf("after ng2's end, beside ng's upgrade: autoscaler at %d, holders %s; want 0 held by c1/ng alone", n, holders)
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatalf("ng's upgrade: %v", err)
+		}
+		if n, holders := ca(); n != 1 || holders != "" {
+			t.Fatalf("after both: autoscaler at %d, holders %q; want 1 and none", n, holders)
+		}
+	})
 }
 
 // The records and locks live where the permissions grant them.
 func TestRecordsLiveWhereThePermissionsSay(t *testing.T) {
-	if Namespace != permissions.Namespace {
-		t.Fatalf("records and locks in %s, permissions granted in %s", Namespace, permissions.Namespace)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		if Namespace != permissions.Namespace {
+			t.Fatalf("records and locks in %s, permissions granted in %s", Namespace, permissions.Namespace)
+		}
+	})
 }

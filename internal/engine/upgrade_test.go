@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -27,14 +28,15 @@ import (
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
-	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/preflight"
 )
 
 // The engine's state machine on a stateful fake cloud and client-go's fake
-// clientset: resume and record logic in milliseconds. Real evictions and
-// real instances are proven end to end in test/e2e.
+// clientset: resume and record logic in milliseconds. Each test runs in a
+// testing/synctest bubble, on virtual time, with the engine's default polls
+// and timeouts. Real evictions and real instances are proven end to end in
+// test/e2e.
 
 const (
 	amiOld = "ami-old136"
@@ -75,15 +77,15 @@ func (w *world) engine() *Engine {
 	if strategy == "" {
 		strategy = StrategyEKS
 	}
-	return New(w.kube, w.p, Options{Strategy: strategy,
-		PostCordonWait: 0, PollInterval: 2 * time.Millisecond, NodeReadyTimeout: 500 * time.Millisecond, NodeGoneTimeout: time.Second,
-		Drain: drain.Options{Timeout: time.Second, RetryDelay: 5 * time.Millisecond}, Seed: 1, AllowDowngrade: w.allowDowngrade,
-	})
+	// Every test runs in a synctest bubble: time is virtual and moves only
+	// when every goroutine of the test waits, so the defaults' polls and
+	// timeouts cost no wall-clock time and a busy machine cannot trip them.
+	return New(w.kube, w.p, Options{Strategy: strategy, PostCordonWait: 0, Seed: 1, AllowDowngrade: w.allowDowngrade})
 }
 
 func (w *world) upgrade(spec TargetSpec) (*Result, error) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	return w.engine().Upgrade(ctx, Request{Group: w.ref, Target: spec})
 }
@@ -164,35 +166,37 @@ func (w *world) done(image string, size int, old []string) {
 // version, the group pointed at it, every node replaced; then a third run on
 // the same target changes nothing.
 func TestASecondUpgradeOfTheGroupReallyUpgradesIt(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	first := ids(w.p.Group("ng"))
-	res, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261020"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.done(amiA, 3, first)
-	if len(res.Replaced) != 3 || len(res.Removed) != 3 {
-		t.Fatalf("first run: replaced %v removed %v", res.Replaced, res.Removed)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		first := ids(w.p.Group("ng"))
+		res, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261020"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.done(amiA, 3, first)
+		if len(res.Replaced) != 3 || len(res.Removed) != 3 {
+			t.Fatalf("first run: replaced %v removed %v", res.Replaced, res.Removed)
+		}
 
-	second := ids(w.p.Group("ng"))
-	res, err = w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.UpToDate || len(res.Replaced) != 3 || slices.ContainsFunc(res.Replaced, func(id string) bool { return slices.Contains(first, id) }) {
-		t.Fatalf("second run reported up to date or the first run's instances: %+v", res)
-	}
-	w.done(amiB, 3, second)
-	if vs := w.p.TemplateVersions(w.p.Group("ng").TemplateID); len(vs) != 3 || w.p.Group("ng").TemplateVersion != 3 {
-		t.Fatalf("template versions %v, group on %d; want a third version launched", vs, w.p.Group("ng").TemplateVersion)
-	}
+		second := ids(w.p.Group("ng"))
+		res, err = w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.UpToDate || len(res.Replaced) != 3 || slices.ContainsFunc(res.Replaced, func(id string) bool { return slices.Contains(first, id) }) {
+			t.Fatalf("second run reported up to date or the first run's instances: %+v", res)
+		}
+		w.done(amiB, 3, second)
+		if vs := w.p.TemplateVersions(w.p.Group("ng").TemplateID); len(vs) != 3 || w.p.Group("ng").TemplateVersion != 3 {
+			t.Fatalf("template versions %v, group on %d; want a third version launched", vs, w.p.Group("ng").TemplateVersion)
+		}
 
-	calls := len(w.p.Calls())
-	res, err = w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
-	if err != nil || !res.UpToDate || len(w.p.Calls()) != calls {
-		t.Fatalf("third run on the same target: %+v, %v, %d new calls", res, err, len(w.p.Calls())-calls)
-	}
+		calls := len(w.p.Calls())
+		res, err = w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
+		if err != nil || !res.UpToDate || len(w.p.Calls()) != calls {
+			t.Fatalf("third run on the same target: %+v, %v, %d new calls", res, err, len(w.p.Calls())-calls)
+		}
+	})
 }
 
 // errInjected is what a failing fake call returns.
@@ -210,7 +214,9 @@ func TestAFailureAtEveryStepIsResumed(t *testing.T) {
 		// 6 nodes surge 3: three replaced keeping desired, three lowering it.
 		{StrategySurge, 6, 0},
 	} {
-		t.Run(c.strategy, func(t *testing.T) { failEveryStep(t, c.strategy, c.size, c.removed) })
+		t.Run(c.strategy, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { failEveryStep(t, c.strategy, c.size, c.removed) })
+		})
 	}
 }
 
@@ -261,192 +267,204 @@ func failEveryStep(t *testing.T, strategy string, size, removed int) {
 // A resume goes on to the recorded target even when the same request now
 // resolves to a newer AMI; the run after it moves on to that one.
 func TestAResumeKeepsTheRecordedTargetWhenRecommendedMovesOn(t *testing.T) {
-	w := newWorld(t, 2, "a", "b")
-	w.p.AddImage(cloudfake.Image{ID: amiA, Name: "al2023-1.37-v20261020", Minor: "1.37", Release: "1.37.2-20261020"}, true)
-	terminations := 0
-	w.p.Before = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") {
-			if terminations++; terminations == 2 {
-				return errInjected
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 2, "a", "b")
+		w.p.AddImage(cloudfake.Image{ID: amiA, Name: "al2023-1.37-v20261020", Minor: "1.37", Release: "1.37.2-20261020"}, true)
+		terminations := 0
+		w.p.Before = func(op string) error {
+			if strings.HasPrefix(op, "TerminateInstance") {
+				if terminations++; terminations == 2 {
+					return errInjected
+				}
+			}
+			return nil
+		}
+		if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, errInjected) {
+			t.Fatalf("want the injected failure, got %v", err)
+		}
+		w.p.Before = nil
+		w.p.AddImage(cloudfake.Image{ID: amiB, Name: "al2023-1.37-v20261115", Minor: "1.37", Release: "1.37.2-20261115"}, true) // published meanwhile
+		res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+		if err != nil {
+			t.Fatalf("the resume was refused: %v", err)
+		}
+		if res.Target.ImageID != amiA {
+			t.Fatalf("the resume went to %s, want the recorded %s", res.Target.ImageID, amiA)
+		}
+		for _, i := range w.p.Group("ng").Instances {
+			if i.ImageID != amiA {
+				t.Fatalf("instance %s on %s after the resume", i.ID, i.ImageID)
 			}
 		}
-		return nil
-	}
-	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, errInjected) {
-		t.Fatalf("want the injected failure, got %v", err)
-	}
-	w.p.Before = nil
-	w.p.AddImage(cloudfake.Image{ID: amiB, Name: "al2023-1.37-v20261115", Minor: "1.37", Release: "1.37.2-20261115"}, true) // published meanwhile
-	res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
-	if err != nil {
-		t.Fatalf("the resume was refused: %v", err)
-	}
-	if res.Target.ImageID != amiA {
-		t.Fatalf("the resume went to %s, want the recorded %s", res.Target.ImageID, amiA)
-	}
-	for _, i := range w.p.Group("ng").Instances {
-		if i.ImageID != amiA {
-			t.Fatalf("instance %s on %s after the resume", i.ID, i.ImageID)
+		res, err = w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+		if err != nil || res.UpToDate || res.Target.ImageID != amiB {
+			t.Fatalf("the next run should move on to %s: %+v %v", amiB, res, err)
 		}
-	}
-	res, err = w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
-	if err != nil || res.UpToDate || res.Target.ImageID != amiB {
-		t.Fatalf("the next run should move on to %s: %+v %v", amiB, res, err)
-	}
-	// Another target while one is under way is still refused (the first
-	// goes back a release, on purpose).
-	w.allowDowngrade = true
-	w.p.Before = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") {
-			return errInjected
+		// Another target while one is under way is still refused (the first
+		// goes back a release, on purpose).
+		w.allowDowngrade = true
+		w.p.Before = func(op string) error {
+			if strings.HasPrefix(op, "TerminateInstance") {
+				return errInjected
+			}
+			return nil
 		}
-		return nil
-	}
-	if _, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261020"}); !errors.Is(err, errInjected) {
-		t.Fatalf("want the injected failure, got %v", err)
-	}
-	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, ErrTargetMismatch) {
-		t.Fatalf("another target mid-upgrade: want ErrTargetMismatch, got %v", err)
-	}
+		if _, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261020"}); !errors.Is(err, errInjected) {
+			t.Fatalf("want the injected failure, got %v", err)
+		}
+		if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, ErrTargetMismatch) {
+			t.Fatalf("another target mid-upgrade: want ErrTargetMismatch, got %v", err)
+		}
+	})
 }
 
 // One NotReady old node (often the reason to upgrade) does not hold the
 // surge's wait for new nodes.
 func TestANotReadyOldNodeDoesNotBlockTheSurge(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	old := ids(w.p.Group("ng"))
-	n, err := w.kube.CoreV1().Nodes().Get(context.Background(), cloudfake.NodeName(old[0]), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.Status.Conditions[0].Status = corev1.ConditionUnknown
-	if _, err := w.kube.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
-		t.Fatal(err)
-	}
-	w.done(amiB, 3, old)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		old := ids(w.p.Group("ng"))
+		n, err := w.kube.CoreV1().Nodes().Get(context.Background(), cloudfake.NodeName(old[0]), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Status.Conditions[0].Status = corev1.ConditionUnknown
+		if _, err := w.kube.CoreV1().Nodes().UpdateStatus(context.Background(), n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+			t.Fatal(err)
+		}
+		w.done(amiB, 3, old)
+	})
 }
 
 // Launches failing after the surge stop the run before the next old node
 // loses its pods, with the group's own reason; nothing else is terminated.
 func TestLaunchesFailingMidRunStopBeforeTheNextDrain(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	w.p.After = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") && strings.HasSuffix(op, "decrement=false") {
-			_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.LaunchFailure = "InsufficientInstanceCapacity" })
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		w.p.After = func(op string) error {
+			if strings.HasPrefix(op, "TerminateInstance") && strings.HasSuffix(op, "decrement=false") {
+				_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.LaunchFailure = "InsufficientInstanceCapacity" })
+			}
+			return nil
 		}
-		return nil
-	}
-	// The fake launches the first replacement within the terminate call,
-	// before the failure is set: the second one fails.
-	_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
-	var nce *NodeCreationError
-	if !errors.As(err, &nce) || nce.Replaced != 2 || !strings.Contains(err.Error(), "so no further old node was drained") || !strings.Contains(err.Error(), "InsufficientInstanceCapacity") {
-		t.Fatalf("want a NodeCreationError after 2 replaced naming the cause, got %v", err)
-	}
-	total := 0
-	for _, c := range w.p.Terminations() {
-		total += c
-	}
-	if total != 2 {
-		t.Fatalf("%d instances terminated; want 2: the third old node must keep its pods", total)
-	}
+		// The fake launches the first replacement within the terminate call,
+		// before the failure is set: the second one fails.
+		_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+		var nce *NodeCreationError
+		if !errors.As(err, &nce) || nce.Replaced != 2 || !strings.Contains(err.Error(), "so no further old node was drained") || !strings.Contains(err.Error(), "InsufficientInstanceCapacity") {
+			t.Fatalf("want a NodeCreationError after 2 replaced naming the cause, got %v", err)
+		}
+		total := 0
+		for _, c := range w.p.Terminations() {
+			total += c
+		}
+		if total != 2 {
+			t.Fatalf("%d instances terminated; want 2: the third old node must keep its pods", total)
+		}
+	})
 }
 
 // Someone else resizing the group mid-run stops it with a recorded error;
 // noderoll does not undo the change, and with --accept-resize goes on with
 // the group as it is.
 func TestAForeignResizeMidRunStopsTheRun(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	old := ids(w.p.Group("ng"))
-	resized := false
-	w.p.After = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") && !resized {
-			resized = true
-			_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.Max, g.Desired = 8, 8 })
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		old := ids(w.p.Group("ng"))
+		resized := false
+		w.p.After = func(op string) error {
+			if strings.HasPrefix(op, "TerminateInstance") && !resized {
+				resized = true
+				_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.Max, g.Desired = 8, 8 })
+			}
+			return nil
 		}
-		return nil
-	}
-	_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
-	var sc *SizesChangedError
-	if !errors.As(err, &sc) || sc.Desired != 8 || sc.WantDesired != 6 {
-		t.Fatalf("want a SizesChangedError (desired 8, held at 6), got %v", err)
-	}
-	if g := w.p.Group("ng"); g.Desired != 8 || g.Max != 8 {
-		t.Fatalf("noderoll undid the change: max %d desired %d", g.Max, g.Desired)
-	}
-	if r := w.record(); !strings.Contains(r.Message, "resized by someone else") || !strings.Contains(r.Message, "--accept-resize") {
-		t.Fatalf("the record does not keep the cause and the way on: %q", r.Message)
-	}
-	// A plain rerun stops again; --accept-resize takes the group as it is and
-	// removes the two extra nodes drained, through noderoll, at scale back.
-	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.As(err, &sc) {
-		t.Fatalf("a rerun without --accept-resize: want the same stop, got %v", err)
-	}
-	eng := w.engine()
-	eng.opts.AcceptResize = true
-	res, err := eng.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-	if err != nil {
-		t.Fatalf("--accept-resize: %v", err)
-	}
-	w.done(amiB, 3, old)
-	if len(res.Removed) != 5 {
-		t.Fatalf("removed %v at scale back; want the 3 of the surge and the 2 someone added", res.Removed)
-	}
+		_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+		var sc *SizesChangedError
+		if !errors.As(err, &sc) || sc.Desired != 8 || sc.WantDesired != 6 {
+			t.Fatalf("want a SizesChangedError (desired 8, held at 6), got %v", err)
+		}
+		if g := w.p.Group("ng"); g.Desired != 8 || g.Max != 8 {
+			t.Fatalf("noderoll undid the change: max %d desired %d", g.Max, g.Desired)
+		}
+		if r := w.record(); !strings.Contains(r.Message, "resized by someone else") || !strings.Contains(r.Message, "--accept-resize") {
+			t.Fatalf("the record does not keep the cause and the way on: %q", r.Message)
+		}
+		// A plain rerun stops again; --accept-resize takes the group as it is and
+		// removes the two extra nodes drained, through noderoll, at scale back.
+		if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.As(err, &sc) {
+			t.Fatalf("a rerun without --accept-resize: want the same stop, got %v", err)
+		}
+		eng := w.engine()
+		eng.opts.AcceptResize = true
+		res, err := eng.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err != nil {
+			t.Fatalf("--accept-resize: %v", err)
+		}
+		w.done(amiB, 3, old)
+		if len(res.Removed) != 5 {
+			t.Fatalf("removed %v at scale back; want the 3 of the surge and the 2 someone added", res.Removed)
+		}
+	})
 }
 
 // --accept-resize takes over a larger group only: a new min or a desired
 // below the original is someone deciding the group should shrink.
 func TestAcceptResizeRefusesAShrunkGroup(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	w.p.After = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") {
-			_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.Min, g.Desired = 2, 2 })
-			return errInjected
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		w.p.After = func(op string) error {
+			if strings.HasPrefix(op, "TerminateInstance") {
+				_ = w.p.SetGroup(context.Background(), "ng", func(g *cloudfake.Group) { g.Min, g.Desired = 2, 2 })
+				return errInjected
+			}
+			return nil
 		}
-		return nil
-	}
-	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, errInjected) {
-		t.Fatalf("want the injected stop, got %v", err)
-	}
-	w.p.After = nil
-	eng := w.engine()
-	eng.opts.AcceptResize = true
-	_, err := eng.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-	if err == nil || !strings.Contains(err.Error(), "takes over a larger group only") {
-		t.Fatalf("want a refusal to take over a shrunk group, got %v", err)
-	}
+		if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); !errors.Is(err, errInjected) {
+			t.Fatalf("want the injected stop, got %v", err)
+		}
+		w.p.After = nil
+		eng := w.engine()
+		eng.opts.AcceptResize = true
+		_, err := eng.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err == nil || !strings.Contains(err.Error(), "takes over a larger group only") {
+			t.Fatalf("want a refusal to take over a shrunk group, got %v", err)
+		}
+	})
 }
 
 // The record is written with the resourceVersion it was read at: a second
 // writer in between makes the save fail instead of being overwritten.
 func TestTheRecordRefusesAStaleWrite(t *testing.T) {
-	kube := k8sfake.NewClientset()
-	withResourceVersions(kube)
-	ctx := context.Background()
-	a := &recordStore{client: kube, name: "rec"}
-	if err := a.save(ctx, &Record{Phase: PhaseStarted}); err != nil {
-		t.Fatal(err)
-	}
-	b := &recordStore{client: kube, name: "rec"}
-	if _, err := b.load(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.save(ctx, &Record{Phase: PhaseSurging}); err != nil {
-		t.Fatal(err)
-	}
-	if err := b.save(ctx, &Record{Phase: PhaseStarted}); !errors.Is(err, ErrRecordChanged) {
-		t.Fatalf("a stale write: want ErrRecordChanged, got %v", err)
-	}
-	if err := (&recordStore{client: kube, name: "rec"}).save(ctx, &Record{}); !errors.Is(err, ErrRecordChanged) {
-		t.Fatalf("a create over an existing record: want ErrRecordChanged, got %v", err)
-	}
-	r, _ := (&recordStore{client: kube, name: "rec"}).load(ctx)
-	if r.Phase != PhaseSurging {
-		t.Fatalf("the record was overwritten: phase %s", r.Phase)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		kube := k8sfake.NewClientset()
+		withResourceVersions(kube)
+		ctx := context.Background()
+		a := &recordStore{client: kube, name: "rec"}
+		if err := a.save(ctx, &Record{Phase: PhaseStarted}); err != nil {
+			t.Fatal(err)
+		}
+		b := &recordStore{client: kube, name: "rec"}
+		if _, err := b.load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.save(ctx, &Record{Phase: PhaseSurging}); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.save(ctx, &Record{Phase: PhaseStarted}); !errors.Is(err, ErrRecordChanged) {
+			t.Fatalf("a stale write: want ErrRecordChanged, got %v", err)
+		}
+		if err := (&recordStore{client: kube, name: "rec"}).save(ctx, &Record{}); !errors.Is(err, ErrRecordChanged) {
+			t.Fatalf("a create over an existing record: want ErrRecordChanged, got %v", err)
+		}
+		r, _ := (&recordStore{client: kube, name: "rec"}).load(ctx)
+		if r.Phase != PhaseSurging {
+			t.Fatalf("the record was overwritten: phase %s", r.Phase)
+		}
+	})
 }
 
 // withResourceVersions gives ConfigMaps the API server's optimistic
@@ -499,231 +517,245 @@ func withResourceVersions(kube *k8sfake.Clientset) {
 // Ready schedulable nodes than original - unavailable; the last old
 // instances go lowering desired capacity, so no surplus is drained twice.
 func TestSurgeReplacesConcurrentlyWithinItsBudgets(t *testing.T) {
-	w := newWorld(t, 12, "a", "b", "c")
-	w.strategy = StrategySurge
-	old := ids(w.p.Group("ng"))
-	peakIn, lowReady, terminateCalls, peakMarked := 0, 12, 0, 0
-	w.p.Before = func(op string) error {
-		// The fake group drops a terminated instance at once.
-		peakIn = max(peakIn, len(w.p.Group("ng").Instances))
-		nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
-		ready, marked := 0, 0
-		for _, n := range nodes.Items {
-			if nodeReady(&n) && !n.Spec.Unschedulable {
-				ready++
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 12, "a", "b", "c")
+		w.strategy = StrategySurge
+		old := ids(w.p.Group("ng"))
+		peakIn, lowReady, terminateCalls, peakMarked := 0, 12, 0, 0
+		w.p.Before = func(op string) error {
+			// The fake group drops a terminated instance at once.
+			peakIn = max(peakIn, len(w.p.Group("ng").Instances))
+			nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+			ready, marked := 0, 0
+			for _, n := range nodes.Items {
+				if nodeReady(&n) && !n.Spec.Unschedulable {
+					ready++
+				}
+				if n.Annotations[annPhase] != "" {
+					marked++
+				}
 			}
-			if n.Annotations[annPhase] != "" {
-				marked++
+			lowReady, peakMarked = min(lowReady, ready), max(peakMarked, marked)
+			if strings.HasPrefix(op, "TerminateInstance") {
+				terminateCalls++
 			}
+			return nil
 		}
-		lowReady, peakMarked = min(lowReady, ready), max(peakMarked, marked)
-		if strings.HasPrefix(op, "TerminateInstance") {
-			terminateCalls++
+		e := w.engine()
+		e.opts.MaxSurge, e.opts.MaxUnavailable = Amount{Value: 3, Given: true}, Amount{Value: 1, Given: true}
+		res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err != nil {
+			t.Fatal(err)
 		}
-		return nil
-	}
-	e := w.engine()
-	e.opts.MaxSurge, e.opts.MaxUnavailable = Amount{Value: 3, Given: true}, Amount{Value: 1, Given: true}
-	res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.done(amiB, 12, old)
-	if peakIn > 15 || lowReady < 11 || peakMarked < 2 || peakMarked > 4 {
-		t.Errorf("peak %d instances in service (max 12+3), lowest %d ready schedulable nodes (min 12-1), peak %d nodes in flight (want 2 to 3+1)", peakIn, lowReady, peakMarked)
-	}
-	if len(res.Removed) != 0 || len(w.record().Decremented) != 3 || terminateCalls != 12 {
-		t.Errorf("removed %v, decremented %v, %d terminate calls: want the last 3 old instances to lower desired, 12 calls", res.Removed, w.record().Decremented, terminateCalls)
-	}
-	if r := w.record(); r.Strategy != StrategySurge || r.Surge != 3 || r.Unavailable != 1 {
-		t.Errorf("record: strategy %q surge %d unavailable %d", r.Strategy, r.Surge, r.Unavailable)
-	}
+		w.done(amiB, 12, old)
+		if peakIn > 15 || lowReady < 11 || peakMarked < 2 || peakMarked > 4 {
+			t.Errorf("peak %d instances in service (max 12+3), lowest %d ready schedulable nodes (min 12-1), peak %d nodes in flight (want 2 to 3+1)", peakIn, lowReady, peakMarked)
+		}
+		if len(res.Removed) != 0 || len(w.record().Decremented) != 3 || terminateCalls != 12 {
+			t.Errorf("removed %v, decremented %v, %d terminate calls: want the last 3 old instances to lower desired, 12 calls", res.Removed, w.record().Decremented, terminateCalls)
+		}
+		if r := w.record(); r.Strategy != StrategySurge || r.Surge != 3 || r.Unavailable != 1 {
+			t.Errorf("record: strategy %q surge %d unavailable %d", r.Strategy, r.Surge, r.Unavailable)
+		}
+	})
 }
 
 // Budgets that cannot work are refused before anything changes.
 func TestBadBudgetsChangeNothing(t *testing.T) {
-	for _, c := range []struct {
-		surge, unavailable Amount
-		strategy, want     string
-	}{
-		{Amount{Value: 0, Given: true}, Amount{Value: 0, Given: true}, StrategySurge, "leave no node to replace with"},
-		{Amount{Value: 7, Given: true}, Amount{}, StrategySurge, "more than the 6 the group has"},
-		{Amount{}, Amount{Value: 9, Given: true}, StrategySurge, "--max-unavailable 9 is 9 nodes, more than the 6"},
-		{Amount{}, Amount{}, "fast", `--strategy "fast"`},
-	} {
-		w := newWorld(t, 6, "a", "b")
-		e := w.engine()
-		e.opts.Strategy, e.opts.MaxSurge, e.opts.MaxUnavailable = c.strategy, c.surge, c.unavailable
-		_, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-		if err == nil || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s surge %v unavailable %v: got %v, want %q", c.strategy, c.surge, c.unavailable, err, c.want)
+	synctest.Test(t, func(t *testing.T) {
+		for _, c := range []struct {
+			surge, unavailable Amount
+			strategy, want     string
+		}{
+			{Amount{Value: 0, Given: true}, Amount{Value: 0, Given: true}, StrategySurge, "leave no node to replace with"},
+			{Amount{Value: 7, Given: true}, Amount{}, StrategySurge, "more than the 6 the group has"},
+			{Amount{}, Amount{Value: 9, Given: true}, StrategySurge, "--max-unavailable 9 is 9 nodes, more than the 6"},
+			{Amount{}, Amount{}, "fast", `--strategy "fast"`},
+		} {
+			w := newWorld(t, 6, "a", "b")
+			e := w.engine()
+			e.opts.Strategy, e.opts.MaxSurge, e.opts.MaxUnavailable = c.strategy, c.surge, c.unavailable
+			_, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("%s surge %v unavailable %v: got %v, want %q", c.strategy, c.surge, c.unavailable, err, c.want)
+			}
+			if calls := w.p.Calls(); len(calls) != 0 {
+				t.Errorf("%s: changed %v", c.want, calls)
+			}
+			if _, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("%s: a record was written", c.want)
+			}
 		}
-		if calls := w.p.Calls(); len(calls) != 0 {
-			t.Errorf("%s: changed %v", c.want, calls)
-		}
-		if _, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("%s: a record was written", c.want)
-		}
-	}
+	})
 }
 
 // A post-cordon wait of 0 is none (the world's runs, 0 here, would take
 // 60 s a node otherwise); a negative one is refused, changing nothing.
 func TestANegativeWaitIsRefusedAndZeroIsNone(t *testing.T) {
-	w := newWorld(t, 2, "a", "b")
-	e := w.engine()
-	if e.opts.PostCordonWait != 0 {
-		t.Fatalf("a post-cordon wait of 0 became %s", e.opts.PostCordonWait)
-	}
-	o := e.opts
-	o.PostCordonWait = -5 * time.Second
-	_, err := New(w.kube, w.p, o).Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-	if err == nil || !strings.Contains(err.Error(), "post-cordon wait is -5s") {
-		t.Fatalf("a negative post-cordon wait: got %v", err)
-	}
-	if calls := w.p.Calls(); len(calls) != 0 {
-		t.Errorf("the refused run changed %v", calls)
-	}
-	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
-		t.Fatal(err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 2, "a", "b")
+		e := w.engine()
+		if e.opts.PostCordonWait != 0 {
+			t.Fatalf("a post-cordon wait of 0 became %s", e.opts.PostCordonWait)
+		}
+		o := e.opts
+		o.PostCordonWait = -5 * time.Second
+		_, err := New(w.kube, w.p, o).Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err == nil || !strings.Contains(err.Error(), "post-cordon wait is -5s") {
+			t.Fatalf("a negative post-cordon wait: got %v", err)
+		}
+		if calls := w.p.Calls(); len(calls) != 0 {
+			t.Errorf("the refused run changed %v", calls)
+		}
+		if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestParseAmount(t *testing.T) {
-	for in, want := range map[string]string{"3": "3", "25%": "25%", " 100% ": "100%", "0": "0"} {
-		a, err := ParseAmount(in)
-		if err != nil || a.String() != want || !a.Given {
-			t.Errorf("ParseAmount(%q) = %v, %v", in, a, err)
+	synctest.Test(t, func(t *testing.T) {
+		for in, want := range map[string]string{"3": "3", "25%": "25%", " 100% ": "100%", "0": "0"} {
+			a, err := ParseAmount(in)
+			if err != nil || a.String() != want || !a.Given {
+				t.Errorf("ParseAmount(%q) = %v, %v", in, a, err)
+			}
 		}
-	}
-	for in, want := range map[string]string{"-1": "negative", "101%": "over 100%", "x": "neither a count", "": "neither"} {
-		if _, err := ParseAmount(in); err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ParseAmount(%q): %v, want %q", in, err, want)
+		for in, want := range map[string]string{"-1": "negative", "101%": "over 100%", "x": "neither a count", "": "neither"} {
+			if _, err := ParseAmount(in); err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("ParseAmount(%q): %v, want %q", in, err, want)
+			}
 		}
-	}
-	if got := (Amount{Value: 25, Percent: true}).of(30, true); got != 8 {
-		t.Errorf("25%% of 30 rounded up = %d", got)
-	}
-	if got := (Amount{Value: 25, Percent: true}).of(30, false); got != 7 {
-		t.Errorf("25%% of 30 rounded down = %d", got)
-	}
+		if got := (Amount{Value: 25, Percent: true}).of(30, true); got != 8 {
+			t.Errorf("25%% of 30 rounded up = %d", got)
+		}
+		if got := (Amount{Value: 25, Percent: true}).of(30, false); got != 7 {
+			t.Errorf("25%% of 30 rounded down = %d", got)
+		}
+	})
 }
 
 // Blue-green: the whole new set first, then every old node drained and
 // kept for the soak, then terminated lowering desired capacity.
 func TestBlueGreenReplacesTheWholeSetThenTheOld(t *testing.T) {
-	w := newWorld(t, 6, "a", "b", "c")
-	w.strategy = StrategyBlueGreen
-	old := ids(w.p.Group("ng"))
-	peak := 0
-	w.p.Before = func(op string) error {
-		peak = max(peak, len(w.p.Group("ng").Instances))
-		if strings.HasPrefix(op, "TerminateInstance") && len(w.p.Group("ng").Instances) < 12 && !strings.Contains(op, "decrement=true") {
-			t.Errorf("%s: an old instance terminated keeping desired capacity", op)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 6, "a", "b", "c")
+		w.strategy = StrategyBlueGreen
+		old := ids(w.p.Group("ng"))
+		peak := 0
+		w.p.Before = func(op string) error {
+			peak = max(peak, len(w.p.Group("ng").Instances))
+			if strings.HasPrefix(op, "TerminateInstance") && len(w.p.Group("ng").Instances) < 12 && !strings.Contains(op, "decrement=true") {
+				t.Errorf("%s: an old instance terminated keeping desired capacity", op)
+			}
+			return nil
 		}
-		return nil
-	}
-	e := w.engine()
-	e.opts.BatchSize, e.opts.Soak = 2, 50*time.Millisecond
-	res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.done(amiB, 6, old)
-	if peak != 12 || len(res.Removed) != 0 || len(w.record().Decremented) != 6 {
-		t.Errorf("peak %d instances (want 12), removed %v, decremented %v", peak, res.Removed, w.record().Decremented)
-	}
+		e := w.engine()
+		e.opts.BatchSize, e.opts.Soak = 2, 50*time.Millisecond
+		res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.done(amiB, 6, old)
+		if peak != 12 || len(res.Removed) != 0 || len(w.record().Decremented) != 6 {
+			t.Errorf("peak %d instances (want 12), removed %v, decremented %v", peak, res.Removed, w.record().Decremented)
+		}
+	})
 }
 
 // Going back during the soak: old nodes take pods again, the new ones go,
 // the group launches its original version; nothing old is terminated. The
 // next upgrade of the group then starts afresh.
 func TestBlueGreenGoesBackDuringTheSoak(t *testing.T) {
-	w := newWorld(t, 4, "a", "b")
-	w.strategy = StrategyBlueGreen
-	old := ids(w.p.Group("ng"))
-	origVersion := w.p.Group("ng").TemplateVersion
-	e := w.engine()
-	e.opts.Soak = time.Hour
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := e.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-		done <- err
-	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
-		cordoned := 0
-		for _, n := range nodes.Items {
-			if n.Annotations[annCordonedAt] != "" {
-				cordoned++
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 4, "a", "b")
+		w.strategy = StrategyBlueGreen
+		old := ids(w.p.Group("ng"))
+		origVersion := w.p.Group("ng").TemplateVersion
+		e := w.engine()
+		e.opts.Soak = time.Hour
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			_, err := e.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+			done <- err
+		}()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+			cordoned := 0
+			for _, n := range nodes.Items {
+				if n.Annotations[annCordonedAt] != "" {
+					cordoned++
+				}
+			}
+			if cordoned == 4 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the old nodes were never all drained (%d)", cordoned)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("the soaking upgrade ended with %v", err)
+		}
+		if len(w.p.Terminations()) != 0 {
+			t.Fatalf("terminated during the soak: %v", w.p.Terminations())
+		}
+
+		res, err := w.engine().RollBack(context.Background(), Request{Group: w.ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := w.p.Group("ng")
+		now := ids(g)
+		slices.Sort(now)
+		slices.Sort(old)
+		if !slices.Equal(now, old) || g.Min != 4 || g.Max != 4 || g.Desired != 4 || g.TemplateVersion != origVersion {
+			t.Errorf("after going back: instances %v (want %v), sizes %d/%d/%d, version %d (want %d)", now, old, g.Min, g.Max, g.Desired, g.TemplateVersion, origVersion)
+		}
+		for _, id := range old {
+			if w.p.Terminations()[id] != 0 {
+				t.Errorf("old instance %s terminated", id)
 			}
 		}
-		if cordoned == 4 {
-			break
+		if len(res.Removed) != 4 {
+			t.Errorf("removed %v, want the 4 new instances", res.Removed)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the old nodes were never all drained (%d)", cordoned)
+		nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+		for _, n := range nodes.Items {
+			if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 || n.Annotations[annPhase] != "" || n.Annotations[annCordonedAt] != "" {
+				t.Errorf("node %s left cordoned, tainted or marked", n.Name)
+			}
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Fatalf("the soaking upgrade ended with %v", err)
-	}
-	if len(w.p.Terminations()) != 0 {
-		t.Fatalf("terminated during the soak: %v", w.p.Terminations())
-	}
-
-	res, err := w.engine().RollBack(context.Background(), Request{Group: w.ref})
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := w.p.Group("ng")
-	now := ids(g)
-	slices.Sort(now)
-	slices.Sort(old)
-	if !slices.Equal(now, old) || g.Min != 4 || g.Max != 4 || g.Desired != 4 || g.TemplateVersion != origVersion {
-		t.Errorf("after going back: instances %v (want %v), sizes %d/%d/%d, version %d (want %d)", now, old, g.Min, g.Max, g.Desired, g.TemplateVersion, origVersion)
-	}
-	for _, id := range old {
-		if w.p.Terminations()[id] != 0 {
-			t.Errorf("old instance %s terminated", id)
+		if r := w.record(); r.Phase != PhaseRolledBack {
+			t.Errorf("record phase %s", r.Phase)
 		}
-	}
-	if len(res.Removed) != 4 {
-		t.Errorf("removed %v, want the 4 new instances", res.Removed)
-	}
-	nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
-	for _, n := range nodes.Items {
-		if n.Spec.Unschedulable || len(n.Spec.Taints) > 0 || n.Annotations[annPhase] != "" || n.Annotations[annCordonedAt] != "" {
-			t.Errorf("node %s left cordoned, tainted or marked", n.Name)
+		if _, err := w.engine().RollBack(context.Background(), Request{Group: w.ref}); err == nil || !strings.Contains(err.Error(), "no upgrade of c1/ng is under way") {
+			t.Errorf("a second go-back: %v", err)
 		}
-	}
-	if r := w.record(); r.Phase != PhaseRolledBack {
-		t.Errorf("record phase %s", r.Phase)
-	}
-	if _, err := w.engine().RollBack(context.Background(), Request{Group: w.ref}); err == nil || !strings.Contains(err.Error(), "no upgrade of c1/ng is under way") {
-		t.Errorf("a second go-back: %v", err)
-	}
-	e = w.engine()
-	e.opts.Soak = 0
-	if _, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
-		t.Fatal(err)
-	}
-	w.done(amiB, 4, old)
+		e = w.engine()
+		e.opts.Soak = 0
+		if _, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
+			t.Fatal(err)
+		}
+		w.done(amiB, 4, old)
+	})
 }
 
 func TestGoingBackIsRefusedWhenOldNodesAreGone(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err := w.engine().RollBack(context.Background(), Request{Group: w.ref})
-	if err == nil || !strings.Contains(err.Error(), "no upgrade of c1/ng is under way") {
-		t.Errorf("going back after a completed upgrade: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err := w.engine().RollBack(context.Background(), Request{Group: w.ref})
+		if err == nil || !strings.Contains(err.Error(), "no upgrade of c1/ng is under way") {
+			t.Errorf("going back after a completed upgrade: %v", err)
+		}
+	})
 }
 
 // The second use, for the strategies that terminate old nodes lowering
@@ -732,25 +764,27 @@ func TestGoingBackIsRefusedWhenOldNodesAreGone(t *testing.T) {
 func TestSurgeAndBlueGreenUpgradeTheSameGroupAgain(t *testing.T) {
 	for _, strategy := range []string{StrategySurge, StrategyBlueGreen} {
 		t.Run(strategy, func(t *testing.T) {
-			w := newWorld(t, 6, "a", "b", "c")
-			w.strategy = strategy
-			for _, step := range []struct{ release, image string }{{"1.37.2-20261020", amiA}, {"1.37.2-20261115", amiB}} {
-				old := ids(w.p.Group("ng"))
-				res, err := w.upgrade(TargetSpec{ReleaseVersion: step.release})
-				if err != nil {
-					t.Fatal(err)
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t, 6, "a", "b", "c")
+				w.strategy = strategy
+				for _, step := range []struct{ release, image string }{{"1.37.2-20261020", amiA}, {"1.37.2-20261115", amiB}} {
+					old := ids(w.p.Group("ng"))
+					res, err := w.upgrade(TargetSpec{ReleaseVersion: step.release})
+					if err != nil {
+						t.Fatal(err)
+					}
+					w.done(step.image, 6, old)
+					slices.Sort(res.Replaced)
+					if res.UpToDate || !slices.Equal(res.Replaced, old) || len(res.Removed) != 0 {
+						t.Fatalf("to %s: replaced %v (want %v), removed %v", step.release, res.Replaced, old, res.Removed)
+					}
 				}
-				w.done(step.image, 6, old)
-				slices.Sort(res.Replaced)
-				if res.UpToDate || !slices.Equal(res.Replaced, old) || len(res.Removed) != 0 {
-					t.Fatalf("to %s: replaced %v (want %v), removed %v", step.release, res.Replaced, old, res.Removed)
+				calls := len(w.p.Calls())
+				res, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
+				if err != nil || !res.UpToDate || len(w.p.Calls()) != calls {
+					t.Fatalf("third run on the same target: %+v, %v, %d new calls", res, err, len(w.p.Calls())-calls)
 				}
-			}
-			calls := len(w.p.Calls())
-			res, err := w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
-			if err != nil || !res.UpToDate || len(w.p.Calls()) != calls {
-				t.Fatalf("third run on the same target: %+v, %v, %d new calls", res, err, len(w.p.Calls())-calls)
-			}
+			})
 		})
 	}
 }
@@ -758,116 +792,120 @@ func TestSurgeAndBlueGreenUpgradeTheSameGroupAgain(t *testing.T) {
 // One run per group: while one upgrades it, a second is refused naming the
 // holder, and changes nothing; once the first is over the lock is free.
 func TestASecondRunIsRefusedWhileOneHoldsTheGroup(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	old := ids(w.p.Group("ng"))
-	held, release := make(chan struct{}), make(chan struct{})
-	var once sync.Once
-	w.p.After = func(op string) error {
-		if strings.HasPrefix(op, "TerminateInstance") {
-			once.Do(func() {
-				close(held)
-				<-release
-			})
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		old := ids(w.p.Group("ng"))
+		held, release := make(chan struct{}), make(chan struct{})
+		var once sync.Once
+		w.p.After = func(op string) error {
+			if strings.HasPrefix(op, "TerminateInstance") {
+				once.Do(func() {
+					close(held)
+					<-release
+				})
+			}
+			return nil
 		}
-		return nil
-	}
-	first := make(chan error, 1)
-	go func() {
-		_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
-		first <- err
-	}()
-	<-held
-	groupBefore := w.p.Group("ng")
-	recBefore, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = w.engine().Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-	var refused *grouplock.HeldError
-	if !errors.As(err, &refused) || !strings.Contains(err.Error(), "c1/ng is being upgraded by noderoll (pid") {
-		t.Fatalf("a second run while the first holds the group: want it refused naming the holder, got %v", err)
-	}
-	_, err = w.engine().RollBack(context.Background(), Request{Group: w.ref})
-	if !errors.As(err, &refused) {
-		t.Fatalf("going back while another run holds the group: want it refused, got %v", err)
-	}
-	recAfter, _ := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
-	if !reflect.DeepEqual(w.p.Group("ng"), groupBefore) || recAfter.ResourceVersion != recBefore.ResourceVersion {
-		t.Fatal("the refused runs changed the group or its record")
-	}
-	close(release)
-	if err := <-first; err != nil {
-		t.Fatalf("the first run: %v", err)
-	}
-	w.done(amiB, 3, old)
-	lease, err := w.kube.CoordinationV1().Leases(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
-	if err != nil || ptr.Deref(lease.Spec.HolderIdentity, "") != "" {
-		t.Fatalf("the lock was not released at the end: %v %v", lease, err)
-	}
-	if res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil || !res.UpToDate {
-		t.Fatalf("the next run after the first: %+v %v", res, err)
-	}
+		first := make(chan error, 1)
+		go func() {
+			_, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+			first <- err
+		}()
+		<-held
+		groupBefore := w.p.Group("ng")
+		recBefore, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = w.engine().Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		var refused *grouplock.HeldError
+		if !errors.As(err, &refused) || !strings.Contains(err.Error(), "c1/ng is being upgraded by noderoll (pid") {
+			t.Fatalf("a second run while the first holds the group: want it refused naming the holder, got %v", err)
+		}
+		_, err = w.engine().RollBack(context.Background(), Request{Group: w.ref})
+		if !errors.As(err, &refused) {
+			t.Fatalf("going back while another run holds the group: want it refused, got %v", err)
+		}
+		recAfter, _ := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+		if !reflect.DeepEqual(w.p.Group("ng"), groupBefore) || recAfter.ResourceVersion != recBefore.ResourceVersion {
+			t.Fatal("the refused runs changed the group or its record")
+		}
+		close(release)
+		if err := <-first; err != nil {
+			t.Fatalf("the first run: %v", err)
+		}
+		w.done(amiB, 3, old)
+		lease, err := w.kube.CoordinationV1().Leases(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{})
+		if err != nil || ptr.Deref(lease.Spec.HolderIdentity, "") != "" {
+			t.Fatalf("the lock was not released at the end: %v %v", lease, err)
+		}
+		if res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil || !res.UpToDate {
+			t.Fatalf("the next run after the first: %+v %v", res, err)
+		}
+	})
 }
 
 // Preflight: a pod nothing would recreate stops a real run before anything
 // changes (no record, no lock, the group as it was); --dry-run's report names
 // it; --ignore-preflight=bare-pod lets the run go on.
 func TestABlockingPreflightFindingStopsTheRunBeforeAnyChange(t *testing.T) {
-	w := newWorld(t, 3, "a", "b", "c")
-	old := ids(w.p.Group("ng"))
-	ctx := context.Background()
-	if _, err := w.kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "debug", Namespace: "default"},
-		Spec:       corev1.PodSpec{NodeName: cloudfake.NodeName(old[0])},
-		Status:     corev1.PodStatus{Phase: corev1.PodRunning},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	before := w.p.Group("ng")
-
-	rep, err := w.engine().Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Besides it, the warning every managed group on its own template gets
-	// (noderoll's new version is not EKS's record of it).
-	if rep.Blocking != 1 || len(rep.Findings) != 2 || rep.Findings[0].Object != "Pod default/debug" || rep.Findings[1].Check != preflight.CheckEKSTemplate ||
-		rep.Findings[1].Severity != preflight.Warning || rep.ToReplace != 3 || rep.Target.ImageID != amiB {
-		t.Fatalf("report: %+v", rep)
-	}
-
-	_, err = w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
-	var blocked *preflight.BlockedError
-	if !errors.As(err, &blocked) || !strings.Contains(err.Error(), "--ignore-preflight=bare-pod") {
-		t.Fatalf("want the run stopped by preflight, got %v", err)
-	}
-	if !reflect.DeepEqual(w.p.Group("ng"), before) {
-		t.Fatal("the stopped run changed the group")
-	}
-	cms, _ := w.kube.CoreV1().ConfigMaps(Namespace).List(ctx, metav1.ListOptions{})
-	leases, _ := w.kube.CoordinationV1().Leases(Namespace).List(ctx, metav1.ListOptions{})
-	if len(cms.Items) != 0 || len(leases.Items) != 0 {
-		t.Fatalf("the stopped run left %d records and %d leases", len(cms.Items), len(leases.Items))
-	}
-
-	// The fake clientset admits an eviction without deleting the pod: do
-	// what the API server would.
-	w.kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		if a.GetSubresource() == "eviction" {
-			name := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction).Name
-			return true, nil, w.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), name)
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		old := ids(w.p.Group("ng"))
+		ctx := context.Background()
+		if _, err := w.kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "debug", Namespace: "default"},
+			Spec:       corev1.PodSpec{NodeName: cloudfake.NodeName(old[0])},
+			Status:     corev1.PodStatus{Phase: corev1.PodRunning},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
 		}
-		return false, nil, nil
+		before := w.p.Group("ng")
+
+		rep, err := w.engine().Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Besides it, the warning every managed group on its own template gets
+		// (noderoll's new version is not EKS's record of it).
+		if rep.Blocking != 1 || len(rep.Findings) != 2 || rep.Findings[0].Object != "Pod default/debug" || rep.Findings[1].Check != preflight.CheckEKSTemplate ||
+			rep.Findings[1].Severity != preflight.Warning || rep.ToReplace != 3 || rep.Target.ImageID != amiB {
+			t.Fatalf("report: %+v", rep)
+		}
+
+		_, err = w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+		var blocked *preflight.BlockedError
+		if !errors.As(err, &blocked) || !strings.Contains(err.Error(), "--ignore-preflight=bare-pod") {
+			t.Fatalf("want the run stopped by preflight, got %v", err)
+		}
+		if !reflect.DeepEqual(w.p.Group("ng"), before) {
+			t.Fatal("the stopped run changed the group")
+		}
+		cms, _ := w.kube.CoreV1().ConfigMaps(Namespace).List(ctx, metav1.ListOptions{})
+		leases, _ := w.kube.CoordinationV1().Leases(Namespace).List(ctx, metav1.ListOptions{})
+		if len(cms.Items) != 0 || len(leases.Items) != 0 {
+			t.Fatalf("the stopped run left %d records and %d leases", len(cms.Items), len(leases.Items))
+		}
+
+		// The fake clientset admits an eviction without deleting the pod: do
+		// what the API server would.
+		w.kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if a.GetSubresource() == "eviction" {
+				name := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction).Name
+				return true, nil, w.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), name)
+			}
+			return false, nil, nil
+		})
+		eng := w.engine()
+		eng.opts.IgnorePreflight = []string{preflight.CheckBarePod}
+		if rep, err := eng.Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil || rep.Blocking != 0 || len(rep.Findings) != 2 {
+			t.Fatalf("the report with bare-pod ignored: %+v %v", rep, err)
+		}
+		if _, err := eng.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
+			t.Fatalf("with the check ignored: %v", err)
+		}
+		w.done(amiB, 3, old)
 	})
-	eng := w.engine()
-	eng.opts.IgnorePreflight = []string{preflight.CheckBarePod}
-	if rep, err := eng.Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil || rep.Blocking != 0 || len(rep.Findings) != 2 {
-		t.Fatalf("the report with bare-pod ignored: %+v %v", rep, err)
-	}
-	if _, err := eng.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
-		t.Fatalf("with the check ignored: %v", err)
-	}
-	w.done(amiB, 3, old)
 }
 
 // aborted checks the end of an abort: every instance on the original AMI,
@@ -915,7 +953,7 @@ func (w *world) aborted(size int) {
 
 func (w *world) abort() (*Result, error) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 	defer cancel()
 	return w.engine().Abort(ctx, Request{Group: w.ref})
 }
@@ -927,56 +965,58 @@ func (w *world) abort() (*Result, error) {
 func TestAbortFromAnyMomentRestoresTheGroup(t *testing.T) {
 	for _, strategy := range []string{StrategyEKS, StrategySurge, StrategyBlueGreen} {
 		t.Run(strategy, func(t *testing.T) {
-			for k := 1; ; k += 2 {
-				w := newWorld(t, 3, "a", "b", "c")
-				w.strategy = strategy
-				n := 0
-				w.p.Before = func(op string) error {
-					if n++; n == k {
-						return errInjected
+			synctest.Test(t, func(t *testing.T) {
+				for k := 1; ; k += 2 {
+					w := newWorld(t, 3, "a", "b", "c")
+					w.strategy = strategy
+					n := 0
+					w.p.Before = func(op string) error {
+						if n++; n == k {
+							return errInjected
+						}
+						return nil
 					}
-					return nil
-				}
-				if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err == nil {
-					if k < 8 {
-						t.Fatalf("only %d changing calls", k-1)
+					if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err == nil {
+						if k < 8 {
+							t.Fatalf("only %d changing calls", k-1)
+						}
+						break
 					}
-					break
-				}
-				// The abort itself fails once, at its third changing call.
-				m := 0
-				w.p.Before = func(op string) error {
-					if m++; m == 3 {
-						return errInjected
+					// The abort itself fails once, at its third changing call.
+					m := 0
+					w.p.Before = func(op string) error {
+						if m++; m == 3 {
+							return errInjected
+						}
+						return nil
 					}
-					return nil
-				}
-				_, err := w.abort()
-				if err != nil && !errors.Is(err, errInjected) {
-					t.Fatalf("k=%d: the abort's injected failure: %v", k, err)
-				}
-				w.p.Before = nil
-				if err != nil {
-					// A bluegreen upgrade that still has its old nodes goes
-					// back to them (as --rollback): resumed by the upgrade's
-					// own --rollback, or --abort alike.
-					if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err == nil || !strings.Contains(err.Error(), "--abort") && !strings.Contains(err.Error(), "another upgrade") {
-						t.Fatalf("k=%d: the upgrade rerun during an abort: %v", k, err)
+					_, err := w.abort()
+					if err != nil && !errors.Is(err, errInjected) {
+						t.Fatalf("k=%d: the abort's injected failure: %v", k, err)
 					}
-					if _, err := w.abort(); err != nil {
-						t.Fatalf("k=%d: the abort rerun: %v", k, err)
+					w.p.Before = nil
+					if err != nil {
+						// A bluegreen upgrade that still has its old nodes goes
+						// back to them (as --rollback): resumed by the upgrade's
+						// own --rollback, or --abort alike.
+						if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err == nil || !strings.Contains(err.Error(), "--abort") && !strings.Contains(err.Error(), "another upgrade") {
+							t.Fatalf("k=%d: the upgrade rerun during an abort: %v", k, err)
+						}
+						if _, err := w.abort(); err != nil {
+							t.Fatalf("k=%d: the abort rerun: %v", k, err)
+						}
 					}
+					w.aborted(3)
+					if _, err := w.abort(); !errors.As(err, new(*ErrNothingToAbort)) {
+						t.Fatalf("k=%d: a second abort: %v", k, err)
+					}
+					old := ids(w.p.Group("ng"))
+					if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+						t.Fatalf("k=%d: the upgrade afresh after the abort: %v", k, err)
+					}
+					w.done(amiB, 3, old)
 				}
-				w.aborted(3)
-				if _, err := w.abort(); !errors.As(err, new(*ErrNothingToAbort)) {
-					t.Fatalf("k=%d: a second abort: %v", k, err)
-				}
-				old := ids(w.p.Group("ng"))
-				if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
-					t.Fatalf("k=%d: the upgrade afresh after the abort: %v", k, err)
-				}
-				w.done(amiB, 3, old)
-			}
+			})
 		})
 	}
 }
@@ -987,16 +1027,18 @@ func TestAbortFromAnyMomentRestoresTheGroup(t *testing.T) {
 func TestAnOldInstanceWithoutANodeIsReplacedToo(t *testing.T) {
 	for _, strategy := range []string{StrategyEKS, StrategySurge} {
 		t.Run(strategy, func(t *testing.T) {
-			w := newWorld(t, 3, "a", "b", "c")
-			w.strategy = strategy
-			old := ids(w.p.Group("ng"))
-			if err := w.kube.CoreV1().Nodes().Delete(context.Background(), cloudfake.NodeName(old[1]), metav1.DeleteOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
-				t.Fatal(err)
-			}
-			w.done(amiB, 3, old)
+			synctest.Test(t, func(t *testing.T) {
+				w := newWorld(t, 3, "a", "b", "c")
+				w.strategy = strategy
+				old := ids(w.p.Group("ng"))
+				if err := w.kube.CoreV1().Nodes().Delete(context.Background(), cloudfake.NodeName(old[1]), metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"}); err != nil {
+					t.Fatal(err)
+				}
+				w.done(amiB, 3, old)
+			})
 		})
 	}
 }
