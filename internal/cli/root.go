@@ -42,7 +42,7 @@ Or step by step:
 	}
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s))
+	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), newControllerCmd(s))
 	return root
 }
 

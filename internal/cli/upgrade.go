@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 
@@ -187,6 +188,16 @@ taken over at once, one on another machine once its lease expired (30s).`,
 // kubeClient builds a client from --kubeconfig and --context, with the usual
 // fallbacks (KUBECONFIG, ~/.kube/config).
 func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
+	cfg, err := restConfig(kubeconfig, kubeContext)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// restConfig loads a kubeconfig as kubectl does: --kubeconfig, KUBECONFIG,
+// ~/.kube/config, or in a pod its ServiceAccount.
+func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if kubeconfig != "" {
 		rules.ExplicitPath = kubeconfig
@@ -201,7 +212,7 @@ func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
 	// server's own priority and fairness protects it, and client-go backs
 	// off on its 429s.
 	cfg.QPS, cfg.Burst = 200, 400
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
 }
 
 // summary is the machine-readable account of a run.

@@ -17,18 +17,18 @@ import (
 // until their Nodes are gone.
 type Members struct {
 	mu  sync.RWMutex
-	ids map[string]bool
+	ids map[string]string // instance id -> its AMI
 }
 
 // NewMembers returns an empty membership.
-func NewMembers() *Members { return &Members{ids: map[string]bool{}} }
+func NewMembers() *Members { return &Members{ids: map[string]string{}} }
 
 // Add records instances of the group.
 func (m *Members) Add(instances []cloud.Instance) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, i := range instances {
-		m.ids[i.ID] = true
+		m.ids[i.ID] = i.ImageID
 	}
 }
 
@@ -37,5 +37,15 @@ func (m *Members) Owns(n *corev1.Node) bool {
 	id := cloud.InstanceIDOf(n.Spec.ProviderID)
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	return id != "" && m.ids[id]
+	_, ok := m.ids[id]
+	return id != "" && ok
+}
+
+// Image is the AMI of the group's instance a Node runs on ("" when the
+// Node is not the group's).
+func (m *Members) Image(n *corev1.Node) string {
+	id := cloud.InstanceIDOf(n.Spec.ProviderID)
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	return m.ids[id]
 }

@@ -28,9 +28,15 @@ func TestMembersOwnNodesByProviderIDNotLabels(t *testing.T) {
 			t.Errorf("%s: owned %v, want %v", c.n.Name, got, c.want)
 		}
 	}
-	m.Add([]cloud.Instance{{ID: "i-0ccc"}}) // launched mid-run
+	m.Add([]cloud.Instance{{ID: "i-0ccc", ImageID: "ami-new"}}) // launched mid-run
 	if !m.Owns(node("new", "aws:///us-west-2b/i-0ccc", nil)) {
 		t.Error("an instance added later is not owned")
+	}
+	if got := m.Image(node("new", "aws:///us-west-2b/i-0ccc", nil)); got != "ami-new" {
+		t.Errorf("the new node's image is %q, want ami-new", got)
+	}
+	if got := m.Image(node("other", "aws:///us-west-2b/i-0ddd", nil)); got != "" {
+		t.Errorf("a node not of the group has image %q", got)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/noderoll/noderoll/internal/cloud"
 )
 
 // Phases of an upgrade, in order. The record's phase says how far a run got;
@@ -123,6 +125,12 @@ type recordStore struct {
 
 // ErrRecordChanged says someone else wrote the record since this run read it.
 var ErrRecordChanged = errors.New("the upgrade record was changed by someone else since this run read it (another noderoll on this node group?)")
+
+// LoadRecord reads the upgrade record of a group, nil when it has none: what
+// any front end (the CLI, the controller) shows of an upgrade comes from it.
+func LoadRecord(ctx context.Context, kube kubernetes.Interface, g cloud.NodeGroupRef) (*Record, error) {
+	return (&recordStore{client: kube, name: recordName(g.Cluster, g.Name)}).load(ctx)
+}
 
 func (s *recordStore) load(ctx context.Context) (*Record, error) {
 	cm, err := s.client.CoreV1().ConfigMaps(Namespace).Get(ctx, s.name, metav1.GetOptions{})

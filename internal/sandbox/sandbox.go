@@ -261,6 +261,16 @@ func (s *State) alive() bool {
 
 // KubeClient returns a client for the sandbox's control plane.
 func (s *State) KubeClient() (kubernetes.Interface, error) {
+	cfg, err := s.RestConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// RestConfig returns the admin's configuration of the sandbox's control
+// plane, for clients other than client-go's clientset.
+func (s *State) RestConfig() (*rest.Config, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", s.Kubeconfig)
 	if err != nil {
 		return nil, fmt.Errorf("loading the sandbox kubeconfig: %w", err)
@@ -274,7 +284,7 @@ func (s *State) KubeClient() (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("reading the sandbox's certificates: %w", err)
 	}
 	cfg.QPS, cfg.Burst = 200, 400
-	return kubernetes.NewForConfig(cfg)
+	return cfg, nil
 }
 
 // Env returns the environment that points kubectl, the AWS SDK and noderoll

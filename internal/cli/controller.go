@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/noderoll/noderoll/api/v1alpha1"
+	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
+	"github.com/noderoll/noderoll/internal/controller"
+	"github.com/noderoll/noderoll/internal/grouplock"
+)
+
+type controllerFlags struct {
+	kubeconfig, kubeContext string
+	aws                     awscloud.Options
+	leaderElect             bool
+	leaderNamespace         string
+	leaseDuration           time.Duration
+	metricsAddr, probeAddr  string
+	maxConcurrent           int
+	verbose                 bool
+}
+
+func newControllerCmd(s Streams) *cobra.Command {
+	f := &controllerFlags{}
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Run NodeGroupUpgrades declared in the cluster (the in-cluster controller)",
+		Long: `Run the controller that carries out NodeGroupUpgrade resources (noderoll.io/v1alpha1):
+each resource declares one upgrade of one node group, with the same target,
+strategy, budgets and timeouts as 'noderoll upgrade nodegroup'. The controller
+drives the same engine as the CLI, keeps the same record in the cluster (so a
+run started by one is resumed by the other) and writes each upgrade's progress
+into the resource's status: phase, counts, conditions, and the nodes in flight
+or blocked, naming the pods and budgets that refuse their evictions.
+
+Run several replicas: one leads (a Lease in --leader-election-namespace) and
+runs the upgrades; another takes over when it dies and resumes them from their
+records. Each upgrade runs in a worker of its own, --max-concurrent-upgrades
+at a time; spec.paused stops one between actions, deleting the resource stops
+it and leaves the group as its record says.
+
+The CRD and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll).`,
+		Example: `  # Against the sandbox, as a host process:
+  eval "$(noderoll sandbox env)"
+  kubectl apply -f charts/noderoll/crds/
+  noderoll controller --metrics-bind-address=127.0.0.1:8080 &
+  kubectl apply -f - <<'YAML'
+  apiVersion: noderoll.io/v1alpha1
+  kind: NodeGroupUpgrade
+  metadata: {name: nodegroup-to-1.37}
+  spec: {cluster: eksworkshop-eksctl, nodeGroup: nodegroup, target: {kubernetesVersion: "1.37"}}
+  YAML
+  kubectl get nodegroupupgrades --watch`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runController(cmd, s, f) },
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the pod's ServiceAccount)")
+	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
+	fl.StringVar(&f.aws.Region, "region", "", "AWS region (default: AWS_REGION)")
+	fl.StringVar(&f.aws.RoleARN, "role-arn", "", "assume this IAM role for every AWS call, with the credentials otherwise found (IRSA, EKS Pod Identity)")
+	fl.StringVar(&f.aws.ExternalID, "external-id", "", "external id the --role-arn role's trust policy demands")
+	fl.BoolVar(&f.leaderElect, "leader-elect", true, "hold a Lease so that one replica of several runs the upgrades")
+	fl.StringVar(&f.leaderNamespace, "leader-election-namespace", "kube-system", "namespace of the leader's Lease")
+	fl.DurationVar(&f.leaseDuration, "leader-election-lease-duration", 15*time.Second, "how long a dead leader's Lease holds before another replica takes over")
+	fl.StringVar(&f.metricsAddr, "metrics-bind-address", "127.0.0.1:8080", "where /metrics is served (0: not served)")
+	fl.StringVar(&f.probeAddr, "health-probe-bind-address", "127.0.0.1:8081", "where /healthz and /readyz are served (0: not served)")
+	fl.IntVar(&f.maxConcurrent, "max-concurrent-upgrades", 10, "upgrades run at once; more wait in phase Pending")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
+	return cmd
+}
+
+func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
+	if f.maxConcurrent < 1 {
+		return fmt.Errorf("--max-concurrent-upgrades %d: want at least 1", f.maxConcurrent)
+	}
+	if f.leaseDuration < 2*time.Second {
+		return fmt.Errorf("--leader-election-lease-duration %s: want at least 2s", f.leaseDuration)
+	}
+	ctx := cmd.Context()
+	log := newLogger(s.Err, f.verbose)
+	// controller-runtime's and client-go's own lines (leader election among
+	// them) go to the same structured log.
+	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	klog.SetLogger(logr.FromSlogHandler(log.Handler()))
+	cfg, err := restConfig(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return err
+	}
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	renew := f.leaseDuration * 2 / 3
+	retry := f.leaseDuration / 7
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              "noderoll-controller",
+		LeaderElectionNamespace:       f.leaderNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &f.leaseDuration,
+		RenewDeadline:                 &renew,
+		RetryPeriod:                   &retry,
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.probeAddr,
+	})
+	if err != nil {
+		return fmt.Errorf("starting the controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return err
+	}
+	awsOpts := f.aws
+	awsOpts.Log = log
+	p, err := awscloud.New(ctx, awsOpts)
+	if err != nil {
+		return err
+	}
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	self := grouplock.Self()
+	self.User = "controller"
+	if pod := os.Getenv("POD_NAME"); pod != "" {
+		self.Host = pod
+	}
+	r := &controller.Reconciler{
+		Client: mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+		Log: log, Clock: clock.RealClock{}, MaxConcurrent: f.maxConcurrent,
+		Lock: grouplock.Options{Self: self},
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	log.Info("controller starting", "leaderElection", f.leaderElect, "metrics", f.metricsAddr, "probes", f.probeAddr)
+	return mgr.Start(ctx)
+}

@@ -1,0 +1,370 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	"github.com/noderoll/noderoll/api/v1alpha1"
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/grouplock"
+)
+
+// Finalizer keeps a NodeGroupUpgrade until its worker stopped: a deleted
+// resource leaves its group as the record says, never mid-call.
+const Finalizer = "noderoll.io/stop-upgrade"
+
+// Reconciler starts, pauses and stops the workers that run upgrades.
+// Reconcile never waits on an upgrade: each runs in a worker of its own for
+// as long as it takes, and writes the resource's status as it goes.
+type Reconciler struct {
+	Client client.Client        // the manager's: cached reads
+	Kube   kubernetes.Interface // the engine's
+	Cloud  cloud.Provider
+	Events events.EventRecorder
+	Log    *slog.Logger
+	Clock  clock.WithTicker
+	// MaxConcurrent caps the upgrades running at once; more wait Pending.
+	MaxConcurrent int
+	// Lock is who holds the groups' locks: one identity for the process.
+	Lock grouplock.Options
+	// StatusEvery is how often a worker writes its status (default 2s).
+	StatusEvery time.Duration
+
+	mu      sync.Mutex
+	base    context.Context // the manager's, set by Start
+	workers map[types.UID]*worker
+}
+
+type worker struct {
+	generation int64
+	cancel     context.CancelFunc
+	done       chan struct{}
+}
+
+// SetupWithManager registers the reconciler, and its workers' lifetime,
+// with the manager: workers start only on the leader and stop with it.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.StatusEvery <= 0 {
+		r.StatusEvery = 2 * time.Second
+	}
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.MaxConcurrent <= 0 {
+		r.MaxConcurrent = 10
+	}
+	r.workers = map[types.UID]*worker{}
+	if err := mgr.Add(r); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.NodeGroupUpgrade{}).Named("nodegroupupgrade").Complete(r)
+}
+
+// Start holds the manager's context for the workers and, when the manager
+// stops (shutdown, lost leadership), stops them between actions.
+func (r *Reconciler) Start(ctx context.Context) error {
+	r.mu.Lock()
+	r.base = ctx
+	r.mu.Unlock()
+	r.Log.Info("leading: this replica runs the NodeGroupUpgrades")
+	<-ctx.Done()
+	r.mu.Lock()
+	var all []*worker
+	for _, w := range r.workers {
+		all = append(all, w)
+	}
+	r.mu.Unlock()
+	for _, w := range all {
+		w.cancel()
+		<-w.done
+	}
+	return nil
+}
+
+// NeedLeaderElection: only the leader runs upgrades.
+func (r *Reconciler) NeedLeaderElection() bool { return true }
+
+// Reconcile implements reconcile.Reconciler.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	var u v1alpha1.NodeGroupUpgrade
+	if err := r.Client.Get(ctx, req.NamespacedName, &u); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !u.DeletionTimestamp.IsZero() {
+		r.stop(u.UID)
+		if controllerutil.RemoveFinalizer(&u, Finalizer) {
+			return ctrl.Result{}, r.Client.Update(ctx, &u)
+		}
+		return ctrl.Result{}, nil
+	}
+	if controllerutil.AddFinalizer(&u, Finalizer) {
+		if err := r.Client.Update(ctx, &u); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if ended(&u) {
+		return ctrl.Result{}, nil
+	}
+	run, err := Translate(u.Spec)
+	if err != nil {
+		r.stop(u.UID)
+		return ctrl.Result{}, r.finish(ctx, &u, v1alpha1.PhaseFailed, "InvalidSpec", err.Error())
+	}
+	if u.Spec.Paused {
+		r.stop(u.UID)
+		return ctrl.Result{}, r.setStatus(ctx, client.ObjectKeyFromObject(&u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
+			s.ObservedGeneration, s.Phase = u.Generation, v1alpha1.PhasePaused
+			s.Message = "paused by spec.paused; set it to false to go on from where the upgrade stopped"
+			setCondition(s, v1alpha1.ConditionPaused, metav1.ConditionTrue, "Paused", s.Message, u.Generation)
+			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "Paused", s.Message, u.Generation)
+		})
+	}
+	r.mu.Lock()
+	w := r.workers[u.UID]
+	running := len(r.workers)
+	base := r.base
+	r.mu.Unlock()
+	if w != nil && w.generation == u.Generation {
+		return ctrl.Result{}, nil // running as asked
+	}
+	if w != nil {
+		// The spec changed (an action, a budget, a timeout): the worker
+		// stops between actions and a new one goes on with the new spec.
+		r.stop(u.UID)
+		running--
+	}
+	if base == nil {
+		return ctrl.Result{RequeueAfter: time.Second}, nil
+	}
+	if running >= r.MaxConcurrent {
+		msg := fmt.Sprintf("waiting for a free worker: %d upgrades run (the controller's --max-concurrent-upgrades)", running)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setStatus(ctx, client.ObjectKeyFromObject(&u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
+			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
+			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "Pending", msg, u.Generation)
+		})
+	}
+	r.start(base, u.DeepCopy(), run)
+	return ctrl.Result{}, nil
+}
+
+// ended says the resource's upgrade is over for this generation of its
+// spec: finished, or failed until the spec is edited.
+func ended(u *v1alpha1.NodeGroupUpgrade) bool {
+	if u.Status.ObservedGeneration != u.Generation {
+		return false
+	}
+	switch u.Status.Phase {
+	case v1alpha1.PhaseComplete, v1alpha1.PhaseAborted, v1alpha1.PhaseRolledBack, v1alpha1.PhaseFailed:
+		return true
+	}
+	return false
+}
+
+// stop cancels a resource's worker and waits until it stopped.
+func (r *Reconciler) stop(uid types.UID) {
+	r.mu.Lock()
+	w := r.workers[uid]
+	r.mu.Unlock()
+	if w == nil {
+		return
+	}
+	w.cancel()
+	<-w.done
+}
+
+func (r *Reconciler) start(base context.Context, u *v1alpha1.NodeGroupUpgrade, run Run) {
+	ctx, cancel := context.WithCancel(base)
+	w := &worker{generation: u.Generation, cancel: cancel, done: make(chan struct{})}
+	r.mu.Lock()
+	r.workers[u.UID] = w
+	r.mu.Unlock()
+	go func() {
+		defer close(w.done)
+		defer cancel()
+		r.work(ctx, u, run)
+		r.mu.Lock()
+		if r.workers[u.UID] == w {
+			delete(r.workers, u.UID)
+		}
+		r.mu.Unlock()
+	}()
+}
+
+// work runs one upgrade to its end, or until its context ends (paused,
+// deleted, the controller stopping), writing status every StatusEvery.
+func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run Run) {
+	key := client.ObjectKeyFromObject(u)
+	log := r.Log.With("nodegroupupgrade", u.Name, "group", run.Group.String())
+	rep := newReports(r.Clock.Now)
+	members := engine.NewMembers()
+	if g, err := r.Cloud.NodeGroup(ctx, run.Group); err == nil {
+		members.Add(g.Instances)
+	}
+	startTime := metav1.NewTime(r.Clock.Now())
+	if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
+		s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhaseRunning, "starting"
+		if s.StartTime == nil {
+			s.StartTime = &startTime
+		}
+		s.CompletionTime = nil
+		setCondition(s, v1alpha1.ConditionPaused, metav1.ConditionFalse, "Running", "", u.Generation)
+		setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionTrue, "Running", "the upgrade is under way", u.Generation)
+		meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionFailed)
+	}); err != nil {
+		log.Error("writing status", "err", err)
+	}
+	r.Events.Eventf(u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", run.Group, run.Options.Strategy)
+
+	eng := engine.New(r.Kube, r.Cloud, run.Options, engine.WithReporter(rep), engine.WithLogger(log),
+		engine.WithMembers(members), engine.WithLock(r.Lock), engine.WithClock(r.Clock))
+	req := engine.Request{Group: run.Group, Target: run.Target}
+	result := make(chan error, 1)
+	go func() {
+		var err error
+		switch {
+		case run.Managed:
+			_, err = eng.UpgradeManaged(ctx, req, run.Force)
+		case run.Action == "Abort":
+			_, err = eng.Abort(ctx, req)
+		case run.Action == "Rollback":
+			_, err = eng.RollBack(ctx, req)
+		default:
+			_, err = eng.Upgrade(ctx, req)
+		}
+		result <- err
+	}()
+	tick := r.Clock.NewTicker(r.StatusEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C():
+			r.writeProgress(ctx, key, run, members, rep, u.Generation)
+		case err := <-result:
+			// The final word is written even as the controller stops.
+			fin := context.WithoutCancel(ctx)
+			r.writeProgress(fin, key, run, members, rep, u.Generation)
+			switch {
+			case err == nil:
+				phase, reason := v1alpha1.PhaseComplete, "Complete"
+				switch run.Action {
+				case "Abort":
+					phase, reason = v1alpha1.PhaseAborted, "Aborted"
+				case "Rollback":
+					phase, reason = v1alpha1.PhaseRolledBack, "RolledBack"
+				}
+				_, msg, _ := rep.snapshot(0)
+				if err := r.finish(fin, u, phase, reason, msg); err != nil {
+					log.Error("writing status", "err", err)
+				}
+			case ctx.Err() != nil:
+				// Paused, deleted or stopping: the record holds the run;
+				// whoever goes on resumes it.
+				log.Info("upgrade stopped between actions", "cause", context.Cause(ctx))
+			default:
+				reason, msg := explain(err)
+				if err := r.finish(fin, u, v1alpha1.PhaseFailed, reason, msg); err != nil {
+					log.Error("writing status", "err", err)
+				}
+			}
+			return
+		}
+	}
+}
+
+func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, run Run, members *engine.Members, rep *reports, gen int64) {
+	rec, err := engine.LoadRecord(ctx, r.Kube, run.Group)
+	if err != nil {
+		r.Log.Warn("reading the upgrade record", "err", err)
+		return
+	}
+	var nodes corev1.NodeList
+	if err := r.Client.List(ctx, &nodes); err != nil {
+		r.Log.Warn("listing nodes", "err", err)
+		return
+	}
+	step, msg, bl := rep.snapshot(3 * run.Options.Drain.RetryDelay)
+	p := observe(rec, nodes.Items, members, step, msg, bl)
+	if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
+		s.ObservedGeneration = gen
+		s.Step, s.Message = p.Step, p.Message
+		s.TotalNodes, s.UpToDateNodes, s.InFlightNodes, s.BlockedNodes, s.Replaced = p.Total, p.UpToDate, p.InFlight, p.Blocked, p.Replaced
+		s.Nodes, s.Target = p.Nodes, p.Target
+		if p.BlockedBy != "" {
+			setCondition(s, v1alpha1.ConditionBlocked, metav1.ConditionTrue, "EvictionRefused", p.BlockedBy, gen)
+		} else {
+			setCondition(s, v1alpha1.ConditionBlocked, metav1.ConditionFalse, "NotBlocked", "", gen)
+		}
+	}); err != nil && ctx.Err() == nil {
+		r.Log.Warn("writing status", "err", err)
+	}
+}
+
+// finish writes an upgrade's end.
+func (r *Reconciler) finish(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, phase, reason, msg string) error {
+	now := metav1.NewTime(r.Clock.Now())
+	failed := phase == v1alpha1.PhaseFailed
+	if failed {
+		r.Events.Eventf(u, nil, corev1.EventTypeWarning, reason, "Upgrade", "%s", msg)
+	} else {
+		r.Events.Eventf(u, nil, corev1.EventTypeNormal, reason, "Upgrade", "%s", msg)
+	}
+	return r.setStatus(ctx, client.ObjectKeyFromObject(u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
+		s.ObservedGeneration, s.Phase, s.Message = u.Generation, phase, msg
+		s.CompletionTime = &now
+		s.InFlightNodes, s.BlockedNodes, s.Nodes = 0, 0, nil
+		setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, msg, u.Generation)
+		setCondition(s, v1alpha1.ConditionBlocked, metav1.ConditionFalse, reason, "", u.Generation)
+		if failed {
+			setCondition(s, v1alpha1.ConditionFailed, metav1.ConditionTrue, reason, msg, u.Generation)
+		} else {
+			setCondition(s, v1alpha1.ConditionComplete, metav1.ConditionTrue, reason, msg, u.Generation)
+		}
+	})
+}
+
+// setStatus changes the resource's status on its latest version.
+func (r *Reconciler) setStatus(ctx context.Context, key client.ObjectKey, change func(*v1alpha1.NodeGroupUpgradeStatus)) error {
+	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		var u v1alpha1.NodeGroupUpgrade
+		if err := r.Client.Get(ctx, key, &u); err != nil {
+			if apierrors.IsNotFound(err) {
+				return nil
+			}
+			return err
+		}
+		before := u.Status.DeepCopy()
+		change(&u.Status)
+		if equalStatus(before, &u.Status) {
+			return nil
+		}
+		return r.Client.Status().Update(ctx, &u)
+	})
+}
+
+func setCondition(s *v1alpha1.NodeGroupUpgradeStatus, typ string, status metav1.ConditionStatus, reason, msg string, gen int64) {
+	meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: truncate(msg, 32768), ObservedGeneration: gen})
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}

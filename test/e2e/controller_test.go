@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/noderoll/noderoll/api/v1alpha1"
+)
+
+// crdPath is the CRD the chart installs, generated from api/v1alpha1.
+const crdPath = "../../charts/noderoll/crds/noderoll.io_nodegroupupgrades.yaml"
+
+// InstallCRD applies the chart's CRD to the sandbox's API server, waits
+// until it serves it, and returns a client for NodeGroupUpgrades.
+func (s *Sandbox) InstallCRD() client.Client {
+	s.t.Helper()
+	ctx := context.Background()
+	raw, err := os.ReadFile(crdPath)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.Unmarshal(raw, &crd); err != nil {
+		s.t.Fatal(err)
+	}
+	cfg, err := s.State.RestConfig()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ext, err := apiextensions.NewForConfig(cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &crd, metav1.CreateOptions{}); err != nil {
+		s.t.Fatalf("creating the CRD: %v", err)
+	}
+	eventually(s.t, time.Minute, "the CRD Established", func() (bool, string) {
+		got, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, c := range got.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%+v", got.Status.Conditions)
+	})
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		s.t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	// Discovery may lag the Established condition by a moment.
+	eventually(s.t, 30*time.Second, "NodeGroupUpgrades listed", func() (bool, string) {
+		err := c.List(ctx, &v1alpha1.NodeGroupUpgradeList{})
+		return err == nil, fmt.Sprint(err)
+	})
+	return c
+}
+
+// seedResource is the seed's upgrade declared as a resource, quick on the
+// sandbox.
+func seedResource(name string) *v1alpha1.NodeGroupUpgrade {
+	return &v1alpha1.NodeGroupUpgrade{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.NodeGroupUpgradeSpec{
+			Cluster: "eksworkshop-eksctl", NodeGroup: "nodegroup",
+			Target:         v1alpha1.Target{KubernetesVersion: "1.37"},
+			Strategy:       v1alpha1.Strategy{Type: "Surge"},
+			PostCordonWait: &metav1.Duration{Duration: 2 * time.Second},
+		},
+	}
+}
+
+// The API server itself refuses bad specs, with the CRD's CEL messages: a
+// kubectl apply of a bad resource fails before any controller sees it.
+func TestBadSpecsAreRefusedByTheAPIServer(t *testing.T) {
+	s := StartSandbox(t)
+	c := s.InstallCRD()
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		change func(*v1alpha1.NodeGroupUpgrade)
+		want   string
+	}{
+		{"two targets", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Target.AMI = "ami-0123456789abcdef0" }, "set exactly one of kubernetesVersion, releaseVersion, launchTemplateVersion or ami"},
+		{"no target", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Target = v1alpha1.Target{} }, "set exactly one of"},
+		{"family without version", func(u *v1alpha1.NodeGroupUpgrade) {
+			u.Spec.Target = v1alpha1.Target{ReleaseVersion: "1.37.2-20261115", AMIFamily: "bottlerocket"}
+		}, "amiFamily goes with kubernetesVersion"},
+		{"batch with surge", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.BatchSize = 2 }, "batchSize, batchSoak and soak are for type BlueGreen"},
+		{"nothing can be replaced", func(u *v1alpha1.NodeGroupUpgrade) {
+			u.Spec.Strategy.MaxSurge, u.Spec.Strategy.MaxUnavailable = ptr.To(intstr.FromInt32(0)), ptr.To(intstr.FromString("0%"))
+		}, "maxSurge and maxUnavailable cannot both be 0"},
+		{"a bad percentage", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.MaxSurge = ptr.To(intstr.FromString("lots")) }, "a count or a percentage such as 25%"},
+		{"an unknown strategy", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.Type = "Fast" }, `Unsupported value: "Fast"`},
+		{"rollback of surge", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Action = "Rollback" }, "Rollback goes back from a BlueGreen upgrade"},
+		{"a bad version", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Target.KubernetesVersion = "latest" }, "spec.target.kubernetesVersion"},
+	} {
+		u := seedResource("bad-" + strings.ReplaceAll(tc.name, " ", "-"))
+		tc.change(u)
+		err := c.Create(ctx, u)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: created with %v; want refused saying %q", tc.name, err, tc.want)
+		}
+	}
+	// Changes the rules forbid once the resource exists.
+	u := seedResource("good")
+	u.Spec.Paused = true // no controller runs here; paused says so
+	if err := c.Create(ctx, u); err != nil {
+		t.Fatalf("a good spec refused: %v", err)
+	}
+	if u.Spec.Mode != "Noderoll" || u.Spec.Strategy.Type != "Surge" {
+		t.Errorf("defaults: mode %q strategy %q, want Noderoll and Surge", u.Spec.Mode, u.Spec.Strategy.Type)
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*v1alpha1.NodeGroupUpgrade)
+		want   string
+	}{
+		{"another target", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Target.KubernetesVersion = "1.38" }, "spec.target cannot change"},
+		{"another group", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.NodeGroup = "other" }, "spec.cluster and spec.nodeGroup cannot change"},
+	} {
+		v := u.DeepCopy()
+		tc.change(v)
+		err := c.Update(ctx, v)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: updated with %v; want refused saying %q", tc.name, err, tc.want)
+		}
+	}
+	v := u.DeepCopy()
+	v.Spec.Paused, v.Spec.EvictionTimeout = false, &metav1.Duration{Duration: time.Minute}
+	if err := c.Update(ctx, v); err != nil {
+		t.Errorf("unpausing and a timeout refused: %v", err)
+	}
+}
+
+// The seed's upgrade declared as a resource, run by two controller
+// replicas: the leader is killed with SIGKILL mid-upgrade, the other takes
+// over and finishes it from the record. Every old instance is terminated
+// exactly once (the endpoint's own count) and no budget is breached (an
+// independent watch of the budgets).
+func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
+	s := StartSandbox(t)
+	c := s.InstallCRD()
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	replica := func() *Started {
+		return s.Start("controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-election-lease-duration=4s")
+	}
+	a, b := replica(), replica()
+	leads := func(st *Started) bool { return strings.Contains(st.err.String(), "leading: this replica runs") }
+	var leader, other *Started
+	eventually(t, time.Minute, "a leader elected", func() (bool, string) {
+		switch {
+		case leads(a):
+			leader, other = a, b
+		case leads(b):
+			leader, other = b, a
+		}
+		return leader != nil, tail(a.err.String(), 3) + tail(b.err.String(), 3)
+	})
+	u := seedResource("nodegroup-to-1-37")
+	if err := c.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 4*time.Minute, "an old instance terminated", func() (bool, string) {
+		return len(s.Calls("TerminateInstanceInAutoScalingGroup")) >= 1, tail(leader.err.String(), 5)
+	})
+	var mid v1alpha1.NodeGroupUpgrade
+	if err := c.Get(ctx, client.ObjectKeyFromObject(u), &mid); err != nil {
+		t.Fatal(err)
+	}
+	if mid.Status.Phase != v1alpha1.PhaseRunning || mid.Status.Target == nil || mid.Status.TotalNodes != 3 {
+		t.Errorf("mid-run status: phase %s, target %+v, total %d; want Running, the resolved AMI, 3", mid.Status.Phase, mid.Status.Target, mid.Status.TotalNodes)
+	}
+	t.Logf("killing the leader mid-upgrade (status %s %s); it had logged:\n%s", mid.Status.Phase, mid.Status.Step, tail(leader.err.String(), 8))
+	leader.Kill(t)
+
+	var done v1alpha1.NodeGroupUpgrade
+	eventually(t, 6*time.Minute, "the upgrade Complete", func() (bool, string) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(u), &done); err != nil {
+			return false, err.Error()
+		}
+		if done.Status.Phase == v1alpha1.PhaseFailed {
+			t.Fatalf("the upgrade failed: %s", done.Status.Message)
+		}
+		return done.Status.Phase == v1alpha1.PhaseComplete, fmt.Sprintf("%s %s %s\n%s", done.Status.Phase, done.Status.Step, done.Status.Message, tail(other.err.String(), 5))
+	})
+	if !leads(other) {
+		t.Errorf("the second replica never led; it logged:\n%s", tail(other.err.String(), 20))
+	}
+	terminatedOnce(t, before, s.TerminateCalls())
+	after := s.Group()
+	want := s.RecommendedAMI("1.37")
+	if len(after.Instances) != 3 {
+		t.Errorf("%d instances after, want 3", len(after.Instances))
+	}
+	var ids []string
+	for _, i := range after.Instances {
+		ids = append(ids, aws.ToString(i.InstanceId))
+	}
+	out, err := s.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, res := range out.Reservations {
+		for _, i := range res.Instances {
+			if aws.ToString(i.ImageId) != want {
+				t.Errorf("instance %s on %s, want %s", aws.ToString(i.InstanceId), aws.ToString(i.ImageId), want)
+			}
+		}
+	}
+	if done.Status.UpToDateNodes != 3 || done.Status.Target == nil || done.Status.Target.ImageID != want || done.Status.CompletionTime == nil {
+		t.Errorf("final status: up to date %d, target %+v, completion %v; want 3 on %s", done.Status.UpToDateNodes, done.Status.Target, done.Status.CompletionTime, want)
+	}
+	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
+		t.Errorf("budgets breached (%d checks): %v", checks, v)
+	}
+}
