@@ -9,7 +9,7 @@ import (
 )
 
 func newPermissionsCmd(s Streams) *cobra.Command {
-	name := "noderoll"
+	name, controller := "noderoll", false
 	cmd := &cobra.Command{
 		Use:   "permissions",
 		Short: "Print the Kubernetes ClusterRole and Role noderoll needs, and nothing more",
@@ -20,10 +20,13 @@ alone; docs/aws.md explains each rule. Bind them to the identity that runs
 noderoll (a user, a group, or a ServiceAccount).`,
 		Example: `  noderoll permissions | kubectl apply -f -
   kubectl create clusterrolebinding noderoll --clusterrole=noderoll --user=ops@example.com
-  kubectl -n kube-system create rolebinding noderoll --role=noderoll --user=ops@example.com`,
+  kubectl -n kube-system create rolebinding noderoll --role=noderoll --user=ops@example.com
+
+  # What the in-cluster controller needs:
+  noderoll permissions --controller --name=noderoll-controller`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			out, err := permissions.YAML(name)
+			out, err := permissions.YAML(name, controller)
 			if err != nil {
 				return err
 			}
@@ -32,5 +35,6 @@ noderoll (a user, a group, or a ServiceAccount).`,
 		},
 	}
 	cmd.Flags().StringVar(&name, "name", name, "name of the ClusterRole and the Role")
+	cmd.Flags().BoolVar(&controller, "controller", false, "the controller's roles: noderoll's, plus its NodeGroupUpgrades, their status, events and its leader Lease (what the Helm chart grants)")
 	return cmd
 }

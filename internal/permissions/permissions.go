@@ -54,15 +54,37 @@ func Rules() []Rule {
 	}
 }
 
+// ControllerRules are Rules and what the controller adds to them: its
+// resources, their status and the events it writes on them, and its leader
+// Lease (beside the groups' locks, so the same Role covers it).
+func ControllerRules() []Rule {
+	return append(Rules(),
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
+			Why: "controller: watch the declared upgrades; add and remove its finalizer"},
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades/status"}, Verbs: []string{"get", "update", "patch"}},
+			Why: "controller: write each upgrade's progress"},
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			Why: "controller: say on each NodeGroupUpgrade what happened to it"},
+	)
+}
+
 // Roles returns the ClusterRole and the Role (in Namespace) that grant
 // Rules, named name.
-func Roles(name string) (*rbacv1.ClusterRole, *rbacv1.Role) {
+func Roles(name string) (*rbacv1.ClusterRole, *rbacv1.Role) { return roles(name, Rules()) }
+
+// ControllerRoles returns the ClusterRole and the Role (in Namespace) that
+// grant ControllerRules: what the Helm chart binds the controller to.
+func ControllerRoles(name string) (*rbacv1.ClusterRole, *rbacv1.Role) {
+	return roles(name, ControllerRules())
+}
+
+func roles(name string, rules []Rule) (*rbacv1.ClusterRole, *rbacv1.Role) {
 	labels := map[string]string{"app.kubernetes.io/name": "noderoll"}
 	cr := &rbacv1.ClusterRole{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	r := &rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: labels}}
-	for _, rule := range Rules() {
+	for _, rule := range rules {
 		if rule.Namespace == "" {
 			cr.Rules = append(cr.Rules, rule.PolicyRule)
 		} else {
@@ -72,9 +94,13 @@ func Roles(name string) (*rbacv1.ClusterRole, *rbacv1.Role) {
 	return cr, r
 }
 
-// YAML is the ClusterRole and the Role as one multi-document manifest.
-func YAML(name string) (string, error) {
+// YAML is the ClusterRole and the Role as one multi-document manifest: the
+// CLI's, or with controller the controller's.
+func YAML(name string, controller bool) (string, error) {
 	cr, r := Roles(name)
+	if controller {
+		cr, r = ControllerRoles(name)
+	}
 	a, err := yaml.Marshal(cr)
 	if err != nil {
 		return "", err

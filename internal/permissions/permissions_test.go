@@ -48,7 +48,7 @@ func TestTheRolesHoldEveryRule(t *testing.T) {
 	if len(cr.Rules)+len(r.Rules) != len(Rules()) || r.Namespace != Namespace {
 		t.Fatalf("ClusterRole %d rules + Role %d rules in %s, want %d", len(cr.Rules), len(r.Rules), r.Namespace, len(Rules()))
 	}
-	out, err := YAML("noderoll")
+	out, err := YAML("noderoll", false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +61,31 @@ func TestTheRolesHoldEveryRule(t *testing.T) {
 	for _, want := range []string{"leases", "watch", "daemonsets", "persistentvolumes", "pods/eviction", "deployments"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the manifest grants nothing on %s", want)
+		}
+	}
+}
+
+// The controller's roles are the CLI's and its own resources, nothing more
+// cluster-wide than it needs: no Secrets, no workloads created.
+func TestTheControllerGetsTheCLIsRulesAndItsOwn(t *testing.T) {
+	cr, r := ControllerRoles("noderoll-controller")
+	if len(cr.Rules)+len(r.Rules) != len(Rules())+3 {
+		t.Errorf("%d rules, want the CLI's %d and 3 of the controller's", len(cr.Rules)+len(r.Rules), len(Rules()))
+	}
+	out, err := YAML("noderoll-controller", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"nodegroupupgrades/status", "events.k8s.io", "pods/eviction"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the controller's manifest grants nothing on %s", want)
+		}
+	}
+	for _, rule := range append(cr.Rules, r.Rules...) {
+		for _, res := range rule.Resources {
+			if res == "secrets" || res == "*" {
+				t.Errorf("the controller is granted %s", res)
+			}
 		}
 	}
 }

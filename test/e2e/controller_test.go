@@ -4,14 +4,17 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -20,6 +23,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
+	"github.com/noderoll/noderoll/internal/permissions"
+	"github.com/noderoll/noderoll/internal/sandbox"
 )
 
 // crdPath is the CRD the chart installs, generated from api/v1alpha1.
@@ -165,8 +170,12 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 	ctx := context.Background()
 	before := s.Group()
 	budgets := WatchBudgets(t, s.Kube)
+	// Each replica acts only as the chart's ServiceAccount would: a token
+	// bound to the controller's roles and nothing else.
+	kubeconfig := s.ControllerKubeconfig()
 	replica := func() *Started {
-		return s.Start("controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-election-lease-duration=4s")
+		return s.StartWith([]string{"KUBECONFIG=" + kubeconfig},
+			"controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-election-lease-duration=4s")
 	}
 	a, b := replica(), replica()
 	leads := func(st *Started) bool { return strings.Contains(st.err.String(), "leading: this replica runs") }
@@ -237,4 +246,48 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
 		t.Errorf("budgets breached (%d checks): %v", checks, v)
 	}
+	for _, st := range []*Started{a, b} {
+		if strings.Contains(st.err.String(), "forbidden") {
+			t.Errorf("a replica was refused something on the way:\n%s", grepLines(st.err.String(), "forbidden"))
+		}
+	}
+	// What the controller's roles leave out is refused by the API server.
+	least := leastClient(t, kubeconfig)
+	if _, err := least.CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("listing Secrets as the controller: %v, want 403 Forbidden", err)
+	}
+	if _, err := least.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("creating a Deployment as the controller: %v, want 403 Forbidden", err)
+	}
+}
+
+// ControllerKubeconfig writes a kubeconfig acting as a ServiceAccount bound
+// to the controller's roles alone (what the Helm chart grants), with a
+// token from the TokenRequest API.
+func (s *Sandbox) ControllerKubeconfig() string {
+	s.t.Helper()
+	ctx := context.Background()
+	cr, r := permissions.ControllerRoles("noderoll-controller")
+	if _, err := s.Kube.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.Kube.RbacV1().Roles(r.Namespace).Create(ctx, r, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	path := filepath.Join(s.Dir, "controller.kubeconfig")
+	id := sandbox.Identity{Name: "noderoll-controller", PriorityLevel: "workload-high", ClusterRole: cr.Name, Role: r.Name}
+	if err := id.Kubeconfig(ctx, s.Kube, s.State.Kubeconfig, path); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -319,8 +319,14 @@ func (b *lockedBuffer) String() string {
 // test ends it with Kill, by its pid (the cleanup kills it if the test did not).
 func (s *Sandbox) Start(args ...string) *Started {
 	s.t.Helper()
+	return s.StartWith(nil, args...)
+}
+
+// StartWith is Start with more environment (a later KUBECONFIG wins).
+func (s *Sandbox) StartWith(env []string, args ...string) *Started {
+	s.t.Helper()
 	st := &Started{cmd: exec.Command(noderollBinary(s.t), args...)}
-	st.cmd.Env = append(cleanEnv(), s.env...)
+	st.cmd.Env = append(append(cleanEnv(), s.env...), env...)
 	st.cmd.Stdout, st.cmd.Stderr = &st.out, &st.err
 	if err := st.cmd.Start(); err != nil {
 		s.t.Fatalf("starting noderoll %v: %v", args, err)
