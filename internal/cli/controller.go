@@ -14,6 +14,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
@@ -145,8 +146,14 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	if pod := os.Getenv("POD_NAME"); pod != "" {
 		self.Host = pod
 	}
+	// The controller's series are served beside controller-runtime's own.
+	metrics, err := controller.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	r := &controller.Reconciler{
-		Client: mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+		Metrics: metrics,
+		Client:  mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
 		Log: log, Clock: clock.RealClock{}, MaxConcurrent: f.maxConcurrent,
 		Lock: grouplock.Options{Self: self},
 	}

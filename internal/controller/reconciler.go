@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -46,6 +47,8 @@ type Reconciler struct {
 	Lock grouplock.Options
 	// StatusEvery is how often a worker writes its status (default 2s).
 	StatusEvery time.Duration
+	// Metrics counts what the workers do (nil: counted nowhere).
+	Metrics *Metrics
 
 	mu      sync.Mutex
 	base    context.Context // the manager's, set by Start
@@ -71,6 +74,13 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.MaxConcurrent = 10
 	}
 	r.workers = map[types.UID]*worker{}
+	if r.Metrics == nil {
+		m, err := NewMetrics(prometheus.NewRegistry())
+		if err != nil {
+			return err
+		}
+		r.Metrics = m
+	}
 	if err := mgr.Add(r); err != nil {
 		return err
 	}
@@ -213,6 +223,11 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	key := client.ObjectKeyFromObject(u)
 	log := r.Log.With("nodegroupupgrade", u.Name, "group", run.Group.String())
 	rep := newReports(r.Clock.Now)
+	rep.refused = func(budget string) { r.Metrics.refused.WithLabelValues(budget).Inc() }
+	r.Metrics.running.Inc()
+	defer r.Metrics.running.Dec()
+	began := r.Clock.Now()
+	log.Info("upgrade started", "generation", u.Generation, "strategy", run.Options.Strategy, "action", run.Action)
 	members := engine.NewMembers()
 	if g, err := r.Cloud.NodeGroup(ctx, run.Group); err == nil {
 		members.Add(g.Instances)
@@ -252,14 +267,29 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	}()
 	tick := r.Clock.NewTicker(r.StatusEvery)
 	defer tick.Stop()
+	replaced := int32(-1) // what the record held when this worker first read it
+	count := func(p *progress) {
+		if p == nil {
+			return
+		}
+		if replaced >= 0 && p.Replaced > replaced {
+			r.Metrics.replaced.Add(float64(p.Replaced - replaced))
+		}
+		replaced = p.Replaced
+	}
+	ended := func(phase string) {
+		r.Metrics.ended.WithLabelValues(phase).Inc()
+		r.Metrics.duration.WithLabelValues(phase).Observe(r.Clock.Since(began).Seconds())
+		log.Info("upgrade ended", "phase", phase)
+	}
 	for {
 		select {
 		case <-tick.C():
-			r.writeProgress(ctx, key, run, members, rep, u.Generation)
+			count(r.writeProgress(ctx, key, run, members, rep, u.Generation))
 		case err := <-result:
 			// The final word is written even as the controller stops.
 			fin := context.WithoutCancel(ctx)
-			r.writeProgress(fin, key, run, members, rep, u.Generation)
+			count(r.writeProgress(fin, key, run, members, rep, u.Generation))
 			switch {
 			case err == nil:
 				phase, reason := v1alpha1.PhaseComplete, "Complete"
@@ -273,6 +303,7 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 				if err := r.finish(fin, u, phase, reason, msg); err != nil {
 					log.Error("writing status", "err", err)
 				}
+				ended(phase)
 			case ctx.Err() != nil:
 				// Paused, deleted or stopping: the record holds the run;
 				// whoever goes on resumes it.
@@ -282,22 +313,25 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 				if err := r.finish(fin, u, v1alpha1.PhaseFailed, reason, msg); err != nil {
 					log.Error("writing status", "err", err)
 				}
+				ended(v1alpha1.PhaseFailed)
 			}
 			return
 		}
 	}
 }
 
-func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, run Run, members *engine.Members, rep *reports, gen int64) {
+// writeProgress writes the status of a running upgrade and returns what it
+// wrote (nil when it could not see the run).
+func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, run Run, members *engine.Members, rep *reports, gen int64) *progress {
 	rec, err := engine.LoadRecord(ctx, r.Kube, run.Group)
 	if err != nil {
 		r.Log.Warn("reading the upgrade record", "err", err)
-		return
+		return nil
 	}
 	var nodes corev1.NodeList
 	if err := r.Client.List(ctx, &nodes); err != nil {
 		r.Log.Warn("listing nodes", "err", err)
-		return
+		return nil
 	}
 	step, msg, bl := rep.snapshot(3 * run.Options.Drain.RetryDelay)
 	p := observe(rec, nodes.Items, members, step, msg, bl)
@@ -314,6 +348,7 @@ func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, ru
 	}); err != nil && ctx.Err() == nil {
 		r.Log.Warn("writing status", "err", err)
 	}
+	return &p
 }
 
 // finish writes an upgrade's end.

@@ -25,6 +25,7 @@ const maxListedNodes = 100
 type reports struct {
 	mu      sync.Mutex
 	now     func() time.Time
+	refused func(budget string) // counts each refusal (nil: not counted)
 	step    string
 	message string
 	blocked map[string]blocked // by node
@@ -69,6 +70,9 @@ func (r *reports) Blocked(node string, bl []drain.Blocker) {
 	var by []string
 	for _, b := range bl {
 		by = append(by, b.String())
+		if r.refused != nil {
+			r.refused(budgetOf(b))
+		}
 	}
 	now := r.now()
 	b, ok := r.blocked[node]
@@ -178,4 +182,14 @@ func nodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// budgetOf names what refused an eviction: its budget as namespace/name,
+// or the API server's reason when no budget did (a webhook).
+func budgetOf(b drain.Blocker) string {
+	if len(b.PDBs) == 0 {
+		return b.Reason
+	}
+	name, _, _ := strings.Cut(b.PDBs[0], " ")
+	return name
 }

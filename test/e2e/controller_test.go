@@ -2,9 +2,14 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -290,4 +295,182 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A declared upgrade deleted mid-run stops between actions and leaves its
+// group resumable; another resource with the same target resumes it, is
+// paused mid-run (nothing holds the group's lock then) and unpaused, and
+// finishes: every old instance terminated once across the two.
+func TestADeclaredUpgradeDeletedOrPausedMidRunGoesOnFromItsRecord(t *testing.T) {
+	s := StartSandbox(t)
+	c := s.InstallCRD()
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	metrics := freeAddr(t)
+	ctl := s.StartWith([]string{"KUBECONFIG=" + s.ControllerKubeconfig()}, "controller", "--metrics-bind-address="+metrics, "--health-probe-bind-address=0")
+	terminated := func(n int) {
+		t.Helper()
+		eventually(t, 4*time.Minute, fmt.Sprintf("%d old instances terminated", n), func() (bool, string) {
+			return len(s.Calls("TerminateInstanceInAutoScalingGroup")) >= n, tail(ctl.err.String(), 5)
+		})
+	}
+	unlocked := func(what string) {
+		t.Helper()
+		leases, err := s.Kube.CoordinationV1().Leases("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range leases.Items {
+			if h := ptr.Deref(l.Spec.HolderIdentity, ""); h != "" {
+				t.Errorf("%s: lease %s still held by %s", what, l.Name, h)
+			}
+		}
+	}
+	first := seedResource("first")
+	first.Spec.Strategy.Type = "EKS" // one node at a time: room to stop between
+	if err := c.Create(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	terminated(1)
+	if err := c.Delete(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the deleted resource gone (its finalizer removed once its worker stopped)", func() (bool, string) {
+		err := c.Get(ctx, client.ObjectKeyFromObject(first), &v1alpha1.NodeGroupUpgrade{})
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
+	})
+	unlocked("after the delete")
+	rec := recordPhase(t, s)
+	if rec == "" || rec == "Completed" {
+		t.Fatalf("after the delete the group's record is %q, want an unfinished upgrade to resume", rec)
+	}
+	stopped := len(s.Calls("TerminateInstanceInAutoScalingGroup"))
+
+	second := seedResource("second")
+	second.Spec.Strategy.Type = "EKS"
+	if err := c.Create(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	terminated(stopped + 1)
+	var u v1alpha1.NodeGroupUpgrade
+	if err := c.Get(ctx, client.ObjectKeyFromObject(second), &u); err != nil {
+		t.Fatal(err)
+	}
+	u.Spec.Paused = true
+	if err := c.Update(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "phase Paused", func() (bool, string) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(second), &u); err != nil {
+			return false, err.Error()
+		}
+		return u.Status.Phase == v1alpha1.PhasePaused, u.Status.Phase
+	})
+	if !condition(u.Status.Conditions, v1alpha1.ConditionPaused) || condition(u.Status.Conditions, v1alpha1.ConditionProgressing) {
+		t.Errorf("paused conditions %+v", u.Status.Conditions)
+	}
+	unlocked("while paused")
+	u.Spec.Paused = false
+	if err := c.Update(ctx, &u); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 6*time.Minute, "the upgrade Complete", func() (bool, string) {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(second), &u); err != nil {
+			return false, err.Error()
+		}
+		if u.Status.Phase == v1alpha1.PhaseFailed {
+			t.Fatalf("the upgrade failed: %s", u.Status.Message)
+		}
+		return u.Status.Phase == v1alpha1.PhaseComplete, u.Status.Phase + " " + u.Status.Message
+	})
+	terminatedOnce(t, before, s.TerminateCalls())
+	allOnTarget(t, s, 3)
+	if !condition(u.Status.Conditions, v1alpha1.ConditionComplete) || u.Status.UpToDateNodes != 3 {
+		t.Errorf("final status %+v", u.Status)
+	}
+	// The metrics endpoint tells the same story: the one upgrade that ended
+	// (the deleted one stopped), the instances the second run replaced.
+	scraped := scrape(t, "http://"+metrics+"/metrics")
+	for _, want := range []string{
+		`noderoll_upgrades_ended_total{phase="Complete"} 1`,
+		"noderoll_upgrades_running 0",
+		`noderoll_upgrade_duration_seconds_count{phase="Complete"} 1`,
+		`controller_runtime_reconcile_total{controller="nodegroupupgrade",result="success"}`,
+	} {
+		if !strings.Contains(scraped, want) {
+			t.Errorf("metrics lack %q:\n%s", want, grepLines(scraped, "noderoll_"))
+		}
+	}
+	if n := metricValue(scraped, "noderoll_nodes_replaced_total"); n < 1 || n > 3 {
+		t.Errorf("noderoll_nodes_replaced_total %v, want what the runs replaced after their first look (1 to 3)", n)
+	}
+	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
+		t.Errorf("budgets breached (%d checks): %v", checks, v)
+	}
+}
+
+func condition(cs []metav1.Condition, typ string) bool {
+	for _, c := range cs {
+		if c.Type == typ {
+			return c.Status == metav1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// recordPhase is the phase of the seed group's upgrade record ("" without).
+func recordPhase(t *testing.T, s *Sandbox) string {
+	t.Helper()
+	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range cms.Items {
+		var r struct {
+			Nodegroup, Phase string
+		}
+		if err := json.Unmarshal([]byte(cm.Data["record.json"]), &r); err == nil && r.Nodegroup == "nodegroup" {
+			return r.Phase
+		}
+	}
+	return ""
+}
+
+// freeAddr is a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scraping %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("scraping %s: %s %v", url, resp.Status, err)
+	}
+	return string(b)
+}
+
+// metricValue is an unlabelled series' value in a scrape (-1: absent).
+func metricValue(scraped, name string) float64 {
+	for _, l := range strings.Split(scraped, "\n") {
+		if v, ok := strings.CutPrefix(l, name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err == nil {
+				return f
+			}
+		}
+	}
+	return -1
 }
