@@ -129,3 +129,28 @@ func Table() string {
 	}
 	return b.String()
 }
+
+// ChartRBAC is the Helm chart's templates/rbac.yaml: ControllerRoles, named
+// after the release, bound to the chart's ServiceAccount.
+func ChartRBAC() (string, error) {
+	const name = "NAME-controller"
+	cr, r := ControllerRoles(name)
+	subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "SERVICEACCOUNT", Namespace: "RELEASE-NAMESPACE"}}
+	crb := &rbacv1.ClusterRoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subjects,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name}}
+	rb := &rbacv1.RoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace}, Subjects: subjects,
+		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name}}
+	var docs []string
+	for _, o := range []any{cr, r, crb, rb} {
+		b, err := yaml.Marshal(o)
+		if err != nil {
+			return "", err
+		}
+		docs = append(docs, string(b))
+	}
+	out := "# Generated from internal/permissions (go test ./internal/permissions -update): do not edit.\n" + strings.Join(docs, "---\n")
+	return strings.NewReplacer("NAME-controller", "{{ .Release.Name }}-controller", "SERVICEACCOUNT", "{{ .Values.serviceAccount.name }}",
+		"RELEASE-NAMESPACE", "{{ .Release.Namespace }}").Replace(out), nil
+}

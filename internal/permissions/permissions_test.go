@@ -89,3 +89,32 @@ func TestTheControllerGetsTheCLIsRulesAndItsOwn(t *testing.T) {
 		}
 	}
 }
+
+const chartRBAC = "../../charts/noderoll/templates/rbac.yaml"
+
+// The chart grants the controller exactly ControllerRules: the roles the
+// e2e tests run the controller under.
+func TestTheChartGrantsTheControllersRules(t *testing.T) {
+	want, err := ChartRBAC()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile(chartRBAC, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(chartRBAC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want {
+		t.Fatalf("%s is not ControllerRules(): run go test ./internal/permissions -update", chartRBAC)
+	}
+	for _, kind := range []string{"kind: ClusterRole\n", "kind: Role\n", "kind: ClusterRoleBinding", "kind: RoleBinding", "nodegroupupgrades/status", "name: {{ .Values.serviceAccount.name }}"} {
+		if !strings.Contains(want, kind) {
+			t.Errorf("the chart's RBAC lacks %q", kind)
+		}
+	}
+}
