@@ -23,6 +23,9 @@ import (
 	"github.com/noderoll/noderoll/internal/grouplock"
 )
 
+// leaderElectionID names the replicas' Lease.
+const leaderElectionID = "noderoll-controller"
+
 type controllerFlags struct {
 	kubeconfig, kubeContext string
 	aws                     awscloud.Options
@@ -113,7 +116,7 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
 		LeaderElection:                f.leaderElect,
-		LeaderElectionID:              "noderoll-controller",
+		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       f.leaderNamespace,
 		LeaderElectionReleaseOnCancel: true,
 		LeaseDuration:                 &f.leaseDuration,
@@ -141,11 +144,15 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	if err != nil {
 		return err
 	}
-	self := grouplock.Self()
-	self.User = "controller"
-	if pod := os.Getenv("POD_NAME"); pod != "" {
-		self.Host = pod
+	// One holder for every replica and restart: the leader takes back at
+	// once the groups a previous leader held (see grouplock.Inherit). Without
+	// leader election nothing says who succeeds whom, so nothing is
+	// inherited.
+	pod := os.Getenv("POD_NAME")
+	if pod == "" {
+		pod, _ = os.Hostname()
 	}
+	lock := grouplock.Options{Self: grouplock.ControllerHolder(f.leaderNamespace, leaderElectionID, pod), Inherit: f.leaderElect}
 	// The controller's series are served beside controller-runtime's own.
 	metrics, err := controller.NewMetrics(ctrlmetrics.Registry)
 	if err != nil {
@@ -155,7 +162,7 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 		Metrics: metrics,
 		Client:  mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
 		Log: log, Clock: clock.RealClock{}, MaxConcurrent: f.maxConcurrent,
-		Lock: grouplock.Options{Self: self},
+		Lock: lock,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err

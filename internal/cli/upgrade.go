@@ -40,6 +40,8 @@ type upgradeFlags struct {
 	output                  string
 	verbose                 bool
 	strategySet             func() bool // --strategy was given
+	changed                 func(flag string) bool
+	viaController           bool
 	rollback, abort         bool
 	dryRun                  bool
 	mode                    string // noderoll or managed
@@ -51,8 +53,14 @@ func newUpgradeCmd(s Streams) *cobra.Command {
 	return cmd
 }
 
-func newUpgradeNodegroup(s Streams) *cobra.Command {
+func newUpgradeNodegroup(s Streams) *cobra.Command { return newUpgradeNodegroupWith(s, nil) }
+
+// newUpgradeNodegroupWith lets a test see the flags the command parses.
+func newUpgradeNodegroupWith(s Streams, seen func(*upgradeFlags)) *cobra.Command {
 	f := &upgradeFlags{opts: engine.DefaultOptions()}
+	if seen != nil {
+		seen(f)
+	}
 	cmd := &cobra.Command{
 		Use:   "nodegroup",
 		Short: "Replace every node of a node group with nodes on a new AMI",
@@ -148,6 +156,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	}
 	fl := cmd.Flags()
 	f.strategySet = func() bool { return fl.Changed("strategy") }
+	f.changed = fl.Changed
 	fl.StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
 	fl.StringVar(&f.name, "name", "", "node group name: an EKS managed node group, or a self-managed Auto Scaling group tagged for the cluster (required)")
 	fl.StringVar(&f.target.KubernetesVersion, "kubernetes-version", "", "upgrade to the recommended EKS-optimized AMI of this Kubernetes version, e.g. 1.37")
@@ -179,6 +188,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
 	fl.StringVar(&f.mode, "mode", "noderoll", "who replaces the nodes: noderoll (its strategies), or managed: ask EKS to update a managed node group itself (UpdateNodegroupVersion, with --force if asked) and follow it, after the same checks and preflight")
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
+	fl.BoolVar(&f.viaController, "via-controller", false, "declare the upgrade as a NodeGroupUpgrade for the in-cluster controller to run (noderoll controller; docs/controller.md), and follow it with the same live view; Ctrl-C stops following, not the upgrade")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 	_ = cmd.MarkFlagRequired("cluster")
 	_ = cmd.MarkFlagRequired("name")
@@ -375,6 +385,9 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	defer stopWatch()
 	if err := view.WatchNodes(watchCtx, kube, members.Owns); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
+	}
+	if f.viaController {
+		return followController(ctx, f, p, ref, members, view)
 	}
 	reporter := &blockCounter{View: view}
 	opts := f.opts

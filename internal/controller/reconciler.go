@@ -56,6 +56,8 @@ type Reconciler struct {
 }
 
 type worker struct {
+	group      cloud.NodeGroupRef
+	name       string // the resource's
 	generation int64
 	cancel     context.CancelFunc
 	done       chan struct{}
@@ -163,6 +165,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if base == nil {
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
+	if other := r.runningFor(run.Group, u.UID); other != "" {
+		// Two resources of one group: the lock would let only one act, and
+		// the leader takes back its own locks at once, so the second would
+		// take the group from the first. It waits instead.
+		msg := fmt.Sprintf("waiting: NodeGroupUpgrade %s is upgrading %s; this one starts when that one ends", other, run.Group)
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setStatus(ctx, client.ObjectKeyFromObject(&u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
+			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
+			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "GroupBusy", msg, u.Generation)
+		})
+	}
 	if running >= r.MaxConcurrent {
 		msg := fmt.Sprintf("waiting for a free worker: %d upgrades run (the controller's --max-concurrent-upgrades)", running)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setStatus(ctx, client.ObjectKeyFromObject(&u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
@@ -187,6 +199,19 @@ func ended(u *v1alpha1.NodeGroupUpgrade) bool {
 	return false
 }
 
+// runningFor names the resource whose worker upgrades group ("" none),
+// other than uid.
+func (r *Reconciler) runningFor(group cloud.NodeGroupRef, uid types.UID) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, w := range r.workers {
+		if id != uid && w.group == group {
+			return w.name
+		}
+	}
+	return ""
+}
+
 // stop cancels a resource's worker and waits until it stopped.
 func (r *Reconciler) stop(uid types.UID) {
 	r.mu.Lock()
@@ -201,7 +226,7 @@ func (r *Reconciler) stop(uid types.UID) {
 
 func (r *Reconciler) start(base context.Context, u *v1alpha1.NodeGroupUpgrade, run Run) {
 	ctx, cancel := context.WithCancel(base)
-	w := &worker{generation: u.Generation, cancel: cancel, done: make(chan struct{})}
+	w := &worker{group: run.Group, name: u.Name, generation: u.Generation, cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
 	r.workers[u.UID] = w
 	r.mu.Unlock()

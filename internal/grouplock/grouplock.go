@@ -60,6 +60,10 @@ func (h Holder) identity() string {
 
 // String is the holder as people read it.
 func (h Holder) String() string {
+	if lease, ok := strings.CutPrefix(h.Host, "controller."); ok {
+		ns, name, _ := strings.Cut(lease, ".")
+		return fmt.Sprintf("the noderoll controller led through Lease %s/%s (pod %s)", ns, name, h.User)
+	}
 	s := fmt.Sprintf("noderoll (pid %d) on host %s", h.PID, h.Host)
 	if h.User != "" {
 		s += " run by " + h.User
@@ -91,8 +95,21 @@ type Options struct {
 	// Clock reads the time this process judges a lease's expiry by
 	// (default the real one).
 	Clock clock.PassiveClock
+	// Inherit makes this process the successor of every holder of the same
+	// Host: a leader-elected controller's replicas share one Host (see
+	// ControllerHolder) and only the leader takes locks, so a lock held
+	// under that Host was left by a previous leader, or by this replica
+	// before a restart, and is taken back at once instead of after its
+	// lease expires.
+	Inherit bool
 	// alive says whether a process of this host runs; tests replace it.
 	alive func(pid int) bool
+}
+
+// ControllerHolder is the holder of a leader-elected controller: the same
+// Host for every replica and restart (its leader Lease), the pod in User.
+func ControllerHolder(leaseNamespace, leaseName, pod string) Holder {
+	return Holder{Host: "controller." + leaseNamespace + "." + leaseName, PID: os.Getpid(), User: pod, Nonce: rand.String(5)}
 }
 
 func (o Options) withDefaults() Options {
@@ -211,8 +228,11 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 		holder := parseHolder(rec.HolderIdentity)
 		lasts := time.Duration(rec.LeaseDurationSeconds) * time.Second
 		switch {
-		case holder.Host == o.Self.Host && holder.PID > 0 && !o.alive(holder.PID):
-			o.Log.Info("taking over the lock of a process that is gone", "lease", desc, "holder", holder.String())
+		case o.Inherit && holder.Host == o.Self.Host && rec.HolderIdentity != o.Self.identity(),
+			holder.Host == o.Self.Host && holder.PID > 0 && !o.alive(holder.PID):
+			// A previous leader of this controller, or a process of this
+			// host that is gone: nobody renews the lease, take it at once.
+			o.Log.Info("taking over the lock of a holder that is gone", "lease", desc, "holder", holder.String())
 			err := lock.Update(ctx, resourcelock.LeaderElectionRecord{
 				LeaseDurationSeconds: 1, AcquireTime: metav1.Now(), RenewTime: metav1.Now(), LeaderTransitions: rec.LeaderTransitions,
 			})

@@ -223,3 +223,37 @@ func TestALeaseIsJudgedByTheInjectedClock(t *testing.T) {
 		t.Fatalf("a lease renewed 12 s ago by the clock, lasting 30 s: got %v", err)
 	}
 }
+
+// A controller's replicas share one Host: the leader takes back at once a
+// lock a previous leader held (another pod, alive or not, or itself before
+// a restart), not after the lease expires; a CLI run's lock it respects.
+func TestAControllerLeaderTakesBackItsPredecessorsLocks(t *testing.T) {
+	ctx := context.Background()
+	old := ControllerHolder("kube-system", "noderoll-controller", "noderoll-controller-abc")
+	leader := ControllerHolder("kube-system", "noderoll-controller", "noderoll-controller-xyz")
+	o := fast(leader, true) // every pid "alive": the pid rule does not apply
+	o.Inherit = true
+	c := fake.NewClientset(held(old, time.Now(), 30))
+	h, err := Acquire(ctx, c, "lock", group, nil, o)
+	if err != nil {
+		t.Fatalf("the leader was refused its predecessor's lock: %v", err)
+	}
+	defer h.Release()
+	if got := ptr.Deref(lease(t, c).Spec.HolderIdentity, ""); got != leader.identity() {
+		t.Fatalf("holder %q, want the leader %q", got, leader.identity())
+	}
+	if s := old.String(); !strings.Contains(s, "noderoll controller") || !strings.Contains(s, "kube-system/noderoll-controller") || !strings.Contains(s, "noderoll-controller-abc") {
+		t.Errorf("the controller as a holder reads %q", s)
+	}
+
+	// A CLI run holding the group is respected by the controller.
+	c = fake.NewClientset(held(here, time.Now(), 30))
+	if _, err := Acquire(ctx, c, "lock", group, nil, o); !errors.As(err, new(*HeldError)) {
+		t.Fatalf("the controller took a live CLI run's lock: %v", err)
+	}
+	// Without Inherit (a CLI run), the controller's live lock is respected.
+	c = fake.NewClientset(held(old, time.Now(), 30))
+	if _, err := Acquire(ctx, c, "lock", group, nil, fast(here, true)); !errors.As(err, new(*HeldError)) {
+		t.Fatalf("a CLI run took the controller's live lock: %v", err)
+	}
+}
