@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -50,9 +51,10 @@ type Reconciler struct {
 	// Metrics counts what the workers do (nil: counted nowhere).
 	Metrics *Metrics
 
-	mu      sync.Mutex
-	base    context.Context // the manager's, set by Start
-	workers map[types.UID]*worker
+	mu        sync.Mutex
+	base      context.Context // the manager's, set by Start
+	workers   map[types.UID]*worker
+	notBefore map[types.UID]time.Time // a worker waits for another's lock to expire
 }
 
 type worker struct {
@@ -76,6 +78,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		r.MaxConcurrent = 10
 	}
 	r.workers = map[types.UID]*worker{}
+	r.notBefore = map[types.UID]time.Time{}
 	if r.Metrics == nil {
 		m, err := NewMetrics(prometheus.NewRegistry())
 		if err != nil {
@@ -121,6 +124,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	if !u.DeletionTimestamp.IsZero() {
 		r.stop(u.UID)
+		r.mu.Lock()
+		delete(r.notBefore, u.UID)
+		r.mu.Unlock()
 		if controllerutil.RemoveFinalizer(&u, Finalizer) {
 			return ctrl.Result{}, r.Client.Update(ctx, &u)
 		}
@@ -147,6 +153,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			setCondition(s, v1alpha1.ConditionPaused, metav1.ConditionTrue, "Paused", s.Message, u.Generation)
 			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "Paused", s.Message, u.Generation)
 		})
+	}
+	// A worker that found the group locked by another set when to look
+	// again (it may still be on its way out).
+	r.mu.Lock()
+	wait := r.notBefore[u.UID].Sub(r.Clock.Now())
+	r.mu.Unlock()
+	if wait > 0 {
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 	r.mu.Lock()
 	w := r.workers[u.UID]
@@ -312,6 +326,7 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 		case <-tick.C():
 			count(r.writeProgress(ctx, key, run, members, rep, u.Generation))
 		case err := <-result:
+			var held *grouplock.HeldError
 			// The final word is written even as the controller stops.
 			fin := context.WithoutCancel(ctx)
 			count(r.writeProgress(fin, key, run, members, rep, u.Generation))
@@ -333,6 +348,22 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 				// Paused, deleted or stopping: the record holds the run;
 				// whoever goes on resumes it.
 				log.Info("upgrade stopped between actions", "cause", context.Cause(ctx))
+			case errors.As(err, &held):
+				// Someone else holds the group (a CLI run, or one that died
+				// elsewhere and whose lease has yet to expire): not a
+				// failure; try again once the lease could have expired.
+				wait := max(held.Renewed.Add(held.Expires).Sub(r.Clock.Now()), 2*time.Second)
+				r.mu.Lock()
+				r.notBefore[u.UID] = r.Clock.Now().Add(wait)
+				r.mu.Unlock()
+				msg := fmt.Sprintf("waiting for the group's lock: %v; trying again in %s", err, wait.Round(time.Second))
+				log.Info("group held by another", "holder", held.Holder.String(), "retryIn", wait)
+				if err := r.setStatus(fin, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
+					s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
+					setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "GroupLocked", msg, u.Generation)
+				}); err != nil {
+					log.Error("writing status", "err", err)
+				}
 			default:
 				reason, msg := explain(err)
 				if err := r.finish(fin, u, v1alpha1.PhaseFailed, reason, msg); err != nil {

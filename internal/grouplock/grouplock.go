@@ -152,6 +152,11 @@ type HeldError struct {
 }
 
 func (e *HeldError) Error() string {
+	if strings.HasPrefix(e.Holder.Host, "controller.") {
+		return fmt.Sprintf("node group %s is being upgraded by %s (lease %s, held since %s, last renewed %s ago): a NodeGroupUpgrade runs it; "+
+			"to take it over set that resource's spec.paused to true (or delete it) and rerun; if the controller died, the lock is taken over %s after its last renewal",
+			e.Group, e.Holder, e.Lease, e.Since.UTC().Format(time.RFC3339), e.Ago.Round(time.Second), e.Expires)
+	}
 	return fmt.Sprintf("node group %s is being upgraded by %s (lease %s, held since %s, last renewed %s ago): wait for that run to finish or stop it; "+
 		"if its process died, the lock is taken over %s after its last renewal (at once on the same host)",
 		e.Group, e.Holder, e.Lease, e.Since.UTC().Format(time.RFC3339), e.Ago.Round(time.Second), e.Expires)

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -473,4 +474,104 @@ func metricValue(scraped, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// An upgrade moves between the CLI and the controller through the record
+// they share: a CLI run killed mid-upgrade is resumed by a NodeGroupUpgrade
+// of the same target, and the controller killed mid-upgrade is resumed by
+// the CLI's rerun. Each old instance is terminated once across all three.
+func TestTheCLIAndTheControllerResumeEachOthersUpgrade(t *testing.T) {
+	t.Parallel() // a sandbox of its own; mostly waiting
+	s := StartSandbox(t)
+	c := s.InstallCRD()
+	ctx := context.Background()
+	before := s.Group()
+	budgets := WatchBudgets(t, s.Kube)
+	terminated := func(n int, log func() string) {
+		t.Helper()
+		eventually(t, 4*time.Minute, fmt.Sprintf("%d old instances terminated", n), func() (bool, string) {
+			return len(s.Calls("TerminateInstanceInAutoScalingGroup")) >= n, tail(log(), 5)
+		})
+	}
+	// seedUpgrade: the seed's algorithm, one node at a time.
+	cli := s.Start(seedUpgrade...)
+	terminated(1, cli.out.String)
+	cli.Kill(t)
+
+	kubeconfig := s.ControllerKubeconfig()
+	ctl := s.StartWith([]string{"KUBECONFIG=" + kubeconfig}, "controller", "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	u := seedResource("resume-the-cli")
+	u.Spec.Strategy.Type = "EKS"
+	if err := c.Create(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	terminated(2, ctl.err.String)
+	var mid v1alpha1.NodeGroupUpgrade
+	if err := c.Get(ctx, client.ObjectKeyFromObject(u), &mid); err != nil {
+		t.Fatal(err)
+	}
+	if mid.Status.Phase != v1alpha1.PhaseRunning || mid.Status.Replaced < 1 {
+		t.Errorf("the controller's status while resuming the CLI's run: phase %s, replaced %d; want Running with the CLI's replacement counted", mid.Status.Phase, mid.Status.Replaced)
+	}
+	ctl.Kill(t)
+
+	// At once, the CLI is refused, told how to hand the group over; once
+	// the dead controller's lease expired, its rerun resumes.
+	if r := s.Noderoll(seedUpgrade...); r.Code == 0 || !strings.Contains(r.LastLine(), "a NodeGroupUpgrade runs it; to take it over set that resource's spec.paused") {
+		t.Errorf("the CLI while the controller's lease lasts: exit %d %s", r.Code, r.LastLine())
+	}
+	eventually(t, time.Minute, "the dead controller's lock expired", func() (bool, string) {
+		leases, err := s.Kube.CoordinationV1().Leases("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+		if err != nil || len(leases.Items) != 1 {
+			return false, fmt.Sprint(len(leases.Items), err)
+		}
+		l := leases.Items[0].Spec
+		return l.RenewTime.Add(time.Duration(*l.LeaseDurationSeconds) * time.Second).Before(time.Now()), ptr.Deref(l.HolderIdentity, "")
+	})
+	r := s.Noderoll(seedUpgrade...)
+	if r.Code != 0 {
+		t.Fatalf("the CLI's rerun after the controller died: exit %d %s\n%s", r.Code, r.LastLine(), tail(r.Stderr, 20))
+	}
+	terminatedOnce(t, before, s.TerminateCalls())
+	allOnTarget(t, s, 3)
+	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
+		t.Errorf("budgets breached (%d checks): %v", checks, v)
+	}
+}
+
+// `upgrade nodegroup --via-controller` declares the upgrade and follows it
+// to its end; a flag the resource cannot carry is refused before anything
+// is declared.
+func TestUpgradeViaTheController(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t)
+	c := s.InstallCRD()
+	ctx := context.Background()
+	before := s.Group()
+	s.StartWith([]string{"KUBECONFIG=" + s.ControllerKubeconfig()}, "controller", "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
+		"--post-cordon-wait=2s", "--via-controller"}
+
+	if r := s.Noderoll(append(slices.Clone(upgrade), "--seed=3")...); r.Code == 0 || !strings.Contains(r.LastLine(), "--seed has no field in a NodeGroupUpgrade") {
+		t.Errorf("--seed with --via-controller: exit %d %s", r.Code, r.LastLine())
+	}
+	var list v1alpha1.NodeGroupUpgradeList
+	if err := c.List(ctx, &list); err != nil || len(list.Items) != 0 {
+		t.Fatalf("after the refusal: %d resources (%v), want none", len(list.Items), err)
+	}
+
+	r := s.Noderoll(upgrade...)
+	if r.Code != 0 {
+		t.Fatalf("--via-controller: exit %d %s\n%s", r.Code, r.LastLine(), tail(r.Stdout, 20))
+	}
+	for _, want := range []string{"declared NodeGroupUpgrade nodegroup-", "Complete, 3 of 3 nodes up to date, 3 replaced"} {
+		if !strings.Contains(r.Stdout, want) {
+			t.Errorf("the follower did not say %q:\n%s", want, tail(r.Stdout, 30))
+		}
+	}
+	if err := c.List(ctx, &list); err != nil || len(list.Items) != 1 || list.Items[0].Status.Phase != v1alpha1.PhaseComplete || list.Items[0].Spec.Strategy.Type != "Surge" {
+		t.Fatalf("resources after the run: %+v (%v); want one, Complete, Surge", list.Items, err)
+	}
+	terminatedOnce(t, before, s.TerminateCalls())
+	allOnTarget(t, s, 3)
 }
