@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -574,4 +576,101 @@ func TestUpgradeViaTheController(t *testing.T) {
 	}
 	terminatedOnce(t, before, s.TerminateCalls())
 	allOnTarget(t, s, 3)
+}
+
+// Groups returns every Auto Scaling group of the sandbox, by the EKS node
+// group its tags name.
+func (s *Sandbox) Groups() map[string]astypes.AutoScalingGroup {
+	s.t.Helper()
+	out, err := s.ASG.DescribeAutoScalingGroups(context.Background(), &autoscaling.DescribeAutoScalingGroupsInput{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	groups := map[string]astypes.AutoScalingGroup{}
+	for _, g := range out.AutoScalingGroups {
+		for _, tag := range g.Tags {
+			if aws.ToString(tag.Key) == "eks:nodegroup-name" {
+				groups[aws.ToString(tag.Value)] = g
+			}
+		}
+	}
+	return groups
+}
+
+// One controller upgrades three groups of one cluster at once; the seed's
+// Deployments and StatefulSet spread their pods over all three, so their
+// budgets span groups draining at the same time. No budget is breached,
+// every old instance of every group is terminated once, and the
+// cluster-autoscaler stays at 0 until the last upgrade ends.
+func TestOneControllerUpgradesThreeGroupsAtOnce(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t, "--groups=3")
+	c := s.InstallCRD()
+	ctx := context.Background()
+	before := s.Groups()
+	if len(before) != 3 {
+		t.Fatalf("%d groups seeded, want 3", len(before))
+	}
+	budgets := WatchBudgets(t, s.Kube)
+	ctl := s.StartWith([]string{"KUBECONFIG=" + s.ControllerKubeconfig()}, "controller", "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	var names []string
+	for group := range before {
+		u := seedResource(group)
+		u.Spec.NodeGroup = group
+		if err := c.Create(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, u.Name)
+	}
+	autoscaler := func() int32 {
+		ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return *ca.Spec.Replicas
+	}
+	together := 0 // the most upgrades seen Running at once
+	eventually(t, 8*time.Minute, "three upgrades Complete", func() (bool, string) {
+		var list v1alpha1.NodeGroupUpgradeList
+		if err := c.List(ctx, &list); err != nil {
+			return false, err.Error()
+		}
+		complete, running, state := 0, 0, ""
+		for _, u := range list.Items {
+			switch u.Status.Phase {
+			case v1alpha1.PhaseComplete:
+				complete++
+			case v1alpha1.PhaseRunning:
+				running++
+			case v1alpha1.PhaseFailed:
+				t.Fatalf("%s failed: %s", u.Name, u.Status.Message)
+			}
+			state += fmt.Sprintf("%s %s %s; ", u.Name, u.Status.Phase, u.Status.Step)
+		}
+		together = max(together, running)
+		if complete < 3 && complete > 0 && autoscaler() != 0 {
+			t.Errorf("the autoscaler is back while %d upgrades still run: %s", 3-complete, state)
+		}
+		return complete == 3, state + tail(ctl.err.String(), 3)
+	})
+	if n := autoscaler(); n != 1 {
+		t.Errorf("after the last upgrade the autoscaler has %d replicas, want 1", n)
+	}
+	if together < 2 {
+		t.Errorf("at most %d upgrade seen Running at once; want the three to run together", together)
+	}
+	calls := s.TerminateCalls()
+	for group, g := range before {
+		for _, i := range g.Instances {
+			if calls[aws.ToString(i.InstanceId)] != 1 {
+				t.Errorf("%s's old instance %s: %d terminate calls, want 1", group, aws.ToString(i.InstanceId), calls[aws.ToString(i.InstanceId)])
+			}
+		}
+	}
+	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
+		t.Errorf("budgets breached (%d checks): %v", checks, v)
+	}
+	if !strings.Contains(ctl.err.String(), "upgrade started") || strings.Count(ctl.err.String(), `msg="upgrade ended"`) != 3 {
+		t.Errorf("the controller's log does not show three upgrades ending:\n%s", grepLines(ctl.err.String(), "upgrade "))
+	}
 }
