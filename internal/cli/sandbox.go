@@ -27,6 +27,7 @@ type sandboxFlags struct {
 	sc           sandbox.Scenario
 	selfManaged  bool
 	readyTimeout time.Duration
+	controllers  int
 }
 
 // defaultSandboxDir is where the sandbox commands look without --dir.
@@ -66,6 +67,7 @@ func (f *sandboxFlags) addScenario(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.sc.ShutdownDelay.Duration, "shutdown-delay", f.sc.ShutdownDelay.Duration, "instance terminate until its Node is gone")
 	fs.DurationVar(&f.sc.PodStartDelay.Duration, "pod-start-delay", f.sc.PodStartDelay.Duration, "pod scheduled until Ready")
 	fs.DurationVar(&f.sc.PodStopDelay.Duration, "pod-stop-delay", f.sc.PodStopDelay.Duration, "pod deleted until gone")
+	fs.IntVar(&f.controllers, "controllers", 0, "install the Helm chart's CRD and RBAC and run this many controller replicas on the host (one leads), each acting only as the chart's ServiceAccount (0: none; see docs/controller.md)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "fail (and stop what started) when the scenario is not Ready within this time (0: 5m plus 1s per node)")
 }
 
@@ -79,10 +81,13 @@ func (f *sandboxFlags) options(s Streams) (sandbox.Options, error) {
 	if err != nil {
 		return sandbox.Options{}, err
 	}
+	if f.controllers < 0 || f.controllers > 5 {
+		return sandbox.Options{}, fmt.Errorf("--controllers %d: want 0 to 5", f.controllers)
+	}
 	sc := f.sc
 	sc.Managed = !f.selfManaged
 	return sandbox.Options{
-		Dir: dir, Name: f.name, Self: self, Scenario: sc, Out: s.Err, ReadyTimeout: f.readyTimeout,
+		Dir: dir, Name: f.name, Self: self, Scenario: sc, Out: s.Err, ReadyTimeout: f.readyTimeout, Controllers: f.controllers,
 		Tools: sandbox.NewToolchain(home, sandbox.ToolsModuleDir(checkout)),
 	}, nil
 }

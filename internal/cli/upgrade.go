@@ -387,7 +387,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		return fmt.Errorf("watching nodes: %w", err)
 	}
 	if f.viaController {
-		return followController(ctx, f, p, ref, members, view)
+		return followController(ctx, f, p, ref, members, view, log)
 	}
 	reporter := &blockCounter{View: view}
 	opts := f.opts

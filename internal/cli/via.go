@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +16,9 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/go-logr/logr"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/cloud"
@@ -98,7 +102,7 @@ func resourcePrefix(group string) string {
 
 // viaController declares the upgrade as a NodeGroupUpgrade and follows its
 // status with the live view until it ends: the controller runs it.
-func viaController(ctx context.Context, f *upgradeFlags, cfg *rest.Config, view *progress.View) error {
+func viaController(ctx context.Context, f *upgradeFlags, cfg *rest.Config, view *progress.View, log *slog.Logger) error {
 	u, err := resourceFromFlags(f, f.changed)
 	if err != nil {
 		return err
@@ -107,6 +111,9 @@ func viaController(ctx context.Context, f *upgradeFlags, cfg *rest.Config, view 
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
+	// controller-runtime's client logs through its root logger, which
+	// prints a stack trace when nobody set it.
+	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return err
@@ -209,7 +216,7 @@ func (f *follower) show(u *v1alpha1.NodeGroupUpgrade) (bool, error) {
 
 // followController runs viaController with the view's node watch kept on
 // the group's instances as the controller launches them.
-func followController(ctx context.Context, f *upgradeFlags, p cloud.Provider, ref cloud.NodeGroupRef, members *engine.Members, view *progress.View) error {
+func followController(ctx context.Context, f *upgradeFlags, p cloud.Provider, ref cloud.NodeGroupRef, members *engine.Members, view *progress.View, log *slog.Logger) error {
 	cfg, err := restConfig(f.kubeconfig, f.kubeContext)
 	if err != nil {
 		return err
@@ -230,7 +237,7 @@ func followController(ctx context.Context, f *upgradeFlags, p cloud.Provider, re
 			}
 		}
 	}()
-	err = viaController(ctx, f, cfg, view)
+	err = viaController(ctx, f, cfg, view, log)
 	stop()
 	view.Close()
 	return err

@@ -75,9 +75,16 @@ func (id Identity) Kubeconfig(ctx context.Context, kube kubernetes.Interface, ad
 	}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating FlowSchema %s: %w", id.Name, err)
 	}
-	tok, err := kube.CoreV1().ServiceAccounts(ns).CreateToken(ctx, id.Name, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(6 * 3600))}}, metav1.CreateOptions{})
+	return tokenKubeconfig(ctx, kube, ns, id.Name, adminKubeconfig, path)
+}
+
+// tokenKubeconfig writes a copy of the admin kubeconfig that acts as the
+// ServiceAccount namespace/name alone, with a token from the TokenRequest
+// API, valid for hours.
+func tokenKubeconfig(ctx context.Context, kube kubernetes.Interface, namespace, name, adminKubeconfig, path string) error {
+	tok, err := kube.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name, &authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(6 * 3600))}}, metav1.CreateOptions{})
 	if err != nil {
-		return fmt.Errorf("a token for %s: %w", id.Name, err)
+		return fmt.Errorf("a token for ServiceAccount %s/%s: %w", namespace, name, err)
 	}
 	cfg, err := clientcmd.LoadFromFile(adminKubeconfig)
 	if err != nil {
@@ -87,7 +94,7 @@ func (id Identity) Kubeconfig(ctx context.Context, kube kubernetes.Interface, ad
 	if cur == nil {
 		return fmt.Errorf("kubeconfig %s has no current context", adminKubeconfig)
 	}
-	cfg.AuthInfos = map[string]*clientcmdapi.AuthInfo{id.Name: {Token: tok.Status.Token}}
-	cur.AuthInfo = id.Name
+	cfg.AuthInfos = map[string]*clientcmdapi.AuthInfo{name: {Token: tok.Status.Token}}
+	cur.AuthInfo = name
 	return clientcmd.WriteToFile(*cfg, path)
 }

@@ -41,6 +41,8 @@ type State struct {
 	BinDir      string    `json:"binDir"`
 	Scenario    Scenario  `json:"scenario"`
 	Started     time.Time `json:"started"`
+	// Controllers are the controller replicas it runs (up --controllers).
+	Controllers []Controller `json:"controllers,omitempty"`
 }
 
 // Options says where a sandbox lives and what it runs.
@@ -54,6 +56,9 @@ type Options struct {
 	// ReadyTimeout bounds seeding, from the first node to the last pod; 0
 	// allows 5 minutes plus a second per node.
 	ReadyTimeout time.Duration
+	// Controllers is how many controller replicas to run once seeded, each
+	// as the Helm chart's ServiceAccount (0: none).
+	Controllers int
 }
 
 // ErrRunning says a sandbox runs already in that folder.
@@ -161,6 +166,12 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
 	}
+	if o.Controllers > 0 {
+		fmt.Fprintf(o.Out, "Installing the Helm chart's CRD and RBAC; starting %d controller replicas as its ServiceAccount ...\n", o.Controllers)
+		if err := installController(ctx, st, client, o.Self, o.Controllers); err != nil {
+			return nil, err
+		}
+	}
 	fmt.Fprintf(o.Out, "Sandbox ready in %s.\n", time.Since(start).Round(100*time.Millisecond))
 	return st, nil
 }
@@ -185,6 +196,13 @@ func down(ctx context.Context, dir string, cp ControlPlane) error {
 		}
 		if st.BinDir != "" {
 			cp.Tools = Toolchain{BinDir: st.BinDir}
+		}
+		for _, c := range st.Controllers {
+			// Marked by its own kubeconfig: a recycled pid is never taken
+			// for it.
+			if err := stopPid(c.Pid, c.Kubeconfig); err != nil {
+				return fmt.Errorf("stopping controller pid %d: %w", c.Pid, err)
+			}
 		}
 		if st.AWSPid > 0 {
 			if err := stopPid(st.AWSPid, "serve-aws"); err != nil {
@@ -228,6 +246,9 @@ func (s *State) linkKubectl() error {
 func (s *State) Processes() map[string]int {
 	out := ControlPlane{Name: s.Name, Dir: filepath.Join(s.Dir, "cluster")}.Pids()
 	out["aws-endpoint"] = s.AWSPid
+	for k, c := range s.Controllers {
+		out[fmt.Sprintf("controller-%d", k)] = c.Pid
+	}
 	return out
 }
 
@@ -243,6 +264,11 @@ func (s *State) LiveProcesses() (map[string]int, bool) {
 			marker = "serve-aws"
 		case "kwok-controller":
 			marker = "kwok"
+		}
+		for k, c := range s.Controllers {
+			if name == fmt.Sprintf("controller-%d", k) {
+				marker = c.Kubeconfig
+			}
 		}
 		if !pidAlive(pid, marker) {
 			out[name], all = 0, false

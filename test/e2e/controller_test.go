@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
@@ -29,14 +31,39 @@ import (
 	"k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/permissions"
 	"github.com/noderoll/noderoll/internal/sandbox"
 )
 
+// controller-runtime's clients log through its root logger, which asks to
+// be set (else it prints a stack at the first client); the tests' clients
+// have nothing to say.
+func init() { ctrllog.SetLogger(logr.Discard()) }
+
 // crdPath is the CRD the chart installs, generated from api/v1alpha1.
 const crdPath = "../../charts/noderoll/crds/noderoll.io_nodegroupupgrades.yaml"
+
+// Client is a client for NodeGroupUpgrades of a sandbox whose CRD is
+// installed (sandbox up --controllers).
+func (s *Sandbox) Client() client.Client {
+	s.t.Helper()
+	cfg, err := s.State.RestConfig()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		s.t.Fatal(err)
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return c
+}
 
 // InstallCRD applies the chart's CRD to the sandbox's API server, waits
 // until it serves it, and returns a client for NodeGroupUpgrades.
@@ -107,6 +134,7 @@ func seedResource(name string) *v1alpha1.NodeGroupUpgrade {
 // The API server itself refuses bad specs, with the CRD's CEL messages: a
 // kubectl apply of a bad resource fails before any controller sees it.
 func TestBadSpecsAreRefusedByTheAPIServer(t *testing.T) {
+	t.Parallel() // a sandbox of its own; mostly waiting
 	s := StartSandbox(t)
 	c := s.InstallCRD()
 	ctx := context.Background()
@@ -173,36 +201,39 @@ func TestBadSpecsAreRefusedByTheAPIServer(t *testing.T) {
 // exactly once (the endpoint's own count) and no budget is breached (an
 // independent watch of the budgets).
 func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
-	s := StartSandbox(t)
-	c := s.InstallCRD()
+	t.Parallel() // a sandbox of its own; mostly waiting
+	// The sandbox installs the chart's CRD and RBAC and runs two replicas,
+	// each acting only as the chart's ServiceAccount through a token.
+	s := StartSandbox(t, "--controllers=2")
+	c := s.Client()
 	ctx := context.Background()
 	before := s.Group()
 	budgets := WatchBudgets(t, s.Kube)
-	// Each replica acts only as the chart's ServiceAccount would: a token
-	// bound to the controller's roles and nothing else.
-	kubeconfig := s.ControllerKubeconfig()
-	replica := func() *Started {
-		return s.StartWith([]string{"KUBECONFIG=" + kubeconfig},
-			"controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--leader-election-lease-duration=4s")
+	if len(s.State.Controllers) != 2 {
+		t.Fatalf("the sandbox runs %d controllers, want 2", len(s.State.Controllers))
 	}
-	a, b := replica(), replica()
-	leads := func(st *Started) bool { return strings.Contains(st.err.String(), "leading: this replica runs") }
-	var leader, other *Started
+	logOf := func(k int) string {
+		b, _ := os.ReadFile(s.State.Controllers[k].Log)
+		return string(b)
+	}
+	leads := func(k int) bool { return strings.Contains(logOf(k), "leading: this replica runs") }
+	leader, other := -1, -1
 	eventually(t, time.Minute, "a leader elected", func() (bool, string) {
 		switch {
-		case leads(a):
-			leader, other = a, b
-		case leads(b):
-			leader, other = b, a
+		case leads(0):
+			leader, other = 0, 1
+		case leads(1):
+			leader, other = 1, 0
 		}
-		return leader != nil, tail(a.err.String(), 3) + tail(b.err.String(), 3)
+		return leader >= 0, tail(logOf(0), 3) + tail(logOf(1), 3)
 	})
+	kubeconfig := s.State.Controllers[0].Kubeconfig
 	u := seedResource("nodegroup-to-1-37")
 	if err := c.Create(ctx, u); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 4*time.Minute, "an old instance terminated", func() (bool, string) {
-		return len(s.Calls("TerminateInstanceInAutoScalingGroup")) >= 1, tail(leader.err.String(), 5)
+		return len(s.Calls("TerminateInstanceInAutoScalingGroup")) >= 1, tail(logOf(leader), 5)
 	})
 	var mid v1alpha1.NodeGroupUpgrade
 	if err := c.Get(ctx, client.ObjectKeyFromObject(u), &mid); err != nil {
@@ -211,8 +242,10 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 	if mid.Status.Phase != v1alpha1.PhaseRunning || mid.Status.Target == nil || mid.Status.TotalNodes != 3 {
 		t.Errorf("mid-run status: phase %s, target %+v, total %d; want Running, the resolved AMI, 3", mid.Status.Phase, mid.Status.Target, mid.Status.TotalNodes)
 	}
-	t.Logf("killing the leader mid-upgrade (status %s %s); it had logged:\n%s", mid.Status.Phase, mid.Status.Step, tail(leader.err.String(), 8))
-	leader.Kill(t)
+	t.Logf("killing the leader mid-upgrade (status %s %s); it had logged:\n%s", mid.Status.Phase, mid.Status.Step, tail(logOf(leader), 8))
+	if err := syscall.Kill(s.State.Controllers[leader].Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
 
 	var done v1alpha1.NodeGroupUpgrade
 	eventually(t, 6*time.Minute, "the upgrade Complete", func() (bool, string) {
@@ -222,10 +255,10 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 		if done.Status.Phase == v1alpha1.PhaseFailed {
 			t.Fatalf("the upgrade failed: %s", done.Status.Message)
 		}
-		return done.Status.Phase == v1alpha1.PhaseComplete, fmt.Sprintf("%s %s %s\n%s", done.Status.Phase, done.Status.Step, done.Status.Message, tail(other.err.String(), 5))
+		return done.Status.Phase == v1alpha1.PhaseComplete, fmt.Sprintf("%s %s %s\n%s", done.Status.Phase, done.Status.Step, done.Status.Message, tail(logOf(other), 5))
 	})
 	if !leads(other) {
-		t.Errorf("the second replica never led; it logged:\n%s", tail(other.err.String(), 20))
+		t.Errorf("the second replica never led; it logged:\n%s", tail(logOf(other), 20))
 	}
 	terminatedOnce(t, before, s.TerminateCalls())
 	after := s.Group()
@@ -254,9 +287,9 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
 		t.Errorf("budgets breached (%d checks): %v", checks, v)
 	}
-	for _, st := range []*Started{a, b} {
-		if strings.Contains(st.err.String(), "forbidden") {
-			t.Errorf("a replica was refused something on the way:\n%s", grepLines(st.err.String(), "forbidden"))
+	for k := range s.State.Controllers {
+		if strings.Contains(logOf(k), "forbidden") {
+			t.Errorf("replica %d was refused something on the way:\n%s", k, grepLines(logOf(k), "forbidden"))
 		}
 	}
 	// What the controller's roles leave out is refused by the API server.
@@ -305,6 +338,7 @@ func grepLines(s, sub string) string {
 // paused mid-run (nothing holds the group's lock then) and unpaused, and
 // finishes: every old instance terminated once across the two.
 func TestADeclaredUpgradeDeletedOrPausedMidRunGoesOnFromItsRecord(t *testing.T) {
+	t.Parallel() // a sandbox of its own; mostly waiting
 	s := StartSandbox(t)
 	c := s.InstallCRD()
 	ctx := context.Background()

@@ -19,6 +19,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kwatch "k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
 )
 
 // groupNodes lists the nodes of the seed's managed group.
@@ -307,7 +309,16 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	podWatch, err := s.Kube.CoreV1().Pods("default").Watch(ctx, metav1.ListOptions{ResourceVersion: listed.ResourceVersion})
+	// A retrying watch: on a loaded machine the API server may end a watch
+	// early, and a plain one would then miss the replacements (seen once
+	// in CI beside other suites: "ecsdemo-crystal-0 not replaced yet").
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	podWatch, err := watchtools.NewRetryWatcherWithContext(watchCtx, listed.ResourceVersion, &cache.ListWatch{
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (kwatch.Interface, error) {
+			return s.Kube.CoreV1().Pods("default").Watch(ctx, o)
+		},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

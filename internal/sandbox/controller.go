@@ -1,0 +1,183 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/noderoll/noderoll/charts"
+)
+
+// ControllerNamespace is where the sandbox installs the chart, as a user
+// would with helm install -n kube-system.
+const ControllerNamespace = "kube-system"
+
+// Controller is one controller replica the sandbox runs as a host process.
+type Controller struct {
+	Pid        int    `json:"pid"`
+	Kubeconfig string `json:"kubeconfig"` // its own token's
+	Log        string `json:"log"`
+	Metrics    string `json:"metrics"` // host:port of /metrics
+	Probes     string `json:"probes"`  // host:port of /healthz and /readyz
+}
+
+// installController applies what the Helm chart installs (its CRD, its
+// ServiceAccount, its RBAC) to the sandbox's API server, and starts n
+// controller replicas on the host, each acting only as the chart's
+// ServiceAccount through a token of its own: kwok runs no containers, so
+// the chart's Deployment is left out and its replicas run here.
+func installController(ctx context.Context, st *State, kube kubernetes.Interface, self string, n int) error {
+	objs, err := charts.Render("noderoll", ControllerNamespace, nil)
+	if err != nil {
+		return err
+	}
+	cfg, err := st.RestConfig()
+	if err != nil {
+		return err
+	}
+	ext, err := apiextensions.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	sa := ""
+	for _, o := range objs {
+		if o.GetKind() == "ServiceAccount" {
+			sa = o.GetName()
+		}
+		if err := apply(ctx, kube, ext, o); err != nil {
+			return fmt.Errorf("installing the chart's %s %s: %w", o.GetKind(), o.GetName(), err)
+		}
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, "nodegroupupgrades.noderoll.io", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, c := range crd.Status.Conditions {
+			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		return fmt.Errorf("the NodeGroupUpgrade CRD was not served: %w", err)
+	}
+	env := os.Environ()
+	for _, kv := range st.Env() {
+		env = append(env, kv[0]+"="+kv[1])
+	}
+	for k := range n {
+		kubeconfig := filepath.Join(st.Dir, fmt.Sprintf("controller-%d.kubeconfig", k))
+		if err := tokenKubeconfig(ctx, kube, ControllerNamespace, sa, st.Kubeconfig, kubeconfig); err != nil {
+			return err
+		}
+		c, err := startController(self, st.Dir, k, kubeconfig, append(env, "KUBECONFIG="+kubeconfig, fmt.Sprintf("POD_NAME=noderoll-controller-%d", k)))
+		if err != nil {
+			return err
+		}
+		st.Controllers = append(st.Controllers, c)
+		if err := st.save(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply creates an object of the chart (kept if it exists).
+func apply(ctx context.Context, kube kubernetes.Interface, ext apiextensions.Interface, o *unstructured.Unstructured) error {
+	var err error
+	into := func(v any) error { return runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, v) }
+	switch o.GetKind() {
+	case "CustomResourceDefinition":
+		var v apiextensionsv1.CustomResourceDefinition
+		if err = into(&v); err == nil {
+			_, err = ext.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, &v, metav1.CreateOptions{})
+		}
+	case "ServiceAccount":
+		var v corev1.ServiceAccount
+		if err = into(&v); err == nil {
+			_, err = kube.CoreV1().ServiceAccounts(v.Namespace).Create(ctx, &v, metav1.CreateOptions{})
+		}
+	case "ClusterRole":
+		var v rbacv1.ClusterRole
+		if err = into(&v); err == nil {
+			_, err = kube.RbacV1().ClusterRoles().Create(ctx, &v, metav1.CreateOptions{})
+		}
+	case "Role":
+		var v rbacv1.Role
+		if err = into(&v); err == nil {
+			_, err = kube.RbacV1().Roles(v.Namespace).Create(ctx, &v, metav1.CreateOptions{})
+		}
+	case "ClusterRoleBinding":
+		var v rbacv1.ClusterRoleBinding
+		if err = into(&v); err == nil {
+			_, err = kube.RbacV1().ClusterRoleBindings().Create(ctx, &v, metav1.CreateOptions{})
+		}
+	case "RoleBinding":
+		var v rbacv1.RoleBinding
+		if err = into(&v); err == nil {
+			_, err = kube.RbacV1().RoleBindings(v.Namespace).Create(ctx, &v, metav1.CreateOptions{})
+		}
+	case "Deployment", "Service":
+		return nil // the replicas run on the host (see installController)
+	default:
+		return fmt.Errorf("the sandbox does not install kind %s", o.GetKind())
+	}
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// startController starts replica k detached, on loopback ports of its own.
+func startController(self, dir string, k int, kubeconfig string, env []string) (Controller, error) {
+	metrics, err := freePort()
+	if err != nil {
+		return Controller{}, err
+	}
+	probes, err := freePort()
+	if err != nil {
+		return Controller{}, err
+	}
+	logPath := filepath.Join(dir, fmt.Sprintf("controller-%d.log", k))
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return Controller{}, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, "controller", "--kubeconfig", kubeconfig, "--metrics-bind-address", metrics, "--health-probe-bind-address", probes,
+		"--leader-election-lease-duration=4s")
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return Controller{}, fmt.Errorf("starting controller replica %d: %w", k, err)
+	}
+	go func() { _ = cmd.Wait() }() // reaped here; down stops it by pid
+	return Controller{Pid: cmd.Process.Pid, Kubeconfig: kubeconfig, Log: logPath, Metrics: metrics, Probes: probes}, nil
+}
+
+// freePort is a loopback address whose port was free a moment ago.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
