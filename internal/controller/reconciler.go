@@ -326,50 +326,17 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 		case <-tick.C():
 			count(r.writeProgress(ctx, key, run, members, rep, u.Generation))
 		case err := <-result:
-			var held *grouplock.HeldError
 			// The final word is written even as the controller stops.
 			fin := context.WithoutCancel(ctx)
 			count(r.writeProgress(fin, key, run, members, rep, u.Generation))
-			switch {
-			case err == nil:
-				phase, reason := v1alpha1.PhaseComplete, "Complete"
-				switch run.Action {
-				case "Abort":
-					phase, reason = v1alpha1.PhaseAborted, "Aborted"
-				case "Rollback":
-					phase, reason = v1alpha1.PhaseRolledBack, "RolledBack"
-				}
-				_, msg, _ := rep.snapshot(0)
-				if err := r.finish(fin, u, phase, reason, msg); err != nil {
-					log.Error("writing status", "err", err)
-				}
-				ended(phase)
-			case ctx.Err() != nil:
+			if ctx.Err() != nil {
 				// Paused, deleted or stopping: the record holds the run;
 				// whoever goes on resumes it.
 				log.Info("upgrade stopped between actions", "cause", context.Cause(ctx))
-			case errors.As(err, &held):
-				// Someone else holds the group (a CLI run, or one that died
-				// elsewhere and whose lease has yet to expire): not a
-				// failure; try again once the lease could have expired.
-				wait := max(held.Renewed.Add(held.Expires).Sub(r.Clock.Now()), 2*time.Second)
-				r.mu.Lock()
-				r.notBefore[u.UID] = r.Clock.Now().Add(wait)
-				r.mu.Unlock()
-				msg := fmt.Sprintf("waiting for the group's lock: %v; trying again in %s", err, wait.Round(time.Second))
-				log.Info("group held by another", "holder", held.Holder.String(), "retryIn", wait)
-				if err := r.setStatus(fin, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
-					s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
-					setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "GroupLocked", msg, u.Generation)
-				}); err != nil {
-					log.Error("writing status", "err", err)
-				}
-			default:
-				reason, msg := explain(err)
-				if err := r.finish(fin, u, v1alpha1.PhaseFailed, reason, msg); err != nil {
-					log.Error("writing status", "err", err)
-				}
-				ended(v1alpha1.PhaseFailed)
+				return
+			}
+			if phase := r.conclude(fin, u, run, err, rep, log); phase != "" {
+				ended(phase)
 			}
 			return
 		}
@@ -392,7 +359,9 @@ func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, ru
 	step, msg, bl := rep.snapshot(3 * run.Options.Drain.RetryDelay)
 	p := observe(rec, nodes.Items, members, step, msg, bl)
 	if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
-		s.ObservedGeneration = gen
+		// Running, also over a Pending a replica that lost the group wrote
+		// meanwhile: whoever writes progress runs the upgrade.
+		s.ObservedGeneration, s.Phase = gen, v1alpha1.PhaseRunning
 		s.Step, s.Message = p.Step, p.Message
 		s.TotalNodes, s.UpToDateNodes, s.InFlightNodes, s.BlockedNodes, s.Replaced = p.Total, p.UpToDate, p.InFlight, p.Blocked, p.Replaced
 		s.Nodes, s.Target = p.Nodes, p.Target
@@ -458,4 +427,69 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n-3] + "..."
+}
+
+// conclude writes how a run that ended by itself ended, and returns the
+// phase it ended in ("" when it is to be tried again).
+func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run Run, err error, rep *reports, log *slog.Logger) string {
+	var held *grouplock.HeldError
+	var lost *grouplock.LostError
+	key := client.ObjectKeyFromObject(u)
+	switch {
+	case err == nil:
+		phase, reason := v1alpha1.PhaseComplete, "Complete"
+		switch run.Action {
+		case "Abort":
+			phase, reason = v1alpha1.PhaseAborted, "Aborted"
+		case "Rollback":
+			phase, reason = v1alpha1.PhaseRolledBack, "RolledBack"
+		}
+		_, msg, _ := rep.snapshot(0)
+		if err := r.finish(ctx, u, phase, reason, msg); err != nil {
+			log.Error("writing status", "err", err)
+		}
+		return phase
+	case errors.As(err, &held):
+		// Someone else holds the group (a CLI run, or one that died
+		// elsewhere and whose lease has yet to expire): not a failure; try
+		// again once the lease could have expired.
+		wait := max(held.Renewed.Add(held.Expires).Sub(r.Clock.Now()), 2*time.Second)
+		r.retryAfter(u, wait)
+		msg := fmt.Sprintf("waiting for the group's lock: %v; trying again in %s", err, wait.Round(time.Second))
+		log.Info("group held by another", "holder", held.Holder.String(), "retryIn", wait)
+		if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
+			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
+			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "GroupLocked", msg, u.Generation)
+		}); err != nil {
+			log.Error("writing status", "err", err)
+		}
+		return ""
+	case errors.As(err, &lost):
+		// Another took the group while this run held it (a new leader
+		// while this replica lost its lease, or renewals that failed): the
+		// run changed nothing since, and neither does its status, which
+		// the new holder writes. Look again later.
+		log.Warn("lost the group's lock; leaving the upgrade to its new holder", "err", err)
+		r.retryAfter(u, 30*time.Second)
+		msg := fmt.Sprintf("%v; looking again in 30s", err)
+		if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
+			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
+			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "LockLost", msg, u.Generation)
+		}); err != nil {
+			log.Error("writing status", "err", err)
+		}
+		return ""
+	}
+	reason, msg := explain(err)
+	if err := r.finish(ctx, u, v1alpha1.PhaseFailed, reason, msg); err != nil {
+		log.Error("writing status", "err", err)
+	}
+	return v1alpha1.PhaseFailed
+}
+
+// retryAfter keeps a resource's next worker from starting before wait.
+func (r *Reconciler) retryAfter(u *v1alpha1.NodeGroupUpgrade, wait time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.notBefore[u.UID] = r.Clock.Now().Add(wait)
 }

@@ -1,0 +1,147 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	clocktesting "k8s.io/utils/clock/testing"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	"github.com/noderoll/noderoll/api/v1alpha1"
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/drain"
+	"github.com/noderoll/noderoll/internal/grouplock"
+)
+
+// The reconciler's decisions, on controller-runtime's fake client, with
+// workers stood in for: which resource waits, which is retried when, and
+// how a run's end reads. Real runs are proven end to end in test/e2e.
+
+func reconciler(t *testing.T, objs ...client.Object) (*Reconciler, *clocktesting.FakeClock) {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientBuilder().WithScheme(scheme).WithObjects(objs...).WithStatusSubresource(&v1alpha1.NodeGroupUpgrade{}).Build()
+	m, err := NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC))
+	r := &Reconciler{Client: c, Events: events.NewFakeRecorder(100), Log: slog.New(slog.DiscardHandler), Clock: clk, MaxConcurrent: 10,
+		Metrics: m, StatusEvery: time.Second, workers: map[types.UID]*worker{}, notBefore: map[types.UID]time.Time{}, base: context.Background()}
+	return r, clk
+}
+
+func resource(name string, uid types.UID, group string) *v1alpha1.NodeGroupUpgrade {
+	return &v1alpha1.NodeGroupUpgrade{ObjectMeta: metav1.ObjectMeta{Name: name, UID: uid, Generation: 1, Finalizers: []string{Finalizer}},
+		Spec: v1alpha1.NodeGroupUpgradeSpec{Cluster: "c1", NodeGroup: group, Mode: "Noderoll", Target: v1alpha1.Target{KubernetesVersion: "1.37"}, Strategy: v1alpha1.Strategy{Type: "Surge"}}}
+}
+
+func get(t *testing.T, r *Reconciler, name string) *v1alpha1.NodeGroupUpgrade {
+	t.Helper()
+	var u v1alpha1.NodeGroupUpgrade
+	if err := r.Client.Get(context.Background(), client.ObjectKey{Name: name}, &u); err != nil {
+		t.Fatal(err)
+	}
+	return &u
+}
+
+// A second resource of a group one worker upgrades waits Pending, naming
+// the first: the leader takes its own locks back at once, so starting it
+// would take the group from the first.
+func TestASecondResourceOfAGroupWaitsForTheFirst(t *testing.T) {
+	r, _ := reconciler(t, resource("second", "uid-2", "ng"))
+	r.workers["uid-1"] = &worker{group: cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}, name: "first", generation: 1, done: make(chan struct{})}
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "second"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := get(t, r, "second")
+	if u.Status.Phase != v1alpha1.PhasePending || !strings.Contains(u.Status.Message, "NodeGroupUpgrade first is upgrading c1/ng") || res.RequeueAfter == 0 {
+		t.Errorf("phase %s message %q requeue %s", u.Status.Phase, u.Status.Message, res.RequeueAfter)
+	}
+	if len(r.workers) != 1 {
+		t.Errorf("%d workers, want the first alone", len(r.workers))
+	}
+}
+
+// A group held by another run is waited for, not failed: the resource is
+// Pending, naming the holder, and no worker starts before the holder's
+// lease could have expired.
+func TestAGroupHeldByAnotherIsTriedAgainWhenItsLeaseCouldHaveExpired(t *testing.T) {
+	u := resource("up", "uid-1", "ng")
+	r, clk := reconciler(t, u)
+	held := &grouplock.HeldError{Group: "c1/ng", Lease: "kube-system/x", Holder: grouplock.Holder{Host: "laptop", PID: 7},
+		Renewed: clk.Now().Add(-10 * time.Second), Expires: 30 * time.Second}
+	if phase := r.conclude(context.Background(), u, Run{}, fmt.Errorf("locking: %w", held), newReports(clk.Now), r.Log); phase != "" {
+		t.Fatalf("a held group ended the upgrade as %s", phase)
+	}
+	got := get(t, r, "up")
+	if got.Status.Phase != v1alpha1.PhasePending || !strings.Contains(got.Status.Message, "pid 7") || !strings.Contains(got.Status.Message, "trying again in 20s") {
+		t.Errorf("phase %s message %q", got.Status.Phase, got.Status.Message)
+	}
+	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "up"}})
+	if err != nil || res.RequeueAfter != 20*time.Second || len(r.workers) != 0 {
+		t.Errorf("reconciled before the lease could expire: requeue %s, %d workers (%v)", res.RequeueAfter, len(r.workers), err)
+	}
+}
+
+// How a run's end reads on the resource.
+func TestARunsEndIsWrittenWithItsReason(t *testing.T) {
+	for _, c := range []struct {
+		err               error
+		action            string
+		phase, cond, want string
+	}{
+		{nil, "", v1alpha1.PhaseComplete, v1alpha1.ConditionComplete, ""},
+		{nil, "Abort", v1alpha1.PhaseAborted, v1alpha1.ConditionComplete, ""},
+		{&drain.BlockedError{}, "", v1alpha1.PhaseFailed, v1alpha1.ConditionFailed, "spec.force"},
+	} {
+		u := resource("up", "uid-1", "ng")
+		r, clk := reconciler(t, u)
+		if phase := r.conclude(context.Background(), u, Run{Action: c.action}, c.err, newReports(clk.Now), r.Log); phase != c.phase {
+			t.Errorf("%v: ended %s, want %s", c.err, phase, c.phase)
+		}
+		got := get(t, r, "up")
+		var cond *metav1.Condition
+		for i := range got.Status.Conditions {
+			if got.Status.Conditions[i].Type == c.cond {
+				cond = &got.Status.Conditions[i]
+			}
+		}
+		if got.Status.Phase != c.phase || cond == nil || cond.Status != metav1.ConditionTrue || got.Status.CompletionTime == nil || !strings.Contains(got.Status.Message, c.want) {
+			t.Errorf("%v: status %+v", c.err, got.Status)
+		}
+		if !ended(got) {
+			t.Errorf("%v: the resource is not ended for its generation", c.err)
+		}
+	}
+}
+
+// A lost lock is another's upgrade now: not Failed, looked at again.
+func TestALostLockIsNotAFailure(t *testing.T) {
+	u := resource("up", "uid-1", "ng")
+	r, clk := reconciler(t, u)
+	if phase := r.conclude(context.Background(), u, Run{}, fmt.Errorf("x: %w", &grouplock.LostError{Lease: "kube-system/x"}), newReports(clk.Now), r.Log); phase != "" {
+		t.Fatalf("ended as %s", phase)
+	}
+	if got := get(t, r, "up"); got.Status.Phase != v1alpha1.PhasePending || ended(got) {
+		t.Errorf("status %+v", got.Status)
+	}
+	if r.notBefore["uid-1"].Sub(clk.Now()) != 30*time.Second {
+		t.Errorf("looked at again after %s", r.notBefore["uid-1"].Sub(clk.Now()))
+	}
+}
