@@ -93,6 +93,11 @@ type NodeGroupUpgradeSpec struct {
 	// AllowDowngrade lets the target be older than the group's AMI.
 	// +optional
 	AllowDowngrade bool `json:"allowDowngrade,omitempty"`
+	// AcceptResize goes on with a group someone else resized mid-run,
+	// taking it as it is (its extra nodes drained and removed at the end),
+	// instead of stopping on it.
+	// +optional
+	AcceptResize bool `json:"acceptResize,omitempty"`
 	// IgnorePreflight names the preflight checks whose blocking findings
 	// do not stop the upgrade (all: none stops it).
 	// +listType=set

@@ -28,7 +28,7 @@ import (
 
 // notInTheResource are the flags a NodeGroupUpgrade has no field for: with
 // --via-controller they are refused, not silently dropped.
-var notInTheResource = []string{"eviction-retry-delay", "skip-wait-for-delete-timeout", "seed", "accept-resize"}
+var notInTheResource = []string{"eviction-retry-delay", "skip-wait-for-delete-timeout", "seed"}
 
 // resourceFromFlags is the NodeGroupUpgrade the flags describe.
 func resourceFromFlags(f *upgradeFlags, changed func(string) bool) (*v1alpha1.NodeGroupUpgrade, error) {
@@ -52,6 +52,7 @@ func resourceFromFlags(f *upgradeFlags, changed func(string) bool) (*v1alpha1.No
 		Force:             f.force,
 		ClusterAutoscaler: f.opts.ClusterAutoscaler,
 		AllowDowngrade:    f.opts.AllowDowngrade,
+		AcceptResize:      f.opts.AcceptResize,
 		IgnorePreflight:   f.opts.IgnorePreflight,
 	}
 	if f.mode == "managed" {

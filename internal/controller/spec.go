@@ -14,6 +14,7 @@ import (
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // Run is what a NodeGroupUpgrade's spec asks of the engine.
@@ -79,6 +80,8 @@ func Translate(spec v1alpha1.NodeGroupUpgradeSpec) (Run, error) {
 		o.ClusterAutoscaler = spec.ClusterAutoscaler
 	}
 	o.AllowDowngrade = spec.AllowDowngrade
+	o.AcceptResize = spec.AcceptResize
+	o.Terms = resourceTerms()
 	o.IgnorePreflight = spec.IgnorePreflight
 	o.Managed = r.Managed
 	if err := o.Validate(); err != nil {
@@ -86,6 +89,22 @@ func Translate(spec v1alpha1.NodeGroupUpgradeSpec) (Run, error) {
 	}
 	r.Options = o
 	return r, nil
+}
+
+// resourceTerms names the options in the engine's messages as the
+// resource spells them.
+func resourceTerms() terms.Terms {
+	return terms.Terms{
+		"strategy": "spec.strategy.type", "max-surge": "spec.strategy.maxSurge", "max-unavailable": "spec.strategy.maxUnavailable",
+		"batch-size": "spec.strategy.batchSize", "batch-soak": "spec.strategy.batchSoak", "soak": "spec.strategy.soak",
+		"strategy=surge": "spec.strategy.type: Surge", "strategy=bluegreen": "spec.strategy.type: BlueGreen", "strategy=eks": "spec.strategy.type: EKS",
+		"abort": "spec.action: Abort", "rollback": "spec.action: Rollback",
+		"force": "spec.force", "allow-downgrade": "spec.allowDowngrade", "accept-resize": "spec.acceptResize",
+		"mode": "spec.mode", "mode=managed": "spec.mode: Managed",
+		"kubernetes-version": "spec.target.kubernetesVersion", "release-version": "spec.target.releaseVersion",
+		"launch-template-version": "spec.target.launchTemplateVersion", "ami": "spec.target.ami", "ami-family": "spec.target.amiFamily",
+		"cluster-autoscaler": "spec.clusterAutoscaler", "ignore-preflight": "spec.ignorePreflight",
+	}
 }
 
 func amount(field string, v *intstr.IntOrString) (engine.Amount, error) {

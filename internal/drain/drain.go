@@ -544,7 +544,7 @@ type ComebackError struct {
 }
 
 func (e *ComebackError) Error() string {
-	return fmt.Sprintf("pod %s on node %s keeps coming back: %d pods of %s were deleted with --force and its controller bound another to the node each time; "+
+	return fmt.Sprintf("pod %s on node %s keeps coming back: %d pods of %s were force-deleted and its controller bound another to the node each time; "+
 		"stop that controller or keep it off the node (a node selector, or not tolerating the node's taints), then rerun", e.Pod, e.Node, e.Deleted, e.Owner)
 }
 

@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // annPausedReplicas on the cluster-autoscaler Deployment records its replica
@@ -40,6 +41,7 @@ type autoscalerHold struct {
 	kube   kubernetes.Interface
 	report Reporter
 	spec   string // --cluster-autoscaler
+	terms  terms.Terms
 	holder cloud.NodeGroupRef
 	clock  clock.Clock
 	// live says whether another group's upgrade still goes on (its record
@@ -49,7 +51,7 @@ type autoscalerHold struct {
 }
 
 func (e *Engine) autoscalerHold(g cloud.NodeGroupRef) autoscalerHold {
-	return autoscalerHold{kube: e.kube, report: e.report, spec: e.opts.ClusterAutoscaler, holder: g, clock: e.clock, live: e.upgradeLive}
+	return autoscalerHold{kube: e.kube, report: e.report, spec: e.opts.ClusterAutoscaler, terms: e.opts.Terms, holder: g, clock: e.clock, live: e.upgradeLive}
 }
 
 func (u *upgrade) autoscaler() autoscalerHold {
@@ -104,14 +106,14 @@ func writeHolders(d *appsv1.Deployment, h map[string]holdEntry) {
 
 // findAutoscaler finds the Deployment spec names: "none" (nil), "auto" (one
 // in kube-system that looks like it, or nil) or "namespace/name".
-func findAutoscaler(ctx context.Context, kube kubernetes.Interface, spec string) (*appsv1.Deployment, error) {
+func findAutoscaler(ctx context.Context, kube kubernetes.Interface, spec string, t terms.Terms) (*appsv1.Deployment, error) {
 	if spec == "none" {
 		return nil, nil
 	}
 	if spec != "auto" {
 		ns, name, ok := strings.Cut(spec, "/")
 		if !ok {
-			return nil, fmt.Errorf("--cluster-autoscaler %q: want auto, none or namespace/name", spec)
+			return nil, fmt.Errorf("%s %q: want auto, none or namespace/name", t.Of("cluster-autoscaler"), spec)
 		}
 		d, err := kube.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
@@ -137,7 +139,7 @@ func findAutoscaler(ctx context.Context, kube kubernetes.Interface, spec string)
 // pause scales the cluster-autoscaler to 0 so it does not fight the
 // surge, recording its replicas on it first, and this group as a holder.
 func (u autoscalerHold) pause(ctx context.Context) error {
-	d, err := findAutoscaler(ctx, u.kube, u.spec)
+	d, err := findAutoscaler(ctx, u.kube, u.spec, u.terms)
 	if err != nil || d == nil {
 		return err
 	}
@@ -199,7 +201,7 @@ func (u autoscalerHold) pause(ctx context.Context) error {
 // dropped), gives it back the replicas recorded on it. It does nothing
 // when noderoll did not pause it.
 func (u autoscalerHold) restore(ctx context.Context) error {
-	d, err := findAutoscaler(ctx, u.kube, u.spec)
+	d, err := findAutoscaler(ctx, u.kube, u.spec, u.terms)
 	if err != nil || d == nil {
 		return err
 	}

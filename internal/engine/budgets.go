@@ -91,13 +91,13 @@ func budgets(strategy string, o Options, desired, azs, groupMaxUnavailable int) 
 	case StrategyBlueGreen:
 		// The whole replacement set; nothing of the original goes missing.
 		if o.BatchSize < 0 || o.BatchSoak < 0 || o.Soak < 0 {
-			return 0, 0, fmt.Errorf("--batch-size %d, --batch-soak %s, --soak %s: none may be negative", o.BatchSize, o.BatchSoak, o.Soak)
+			return 0, 0, fmt.Errorf("%s, %s, %s: none may be negative", o.Terms.With("batch-size", fmt.Sprint(o.BatchSize)), o.Terms.With("batch-soak", o.BatchSoak.String()), o.Terms.With("soak", o.Soak.String()))
 		}
 		return max(desired, 1), 0, nil
 	case StrategySurge:
 	default:
-		return 0, 0, fmt.Errorf("--strategy %q: want %s (the default: many nodes at once, PDB-aware), %s (the whole new set first, old nodes kept for a soak) or %s (the seed's: one node at a time)",
-			strategy, StrategySurge, StrategyBlueGreen, StrategyEKS)
+		return 0, 0, fmt.Errorf("%s %q: want %s (the default: many nodes at once, PDB-aware), %s (the whole new set first, old nodes kept for a soak) or %s (the seed's: one node at a time)",
+			o.Terms.Of("strategy"), strategy, StrategySurge, StrategyBlueGreen, StrategyEKS)
 	}
 	ms := o.MaxSurge
 	if !ms.Given {
@@ -110,11 +110,11 @@ func budgets(strategy string, o Options, desired, azs, groupMaxUnavailable int) 
 	unavailable = o.MaxUnavailable.of(desired, false)
 	switch {
 	case surge == 0 && unavailable == 0:
-		return 0, 0, fmt.Errorf("--max-surge %s and --max-unavailable %s leave no node to replace with (both 0 on a group of %d): raise either", ms, o.MaxUnavailable, desired)
+		return 0, 0, fmt.Errorf("%s and %s leave no node to replace with (both 0 on a group of %d): raise either", o.Terms.With("max-surge", ms.String()), o.Terms.With("max-unavailable", o.MaxUnavailable.String()), desired)
 	case surge > desired && desired > 0:
-		return 0, 0, fmt.Errorf("--max-surge %s is %d instances, more than the %d the group has: surge replaces at most every node at once; use at most %d (or 100%%)", ms, surge, desired, desired)
+		return 0, 0, fmt.Errorf("%s is %d instances, more than the %d the group has: surge replaces at most every node at once; use at most %d (or 100%%)", o.Terms.With("max-surge", ms.String()), surge, desired, desired)
 	case unavailable > desired:
-		return 0, 0, fmt.Errorf("--max-unavailable %s is %d nodes, more than the %d the group has; use at most %d (or 100%%)", o.MaxUnavailable, unavailable, desired, desired)
+		return 0, 0, fmt.Errorf("%s is %d nodes, more than the %d the group has; use at most %d (or 100%%)", o.Terms.With("max-unavailable", o.MaxUnavailable.String()), unavailable, desired, desired)
 	}
 	return surge, unavailable, nil
 }

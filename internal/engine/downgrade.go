@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // DowngradeError refuses a target older than what the group runs: EKS's own
@@ -15,16 +16,17 @@ import (
 type DowngradeError struct {
 	Group    cloud.NodeGroupRef
 	From, To cloud.Image
+	Terms    terms.Terms // how the front end names its options
 }
 
 func (e *DowngradeError) Error() string {
 	pick := fmt.Sprintf("Kubernetes %s or newer", e.From.KubeMinor)
 	if e.From.KubeMinor == e.To.KubeMinor {
-		pick = fmt.Sprintf("a release of Kubernetes %s no older than the group's (--kubernetes-version %s takes the newest)", e.From.KubeMinor, e.From.KubeMinor)
+		pick = fmt.Sprintf("a release of Kubernetes %s no older than the group's (%s takes the newest)", e.From.KubeMinor, e.Terms.With("kubernetes-version", e.From.KubeMinor))
 	}
 	return fmt.Sprintf("%s runs %s; the target %s is older: a downgrade, refused so that a mistyped version does not roll the group back "+
-		"(nothing was changed). Pick %s, or pass --allow-downgrade to go back on purpose "+
-		"(--abort takes back an upgrade under way without it)", e.Group, describeImage(e.From), describeImage(e.To), pick)
+		"(nothing was changed). Pick %s, or set %s to go back on purpose "+
+		"(%s takes back an upgrade under way without it)", e.Group, describeImage(e.From), describeImage(e.To), pick, e.Terms.Of("allow-downgrade"), e.Terms.Of("abort"))
 }
 
 func describeImage(i cloud.Image) string {
@@ -58,7 +60,7 @@ func (e *Engine) checkNotOlder(ctx context.Context, ref cloud.NodeGroupRef, g cl
 	}
 	to := cloud.Image{ID: t.ImageID, Name: t.ImageName, KubeMinor: t.KubeMinor, ReleaseVersion: t.ReleaseVersion}
 	if older(to, cur) {
-		return &DowngradeError{Group: ref, From: cur, To: to}
+		return &DowngradeError{Group: ref, From: cur, To: to, Terms: e.opts.Terms}
 	}
 	return nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/preflight"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // Options tune an upgrade. Zero values take the defaults of DefaultOptions.
@@ -72,6 +73,9 @@ type Options struct {
 	// IgnorePreflight names the preflight checks whose blocking findings
 	// do not stop the run ("all": none stops it).
 	IgnorePreflight []string
+	// Terms names the options in messages as the front end's users write
+	// them (nil: the CLI's flags).
+	Terms terms.Terms
 }
 
 // DefaultOptions are EKS's own timings with the surge strategy.
@@ -355,14 +359,16 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 func (e *Engine) resumeBudgets(rec *Record, g cloud.NodeGroup) (surge, unavailable int, err error) {
 	strategy := strategyOf(rec)
 	if e.opts.StrategySet && e.opts.Strategy != strategy {
-		return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way uses strategy %s (recorded when it started %s), not %s: rerun without --strategy (or with --strategy %s) to resume it, or take it back with --abort",
-			ErrTargetMismatch, rec.Cluster, rec.Nodegroup, strategy, rec.Started.Format(time.RFC3339), e.opts.Strategy, strategy)
+		t := e.opts.Terms
+		return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way uses strategy %s (recorded when it started %s), not %s: resume it with %s, or take it back with %s",
+			ErrTargetMismatch, rec.Cluster, rec.Nodegroup, strategy, rec.Started.Format(time.RFC3339), e.opts.Strategy, t.With("strategy", strategy), t.Of("abort"))
 	}
 	if e.opts.MaxSurge.Given || e.opts.MaxUnavailable.Given {
 		s, u, err := budgets(strategy, e.opts, rec.OriginalDesired, len(g.AZs), g.MaxUnavailable)
 		if err != nil || s != rec.Surge || u != rec.Unavailable {
-			return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way records max surge %d and max unavailable %d (strategy %s); --max-surge %s and --max-unavailable %s say otherwise: rerun without them to resume as recorded, or take it back with --abort",
-				ErrTargetMismatch, rec.Cluster, rec.Nodegroup, rec.Surge, rec.Unavailable, strategy, e.opts.MaxSurge, e.opts.MaxUnavailable)
+			t := e.opts.Terms
+			return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way records max surge %d and max unavailable %d (strategy %s); %s and %s say otherwise: leave them out to resume as recorded, or take it back with %s",
+				ErrTargetMismatch, rec.Cluster, rec.Nodegroup, rec.Surge, rec.Unavailable, strategy, t.With("max-surge", e.opts.MaxSurge.String()), t.With("max-unavailable", e.opts.MaxUnavailable.String()), t.Of("abort"))
 		}
 	}
 	return rec.Surge, rec.Unavailable, nil
@@ -375,32 +381,32 @@ func (e *Engine) resumeBudgets(rec *Record, g cloud.NodeGroup) (surge, unavailab
 func (e *Engine) resumeTarget(req Request, rec *Record, resolved Target) (Target, error) {
 	switch {
 	case rec.Phase == PhaseRollingBack:
-		return Target{}, fmt.Errorf("%w: the bluegreen upgrade of %s to %s is going back to its old nodes; rerun with --rollback (or --abort) to finish that first",
-			ErrTargetMismatch, req.Group, describeTarget(rec.Target))
+		return Target{}, fmt.Errorf("%w: the bluegreen upgrade of %s to %s is going back to its old nodes; rerun with %s (or %s) to finish that first",
+			ErrTargetMismatch, req.Group, describeTarget(rec.Target), e.opts.Terms.Of("rollback"), e.opts.Terms.Of("abort"))
 	case rec.Abort != nil:
-		return Target{}, fmt.Errorf("%w: the upgrade of %s to %s is being aborted (back to %s); rerun with --abort to finish that first",
-			ErrTargetMismatch, req.Group, describeTarget(rec.Abort.From), describeTarget(rec.Target))
+		return Target{}, fmt.Errorf("%w: the upgrade of %s to %s is being aborted (back to %s); rerun with %s to finish that first",
+			ErrTargetMismatch, req.Group, describeTarget(rec.Abort.From), describeTarget(rec.Target), e.opts.Terms.Of("abort"))
 	case rec.Target.ImageID == resolved.ImageID:
 		return rec.Target, nil
 	case req.Target.sameRequest(rec.Spec):
-		e.report.Info(fmt.Sprintf("%s now resolves to %s; finishing the recorded upgrade to %s first (rerun afterwards to move on)",
-			describeSpec(req.Target), describeTarget(resolved), describeTarget(rec.Target)))
+		e.report.Info(fmt.Sprintf("%s now resolves to %s; finishing the recorded upgrade to %s first (ask again afterwards to move on)",
+			describeSpec(e.opts.Terms, req.Target), describeTarget(resolved), describeTarget(rec.Target)))
 		return rec.Target, nil
 	}
 	return Target{}, fmt.Errorf("%w: %s to AMI %s (%s), started %s, reached %s; rerun with that target to resume it, or finish it first",
 		ErrTargetMismatch, req.Group, rec.Target.ImageID, rec.Target.ImageName, rec.Started.Format(time.RFC3339), rec.Phase)
 }
 
-func describeSpec(s TargetSpec) string {
+func describeSpec(t terms.Terms, s TargetSpec) string {
 	switch {
 	case s.KubernetesVersion != "":
-		return "--kubernetes-version " + s.KubernetesVersion
+		return t.With("kubernetes-version", s.KubernetesVersion)
 	case s.ReleaseVersion != "":
-		return "--release-version " + s.ReleaseVersion
+		return t.With("release-version", s.ReleaseVersion)
 	case s.LaunchTemplateVersion != 0:
-		return fmt.Sprintf("--launch-template-version %d", s.LaunchTemplateVersion)
+		return t.With("launch-template-version", fmt.Sprint(s.LaunchTemplateVersion))
 	}
-	return "--ami " + s.AMI
+	return t.With("ami", s.AMI)
 }
 
 func upToDate(g cloud.NodeGroup, t Target) bool {

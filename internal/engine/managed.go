@@ -2,18 +2,19 @@ package engine
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // ManagedUpdateError says EKS's own update of a group did not succeed, in
 // EKS's words.
 type ManagedUpdateError struct {
+	Terms terms.Terms // how the front end names its options
 	Group  cloud.NodeGroupRef
 	ID     string
 	Status string
@@ -26,7 +27,7 @@ func (e *ManagedUpdateError) Error() string {
 		msg += ": " + strings.Join(e.Errors, "; ")
 	}
 	if slices.ContainsFunc(e.Errors, func(s string) bool { return strings.HasPrefix(s, "PodEvictionFailure") }) {
-		msg += " (a budget kept pods from being evicted: free it, or rerun with --force to replace those nodes anyway)"
+		msg += fmt.Sprintf(" (a budget kept pods from being evicted: free it, or rerun with %s to replace those nodes anyway)", e.Terms.Of("force"))
 	}
 	return msg
 }
@@ -41,21 +42,23 @@ func (e *ManagedUpdateError) Error() string {
 func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (res *Result, err error) {
 	start := e.clock.Now()
 	if req.Target.AMI != "" {
-		return nil, errors.New("--mode=managed: EKS updates a managed node group to a Kubernetes version, a release version or a version of its launch template, not to an AMI ID: put the AMI in a new launch template version and pass --launch-template-version, or leave out --mode to have noderoll do it")
+		t := e.opts.Terms
+		return nil, fmt.Errorf("%s: EKS updates a managed node group to a Kubernetes version, a release version or a version of its launch template, not to an AMI ID: put the AMI in a new launch template version and ask for it with %s, or leave out %s to have noderoll do it",
+			t.With("mode", "managed"), t.Of("launch-template-version"), t.Of("mode"))
 	}
-	want, setConfig, err := managedUpdateConfig(e.opts.MaxUnavailable)
+	want, setConfig, err := managedUpdateConfig(e.opts.MaxUnavailable, e.opts.Terms)
 	if err != nil {
 		return nil, err
 	}
 	if e.managed == nil {
-		return nil, errors.New("--mode=managed: this cloud's node groups do not replace their own nodes; leave out --mode to have noderoll do it")
+		return nil, fmt.Errorf("%s: this cloud's node groups do not replace their own nodes; leave out %s to have noderoll do it", e.opts.Terms.With("mode", "managed"), e.opts.Terms.Of("mode"))
 	}
 	p, err := e.prepare(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	if !p.group.Managed {
-		return nil, fmt.Errorf("--mode=managed asks EKS to update the group, but %s is a self-managed Auto Scaling group (%s), which EKS does not update: leave out --mode to have noderoll do it", req.Group, p.group.ASGName)
+		return nil, fmt.Errorf("%s asks EKS to update the group, but %s is a self-managed Auto Scaling group (%s), which EKS does not update: leave out %s to have noderoll do it", e.opts.Terms.With("mode", "managed"), req.Group, p.group.ASGName, e.opts.Terms.Of("mode"))
 	}
 	following, err := e.managed.ManagedUpdateInProgress(ctx, req.Group)
 	if err != nil {
@@ -117,8 +120,8 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		return nil, err
 	}
 	if rec.Active() {
-		return nil, fmt.Errorf("%w: noderoll's own upgrade of %s to %s is unfinished; finish it (the same command without --mode) or take it back with --abort first",
-			ErrTargetMismatch, req.Group, describeTarget(rec.Target))
+		return nil, fmt.Errorf("%w: noderoll's own upgrade of %s to %s is unfinished; finish it (without %s) or take it back with %s first",
+			ErrTargetMismatch, req.Group, describeTarget(rec.Target), e.opts.Terms.Of("mode"), e.opts.Terms.Of("abort"))
 	}
 	hold := e.autoscalerHold(req.Group)
 	if err := hold.pause(ctx); err != nil {
@@ -230,12 +233,12 @@ const managedVersionUpdate = "VersionUpdate"
 
 // managedUpdateConfig turns --max-unavailable into EKS's updateConfig, and
 // says whether it was given; EKS takes 1 to 100 nodes, or 1% to 100%.
-func managedUpdateConfig(a Amount) (cloud.UpdateConfig, bool, error) {
+func managedUpdateConfig(a Amount, t terms.Terms) (cloud.UpdateConfig, bool, error) {
 	if !a.Given {
 		return cloud.UpdateConfig{}, false, nil
 	}
 	if a.Value < 1 || a.Value > 100 {
-		return cloud.UpdateConfig{}, false, fmt.Errorf("--max-unavailable %s with --mode=managed: EKS replaces 1 to 100 nodes at once, or 1%% to 100%% of the group; give a value in that range, or leave the flag out to keep the group's own setting", a)
+		return cloud.UpdateConfig{}, false, fmt.Errorf("%s with %s: EKS replaces 1 to 100 nodes at once, or 1%% to 100%% of the group; give a value in that range, or leave it out to keep the group's own setting", t.With("max-unavailable", a.String()), t.With("mode", "managed"))
 	}
 	if a.Percent {
 		return cloud.UpdateConfig{MaxUnavailablePercentage: a.Value}, true, nil
@@ -262,7 +265,7 @@ func (e *Engine) waitManaged(ctx context.Context, ref cloud.NodeGroupRef, id str
 		case "Successful":
 			return st, nil
 		default:
-			return st, &ManagedUpdateError{Group: ref, ID: id, Status: st.Status, Errors: st.Errors}
+			return st, &ManagedUpdateError{Group: ref, ID: id, Status: st.Status, Errors: st.Errors, Terms: e.opts.Terms}
 		}
 		select {
 		case <-ctx.Done():

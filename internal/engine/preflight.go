@@ -81,7 +81,7 @@ func (e *Engine) judge(ctx context.Context, p *prepared) (*PreflightReport, erro
 
 // facts gathers what the checks judge, from the cluster as it is.
 func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Target, surge int) (preflight.Facts, error) {
-	f := preflight.Facts{Group: g.Cluster + "/" + g.Name, AZs: g.AZs, Desired: g.Desired, Surge: surge,
+	f := preflight.Facts{Group: g.Cluster + "/" + g.Name, Terms: e.opts.Terms, AZs: g.AZs, Desired: g.Desired, Surge: surge,
 		ControlPlane: cp, Target: t.KubeMinor, Kubelets: map[string]string{}, VolumeZones: map[string]string{}}
 	if g.Managed && !e.opts.Managed {
 		f.Template = &preflight.ManagedTemplate{Launched: g.TemplateID, Named: g.EKSTemplateID, RecordedVersion: g.EKSTemplateVersion}
@@ -139,7 +139,7 @@ func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Targ
 			f.Quota = &preflight.Quota{Code: q.Code, Name: q.Name, Limit: q.Limit, Used: q.Used, PerInstance: q.PerInstance}
 		}
 	}
-	ca, err := findAutoscaler(ctx, e.kube, e.opts.ClusterAutoscaler)
+	ca, err := findAutoscaler(ctx, e.kube, e.opts.ClusterAutoscaler, e.opts.Terms)
 	if err != nil {
 		return f, err
 	}

@@ -105,7 +105,7 @@ func (u *upgrade) roll(ctx context.Context) error {
 			for _, x := range plan.Waiting {
 				if strings.HasPrefix(x, "soak:") && !toldSoak {
 					toldSoak = true
-					u.report.Info(x + " (--rollback goes back meanwhile)")
+					u.report.Info(x + " (" + u.opts.Terms.Of("rollback") + " goes back meanwhile)")
 				}
 			}
 		}

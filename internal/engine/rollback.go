@@ -31,7 +31,7 @@ func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
 	case !rec.Active():
 		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("no upgrade of %s is under way", ref.Group)}
 	case rec.Abort != nil:
-		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s is being aborted; rerun with --abort to finish that", ref.Group)}
+		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s is being aborted; rerun with %s to finish that", ref.Group, e.opts.Terms.Of("abort"))}
 	case rec.Strategy != StrategyBlueGreen:
 		return nil, &ErrNothingToRollBack{Why: fmt.Sprintf("the upgrade of %s under way uses strategy %s, whose old nodes are terminated as it goes; only a bluegreen upgrade keeps them to go back to (rerun the upgrade to finish it)", ref.Group, strategyOf(rec))}
 	case len(rec.Replaced) > 0 && rec.Phase != PhaseRollingBack:

@@ -114,7 +114,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "EvictionBlocked", strings.Join(msgs, "; "))
 		},
 		Forced: func(node string, p *corev1.Pod) {
-			e.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (--force)", p.Namespace, p.Name, node))
+			e.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (%s)", p.Namespace, p.Name, node, e.opts.Terms.Of("force")))
 		},
 		GaveUp: func(node string, p *corev1.Pod, late time.Duration) {
 			msg := fmt.Sprintf("pod %s/%s is still terminating %s after its deletion was due (a finalizer or a dead kubelet holds it); no longer waiting for it",
@@ -199,8 +199,8 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 				u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.Phase, u.rec.Strategy, u.rec.Started.Local().Format(time.Kitchen)))
 		}
 		var resized *SizesChangedError
-		if err := checkSizes(u.rec, u.group); errors.As(err, &resized) && u.opts.AcceptResize {
-			if err := acceptResize(u.rec, u.group); err != nil {
+		if err := checkSizes(u.rec, u.group, u.opts.Terms); errors.As(err, &resized) && u.opts.AcceptResize {
+			if err := acceptResize(u.rec, u.group, u.opts.Terms); err != nil {
 				return err
 			}
 			u.report.Info(fmt.Sprintf("taking %s over as resized: max %d, desired %d; the %d nodes above the original %d are removed, drained, at scale back",
@@ -283,7 +283,7 @@ func (u *upgrade) refresh(ctx context.Context) error {
 	}
 	u.group = g
 	u.members.Add(g.Instances)
-	return checkSizes(u.rec, g)
+	return checkSizes(u.rec, g, u.opts.Terms)
 }
 
 // Step 1: a new launch template version, the current one with only the AMI changed.

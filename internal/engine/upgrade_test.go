@@ -30,6 +30,7 @@ import (
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
 	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/preflight"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // The engine's state machine on a stateful fake cloud and client-go's fake
@@ -569,7 +570,7 @@ func TestBadBudgetsChangeNothing(t *testing.T) {
 		}{
 			{Amount{Value: 0, Given: true}, Amount{Value: 0, Given: true}, StrategySurge, "leave no node to replace with"},
 			{Amount{Value: 7, Given: true}, Amount{}, StrategySurge, "more than the 6 the group has"},
-			{Amount{}, Amount{Value: 9, Given: true}, StrategySurge, "--max-unavailable 9 is 9 nodes, more than the 6"},
+			{Amount{}, Amount{Value: 9, Given: true}, StrategySurge, "--max-unavailable=9 is 9 nodes, more than the 6"},
 			{Amount{}, Amount{}, "fast", `--strategy "fast"`},
 		} {
 			w := newWorld(t, 6, "a", "b")
@@ -585,6 +586,26 @@ func TestBadBudgetsChangeNothing(t *testing.T) {
 			if _, err := w.kube.CoreV1().ConfigMaps(Namespace).Get(context.Background(), recordName("c1", "ng"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("%s: a record was written", c.want)
 			}
+		}
+	})
+}
+
+// A front end's terms name the options in the engine's messages: a
+// resource's user reads spec fields, never the CLI's flags.
+func TestMessagesNameOptionsInTheFrontEndsTerms(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 6, "a", "b")
+		e := w.engine()
+		e.opts.Strategy, e.opts.MaxSurge, e.opts.MaxUnavailable = StrategySurge, Amount{Value: 0, Given: true}, Amount{Value: 0, Given: true}
+		e.opts.Terms = terms.Terms{"max-surge": "spec.strategy.maxSurge", "max-unavailable": "spec.strategy.maxUnavailable"}
+		_, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
+		if err == nil || !strings.Contains(err.Error(), "spec.strategy.maxSurge: 0 and spec.strategy.maxUnavailable: 0 leave no node") || strings.Contains(err.Error(), "--") {
+			t.Errorf("got %v; want the budgets named as the resource's fields", err)
+		}
+		d := &DowngradeError{Group: w.ref, From: cloud.Image{KubeMinor: "1.37"}, To: cloud.Image{KubeMinor: "1.36"},
+			Terms: terms.Terms{"allow-downgrade": "spec.allowDowngrade", "abort": "spec.action: Abort"}}
+		if msg := d.Error(); !strings.Contains(msg, "set spec.allowDowngrade") || !strings.Contains(msg, "spec.action: Abort takes back") || strings.Contains(msg, "--") {
+			t.Errorf("a downgrade refused in the resource's terms reads %q", msg)
 		}
 	})
 }

@@ -142,12 +142,12 @@ func checkRoom(f Facts, _ coverage, add adder) {
 	if f.MaxAllowed > 0 && f.Desired+f.Surge > f.MaxAllowed {
 		add(CheckNoRoom, Blocking, "NodeGroup "+f.Group,
 			fmt.Sprintf("the surge needs %d instances (%d + %d) but the group may hold at most %d", f.Desired+f.Surge, f.Desired, f.Surge, f.MaxAllowed),
-			fmt.Sprintf("lower --max-surge to %d or less, or raise the limit", f.MaxAllowed-f.Desired))
+			fmt.Sprintf("lower %s to %d or less, or raise the limit", f.Terms.Of("max-surge"), f.MaxAllowed-f.Desired))
 	}
 	if f.Surge > 0 && len(f.AZs) > f.Surge {
 		add(CheckNoRoom, Warning, "NodeGroup "+f.Group,
 			fmt.Sprintf("the surge of %d cannot put a new node in each of its %d zones at once; pods bound to a zone may wait for one there", f.Surge, len(f.AZs)),
-			fmt.Sprintf("raise --max-surge to %d", len(f.AZs)))
+			fmt.Sprintf("raise %s to %d", f.Terms.Of("max-surge"), len(f.AZs)))
 	}
 }
 
@@ -158,7 +158,7 @@ func checkQuota(f Facts, _ coverage, add adder) {
 		if q.Used+need > q.Limit {
 			fix := fmt.Sprintf("ask AWS for more (Service Quotas, EC2 quota %s), or stop other instances of that kind", q.Code)
 			if room := int((q.Limit - q.Used) / float64(q.PerInstance)); room > 0 {
-				fix = fmt.Sprintf("lower --max-surge to %d (the surge strategy; eks surges one a zone), or %s", room, fix)
+				fix = fmt.Sprintf("lower %s to %d (the surge strategy; eks surges one a zone), or %s", f.Terms.Of("max-surge"), room, fix)
 			}
 			add(CheckQuota, Blocking, "NodeGroup "+f.Group,
 				fmt.Sprintf("the surge of %d instances needs %g vCPUs more of EC2 quota %s (%s), which allows %g and has %g in use: launches past it fail (VcpuLimitExceeded)",
@@ -179,11 +179,13 @@ func checkEKSTemplate(f Facts, _ coverage, add adder) {
 		if t.Named == "" || t.Named != t.Launched {
 			add(CheckEKSTemplate, Blocking, obj,
 				fmt.Sprintf("its Auto Scaling group launches launch template %s, which EKS generated for the managed node group (the group names no template of yours); EKS recommends against changing the templates it generates, and noderoll's own upgrade would add a version to it", t.Launched),
-				"let EKS update the group: --mode=managed (with --max-unavailable for several nodes at once); or --ignore-preflight=eks-template to have noderoll do it anyway, after which EKS reports Ec2LaunchTemplateVersionMismatch for the group")
+				fmt.Sprintf("let EKS update the group: %s (with %s for several nodes at once); or %s to have noderoll do it anyway, after which EKS reports Ec2LaunchTemplateVersionMismatch for the group",
+					f.Terms.With("mode", "managed"), f.Terms.Of("max-unavailable"), f.Terms.With("ignore-preflight", CheckEKSTemplate)))
 		} else {
 			add(CheckEKSTemplate, Warning, obj,
 				fmt.Sprintf("noderoll adds a version to your launch template %s and points the group's Auto Scaling group at it; EKS keeps version %d as the group's, and reports Ec2LaunchTemplateVersionMismatch for it until an EKS update records the new one", t.Launched, t.RecordedVersion),
-				"afterwards, the same command with --mode=managed --launch-template-version=<the new version> has EKS record it; EKS's update surges and scales back even then, so it may replace as many nodes as it surges")
+				fmt.Sprintf("afterwards, the same upgrade with %s and %s has EKS record it; EKS's update surges and scales back even then, so it may replace as many nodes as it surges",
+					f.Terms.With("mode", "managed"), f.Terms.With("launch-template-version", "<the new version>")))
 		}
 	}
 }

@@ -17,6 +17,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // Severity says whether a finding stops the run.
@@ -61,6 +63,9 @@ type Finding struct {
 // Facts are what the checks judge.
 type Facts struct {
 	Group string // cluster/name, for messages
+	// Terms names options in the fixes as the front end's users write
+	// them (nil: the CLI's flags).
+	Terms terms.Terms
 	// AZs get new nodes (the group's subnets); Surge is how many instances
 	// the run launches above Desired, which Max and Room must allow.
 	AZs            []string

@@ -211,7 +211,7 @@ func TestAManagedGroupsTemplateIsJudgedByWhoOwnsIt(t *testing.T) {
 	f.Template = &ManagedTemplate{Launched: "lt-0mine", Named: "lt-0mine", RecordedVersion: 3}
 	fs = Check(f)
 	if len(fs) != 1 || fs[0].Check != CheckEKSTemplate || fs[0].Severity != Warning ||
-		!strings.Contains(fs[0].Message, "EKS keeps version 3") || !strings.Contains(fs[0].Fix, "--mode=managed --launch-template-version") {
+		!strings.Contains(fs[0].Message, "EKS keeps version 3") || !strings.Contains(fs[0].Fix, "--mode=managed and --launch-template-version=") {
 		t.Fatalf("the user's own template: %+v", fs)
 	}
 }
