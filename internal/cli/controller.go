@@ -134,8 +134,13 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
+	// The controller's series are served beside controller-runtime's own.
+	metrics, err := controller.NewMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
 	awsOpts := f.aws
-	awsOpts.Log = log
+	awsOpts.Log, awsOpts.OnCall = log, metrics.CloudCall
 	p, err := awscloud.New(ctx, awsOpts)
 	if err != nil {
 		return err
@@ -153,11 +158,6 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 		pod, _ = os.Hostname()
 	}
 	lock := grouplock.Options{Self: grouplock.ControllerHolder(f.leaderNamespace, leaderElectionID, pod), Inherit: f.leaderElect}
-	// The controller's series are served beside controller-runtime's own.
-	metrics, err := controller.NewMetrics(ctrlmetrics.Registry)
-	if err != nil {
-		return err
-	}
 	r := &controller.Reconciler{
 		Metrics: metrics,
 		Client:  mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),

@@ -12,6 +12,8 @@ type Metrics struct {
 	replaced prometheus.Counter
 	refused  *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	steps    *prometheus.HistogramVec
+	calls    *prometheus.CounterVec
 }
 
 // NewMetrics registers the controller's series with reg.
@@ -28,11 +30,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "noderoll_upgrade_duration_seconds",
 			Help:    "Whole upgrades, from the worker's start to their end, by phase.",
 			Buckets: prometheus.ExponentialBuckets(30, 2, 10)}, []string{"phase"}),
+		steps: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "noderoll_step_duration_seconds",
+			Help:    "The upgrades' recorded steps (surge, replace, scale back...), by name.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14)}, []string{"step"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noderoll_cloud_api_calls_total",
+			Help: "Cloud API calls, retries included in one, by service, action and result (ok or error)."}, []string{"service", "action", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.running, m.ended, m.replaced, m.refused, m.duration} {
+	for _, c := range []prometheus.Collector{m.running, m.ended, m.replaced, m.refused, m.duration, m.steps, m.calls} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
+}
+
+// CloudCall counts one cloud API call (awscloud.Options.OnCall).
+func (m *Metrics) CloudCall(service, action string, err error) {
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	m.calls.WithLabelValues(service, action, result).Inc()
 }

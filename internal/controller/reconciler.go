@@ -54,7 +54,8 @@ type Reconciler struct {
 	mu        sync.Mutex
 	base      context.Context // the manager's, set by Start
 	workers   map[types.UID]*worker
-	notBefore map[types.UID]time.Time // a worker waits for another's lock to expire
+	notBefore map[types.UID]time.Time       // a worker waits for another's lock to expire
+	timed     map[types.UID]map[string]bool // steps already in the step metric, by resource
 }
 
 type worker struct {
@@ -79,6 +80,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	r.workers = map[types.UID]*worker{}
 	r.notBefore = map[types.UID]time.Time{}
+	r.timed = map[types.UID]map[string]bool{}
 	if r.Metrics == nil {
 		m, err := NewMetrics(prometheus.NewRegistry())
 		if err != nil {
@@ -126,6 +128,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.stop(u.UID)
 		r.mu.Lock()
 		delete(r.notBefore, u.UID)
+		delete(r.timed, u.UID)
 		r.mu.Unlock()
 		if controllerutil.RemoveFinalizer(&u, Finalizer) {
 			return ctrl.Result{}, r.Client.Update(ctx, &u)
@@ -311,6 +314,7 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 		if p == nil {
 			return
 		}
+		r.timeSteps(u.UID, p.Steps)
 		if replaced >= 0 && p.Replaced > replaced {
 			r.Metrics.replaced.Add(float64(p.Replaced - replaced))
 		}
@@ -485,6 +489,24 @@ func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade,
 		log.Error("writing status", "err", err)
 	}
 	return v1alpha1.PhaseFailed
+}
+
+// timeSteps puts each step the record timed into the step metric once per
+// resource, whichever of its workers (a pause, a new spec) saw it first.
+func (r *Reconciler) timeSteps(uid types.UID, steps []engine.Step) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := r.timed[uid]
+	if seen == nil {
+		seen = map[string]bool{}
+		r.timed[uid] = seen
+	}
+	for _, s := range steps {
+		if key := s.Name + "@" + s.Start.String(); !s.End.IsZero() && !seen[key] {
+			seen[key] = true
+			r.Metrics.steps.WithLabelValues(s.Name).Observe(s.End.Sub(s.Start).Seconds())
+		}
+	}
 }
 
 // retryAfter keeps a resource's next worker from starting before wait.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -21,6 +22,7 @@ import (
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/drain"
+	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/grouplock"
 )
 
@@ -41,7 +43,7 @@ func reconciler(t *testing.T, objs ...client.Object) (*Reconciler, *clocktesting
 	}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC))
 	r := &Reconciler{Client: c, Events: events.NewFakeRecorder(100), Log: slog.New(slog.DiscardHandler), Clock: clk, MaxConcurrent: 10,
-		Metrics: m, StatusEvery: time.Second, workers: map[types.UID]*worker{}, notBefore: map[types.UID]time.Time{}, base: context.Background()}
+		Metrics: m, StatusEvery: time.Second, workers: map[types.UID]*worker{}, notBefore: map[types.UID]time.Time{}, timed: map[types.UID]map[string]bool{}, base: context.Background()}
 	return r, clk
 }
 
@@ -143,5 +145,28 @@ func TestALostLockIsNotAFailure(t *testing.T) {
 	}
 	if r.notBefore["uid-1"].Sub(clk.Now()) != 30*time.Second {
 		t.Errorf("looked at again after %s", r.notBefore["uid-1"].Sub(clk.Now()))
+	}
+}
+
+// Each recorded step is timed once per resource, however many workers
+// (a pause, a resume) look at the record; unfinished steps wait.
+func TestEachRecordedStepIsTimedOnce(t *testing.T) {
+	r, clk := reconciler(t)
+	start := clk.Now()
+	steps := []engine.Step{{Name: "surge", Start: start, End: start.Add(20 * time.Second)}, {Name: "replace", Start: start.Add(20 * time.Second)}}
+	r.timeSteps("uid-1", steps)
+	steps[1].End = start.Add(50 * time.Second)
+	r.timeSteps("uid-1", steps) // a second worker, after a pause
+	r.timeSteps("uid-1", steps)
+	got := map[string]uint64{}
+	for _, name := range []string{"surge", "replace"} {
+		var m dto.Metric
+		if err := r.Metrics.steps.WithLabelValues(name).(prometheus.Histogram).Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		got[name] = m.GetHistogram().GetSampleCount()
+	}
+	if got["surge"] != 1 || got["replace"] != 1 {
+		t.Errorf("steps timed %v, want each once", got)
 	}
 }

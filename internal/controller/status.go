@@ -106,7 +106,8 @@ type progress struct {
 	Nodes                                        []v1alpha1.NodeStatus
 	Target                                       *v1alpha1.ResolvedTarget
 	Step, Message                                string
-	BlockedBy                                    string // the first block, for the Blocked condition
+	BlockedBy                                    string        // the first block, for the Blocked condition
+	Steps                                        []engine.Step // the record's timed steps
 }
 
 // observe is pure: the same inputs give the same status.
@@ -117,6 +118,7 @@ func observe(rec *engine.Record, nodes []corev1.Node, members *engine.Members, s
 		target = rec.Target.ImageID
 		p.Total = int32(rec.OriginalDesired)
 		p.Replaced = int32(len(rec.Replaced))
+		p.Steps = rec.Steps
 		p.Target = &v1alpha1.ResolvedTarget{ImageID: rec.Target.ImageID, ImageName: rec.Target.ImageName, KubernetesVersion: rec.Target.KubeMinor,
 			ReleaseVersion: rec.Target.ReleaseVersion, LaunchTemplateVersion: max(rec.Target.TemplateVersion, rec.TemplateVersion)}
 	}

@@ -434,6 +434,8 @@ func TestADeclaredUpgradeDeletedOrPausedMidRunGoesOnFromItsRecord(t *testing.T) 
 		"noderoll_upgrades_running 0",
 		`noderoll_upgrade_duration_seconds_count{phase="Complete"} 1`,
 		`controller_runtime_reconcile_total{controller="nodegroupupgrade",result="success"}`,
+		`noderoll_cloud_api_calls_total{action="TerminateInstanceInAutoScalingGroup",result="ok",service="Auto Scaling"}`,
+		`noderoll_step_duration_seconds_count{step="surge"}`,
 	} {
 		if !strings.Contains(scraped, want) {
 			t.Errorf("metrics lack %q:\n%s", want, grepLines(scraped, "noderoll_"))

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/logging"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 )
@@ -36,6 +38,9 @@ type Options struct {
 	// RoleARN is a role to assume (another account's, typically) with the
 	// credentials found; ExternalID is what its trust policy may demand.
 	RoleARN, ExternalID string
+	// OnCall hears of every AWS call once it ended (its retries included):
+	// the service, the operation and its error (nil: it succeeded).
+	OnCall func(service, operation string, err error)
 }
 
 // Provider talks to AWS through aws-sdk-go-v2.
@@ -84,6 +89,16 @@ func New(ctx context.Context, o Options) (*Provider, error) {
 	}
 	if o.Endpoint != "" {
 		cfg.BaseEndpoint = aws.String(o.Endpoint)
+	}
+	if o.OnCall != nil {
+		cfg.APIOptions = append(cfg.APIOptions, func(stack *middleware.Stack) error {
+			// At initialize: once a call, around its retries.
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("NoderollOnCall", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+				out, md, err := next.HandleInitialize(ctx, in)
+				o.OnCall(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), err)
+				return out, md, err
+			}), middleware.After)
+		})
 	}
 	if cfg.Region == "" {
 		return nil, fmt.Errorf("no AWS region: pass --region or set AWS_REGION")

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -850,5 +851,38 @@ func TestAManagedGroupsTemplateOwnerAndEKSRecord(t *testing.T) {
 	out, err := p.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("c1"), NodegroupName: aws.String("mine")})
 	if err != nil || out.Nodegroup.Health == nil || len(out.Nodegroup.Health.Issues) != 1 || out.Nodegroup.Health.Issues[0].Code != "Ec2LaunchTemplateVersionMismatch" {
 		t.Fatalf("EKS's health of the group: %+v %v", out.Nodegroup.Health, err)
+	}
+}
+
+// OnCall hears of each call once, retries included, with its service,
+// operation and outcome: what the controller's metrics count.
+func TestOnCallHearsOfEveryCallOnce(t *testing.T) {
+	acct := awssim.NewAccount("us-west-2", clock.RealClock{}, awssim.Delays{})
+	srv := httptest.NewServer(awssim.NewServer(acct, nil))
+	t.Cleanup(srv.Close)
+	var mu sync.Mutex
+	var heard []string
+	p, err := New(context.Background(), Options{Region: "us-west-2", Endpoint: srv.URL, AccessKeyID: "AKID", SecretAccessKey: "secret",
+		OnCall: func(service, op string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard = append(heard, fmt.Sprintf("%s %s %v", service, op, err != nil))
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed(t, acct, true)
+	// Throttled twice, then answered: one call heard, succeeded.
+	acct.InjectFault(awssim.Fault{Service: "eks", Action: "DescribeCluster", Code: "ThrottlingException", Status: 429, Count: 2})
+	if _, err := p.Cluster(context.Background(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Cluster(context.Background(), "missing"); err == nil {
+		t.Fatal("a missing cluster was found")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"EKS DescribeCluster false", "EKS DescribeCluster true"}; !slices.Equal(heard, want) {
+		t.Errorf("heard %q, want %q", heard, want)
 	}
 }
