@@ -20,6 +20,7 @@ import (
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/controller"
+	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/grouplock"
 )
 
@@ -158,9 +159,14 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 		pod, _ = os.Hostname()
 	}
 	lock := grouplock.Options{Self: grouplock.ControllerHolder(f.leaderNamespace, leaderElectionID, pod), Inherit: f.leaderElect}
+	// One cache of the cluster and one budget tracker for every upgrade.
+	view, err := engine.NewClusterView(kube)
+	if err != nil {
+		return err
+	}
 	r := &controller.Reconciler{
-		Metrics: metrics,
-		Client:  mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+		Metrics: metrics, View: view,
+		Client: mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
 		Log: log, Clock: clock.RealClock{}, MaxConcurrent: f.maxConcurrent,
 		Lock: lock,
 	}

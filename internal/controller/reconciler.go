@@ -50,6 +50,9 @@ type Reconciler struct {
 	StatusEvery time.Duration
 	// Metrics counts what the workers do (nil: counted nowhere).
 	Metrics *Metrics
+	// View is the cluster's caches and budget tracker, shared by every
+	// upgrade (nil: each its own). Started with the leader's work.
+	View *engine.ClusterView
 
 	mu        sync.Mutex
 	base      context.Context // the manager's, set by Start
@@ -97,6 +100,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 // Start holds the manager's context for the workers and, when the manager
 // stops (shutdown, lost leadership), stops them between actions.
 func (r *Reconciler) Start(ctx context.Context) error {
+	if r.View != nil {
+		r.View.Start(ctx)
+	}
 	r.mu.Lock()
 	r.base = ctx
 	r.mu.Unlock()
@@ -289,8 +295,11 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	}
 	r.Events.Eventf(u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", run.Group, run.Options.Strategy)
 
-	eng := engine.New(r.Kube, r.Cloud, run.Options, engine.WithReporter(rep), engine.WithLogger(log),
-		engine.WithMembers(members), engine.WithLock(r.Lock), engine.WithClock(r.Clock))
+	opts := []engine.Option{engine.WithReporter(rep), engine.WithLogger(log), engine.WithMembers(members), engine.WithLock(r.Lock), engine.WithClock(r.Clock)}
+	if r.View != nil {
+		opts = append(opts, engine.WithClusterView(r.View))
+	}
+	eng := engine.New(r.Kube, r.Cloud, run.Options, opts...)
 	req := engine.Request{Group: run.Group, Target: run.Target}
 	result := make(chan error, 1)
 	go func() {

@@ -168,7 +168,8 @@ type Engine struct {
 	opts     Options
 	members  *Members
 	lockOpts grouplock.Options
-	invalid  error // Options.Validate's verdict, given by every entry point
+	invalid  error        // Options.Validate's verdict, given by every entry point
+	view     *ClusterView // shared with the process's other engines; nil: each run its own
 }
 
 // Option configures an Engine.

@@ -14,7 +14,7 @@ import (
 // ManagedUpdateError says EKS's own update of a group did not succeed, in
 // EKS's words.
 type ManagedUpdateError struct {
-	Terms terms.Terms // how the front end names its options
+	Terms  terms.Terms // how the front end names its options
 	Group  cloud.NodeGroupRef
 	ID     string
 	Status string

@@ -9,7 +9,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/informers"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
@@ -45,62 +44,34 @@ type upgrade struct {
 
 func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
 	// Nodes, pods and budgets are read from informers' caches: the strategy
-	// looks at all of them on every change.
-	ictx, stop := context.WithCancel(context.WithoutCancel(ctx))
-	factory := informers.NewSharedInformerFactoryWithOptions(e.kube, 0, informers.WithTransform(slim))
-	nodeInformer := factory.Core().V1().Nodes()
-	podInformer := factory.Core().V1().Pods()
-	pdbInformer := factory.Policy().V1().PodDisruptionBudgets()
-	dsInformer := factory.Apps().V1().DaemonSets()
-	dsInformer.Informer() // registered before the factory starts, or it never runs
-	if err := podInformer.Informer().AddIndexers(cache.Indexers{podNodeIndex: indexPodsByNode}); err != nil {
-		stop()
-		return nil, err
+	// looks at all of them on every change. A view shared by the process
+	// (the controller's) or one of this run's own.
+	view := e.view
+	ictx, stopView := context.WithCancel(context.WithoutCancel(ctx))
+	if view == nil {
+		var err error
+		if view, err = NewClusterView(e.kube); err != nil {
+			stopView()
+			return nil, err
+		}
+		view.Start(ictx)
 	}
 	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t,
-		nodes: nodeInformer.Lister(), pods: podInformer.Informer().GetIndexer(), pdbs: pdbInformer.Lister(),
-		kick: make(chan struct{}, 1), stop: stop,
-		events: eventer{client: e.kube, clock: e.clock, log: e.log, nodes: nodeInformer.Lister()}}
-	poke := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { u.poke() },
-		UpdateFunc: func(any, any) { u.poke() },
-		DeleteFunc: func(any) { u.poke() },
-	}
-	if _, err := nodeInformer.Informer().AddEventHandler(poke); err != nil {
-		stop()
+		nodes: view.nodeLister, pods: view.pods.GetIndexer(), pdbs: view.pdbLister,
+		kick:   make(chan struct{}, 1),
+		events: eventer{client: e.kube, clock: e.clock, log: e.log, nodes: view.nodeLister}}
+	unwatch, err := view.watch(u.poke)
+	if err != nil {
+		stopView()
 		return nil, err
 	}
-	if _, err := pdbInformer.Informer().AddEventHandler(poke); err != nil {
-		stop()
-		return nil, err
+	u.stop = func() {
+		unwatch()
+		stopView()
 	}
-	budgets, gone := drain.NewBudgets(pdbInformer.Lister()), drain.NewNodeBroadcast()
-	if _, err := pdbInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { budgets.Changed.Notify() },
-		UpdateFunc: func(any, any) { budgets.Changed.Notify() },
-		DeleteFunc: func(any) { budgets.Changed.Notify() },
-	}); err != nil {
-		stop()
+	if err := view.synced(ctx); err != nil {
+		u.stop()
 		return nil, err
-	}
-	if _, err := podInformer.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			if p, ok := obj.(*corev1.Pod); ok {
-				gone.Notify(p.Spec.NodeName)
-			}
-		},
-	}); err != nil {
-		stop()
-		return nil, err
-	}
-	factory.Start(ictx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), nodeInformer.Informer().HasSynced, podInformer.Informer().HasSynced,
-		pdbInformer.Informer().HasSynced, dsInformer.Informer().HasSynced) {
-		stop()
-		return nil, fmt.Errorf("listing nodes, pods, disruption budgets and DaemonSets: %w", ctx.Err())
 	}
 	u.drainer = drain.New(e.kube, e.clock, e.opts.Drain, drain.Hooks{
 		Blocked: func(node string, b []drain.Blocker) {
@@ -123,8 +94,8 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "NoderollPodLeftTerminating", msg)
 		},
 	}, e.log)
-	u.drainer.Watch(budgets, gone)
-	u.drainer.Read(drain.Reads{PodsOn: u.podsOn, Nodes: nodeInformer.Lister(), DaemonSets: dsInformer.Lister()})
+	u.drainer.Watch(view.budgets, view.gone)
+	u.drainer.Read(drain.Reads{PodsOn: u.podsOn, Nodes: view.nodeLister, DaemonSets: view.dsLister})
 	return u, nil
 }
 

@@ -1,0 +1,120 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	appslisters "k8s.io/client-go/listers/apps/v1"
+	listersv1 "k8s.io/client-go/listers/core/v1"
+	policylisters "k8s.io/client-go/listers/policy/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/noderoll/noderoll/internal/drain"
+)
+
+// ClusterView is what upgrades read of a cluster: informer caches of its
+// nodes, pods, budgets and DaemonSets, and the budget tracker their drains
+// share. One view serves every upgrade of a process (the controller's
+// several groups at once): one cache per cluster instead of one per
+// upgrade, and one tracker, so that two groups draining at once never both
+// wait on, or spend, the same disruption of a budget whose pods span both.
+// The CLI's engine makes a private view per run.
+type ClusterView struct {
+	factory informers.SharedInformerFactory
+	nodes   cache.SharedIndexInformer
+	pods    cache.SharedIndexInformer
+	pdbs    cache.SharedIndexInformer
+	ds      cache.SharedIndexInformer
+
+	nodeLister listersv1.NodeLister
+	pdbLister  policylisters.PodDisruptionBudgetLister
+	dsLister   appslisters.DaemonSetLister
+
+	budgets *drain.Budgets
+	gone    *drain.NodeBroadcast
+
+	startOnce sync.Once
+	watchers  atomic.Int32 // upgrades watching now
+}
+
+// NewClusterView registers the informers and the tracker; Start runs them.
+func NewClusterView(kube kubernetes.Interface) (*ClusterView, error) {
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithTransform(slim))
+	v := &ClusterView{factory: factory,
+		nodes: factory.Core().V1().Nodes().Informer(), pods: factory.Core().V1().Pods().Informer(),
+		pdbs: factory.Policy().V1().PodDisruptionBudgets().Informer(), ds: factory.Apps().V1().DaemonSets().Informer(),
+		nodeLister: factory.Core().V1().Nodes().Lister(), pdbLister: factory.Policy().V1().PodDisruptionBudgets().Lister(),
+		dsLister: factory.Apps().V1().DaemonSets().Lister(), gone: drain.NewNodeBroadcast()}
+	if err := v.pods.AddIndexers(cache.Indexers{podNodeIndex: indexPodsByNode}); err != nil {
+		return nil, err
+	}
+	v.budgets = drain.NewBudgets(v.pdbLister)
+	if _, err := v.pdbs.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { v.budgets.Changed.Notify() },
+		UpdateFunc: func(any, any) { v.budgets.Changed.Notify() },
+		DeleteFunc: func(any) { v.budgets.Changed.Notify() },
+	}); err != nil {
+		return nil, err
+	}
+	if _, err := v.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			if p, ok := obj.(*corev1.Pod); ok {
+				v.gone.Notify(p.Spec.NodeName)
+			}
+		},
+	}); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// Start runs the informers until ctx ends (once; later calls do nothing).
+func (v *ClusterView) Start(ctx context.Context) {
+	v.startOnce.Do(func() { v.factory.Start(ctx.Done()) })
+}
+
+// synced waits until every cache has listed its objects.
+func (v *ClusterView) synced(ctx context.Context) error {
+	if !cache.WaitForCacheSync(ctx.Done(), v.nodes.HasSynced, v.pods.HasSynced, v.pdbs.HasSynced, v.ds.HasSynced) {
+		return fmt.Errorf("listing nodes, pods, disruption budgets and DaemonSets: %w", ctx.Err())
+	}
+	return nil
+}
+
+// watch calls poke on every change of a node or a budget, until the
+// returned function removes the handlers.
+func (v *ClusterView) watch(poke func()) (func(), error) {
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { poke() },
+		UpdateFunc: func(any, any) { poke() },
+		DeleteFunc: func(any) { poke() },
+	}
+	nodeReg, err := v.nodes.AddEventHandler(h)
+	if err != nil {
+		return nil, err
+	}
+	pdbReg, err := v.pdbs.AddEventHandler(h)
+	if err != nil {
+		_ = v.nodes.RemoveEventHandler(nodeReg)
+		return nil, err
+	}
+	v.watchers.Add(1)
+	return func() {
+		_ = v.nodes.RemoveEventHandler(nodeReg)
+		_ = v.pdbs.RemoveEventHandler(pdbReg)
+		v.watchers.Add(-1)
+	}, nil
+}
+
+// WithClusterView has the engine read the cluster through a view shared
+// with other engines of the process; the caller starts it (Start) and
+// keeps it running for as long as upgrades use it.
+func WithClusterView(v *ClusterView) Option { return func(e *Engine) { e.view = v } }
