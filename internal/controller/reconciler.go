@@ -193,17 +193,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		// the leader takes back its own locks at once, so the second would
 		// take the group from the first. It waits instead.
 		msg := fmt.Sprintf("waiting: NodeGroupUpgrade %s is upgrading %s; this one starts when that one ends", other, run.Group)
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setStatus(ctx, client.ObjectKeyFromObject(&u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
-			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
-			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "GroupBusy", msg, u.Generation)
-		})
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.pending(ctx, &u, "GroupBusy", msg)
 	}
 	if running >= r.MaxConcurrent {
 		msg := fmt.Sprintf("waiting for a free worker: %d upgrades run (the controller's --max-concurrent-upgrades)", running)
-		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.setStatus(ctx, client.ObjectKeyFromObject(&u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
-			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
-			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "Pending", msg, u.Generation)
-		})
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.pending(ctx, &u, "Pending", msg)
 	}
 	r.start(base, u.DeepCopy(), run)
 	return ctrl.Result{}, nil
@@ -447,7 +441,6 @@ func truncate(s string, n int) string {
 func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run Run, err error, rep *reports, log *slog.Logger) string {
 	var held *grouplock.HeldError
 	var lost *grouplock.LostError
-	key := client.ObjectKeyFromObject(u)
 	switch {
 	case err == nil:
 		phase, reason := v1alpha1.PhaseComplete, "Complete"
@@ -470,10 +463,7 @@ func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade,
 		r.retryAfter(u, wait)
 		msg := fmt.Sprintf("waiting for the group's lock: %v; trying again in %s", err, wait.Round(time.Second))
 		log.Info("group held by another", "holder", held.Holder.String(), "retryIn", wait)
-		if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
-			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
-			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "GroupLocked", msg, u.Generation)
-		}); err != nil {
+		if err := r.pending(ctx, u, "GroupLocked", msg); err != nil {
 			log.Error("writing status", "err", err)
 		}
 		return ""
@@ -485,10 +475,7 @@ func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade,
 		log.Warn("lost the group's lock; leaving the upgrade to its new holder", "err", err)
 		r.retryAfter(u, 30*time.Second)
 		msg := fmt.Sprintf("%v; looking again in 30s", err)
-		if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
-			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
-			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, "LockLost", msg, u.Generation)
-		}); err != nil {
+		if err := r.pending(ctx, u, "LockLost", msg); err != nil {
 			log.Error("writing status", "err", err)
 		}
 		return ""
@@ -516,6 +503,14 @@ func (r *Reconciler) timeSteps(uid types.UID, steps []engine.Step) {
 			r.Metrics.steps.WithLabelValues(s.Name).Observe(s.End.Sub(s.Start).Seconds())
 		}
 	}
+}
+
+// pending writes that a resource waits, why and until what.
+func (r *Reconciler) pending(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, reason, msg string) error {
+	return r.setStatus(ctx, client.ObjectKeyFromObject(u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
+		s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
+		setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, msg, u.Generation)
+	})
 }
 
 // retryAfter keeps a resource's next worker from starting before wait.

@@ -129,7 +129,7 @@ func observe(rec *engine.Record, nodes []corev1.Node, members *engine.Members, s
 			continue
 		}
 		owned++
-		ready := nodeReady(n)
+		ready := engine.NodeReady(n)
 		if target != "" && members.Image(n) == target && ready && !n.Spec.Unschedulable {
 			p.UpToDate++
 		}
@@ -175,15 +175,6 @@ func observe(rec *engine.Record, nodes []corev1.Node, members *engine.Members, s
 		p.Nodes = p.Nodes[:maxListedNodes]
 	}
 	return p
-}
-
-func nodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 // budgetOf names what refused an eviction: its budget as namespace/name,

@@ -26,7 +26,7 @@ const (
 	annCordonedFirstAt = "noderoll.io/cordoned-before-drain-at"
 )
 
-func nodeReady(n *corev1.Node) bool {
+func NodeReady(n *corev1.Node) bool {
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady {
 			return c.Status == corev1.ConditionTrue

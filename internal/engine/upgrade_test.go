@@ -529,7 +529,7 @@ func TestSurgeReplacesConcurrentlyWithinItsBudgets(t *testing.T) {
 			nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
 			ready, marked := 0, 0
 			for _, n := range nodes.Items {
-				if nodeReady(&n) && !n.Spec.Unschedulable {
+				if NodeReady(&n) && !n.Spec.Unschedulable {
 					ready++
 				}
 				if n.Annotations[annPhase] != "" {

@@ -19,7 +19,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/go-logr/logr"
 	appsv1 "k8s.io/api/apps/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -101,14 +100,7 @@ func (s *Sandbox) InstallCRD() client.Client {
 		}
 		return false, fmt.Sprintf("%+v", got.Status.Conditions)
 	})
-	scheme := runtime.NewScheme()
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		s.t.Fatal(err)
-	}
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	c := s.Client()
 	// Discovery may lag the Established condition by a moment.
 	eventually(s.t, 30*time.Second, "NodeGroupUpgrades listed", func() (bool, string) {
 		err := c.List(ctx, &v1alpha1.NodeGroupUpgradeList{})
@@ -266,21 +258,7 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 	if len(after.Instances) != 3 {
 		t.Errorf("%d instances after, want 3", len(after.Instances))
 	}
-	var ids []string
-	for _, i := range after.Instances {
-		ids = append(ids, aws.ToString(i.InstanceId))
-	}
-	out, err := s.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, res := range out.Reservations {
-		for _, i := range res.Instances {
-			if aws.ToString(i.ImageId) != want {
-				t.Errorf("instance %s on %s, want %s", aws.ToString(i.InstanceId), aws.ToString(i.ImageId), want)
-			}
-		}
-	}
+	allOnTarget(t, s, 3)
 	if done.Status.UpToDateNodes != 3 || done.Status.Target == nil || done.Status.Target.ImageID != want || done.Status.CompletionTime == nil {
 		t.Errorf("final status: up to date %d, target %+v, completion %v; want 3 on %s", done.Status.UpToDateNodes, done.Status.Target, done.Status.CompletionTime, want)
 	}
