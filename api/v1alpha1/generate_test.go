@@ -18,7 +18,7 @@ func TestGeneratedFilesAreUpToDate(t *testing.T) {
 		t.Fatalf("controller-gen: %v\n%s", err, out)
 	}
 	for have, made := range map[string]string{
-		"zz_generated.deepcopy.go": "zz_generated.deepcopy.go",
+		"zz_generated.deepcopy.go":                                      "zz_generated.deepcopy.go",
 		"../../charts/noderoll/crds/noderoll.io_nodegroupupgrades.yaml": "noderoll.io_nodegroupupgrades.yaml",
 	} {
 		want, err := os.ReadFile(filepath.Join(dir, made))
