@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -266,6 +267,11 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	log := r.Log.With("nodegroupupgrade", u.Name, "group", run.Group.String())
 	rep := newReports(r.Clock.Now)
 	rep.refused = func(budget string) { r.Metrics.refused.WithLabelValues(budget).Inc() }
+	// The group's own steps become Events on the resource (a node's steps
+	// are Events on the node, from the engine).
+	rep.grouped = func(n int, title, detail string) {
+		r.Events.Eventf(u, nil, corev1.EventTypeNormal, eventReason(title), "Upgrade", "%s", truncate(detail, 1000))
+	}
 	r.Metrics.running.Inc()
 	defer r.Metrics.running.Dec()
 	began := r.Clock.Now()
@@ -511,6 +517,15 @@ func (r *Reconciler) pending(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, 
 		s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
 		setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, msg, u.Generation)
 	})
+}
+
+// eventReason is a step's title as an Event's reason: UpperCamelCase.
+func eventReason(title string) string {
+	var b strings.Builder
+	for _, w := range strings.Fields(title) {
+		b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+	}
+	return b.String()
 }
 
 // retryAfter keeps a resource's next worker from starting before wait.

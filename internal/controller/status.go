@@ -26,6 +26,9 @@ type reports struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	refused func(budget string) // counts each refusal (nil: not counted)
+	// grouped hears of the steps that concern the whole group (launch
+	// template, surge, sizes restored...), not one node (nil: nobody).
+	grouped func(n int, title, detail string)
 	step    string
 	message string
 	blocked map[string]blocked // by node
@@ -46,6 +49,9 @@ var _ engine.Reporter = (*reports)(nil)
 func (r *reports) Step(n int, title, detail string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.grouped != nil && (n < 4 || n > 7) && !strings.Contains(title, "node") {
+		r.grouped(n, title, detail)
+	}
 	if n > 0 {
 		r.step = fmt.Sprintf("%d/9 %s", n, title)
 	} else {

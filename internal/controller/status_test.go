@@ -124,3 +124,24 @@ func TestAStoppedUpgradeSaysWhatToDoWithTheResource(t *testing.T) {
 		}
 	}
 }
+
+// The group's own steps are told (as Events on the resource); a node's are
+// not: a 1,000-node group would write thousands.
+func TestOnlyTheGroupsStepsBecomeEvents(t *testing.T) {
+	r := newReports(time.Now)
+	var told []string
+	r.grouped = func(n int, title, _ string) { told = append(told, fmt.Sprintf("%d %s", n, title)) }
+	r.Step(1, "Launch template", "lt-1 version 2")
+	r.Step(3, "Surge", "3 -> 6")
+	r.Step(5, "Replace node 1/3", "ip-1")
+	r.Step(6, "Cordon", "ip-1")
+	r.Step(7, "Terminate", "i-1")
+	r.Step(9, "Sizes restored", "back to 3")
+	r.Step(0, "Resume", "resuming")
+	if got := strings.Join(told, ", "); got != "1 Launch template, 3 Surge, 9 Sizes restored, 0 Resume" {
+		t.Errorf("told %s", got)
+	}
+	if eventReason("Sizes restored") != "SizesRestored" || eventReason("Launch template") != "LaunchTemplate" {
+		t.Errorf("reasons %s %s", eventReason("Sizes restored"), eventReason("Launch template"))
+	}
+}

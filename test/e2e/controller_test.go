@@ -588,6 +588,19 @@ func TestUpgradeViaTheController(t *testing.T) {
 	if err := c.List(ctx, &list); err != nil || len(list.Items) != 1 || list.Items[0].Status.Phase != v1alpha1.PhaseComplete || list.Items[0].Spec.Strategy.Type != "Surge" {
 		t.Fatalf("resources after the run: %+v (%v); want one, Complete, Surge", list.Items, err)
 	}
+	// The resource's Events tell the group's story (the recorder sends them
+	// a moment later).
+	eventually(t, 30*time.Second, "the resource's Events", func() (bool, string) {
+		evs, err := s.Kube.EventsV1().Events("default").List(ctx, metav1.ListOptions{FieldSelector: "regarding.name=" + list.Items[0].Name})
+		if err != nil {
+			return false, err.Error()
+		}
+		reasons := map[string]bool{}
+		for _, e := range evs.Items {
+			reasons[e.Reason] = true
+		}
+		return reasons["Started"] && reasons["LaunchTemplate"] && reasons["Surge"] && reasons["Complete"], fmt.Sprint(reasons)
+	})
 	terminatedOnce(t, before, s.TerminateCalls())
 	allOnTarget(t, s, 3)
 }
