@@ -656,7 +656,8 @@ func TestOneControllerUpgradesThreeGroupsAtOnce(t *testing.T) {
 		}
 		return *ca.Spec.Replicas
 	}
-	together := 0 // the most upgrades seen Running at once
+	together := 0   // the most upgrades seen Running at once
+	paused := false // the autoscaler was seen held at 0
 	eventually(t, 8*time.Minute, "three upgrades Complete", func() (bool, string) {
 		var list v1alpha1.NodeGroupUpgradeList
 		if err := c.List(ctx, &list); err != nil {
@@ -679,13 +680,18 @@ func TestOneControllerUpgradesThreeGroupsAtOnce(t *testing.T) {
 		// before its status says Complete: so two must be Complete by
 		// then. A first finisher restoring it would be seen with two
 		// still running.
-		if complete < 2 && autoscaler() != 0 {
+		n := autoscaler()
+		paused = paused || n == 0
+		if paused && complete < 2 && n != 0 {
 			t.Errorf("the autoscaler is back while %d upgrades still run: %s", 3-complete, state)
 		}
 		return complete == 3, state + tail(ctl.err.String(), 3)
 	})
 	if n := autoscaler(); n != 1 {
 		t.Errorf("after the last upgrade the autoscaler has %d replicas, want 1", n)
+	}
+	if !paused {
+		t.Error("the autoscaler was never seen held at 0")
 	}
 	if together < 2 {
 		t.Errorf("at most %d upgrade seen Running at once; want the three to run together", together)

@@ -122,9 +122,13 @@ func StartSandbox(t *testing.T, flags ...string) *Sandbox {
 		s.env = append(s.env, kv[0]+"="+kv[1])
 	}
 	cfg := aws.Config{
-		Region:       st.Region,
-		Credentials:  credentials.NewStaticCredentialsProvider(sandbox.AccessKeyID, sandbox.SecretAccessKey, ""),
-		BaseEndpoint: aws.String(st.AWSEndpoint),
+		// As many attempts as noderoll's own clients make: on a loaded
+		// machine a test's read of the endpoint once failed three times
+		// on a closed connection (TestSurgeKeepsItsBudgetsThroughAKill).
+		RetryMaxAttempts: 8,
+		Region:           st.Region,
+		Credentials:      credentials.NewStaticCredentialsProvider(sandbox.AccessKeyID, sandbox.SecretAccessKey, ""),
+		BaseEndpoint:     aws.String(st.AWSEndpoint),
 	}
 	s.ASG, s.EC2, s.SSM, s.EKS = autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), eks.NewFromConfig(cfg)
 	return s
