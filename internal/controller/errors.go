@@ -35,7 +35,7 @@ func stopOf(err error) stop {
 	case errors.As(err, &pre):
 		return stop{"PreflightBlocked", " Nothing was changed. Fix what the findings name, or list their checks in spec.ignorePreflight."}
 	case errors.As(err, &down):
-		return stop{"Downgrade", " Nothing was changed. Set spec.allowDowngrade if going back is meant."}
+		return stop{"Downgrade", ""} // its message says it all, in the resource's terms
 	case errors.Is(err, engine.ErrTargetMismatch):
 		return stop{"AnotherUpgrade", " Nothing was changed. Finish that upgrade first (a NodeGroupUpgrade with its target, or the CLI), then this one runs on an edit of its spec."}
 	case errors.As(err, &held):

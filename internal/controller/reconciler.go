@@ -301,20 +301,24 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	}
 	eng := engine.New(r.Kube, r.Cloud, run.Options, opts...)
 	req := engine.Request{Group: run.Group, Target: run.Target}
-	result := make(chan error, 1)
+	type outcome struct {
+		res *engine.Result
+		err error
+	}
+	result := make(chan outcome, 1)
 	go func() {
-		var err error
+		var o outcome
 		switch {
 		case run.Managed:
-			_, err = eng.UpgradeManaged(ctx, req, run.Force)
+			o.res, o.err = eng.UpgradeManaged(ctx, req, run.Force)
 		case run.Action == "Abort":
-			_, err = eng.Abort(ctx, req)
+			o.res, o.err = eng.Abort(ctx, req)
 		case run.Action == "Rollback":
-			_, err = eng.RollBack(ctx, req)
+			o.res, o.err = eng.RollBack(ctx, req)
 		default:
-			_, err = eng.Upgrade(ctx, req)
+			o.res, o.err = eng.Upgrade(ctx, req)
 		}
-		result <- err
+		result <- o
 	}()
 	tick := r.Clock.NewTicker(r.StatusEvery)
 	defer tick.Stop()
@@ -337,11 +341,12 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	for {
 		select {
 		case <-tick.C():
-			count(r.writeProgress(ctx, key, run, members, rep, u.Generation))
-		case err := <-result:
+			count(r.writeProgress(ctx, key, run, members, rep, u.Generation, began, nil))
+		case o := <-result:
+			err := o.err
 			// The final word is written even as the controller stops.
 			fin := context.WithoutCancel(ctx)
-			count(r.writeProgress(fin, key, run, members, rep, u.Generation))
+			count(r.writeProgress(fin, key, run, members, rep, u.Generation, began, o.res))
 			if ctx.Err() != nil {
 				// Paused, deleted or stopping: the record holds the run;
 				// whoever goes on resumes it.
@@ -358,12 +363,13 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 
 // writeProgress writes the status of a running upgrade and returns what it
 // wrote (nil when it could not see the run).
-func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, run Run, members *engine.Members, rep *reports, gen int64) *progress {
+func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, run Run, members *engine.Members, rep *reports, gen int64, since time.Time, res *engine.Result) *progress {
 	rec, err := engine.LoadRecord(ctx, r.Kube, run.Group)
 	if err != nil {
 		r.Log.Warn("reading the upgrade record", "err", err)
 		return nil
 	}
+	rec = thisRun(rec, since, res)
 	var nodes corev1.NodeList
 	if err := r.Client.List(ctx, &nodes); err != nil {
 		r.Log.Warn("listing nodes", "err", err)
@@ -509,6 +515,19 @@ func (r *Reconciler) timeSteps(uid types.UID, steps []engine.Step) {
 			r.Metrics.steps.WithLabelValues(s.Name).Observe(s.End.Sub(s.Start).Seconds())
 		}
 	}
+}
+
+// thisRun is the record of the upgrade a worker runs: an earlier upgrade's
+// finished record is history, not this run's (a run that finds the group up
+// to date writes none), and then the run's result says what it resolved.
+func thisRun(rec *engine.Record, since time.Time, res *engine.Result) *engine.Record {
+	if rec != nil && !rec.Active() && rec.Updated.Before(since) {
+		rec = nil
+	}
+	if rec == nil && res != nil {
+		rec = &engine.Record{Target: res.Target, Replaced: res.Replaced}
+	}
+	return rec
 }
 
 // pending writes that a resource waits, why and until what.

@@ -170,3 +170,25 @@ func TestEachRecordedStepIsTimedOnce(t *testing.T) {
 		t.Errorf("steps timed %v, want each once", got)
 	}
 }
+
+// A resource for a group already on its target reports its own run (none
+// replaced), not the earlier upgrade the group's record still holds.
+func TestARunReadsOnlyItsOwnRecord(t *testing.T) {
+	since := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	earlier := &engine.Record{Phase: engine.PhaseCompleted, Updated: since.Add(-time.Minute), Replaced: []string{"i-1", "i-2", "i-3"}, Target: engine.Target{ImageID: "ami-b"}}
+	upToDate := &engine.Result{UpToDate: true, Target: engine.Target{ImageID: "ami-b"}}
+	if got := thisRun(earlier, since, upToDate); got == nil || len(got.Replaced) != 0 || got.Target.ImageID != "ami-b" {
+		t.Errorf("an up-to-date run after an earlier upgrade reads %+v", got)
+	}
+	if got := thisRun(earlier, since, nil); got != nil {
+		t.Errorf("mid-run, an earlier upgrade's record is taken as this run's: %+v", got)
+	}
+	resumed := &engine.Record{Phase: engine.PhaseReplacing, Updated: since.Add(-time.Hour), Replaced: []string{"i-1"}}
+	if got := thisRun(resumed, since, nil); got != resumed {
+		t.Error("an unfinished record (a run this one resumes) is not read")
+	}
+	finished := &engine.Record{Phase: engine.PhaseCompleted, Updated: since.Add(time.Minute), Replaced: []string{"i-1"}}
+	if got := thisRun(finished, since, nil); got != finished {
+		t.Error("the record this run finished is not read")
+	}
+}

@@ -707,7 +707,4 @@ func TestOneControllerUpgradesThreeGroupsAtOnce(t *testing.T) {
 	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
 		t.Errorf("budgets breached (%d checks): %v", checks, v)
 	}
-	if !strings.Contains(ctl.err.String(), "upgrade started") || strings.Count(ctl.err.String(), `msg="upgrade ended"`) != 3 {
-		t.Errorf("the controller's log does not show three upgrades ending:\n%s", grepLines(ctl.err.String(), "upgrade "))
-	}
 }
