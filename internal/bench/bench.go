@@ -38,14 +38,17 @@ var RealWorld = struct{ Boot, Ready, PodStart, PodStop, Shutdown, PostCordon tim
 
 // Options say what to measure.
 type Options struct {
-	Sizes       []int
-	Strategies  []string
-	Scale       float64 // real-world delays are divided by it
-	PodsPerNode int
-	UpgradeArgs []string  // more flags for every upgrade (all strategies)
-	Dir         string    // sandboxes and logs go here, one folder per run
-	Self        string    // the noderoll binary: runs the sandboxes and the upgrades
-	Out         io.Writer // progress
+	Sizes      []int
+	Strategies []string
+	// ControllerGroups groups of ControllerNodes nodes are upgraded at
+	// once by one controller in a row of their own (0: no such row).
+	ControllerGroups, ControllerNodes int
+	Scale                             float64 // real-world delays are divided by it
+	PodsPerNode                       int
+	UpgradeArgs                       []string  // more flags for every upgrade (all strategies)
+	Dir                               string    // sandboxes and logs go here, one folder per run
+	Self                              string    // the noderoll binary: runs the sandboxes and the upgrades
+	Out                               io.Writer // progress
 }
 
 // Row is one strategy on one group size.
@@ -95,7 +98,10 @@ type Row struct {
 	Delays       Delays     `json:"delays"`
 	Workloads    []Budgeted `json:"workloads"`
 	InFlight     int        `json:"budgetInFlight"` // p of the bound: the default surge budget
-	Error        string     `json:"error,omitempty"`
+	// Groups are the groups of the controller's row, each against its
+	// own bound.
+	Groups []GroupRow `json:"groups,omitempty"`
+	Error  string     `json:"error,omitempty"`
 }
 
 // scaled is a real-world delay scaled down, to the millisecond.
@@ -128,7 +134,16 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 			}
 		}
 	}
-	return rows, nil
+	if g, n := o.ControllerGroups, o.ControllerNodes; g > 0 && n > 0 {
+		fmt.Fprintf(o.Out, "== one controller, %d groups of %d nodes at once\n", g, n)
+		row, err := o.controllerRow(ctx, g, n)
+		if err != nil {
+			row.Error = err.Error()
+			fmt.Fprintf(o.Out, "   failed: %v\n", err)
+		}
+		rows = append(rows, row)
+	}
+	return rows, ctx.Err()
 }
 
 func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
@@ -138,38 +153,12 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 		return row, err
 	}
 	wait := o.scaled(RealWorld.PostCordon)
-	up := []string{"sandbox", "up", "--dir", dir, "--name", fmt.Sprintf("bench-%d-%s", n, strategy),
-		"--nodes", strconv.Itoa(n), "--azs", "3", "--pods-per-node", strconv.Itoa(o.PodsPerNode), "--mix", "teams",
-		"--boot-delay", o.scaled(RealWorld.Boot).String(), "--node-ready-delay", o.scaled(RealWorld.Ready).String(),
-		"--pod-start-delay", o.scaled(RealWorld.PodStart).String(), "--pod-stop-delay", o.scaled(RealWorld.PodStop).String(),
-		"--shutdown-delay", o.scaled(RealWorld.Shutdown).String()}
-	fmt.Fprintf(o.Out, "   sandbox up: %d nodes, %d pods a node (teams' budgets)\n", n, o.PodsPerNode)
-	if _, err := o.run(ctx, filepath.Join(dir, "sandbox-up.log"), nil, nil, nil, up...); err != nil {
-		return row, fmt.Errorf("sandbox up (log in %s): %w", dir, err)
-	}
-	defer func() {
-		_, _ = o.run(context.WithoutCancel(ctx), filepath.Join(dir, "sandbox-down.log"), nil, nil, nil, "sandbox", "down", "--dir", dir)
-	}()
-	st, err := sandbox.Load(dir)
+	sb, err := o.upSandbox(ctx, dir, fmt.Sprintf("bench-%d-%s", n, strategy), n, 1)
 	if err != nil {
 		return row, err
 	}
-	kube, err := st.KubeClient()
-	if err != nil {
-		return row, err
-	}
-	env := os.Environ()
-	for _, kv := range st.Env() {
-		env = append(env, kv[0]+"="+kv[1])
-	}
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(st.Region), config.WithBaseEndpoint(st.AWSEndpoint), config.WithLogger(logging.Nop{}),
-		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-			return aws.Credentials{AccessKeyID: sandbox.AccessKeyID, SecretAccessKey: sandbox.SecretAccessKey}, nil
-		})))
-	if err != nil {
-		return row, err
-	}
-	asg, ec2c := autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg)
+	defer sb.down()
+	st, kube, asg, ec2c, env := sb.st, sb.kube, sb.asg, sb.ec2, sb.env
 	kubeconfig, err := ownIdentity(ctx, kube, st.Kubeconfig, dir)
 	if err != nil {
 		return row, fmt.Errorf("giving the upgrade its own identity (to count its requests): %w", err)
@@ -177,7 +166,7 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	// Keys of its own, so that the endpoint's log tells the upgrade's AWS
 	// calls from the bench's (the endpoint takes any key).
 	env = append(env, "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey)
-	workloads, moved, err := budgeted(ctx, kube)
+	workloads, moved, err := budgeted(ctx, kube, nil)
 	if err != nil {
 		return row, err
 	}
@@ -292,6 +281,67 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	return row, nil
 }
 
+// sandboxed is a row's sandbox and its clients.
+type sandboxed struct {
+	st   *sandbox.State
+	kube kubernetes.Interface
+	asg  *autoscaling.Client
+	ec2  *ec2.Client
+	env  []string // the sandbox's environment for a noderoll process
+	down func()
+}
+
+// upSandbox brings up a sandbox of groups groups of n nodes each in dir,
+// under the options' delays and pods, with the teams' budgets.
+func (o Options) upSandbox(ctx context.Context, dir, name string, n, groups int) (*sandboxed, error) {
+	up := []string{"sandbox", "up", "--dir", dir, "--name", name,
+		"--nodes", strconv.Itoa(n), "--groups", strconv.Itoa(groups), "--azs", "3", "--pods-per-node", strconv.Itoa(o.PodsPerNode), "--mix", "teams",
+		"--boot-delay", o.scaled(RealWorld.Boot).String(), "--node-ready-delay", o.scaled(RealWorld.Ready).String(),
+		"--pod-start-delay", o.scaled(RealWorld.PodStart).String(), "--pod-stop-delay", o.scaled(RealWorld.PodStop).String(),
+		"--shutdown-delay", o.scaled(RealWorld.Shutdown).String()}
+	fmt.Fprintf(o.Out, "   sandbox up: %d group(s) of %d nodes, %d pods a node (teams' budgets)\n", groups, n, o.PodsPerNode)
+	down := func() {
+		_, _ = o.run(context.WithoutCancel(ctx), filepath.Join(dir, "sandbox-down.log"), nil, nil, nil, "sandbox", "down", "--dir", dir)
+	}
+	if _, err := o.run(ctx, filepath.Join(dir, "sandbox-up.log"), nil, nil, nil, up...); err != nil {
+		down() // what came up before the failure
+		return nil, fmt.Errorf("sandbox up (log in %s): %w", dir, err)
+	}
+	sb := &sandboxed{}
+	var err error
+	if sb.st, err = sandbox.Load(dir); err == nil {
+		err = sb.connect(ctx)
+	}
+	if err != nil {
+		down()
+		return nil, err
+	}
+	sb.down = down
+	return sb, nil
+}
+
+// connect makes the clients of a loaded sandbox.
+func (sb *sandboxed) connect(ctx context.Context) error {
+	st := sb.st
+	kube, err := st.KubeClient()
+	if err != nil {
+		return err
+	}
+	env := os.Environ()
+	for _, kv := range st.Env() {
+		env = append(env, kv[0]+"="+kv[1])
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion(st.Region), config.WithBaseEndpoint(st.AWSEndpoint), config.WithLogger(logging.Nop{}),
+		config.WithCredentialsProvider(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: sandbox.AccessKeyID, SecretAccessKey: sandbox.SecretAccessKey}, nil
+		})))
+	if err != nil {
+		return err
+	}
+	sb.kube, sb.env, sb.asg, sb.ec2 = kube, env, autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg)
+	return nil
+}
+
 // defaultInFlight is the surge strategy's default budget: 25% of the group
 // rounded up, at least one per AZ, at most the group.
 func defaultInFlight(n, azs int) int {
@@ -375,9 +425,10 @@ func requestsOf(ctx context.Context, kube kubernetes.Interface) (int, error) {
 }
 
 // budgeted lists the workloads behind budgets as the upgrade starts: every
-// node is old then, so all their pods count. moved counts every pod a
-// drain evicts, budgeted or not: all but DaemonSets'.
-func budgeted(ctx context.Context, kube kubernetes.Interface) (out []Budgeted, moved int, err error) {
+// node is old then, so all their pods count (those on nodes on says yes
+// to; nil: every node). moved counts every pod a drain evicts, budgeted or
+// not: all but DaemonSets'.
+func budgeted(ctx context.Context, kube kubernetes.Interface, on func(node string) bool) (out []Budgeted, moved int, err error) {
 	pdbs, err := kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, 0, err
@@ -386,15 +437,16 @@ func budgeted(ctx context.Context, kube kubernetes.Interface) (out []Budgeted, m
 	if err != nil {
 		return nil, 0, err
 	}
+	counted := func(p *corev1.Pod) bool { return p.Spec.NodeName != "" && (on == nil || on(p.Spec.NodeName)) }
 	for k := range pods.Items {
-		if p := &pods.Items[k]; p.Spec.NodeName != "" && !isDaemon(p) && p.DeletionTimestamp == nil {
+		if p := &pods.Items[k]; counted(p) && !isDaemon(p) && p.DeletionTimestamp == nil {
 			moved++
 		}
 	}
 	for _, b := range pdbs.Items {
 		w := Budgeted{Name: b.Namespace + "/" + b.Name, Allowed: int(b.Status.DisruptionsAllowed)}
 		for _, p := range pods.Items {
-			if disruption.Selects(&b, &p) && p.Spec.NodeName != "" {
+			if disruption.Selects(&b, &p) && counted(&p) {
 				w.OnOld++
 				for _, o := range p.OwnerReferences {
 					w.Ordered = w.Ordered || o.Kind == "StatefulSet"

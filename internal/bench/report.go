@@ -58,6 +58,10 @@ func Details(w io.Writer, rows []Row) {
 			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))
 		}
 		fmt.Fprintf(w, "; %d replaced, %d API requests\n", r.Replaced, r.APIRequests)
+		for _, g := range r.Groups {
+			fmt.Fprintf(w, "  - group %s (%d nodes): %s, %d replaced in %s; its bound alone %s (first capacity %s, waves %s, budgets %s), ratio %.2f\n",
+				g.Name, g.Nodes, g.Phase, g.Replaced, short(g.Makespan), short(g.Bound.Makespan), short(g.Bound.First), short(g.Bound.Waves), short(g.Bound.Budgets), g.Ratio)
+		}
 	}
 }
 

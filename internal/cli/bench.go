@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +17,7 @@ import (
 func newBenchCmd(s Streams) *cobra.Command {
 	o := bench.Options{Scale: 15, PodsPerNode: 10}
 	var sizes []int
-	var jsonPath, report string
+	var jsonPath, report, controllerRow string
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure the strategies side by side on sandbox groups, against the lower bound",
@@ -36,19 +37,36 @@ of the two; the speedup over eks; peak instances in service and
 PodDisruptionBudget breaches, both seen by samplers outside the engine; Kubernetes API requests per replaced node, from
 the API server's own metrics (the upgrade runs as a ServiceAccount with a
 FlowSchema of its own); the upgrading process's peak RSS. The same table is
-written as JSON. --report prints the tables of such a JSON again, without
+written as JSON.
+
+Then one more row (--controller-row, 3 groups of 100 nodes by default): a
+sandbox cluster with several groups whose budgets' pods span them, upgraded
+at once by one 'noderoll controller' process (acting as a ServiceAccount
+bound to the Helm chart's roles) through one NodeGroupUpgrade per group.
+Its makespan runs from declaring the upgrades until the last is Complete,
+against the groups' joint bound (their waves side by side, the shared
+budgets spent by all); each group's own time, from its resource's status,
+against that group's bound alone; and the controller's peak RSS and its
+API requests per replaced node.
+
+--report prints the tables of such a JSON again, without
 running anything.`,
 		Example: `  noderoll bench --sizes 3,30 --dir /tmp/bench
-  noderoll bench --sizes 300 --strategies surge,bluegreen
+  noderoll bench --sizes 300 --strategies surge,bluegreen --controller-row 0
+  noderoll bench --sizes 0 --controller-row 3x100      # the controller's row alone
   noderoll bench --report /tmp/bench/bench.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if report != "" {
 				return reprint(s, report)
 			}
+			var err error
+			if len(sizes) == 1 && sizes[0] == 0 {
+				sizes = nil // the controller's row alone
+			}
 			for _, n := range sizes {
 				if n < 1 || n > 2000 {
-					return fmt.Errorf("--sizes: %d nodes; want 1 to 2000", n)
+					return fmt.Errorf("--sizes: %d nodes; want 1 to 2000 (or 0 alone: no rows but the controller's)", n)
 				}
 			}
 			for _, st := range o.Strategies {
@@ -60,6 +78,9 @@ running anything.`,
 				return fmt.Errorf("--scale %g: want 1 (real time) to 120", o.Scale)
 			}
 			o.Sizes = sizes
+			if o.ControllerGroups, o.ControllerNodes, err = parseControllerRow(controllerRow); err != nil {
+				return err
+			}
 			self, err := os.Executable()
 			if err != nil {
 				return err
@@ -100,15 +121,34 @@ running anything.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.IntSliceVar(&sizes, "sizes", []int{3, 30, 300}, "group sizes (nodes) to measure")
+	fl.IntSliceVar(&sizes, "sizes", []int{3, 30, 300}, "group sizes (nodes) to measure; 0 for none (the controller's row alone)")
 	fl.StringSliceVar(&o.Strategies, "strategies", []string{"eks", "surge", "bluegreen"}, "strategies to measure, eks first (the others' speedup is over it)")
 	fl.Float64Var(&o.Scale, "scale", o.Scale, "divide the real-world delays by this (boot 20s, node ready 10s, pod start and stop 15s, shutdown 30s, EKS's post-cordon wait 60s)")
 	fl.IntVar(&o.PodsPerNode, "pods-per-node", o.PodsPerNode, "application pods per node")
 	fl.StringArrayVar(&o.UpgradeArgs, "upgrade-flag", nil, "a flag for every upgrade the bench runs, e.g. --upgrade-flag=--max-surge=50% (repeat for more)")
 	fl.StringVar(&o.Dir, "dir", "", "folder for the sandboxes and logs (default: a new temporary folder)")
 	fl.StringVar(&jsonPath, "json", "", "write the table as JSON here (default: bench.json in --dir)")
+	fl.StringVar(&controllerRow, "controller-row", "3x100", "GROUPSxNODES: one more row, one 'noderoll controller' upgrading GROUPS groups of NODES nodes at once through NodeGroupUpgrades (surge), each group against its own bound; 0 for none")
 	fl.StringVar(&report, "report", "", "print the tables of this JSON (written by an earlier run) instead of running")
 	return cmd
+}
+
+// parseControllerRow reads --controller-row: "GxN", or "0" for none.
+func parseControllerRow(v string) (groups, nodes int, err error) {
+	if v == "0" || v == "" {
+		return 0, 0, nil
+	}
+	g, n, ok := strings.Cut(v, "x")
+	if ok {
+		groups, err = strconv.Atoi(g)
+		if err == nil {
+			nodes, err = strconv.Atoi(n)
+		}
+	}
+	if !ok || err != nil || groups < 1 || groups > 10 || nodes < 1 || nodes > 1000 {
+		return 0, 0, fmt.Errorf("--controller-row %q: want GROUPSxNODES, 1 to 10 groups of 1 to 1000 nodes (e.g. 3x100), or 0 for no controller row", v)
+	}
+	return groups, nodes, nil
 }
 
 // benchJSON is what a run writes and --report reads.

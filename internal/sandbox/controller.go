@@ -37,23 +37,22 @@ type Controller struct {
 	Probes     string `json:"probes"`  // host:port of /healthz and /readyz
 }
 
-// installController applies what the Helm chart installs (its CRD, its
-// ServiceAccount, its RBAC) to the sandbox's API server, and starts n
-// controller replicas on the host, each acting only as the chart's
-// ServiceAccount through a token of its own: kwok runs no containers, so
-// the chart's Deployment is left out and its replicas run here.
-func installController(ctx context.Context, st *State, kube kubernetes.Interface, self string, n int) error {
+// InstallChart applies what the Helm chart installs but its Deployment
+// and Service (the CRD, the ServiceAccount, the RBAC) to the sandbox's API
+// server, waits for the CRD to be served, and returns the ServiceAccount's
+// name. What exists already is kept.
+func InstallChart(ctx context.Context, st *State, kube kubernetes.Interface) (string, error) {
 	objs, err := charts.Render("noderoll", ControllerNamespace, nil)
 	if err != nil {
-		return err
+		return "", err
 	}
 	cfg, err := st.RestConfig()
 	if err != nil {
-		return err
+		return "", err
 	}
 	ext, err := apiextensions.NewForConfig(cfg)
 	if err != nil {
-		return err
+		return "", err
 	}
 	sa := ""
 	for _, o := range objs {
@@ -61,7 +60,7 @@ func installController(ctx context.Context, st *State, kube kubernetes.Interface
 			sa = o.GetName()
 		}
 		if err := apply(ctx, kube, ext, o); err != nil {
-			return fmt.Errorf("installing the chart's %s %s: %w", o.GetKind(), o.GetName(), err)
+			return "", fmt.Errorf("installing the chart's %s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -76,7 +75,19 @@ func installController(ctx context.Context, st *State, kube kubernetes.Interface
 		}
 		return false, nil
 	}); err != nil {
-		return fmt.Errorf("the NodeGroupUpgrade CRD was not served: %w", err)
+		return "", fmt.Errorf("the NodeGroupUpgrade CRD was not served: %w", err)
+	}
+	return sa, nil
+}
+
+// installController applies what the Helm chart installs and starts n
+// controller replicas on the host, each acting only as the chart's
+// ServiceAccount through a token of its own: kwok runs no containers, so
+// the chart's Deployment is left out and its replicas run here.
+func installController(ctx context.Context, st *State, kube kubernetes.Interface, self string, n int) error {
+	sa, err := InstallChart(ctx, st, kube)
+	if err != nil {
+		return err
 	}
 	env := os.Environ()
 	for _, kv := range st.Env() {

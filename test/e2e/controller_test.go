@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -639,15 +641,23 @@ func TestOneControllerUpgradesThreeGroupsAtOnce(t *testing.T) {
 		t.Fatalf("%d groups seeded, want 3", len(before))
 	}
 	budgets := WatchBudgets(t, s.Kube)
+	// Each group gets a surge budget of its own (1, 2, and the default:
+	// one per AZ, 3), so that one group spending another's would show.
+	surge := map[string]int{}
+	for k, group := range slices.Sorted(maps.Keys(before)) {
+		surge[group] = k + 1
+	}
+	peaks := s.WatchGroupSizes()
 	ctl := s.StartWith([]string{"KUBECONFIG=" + s.ControllerKubeconfig()}, "controller", "--metrics-bind-address=0", "--health-probe-bind-address=0")
-	var names []string
 	for group := range before {
 		u := seedResource(group)
 		u.Spec.NodeGroup = group
+		if surge[group] < 3 {
+			u.Spec.Strategy.MaxSurge = ptr.To(intstr.FromInt32(int32(surge[group])))
+		}
 		if err := c.Create(ctx, u); err != nil {
 			t.Fatal(err)
 		}
-		names = append(names, u.Name)
 	}
 	autoscaler := func() int32 {
 		ca, err := s.Kube.AppsV1().Deployments("kube-system").Get(ctx, "cluster-autoscaler", metav1.GetOptions{})
@@ -707,4 +717,63 @@ func TestOneControllerUpgradesThreeGroupsAtOnce(t *testing.T) {
 	if v, _, checks := budgets.Stop(); len(v) > 0 || checks == 0 {
 		t.Errorf("budgets breached (%d checks): %v", checks, v)
 	}
+	// Each group stayed within its own surge: never more instances than
+	// its size plus its maxSurge, and it did surge to that.
+	seen := peaks()
+	for group, g := range before {
+		size, limit := len(g.Instances), len(g.Instances)+surge[group]
+		if seen[group] > limit {
+			t.Errorf("%s (maxSurge %d) had %d instances at once, above its %d+%d", group, surge[group], seen[group], size, surge[group])
+		}
+		if seen[group] < limit {
+			t.Errorf("%s (maxSurge %d) had at most %d instances at once: never surged to %d (the sampler missed it, or the budget was not spent)", group, surge[group], seen[group], limit)
+		}
+	}
+}
+
+// WatchGroupSizes samples every Auto Scaling group's instances not being
+// terminated, every 200ms, until the test ends or the returned function
+// is called; that function returns each group's peak, by EKS node group.
+func (s *Sandbox) WatchGroupSizes() func() map[string]int {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var mu sync.Mutex
+	peak := map[string]int{}
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if out, err := s.ASG.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{}); err == nil {
+				mu.Lock()
+				for _, g := range out.AutoScalingGroups {
+					name := ""
+					for _, tag := range g.Tags {
+						if aws.ToString(tag.Key) == "eks:nodegroup-name" {
+							name = aws.ToString(tag.Value)
+						}
+					}
+					in := 0
+					for _, i := range g.Instances {
+						if !strings.HasPrefix(string(i.LifecycleState), "Terminating") {
+							in++
+						}
+					}
+					peak[name] = max(peak[name], in)
+				}
+				mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	stop := func() map[string]int {
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(peak)
+	}
+	s.t.Cleanup(func() { stop() })
+	return stop
 }

@@ -1,0 +1,303 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/noderoll/noderoll/api/v1alpha1"
+	"github.com/noderoll/noderoll/internal/sandbox"
+)
+
+// GroupRow is one group of the controller's row: its own upgrade's time
+// (the resource's start to completion) against the bound of that group
+// upgraded alone.
+type GroupRow struct {
+	Name     string        `json:"name"`
+	Nodes    int           `json:"nodes"`
+	Makespan time.Duration `json:"makespan"`
+	Bound    Bound         `json:"bound"`
+	Ratio    float64       `json:"ratioToBound"`
+	Replaced int           `json:"replaced"`
+	Phase    string        `json:"phase"`
+}
+
+// ControllerStrategy names the controller's row in the tables.
+func ControllerStrategy(groups, nodes int) string {
+	return fmt.Sprintf("surge, controller, %dx%d", groups, nodes)
+}
+
+// controllerRow measures one controller process upgrading groups groups of
+// n nodes of one cluster at once, each declared as a NodeGroupUpgrade of
+// the surge strategy. The controller acts as a ServiceAccount bound to the
+// chart's roles, with a FlowSchema of its own that counts its requests.
+// The row's bound is the groups' joint one: their waves run side by side,
+// and the budgets, whose pods span the groups, are spent by all of them.
+// Each group's own bound (that group alone, its pods only) is in Groups.
+func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) {
+	row := Row{Nodes: groups * n, Strategy: ControllerStrategy(groups, n)}
+	dir := filepath.Join(o.Dir, fmt.Sprintf("controller-%dx%d", groups, n))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return row, err
+	}
+	wait := o.scaled(RealWorld.PostCordon)
+	sb, err := o.upSandbox(ctx, dir, fmt.Sprintf("bench-controller-%dx%d", groups, n), n, groups)
+	if err != nil {
+		return row, err
+	}
+	defer sb.down()
+	st, kube := sb.st, sb.kube
+	if _, err := sandbox.InstallChart(ctx, st, kube); err != nil {
+		return row, err
+	}
+	kubeconfig := filepath.Join(dir, "controller.kubeconfig")
+	if err := (sandbox.Identity{Name: identity, PriorityLevel: "workload-high", ClusterRole: chartRoles, Role: chartRoles}).
+		Kubeconfig(ctx, kube, st.Kubeconfig, kubeconfig); err != nil {
+		return row, fmt.Errorf("giving the controller its own identity (to count its requests): %w", err)
+	}
+	c, err := resourceClient(st)
+	if err != nil {
+		return row, err
+	}
+	names := st.Scenario.GroupNames()
+	groupOf, err := nodeGroups(ctx, kube)
+	if err != nil {
+		return row, err
+	}
+	workloads, moved, err := budgeted(ctx, kube, nil)
+	if err != nil {
+		return row, err
+	}
+	row.Workloads, row.Moved = workloads, moved
+	own := map[string][]Budgeted{}
+	for _, g := range names {
+		if own[g], _, err = budgeted(ctx, kube, func(node string) bool { return groupOf[node] == g }); err != nil {
+			return row, err
+		}
+	}
+	smp, err := startSampler(ctx, sb.kube, sb.asg, filepath.Join(dir, "timeline.tsv"))
+	if err != nil {
+		return row, err
+	}
+	before, err := requestsOf(ctx, kube)
+	if err != nil {
+		return row, err
+	}
+	countersBefore, err := readAPICounters(ctx, kube)
+	if err != nil {
+		return row, err
+	}
+
+	env := append(sb.env, "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey, "POD_NAME=noderoll-bench-controller")
+	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if err != nil {
+		return row, err
+	}
+	defer logf.Close()
+	ctl := exec.Command(o.Self, "controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--max-concurrent-upgrades", fmt.Sprint(groups))
+	ctl.Env, ctl.Stdout, ctl.Stderr = env, logf, logf
+	fmt.Fprintf(o.Out, "   noderoll controller; %d NodeGroupUpgrades (surge to Kubernetes %s, post-cordon wait %s)\n", groups, sandbox.ControlPlaneMinor, wait)
+	procs := st.Processes()
+	procs["bench"] = os.Getpid()
+	cpuBefore := snapshotCPU(procs)
+	if err := ctl.Start(); err != nil {
+		return row, fmt.Errorf("starting the controller: %w", err)
+	}
+	procs["noderoll controller"] = ctl.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- ctl.Wait() }()
+	var mem memPeak
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			_ = ctl.Process.Signal(os.Interrupt)
+			select {
+			case <-exited:
+			case <-time.After(30 * time.Second):
+				_ = ctl.Process.Kill()
+				<-exited
+			}
+		}
+	}
+	defer stop()
+
+	began := time.Now()
+	for _, g := range names {
+		u := &v1alpha1.NodeGroupUpgrade{
+			ObjectMeta: metav1.ObjectMeta{Name: "bench-" + g},
+			Spec: v1alpha1.NodeGroupUpgradeSpec{
+				Cluster: st.Scenario.Cluster, NodeGroup: g,
+				Target:         v1alpha1.Target{KubernetesVersion: sandbox.ControlPlaneMinor},
+				Strategy:       v1alpha1.Strategy{Type: "Surge"},
+				PostCordonWait: &metav1.Duration{Duration: wait},
+			},
+		}
+		if err := c.Create(ctx, u); err != nil {
+			return row, fmt.Errorf("declaring the upgrade of %s: %w", g, err)
+		}
+	}
+	list, runErr := o.awaitUpgrades(ctx, c, groups, ctl.Process.Pid, &mem, exited)
+	row.Makespan = time.Since(began).Round(10 * time.Millisecond)
+	stop()
+	row.CPU = snapshotCPU(procs).since(cpuBefore)
+	row.PeakRSSMiB, row.PeakAnonMiB = mem.hwmMiB(), mem.mib()
+	breaches, peak, podStop := smp.finish()
+	row.Breaches, row.PeakInstances = breaches, peak
+	if row.Breaches == nil {
+		row.Breaches = []string{}
+	}
+	if after, err := requestsOf(ctx, kube); err == nil {
+		row.APIRequests = after - before
+	}
+	if countersAfter, err := readAPICounters(ctx, kube); err == nil {
+		if f, err := os.Create(filepath.Join(dir, "api-requests.txt")); err == nil {
+			writeDelta(f, countersBefore, countersAfter)
+			_ = f.Close()
+		}
+		row.Evictions = evictionStats(countersBefore, countersAfter)
+	}
+	if calls, err := st.Calls(ctx); err == nil {
+		for _, c := range calls {
+			if c.AccessKey == upgradeAccessKey {
+				row.AWSCalls++
+			}
+		}
+	}
+	for _, u := range list {
+		row.Replaced += int(u.Status.Replaced)
+	}
+	if row.Replaced > 0 {
+		row.PerNode = float64(row.APIRequests) / float64(row.Replaced)
+		row.AWSPerNode = float64(row.AWSCalls) / float64(row.Replaced)
+	}
+	if runErr != nil {
+		return row, fmt.Errorf("%w (controller log in %s)", runErr, dir)
+	}
+	row.Delays, err = measure(ctx, kube, sb.ec2, began)
+	if err != nil {
+		return row, err
+	}
+	row.Delays.PodStop = max(row.Delays.PodStop, podStop)
+	row.Delays.Wait = wait
+	row.InFlight = defaultInFlight(n, 3)
+	row.Bound = LowerBound(n, row.InFlight, row.Delays, row.Workloads)
+	if row.Bound.Makespan > 0 {
+		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
+	}
+	row.Groups = groupRows(list, own, n, row.InFlight, row.Delays)
+	fmt.Fprintf(o.Out, "   %d groups in %s (joint bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); controller's peak RSS %.0f MiB (own memory %.0f MiB)\n",
+		groups, row.Makespan, short(row.Bound.Makespan), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
+	for _, g := range row.Groups {
+		fmt.Fprintf(o.Out, "   %s: %s, %d replaced in %s (its bound alone %s, %.2fx)\n", g.Name, g.Phase, g.Replaced, short(g.Makespan), short(g.Bound.Makespan), g.Ratio)
+	}
+	return row, nil
+}
+
+// chartRoles is the name of the chart's ClusterRole and Role when it is
+// installed as release "noderoll".
+const chartRoles = "noderoll-controller"
+
+// groupRows is each group's own upgrade against its own bound: its nodes,
+// its pods only, under the same delays.
+func groupRows(list []v1alpha1.NodeGroupUpgrade, own map[string][]Budgeted, n, p int, d Delays) []GroupRow {
+	var out []GroupRow
+	for _, u := range list {
+		g := GroupRow{Name: u.Spec.NodeGroup, Nodes: n, Replaced: int(u.Status.Replaced), Phase: u.Status.Phase}
+		if u.Status.StartTime != nil && u.Status.CompletionTime != nil {
+			g.Makespan = u.Status.CompletionTime.Sub(u.Status.StartTime.Time)
+		}
+		g.Bound = LowerBound(n, p, d, append([]Budgeted(nil), own[g.Name]...))
+		if g.Bound.Makespan > 0 && g.Makespan > 0 {
+			g.Ratio = float64(g.Makespan) / float64(g.Bound.Makespan)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// awaitUpgrades waits until every declared upgrade has ended, sampling the
+// controller's memory meanwhile and printing progress every 30s.
+func (o Options) awaitUpgrades(ctx context.Context, c client.Client, want, pid int, mem *memPeak, exited <-chan error) ([]v1alpha1.NodeGroupUpgrade, error) {
+	sample := time.NewTicker(250 * time.Millisecond)
+	defer sample.Stop()
+	poll := time.NewTicker(time.Second)
+	defer poll.Stop()
+	began, said := time.Now(), time.Now()
+	mem.sample(pid)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case err := <-exited:
+			return nil, fmt.Errorf("the controller exited while upgrades ran: %v", err)
+		case <-sample.C:
+			mem.sample(pid)
+		case <-poll.C:
+			var list v1alpha1.NodeGroupUpgradeList
+			if err := c.List(ctx, &list); err != nil {
+				continue // the API server is busy; the next poll asks again
+			}
+			ended, state := 0, []string{}
+			var failed []string
+			for _, u := range list.Items {
+				switch u.Status.Phase {
+				case v1alpha1.PhaseComplete:
+					ended++
+				case v1alpha1.PhaseFailed, v1alpha1.PhaseAborted, v1alpha1.PhaseRolledBack:
+					ended++
+					failed = append(failed, fmt.Sprintf("%s %s: %s", u.Spec.NodeGroup, u.Status.Phase, u.Status.Message))
+				}
+				state = append(state, fmt.Sprintf("%s %s %d/%d", u.Spec.NodeGroup, u.Status.Phase, u.Status.UpToDateNodes, u.Status.TotalNodes))
+			}
+			if len(list.Items) == want && ended == want {
+				if len(failed) > 0 {
+					return list.Items, errors.New(strings.Join(failed, "; "))
+				}
+				return list.Items, nil
+			}
+			if time.Since(said) >= 30*time.Second {
+				said = time.Now()
+				fmt.Fprintf(o.Out, "   ... %s: %s\n", time.Since(began).Round(time.Second), strings.Join(state, ", "))
+			}
+		}
+	}
+}
+
+// resourceClient is a client for NodeGroupUpgrades as the sandbox's admin.
+func resourceClient(st *sandbox.State) (client.Client, error) {
+	cfg, err := st.RestConfig()
+	if err != nil {
+		return nil, err
+	}
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	return client.New(cfg, client.Options{Scheme: scheme})
+}
+
+// nodeGroups maps each node to the EKS node group its label names.
+func nodeGroups(ctx context.Context, kube kubernetes.Interface) (map[string]string, error) {
+	nodes, err := kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, n := range nodes.Items {
+		out[n.Name] = n.Labels[nodeGroupLabel]
+	}
+	return out, nil
+}
+
+const nodeGroupLabel = "eks.amazonaws.com/nodegroup"
