@@ -6,14 +6,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# The AWS CLI (Debian's v2) is a second client of the local AWS endpoint.
-if [ ! -x /usr/bin/aws ]; then
+# Debian packages the tests use, installed where missing: the AWS CLI (v2)
+# is a second client of the local AWS endpoint; bash-completion is what a
+# user's bash completes noderoll's commands with.
+need=()
+[ -x /usr/bin/aws ] || need+=(awscli)
+[ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
+if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
-		echo "test/run.sh: installing Debian's awscli for the endpoint's CLI tests" >&2
+		echo "test/run.sh: installing Debian's ${need[*]} for the tests" >&2
 		apt-get update -qq >/dev/null
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq awscli >/dev/null
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 	else
-		echo "test/run.sh: /usr/bin/aws is missing and this is not root: run 'sudo apt-get update && sudo apt-get install -y awscli' first; TestTheAWSCLIUsesTheEndpointAsAWS fails without it" >&2
+		echo "test/run.sh: ${need[*]} missing and this is not root: run 'sudo apt-get update && sudo apt-get install -y ${need[*]}' first; the tests that use them fail without them" >&2
 	fi
 fi
 

@@ -259,8 +259,18 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	if row.Bound.Makespan > 0 {
 		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
 	}
-	// The control plane's limit, measured now that the upgrade is over
-	// and nothing else runs.
+	o.ceiling(ctx, kube, &row)
+	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
+		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
+	fmt.Fprintf(o.Out, "   CPU while it ran: %s; timeline of each budget in %s\n", cpuLine(row.CPU), filepath.Join(dir, "timeline.tsv"))
+	return row, nil
+}
+
+// ceiling measures the control plane's own limit now that the upgrade is
+// over and nothing else runs, and sets the row's ceiling and the ratio to
+// the larger of it and the bound.
+func (o Options) ceiling(ctx context.Context, kube kubernetes.Interface, row *Row) {
+	wait := row.Delays.Wait
 	if ce, err := measureCeiling(ctx, kube); err != nil {
 		fmt.Fprintf(o.Out, "   could not measure the control plane's ceiling: %v\n", err)
 	} else if ce.PerSec > 0 {
@@ -275,10 +285,6 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 			fmt.Fprintf(o.Out, "   control plane ceiling: %d pods of %s back in %s, too few for a rate\n", ce.Pods, ce.Workload, short(ce.Took))
 		}
 	}
-	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
-		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
-	fmt.Fprintf(o.Out, "   CPU while it ran: %s; timeline of each budget in %s\n", cpuLine(row.CPU), filepath.Join(dir, "timeline.tsv"))
-	return row, nil
 }
 
 // sandboxed is a row's sandbox and its clients.

@@ -10,10 +10,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/sandbox"
@@ -196,6 +198,7 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
 	}
 	row.Groups = groupRows(list, own, n, row.InFlight, row.Delays)
+	o.ceiling(ctx, kube, &row)
 	fmt.Fprintf(o.Out, "   %d groups in %s (joint bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); controller's peak RSS %.0f MiB (own memory %.0f MiB)\n",
 		groups, row.Makespan, short(row.Bound.Makespan), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
 	for _, g := range row.Groups {
@@ -275,7 +278,10 @@ func (o Options) awaitUpgrades(ctx context.Context, c client.Client, want, pid i
 }
 
 // resourceClient is a client for NodeGroupUpgrades as the sandbox's admin.
+// controller-runtime's client logs through its root logger, which it asks
+// to be set; the bench's client has nothing to say.
 func resourceClient(st *sandbox.State) (client.Client, error) {
+	ctrllog.SetLogger(logr.Discard())
 	cfg, err := st.RestConfig()
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"regexp"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -42,9 +44,63 @@ Or step by step:
 	}
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), newControllerCmd(s))
+	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), newControllerCmd(s), newVersionCmd(s))
+	addCompletion(root)
 	return root
 }
+
+// addCompletion adds cobra's completion command with an example on each
+// shell's.
+func addCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	setup := map[string]string{
+		"bash":       "  source <(noderoll completion bash)                         # this shell\n  noderoll completion bash > /etc/bash_completion.d/noderoll  # every shell",
+		"zsh":        "  noderoll completion zsh > \"${fpath[1]}/_noderoll\"   # then start a new shell",
+		"fish":       "  noderoll completion fish > ~/.config/fish/completions/noderoll.fish",
+		"powershell": "  noderoll completion powershell | Out-String | Invoke-Expression",
+	}
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Example = "  noderoll completion bash > /etc/bash_completion.d/noderoll\n  noderoll completion zsh --help"
+		for _, sh := range c.Commands() {
+			sh.Example = setup[sh.Name()]
+		}
+	}
+}
+
+// completeWith completes a flag's value with these choices ("value\thelp")
+// and never with file names.
+func completeWith(cmd *cobra.Command, flag string, choices ...string) {
+	_ = cmd.RegisterFlagCompletionFunc(flag, cobra.FixedCompletions(choices, cobra.ShellCompDirectiveNoFileComp))
+}
+
+// PluginName is the name kubectl runs noderoll by as a plugin: an
+// executable named kubectl-noderoll on the PATH is `kubectl noderoll`.
+const PluginName = "kubectl-noderoll"
+
+// asPlugin makes the command tree speak as `kubectl noderoll`: its usage
+// lines, help and examples.
+func asPlugin(root *cobra.Command) {
+	if root.Annotations == nil {
+		root.Annotations = map[string]string{}
+	}
+	root.Annotations[cobra.CommandDisplayNameAnnotation] = "kubectl noderoll"
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		c.Example = pluginCommand.ReplaceAllString(c.Example, "${1}kubectl noderoll ")
+		c.Long = pluginCommand.ReplaceAllString(c.Long, "${1}kubectl noderoll ")
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
+}
+
+// pluginCommand finds noderoll run as a command: at a line's start, after
+// a space, a "$(" or a pipe.
+var pluginCommand = regexp.MustCompile(`(^|[\s(|;])noderoll `)
 
 // Execute runs the command line and returns the process exit code. The last
 // line on failure is the one-line cause.
@@ -55,7 +111,11 @@ func Execute() int {
 	if path := os.Getenv(heapProfileEnv); path != "" {
 		defer profileHeap(ctx, path)()
 	}
-	err := NewRoot(s).ExecuteContext(ctx)
+	root := NewRoot(s)
+	if filepath.Base(os.Args[0]) == PluginName {
+		asPlugin(root)
+	}
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
 	}

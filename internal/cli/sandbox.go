@@ -107,6 +107,10 @@ func newSandboxCmd(s Streams) *cobra.Command {
 kube-controller-manager, kube-scheduler; kwok stands in for kubelets) and a local
 AWS-compatible endpoint (Auto Scaling, EC2, SSM, EKS) whose instances register
 as Nodes. Everything listens on 127.0.0.1. No AWS account is needed.`,
+		Example: `  noderoll sandbox up                       # the seed: 3 nodes in 3 AZs
+  eval "$(noderoll sandbox env)"            # kubectl and the AWS CLI now reach it
+  noderoll sandbox status
+  noderoll sandbox down`,
 	}
 	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newSandboxBadBoot(s), newSandboxKillInstance(s), newSandboxSlowScaling(s), newSandboxFailCall(s), newSandboxQuota(s), newServeAWS(s))
 	return cmd
@@ -170,7 +174,9 @@ func newSandboxDown(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Stop every process the sandbox started and remove its state",
-		Args:  cobra.NoArgs,
+		Example: `  noderoll sandbox down
+  noderoll sandbox down --dir /tmp/big   # the sandbox brought up with --dir /tmp/big`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := f.options(s)
 			if err != nil {
@@ -258,7 +264,9 @@ func newSandboxStatus(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show what the sandbox runs, where, and the node groups of its AWS account",
-		Args:  cobra.NoArgs,
+		Example: `  noderoll sandbox status
+  noderoll sandbox status -o json | jq '.nodeGroups'`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			st, err := loadRunning(f.dir)
 			if err != nil {

@@ -48,7 +48,12 @@ type upgradeFlags struct {
 }
 
 func newUpgradeCmd(s Streams) *cobra.Command {
-	cmd := &cobra.Command{Use: "upgrade", Short: "Upgrade node groups"}
+	cmd := &cobra.Command{
+		Use:   "upgrade",
+		Short: "Upgrade node groups",
+		Example: `  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+  noderoll upgrade nodegroup --help   # strategies, budgets, dry run, abort and rollback`,
+	}
 	cmd.AddCommand(newUpgradeNodegroup(s))
 	return cmd
 }
@@ -192,6 +197,9 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 	_ = cmd.MarkFlagRequired("cluster")
 	_ = cmd.MarkFlagRequired("name")
+	completeWith(cmd, "strategy", "surge\tmany nodes at once, within the budgets (default)", "bluegreen\tthe whole new set first, old nodes kept for --soak", "eks\tthe seed's: one node at a time")
+	completeWith(cmd, "mode", "noderoll\tnoderoll replaces the nodes (default)", "managed\tEKS updates its managed node group itself")
+	completeWith(cmd, "output", "text", "json")
 	return cmd
 }
 
