@@ -53,17 +53,24 @@ type Options struct {
 
 // Row is one strategy on one group size.
 type Row struct {
-	Nodes         int           `json:"nodes"`
-	Strategy      string        `json:"strategy"`
-	Makespan      time.Duration `json:"makespan"`
-	Bound         Bound         `json:"bound"`
-	Ratio         float64       `json:"ratioToBound"`
-	Speedup       float64       `json:"speedupOverEKS,omitempty"`
-	PeakInstances int           `json:"peakInstances"`
-	Breaches      []string      `json:"pdbBreaches"`
-	Replaced      int           `json:"replaced"`
-	APIRequests   int           `json:"apiRequests"`
-	PerNode       float64       `json:"apiRequestsPerReplacedNode"`
+	Nodes    int           `json:"nodes"`
+	Strategy string        `json:"strategy"`
+	Makespan time.Duration `json:"makespan"`
+	// Predicted is what `noderoll plan` said before the run, from the
+	// same flags; PredictionError is (predicted - makespan) / makespan.
+	Predicted       time.Duration `json:"predicted,omitempty"`
+	PredictionError float64       `json:"predictionError,omitempty"`
+	// PredictedOwnStart is the plan's prediction with the pod start the
+	// cluster's pods show instead of the sandbox's.
+	PredictedOwnStart time.Duration `json:"predictedWithObservedPodStart,omitempty"`
+	Bound             Bound         `json:"bound"`
+	Ratio             float64       `json:"ratioToBound"`
+	Speedup           float64       `json:"speedupOverEKS,omitempty"`
+	PeakInstances     int           `json:"peakInstances"`
+	Breaches          []string      `json:"pdbBreaches"`
+	Replaced          int           `json:"replaced"`
+	APIRequests       int           `json:"apiRequests"`
+	PerNode           float64       `json:"apiRequestsPerReplacedNode"`
 	// AWSCalls are the upgrade's calls to the AWS APIs, from the endpoint's
 	// log (throttled and retried ones included).
 	AWSCalls   int     `json:"awsCalls"`
@@ -192,6 +199,16 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 		args = append(args, "--soak", wait.String())
 	}
 	args = append(args, o.UpgradeArgs...)
+	// The plan's prediction, made from the same flags before the run.
+	// Told the sandbox's pod start: its pods all started in one burst at
+	// seed time, and their starts count that queue (3-6s for a 1s start).
+	row.Predicted, err = o.predict(ctx, dir, env, strategy, args, "--assume-pod-start", o.scaled(RealWorld.PodStart).String())
+	if err != nil {
+		fmt.Fprintf(o.Out, "   no prediction: %v\n", err)
+	} else {
+		row.PredictedOwnStart, _ = o.predict(ctx, dir, env, strategy, args)
+		fmt.Fprintf(o.Out, "   predicted by noderoll plan: %s (with the pod start the cluster's pods show: %s)\n", short(row.Predicted), short(row.PredictedOwnStart))
+	}
 	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
 	procs := st.Processes()
 	procs["bench"] = os.Getpid()
@@ -258,6 +275,9 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	row.Workloads = workloads
 	if row.Bound.Makespan > 0 {
 		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
+	}
+	if row.Predicted > 0 {
+		row.PredictionError = float64(row.Predicted-row.Makespan) / float64(row.Makespan)
 	}
 	o.ceiling(ctx, kube, &row)
 	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
@@ -346,6 +366,30 @@ func (sb *sandboxed) connect(ctx context.Context) error {
 	}
 	sb.kube, sb.env, sb.asg, sb.ec2 = kube, env, autoscaling.NewFromConfig(cfg), ec2.NewFromConfig(cfg)
 	return nil
+}
+
+// predict runs `noderoll plan nodegroup` with an upgrade's flags and
+// returns its prediction for the strategy. What no cluster shows
+// beforehand (a pod's stop, an instance's shutdown) it is told: the
+// sandbox's delays.
+func (o Options) predict(ctx context.Context, dir string, env []string, strategy string, upgradeArgs []string, more ...string) (time.Duration, error) {
+	args := append(append([]string{"plan"}, upgradeArgs[1:]...), more...)
+	args = append(args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(), "--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())
+	var out bytes.Buffer
+	if _, err := o.run(ctx, filepath.Join(dir, "plan.log"), env, func(c *exec.Cmd) { c.Stdout = &out }, nil, args...); err != nil {
+		return 0, err
+	}
+	var plan struct {
+		PredictedSeconds map[string]float64 `json:"predictedSeconds"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
+		return 0, fmt.Errorf("reading the plan: %w", err)
+	}
+	secs, ok := plan.PredictedSeconds[strategy]
+	if !ok {
+		return 0, fmt.Errorf("the plan predicts no end for %s (see %s)", strategy, filepath.Join(dir, "plan.log"))
+	}
+	return time.Duration(secs * float64(time.Second)).Round(10 * time.Millisecond), nil
 }
 
 // defaultInFlight is the surge strategy's default budget: 25% of the group

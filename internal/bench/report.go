@@ -9,11 +9,11 @@ import (
 
 // Markdown writes the rows as the table of docs/performance.md.
 func Markdown(w io.Writer, rows []Row) {
-	fmt.Fprintln(w, "| nodes | strategy | makespan | lower bound | ratio to bound | control plane's ceiling | ratio to the larger | speedup over eks | peak instances | PDB breaches | API requests per replaced node | AWS calls per replaced node | peak RSS | own memory (RssAnon) |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintln(w, "| nodes | strategy | makespan | predicted (error) | lower bound | ratio to bound | control plane's ceiling | ratio to the larger | speedup over eks | peak instances | PDB breaches | API requests per replaced node | AWS calls per replaced node | peak RSS | own memory (RssAnon) |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, r := range rows {
 		if r.Error != "" {
-			fmt.Fprintf(w, "| %d | %s | failed: %s | | | | | | | | | | | |\n", r.Nodes, r.Strategy, strings.ReplaceAll(r.Error, "|", "/"))
+			fmt.Fprintf(w, "| %d | %s | failed: %s | | | | | | | | | | | | |\n", r.Nodes, r.Strategy, strings.ReplaceAll(r.Error, "|", "/"))
 			continue
 		}
 		speedup := "-"
@@ -24,7 +24,11 @@ func Markdown(w io.Writer, rows []Row) {
 		if c := r.Ceiling; c != nil && c.Meaningful() {
 			ceiling, larger = short(c.Term), fmt.Sprintf("%.2f", float64(r.Makespan)/float64(max(r.Bound.Makespan, c.Term)))
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %.2f | %s | %s | %s | %d | %d | %.0f | %.1f | %.0f MiB | %.0f MiB |\n", r.Nodes, r.Strategy, short(r.Makespan), short(r.Bound.Makespan),
+		predicted := "-"
+		if r.Predicted > 0 {
+			predicted = fmt.Sprintf("%s (%+.0f%%)", short(r.Predicted), 100*r.PredictionError)
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.2f | %s | %s | %s | %d | %d | %.0f | %.1f | %.0f MiB | %.0f MiB |\n", r.Nodes, r.Strategy, short(r.Makespan), predicted, short(r.Bound.Makespan),
 			r.Ratio, ceiling, larger, speedup, r.PeakInstances, len(r.Breaches), r.PerNode, r.AWSPerNode, r.PeakRSSMiB, r.PeakAnonMiB)
 	}
 }
@@ -56,6 +60,9 @@ func Details(w io.Writer, rows []Row) {
 		}
 		if d.Replace > 0 {
 			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))
+		}
+		if r.Predicted > 0 {
+			fmt.Fprintf(w, "; predicted %s (%+.0f%%) told the sandbox's pod start, %s with the start its pods show", short(r.Predicted), 100*r.PredictionError, short(r.PredictedOwnStart))
 		}
 		fmt.Fprintf(w, "; %d replaced, %d API requests\n", r.Replaced, r.APIRequests)
 		for _, g := range r.Groups {

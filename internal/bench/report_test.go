@@ -19,10 +19,10 @@ func TestTheTableShowsOnlyCeilingsThatAreRates(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("table:\n%s", b.String())
 	}
-	if !strings.HasPrefix(lines[2], "| 30 | surge | 2m0s | 30s | 4.00 | - | - |") {
+	if !strings.HasPrefix(lines[2], "| 30 | surge | 2m0s | - | 30s | 4.00 | - | - |") {
 		t.Errorf("45 pods back in 2s is no rate, yet the row reads:\n%s", lines[2])
 	}
-	if !strings.HasPrefix(lines[3], "| 300 | surge | 2m0s | 30s | 4.00 | 1m0s | 2.00 |") {
+	if !strings.HasPrefix(lines[3], "| 300 | surge | 2m0s | - | 30s | 4.00 | 1m0s | 2.00 |") {
 		t.Errorf("the 300-node row should show the ceiling's term and the ratio to it:\n%s", lines[3])
 	}
 	b.Reset()

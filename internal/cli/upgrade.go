@@ -295,6 +295,11 @@ func (f *upgradeFlags) validate() error {
 	if f.mode == "" {
 		f.mode = "noderoll" // callers other than the flags (the demo)
 	}
+	switch f.opts.Strategy {
+	case engine.StrategySurge, engine.StrategyBlueGreen, engine.StrategyEKS:
+	default:
+		return fmt.Errorf("--strategy %q: want surge (the default: many nodes at once, PDB-aware), bluegreen (the whole new set first, old nodes kept for --soak) or eks (the seed's: one node at a time)", f.opts.Strategy)
+	}
 	switch {
 	case f.mode != "noderoll" && f.mode != "managed":
 		return fmt.Errorf("--mode %q: want noderoll or managed", f.mode)

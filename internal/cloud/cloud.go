@@ -32,6 +32,9 @@ type Instance struct {
 	Lifecycle       string // Pending, InService, Terminating, ...
 	TemplateVersion string // launch template version it was launched from
 	NodeName        string // the Node it registers as (EC2 private DNS name)
+	// Launched is when EC2 launched it (zero when unknown): a plan reads
+	// from it how long the group's instances take to become Ready nodes.
+	Launched time.Time
 }
 
 // Terminating reports whether the instance is on its way out of the group.

@@ -187,6 +187,7 @@ func (p *Provider) fillFromASG(ctx context.Context, g cloud.NodeGroup) (cloud.No
 	for k := range g.Instances {
 		d := details[g.Instances[k].ID]
 		g.Instances[k].ImageID, g.Instances[k].NodeName = aws.ToString(d.ImageId), aws.ToString(d.PrivateDnsName)
+		g.Instances[k].Launched = aws.ToTime(d.LaunchTime)
 	}
 	sort.Slice(g.Instances, func(a, b int) bool { return g.Instances[a].ID < g.Instances[b].ID })
 	return g, nil

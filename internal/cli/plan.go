@@ -1,0 +1,250 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
+	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/preflight"
+)
+
+func newPlanCmd(s Streams) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Say what an upgrade would do and how long it would take, changing nothing",
+		Example: `  noderoll plan nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+  noderoll plan nodegroup --help`,
+	}
+	cmd.AddCommand(newPlanNodegroup(s))
+	return cmd
+}
+
+// notPlanned are upgrade's flags that say how to act, not what: a plan
+// has no use for them.
+var notPlanned = map[string]bool{"output": true, "rollback": true, "abort": true, "dry-run": true, "via-controller": true, "timeout": true, "verbose": true}
+
+func newPlanNodegroup(s Streams) *cobra.Command {
+	var f *upgradeFlags
+	up := newUpgradeNodegroupWith(s, func(x *upgradeFlags) { f = x })
+	output := "text"
+	assumed := engine.Assumed{PodStop: 5 * time.Second, Shutdown: 30 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "nodegroup",
+		Short: "Plan an upgrade of a node group: waves, peak instances, blockers and a predicted duration for each strategy",
+		Long: `Read the cluster and the group, run the upgrade's preflight checks, and say
+what 'noderoll upgrade nodegroup' with the same flags would do: the instances
+to replace, the surge, the waves, the peak instance count, the findings that
+would stop it, and how long it would take with each strategy. It changes
+nothing.
+
+The prediction runs the strategies' own decisions, the code the upgrade
+itself asks, on a model of this group: its old nodes and the pods each holds,
+its disruption budgets as they allow now, and the delays this cluster shows:
+how long the group's instances took from launch to a Ready node and its pods
+from scheduled to Ready (medians). How long an evicted pod takes to stop and
+a terminated instance to leave no cluster shows beforehand: they are assumed
+(--assume-pod-stop, --assume-instance-shutdown). A budget that allows no
+disruption is named instead of a number.
+
+Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
+		Example: `  noderoll plan nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+
+  # The plan of a blue-green upgrade with a 5 minute soak, for a script:
+  noderoll plan nodegroup --cluster=prod --name=workers --kubernetes-version=1.37 --strategy=bluegreen --soak=5m -o json
+
+  # As a kubectl plugin:
+  kubectl noderoll plan nodegroup --cluster=prod --name=workers --release-version=1.37.2-20261115 -o yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if output != "text" && output != "json" && output != "yaml" {
+				return fmt.Errorf("--output %q: want text, json or yaml", output)
+			}
+			if assumed.PodStop < 0 || assumed.Shutdown < 0 || assumed.PodStart < 0 {
+				return fmt.Errorf("--assume-pod-stop %s, --assume-pod-start %s, --assume-instance-shutdown %s: none may be negative", assumed.PodStop, assumed.PodStart, assumed.Shutdown)
+			}
+			return runPlan(cmd, s, f, output, assumed)
+		},
+	}
+	fl := cmd.Flags()
+	up.Flags().VisitAll(func(x *pflag.Flag) {
+		if !notPlanned[x.Name] {
+			fl.AddFlag(x)
+		}
+	})
+	f.strategySet = func() bool { return fl.Changed("strategy") }
+	f.changed = fl.Changed
+	fl.StringVarP(&output, "output", "o", output, "text, json or yaml")
+	fl.DurationVar(&assumed.PodStop, "assume-pod-stop", assumed.PodStop, "how long an evicted pod takes to stop, for the prediction (no cluster shows it beforehand)")
+	fl.DurationVar(&assumed.PodStart, "assume-pod-start", 0, "how long a moved pod takes from scheduled to Ready, instead of what the cluster's pods show (0: measured); for a cluster whose pods all started at once, whose starts count that burst's queue")
+	fl.DurationVar(&assumed.Shutdown, "assume-instance-shutdown", assumed.Shutdown, "how long a terminated instance takes to leave its group, for the prediction (EC2: about 30s)")
+	_ = cmd.MarkFlagRequired("cluster")
+	_ = cmd.MarkFlagRequired("name")
+	completeWith(cmd, "strategy", "surge\tmany nodes at once, within the budgets (default)", "bluegreen\tthe whole new set first, old nodes kept for --soak", "eks\tthe seed's: one node at a time")
+	completeWith(cmd, "output", "text", "json", "yaml")
+	return cmd
+}
+
+func runPlan(cmd *cobra.Command, s Streams, f *upgradeFlags, output string, assumed engine.Assumed) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	ctx := cmd.Context()
+	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return err
+	}
+	log := newLogger(s.Err, false)
+	awsOpts := f.aws
+	awsOpts.Log = log
+	p, err := awscloud.New(ctx, awsOpts)
+	if err != nil {
+		return err
+	}
+	opts := f.opts
+	opts.StrategySet = f.strategySet()
+	eng := engine.New(kube, p, opts, engine.WithLogger(log))
+	fc, err := eng.Forecast(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target}, assumed)
+	if err != nil {
+		return err
+	}
+	switch output {
+	case "json", "yaml":
+		b, err := json.MarshalIndent(planJSON(fc), "", "  ")
+		if err != nil {
+			return err
+		}
+		if output == "yaml" {
+			if b, err = yaml.JSONToYAML(b); err != nil {
+				return err
+			}
+		}
+		fmt.Fprintln(s.Out, strings.TrimRight(string(b), "\n"))
+	default:
+		printPlan(s.Out, fc, opts, assumed)
+	}
+	if fc.Blocking > 0 {
+		return fmt.Errorf("plan: %d blocking preflight finding(s) would stop a real run; fix them, or name their checks in --ignore-preflight", fc.Blocking)
+	}
+	return nil
+}
+
+// planOut is the plan for tools: the forecast with durations in seconds.
+type planOut struct {
+	*engine.Forecast
+	PredictedSeconds map[string]float64 `json:"predictedSeconds"`
+}
+
+func planJSON(fc *engine.Forecast) planOut {
+	out := planOut{Forecast: fc, PredictedSeconds: map[string]float64{}}
+	for _, p := range fc.Predictions {
+		if p.Blocked == "" {
+			out.PredictedSeconds[p.Strategy] = p.Duration.Seconds()
+		}
+	}
+	return out
+}
+
+func printPlan(w io.Writer, fc *engine.Forecast, o engine.Options, assumed engine.Assumed) {
+	fmt.Fprintln(w, "Plan: nothing was changed.")
+	t := fc.Target
+	onto := t.ImageID
+	if t.ImageName != "" {
+		onto += " (" + t.ImageName + ")"
+	}
+	if fc.UpToDate {
+		fmt.Fprintf(w, "%s: all %d instances run %s; an upgrade would do nothing.\n", fc.Nodegroup, fc.Instances, onto)
+		return
+	}
+	verb := "replace"
+	if fc.Resuming {
+		verb = "replace to finish the upgrade under way"
+	}
+	fmt.Fprintf(w, "%s: %d of %d instances to %s, onto %s\n", fc.Nodegroup, fc.ToReplace, fc.Instances, verb, onto)
+	d, ob := fc.Delays, fc.Observed
+	podStart := samples(ob.PodStartSamples, "pod")
+	if assumed.PodStart > 0 {
+		podStart = fmt.Sprintf("given; the cluster's pods show %s", short(ob.PodStart))
+	}
+	fmt.Fprintf(w, "Delays the prediction stands on: a node launched to Ready %s (%s), a pod scheduled to Ready %s (%s); assumed: a pod's stop %s, an instance's shutdown %s; post-cordon wait %s\n",
+		short(d.BootReady), samples(ob.BootReadySamples, "node"), short(d.PodStart), podStart, short(assumed.PodStop), short(assumed.Shutdown), short(o.PostCordonWait))
+	if len(fc.Budgets) > 0 {
+		fmt.Fprintln(w, "Disruption budgets over the pods to move:")
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, b := range fc.Budgets {
+			kind := ""
+			if b.Ordered {
+				kind = " (StatefulSet: a pod starts once the old one is gone)"
+			}
+			rounds := fmt.Sprintf("%d rounds", b.Rounds)
+			if b.Allowed == 0 {
+				rounds = "BLOCKS: allows no disruption now"
+			}
+			fmt.Fprintf(tw, "  %s\tallows %d\t%d pods on old nodes\t%s%s\n", b.Name, b.Allowed, b.OnGroup, rounds, kind)
+		}
+		_ = tw.Flush()
+	}
+	fmt.Fprintln(w, "Predicted, by strategy:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, p := range fc.Predictions {
+		how := waves(p, fc.ToReplace, o)
+		took := short(p.Duration)
+		if p.Blocked != "" {
+			took = "never ends: " + p.Blocked
+		}
+		chosen := ""
+		if p.Chosen {
+			chosen = "  <- this run"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\tpeak %d instances\t%s%s\n", p.Strategy, took, p.PeakInstances, how, chosen)
+	}
+	_ = tw.Flush()
+	blocking := countSeverity(fc.Findings, preflight.Blocking)
+	fmt.Fprintf(w, "Preflight: %d blocking, %d warning(s)\n", blocking, len(fc.Findings)-blocking)
+	for _, f := range fc.Findings {
+		label := "warning "
+		if f.Severity == preflight.Blocking {
+			label = "BLOCKING"
+		}
+		fmt.Fprintf(w, "  %s [%s] %s %s\n           fix: %s\n", label, f.Check, f.Object, f.Message, f.Fix)
+	}
+}
+
+// waves says how a strategy takes the nodes to replace.
+func waves(p engine.Prediction, n int, o engine.Options) string {
+	switch p.Strategy {
+	case engine.StrategyEKS:
+		return fmt.Sprintf("surge %d, then %d nodes one at a time", p.MaxSurge, n)
+	case engine.StrategyBlueGreen:
+		batches := "all drained at once"
+		if o.BatchSize > 0 && o.BatchSize < n {
+			batches = fmt.Sprintf("drained %d at a time", o.BatchSize)
+		}
+		return fmt.Sprintf("%d new nodes first, old ones %s, kept %s", p.MaxSurge, batches, short(o.Soak))
+	}
+	slots := max(p.MaxSurge+p.MaxUnavailable, 1)
+	return fmt.Sprintf("surge %d, unavailable %d: %d wave(s) of up to %d nodes", p.MaxSurge, p.MaxUnavailable, (n+slots-1)/slots, slots)
+}
+
+func samples(n int, what string) string {
+	if n == 0 {
+		return "none to measure: assumed"
+	}
+	return fmt.Sprintf("median of %d %ss", n, what)
+}
+
+func short(d time.Duration) string {
+	if d >= time.Minute {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
+}

@@ -1,0 +1,295 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/disruption"
+	"github.com/noderoll/noderoll/internal/predict"
+	"github.com/noderoll/noderoll/internal/rollout"
+)
+
+// Assumed are the delays no cluster shows before an upgrade: how long an
+// evicted pod takes to stop and a terminated instance to leave. A plan takes
+// them as given (the CLI's defaults are EC2's and Kubernetes' usual).
+type Assumed struct {
+	PodStop, Shutdown time.Duration
+	// PodStart, when set, stands for the pods' start the cluster shows:
+	// for a cluster whose pods all started at once (a new one), whose
+	// starts count the queue of that burst.
+	PodStart time.Duration
+}
+
+// Observed are the delays a plan read from the cluster, with how many
+// samples each is the median of (0: none, the default was taken).
+type Observed struct {
+	BootReady        time.Duration `json:"bootReady"`
+	BootReadySamples int           `json:"bootReadySamples"`
+	PodStart         time.Duration `json:"podStart"`
+	PodStartSamples  int           `json:"podStartSamples"`
+}
+
+// Headroom is one disruption budget over the group's pods as it is now.
+type Headroom struct {
+	Name    string `json:"name"`
+	Allowed int    `json:"disruptionsAllowed"`
+	OnGroup int    `json:"podsOnOldNodes"`
+	Ordered bool   `json:"statefulSet,omitempty"`
+	// Rounds is how many times the budget must be spent in full to move
+	// its pods off the old nodes (0 when it allows nothing).
+	Rounds int `json:"rounds"`
+}
+
+// Prediction is one strategy's predicted run.
+type Prediction struct {
+	predict.Result
+	MaxSurge       int  `json:"maxSurge"`
+	MaxUnavailable int  `json:"maxUnavailable"`
+	Chosen         bool `json:"chosen,omitempty"`
+}
+
+// Forecast is what `plan` shows: the preflight's report, the delays and
+// budgets the prediction stands on, and each strategy's predicted run, the
+// chosen one first.
+type Forecast struct {
+	*PreflightReport
+	Observed    Observed       `json:"observed"`
+	Delays      predict.Delays `json:"delays"`
+	Budgets     []Headroom     `json:"budgets"`
+	Predictions []Prediction   `json:"predictions"`
+	Start       rollout.State  `json:"-"`
+	inputs      []predict.Budget
+}
+
+// Defaults when the cluster shows nothing to measure: an EC2 instance's
+// boot and join (awslabs/node-latency-for-k8s) and a pod's start.
+const (
+	defaultBootReady = 90 * time.Second
+	defaultPodStart  = 15 * time.Second
+	// forecastSetup is the work before the first replacement and after
+	// the last: preflight, the lock, the template version, the group
+	// repointed, the autoscaler held and given back.
+	forecastSetup = 2 * time.Second
+	forecastCall  = 20 * time.Millisecond
+	// forecastEvict is what a drain costs beyond its pods' stop: the
+	// evictions asked, the pods' deletion seen, the node cordoned and
+	// marked (about a second on the sandbox's control plane).
+	forecastEvict = time.Second
+	// forecastRecount: see predict.Delays.Recount.
+	forecastRecount = 300 * time.Millisecond
+)
+
+// Forecast judges the upgrade as Preflight does and predicts how long each
+// strategy would take, by running the strategies' own decisions (package
+// rollout) on a model of this group with the delays its cluster shows. It
+// changes nothing.
+func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*Forecast, error) {
+	p, err := e.prepare(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := e.judge(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	f := &Forecast{PreflightReport: rep, Budgets: []Headroom{}, Predictions: []Prediction{}}
+	if rep.UpToDate {
+		return f, nil
+	}
+	nodes, err := e.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("plan: listing nodes: %w", err)
+	}
+	pods, err := e.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("plan: listing pods: %w", err)
+	}
+	pdbs, err := e.kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("plan: listing PodDisruptionBudgets: %w", err)
+	}
+	f.Observed = observeDelays(p.group.Instances, nodes.Items, pods.Items)
+	f.Delays = predict.Delays{BootReady: f.Observed.BootReady, PodStart: f.Observed.PodStart, PodStop: assumed.PodStop, Shutdown: assumed.Shutdown,
+		Poll: e.opts.PollInterval, Call: forecastCall, Setup: forecastSetup, Evict: forecastEvict, Recount: forecastRecount}
+	if assumed.PodStart > 0 {
+		f.Delays.PodStart = assumed.PodStart
+	}
+	f.Start, f.Budgets, f.inputs = startState(p, rep.Target.ImageID, pods.Items, pdbs.Items)
+	f.Start.PostCordonWait, f.Start.BatchSize, f.Start.BatchSoak, f.Start.Soak = e.opts.PostCordonWait, e.opts.BatchSize, e.opts.BatchSoak, e.opts.Soak
+	chosen := rep.Strategy
+	for _, strategy := range append([]string{chosen}, slices.DeleteFunc([]string{StrategySurge, StrategyBlueGreen, StrategyEKS}, func(s string) bool { return s == chosen })...) {
+		surge, unavailable := p.surge, p.unavailable
+		if strategy != chosen || rep.Resuming {
+			if surge, unavailable, err = budgets(strategy, e.opts, p.group.Desired, len(p.group.AZs), p.group.MaxUnavailable); err != nil {
+				continue // the options fit the chosen strategy only (say, a bluegreen batch size)
+			}
+		}
+		s := f.Start
+		s.Surge, s.Unavailable = surge, unavailable
+		if strategy != StrategyBlueGreen {
+			s.BatchSize, s.BatchSoak, s.Soak = 0, 0, 0
+		}
+		var r rollout.Strategy = rollout.Surge{}
+		switch strategy {
+		case StrategyBlueGreen:
+			r = rollout.BlueGreen{}
+		case StrategyEKS:
+			r = rollout.EKS{Intn: func(int) int { return 0 }} // which node first costs the same in the model
+		}
+		f.Predictions = append(f.Predictions, Prediction{Result: predict.Run(predict.Input{Start: s, Budgets: f.inputs, Delays: f.Delays}, r),
+			MaxSurge: surge, MaxUnavailable: unavailable, Chosen: strategy == chosen})
+	}
+	return f, nil
+}
+
+// observeDelays reads how long the group's instances took from launch to
+// a Ready node, and the cluster's pods from scheduled to Ready: medians,
+// each to the second as the conditions are dated.
+func observeDelays(instances []cloud.Instance, nodes []corev1.Node, pods []corev1.Pod) Observed {
+	launched := map[string]time.Time{}
+	for _, i := range instances {
+		if i.NodeName != "" && !i.Launched.IsZero() {
+			launched[i.NodeName] = i.Launched
+		}
+	}
+	var br, ps []time.Duration
+	for k := range nodes {
+		n := &nodes[k]
+		at, ok := launched[n.Name]
+		if !ok {
+			continue
+		}
+		if c := nodeCondition(n, corev1.NodeReady); c != nil && c.Status == corev1.ConditionTrue && c.LastTransitionTime.After(at) {
+			br = append(br, c.LastTransitionTime.Truncate(time.Second).Sub(at.Truncate(time.Second)))
+		}
+	}
+	for k := range pods {
+		p := &pods[k]
+		if isDaemonPod(p) || p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		var scheduled, ready time.Time
+		for _, c := range p.Status.Conditions {
+			switch {
+			case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue:
+				scheduled = c.LastTransitionTime.Time
+			case c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue:
+				ready = c.LastTransitionTime.Time
+			}
+		}
+		if !scheduled.IsZero() && !ready.Before(scheduled) {
+			ps = append(ps, ready.Sub(scheduled))
+		}
+	}
+	o := Observed{BootReady: defaultBootReady, PodStart: defaultPodStart, BootReadySamples: len(br), PodStartSamples: len(ps)}
+	if len(br) > 0 {
+		o.BootReady = median(br)
+	}
+	if len(ps) > 0 {
+		o.PodStart = median(ps)
+	}
+	return o
+}
+
+func median(ds []time.Duration) time.Duration {
+	sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
+	return ds[len(ds)/2]
+}
+
+func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) *corev1.NodeCondition {
+	for k := range n.Status.Conditions {
+		if n.Status.Conditions[k].Type == t {
+			return &n.Status.Conditions[k]
+		}
+	}
+	return nil
+}
+
+func isDaemonPod(p *corev1.Pod) bool {
+	for _, o := range p.OwnerReferences {
+		if o.Kind == "DaemonSet" {
+			return true
+		}
+	}
+	_, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]
+	return mirror
+}
+
+// startState is the group as the engine's first look would see it, with
+// the pods a drain of each old node moves and the budgets over them.
+func startState(p *prepared, target string, pods []corev1.Pod, pdbs []policyv1.PodDisruptionBudget) (rollout.State, []Headroom, []predict.Budget) {
+	g := p.group
+	s := rollout.State{Now: time.Unix(0, 0).UTC(), Phase: rollout.PhaseStarted, Min: g.Min, Max: g.Max, Desired: g.Desired,
+		OrigMin: g.Min, OrigMax: g.Max, OrigDesired: g.Desired, AZs: g.AZs}
+	if r := p.resuming; r != nil {
+		s.OrigMin, s.OrigMax, s.OrigDesired = r.OriginalMin, r.OriginalMax, r.OriginalDesired
+	}
+	for _, i := range g.Instances {
+		if !i.Terminating() {
+			s.Instances = append(s.Instances, rollout.Instance{ID: i.ID, AZ: i.AZ, Old: i.ImageID != target, HasNode: i.NodeName != "", Ready: i.NodeName != "", PDBPods: map[string]int{}})
+		}
+	}
+	byNode := map[string]*rollout.Instance{} // into s.Instances, complete now
+	k := 0
+	for _, i := range g.Instances {
+		if !i.Terminating() {
+			if i.NodeName != "" {
+				byNode[i.NodeName] = &s.Instances[k]
+			}
+			k++
+		}
+	}
+	heads := make([]Headroom, len(pdbs))
+	inputs := make([]predict.Budget, len(pdbs))
+	for k := range pdbs {
+		b := &pdbs[k]
+		name := b.Namespace + "/" + b.Name
+		heads[k] = Headroom{Name: name, Allowed: int(b.Status.DisruptionsAllowed)}
+		inputs[k] = predict.Budget{Name: name, Allowed: int(b.Status.DisruptionsAllowed)}
+	}
+	for k := range pods {
+		pod := &pods[k]
+		i := byNode[pod.Spec.NodeName]
+		if i == nil || !i.Old || isDaemonPod(pod) || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		i.Pods++
+		for b := range pdbs {
+			if !disruption.Selects(&pdbs[b], pod) {
+				continue
+			}
+			i.PDBPods[heads[b].Name]++
+			heads[b].OnGroup++
+			for _, o := range pod.OwnerReferences {
+				if o.Kind == "StatefulSet" {
+					heads[b].Ordered, inputs[b].Ordered = true, true
+				}
+			}
+		}
+	}
+	var kept []Headroom
+	var keptIn []predict.Budget
+	for k, h := range heads {
+		if h.OnGroup == 0 {
+			continue // over no pod of this group: not this upgrade's concern
+		}
+		if h.Allowed > 0 {
+			h.Rounds = int(math.Ceil(float64(h.OnGroup) / float64(h.Allowed)))
+		}
+		kept = append(kept, h)
+		keptIn = append(keptIn, inputs[k])
+	}
+	if kept == nil {
+		kept = []Headroom{}
+	}
+	return s, kept, keptIn
+}

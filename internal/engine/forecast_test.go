@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+)
+
+var t0 = time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+
+func readyNode(name string, at time.Time) corev1.Node {
+	return corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{
+		{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Time{Time: at}}}}}
+}
+
+func runningPod(name, node string, scheduled, ready time.Time, labels map[string]string, owner string) corev1.Pod {
+	p := corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", Labels: labels}, Spec: corev1.PodSpec{NodeName: node},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Time{Time: scheduled}},
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Time{Time: ready}}}}}
+	if owner != "" {
+		p.OwnerReferences = []metav1.OwnerReference{{Kind: owner, Name: "x"}}
+	}
+	return p
+}
+
+// The plan's delays are the cluster's own: each of the group's instances
+// from its launch to its node's Ready, each pod from scheduled to Ready
+// (medians); DaemonSets' pods and other groups' nodes do not count.
+func TestAPlanMeasuresTheDelaysTheClusterShows(t *testing.T) {
+	instances := []cloud.Instance{
+		{ID: "i-1", NodeName: "n1", Launched: t0}, {ID: "i-2", NodeName: "n2", Launched: t0}, {ID: "i-3", NodeName: "n3", Launched: t0.Add(time.Minute)},
+	}
+	nodes := []corev1.Node{readyNode("n1", t0.Add(80*time.Second)), readyNode("n2", t0.Add(95*time.Second)), readyNode("n3", t0.Add(time.Minute+100*time.Second)),
+		readyNode("other-group", t0.Add(time.Hour))}
+	pods := []corev1.Pod{
+		runningPod("a", "n1", t0, t0.Add(4*time.Second), nil, "ReplicaSet"),
+		runningPod("b", "n2", t0, t0.Add(6*time.Second), nil, "ReplicaSet"),
+		runningPod("c", "n3", t0, t0.Add(8*time.Second), nil, "StatefulSet"),
+		runningPod("ds", "n3", t0, t0.Add(time.Hour), nil, "DaemonSet"),
+	}
+	o := observeDelays(instances, nodes, pods)
+	if o.BootReady != 95*time.Second || o.BootReadySamples != 3 || o.PodStart != 6*time.Second || o.PodStartSamples != 3 {
+		t.Errorf("%+v; want 95s over 3 nodes, 6s over 3 pods", o)
+	}
+	if o := observeDelays(nil, nil, nil); o.BootReady != defaultBootReady || o.PodStart != defaultPodStart || o.BootReadySamples != 0 {
+		t.Errorf("nothing to measure: %+v; want the defaults, said to be so", o)
+	}
+}
+
+// The model starts from the group as the engine's first look sees it:
+// old instances with the pods a drain moves (no DaemonSet's), each budget
+// over them with its headroom and rounds, a StatefulSet's marked ordered,
+// and budgets over no pod of the group left out.
+func TestAPlanStartsFromTheGroupAsItIs(t *testing.T) {
+	p := &prepared{group: cloud.NodeGroup{Min: 2, Max: 4, Desired: 2, AZs: []string{"a", "b"}, Instances: []cloud.Instance{
+		{ID: "i-old", AZ: "a", ImageID: "ami-old", NodeName: "n1", Lifecycle: "InService"},
+		{ID: "i-new", AZ: "b", ImageID: "ami-new", NodeName: "n2", Lifecycle: "InService"},
+		{ID: "i-gone", AZ: "b", ImageID: "ami-old", NodeName: "n3", Lifecycle: "Terminating"},
+	}}}
+	web := map[string]string{"app": "web"}
+	pods := []corev1.Pod{
+		runningPod("w1", "n1", t0, t0, web, "ReplicaSet"), runningPod("w2", "n1", t0, t0, web, "ReplicaSet"),
+		runningPod("db", "n1", t0, t0, map[string]string{"app": "db"}, "StatefulSet"),
+		runningPod("ds", "n1", t0, t0, web, "DaemonSet"),
+		runningPod("w3", "n2", t0, t0, web, "ReplicaSet"),
+	}
+	budget := func(name, app string, allowed int32) policyv1.PodDisruptionBudget {
+		one := intstr.FromInt32(1)
+		return policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"},
+			Spec:   policyv1.PodDisruptionBudgetSpec{MaxUnavailable: &one, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}},
+			Status: policyv1.PodDisruptionBudgetStatus{DisruptionsAllowed: allowed}}
+	}
+	s, heads, inputs := startState(p, "ami-new", pods, []policyv1.PodDisruptionBudget{budget("web", "web", 1), budget("db", "db", 0), budget("none", "nothing", 1)})
+	if len(s.Instances) != 2 || !s.Instances[0].Old || s.Instances[1].Old {
+		t.Fatalf("instances %+v; want the old one and the new one, not the leaving one", s.Instances)
+	}
+	old := s.Instances[0]
+	if old.Pods != 3 || old.PDBPods["default/web"] != 2 || old.PDBPods["default/db"] != 1 {
+		t.Errorf("old node's pods: %d, by budget %v; want 3 (no DaemonSet's): web 2, db 1", old.Pods, old.PDBPods)
+	}
+	if s.Instances[1].Pods != 0 {
+		t.Errorf("a new node's pods are not moved: %+v", s.Instances[1])
+	}
+	if len(heads) != 2 || heads[0].Name != "default/web" || heads[0].OnGroup != 2 || heads[0].Rounds != 2 ||
+		heads[1].Name != "default/db" || !heads[1].Ordered || heads[1].Rounds != 0 || !inputs[1].Ordered {
+		t.Errorf("budgets %+v (%+v); want web: 2 pods, 2 rounds; db: a StatefulSet's, allowing nothing", heads, inputs)
+	}
+}

@@ -1,0 +1,452 @@
+// Package predict says how long an upgrade will take before it starts. It
+// runs the engine's own decisions (a rollout.Strategy, the very code the
+// engine asks) against a model of the group and its cluster on a virtual
+// clock: instances become Ready nodes after the boot delay the cluster
+// showed, pods move within their disruption budgets at the pace their
+// replacements start, the cloud is seen at the engine's poll, and the
+// post-cordon wait, soak and shutdown run their course. Nothing here talks
+// to a cluster or a cloud.
+package predict
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/noderoll/noderoll/internal/rollout"
+)
+
+// Delays are the times the model charges.
+type Delays struct {
+	// BootReady is an instance's launch until its node is Ready.
+	BootReady time.Duration `json:"bootReady"`
+	// PodStart is an evicted pod's replacement created until Ready: what
+	// a budget waits for before it allows the next disruption.
+	PodStart time.Duration `json:"podStart"`
+	// PodStop is an evicted pod's eviction until it is gone.
+	PodStop time.Duration `json:"podStop"`
+	// Shutdown is a terminated instance's call until it has left the
+	// group.
+	Shutdown time.Duration `json:"shutdown"`
+	// Evict is what a drain costs beyond its pods' stop: the evictions
+	// asked and the pods' deletion seen.
+	Evict time.Duration `json:"evict"`
+	// Recount is how long after a replacement pod is Ready its budget
+	// allows the next disruption: the disruption controller's count and
+	// the drain's retry.
+	Recount time.Duration `json:"recount"`
+	// Poll is how often the engine asks the cloud (its PollInterval).
+	Poll time.Duration `json:"poll"`
+	// Call is what one call to the cloud or the API server costs the
+	// engine's loop.
+	Call time.Duration `json:"call"`
+	// Setup is the work before the first replacement and after the last
+	// (preflight, the lock, the launch template version, the group
+	// pointed at it, the cluster-autoscaler held and given back).
+	Setup time.Duration `json:"setup"`
+}
+
+// Budget is a disruption budget over the group's pods.
+type Budget struct {
+	Name    string `json:"name"`
+	Allowed int    `json:"allowed"` // status.disruptionsAllowed now
+	// Ordered is a StatefulSet's: a replacement starts only once the
+	// evicted pod is gone.
+	Ordered bool `json:"ordered,omitempty"`
+}
+
+// Input is the group as it is and the upgrade asked for.
+type Input struct {
+	// Start is the group's rollout state as the engine would see it at
+	// the start: instances (old ones with their pods), sizes, surge,
+	// unavailable, AZs, post-cordon wait, blue-green's batches and soak.
+	Start   rollout.State
+	Budgets []Budget
+	Delays  Delays
+}
+
+// Result is one strategy's predicted run.
+type Result struct {
+	Strategy string        `json:"strategy"`
+	Duration time.Duration `json:"duration"`
+	// PeakInstances is the most instances in service at once.
+	PeakInstances int `json:"peakInstances"`
+	// Blocked, when set, says what would hold the run forever: a budget
+	// that allows no disruption, say. Duration is then how far it got.
+	Blocked string `json:"blocked,omitempty"`
+}
+
+// steps bounds a run of the model: far more loops than any group needs.
+const steps = 200000
+
+// Run predicts a run of strategy over in.
+func Run(in Input, strategy rollout.Strategy) Result {
+	m := newModel(in)
+	res := Result{Strategy: strategy.Name()}
+	t := m.d.Setup / 2
+	lastRefresh := time.Duration(-1 << 62)
+	stale := true
+	for range steps {
+		m.advance(t)
+		if stale || t-lastRefresh >= m.d.Poll {
+			m.refresh()
+			lastRefresh, stale = t, false
+		}
+		res.PeakInstances = max(res.PeakInstances, m.inService())
+		plan := strategy.Plan(m.state(t))
+		calls := 0
+		for _, a := range plan.Actions {
+			c, cloud := m.apply(t, a)
+			calls += c
+			stale = stale || cloud
+		}
+		if plan.Done {
+			res.Duration = t + m.d.Setup - m.d.Setup/2
+			return res
+		}
+		if calls > 0 {
+			t += time.Duration(calls) * m.d.Call
+			continue
+		}
+		next := lastRefresh + m.d.Poll
+		if !plan.WakeAt.IsZero() {
+			next = min(next, m.at(plan.WakeAt))
+		}
+		if e, ok := m.nextEvent(t); ok {
+			next = min(next, e)
+		}
+		if next <= t {
+			next = t + time.Millisecond
+		}
+		if stuck, holding := m.stuck(t, plan); stuck {
+			res.Duration, res.Blocked = t, strings.Join(append(holding, plan.Waiting...), "; ")
+			if res.Blocked == "" {
+				res.Blocked = "no progress"
+			}
+			return res
+		}
+		t = next
+	}
+	res.Blocked = fmt.Sprintf("no end after %d steps of the model", steps)
+	return res
+}
+
+// instance is one instance of the model: what the cloud knows of it, its
+// node, and its pods.
+type instance struct {
+	rollout.Instance
+	launched   time.Duration
+	leaveAt    time.Duration // when it has left the group; -1 while in service
+	gone       bool          // it has left the group
+	seenGone   bool          // the engine's view: it has left
+	seenLeave  bool          // the engine's view: it is leaving
+	left       map[string]int
+	unbudgeted int
+	lastGone   time.Duration // the last evicted pod is gone then
+	drainStart time.Duration
+}
+
+type model struct {
+	d                 Delays
+	base              time.Time
+	start             rollout.State
+	phase             string
+	min, max, desired int
+	inst              []*instance
+	budgets           []Budget
+	allowed           map[string]int
+	returns           []allowance // disruptions given back when replacements are Ready
+	nextID            int
+	azTurn            int
+}
+
+// allowance is a disruption a budget gets back at a time.
+type allowance struct {
+	budget string
+	at     time.Duration
+}
+
+func newModel(in Input) *model {
+	s := in.Start
+	m := &model{d: in.Delays, base: s.Now, start: s, phase: s.Phase, min: s.Min, max: s.Max, desired: s.Desired,
+		budgets: in.Budgets, allowed: map[string]int{}}
+	if m.phase == "" {
+		m.phase = rollout.PhaseStarted
+	}
+	if m.d.Poll <= 0 {
+		m.d.Poll = 2 * time.Second
+	}
+	for _, b := range in.Budgets {
+		m.allowed[b.Name] = b.Allowed
+	}
+	for _, i := range s.Instances {
+		c := &instance{Instance: i, launched: -time.Hour, leaveAt: -1}
+		c.HasNode, c.Ready = true, true
+		m.inst = append(m.inst, c)
+	}
+	return m
+}
+
+// at is a strategy's time on the model's clock.
+func (m *model) at(t time.Time) time.Duration { return t.Sub(m.base) }
+
+func (m *model) state(t time.Duration) rollout.State {
+	s := m.start
+	s.Now, s.Phase, s.Min, s.Max, s.Desired = m.base.Add(t), m.phase, m.min, m.max, m.desired
+	s.Instances = nil
+	for _, i := range m.inst {
+		if i.seenGone {
+			continue
+		}
+		c := i.Instance
+		c.Leaving = i.seenLeave
+		c.HasNode = t >= i.launched+m.d.BootReady && !(i.leaveAt >= 0 && t >= i.leaveAt)
+		c.Ready = c.HasNode
+		s.Instances = append(s.Instances, c)
+	}
+	s.Budgets = nil
+	for _, b := range m.budgets {
+		s.Budgets = append(s.Budgets, rollout.Budget{Name: b.Name, Allowed: m.allowed[b.Name]})
+	}
+	return s
+}
+
+func (m *model) inService() int {
+	n := 0
+	for _, i := range m.inst {
+		if i.leaveAt < 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// refresh is the engine asking the cloud: it sees who left and who is
+// leaving as of now.
+func (m *model) refresh() {
+	for _, i := range m.inst {
+		i.seenLeave = i.leaveAt >= 0
+		i.seenGone = i.gone
+	}
+}
+
+// apply carries out one action; it returns the calls it cost and whether
+// one went to the cloud.
+func (m *model) apply(t time.Duration, a rollout.Action) (calls int, cloud bool) {
+	switch a.Kind {
+	case rollout.Resize:
+		m.max, m.desired = a.Max, a.Desired
+		m.launch(t)
+		return 1, true
+	case rollout.Restore:
+		m.min, m.max, m.desired = m.start.OrigMin, m.start.OrigMax, m.start.OrigDesired
+		return 1, true
+	case rollout.SetPhase:
+		m.phase = a.Phase
+		return 1, false
+	case rollout.Taint, rollout.Uncordon:
+		if i := m.find(a.Instance); i != nil {
+			i.Tainted = a.Kind == rollout.Taint
+		}
+		return 1, false
+	case rollout.Repoint:
+		return 1, true
+	case rollout.Drain:
+		i := m.find(a.Instance)
+		if i == nil {
+			return 0, false
+		}
+		i.Mark, i.Draining, i.drainStart = a.Mark, true, t
+		if a.CordonFirst && !i.Cordoned {
+			i.Cordoned, i.CordonedAt = true, m.base.Add(t)
+		}
+		i.left = map[string]int{}
+		rest := i.Pods
+		for b, n := range i.PDBPods {
+			i.left[b] = n
+			rest -= n
+		}
+		i.unbudgeted = max(rest, 0)
+		i.lastGone = t + m.d.Evict
+		m.evict(t)
+		return 2, false // the mark and the cordon
+	case rollout.Terminate:
+		i := m.find(a.Instance)
+		if i == nil {
+			return 0, false
+		}
+		i.Terminated, i.Decrement = true, a.Decrement
+		i.leaveAt = t + m.d.Shutdown
+		if a.Decrement {
+			m.desired--
+		}
+		m.launch(t)
+		return 1, true
+	}
+	return 0, false
+}
+
+func (m *model) find(id string) *instance {
+	for _, i := range m.inst {
+		if i.ID == id {
+			return i
+		}
+	}
+	return nil
+}
+
+// launch is the group bringing its instances in service up to desired,
+// in its least used AZ each.
+func (m *model) launch(t time.Duration) {
+	for m.inService() < m.desired {
+		per := map[string]int{}
+		for _, i := range m.inst {
+			if i.leaveAt < 0 {
+				per[i.AZ]++
+			}
+		}
+		azs := m.start.AZs
+		if len(azs) == 0 {
+			azs = []string{"az"}
+		}
+		az := azs[0]
+		for _, a := range azs {
+			if per[a] < per[az] {
+				az = a
+			}
+		}
+		m.nextID++
+		m.inst = append(m.inst, &instance{Instance: rollout.Instance{ID: fmt.Sprintf("i-model-%05d", m.nextID), AZ: az, PDBPods: map[string]int{}}, launched: t, leaveAt: -1})
+	}
+}
+
+// evict evicts what the budgets allow from every draining node, oldest
+// drain first: each eviction takes a disruption of its budget until the
+// replacement is Ready.
+func (m *model) evict(t time.Duration) {
+	ordered := map[string]bool{}
+	for _, b := range m.budgets {
+		ordered[b.Name] = b.Ordered
+	}
+	draining := []*instance{}
+	for _, i := range m.inst {
+		if i.Draining {
+			draining = append(draining, i)
+		}
+	}
+	sort.SliceStable(draining, func(a, b int) bool { return draining[a].drainStart < draining[b].drainStart })
+	for _, i := range draining {
+		if i.unbudgeted > 0 {
+			i.unbudgeted = 0
+			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop)
+		}
+		for _, b := range sortedKeys(i.left) {
+			n := min(i.left[b], m.allowed[b])
+			if n <= 0 {
+				continue
+			}
+			i.left[b] -= n
+			m.allowed[b] -= n
+			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop)
+			// The budget allows again once the replacement is Ready and
+			// the disruption controller has counted it.
+			back := t + m.d.Recount + m.d.PodStart
+			if ordered[b] {
+				back += m.d.PodStop
+			}
+			for range n {
+				m.returns = append(m.returns, allowance{budget: b, at: back})
+			}
+		}
+	}
+}
+
+func sortedKeys(mp map[string]int) []string {
+	out := make([]string, 0, len(mp))
+	for k := range mp {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// advance moves the model to t: disruptions given back, drains done,
+// instances gone.
+func (m *model) advance(t time.Duration) {
+	kept := m.returns[:0]
+	for _, r := range m.returns {
+		if r.at <= t {
+			m.allowed[r.budget]++
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	m.returns = kept
+	m.evict(t)
+	for _, i := range m.inst {
+		if !i.Draining || t < i.lastGone {
+			continue
+		}
+		done := i.unbudgeted == 0
+		for _, n := range i.left {
+			done = done && n == 0
+		}
+		if done {
+			i.Draining, i.Cordoned, i.DrainedAt = false, true, m.base.Add(t)
+		}
+	}
+	for _, i := range m.inst {
+		if i.leaveAt >= 0 && t >= i.leaveAt {
+			i.gone = true // the engine sees it at its next look
+		}
+	}
+}
+
+// nextEvent is the next time something changes by itself after t.
+func (m *model) nextEvent(t time.Duration) (time.Duration, bool) {
+	next, ok := time.Duration(1<<62), false
+	see := func(at time.Duration) {
+		if at > t && at < next {
+			next, ok = at, true
+		}
+	}
+	for _, r := range m.returns {
+		see(r.at)
+	}
+	for _, i := range m.inst {
+		see(i.launched + m.d.BootReady)
+		if i.Draining {
+			see(i.lastGone)
+		}
+		if i.leaveAt >= 0 {
+			see(i.leaveAt)
+		}
+	}
+	return next, ok
+}
+
+// stuck says nothing will ever change: no event ahead, no instance
+// leaving unseen, and every drain held by a budget that allows nothing
+// and gets nothing back. It returns the budgets that hold.
+func (m *model) stuck(t time.Duration, p rollout.Plan) (bool, []string) {
+	if _, ok := m.nextEvent(t); ok || !p.WakeAt.IsZero() || len(p.Actions) > 0 {
+		return false, nil
+	}
+	var holding []string
+	for _, i := range m.inst {
+		if i.gone != i.seenGone {
+			return false, nil
+		}
+		if !i.Draining {
+			continue
+		}
+		for b, n := range i.left {
+			if n > 0 && m.allowed[b] <= 0 {
+				holding = append(holding, fmt.Sprintf("budget %s allows no disruption (%d pods on %s to move)", b, n, i.ID))
+			}
+		}
+	}
+	sort.Strings(holding)
+	return true, holding
+}

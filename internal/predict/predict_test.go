@@ -1,0 +1,103 @@
+package predict
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/noderoll/noderoll/internal/rollout"
+)
+
+// group is n old instances over azs AZs, each with pods of the given
+// budgets (and more unbudgeted), sized for a surge of surge.
+func group(n, azs, surge int, pods map[string]int, unbudgeted int) rollout.State {
+	s := rollout.State{Now: time.Date(2026, 12, 5, 0, 0, 0, 0, time.UTC), Phase: rollout.PhaseStarted,
+		Min: n, Max: n, Desired: n, OrigMin: n, OrigMax: n, OrigDesired: n, Surge: surge, PostCordonWait: 4 * time.Second}
+	for k := range azs {
+		s.AZs = append(s.AZs, fmt.Sprintf("az-%c", 'a'+k))
+	}
+	for k := range n {
+		i := rollout.Instance{ID: fmt.Sprintf("i-old-%03d", k), AZ: s.AZs[k%azs], Old: true, HasNode: true, Ready: true, PDBPods: map[string]int{}}
+		for b, c := range pods {
+			i.PDBPods[b] = c
+			i.Pods += c
+		}
+		i.Pods += unbudgeted
+		s.Instances = append(s.Instances, i)
+	}
+	return s
+}
+
+var quick = Delays{BootReady: 3 * time.Second, PodStart: time.Second, PodStop: time.Second, Shutdown: 2 * time.Second, Poll: 2 * time.Second}
+
+// With nothing to move, a surge of the whole group is one wave: the new
+// nodes Ready (3s), the old ones cordoned and drained at once, their
+// post-cordon wait (4s), the terminations (2s to leave).
+func TestASurgeOfTheWholeGroupIsOneWave(t *testing.T) {
+	r := Run(Input{Start: group(3, 3, 3, nil, 0), Delays: quick}, rollout.Surge{})
+	if r.Duration != 9*time.Second || r.PeakInstances != 6 || r.Blocked != "" {
+		t.Errorf("%+v; want 9s, 6 instances at the peak", r)
+	}
+}
+
+// Each wave costs its launch, its drain and its wait: a surge of one per
+// AZ replaces 9 nodes in three waves, each about a third of the whole.
+func TestWavesAddUp(t *testing.T) {
+	one := Run(Input{Start: group(3, 3, 3, nil, 0), Delays: quick}, rollout.Surge{})
+	three := Run(Input{Start: group(9, 3, 3, nil, 0), Delays: quick}, rollout.Surge{})
+	if three.Duration < 2*one.Duration || three.Duration > 4*one.Duration || three.PeakInstances != 12 {
+		t.Errorf("9 nodes by 3: %+v; 3 nodes by 3: %+v", three, one)
+	}
+}
+
+// A budget that allows one disruption at a time sets the pace: 12 pods
+// of it on the group move one per pod start.
+func TestATightBudgetSetsThePace(t *testing.T) {
+	in := Input{Start: group(3, 3, 3, map[string]int{"web": 4}, 0), Budgets: []Budget{{Name: "web", Allowed: 1}}, Delays: quick}
+	r := Run(in, rollout.Surge{})
+	free := Run(Input{Start: group(3, 3, 3, nil, 0), Delays: quick}, rollout.Surge{})
+	// 12 evictions, one per second of pod start: the last at 3s+11s,
+	// gone 1s later (the post-cordon wait ran from the cordon, alongside),
+	// then the shutdown.
+	if want := 3*time.Second + 11*time.Second + time.Second + 2*time.Second; r.Duration != want {
+		t.Errorf("%s with web allowing 1 (none: %s); want about %s", r.Duration, free.Duration, want)
+	}
+	in.Budgets[0].Ordered = true // a StatefulSet's pod starts once the old one is gone
+	if ordered := Run(in, rollout.Surge{}); ordered.Duration <= r.Duration+5*time.Second {
+		t.Errorf("ordered: %s, not slower than %s", ordered.Duration, r.Duration)
+	}
+}
+
+// A budget that allows nothing holds the run forever: the model says so,
+// naming the budget, instead of a number.
+func TestABudgetThatAllowsNothingIsNamed(t *testing.T) {
+	in := Input{Start: group(3, 3, 3, map[string]int{"db": 1}, 2), Budgets: []Budget{{Name: "db", Allowed: 0}}, Delays: quick}
+	r := Run(in, rollout.Surge{})
+	if r.Blocked == "" || !strings.Contains(r.Blocked, "budget db allows no disruption") {
+		t.Errorf("%+v", r)
+	}
+}
+
+// The seed's one-at-a-time algorithm is slower than surge by about the
+// group's size, and blue-green keeps every old node through its soak.
+func TestStrategiesRankAsTheyShould(t *testing.T) {
+	pods := map[string]int{"web": 4, "worker": 3}
+	budgets := []Budget{{Name: "web", Allowed: 2}, {Name: "worker", Allowed: 2}}
+	for _, n := range []int{3, 30} {
+		surge := Run(Input{Start: group(n, 3, max((n+3)/4, 3), pods, 3), Budgets: budgets, Delays: quick}, rollout.Surge{})
+		bg := group(n, 3, n, pods, 3)
+		bg.Soak = 4 * time.Second
+		blue := Run(Input{Start: bg, Budgets: budgets, Delays: quick}, rollout.BlueGreen{})
+		eks := Run(Input{Start: group(n, 3, 3, pods, 3), Budgets: budgets, Delays: quick}, rollout.EKS{Intn: func(int) int { return 0 }})
+		t.Logf("%d nodes: surge %s (peak %d), bluegreen %s (peak %d), eks %s (peak %d)", n, surge.Duration, surge.PeakInstances, blue.Duration, blue.PeakInstances, eks.Duration, eks.PeakInstances)
+		for _, r := range []Result{surge, blue, eks} {
+			if r.Blocked != "" {
+				t.Errorf("%d nodes, %s blocked: %s", n, r.Strategy, r.Blocked)
+			}
+		}
+		if eks.Duration < time.Duration(n)*4*time.Second || eks.Duration < surge.Duration || blue.PeakInstances != 2*n {
+			t.Errorf("%d nodes: surge %s, bluegreen %s (peak %d), eks %s", n, surge.Duration, blue.Duration, blue.PeakInstances, eks.Duration)
+		}
+	}
+}

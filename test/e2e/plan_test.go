@@ -1,0 +1,138 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/noderoll/noderoll/internal/cli"
+	"github.com/noderoll/noderoll/internal/sandbox"
+)
+
+// plan is what `noderoll plan nodegroup -o json|yaml` says, as far as
+// these tests read it.
+type plan struct {
+	ToReplace int `json:"toReplace"`
+	Observed  struct {
+		BootReadySamples int `json:"bootReadySamples"`
+		PodStartSamples  int `json:"podStartSamples"`
+	} `json:"observed"`
+	Budgets []struct {
+		Name    string `json:"name"`
+		OnGroup int    `json:"podsOnOldNodes"`
+	} `json:"budgets"`
+	Predictions []struct {
+		Strategy      string `json:"strategy"`
+		PeakInstances int    `json:"peakInstances"`
+		Chosen        bool   `json:"chosen"`
+		Blocked       string `json:"blocked"`
+	} `json:"predictions"`
+	PredictedSeconds map[string]float64 `json:"predictedSeconds"`
+}
+
+// The seed's group planned: what would be replaced, the budgets over its
+// pods, a prediction for each strategy from delays measured on the
+// cluster itself, and nothing changed. kubectl runs the same command as a
+// plugin, found on the PATH as kubectl-noderoll.
+func TestPlanPredictsTheSeedAndKubectlRunsItAsAPlugin(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t)
+	ctx := context.Background()
+	groupBefore := s.Groups()["nodegroup"]
+	args := []string{"plan", "nodegroup", "--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--post-cordon-wait=2s", "--soak=2s"}
+	r := s.Noderoll(append(args, "-o", "json")...)
+	if r.Code != 0 {
+		t.Fatalf("plan: exit %d: %s", r.Code, r.LastLine())
+	}
+	var p plan
+	if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+		t.Fatalf("%v\n%s", err, r.Stdout)
+	}
+	if p.ToReplace != 3 || p.Observed.BootReadySamples != 3 || p.Observed.PodStartSamples == 0 {
+		t.Errorf("plan: %d to replace, delays measured on %d nodes and %d pods; want 3, 3 and some", p.ToReplace, p.Observed.BootReadySamples, p.Observed.PodStartSamples)
+	}
+	strategies := ""
+	for _, x := range p.Predictions {
+		strategies += x.Strategy + " "
+		if x.Blocked != "" || p.PredictedSeconds[x.Strategy] <= 0 || x.PeakInstances != 6 {
+			t.Errorf("%s: blocked %q, %vs, peak %d; want a duration and 6 instances at the peak", x.Strategy, x.Blocked, p.PredictedSeconds[x.Strategy], x.PeakInstances)
+		}
+	}
+	if strategies != "surge bluegreen eks " || !p.Predictions[0].Chosen {
+		t.Errorf("predictions for %q, the first chosen: %v; want the chosen surge first, then bluegreen and eks", strategies, p.Predictions[0].Chosen)
+	}
+	// One at a time is the slowest; the seed's budgets are all named.
+	if p.PredictedSeconds["eks"] <= p.PredictedSeconds["surge"] {
+		t.Errorf("eks predicted %vs, surge %vs", p.PredictedSeconds["eks"], p.PredictedSeconds["surge"])
+	}
+	names := ""
+	for _, b := range p.Budgets {
+		names += b.Name + " "
+	}
+	if !strings.Contains(names, "kube-system/coredns") {
+		t.Errorf("budgets over the group's pods: %s", names)
+	}
+	// Nothing changed: the group, its instances, and no record of an upgrade.
+	after := s.Groups()["nodegroup"]
+	if aws.ToInt32(after.DesiredCapacity) != 3 || aws.ToInt32(after.MaxSize) != aws.ToInt32(groupBefore.MaxSize) || len(after.Instances) != 3 {
+		t.Errorf("the plan changed the group: desired %d, max %d, %d instances", aws.ToInt32(after.DesiredCapacity), aws.ToInt32(after.MaxSize), len(after.Instances))
+	}
+	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cm := range cms.Items {
+		if strings.HasPrefix(cm.Name, "noderoll-upgrade-") {
+			t.Errorf("the plan left a record: %s", cm.Name)
+		}
+	}
+
+	// kubectl (the sandbox's, built from Kubernetes' own module) finds the
+	// plugin on the PATH and runs it with the same flags.
+	home, _ := sandbox.Home()
+	kubectl := sandbox.NewToolchain(home, "").Path("kubectl")
+	plugins := t.TempDir()
+	if err := os.Symlink(noderollBinary(t), filepath.Join(plugins, cli.PluginName)); err != nil {
+		t.Fatal(err)
+	}
+	env := append(append(cleanEnv(), s.env...), "PATH="+plugins+string(os.PathListSeparator)+os.Getenv("PATH"))
+	run := func(args ...string) string {
+		t.Helper()
+		cmd := exec.Command(kubectl, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return string(out)
+	}
+	if out := run("plugin", "list"); !strings.Contains(out, filepath.Join(plugins, cli.PluginName)) {
+		t.Errorf("kubectl plugin list does not show noderoll:\n%s", out)
+	}
+	out := run(append(append([]string{"noderoll"}, args...), "-o", "yaml")...)
+	var viaKubectl plan
+	if err := yaml.Unmarshal([]byte(out), &viaKubectl); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if viaKubectl.ToReplace != 3 || len(viaKubectl.Predictions) != 3 {
+		t.Errorf("kubectl noderoll plan: %d to replace, %d predictions\n%s", viaKubectl.ToReplace, len(viaKubectl.Predictions), out)
+	}
+	if help := run("noderoll", "plan", "nodegroup", "--help"); !strings.Contains(help, "kubectl noderoll plan nodegroup [flags]") {
+		t.Errorf("kubectl noderoll's help does not name itself so:\n%s", help)
+	}
+
+	// The binary says what it was built from.
+	v := s.Noderoll("version", "-o", "json")
+	var version struct{ Version, GoVersion, Kubernetes, ClientGo, AWSSDK string }
+	if err := json.Unmarshal([]byte(v.Stdout), &version); err != nil || version.ClientGo == "" || version.Kubernetes == "" || version.AWSSDK == "" || version.GoVersion == "" {
+		t.Errorf("noderoll version -o json: %v %+v\n%s", err, version, v.Stdout)
+	}
+}
