@@ -175,7 +175,8 @@ const (
 
 // Workloads lists the scenario's replicated applications.
 func (s Scenario) Workloads() []Workload {
-	n := s.Nodes * s.PodsPerNode
+	// Pods a node on every group's nodes: the budgets span the groups.
+	n := s.TotalNodes() * s.PodsPerNode
 	one, pct := intstr.FromInt32(1), func(v string) *intstr.IntOrString { x := intstr.FromString(v); return &x }
 	if s.Mix == MixTeams {
 		share := func(f float64, least int) int32 { return int32(max(least, int(math.Round(f*float64(n))))) }

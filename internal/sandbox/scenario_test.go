@@ -40,6 +40,20 @@ func TestAScenarioSeedsSeveralGroups(t *testing.T) {
 	if sc.TotalNodes() != 9 {
 		t.Errorf("the scenario waits for %d nodes, want 9", sc.TotalNodes())
 	}
+	// --pods-per-node holds on every group's nodes: the teams' mix at 10
+	// a node over three groups of 100 is 3,000 pods, as on one of 300.
+	sc.Nodes, sc.PodsPerNode, sc.Mix = 100, 10, MixTeams
+	one := sc
+	one.Nodes, one.Groups = 300, 1
+	count := func(s Scenario) (n int32) {
+		for _, w := range s.Workloads() {
+			n += w.Replicas
+		}
+		return n
+	}
+	if got, want := count(sc), count(one); got != want || got < 3000 {
+		t.Errorf("three groups of 100 at 10 pods a node: %d pods; one group of 300: %d", got, want)
+	}
 	sc.Groups = 11
 	if err := sc.Validate(); err == nil {
 		t.Error("--groups 11 was taken")
