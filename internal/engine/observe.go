@@ -64,9 +64,14 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 		}
 		if job := rs.jobs[i.ID]; job != nil {
 			// A finished drain counts until the cache shows its end, so
-			// that it is never started twice.
+			// that it is never started twice. One the cache shows done
+			// before the run has taken its result is still draining: its
+			// end is told (Cordon) before anything follows from it.
 			if !job.finished || x.DrainedAt.IsZero() && x.HasNode {
 				x.Draining = true
+				if !job.finished {
+					x.DrainedAt = time.Time{}
+				}
 			} else {
 				delete(rs.jobs, i.ID)
 			}

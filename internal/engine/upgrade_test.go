@@ -28,6 +28,7 @@ import (
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
+	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/preflight"
 	"github.com/noderoll/noderoll/internal/terms"
@@ -1062,4 +1063,53 @@ func TestAnOldInstanceWithoutANodeIsReplacedToo(t *testing.T) {
 			})
 		})
 	}
+}
+
+// stepLog keeps the steps an upgrade reports, in order.
+type stepLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *stepLog) Step(n int, title, detail string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf("[%d] %s: %s", n, title, detail))
+}
+func (l *stepLog) Info(string)                     {}
+func (l *stepLog) Blocked(string, []drain.Blocker) {}
+
+// A node's steps are told in the order they happened: its drain's end
+// (Cordon) before its termination, even when its post-cordon wait is over
+// by the time the drain ends (surge cordons first) and the strategy would
+// terminate it at its next look.
+func TestEachNodesStepsAreToldInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 12, "a", "b", "c")
+		log := &stepLog{}
+		e := New(w.kube, w.p, Options{Strategy: StrategySurge, PostCordonWait: 0, Seed: 1}, WithReporter(log))
+		e.opts.MaxSurge = Amount{Value: 6, Given: true}
+		if _, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
+			t.Fatal(err)
+		}
+		cordoned := map[string]bool{}
+		terminated := 0
+		for _, line := range log.lines {
+			switch {
+			case strings.HasPrefix(line, "[6] Cordon: "):
+				node, _, _ := strings.Cut(strings.TrimPrefix(line, "[6] Cordon: "), " ")
+				cordoned[node] = true
+			case strings.HasPrefix(line, "[7] Terminate: "):
+				terminated++
+				_, rest, _ := strings.Cut(line, "(")
+				node, _, _ := strings.Cut(rest, ")")
+				if !cordoned[node] {
+					t.Errorf("%q told before its node's Cordon:\n%s", line, strings.Join(log.lines, "\n"))
+				}
+			}
+		}
+		if terminated != 12 {
+			t.Errorf("%d terminations told, want 12:\n%s", terminated, strings.Join(log.lines, "\n"))
+		}
+	})
 }

@@ -36,11 +36,14 @@ type View struct {
 	peak    int
 	initial int
 	status  bool // a status line is on screen
+	// waits are the budgets each node's drain was told to wait on: said
+	// once, not at every refused retry.
+	waits map[string]bool
 }
 
 // NewView returns a view writing to out; tty enables the status line.
 func NewView(out io.Writer, tty bool, clk clock.Clock) *View {
-	return &View{out: out, tty: tty, clock: clk, start: clk.Now(), nodes: map[string]string{}, initial: -1}
+	return &View{out: out, tty: tty, clock: clk, start: clk.Now(), nodes: map[string]string{}, initial: -1, waits: map[string]bool{}}
 }
 
 // Step implements engine.Reporter.
@@ -67,8 +70,26 @@ func (v *View) Blocked(node string, blockers []drain.Blocker) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	for _, b := range blockers {
-		v.line(fmt.Sprintf("      ! eviction from %s refused, retrying: %s", short(node), b))
+		key := node + "|" + waitKey(b)
+		if v.waits[key] {
+			continue // the same wait, said already: the drain retries as the budget allows
+		}
+		v.waits[key] = true
+		v.line(fmt.Sprintf("      ! eviction from %s refused, retrying: %s (said once per budget and node)", short(node), b))
 	}
+}
+
+// waitKey names what a refused eviction waits on: its budgets without
+// their counts of the moment, or the pod when no budget covers it.
+func waitKey(b drain.Blocker) string {
+	if len(b.PDBs) == 0 {
+		return b.Namespace + "/" + b.Pod + ": " + b.Reason
+	}
+	names := make([]string, len(b.PDBs))
+	for k, p := range b.PDBs {
+		names[k], _, _ = strings.Cut(p, " (")
+	}
+	return strings.Join(names, ",")
 }
 
 // Peak is the most nodes of the group seen at once.

@@ -62,6 +62,11 @@ func TestViewShowsNodesComeAndGoAndCountsThePeak(t *testing.T) {
 	w.until(func() bool { v.mu.Lock(); defer v.mu.Unlock(); return strings.Contains(out.String(), "gone") })
 	v.Step(5, "Replace node 1/1", "ip-1: evicting its pods")
 	v.Blocked("ip-1.us-west-2.compute.internal", []drain.Blocker{{Namespace: "default", Pod: "web-1", PDBs: []string{"default/web (minAvailable 2)"}}})
+	// The drain retries as the budget allows: the same wait is said once
+	// per node, another budget's or another node's again.
+	v.Blocked("ip-1.us-west-2.compute.internal", []drain.Blocker{{Namespace: "default", Pod: "web-2", PDBs: []string{"default/web (allowed disruptions 1)"}}})
+	v.Blocked("ip-1.us-west-2.compute.internal", []drain.Blocker{{Namespace: "default", Pod: "db-0", PDBs: []string{"default/db (allowed disruptions 0)"}}})
+	v.Blocked("ip-2.us-west-2.compute.internal", []drain.Blocker{{Namespace: "default", Pod: "web-3", PDBs: []string{"default/web (allowed disruptions 0)"}}})
 	v.Close()
 
 	v.mu.Lock()
@@ -78,6 +83,9 @@ func TestViewShowsNodesComeAndGoAndCountsThePeak(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(text, "web-2") || strings.Count(text, "! eviction") != 3 {
+		t.Errorf("the same wait said again, or another not said:\n%s", text)
 	}
 	if strings.Contains(text, "\033[") {
 		t.Error("plain output (not a terminal) must carry no escape codes")
