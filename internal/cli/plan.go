@@ -29,6 +29,12 @@ func newPlanCmd(s Streams) *cobra.Command {
 	return cmd
 }
 
+// defaultAssumed are the delays a plan takes as given unless told: a pod's
+// stop within its grace period, and EC2's shutdown of an instance.
+func defaultAssumed() engine.Assumed {
+	return engine.Assumed{PodStop: 5 * time.Second, Shutdown: 30 * time.Second}
+}
+
 // notPlanned are upgrade's flags that say how to act, not what: a plan
 // has no use for them.
 var notPlanned = map[string]bool{"output": true, "rollback": true, "abort": true, "dry-run": true, "via-controller": true, "timeout": true, "verbose": true}
@@ -37,7 +43,7 @@ func newPlanNodegroup(s Streams) *cobra.Command {
 	var f *upgradeFlags
 	up := newUpgradeNodegroupWith(s, func(x *upgradeFlags) { f = x })
 	output := "text"
-	assumed := engine.Assumed{PodStop: 5 * time.Second, Shutdown: 30 * time.Second}
+	assumed := defaultAssumed()
 	cmd := &cobra.Command{
 		Use:   "nodegroup",
 		Short: "Plan an upgrade of a node group: waves, peak instances, blockers and a predicted duration for each strategy",

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -201,6 +202,21 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	completeWith(cmd, "mode", "noderoll\tnoderoll replaces the nodes (default)", "managed\tEKS updates its managed node group itself")
 	completeWith(cmd, "output", "text", "json")
 	return cmd
+}
+
+// predictInto gives the view the plan's prediction of this run for its
+// ETA. A prediction that cannot be made is no reason not to run: the
+// run says what is wrong itself.
+func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger) {
+	fc, err := engine.New(kube, p, opts, engine.WithLogger(log)).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
+	if err != nil {
+		log.Debug("no prediction for the ETA", "err", err)
+		return
+	}
+	if fc.UpToDate || len(fc.Predictions) == 0 || fc.Predictions[0].Blocked != "" {
+		return
+	}
+	view.Predict(fc.Predictions[0].Duration, fc.ToReplace)
 }
 
 // kubeClient builds a client from --kubeconfig and --context, with the usual
@@ -406,6 +422,9 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts := f.opts
 	opts.Drain.Force = f.force
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
+	if f.mode == "noderoll" && !f.rollback && !f.abort {
+		predictInto(ctx, view, kube, p, opts, ref, f.target, log)
+	}
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
 	upgrade := eng.Upgrade
 	switch {

@@ -39,6 +39,42 @@ type View struct {
 	// waits are the budgets each node's drain was told to wait on: said
 	// once, not at every refused retry.
 	waits map[string]bool
+	// The plan's prediction of the whole run and of its nodes to replace,
+	// and the replacements told so far: the ETA, corrected as they come.
+	predicted       time.Duration
+	toReplace, done int
+}
+
+// Predict gives the view the plan's prediction of the run: it shows an
+// ETA from then on and corrects it by the pace the replacements show.
+func (v *View) Predict(total time.Duration, toReplace int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.predicted, v.toReplace = total, toReplace
+	v.line(fmt.Sprintf("      Predicted: about %s for %d nodes (noderoll plan's model; corrected as nodes are replaced)", total.Round(time.Second), toReplace))
+}
+
+// remaining is the ETA's time left. Before any node is replaced it is the
+// prediction's; then the smaller of the prediction's and the pace's (the
+// time per node so far, for the nodes left) while the run is within its
+// prediction, and the pace's once it is late. Nodes of a wave end
+// together, so the pace alone would overstate what a wave's first
+// termination leaves. Callers hold mu.
+func (v *View) remaining() (time.Duration, bool) {
+	if v.predicted <= 0 || v.toReplace <= 0 {
+		return 0, false
+	}
+	elapsed := v.clock.Since(v.start)
+	planLeft := max(v.predicted-elapsed, 0)
+	if v.done == 0 {
+		return planLeft, true
+	}
+	f := min(float64(v.done)/float64(v.toReplace), 1)
+	paceLeft := time.Duration(float64(elapsed) * (1 - f) / f)
+	if elapsed < v.predicted {
+		return min(planLeft, paceLeft), true
+	}
+	return paceLeft, true
 }
 
 // NewView returns a view writing to out; tty enables the status line.
@@ -55,6 +91,13 @@ func (v *View) Step(n int, title, detail string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.step = strings.TrimSpace(label + " " + title)
+	if n == 7 && title == "Terminate" {
+		v.done++
+		if left, ok := v.remaining(); ok && !v.tty {
+			// Without a status line, the ETA rides on each replacement.
+			detail += fmt.Sprintf(" · about %s left", left.Round(time.Second))
+		}
+	}
 	v.line(fmt.Sprintf("%s %s: %s", label, title, detail))
 }
 
@@ -107,7 +150,11 @@ func (v *View) line(s string) {
 	}
 	fmt.Fprintf(v.out, "%s  %s\n", v.clock.Now().Format("15:04:05"), s)
 	if v.tty {
-		fmt.Fprintf(v.out, "\033[2m%s · %d nodes · %s elapsed\033[0m", v.step, len(v.nodes), v.clock.Since(v.start).Round(time.Second))
+		eta := ""
+		if left, ok := v.remaining(); ok {
+			eta = fmt.Sprintf(" · about %s left", left.Round(time.Second))
+		}
+		fmt.Fprintf(v.out, "\033[2m%s · %d nodes · %s elapsed%s\033[0m", v.step, len(v.nodes), v.clock.Since(v.start).Round(time.Second), eta)
 		v.status = true
 	}
 }

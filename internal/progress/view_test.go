@@ -3,6 +3,7 @@ package progress
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,35 @@ func TestSlimNodeKeepsWhatARowReads(t *testing.T) {
 	}
 	if NodeStatus(s) != NodeStatus(n) || s.Status.NodeInfo.KubeletVersion != n.Status.NodeInfo.KubeletVersion || s.Labels["topology.kubernetes.io/zone"] != "us-west-2a" || s.Spec.ProviderID != n.Spec.ProviderID {
 		t.Errorf("slimNode lost what the row shows: %q vs %q", NodeStatus(s), NodeStatus(n))
+	}
+}
+
+// The ETA starts as the plan's prediction; as nodes are replaced it
+// keeps to the prediction while the run is on time (a wave's nodes end
+// together) and follows the pace once the run is late.
+func TestTheETAIsCorrectedAsNodesAreReplaced(t *testing.T) {
+	run := func(predicted time.Duration, steps ...time.Duration) string {
+		var out bytes.Buffer
+		clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
+		v := NewView(&out, false, clk)
+		v.Predict(predicted, 4)
+		for k, d := range steps {
+			clk.Step(d)
+			v.Step(7, "Terminate", fmt.Sprintf("i-%d", k+1))
+		}
+		return out.String()
+	}
+	// On time: the first node at 50s of a predicted 100s leaves 50s.
+	if out := run(100*time.Second, 50*time.Second); !strings.Contains(out, "i-1 · about 50s left") || !strings.Contains(out, "Predicted: about 1m40s for 4 nodes") {
+		t.Errorf("on time:\n%s", out)
+	}
+	// Late: the first node at 150s of a predicted 100s; three more at
+	// that pace take 450s.
+	if out := run(100*time.Second, 150*time.Second); !strings.Contains(out, "i-1 · about 7m30s left") {
+		t.Errorf("late:\n%s", out)
+	}
+	// Every node replaced: nothing left to replace.
+	if out := run(100*time.Second, 90*time.Second, 0, 0, 0); !strings.Contains(out, "i-4 · about 0s left") {
+		t.Errorf("at the end:\n%s", out)
 	}
 }
