@@ -80,6 +80,10 @@ func completeWith(cmd *cobra.Command, flag string, choices ...string) {
 // executable named kubectl-noderoll on the PATH is `kubectl noderoll`.
 const PluginName = "kubectl-noderoll"
 
+// CompletionName is the executable kubectl (1.26 and later) runs to
+// complete `kubectl noderoll ...`: a link to the binary under this name.
+const CompletionName = "kubectl_complete-noderoll"
+
 // asPlugin makes the command tree speak as `kubectl noderoll`: its usage
 // lines, help and examples.
 func asPlugin(root *cobra.Command) {
@@ -112,8 +116,14 @@ func Execute() int {
 		defer profileHeap(ctx, path)()
 	}
 	root := NewRoot(s)
-	if filepath.Base(os.Args[0]) == PluginName {
+	switch filepath.Base(os.Args[0]) {
+	case PluginName:
 		asPlugin(root)
+	case CompletionName:
+		// kubectl completes a plugin's arguments by running this name
+		// with them: cobra's own completion request.
+		asPlugin(root)
+		root.SetArgs(append([]string{cobra.ShellCompRequestCmd}, os.Args[1:]...))
 	}
 	err := root.ExecuteContext(ctx)
 	if err == nil {

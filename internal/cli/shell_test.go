@@ -104,3 +104,21 @@ func TestAsAKubectlPluginItNamesItselfSo(t *testing.T) {
 		t.Errorf("an example still runs noderoll on its own:\n%s", help)
 	}
 }
+
+// kubectl completes `kubectl noderoll ...` by running
+// kubectl_complete-noderoll with the words typed: the binary under that
+// name answers as cobra's completion does.
+func TestKubectlCompletesThePluginThroughItsCompletionName(t *testing.T) {
+	env, bin := installAs(t, CompletionName)
+	cmd := exec.Command(bin, "upgrade", "nodegroup", "--strategy", "")
+	cmd.Env = env
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"surge", "bluegreen", "eks", ":4"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("completion lacks %q:\n%s", want, out)
+		}
+	}
+}
