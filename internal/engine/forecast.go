@@ -174,7 +174,7 @@ func observeDelays(instances []cloud.Instance, nodes []corev1.Node, pods []corev
 	}
 	for k := range pods {
 		p := &pods[k]
-		if isDaemonPod(p) || p.Status.Phase != corev1.PodRunning {
+		if !disruption.Evicts(p) || p.Status.Phase != corev1.PodRunning {
 			continue
 		}
 		var scheduled, ready time.Time
@@ -214,16 +214,6 @@ func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) *corev1.NodeCondi
 	return nil
 }
 
-func isDaemonPod(p *corev1.Pod) bool {
-	for _, o := range p.OwnerReferences {
-		if o.Kind == "DaemonSet" {
-			return true
-		}
-	}
-	_, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]
-	return mirror
-}
-
 // startState is the group as the engine's first look would see it, with
 // the pods a drain of each old node moves and the budgets over them.
 func startState(p *prepared, target string, pods []corev1.Pod, pdbs []policyv1.PodDisruptionBudget) (rollout.State, []Headroom, []predict.Budget) {
@@ -259,7 +249,7 @@ func startState(p *prepared, target string, pods []corev1.Pod, pdbs []policyv1.P
 	for k := range pods {
 		pod := &pods[k]
 		i := byNode[pod.Spec.NodeName]
-		if i == nil || !i.Old || isDaemonPod(pod) || pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
+		if i == nil || !i.Old || !disruption.Evicts(pod) {
 			continue
 		}
 		i.Pods++

@@ -8,6 +8,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 )
@@ -25,7 +26,7 @@ func runningPod(name, node string, scheduled, ready time.Time, labels map[string
 			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Time{Time: scheduled}},
 			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Time{Time: ready}}}}}
 	if owner != "" {
-		p.OwnerReferences = []metav1.OwnerReference{{Kind: owner, Name: "x"}}
+		p.OwnerReferences = []metav1.OwnerReference{{Kind: owner, Name: "x", Controller: ptr.To(true)}}
 	}
 	return p
 }
