@@ -8,10 +8,13 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use, installed where missing: the AWS CLI (v2)
 # is a second client of the local AWS endpoint; bash-completion is what a
-# user's bash completes noderoll's commands with.
+# user's bash completes noderoll's commands with; tmux gives `upgrade` and
+# `watch` real terminals side by side; Chromium renders the HTML report.
 need=()
 [ -x /usr/bin/aws ] || need+=(awscli)
 [ -f /usr/share/bash-completion/bash_completion ] || need+=(bash-completion)
+command -v tmux >/dev/null || need+=(tmux)
+[ -x /usr/bin/chromium ] || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
 	if [ "$(id -u)" = 0 ]; then
 		echo "test/run.sh: installing Debian's ${need[*]} for the tests" >&2

@@ -37,7 +37,7 @@ func defaultAssumed() engine.Assumed {
 
 // notPlanned are upgrade's flags that say how to act, not what: a plan
 // has no use for them.
-var notPlanned = map[string]bool{"output": true, "rollback": true, "abort": true, "dry-run": true, "via-controller": true, "timeout": true, "verbose": true}
+var notPlanned = map[string]bool{"output": true, "rollback": true, "abort": true, "dry-run": true, "via-controller": true, "timeout": true, "verbose": true, "report": true}
 
 func newPlanNodegroup(s Streams) *cobra.Command {
 	var f *upgradeFlags

@@ -44,7 +44,7 @@ Or step by step:
 	}
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
-	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), newControllerCmd(s), newVersionCmd(s), newPlanCmd(s))
+	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), newControllerCmd(s), newVersionCmd(s), newPlanCmd(s), newWatchCmd(s), newReportCmd(s))
 	addCompletion(root)
 	return root
 }

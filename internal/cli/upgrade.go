@@ -39,6 +39,7 @@ type upgradeFlags struct {
 	force                   bool
 	timeout                 time.Duration
 	output                  string
+	report                  string // --report: the HTML file to write at the end
 	verbose                 bool
 	strategySet             func() bool // --strategy was given
 	changed                 func(flag string) bool
@@ -194,6 +195,7 @@ taken over at once, one on another machine once its lease expired (30s).`,
 	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
 	fl.StringVar(&f.mode, "mode", "noderoll", "who replaces the nodes: noderoll (its strategies), or managed: ask EKS to update a managed node group itself (UpdateNodegroupVersion, with --force if asked) and follow it, after the same checks and preflight")
 	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
+	fl.StringVar(&f.report, "report", "", "when the run ends (failed runs too), write its timeline as a self-contained HTML page to this file (as noderoll report)")
 	fl.BoolVar(&f.viaController, "via-controller", false, "declare the upgrade as a NodeGroupUpgrade for the in-cluster controller to run (noderoll controller; docs/controller.md), and follow it with the same live view; Ctrl-C stops following, not the upgrade")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 	_ = cmd.MarkFlagRequired("cluster")
@@ -207,16 +209,17 @@ taken over at once, one on another machine once its lease expired (30s).`,
 // predictInto gives the view the plan's prediction of this run for its
 // ETA. A prediction that cannot be made is no reason not to run: the
 // run says what is wrong itself.
-func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger) {
+func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger) time.Duration {
 	fc, err := engine.New(kube, p, opts, engine.WithLogger(log)).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
 	if err != nil {
 		log.Debug("no prediction for the ETA", "err", err)
-		return
+		return 0
 	}
 	if fc.UpToDate || len(fc.Predictions) == 0 || fc.Predictions[0].Blocked != "" {
-		return
+		return 0
 	}
 	view.Predict(fc.Predictions[0].Duration, fc.ToReplace)
+	return fc.Predictions[0].Duration
 }
 
 // kubeClient builds a client from --kubeconfig and --context, with the usual
@@ -416,14 +419,23 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		return fmt.Errorf("watching nodes: %w", err)
 	}
 	if f.viaController {
-		return followController(ctx, f, p, ref, members, view, log)
+		err := followController(ctx, f, p, ref, members, view, log)
+		if f.report != "" {
+			if path, rerr := writeReport(context.WithoutCancel(ctx), kube, ref, f.report, s.Out); rerr != nil {
+				fmt.Fprintf(s.Err, "no report: %v\n", rerr)
+			} else {
+				fmt.Fprintf(s.Err, "Report: %s\n", path)
+			}
+		}
+		return err
 	}
 	reporter := &blockCounter{View: view}
 	opts := f.opts
 	opts.Drain.Force = f.force
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
+	var predicted time.Duration
 	if f.mode == "noderoll" && !f.rollback && !f.abort {
-		predictInto(ctx, view, kube, p, opts, ref, f.target, log)
+		predicted = predictInto(ctx, view, kube, p, opts, ref, f.target, log)
 	}
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
 	upgrade := eng.Upgrade
@@ -437,12 +449,19 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	case f.abort:
 		upgrade = eng.Abort
 	}
-	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target})
+	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target, Predicted: predicted})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
 	}
 	stopWatch()
 	view.Close()
+	if f.report != "" && f.mode == "noderoll" && res != nil && !res.UpToDate {
+		if path, err := writeReport(context.WithoutCancel(ctx), kube, ref, f.report, s.Out); err != nil {
+			fmt.Fprintf(s.Err, "no report: %v\n", err)
+		} else {
+			fmt.Fprintf(s.Err, "Report: %s\n", path)
+		}
+	}
 
 	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: int(reporter.n.Load())}
 	if runErr != nil {

@@ -55,7 +55,9 @@ func (e *Engine) autoscalerHold(g cloud.NodeGroupRef) autoscalerHold {
 }
 
 func (u *upgrade) autoscaler() autoscalerHold {
-	return u.autoscalerHold(cloud.NodeGroupRef{Cluster: u.group.Cluster, Name: u.group.Name})
+	h := u.autoscalerHold(cloud.NodeGroupRef{Cluster: u.group.Cluster, Name: u.group.Name})
+	h.report = u.report // the run's journal: a watch elsewhere tells it too
+	return h
 }
 
 func (u *upgrade) pauseAutoscaler(ctx context.Context) error   { return u.autoscaler().pause(ctx) }

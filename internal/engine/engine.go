@@ -133,6 +133,9 @@ func (o Options) withDefaults() Options {
 type Request struct {
 	Group  cloud.NodeGroupRef
 	Target TargetSpec
+	// Predicted is the front end's prediction of the run (Forecast), kept
+	// in its timeline for whoever watches or reports it; 0: none.
+	Predicted time.Duration
 }
 
 // Result says what an upgrade did.
@@ -258,7 +261,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.surge, u.unavailable = p.surge, p.unavailable
+	u.surge, u.unavailable, u.predicted = p.surge, p.unavailable, req.Predicted
 	defer u.close()
 	err = lostLock(ctx, u.run(ctx))
 	res := &Result{Target: target, Duration: e.clock.Since(start)}

@@ -3,6 +3,12 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/grouplock"
@@ -46,4 +52,22 @@ func lostLock(ctx context.Context, err error) error {
 func lockLost(ctx context.Context) bool {
 	var lost *grouplock.LostError
 	return errors.As(context.Cause(ctx), &lost)
+}
+
+// RunHolder says who holds a group's lock and whether it still renews it:
+// a run killed without a word leaves a lease that stops being renewed, one
+// that ended released it (no holder).
+func RunHolder(ctx context.Context, kube kubernetes.Interface, g cloud.NodeGroupRef, now time.Time) (holder string, live bool, err error) {
+	l, err := kube.CoordinationV1().Leases(Namespace).Get(ctx, recordName(g.Cluster, g.Name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reading the lock of %s: %w", g, err)
+	}
+	if l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity == "" || l.Spec.RenewTime == nil || l.Spec.LeaseDurationSeconds == nil {
+		return "", false, nil
+	}
+	until := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
+	return *l.Spec.HolderIdentity, now.Before(until), nil
 }

@@ -85,6 +85,9 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 			s.Instances = append(s.Instances, rollout.Instance{ID: id, Leaving: true, HasNode: true, Ready: NodeReady(n)})
 		}
 	}
+	if u.tl != nil {
+		u.tl.sample(s, u.group, nodes, budgets.list)
+	}
 	return s
 }
 

@@ -84,6 +84,9 @@ func (u *upgrade) roll(ctx context.Context) error {
 			stale, lastRefresh = false, u.clock.Now()
 		}
 		state := u.observe(rs)
+		if u.tl != nil {
+			u.tl.flush(ctx, u.rec, false)
+		}
 		plan := u.strategy.Plan(state)
 		acted := false
 		for _, a := range plan.Actions {

@@ -40,6 +40,11 @@ type upgrade struct {
 	stop               context.CancelFunc
 	drainer            *drain.Drainer
 	events             eventer
+	// report is the engine's reporter, and once the run has its record the
+	// journal that keeps what it tells in the timeline (tl).
+	report    Reporter
+	tl        *timeliner
+	predicted time.Duration // the front end's prediction of the run, 0: none
 }
 
 func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
@@ -56,7 +61,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 		}
 		view.Start(ictx)
 	}
-	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t,
+	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t, report: e.report,
 		nodes: view.nodeLister, pods: view.pods.GetIndexer(), pdbs: view.pdbLister,
 		kick:   make(chan struct{}, 1),
 		events: eventer{client: e.kube, clock: e.clock, log: e.log, nodes: view.nodeLister}}
@@ -75,7 +80,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 	}
 	u.drainer = drain.New(e.kube, e.clock, e.opts.Drain, drain.Hooks{
 		Blocked: func(node string, b []drain.Blocker) {
-			e.report.Blocked(node, b)
+			u.report.Blocked(node, b)
 			// One event for the node's blocked pods, not one a pod: a large
 			// drain blocked on a budget would otherwise write hundreds.
 			msgs := make([]string, len(b))
@@ -85,12 +90,12 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "EvictionBlocked", strings.Join(msgs, "; "))
 		},
 		Forced: func(node string, p *corev1.Pod) {
-			e.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (%s)", p.Namespace, p.Name, node, e.opts.Terms.Of("force")))
+			u.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (%s)", p.Namespace, p.Name, node, e.opts.Terms.Of("force")))
 		},
 		GaveUp: func(node string, p *corev1.Pod, late time.Duration) {
 			msg := fmt.Sprintf("pod %s/%s is still terminating %s after its deletion was due (a finalizer or a dead kubelet holds it); no longer waiting for it",
 				p.Namespace, p.Name, late.Round(time.Second))
-			e.report.Info("! " + node + ": " + msg)
+			u.report.Info("! " + node + ": " + msg)
 			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "NoderollPodLeftTerminating", msg)
 		},
 	}, e.log)
@@ -140,6 +145,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		if err := u.save(ctx); err != nil {
 			return err
 		}
+		u.startTimeline(ctx)
 		how := fmt.Sprintf("surge %d (one per AZ of %s), one old node at a time", surge, strings.Join(u.group.AZs, ", "))
 		switch strategy {
 		case StrategySurge:
@@ -158,6 +164,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		if u.rec.Strategy == "" {
 			u.rec.Strategy = StrategyEKS // recorded before there were strategies
 		}
+		u.startTimeline(ctx)
 		if u.rec.Abort != nil {
 			u.report.Step(0, "Abort", fmt.Sprintf("taking %s/%s back from %s to %s (launch template version %d) with strategy %s: %d instances of the upgrade's AMI to replace",
 				u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Abort.From), describeTarget(u.rec.Target), u.rec.OriginalTemplateVersion, u.rec.Strategy,
@@ -201,6 +208,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 			u.rec.Message = err.Error()
 			_ = u.save(context.WithoutCancel(ctx))
 		}
+		u.endTimeline(ctx)
 	}()
 	steps := []func(context.Context) error{
 		u.pauseAutoscaler, u.ensureTemplate, u.pointGroup, u.restoreOriginals, u.suspendRebalance, u.roll, u.finish,
@@ -211,6 +219,21 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		}
 	}
 	return nil
+}
+
+// startTimeline keeps the run's timeline from here on (see Timeline), and
+// writes it a last time when the run ends, however it ends, unless another
+// process took the group's lock over.
+func (u *upgrade) startTimeline(ctx context.Context) {
+	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted)
+	u.report = journal{Reporter: u.Engine.report, tl: u.tl}
+}
+
+// endTimeline writes the timeline as the run leaves it.
+func (u *upgrade) endTimeline(ctx context.Context) {
+	if u.tl != nil && !lockLost(ctx) {
+		u.tl.flush(context.WithoutCancel(ctx), u.rec, true)
+	}
 }
 
 func (u *upgrade) save(ctx context.Context) error {

@@ -6,6 +6,7 @@ package progress
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -23,16 +24,19 @@ import (
 	"github.com/noderoll/noderoll/internal/drain"
 )
 
-// View renders progress. It implements engine.Reporter.
+// View renders progress. It implements engine.Reporter. Everything it
+// says is an Event: printed as a timestamped line, or, for tools, written
+// as one JSON object a line (NewJSONView).
 type View struct {
 	out   io.Writer
 	tty   bool
+	json  *json.Encoder // nil: lines for people
 	clock clock.Clock
 	start time.Time
 
 	mu      sync.Mutex
 	step    string
-	nodes   map[string]string // name -> last rendered state
+	nodes   map[string]nodeRow // name -> as last rendered
 	peak    int
 	initial int
 	status  bool // a status line is on screen
@@ -43,6 +47,59 @@ type View struct {
 	// and the replacements told so far: the ETA, corrected as they come.
 	predicted       time.Duration
 	toReplace, done int
+	// old says whether a node is one the run replaces; nil: unknown (the
+	// per-zone counts are then not shown).
+	old func(*corev1.Node) bool
+	// rescan shows again every node the node watch holds (WatchNodes).
+	rescan func()
+}
+
+// Event is one thing the view says.
+type Event struct {
+	Time    time.Time `json:"time"`
+	Kind    string    `json:"kind"` // step, info, wait, node, predicted, end
+	Step    int       `json:"step,omitempty"`
+	Title   string    `json:"title,omitempty"`
+	Message string    `json:"message,omitempty"`
+	// Node is the node that changed (kind node), or that a wait is on.
+	Node    *NodeState `json:"node,omitempty"`
+	Budgets []string   `json:"budgets,omitempty"`
+	// The group as it is now: its nodes, old and new per zone (when the
+	// view knows which are old), the run's elapsed time and its ETA.
+	Nodes            int         `json:"nodes"`
+	Zones            []ZoneCount `json:"zones,omitempty"`
+	ElapsedSeconds   float64     `json:"elapsedSeconds"`
+	RemainingSeconds *float64    `json:"remainingSeconds,omitempty"`
+	// The end (kind end): the run's phase and the group's node count
+	// before, at its peak and after.
+	Phase   string `json:"phase,omitempty"`
+	Initial int    `json:"initial,omitempty"`
+	Peak    int    `json:"peak,omitempty"`
+}
+
+// NodeState is a node as `kubectl get nodes` shows it; Change is + (came),
+// ~ (changed) or - (gone).
+type NodeState struct {
+	Name    string `json:"name"`
+	Change  string `json:"change,omitempty"`
+	Zone    string `json:"zone,omitempty"`
+	Kubelet string `json:"kubelet,omitempty"`
+	Image   string `json:"image,omitempty"`
+	Status  string `json:"status,omitempty"`
+	Old     *bool  `json:"old,omitempty"`
+}
+
+// ZoneCount is a zone's nodes of the group, old and new.
+type ZoneCount struct {
+	Zone string `json:"zone"`
+	Old  int    `json:"old"`
+	New  int    `json:"new"`
+}
+
+type nodeRow struct {
+	row  string
+	zone string
+	old  bool
 }
 
 // Predict gives the view the plan's prediction of the run: it shows an
@@ -51,7 +108,30 @@ func (v *View) Predict(total time.Duration, toReplace int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.predicted, v.toReplace = total, toReplace
-	v.line(fmt.Sprintf("      Predicted: about %s for %d nodes (noderoll plan's model; corrected as nodes are replaced)", total.Round(time.Second), toReplace))
+	v.emit(Event{Kind: "predicted", Message: fmt.Sprintf("Predicted: about %s for %d nodes (noderoll plan's model; corrected as nodes are replaced)", total.Round(time.Second), toReplace)}, "")
+}
+
+// Attach sets the view on a run under way: when it started, its
+// prediction (0: none) and the replacements done so far.
+func (v *View) Attach(start time.Time, predicted time.Duration, toReplace, done int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.start, v.predicted, v.toReplace, v.done = start, predicted, toReplace, done
+}
+
+// Replaced sets how many of the run's nodes are replaced, as its record
+// says: a view attached mid-run has not seen them all told.
+func (v *View) Replaced(done int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.done = max(v.done, done)
+}
+
+// Old tells the view which nodes the run replaces, for the per-zone counts.
+func (v *View) Old(old func(*corev1.Node) bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.old = old
 }
 
 // remaining is the ETA's time left. Before any node is replaced it is the
@@ -77,13 +157,23 @@ func (v *View) remaining() (time.Duration, bool) {
 	return paceLeft, true
 }
 
-// NewView returns a view writing to out; tty enables the status line.
+// NewView returns a view writing lines to out; tty enables the status line.
 func NewView(out io.Writer, tty bool, clk clock.Clock) *View {
-	return &View{out: out, tty: tty, clock: clk, start: clk.Now(), nodes: map[string]string{}, initial: -1, waits: map[string]bool{}}
+	return &View{out: out, tty: tty, clock: clk, start: clk.Now(), nodes: map[string]nodeRow{}, initial: -1, waits: map[string]bool{}}
+}
+
+// NewJSONView returns a view writing one JSON Event a line to out.
+func NewJSONView(out io.Writer, clk clock.Clock) *View {
+	v := NewView(out, false, clk)
+	v.json = json.NewEncoder(out)
+	return v
 }
 
 // Step implements engine.Reporter.
-func (v *View) Step(n int, title, detail string) {
+func (v *View) Step(n int, title, detail string) { v.StepAt(v.clock.Now(), n, title, detail) }
+
+// StepAt tells a step taken at a given time (one a run told elsewhere).
+func (v *View) StepAt(at time.Time, n int, title, detail string) {
 	label := "     "
 	if n > 0 {
 		label = fmt.Sprintf("[%d/9]", n)
@@ -91,48 +181,67 @@ func (v *View) Step(n int, title, detail string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.step = strings.TrimSpace(label + " " + title)
+	text := detail
 	if n == 7 && title == "Terminate" {
 		v.done++
 		if left, ok := v.remaining(); ok && !v.tty {
 			// Without a status line, the ETA rides on each replacement.
-			detail += fmt.Sprintf(" · about %s left", left.Round(time.Second))
+			text += fmt.Sprintf(" · about %s left", left.Round(time.Second))
 		}
 	}
-	v.line(fmt.Sprintf("%s %s: %s", label, title, detail))
+	v.emit(Event{Time: at, Kind: "step", Step: n, Title: title, Message: detail}, fmt.Sprintf("%s %s: %s", label, title, text))
 }
 
 // Info implements engine.Reporter.
-func (v *View) Info(msg string) {
+func (v *View) Info(msg string) { v.InfoAt(v.clock.Now(), msg) }
+
+// InfoAt tells something said at a given time.
+func (v *View) InfoAt(at time.Time, msg string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.line("      " + msg)
+	v.emit(Event{Time: at, Kind: "info", Message: msg}, "      "+msg)
 }
 
 // Blocked implements engine.Reporter.
 func (v *View) Blocked(node string, blockers []drain.Blocker) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
 	for _, b := range blockers {
-		key := node + "|" + waitKey(b)
-		if v.waits[key] {
-			continue // the same wait, said already: the drain retries as the budget allows
+		var budgets []string
+		for _, p := range b.PDBs {
+			name, _, _ := strings.Cut(p, " (")
+			budgets = append(budgets, name)
 		}
-		v.waits[key] = true
-		v.line(fmt.Sprintf("      ! eviction from %s refused, retrying: %s (said once per budget and node)", short(node), b))
+		v.WaitAt(v.clock.Now(), node, b.String(), budgets, b.Namespace+"/"+b.Pod+": "+b.Reason)
 	}
 }
 
-// waitKey names what a refused eviction waits on: its budgets without
-// their counts of the moment, or the pod when no budget covers it.
-func waitKey(b drain.Blocker) string {
-	if len(b.PDBs) == 0 {
-		return b.Namespace + "/" + b.Pod + ": " + b.Reason
+// WaitAt tells an eviction from node refused for the budgets named (or,
+// when none is, for what pod says), once per node and budgets.
+func (v *View) WaitAt(at time.Time, node, msg string, budgets []string, pod string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	key := node + "|" + strings.Join(budgets, ",")
+	if len(budgets) == 0 {
+		key += pod
 	}
-	names := make([]string, len(b.PDBs))
-	for k, p := range b.PDBs {
-		names[k], _, _ = strings.Cut(p, " (")
+	if v.waits[key] {
+		return // the same wait, said already: the drain retries as the budget allows
 	}
-	return strings.Join(names, ",")
+	v.waits[key] = true
+	v.emit(Event{Time: at, Kind: "wait", Node: &NodeState{Name: node}, Budgets: budgets, Message: msg},
+		fmt.Sprintf("      ! eviction from %s refused, retrying: %s (said once per budget and node)", short(node), msg))
+}
+
+// End tells how the run ended: its phase, what it said, and the group's
+// node count before, at its peak and now.
+func (v *View) End(phase, msg string) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	initial := max(v.initial, 0)
+	text := fmt.Sprintf("%s: nodes %d -> %d -> %d (before, at the peak, now)", phase, initial, v.peak, len(v.nodes))
+	if msg != "" {
+		text += ": " + msg
+	}
+	v.emit(Event{Kind: "end", Phase: phase, Message: msg, Initial: initial, Peak: v.peak}, "      "+text)
 }
 
 // Peak is the most nodes of the group seen at once.
@@ -142,19 +251,91 @@ func (v *View) Peak() (peak, initial int) {
 	return v.peak, v.initial
 }
 
+// zones counts the group's nodes old and new per zone, nil when the view
+// does not know which are old. Callers hold mu.
+func (v *View) zones() []ZoneCount {
+	if v.old == nil {
+		return nil
+	}
+	by := map[string]*ZoneCount{}
+	for _, n := range v.nodes {
+		z := by[n.zone]
+		if z == nil {
+			z = &ZoneCount{Zone: n.zone}
+			by[n.zone] = z
+		}
+		if n.old {
+			z.Old++
+		} else {
+			z.New++
+		}
+	}
+	out := make([]ZoneCount, 0, len(by))
+	for _, z := range by {
+		out = append(out, *z)
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Zone < out[b].Zone })
+	return out
+}
+
+// ZonesText is the per-zone counts as a line says them.
+func ZonesText(zs []ZoneCount) string {
+	parts := make([]string, len(zs))
+	for k, z := range zs {
+		parts[k] = fmt.Sprintf("%s %d old/%d new", z.Zone, z.Old, z.New)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Zones tells the group's nodes per zone, old and new, as they are now.
+func (v *View) Zones() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if zs := v.zones(); zs != nil {
+		v.emit(Event{Kind: "info", Message: "zones: " + ZonesText(zs)}, "      zones: "+ZonesText(zs))
+	}
+}
+
+// emit says an event: as text (the line given) or as JSON with the
+// group's counts and the ETA. Callers hold mu.
+func (v *View) emit(ev Event, text string) {
+	if ev.Time.IsZero() {
+		ev.Time = v.clock.Now()
+	}
+	if text == "" {
+		text = "      " + ev.Message
+	}
+	if v.json == nil {
+		v.line(ev.Time, text)
+		return
+	}
+	ev.Time = ev.Time.UTC()
+	ev.Nodes, ev.Zones = len(v.nodes), v.zones()
+	ev.ElapsedSeconds = v.clock.Since(v.start).Round(time.Millisecond).Seconds()
+	if left, ok := v.remaining(); ok {
+		s := left.Round(time.Second).Seconds()
+		ev.RemainingSeconds = &s
+	}
+	_ = v.json.Encode(ev)
+}
+
 // line prints one line, keeping the status line (on a tty) below it; callers
 // hold mu.
-func (v *View) line(s string) {
+func (v *View) line(at time.Time, s string) {
 	if v.status {
 		fmt.Fprint(v.out, "\r\033[K")
 	}
-	fmt.Fprintf(v.out, "%s  %s\n", v.clock.Now().Format("15:04:05"), s)
+	fmt.Fprintf(v.out, "%s  %s\n", at.Format("15:04:05"), s)
 	if v.tty {
 		eta := ""
 		if left, ok := v.remaining(); ok {
 			eta = fmt.Sprintf(" · about %s left", left.Round(time.Second))
 		}
-		fmt.Fprintf(v.out, "\033[2m%s · %d nodes · %s elapsed%s\033[0m", v.step, len(v.nodes), v.clock.Since(v.start).Round(time.Second), eta)
+		zones := ""
+		if zs := v.zones(); zs != nil {
+			zones = " (" + ZonesText(zs) + ")"
+		}
+		fmt.Fprintf(v.out, "\033[2m%s · %d nodes%s · %s elapsed%s\033[0m", v.step, len(v.nodes), zones, v.clock.Since(v.start).Round(time.Second), eta)
 		v.status = true
 	}
 }
@@ -200,6 +381,11 @@ func (v *View) WatchNodes(ctx context.Context, c kubernetes.Interface, match fun
 		return ctx.Err()
 	}
 	v.mu.Lock()
+	v.rescan = func() {
+		for _, o := range inf.GetStore().List() {
+			show(o, false)
+		}
+	}
 	if v.initial < 0 {
 		v.initial = len(v.nodes)
 	}
@@ -212,29 +398,54 @@ func (v *View) node(n *corev1.Node, gone bool) {
 	if gone {
 		state = "gone"
 	}
-	row := fmt.Sprintf("%-18s %-11s %-20s %-22s %s", short(n.Name), n.Labels["topology.kubernetes.io/zone"],
-		n.Status.NodeInfo.KubeletVersion, n.Labels["eks.amazonaws.com/nodegroup-image"], state)
+	st := NodeState{Name: n.Name, Zone: n.Labels["topology.kubernetes.io/zone"], Kubelet: n.Status.NodeInfo.KubeletVersion,
+		Image: n.Labels["eks.amazonaws.com/nodegroup-image"], Status: state}
+	row := fmt.Sprintf("%-18s %-11s %-20s %-22s %s", short(n.Name), st.Zone, st.Kubelet, st.Image, state)
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	prev, known := v.nodes[n.Name]
-	if prev == row {
+	if prev.row == row {
 		return
 	}
-	mark := "~"
+	r := nodeRow{row: row, zone: st.Zone}
+	if v.old != nil {
+		r.old = v.old(n)
+		st.Old = &r.old
+	}
+	st.Change = "~"
 	switch {
 	case gone:
-		mark = "-"
+		st.Change = "-"
 		delete(v.nodes, n.Name)
 	case !known:
-		mark = "+"
-		v.nodes[n.Name] = row
+		st.Change = "+"
+		v.nodes[n.Name] = r
 	default:
-		v.nodes[n.Name] = row
+		v.nodes[n.Name] = r
 	}
 	if len(v.nodes) > v.peak {
 		v.peak = len(v.nodes)
 	}
-	v.line(fmt.Sprintf("  %s %s", mark, row))
+	v.emit(Event{Kind: "node", Node: &st}, fmt.Sprintf("  %s %s", st.Change, row))
+}
+
+// Recheck looks at every node again, for a matcher that now selects nodes
+// it did not (a group whose new instances became known).
+func (v *View) Recheck() {
+	v.mu.Lock()
+	rescan := v.rescan
+	v.mu.Unlock()
+	if rescan != nil {
+		rescan()
+	}
+}
+
+// SetInitial sets the group's node count before the run, for a view that
+// attached after it started.
+func (v *View) SetInitial(n int) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.initial = n
 }
 
 // Table renders the current nodes, as a closing picture.
@@ -243,7 +454,7 @@ func (v *View) Table() string {
 	defer v.mu.Unlock()
 	rows := make([]string, 0, len(v.nodes))
 	for _, r := range v.nodes {
-		rows = append(rows, "    "+r)
+		rows = append(rows, "    "+r.row)
 	}
 	sort.Strings(rows)
 	return strings.Join(rows, "\n")

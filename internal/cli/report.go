@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/report"
+)
+
+func newReportCmd(s Streams) *cobra.Command {
+	f := &watchFlags{}
+	out := ""
+	cmd := &cobra.Command{
+		Use:   "report",
+		Short: "Write an upgrade's timeline as one self-contained HTML page",
+		Long: `Write one HTML file that tells a node group's last upgrade, finished or
+still running, from what the run kept in the cluster (its timeline, beside its
+record in kube-system): a bar per node through its states (launched, Ready,
+tainted, cordoned, draining, drained, terminated), each disruption budget's
+healthy pods against its minimum, the group's instances against its max size,
+the steps and their durations, the plan's prediction against what happened,
+and what the run told. The page loads nothing from the network: open it
+anywhere, attach it to a postmortem or a change review.
+
+'noderoll upgrade nodegroup ... --report FILE' writes the same page when the
+run ends, failed runs included.`,
+		Example: `  noderoll report nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --out=upgrade.html
+
+  # The upgrade a NodeGroupUpgrade declared:
+  noderoll report nodegroupupgrade workers-x7k2p --out=workers.html`,
+	}
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&f.kubeCtx, "context", "", "kubeconfig context (default: the current one)")
+	fl.StringVar(&out, "out", "", "the HTML file to write (default: <name>-upgrade.html; - for stdout)")
+
+	group := &cobra.Command{
+		Use:     "nodegroup",
+		Short:   "Report the last upgrade of a node group, by cluster and group name",
+		Example: `  noderoll report nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --out=upgrade.html`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runReport(cmd.Context(), s, f, cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, out)
+		},
+	}
+	group.Flags().StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
+	group.Flags().StringVar(&f.name, "name", "", "node group name, as given to upgrade (required)")
+	_ = group.MarkFlagRequired("cluster")
+	_ = group.MarkFlagRequired("name")
+	resource := &cobra.Command{
+		Use:     "nodegroupupgrade NAME",
+		Aliases: []string{"ngu"},
+		Short:   "Report the upgrade a NodeGroupUpgrade declared, by the resource's name",
+		Example: `  noderoll report nodegroupupgrade workers-x7k2p --out=workers.html`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := resourceGroup(cmd.Context(), f, args[0])
+			if err != nil {
+				return err
+			}
+			return runReport(cmd.Context(), s, f, ref, out)
+		},
+	}
+	cmd.AddCommand(group, resource)
+	return cmd
+}
+
+func runReport(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroupRef, out string) error {
+	kube, err := kubeClient(f.kubeconfig, f.kubeCtx)
+	if err != nil {
+		return err
+	}
+	if out == "" {
+		out = ref.Name + "-upgrade.html"
+	}
+	path, err := writeReport(ctx, kube, ref, out, s.Out)
+	if err != nil {
+		return err
+	}
+	if path != "-" {
+		fmt.Fprintf(s.Err, "wrote %s\n", path)
+	}
+	return nil
+}
+
+// writeReport renders a group's timeline to a file (or w, for "-").
+func writeReport(ctx context.Context, kube kubernetes.Interface, ref cloud.NodeGroupRef, out string, w io.Writer) (string, error) {
+	tl, err := engine.LoadTimeline(ctx, kube, ref)
+	if err != nil {
+		return "", err
+	}
+	if tl == nil {
+		return "", fmt.Errorf("no timeline of an upgrade of %s in %s (ConfigMap %s): runs keep one since noderoll %s; a managed group's EKS update keeps none",
+			ref, engine.Namespace, engine.TimelineName(ref), "v0.1.0")
+	}
+	var buf bytes.Buffer
+	if err := report.Write(&buf, tl, time.Now()); err != nil {
+		return "", fmt.Errorf("rendering the report: %w", err)
+	}
+	if out == "-" {
+		_, err := w.Write(buf.Bytes())
+		return out, err
+	}
+	if err := os.WriteFile(out, buf.Bytes(), 0o644); err != nil {
+		return "", fmt.Errorf("writing the report: %w", err)
+	}
+	return out, nil
+}

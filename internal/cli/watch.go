@@ -1,0 +1,335 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/noderoll/noderoll/api/v1alpha1"
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/progress"
+)
+
+type watchFlags struct {
+	cluster, name       string
+	kubeconfig, kubeCtx string
+	output              string
+	wait                bool
+	stoppedAfter        time.Duration
+}
+
+func newWatchCmd(s Streams) *cobra.Command {
+	f := &watchFlags{output: "text", stoppedAfter: 5 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Follow an upgrade under way, whoever runs it, from what the cluster records",
+		Long: `Attach to a node group's upgrade wherever it runs (a noderoll upgrade in
+another terminal or a CI job, or the controller) and show its live view: the
+steps as the run tells them, every node of the group coming and going with
+its zone, AMI and state, old and new nodes per zone, the ETA from the plan's
+prediction, and each wait on a disruption budget, the budget named.
+
+It reads only the cluster: the run's timeline (a ConfigMap beside its
+record in kube-system) and the nodes. It needs no AWS credentials and
+changes nothing; Ctrl-C stops watching, not the upgrade.
+
+It ends with the run: exit 0 when the upgrade completed (or was rolled back
+or aborted as asked), 1 when it stopped on a failure or its process died.
+With no upgrade under way it says what the last one did and exits 0, or with
+--wait waits for the next one to start.
+
+Lines are for people; -o json writes one event a line for tools (kinds step,
+info, wait, node, predicted, end; each with the group's node count, old and
+new nodes per zone, elapsed seconds and the ETA).`,
+		Example: `  noderoll watch nodegroup --cluster=eksworkshop-eksctl --name=nodegroup
+
+  # Wait for the next upgrade of the group and follow it, for a script:
+  noderoll watch nodegroup --cluster=prod --name=workers --wait -o json
+
+  # An upgrade the controller runs, by its resource:
+  noderoll watch nodegroupupgrade workers-x7k2p`,
+	}
+	fl := cmd.PersistentFlags()
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&f.kubeCtx, "context", "", "kubeconfig context (default: the current one)")
+	fl.StringVarP(&f.output, "output", "o", f.output, "text (lines for people) or json (one event a line)")
+	fl.BoolVar(&f.wait, "wait", false, "with no upgrade under way, wait for the next one to start instead of exiting")
+	completeWith(cmd, "output", "text", "json")
+
+	group := &cobra.Command{
+		Use:   "nodegroup",
+		Short: "Follow the upgrade of a node group, by cluster and group name",
+		Example: `  noderoll watch nodegroup --cluster=eksworkshop-eksctl --name=nodegroup
+  noderoll watch nodegroup --cluster=prod --name=workers --wait -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runWatch(cmd.Context(), s, f, cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name})
+		},
+	}
+	group.Flags().StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
+	group.Flags().StringVar(&f.name, "name", "", "node group name, as given to upgrade (required)")
+	_ = group.MarkFlagRequired("cluster")
+	_ = group.MarkFlagRequired("name")
+
+	resource := &cobra.Command{
+		Use:     "nodegroupupgrade NAME",
+		Aliases: []string{"ngu"},
+		Short:   "Follow the upgrade a NodeGroupUpgrade declared, by the resource's name",
+		Example: `  noderoll watch nodegroupupgrade workers-x7k2p
+  kubectl noderoll watch ngu workers-x7k2p -o json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := resourceGroup(cmd.Context(), f, args[0])
+			if err != nil {
+				return err
+			}
+			return runWatch(cmd.Context(), s, f, ref)
+		},
+	}
+	cmd.AddCommand(group, resource)
+	return cmd
+}
+
+// resourceGroup is the group a NodeGroupUpgrade names.
+func resourceGroup(ctx context.Context, f *watchFlags, name string) (cloud.NodeGroupRef, error) {
+	cfg, err := restConfig(f.kubeconfig, f.kubeCtx)
+	if err != nil {
+		return cloud.NodeGroupRef{}, err
+	}
+	scheme := runtime.NewScheme()
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return cloud.NodeGroupRef{}, err
+	}
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return cloud.NodeGroupRef{}, err
+	}
+	var u v1alpha1.NodeGroupUpgrade
+	if err := c.Get(ctx, client.ObjectKey{Name: name}, &u); err != nil {
+		return cloud.NodeGroupRef{}, fmt.Errorf("reading NodeGroupUpgrade %s (kubectl get nodegroupupgrades lists them): %w", name, err)
+	}
+	return cloud.NodeGroupRef{Cluster: u.Spec.Cluster, Name: u.Spec.NodeGroup}, nil
+}
+
+// watcher follows one group's timeline and tells it through the view.
+type watcher struct {
+	view    *progress.View
+	kube    kubernetes.Interface
+	ref     cloud.NodeGroupRef
+	members *engine.Members
+
+	mu  sync.Mutex
+	old map[string]bool // instance -> replaced by the run
+	// The run followed (its start), and the last event told.
+	run     time.Time
+	lastSeq int
+	nodesOn bool
+}
+
+func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroupRef) error {
+	if f.output != "text" && f.output != "json" {
+		return fmt.Errorf("--output %q: want text or json", f.output)
+	}
+	kube, err := kubeClient(f.kubeconfig, f.kubeCtx)
+	if err != nil {
+		return err
+	}
+	var view *progress.View
+	if f.output == "json" {
+		view = progress.NewJSONView(s.Out, clock.RealClock{})
+	} else {
+		tty := false
+		if file, ok := s.Out.(*os.File); ok {
+			tty = term.IsTerminal(int(file.Fd()))
+		}
+		view = progress.NewView(s.Out, tty, clock.RealClock{})
+	}
+	defer view.Close()
+	w := &watcher{view: view, kube: kube, ref: ref, members: engine.NewMembers(), old: map[string]bool{}}
+	view.Old(w.isOld)
+
+	// The timeline's ConfigMap, alone, through an informer: every write of
+	// the run arrives as an update; the latest is what counts.
+	latest := make(chan *engine.Timeline, 1)
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(engine.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + engine.TimelineName(ref) }))
+	inf := factory.Core().V1().ConfigMaps().Informer()
+	put := func(obj any) {
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok {
+			return
+		}
+		tl, err := engine.DecodeTimeline(cm)
+		if err != nil {
+			return
+		}
+		select {
+		case <-latest:
+		default:
+		}
+		latest <- tl
+	}
+	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: put, UpdateFunc: func(_, o any) { put(o) }}); err != nil {
+		return err
+	}
+	ictx, stop := context.WithCancel(ctx)
+	defer stop()
+	factory.Start(ictx.Done())
+	if !cache.WaitForCacheSync(ictx.Done(), inf.HasSynced) {
+		return fmt.Errorf("reading the timeline of %s: %w", ref, ctx.Err())
+	}
+	var first *engine.Timeline
+	select {
+	case first = <-latest:
+	default:
+	}
+	// A run that ended before the watch began is history: said, or waited
+	// past with --wait.
+	var past time.Time
+	if first == nil || !first.Ended.IsZero() {
+		if first != nil {
+			past = first.Started
+		}
+		if !f.wait {
+			if first == nil {
+				view.Info(fmt.Sprintf("no upgrade of %s has run with noderoll here (no timeline %s/%s); --wait waits for one", ref, engine.Namespace, engine.TimelineName(ref)))
+			} else {
+				view.Info(fmt.Sprintf("no upgrade of %s under way; the last one, started %s, ended %s at phase %s%s (noderoll report tells it all)",
+					ref, first.Started.Local().Format(time.RFC3339), first.Ended.Local().Format(time.RFC3339), first.Phase, suffix(first.Message)))
+			}
+			return nil
+		}
+		view.Info(fmt.Sprintf("waiting for an upgrade of %s to start", ref))
+		first = nil
+	}
+	check := time.NewTicker(f.stoppedAfter)
+	defer check.Stop()
+	tl, cur := first, first
+	for {
+		if tl != nil && !tl.Started.Equal(past) {
+			cur = tl
+			done, err := w.show(ictx, tl)
+			if done {
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case tl = <-latest:
+		case <-check.C:
+			// A run killed without a word writes nothing more: its lock,
+			// no longer renewed, says so.
+			if w.following() && cur != nil && cur.Ended.IsZero() {
+				if holder, live, err := engine.RunHolder(ictx, kube, ref, time.Now()); err == nil && !live {
+					who := "its process"
+					if holder != "" {
+						who = holder
+					}
+					view.End("Stopped", fmt.Sprintf("%s stopped renewing the group's lock without ending the run (killed?); rerun the same upgrade command to resume it", who))
+					return fmt.Errorf("the upgrade of %s stopped at phase %s: its process is gone", ref, cur.Phase)
+				}
+			}
+			tl = nil
+		}
+	}
+}
+
+func suffix(msg string) string {
+	if msg == "" {
+		return ""
+	}
+	return ": " + msg
+}
+
+func (w *watcher) following() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return !w.run.IsZero()
+}
+
+func (w *watcher) isOld(n *corev1.Node) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.old[cloud.InstanceIDOf(n.Spec.ProviderID)]
+}
+
+// show tells what a timeline adds to what was told; done when its run ended.
+func (w *watcher) show(ctx context.Context, tl *engine.Timeline) (done bool, err error) {
+	w.mu.Lock()
+	if !tl.Started.Equal(w.run) {
+		// A run to follow (the first, or the next after one that ended).
+		w.run, w.lastSeq, w.old = tl.Started, 0, map[string]bool{}
+	}
+	var insts []cloud.Instance
+	added := false
+	replaced := 0
+	for _, n := range tl.Nodes {
+		if _, ok := w.old[n.Instance]; !ok {
+			added = true
+		}
+		w.old[n.Instance] = n.Old
+		insts = append(insts, cloud.Instance{ID: n.Instance})
+		if n.Old && n.Terminated != 0 {
+			replaced++
+		}
+	}
+	attach := !w.nodesOn
+	w.nodesOn = true
+	w.mu.Unlock()
+	w.members.Add(insts)
+	if attach {
+		w.view.Attach(tl.Started, time.Duration(tl.Predicted), tl.ToReplace, 0)
+		w.view.InfoAt(tl.Started, fmt.Sprintf("watching the upgrade of %s to %s (strategy %s), started %s", w.ref, tl.Target, tl.Strategy, tl.Started.Local().Format(time.Kitchen)))
+		if tl.Predicted > 0 {
+			w.view.InfoAt(tl.Started, fmt.Sprintf("Predicted: about %s for %d nodes", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))
+		}
+		if err := w.view.WatchNodes(ctx, w.kube, w.members.Owns); err != nil {
+			return true, fmt.Errorf("watching nodes: %w", err)
+		}
+		if len(tl.Instances) > 0 {
+			w.view.SetInitial(int(tl.Instances[0][1]))
+		}
+	} else if added {
+		w.view.Recheck()
+	}
+	for _, e := range tl.Events {
+		if e.Seq <= w.lastSeq {
+			continue
+		}
+		w.lastSeq = e.Seq
+		switch e.Kind {
+		case engine.EventStep:
+			w.view.StepAt(e.Time, e.Step, e.Title, e.Message)
+		case engine.EventWait:
+			w.view.WaitAt(e.Time, e.Node, e.Message, e.Budgets, e.Message)
+		default:
+			w.view.InfoAt(e.Time, e.Message)
+		}
+	}
+	w.view.Replaced(replaced)
+	if tl.Ended.IsZero() {
+		return false, nil
+	}
+	w.view.Zones()
+	w.view.End(tl.Phase, tl.Message)
+	switch tl.Phase {
+	case engine.PhaseCompleted, engine.PhaseRolledBack, engine.PhaseAborted:
+		return true, nil
+	}
+	return true, fmt.Errorf("the upgrade of %s stopped at phase %s%s; rerun the same upgrade command to resume it", w.ref, tl.Phase, suffix(tl.Message))
+}
