@@ -120,7 +120,7 @@ func resourceGroup(ctx context.Context, f *watchFlags, name string) (cloud.NodeG
 	}
 	var u v1alpha1.NodeGroupUpgrade
 	if err := c.Get(ctx, client.ObjectKey{Name: name}, &u); err != nil {
-		return cloud.NodeGroupRef{}, fmt.Errorf("reading NodeGroupUpgrade %s (kubectl get nodegroupupgrades lists them): %w", name, err)
+		return cloud.NodeGroupRef{}, fmt.Errorf("reading NodeGroupUpgrade %s (kubectl get nodegroupupgrades lists them; the CRD comes with the chart, docs/controller.md): %w", name, err)
 	}
 	return cloud.NodeGroupRef{Cluster: u.Spec.Cluster, Name: u.Spec.NodeGroup}, nil
 }
@@ -298,12 +298,6 @@ func (w *watcher) show(ctx context.Context, tl *engine.Timeline) (done bool, err
 		if tl.Predicted > 0 {
 			w.view.InfoAt(tl.Started, fmt.Sprintf("Predicted: about %s for %d nodes", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))
 		}
-		if err := w.view.WatchNodes(ctx, w.kube, w.members.Owns); err != nil {
-			return true, fmt.Errorf("watching nodes: %w", err)
-		}
-		if len(tl.Instances) > 0 {
-			w.view.SetInitial(int(tl.Instances[0][1]))
-		}
 	} else if added {
 		w.view.Recheck()
 	}
@@ -319,6 +313,15 @@ func (w *watcher) show(ctx context.Context, tl *engine.Timeline) (done bool, err
 			w.view.WaitAt(e.Time, e.Node, e.Message, e.Budgets, e.Message)
 		default:
 			w.view.InfoAt(e.Time, e.Message)
+		}
+	}
+	if attach {
+		// The nodes as they are now, after what the run told so far.
+		if err := w.view.WatchNodes(ctx, w.kube, w.members.Owns); err != nil {
+			return true, fmt.Errorf("watching nodes: %w", err)
+		}
+		if len(tl.Instances) > 0 {
+			w.view.SetInitial(int(tl.Instances[0][1]))
 		}
 	}
 	w.view.Replaced(replaced)

@@ -69,5 +69,5 @@ func RunHolder(ctx context.Context, kube kubernetes.Interface, g cloud.NodeGroup
 		return "", false, nil
 	}
 	until := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
-	return *l.Spec.HolderIdentity, now.Before(until), nil
+	return grouplock.Describe(*l.Spec.HolderIdentity), now.Before(until), nil
 }

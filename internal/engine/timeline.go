@@ -286,7 +286,14 @@ func (tl *timeliner) sample(s rollout.State, g cloud.NodeGroup, nodes map[string
 		if n.Zone == "" && x.AZ != "" {
 			n.Zone = x.AZ
 		}
-		set(&n.Ready, x.Ready && n.Launched != 0)
+		if x.Ready && n.Launched != 0 && n.Ready == 0 {
+			// When the node became Ready, as it says: a run resumed
+			// after a gap sees nodes that turned Ready meanwhile.
+			n.Ready, tl.dirty = now, true
+			if at := readySince(nodes[x.ID]); !at.IsZero() && at.After(tl.t.Started) && tl.since(at) < now {
+				n.Ready = max(tl.since(at), n.Launched)
+			}
+		}
 		set(&n.Tainted, x.Tainted)
 		set(&n.Cordoned, x.Cordoned)
 		set(&n.Draining, x.Draining)
@@ -309,7 +316,15 @@ func (tl *timeliner) sample(s rollout.State, g cloud.NodeGroup, nodes map[string
 	if g.Max > tl.t.MaxInstances {
 		tl.t.MaxInstances, tl.dirty = g.Max, true
 	}
-	tl.t.Instances = tl.appendPoint(tl.t.Instances, now, int64(len(g.Instances)))
+	// In service, as the group's max size limits them (one terminating
+	// beside its replacement is not over the limit).
+	inService := 0
+	for _, i := range g.Instances {
+		if !i.Terminating() {
+			inService++
+		}
+	}
+	tl.t.Instances = tl.appendPoint(tl.t.Instances, now, int64(inService))
 	for _, b := range budgets {
 		name := b.Namespace + "/" + b.Name
 		k, known := tl.budgets[name]
@@ -450,4 +465,18 @@ func (tl *timeliner) firstWait(key string) bool {
 	}
 	tl.waits[key] = true
 	return true
+}
+
+// readySince is when a node's Ready condition last turned true (zero when
+// it is not Ready or does not say).
+func readySince(n *corev1.Node) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+			return c.LastTransitionTime.Time
+		}
+	}
+	return time.Time{}
 }

@@ -351,3 +351,6 @@ func (d debugOnly) Handle(ctx context.Context, r slog.Record) error {
 
 func (d debugOnly) WithAttrs(a []slog.Attr) slog.Handler { return debugOnly{d.Handler.WithAttrs(a)} }
 func (d debugOnly) WithGroup(n string) slog.Handler      { return debugOnly{d.Handler.WithGroup(n)} }
+
+// Describe is a lease's holderIdentity as people read it.
+func Describe(identity string) string { return parseHolder(identity).String() }

@@ -39,7 +39,7 @@ var states = []struct{ Name, Color, Meaning string }{
 	{"running", "#9aa5b1", "an old node before the run touched it"},
 	{"booting", "#8ecae6", "launched, not yet Ready"},
 	{"ready", "#2a9d8f", "Ready"},
-	{"tainted", "#e9c46a", "tainted: no new pods"},
+	{"tainted", "#e9c46a", "NoSchedule taint: no new pods"},
 	{"cordoned", "#f4a261", "cordoned before its drain"},
 	{"draining", "#e76f51", "its pods being evicted"},
 	{"drained", "#b5179e", "drained and cordoned, waiting to be terminated"},

@@ -567,8 +567,9 @@ func TestUpgradeViaTheController(t *testing.T) {
 	ctx := context.Background()
 	before := s.Group()
 	s.StartWith([]string{"KUBECONFIG=" + s.ControllerKubeconfig()}, "controller", "--metrics-bind-address=0", "--health-probe-bind-address=0")
+	reportFile := filepath.Join(t.TempDir(), "upgrade.html")
 	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
-		"--post-cordon-wait=2s", "--via-controller"}
+		"--post-cordon-wait=2s", "--via-controller", "--report=" + reportFile}
 
 	if r := s.Noderoll(append(slices.Clone(upgrade), "--seed=3")...); r.Code == 0 || !strings.Contains(r.LastLine(), "--seed has no field in a NodeGroupUpgrade") {
 		t.Errorf("--seed with --via-controller: exit %d %s", r.Code, r.LastLine())
@@ -605,6 +606,21 @@ func TestUpgradeViaTheController(t *testing.T) {
 	})
 	terminatedOnce(t, before, s.TerminateCalls())
 	allOnTarget(t, s, 3)
+
+	// The controller, with its chart's permissions only, kept the run's
+	// timeline: the follower's report, and watch and report by the
+	// resource's name, read it.
+	page, err := os.ReadFile(reportFile)
+	if err != nil || strings.Count(string(page), `<g class="node" data-node=`) != 6 || !strings.Contains(string(page), `id="phase">Completed`) {
+		t.Errorf("upgrade --via-controller --report: %v; want a page of the completed run with 6 nodes", err)
+	}
+	name := list.Items[0].Name
+	if w := s.Noderoll("watch", "nodegroupupgrade", name); w.Code != 0 || !strings.Contains(w.Stdout, "no upgrade of eksworkshop-eksctl/nodegroup under way; the last one") || !strings.Contains(w.Stdout, "at phase Completed") {
+		t.Errorf("watch nodegroupupgrade %s after the run: exit %d\n%s", name, w.Code, w.Stdout)
+	}
+	if r := s.Noderoll("report", "ngu", name, "--out=-"); r.Code != 0 || r.Stdout != string(page) {
+		t.Errorf("report ngu %s: exit %d, the same page as --report: %v", name, r.Code, r.Stdout == string(page))
+	}
 }
 
 // Groups returns every Auto Scaling group of the sandbox, by the EKS node
