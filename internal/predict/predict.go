@@ -36,6 +36,12 @@ type Delays struct {
 	// allows the next disruption: the disruption controller's count and
 	// the drain's retry.
 	Recount time.Duration `json:"recount"`
+	// Contend is what each other drain waiting on the same budget adds
+	// to its rounds: a disruption given back wakes every drain that waits
+	// on it, one eviction wins, the others are refused and retry, and
+	// the API server answers them all. Nothing else charges for many
+	// drains on few budgets (blue-green's every old node at once).
+	Contend time.Duration `json:"contend"`
 	// Poll is how often the engine asks the cloud (its PollInterval).
 	Poll time.Duration `json:"poll"`
 	// Call is what one call to the cloud or the API server costs the
@@ -336,6 +342,15 @@ func (m *model) evict(t time.Duration) {
 		}
 	}
 	sort.SliceStable(draining, func(a, b int) bool { return draining[a].drainStart < draining[b].drainStart })
+	// The drains racing for each budget now.
+	waiting := map[string]int{}
+	for _, i := range draining {
+		for b, n := range i.left {
+			if n > 0 {
+				waiting[b]++
+			}
+		}
+	}
 	for _, i := range draining {
 		if i.unbudgeted > 0 {
 			i.unbudgeted = 0
@@ -351,7 +366,7 @@ func (m *model) evict(t time.Duration) {
 			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop)
 			// The budget allows again once the replacement is Ready and
 			// the disruption controller has counted it.
-			back := t + m.d.Recount + m.d.PodStart
+			back := t + m.d.Recount + m.d.PodStart + time.Duration(max(waiting[b]-1, 0))*m.d.Contend
 			if ordered[b] {
 				back += m.d.PodStop
 			}
