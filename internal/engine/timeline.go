@@ -390,7 +390,8 @@ func (tl *timeliner) flush(ctx context.Context, rec *Record, final bool) {
 	}
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: tl.name, Namespace: Namespace,
-			Labels:      map[string]string{"app.kubernetes.io/managed-by": "noderoll", "noderoll.io/nodegroup": sanitizeLabel(rec.Nodegroup)},
+			Labels: map[string]string{"app.kubernetes.io/managed-by": "noderoll", "app.kubernetes.io/component": "timeline",
+				"noderoll.io/nodegroup": sanitizeLabel(rec.Nodegroup)},
 			Annotations: map[string]string{"noderoll.io/cluster": rec.Cluster, "noderoll.io/nodegroup": rec.Nodegroup}},
 		BinaryData: map[string][]byte{timelineKey: b},
 	}

@@ -92,7 +92,7 @@ func TestAbortTakesAStoppedUpgradeBack(t *testing.T) {
 	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
 		t.Errorf("cluster-autoscaler not restored: %v", err)
 	}
-	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: recordSelector})
 	if err != nil || len(cms.Items) != 1 || !strings.Contains(cms.Items[0].Data["record.json"], `"phase": "Aborted"`) {
 		t.Errorf("the record does not say Aborted: %v", err)
 	}

@@ -441,7 +441,7 @@ func condition(cs []metav1.Condition, typ string) bool {
 // recordPhase is the phase of the seed group's upgrade record ("" without).
 func recordPhase(t *testing.T, s *Sandbox) string {
 	t.Helper()
-	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: recordSelector})
 	if err != nil {
 		t.Fatal(err)
 	}

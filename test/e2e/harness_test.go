@@ -228,6 +228,10 @@ func (s *Sandbox) RunningPods(namespace, selector string) []string {
 	return out
 }
 
+// recordSelector selects the upgrade records among noderoll's ConfigMaps
+// (each run's timeline sits beside its record).
+const recordSelector = "app.kubernetes.io/managed-by=noderoll,app.kubernetes.io/component!=timeline"
+
 // cleanEnv is the test's environment without any real AWS or kube settings.
 func cleanEnv() []string {
 	var out []string

@@ -43,7 +43,7 @@ func TestOneRunPerGroup(t *testing.T) {
 		return a == b, fmt.Sprintf("%+v then %+v", a, b)
 	})
 	record := func() string {
-		cm, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+		cm, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: recordSelector})
 		if err != nil || len(cm.Items) != 1 {
 			t.Fatalf("want one record: %v", err)
 		}

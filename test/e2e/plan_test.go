@@ -90,7 +90,7 @@ func TestPlanPredictsTheSeedAndKubectlRunsItAsAPlugin(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, cm := range cms.Items {
-		if strings.HasPrefix(cm.Name, "noderoll-upgrade-") {
+		if strings.HasPrefix(cm.Name, "noderoll-upgrade-") || strings.HasPrefix(cm.Name, "noderoll-timeline-") {
 			t.Errorf("the plan left a record: %s", cm.Name)
 		}
 	}

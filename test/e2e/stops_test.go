@@ -68,7 +68,7 @@ func TestStopsMidReplacementLeaveTheRestAlone(t *testing.T) {
 	if g := s.Group(); aws.ToInt32(g.DesiredCapacity) != 8 || aws.ToInt32(g.MaxSize) != 8 {
 		t.Fatalf("noderoll undid the change: max %d desired %d", aws.ToInt32(g.MaxSize), aws.ToInt32(g.DesiredCapacity))
 	}
-	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: recordSelector})
 	if err != nil || len(cms.Items) != 1 {
 		t.Fatalf("the upgrade record: %v, %d found", err, len(cms.Items))
 	}

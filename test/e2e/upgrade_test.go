@@ -50,7 +50,7 @@ func snapshot(t *testing.T, s *Sandbox) accountSnapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=noderoll"})
+	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(ctx, metav1.ListOptions{LabelSelector: recordSelector})
 	if err != nil {
 		t.Fatal(err)
 	}
