@@ -183,13 +183,16 @@ func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroup
 		}
 		latest <- tl
 	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: put, UpdateFunc: func(_, o any) { put(o) }}); err != nil {
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: put, UpdateFunc: func(_, o any) { put(o) }})
+	if err != nil {
 		return err
 	}
 	ictx, stop := context.WithCancel(ctx)
 	defer stop()
 	factory.Start(ictx.Done())
-	if !cache.WaitForCacheSync(ictx.Done(), inf.HasSynced) {
+	// The handler's own sync: the timeline listed has been handed to put,
+	// not only stored (else a finished run could read as none).
+	if !cache.WaitForCacheSync(ictx.Done(), reg.HasSynced) {
 		return fmt.Errorf("reading the timeline of %s: %w", ref, ctx.Err())
 	}
 	var first *engine.Timeline

@@ -368,7 +368,7 @@ func (v *View) WatchNodes(ctx context.Context, c kubernetes.Interface, match fun
 		}
 		v.node(n, gone)
 	}
-	_, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(o any) { show(o, false) },
 		UpdateFunc: func(_, o any) { show(o, false) },
 		DeleteFunc: func(o any) { show(o, true) },
@@ -377,7 +377,9 @@ func (v *View) WatchNodes(ctx context.Context, c kubernetes.Interface, match fun
 		return err
 	}
 	factory.Start(ctx.Done())
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	// The handler's sync, not only the store's: the nodes counted as the
+	// group's initial size are those shown.
+	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 		return ctx.Err()
 	}
 	v.mu.Lock()
