@@ -43,34 +43,12 @@ run ends, failed runs included.`,
 	fl.StringVar(&f.kubeCtx, "context", "", "kubeconfig context (default: the current one)")
 	fl.StringVar(&out, "out", "", "the HTML file to write (default: <name>-upgrade.html; - for stdout)")
 
-	group := &cobra.Command{
-		Use:     "nodegroup",
-		Short:   "Report the last upgrade of a node group, by cluster and group name",
-		Example: `  noderoll report nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --out=upgrade.html`,
-		Args:    cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runReport(cmd.Context(), s, f, cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, out)
-		},
-	}
-	group.Flags().StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
-	group.Flags().StringVar(&f.name, "name", "", "node group name, as given to upgrade (required)")
-	_ = group.MarkFlagRequired("cluster")
-	_ = group.MarkFlagRequired("name")
-	resource := &cobra.Command{
-		Use:     "nodegroupupgrade NAME",
-		Aliases: []string{"ngu"},
-		Short:   "Report the upgrade a NodeGroupUpgrade declared, by the resource's name",
-		Example: `  noderoll report nodegroupupgrade workers-x7k2p --out=workers.html`,
-		Args:    cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ref, err := resourceGroup(cmd.Context(), f, args[0])
-			if err != nil {
-				return err
-			}
-			return runReport(cmd.Context(), s, f, ref, out)
-		},
-	}
-	cmd.AddCommand(group, resource)
+	cmd.AddCommand(byGroupOrResource(f, namedBy{
+		groupShort:      "Report the last upgrade of a node group, by cluster and group name",
+		groupExample:    `  noderoll report nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --out=upgrade.html`,
+		resourceShort:   "Report the upgrade a NodeGroupUpgrade declared, by the resource's name",
+		resourceExample: `  noderoll report nodegroupupgrade workers-x7k2p --out=workers.html`,
+	}, func(ctx context.Context, ref cloud.NodeGroupRef) error { return runReport(ctx, s, f, ref, out) })...)
 	return cmd
 }
 
@@ -90,6 +68,16 @@ func runReport(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGrou
 		fmt.Fprintf(s.Err, "wrote %s\n", path)
 	}
 	return nil
+}
+
+// reportAtEnd writes --report's page as a run ends; a report that cannot
+// be written is said, never a reason to fail the run.
+func reportAtEnd(ctx context.Context, s Streams, kube kubernetes.Interface, ref cloud.NodeGroupRef, file string) {
+	if path, err := writeReport(context.WithoutCancel(ctx), kube, ref, file, s.Out); err != nil {
+		fmt.Fprintf(s.Err, "no report: %v\n", err)
+	} else {
+		fmt.Fprintf(s.Err, "Report: %s\n", path)
+	}
 }
 
 // writeReport renders a group's timeline to a file (or w, for "-").

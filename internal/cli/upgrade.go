@@ -421,11 +421,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if f.viaController {
 		err := followController(ctx, f, p, ref, members, view, log)
 		if f.report != "" {
-			if path, rerr := writeReport(context.WithoutCancel(ctx), kube, ref, f.report, s.Out); rerr != nil {
-				fmt.Fprintf(s.Err, "no report: %v\n", rerr)
-			} else {
-				fmt.Fprintf(s.Err, "Report: %s\n", path)
-			}
+			reportAtEnd(ctx, s, kube, ref, f.report)
 		}
 		return err
 	}
@@ -456,11 +452,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	stopWatch()
 	view.Close()
 	if f.report != "" && f.mode == "noderoll" && res != nil && !res.UpToDate {
-		if path, err := writeReport(context.WithoutCancel(ctx), kube, ref, f.report, s.Out); err != nil {
-			fmt.Fprintf(s.Err, "no report: %v\n", err)
-		} else {
-			fmt.Fprintf(s.Err, "Report: %s\n", path)
-		}
+		reportAtEnd(ctx, s, kube, ref, f.report)
 	}
 
 	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: int(reporter.n.Load())}

@@ -70,38 +70,47 @@ new nodes per zone, elapsed seconds and the ETA).`,
 	fl.BoolVar(&f.wait, "wait", false, "with no upgrade under way, wait for the next one to start instead of exiting")
 	completeWith(cmd, "output", "text", "json")
 
-	group := &cobra.Command{
-		Use:   "nodegroup",
-		Short: "Follow the upgrade of a node group, by cluster and group name",
-		Example: `  noderoll watch nodegroup --cluster=eksworkshop-eksctl --name=nodegroup
+	cmd.AddCommand(byGroupOrResource(f, namedBy{
+		groupShort: "Follow the upgrade of a node group, by cluster and group name",
+		groupExample: `  noderoll watch nodegroup --cluster=eksworkshop-eksctl --name=nodegroup
   noderoll watch nodegroup --cluster=prod --name=workers --wait -o json`,
-		Args: cobra.NoArgs,
+		resourceShort: "Follow the upgrade a NodeGroupUpgrade declared, by the resource's name",
+		resourceExample: `  noderoll watch nodegroupupgrade workers-x7k2p
+  kubectl noderoll watch ngu workers-x7k2p -o json`,
+	}, func(ctx context.Context, ref cloud.NodeGroupRef) error { return runWatch(ctx, s, f, ref) })...)
+	return cmd
+}
+
+// namedBy is the help of a command's two ways to name an upgrade.
+type namedBy struct {
+	groupShort, groupExample, resourceShort, resourceExample string
+}
+
+// byGroupOrResource makes the two subcommands of watch and report: an
+// upgrade named by its cluster and group (nodegroup), or by the
+// NodeGroupUpgrade that declared it (nodegroupupgrade NAME).
+func byGroupOrResource(f *watchFlags, help namedBy, run func(context.Context, cloud.NodeGroupRef) error) []*cobra.Command {
+	group := &cobra.Command{
+		Use: "nodegroup", Short: help.groupShort, Example: help.groupExample, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runWatch(cmd.Context(), s, f, cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name})
+			return run(cmd.Context(), cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name})
 		},
 	}
 	group.Flags().StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
 	group.Flags().StringVar(&f.name, "name", "", "node group name, as given to upgrade (required)")
 	_ = group.MarkFlagRequired("cluster")
 	_ = group.MarkFlagRequired("name")
-
 	resource := &cobra.Command{
-		Use:     "nodegroupupgrade NAME",
-		Aliases: []string{"ngu"},
-		Short:   "Follow the upgrade a NodeGroupUpgrade declared, by the resource's name",
-		Example: `  noderoll watch nodegroupupgrade workers-x7k2p
-  kubectl noderoll watch ngu workers-x7k2p -o json`,
-		Args: cobra.ExactArgs(1),
+		Use: "nodegroupupgrade NAME", Aliases: []string{"ngu"}, Short: help.resourceShort, Example: help.resourceExample, Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := resourceGroup(cmd.Context(), f, args[0])
 			if err != nil {
 				return err
 			}
-			return runWatch(cmd.Context(), s, f, ref)
+			return run(cmd.Context(), ref)
 		},
 	}
-	cmd.AddCommand(group, resource)
-	return cmd
+	return []*cobra.Command{group, resource}
 }
 
 // resourceGroup is the group a NodeGroupUpgrade names.

@@ -69,6 +69,26 @@ func (b Blocker) String() string {
 	return s
 }
 
+// Budgets names the budgets that refused the eviction, without their
+// counts of the moment.
+func (b Blocker) Budgets() []string {
+	var names []string
+	for _, p := range b.PDBs {
+		name, _, _ := strings.Cut(p, " (")
+		names = append(names, name)
+	}
+	return names
+}
+
+// WaitKey names a drain's wait: on the budgets named or, when none is, on
+// the pod. A refused eviction retried has the same key, so it is told once.
+func WaitKey(node string, budgets []string, pod string) string {
+	if len(budgets) == 0 {
+		return node + "|" + pod
+	}
+	return node + "|" + strings.Join(budgets, ",")
+}
+
 // BlockedError says a node could not be drained in time.
 type BlockedError struct {
 	Node      string

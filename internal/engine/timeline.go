@@ -202,12 +202,13 @@ const flushEvery = 2 * time.Second
 func newTimeliner(ctx context.Context, client kubernetes.Interface, clk clock.Clock, log *slog.Logger, rec *Record, predicted time.Duration) *timeliner {
 	tl := &timeliner{client: client, clock: clk, log: log, name: timelineName(rec.Cluster, rec.Nodegroup),
 		index: map[string]int{}, budgets: map[string]int{}, waits: map[string]bool{}}
-	old, err := LoadTimeline(ctx, client, cloud.NodeGroupRef{Cluster: rec.Cluster, Name: rec.Nodegroup})
-	if err != nil {
-		log.Debug("starting the timeline afresh", "err", err)
-	}
-	if _, getErr := client.CoreV1().ConfigMaps(Namespace).Get(ctx, tl.name, metav1.GetOptions{}); getErr == nil {
+	var old *Timeline
+	cm, err := client.CoreV1().ConfigMaps(Namespace).Get(ctx, tl.name, metav1.GetOptions{})
+	if err == nil {
 		tl.exists = true
+		if old, err = DecodeTimeline(cm); err != nil {
+			log.Debug("starting the timeline afresh", "err", err)
+		}
 	}
 	if old != nil && old.Started.Equal(rec.Started) {
 		tl.t = *old
@@ -441,17 +442,8 @@ func (j journal) Info(msg string) {
 func (j journal) Blocked(node string, blockers []drain.Blocker) {
 	j.Reporter.Blocked(node, blockers)
 	for _, b := range blockers {
-		var names []string
-		for _, p := range b.PDBs {
-			name, _, _ := strings.Cut(p, " (")
-			names = append(names, name)
-		}
-		key := node + "|" + strings.Join(names, ",")
-		if len(names) == 0 {
-			key += b.Namespace + "/" + b.Pod
-		}
-		if j.tl.firstWait(key) {
-			j.tl.event(Event{Kind: EventWait, Node: node, Message: b.String(), Budgets: names})
+		if j.tl.firstWait(drain.WaitKey(node, b.Budgets(), b.Namespace+"/"+b.Pod)) {
+			j.tl.event(Event{Kind: EventWait, Node: node, Message: b.String(), Budgets: b.Budgets()})
 		}
 	}
 }

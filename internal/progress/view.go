@@ -205,12 +205,7 @@ func (v *View) InfoAt(at time.Time, msg string) {
 // Blocked implements engine.Reporter.
 func (v *View) Blocked(node string, blockers []drain.Blocker) {
 	for _, b := range blockers {
-		var budgets []string
-		for _, p := range b.PDBs {
-			name, _, _ := strings.Cut(p, " (")
-			budgets = append(budgets, name)
-		}
-		v.WaitAt(v.clock.Now(), node, b.String(), budgets, b.Namespace+"/"+b.Pod+": "+b.Reason)
+		v.WaitAt(v.clock.Now(), node, b.String(), b.Budgets(), b.Namespace+"/"+b.Pod)
 	}
 }
 
@@ -219,10 +214,7 @@ func (v *View) Blocked(node string, blockers []drain.Blocker) {
 func (v *View) WaitAt(at time.Time, node, msg string, budgets []string, pod string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	key := node + "|" + strings.Join(budgets, ",")
-	if len(budgets) == 0 {
-		key += pod
-	}
+	key := drain.WaitKey(node, budgets, pod)
 	if v.waits[key] {
 		return // the same wait, said already: the drain retries as the budget allows
 	}
