@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,7 +25,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/disruption"
+	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/predict"
 	"github.com/noderoll/noderoll/internal/sandbox"
 )
 
@@ -45,10 +50,15 @@ type Options struct {
 	ControllerGroups, ControllerNodes int
 	Scale                             float64 // real-world delays are divided by it
 	PodsPerNode                       int
-	UpgradeArgs                       []string  // more flags for every upgrade (all strategies)
-	Dir                               string    // sandboxes and logs go here, one folder per run
-	Self                              string    // the noderoll binary: runs the sandboxes and the upgrades
-	Out                               io.Writer // progress
+	// Repeat runs each row this many times, each on a fresh sandbox; the
+	// row is then the run of median makespan, and its prediction is held
+	// against that median (a run of a few seconds a node varies by 15%
+	// from one to the next).
+	Repeat      int
+	UpgradeArgs []string  // more flags for every upgrade (all strategies)
+	Dir         string    // sandboxes and logs go here, one folder per run
+	Self        string    // the noderoll binary: runs the sandboxes and the upgrades
+	Out         io.Writer // progress
 }
 
 // Row is one strategy on one group size.
@@ -63,14 +73,22 @@ type Row struct {
 	// PredictedOwnStart is the plan's prediction with the pod start the
 	// cluster's pods show instead of the sandbox's.
 	PredictedOwnStart time.Duration `json:"predictedWithObservedPodStart,omitempty"`
-	Bound             Bound         `json:"bound"`
-	Ratio             float64       `json:"ratioToBound"`
-	Speedup           float64       `json:"speedupOverEKS,omitempty"`
-	PeakInstances     int           `json:"peakInstances"`
-	Breaches          []string      `json:"pdbBreaches"`
-	Replaced          int           `json:"replaced"`
-	APIRequests       int           `json:"apiRequests"`
-	PerNode           float64       `json:"apiRequestsPerReplacedNode"`
+	// Makespans and Predictions are every run's, with --repeat; the row's
+	// Makespan and Predicted are their medians.
+	Makespans   []time.Duration `json:"makespans,omitempty"`
+	Predictions []time.Duration `json:"predictions,omitempty"`
+	// PredictedPhases and MeasuredPhases are the run's milestones, as the
+	// plan's model saw them and as the run's timeline recorded them.
+	PredictedPhases predict.Milestones `json:"predictedPhases"`
+	MeasuredPhases  predict.Milestones `json:"measuredPhases"`
+	Bound           Bound              `json:"bound"`
+	Ratio           float64            `json:"ratioToBound"`
+	Speedup         float64            `json:"speedupOverEKS,omitempty"`
+	PeakInstances   int                `json:"peakInstances"`
+	Breaches        []string           `json:"pdbBreaches"`
+	Replaced        int                `json:"replaced"`
+	APIRequests     int                `json:"apiRequests"`
+	PerNode         float64            `json:"apiRequestsPerReplacedNode"`
 	// AWSCalls are the upgrade's calls to the AWS APIs, from the endpoint's
 	// log (throttled and retried ones included).
 	AWSCalls   int     `json:"awsCalls"`
@@ -123,8 +141,7 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	for _, n := range o.Sizes {
 		var eks time.Duration
 		for _, strategy := range o.Strategies {
-			fmt.Fprintf(o.Out, "== %d nodes, %s\n", n, strategy)
-			row, err := o.one(ctx, n, strategy)
+			row, err := o.repeated(ctx, n, strategy)
 			if err != nil {
 				row.Error = err.Error()
 				fmt.Fprintf(o.Out, "   failed: %v\n", err)
@@ -153,14 +170,62 @@ func Run(ctx context.Context, o Options) ([]Row, error) {
 	return rows, ctx.Err()
 }
 
-func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
+// repeated runs one row Repeat times and keeps the run of median makespan,
+// with every run's makespan and prediction beside it.
+func (o Options) repeated(ctx context.Context, n int, strategy string) (Row, error) {
+	times := max(o.Repeat, 1)
+	var runs []Row
+	for k := range times {
+		name := fmt.Sprintf("%d-%s", n, strategy)
+		fmt.Fprintf(o.Out, "== %d nodes, %s\n", n, strategy)
+		if times > 1 {
+			name += fmt.Sprintf("-%d", k+1)
+			fmt.Fprintf(o.Out, "   run %d of %d\n", k+1, times)
+		}
+		row, err := o.one(ctx, n, strategy, name)
+		if err != nil {
+			return row, err
+		}
+		runs = append(runs, row)
+	}
+	return medianRow(runs), nil
+}
+
+// medianRow is the run of median makespan (the lower middle of an even
+// count), with every run's makespan and prediction, and its prediction
+// error taken from the medians of both.
+func medianRow(runs []Row) Row {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	sorted := append([]Row(nil), runs...)
+	sort.SliceStable(sorted, func(a, b int) bool { return sorted[a].Makespan < sorted[b].Makespan })
+	row := sorted[(len(sorted)-1)/2]
+	var preds []time.Duration
+	row.Makespans, row.Predictions = nil, nil
+	for _, r := range runs {
+		row.Makespans = append(row.Makespans, r.Makespan)
+		row.Predictions = append(row.Predictions, r.Predicted)
+		if r.Predicted > 0 {
+			preds = append(preds, r.Predicted)
+		}
+	}
+	if len(preds) > 0 {
+		slices.Sort(preds)
+		row.Predicted = preds[(len(preds)-1)/2]
+		row.PredictionError = float64(row.Predicted-row.Makespan) / float64(row.Makespan)
+	}
+	return row
+}
+
+func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, error) {
 	row := Row{Nodes: n, Strategy: strategy}
-	dir := filepath.Join(o.Dir, fmt.Sprintf("%d-%s", n, strategy))
+	dir := filepath.Join(o.Dir, name)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return row, err
 	}
 	wait := o.scaled(RealWorld.PostCordon)
-	sb, err := o.upSandbox(ctx, dir, fmt.Sprintf("bench-%d-%s", n, strategy), n, 1)
+	sb, err := o.upSandbox(ctx, dir, "bench-"+name, n, 1)
 	if err != nil {
 		return row, err
 	}
@@ -202,11 +267,13 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	// The plan's prediction, made from the same flags before the run.
 	// Told the sandbox's pod start: its pods all started in one burst at
 	// seed time, and their starts count that queue (3-6s for a 1s start).
-	row.Predicted, err = o.predict(ctx, dir, env, strategy, args, "--assume-pod-start", o.scaled(RealWorld.PodStart).String())
+	predicted, err := o.predict(ctx, dir, env, strategy, args, "--assume-pod-start", o.scaled(RealWorld.PodStart).String())
 	if err != nil {
 		fmt.Fprintf(o.Out, "   no prediction: %v\n", err)
 	} else {
-		row.PredictedOwnStart, _ = o.predict(ctx, dir, env, strategy, args)
+		row.Predicted, row.PredictedPhases = predicted.Duration, predicted.Milestones
+		own, _ := o.predict(ctx, dir, env, strategy, args)
+		row.PredictedOwnStart = own.Duration
 		fmt.Fprintf(o.Out, "   predicted by noderoll plan: %s (with the pod start the cluster's pods show: %s)\n", short(row.Predicted), short(row.PredictedOwnStart))
 	}
 	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
@@ -278,6 +345,12 @@ func (o Options) one(ctx context.Context, n int, strategy string) (Row, error) {
 	}
 	if row.Predicted > 0 {
 		row.PredictionError = float64(row.Predicted-row.Makespan) / float64(row.Makespan)
+		tl, err := engine.LoadTimeline(ctx, kube, cloud.NodeGroupRef{Cluster: st.Scenario.Cluster, Name: st.Scenario.Nodegroup})
+		if err != nil {
+			fmt.Fprintf(o.Out, "   could not read the run's timeline: %v\n", err)
+		}
+		row.MeasuredPhases = measuredPhases(tl, began, row.Makespan)
+		fmt.Fprintf(o.Out, "   phases, predicted/measured seconds from the start: %s\n", phasesLine(row.PredictedPhases, row.MeasuredPhases))
 	}
 	o.ceiling(ctx, kube, &row)
 	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
@@ -369,27 +442,29 @@ func (sb *sandboxed) connect(ctx context.Context) error {
 }
 
 // predict runs `noderoll plan nodegroup` with an upgrade's flags and
-// returns its prediction for the strategy. What no cluster shows
+// returns its prediction for the strategy, rounded to 10ms. What no cluster shows
 // beforehand (a pod's stop, an instance's shutdown) it is told: the
 // sandbox's delays.
-func (o Options) predict(ctx context.Context, dir string, env []string, strategy string, upgradeArgs []string, more ...string) (time.Duration, error) {
+func (o Options) predict(ctx context.Context, dir string, env []string, strategy string, upgradeArgs []string, more ...string) (predict.Result, error) {
 	args := append(append([]string{"plan"}, upgradeArgs[1:]...), more...)
 	args = append(args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(), "--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())
 	var out bytes.Buffer
 	if _, err := o.run(ctx, filepath.Join(dir, "plan.log"), env, func(c *exec.Cmd) { c.Stdout = &out }, nil, args...); err != nil {
-		return 0, err
+		return predict.Result{}, err
 	}
 	var plan struct {
-		PredictedSeconds map[string]float64 `json:"predictedSeconds"`
+		Predictions []predict.Result `json:"predictions"`
 	}
 	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
-		return 0, fmt.Errorf("reading the plan: %w", err)
+		return predict.Result{}, fmt.Errorf("reading the plan: %w", err)
 	}
-	secs, ok := plan.PredictedSeconds[strategy]
-	if !ok {
-		return 0, fmt.Errorf("the plan predicts no end for %s (see %s)", strategy, filepath.Join(dir, "plan.log"))
+	for _, p := range plan.Predictions {
+		if p.Strategy == strategy && p.Blocked == "" {
+			p.Duration = p.Duration.Round(10 * time.Millisecond)
+			return p, nil
+		}
 	}
-	return time.Duration(secs * float64(time.Second)).Round(10 * time.Millisecond), nil
+	return predict.Result{}, fmt.Errorf("the plan predicts no end for %s (see %s)", strategy, filepath.Join(dir, "plan.log"))
 }
 
 // defaultInFlight is the surge strategy's default budget: 25% of the group

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -28,7 +29,11 @@ func Markdown(w io.Writer, rows []Row) {
 		if r.Predicted > 0 {
 			predicted = fmt.Sprintf("%s (%+.0f%%)", short(r.Predicted), 100*r.PredictionError)
 		}
-		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.2f | %s | %s | %s | %d | %d | %.0f | %.1f | %.0f MiB | %.0f MiB |\n", r.Nodes, r.Strategy, short(r.Makespan), predicted, short(r.Bound.Makespan),
+		makespan := short(r.Makespan)
+		if len(r.Makespans) > 1 {
+			makespan += " (" + spread(r.Makespans) + ")"
+		}
+		fmt.Fprintf(w, "| %d | %s | %s | %s | %s | %.2f | %s | %s | %s | %d | %d | %.0f | %.1f | %.0f MiB | %.0f MiB |\n", r.Nodes, r.Strategy, makespan, predicted, short(r.Bound.Makespan),
 			r.Ratio, ceiling, larger, speedup, r.PeakInstances, len(r.Breaches), r.PerNode, r.AWSPerNode, r.PeakRSSMiB, r.PeakAnonMiB)
 	}
 }
@@ -64,12 +69,28 @@ func Details(w io.Writer, rows []Row) {
 		if r.Predicted > 0 {
 			fmt.Fprintf(w, "; predicted %s (%+.0f%%) told the sandbox's pod start, %s with the start its pods show", short(r.Predicted), 100*r.PredictionError, short(r.PredictedOwnStart))
 		}
+		if len(r.Makespans) > 1 {
+			fmt.Fprintf(w, "; %d runs: makespans %s, predictions %s (medians compared)", len(r.Makespans), shorts(r.Makespans), shorts(r.Predictions))
+		}
 		fmt.Fprintf(w, "; %d replaced, %d API requests\n", r.Replaced, r.APIRequests)
 		for _, g := range r.Groups {
 			fmt.Fprintf(w, "  - group %s (%d nodes): %s, %d replaced in %s; its bound alone %s (first capacity %s, waves %s, budgets %s), ratio %.2f\n",
 				g.Name, g.Nodes, g.Phase, g.Replaced, short(g.Makespan), short(g.Bound.Makespan), short(g.Bound.First), short(g.Bound.Waves), short(g.Bound.Budgets), g.Ratio)
 		}
 	}
+}
+
+// spread is the least and the most of several runs.
+func spread(ds []time.Duration) string {
+	return short(slices.Min(ds)) + "-" + short(slices.Max(ds))
+}
+
+func shorts(ds []time.Duration) string {
+	out := make([]string, len(ds))
+	for k, d := range ds {
+		out[k] = short(d)
+	}
+	return strings.Join(out, ", ")
 }
 
 func short(d time.Duration) string {

@@ -81,6 +81,28 @@ type Result struct {
 	// Blocked, when set, says what would hold the run forever: a budget
 	// that allows no disruption, say. Duration is then how far it got.
 	Blocked string `json:"blocked,omitempty"`
+	// Milestones are when the run's phases begin and end, so that a
+	// measured run can be held against the model phase by phase, not
+	// only as a whole.
+	Milestones Milestones `json:"milestones"`
+}
+
+// Milestones are times since the start of a run (0: it did not happen).
+type Milestones struct {
+	// Launched is the first replacement instance's launch.
+	Launched time.Duration `json:"launched,omitempty"`
+	// Ready is the first replacement's node Ready.
+	Ready time.Duration `json:"ready,omitempty"`
+	// FirstDrain and LastDrain are the first and the last old node's
+	// drain started; Drained is the last old node's drain done (a
+	// scale-back's drains of surplus new nodes count in none of them).
+	FirstDrain time.Duration `json:"firstDrain,omitempty"`
+	LastDrain  time.Duration `json:"lastDrain,omitempty"`
+	Drained    time.Duration `json:"drained,omitempty"`
+	// Terminated is the last old instance's termination asked.
+	Terminated time.Duration `json:"terminated,omitempty"`
+	// End is the end of the run.
+	End time.Duration `json:"end,omitempty"`
 }
 
 // steps bounds a run of the model: far more loops than any group needs.
@@ -109,6 +131,8 @@ func Run(in Input, strategy rollout.Strategy) Result {
 		}
 		if plan.Done {
 			res.Duration = t + m.d.Setup - m.d.Setup/2
+			res.Milestones = m.ms
+			res.Milestones.End = res.Duration
 			return res
 		}
 		if calls > 0 {
@@ -127,6 +151,7 @@ func Run(in Input, strategy rollout.Strategy) Result {
 		}
 		if stuck, holding := m.stuck(t, plan); stuck {
 			res.Duration, res.Blocked = t, strings.Join(append(holding, plan.Waiting...), "; ")
+			res.Milestones = m.ms
 			if res.Blocked == "" {
 				res.Blocked = "no progress"
 			}
@@ -165,6 +190,9 @@ type model struct {
 	returns           []allowance // disruptions given back when replacements are Ready
 	nextID            int
 	azTurn            int
+	ms                Milestones
+	launchedAny       bool
+	drainedAny        bool
 }
 
 // allowance is a disruption a budget gets back at a time.
@@ -275,8 +303,14 @@ func (m *model) apply(t time.Duration, a rollout.Action) (calls int, cloud bool)
 		}
 		i.unbudgeted = max(rest, 0)
 		i.lastGone = t + m.d.Evict
+		if i.Old && !m.drainedAny {
+			m.drainedAny, m.ms.FirstDrain = true, t
+		}
+		if i.Old {
+			m.ms.LastDrain = max(m.ms.LastDrain, t)
+		}
 		m.evict(t)
-		return 2, false // the mark and the cordon
+		return 1, false // the mark and the cordon, one patch
 	case rollout.Terminate:
 		i := m.find(a.Instance)
 		if i == nil {
@@ -284,6 +318,9 @@ func (m *model) apply(t time.Duration, a rollout.Action) (calls int, cloud bool)
 		}
 		i.Terminated, i.Decrement = true, a.Decrement
 		i.leaveAt = t + m.d.Shutdown
+		if i.Old {
+			m.ms.Terminated = max(m.ms.Terminated, t)
+		}
 		if a.Decrement {
 			m.desired--
 		}
@@ -323,6 +360,9 @@ func (m *model) launch(t time.Duration) {
 			}
 		}
 		m.nextID++
+		if !m.launchedAny {
+			m.launchedAny, m.ms.Launched, m.ms.Ready = true, t, t+m.d.BootReady
+		}
 		m.inst = append(m.inst, &instance{Instance: rollout.Instance{ID: fmt.Sprintf("i-model-%05d", m.nextID), AZ: az, PDBPods: map[string]int{}}, launched: t, leaveAt: -1})
 	}
 }
@@ -409,6 +449,9 @@ func (m *model) advance(t time.Duration) {
 		}
 		if done {
 			i.Draining, i.Cordoned, i.DrainedAt = false, true, m.base.Add(t)
+			if i.Old {
+				m.ms.Drained = max(m.ms.Drained, t)
+			}
 		}
 	}
 	for _, i := range m.inst {

@@ -117,3 +117,18 @@ func TestStrategiesRankAsTheyShould(t *testing.T) {
 		}
 	}
 }
+
+// The milestones tell the one wave of a whole-group surge phase by phase:
+// launched at once, Ready after the boot, drained at once (nothing to
+// move: the drain's own cost), terminated after the post-cordon wait, and
+// the end once the old instances have left.
+func TestMilestonesFollowTheWave(t *testing.T) {
+	d := quick
+	d.Evict = 500 * time.Millisecond
+	r := Run(Input{Start: group(3, 3, 3, nil, 0), Delays: d}, rollout.Surge{})
+	want := Milestones{Launched: 0, Ready: 3 * time.Second, FirstDrain: 3 * time.Second, LastDrain: 3 * time.Second,
+		Drained: 3500 * time.Millisecond, Terminated: 7 * time.Second, End: 9 * time.Second}
+	if r.Milestones != want {
+		t.Errorf("milestones %+v; want %+v", r.Milestones, want)
+	}
+}
