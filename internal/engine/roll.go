@@ -368,6 +368,9 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 	if err := u.mark(ctx, n, string(a.Mark), a.CordonFirst); err != nil {
 		return false, false, err
 	}
+	if u.tl != nil {
+		u.tl.at(a.Instance, atDraining, a.CordonFirst)
+	}
 	u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("%s (%s, %s): evicting its pods%s", n.Name, inst.AZ, a.Instance, why(a)))
 	u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollDraining", "evicting pods: "+strings.ToLower(verb)+" of instance "+a.Instance)
 	job := &drainJob{node: n.Name}
@@ -378,6 +381,9 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 		err := u.drainer.Drain(ctx, n.Name)
 		if err == nil {
 			err = u.cordonAfterDrain(ctx, a.Instance)
+		}
+		if err == nil && u.tl != nil {
+			u.tl.at(a.Instance, atDrained, true)
 		}
 		rs.results <- drainResult{instance: a.Instance, node: n.Name, err: err}
 	}()
@@ -507,6 +513,9 @@ func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State,
 	}
 	if err := u.cloud.TerminateInstance(ctx, a.Instance, a.Decrement); err != nil {
 		return err
+	}
+	if u.tl != nil {
+		u.tl.at(a.Instance, atTerminated, false)
 	}
 	rs.terminated[a.Instance] = true
 	how := "without decrementing desired capacity (the group launches a replacement)"

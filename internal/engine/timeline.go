@@ -243,6 +243,46 @@ func (tl *timeliner) event(e Event) {
 	tl.dirty = true
 }
 
+// Things the engine does to an instance, timed as it does them (a look
+// at the rollout comes only after a whole pass of actions, and would date
+// thirty drains started in one pass alike).
+const (
+	atDraining = iota
+	atDrained
+	atTerminated
+)
+
+// at records that the engine did what to an old or new instance now, unless
+// an earlier time is recorded. An instance no look has seen yet is left to
+// the next look.
+func (tl *timeliner) at(instance string, what int, cordoned bool) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	k, ok := tl.index[instance]
+	if !ok {
+		return
+	}
+	now := tl.since(tl.clock.Now())
+	n := &tl.t.Nodes[k]
+	set := func(field *Millis) {
+		if *field == 0 {
+			*field, tl.dirty = now, true
+		}
+	}
+	switch what {
+	case atDraining:
+		set(&n.Draining)
+		if cordoned {
+			set(&n.Cordoned)
+		}
+	case atDrained:
+		set(&n.Drained)
+		set(&n.Cordoned)
+	case atTerminated:
+		set(&n.Terminated)
+	}
+}
+
 // sample takes what one look of the rollout saw: each instance's state,
 // the budgets over the group's pods, the group's size.
 func (tl *timeliner) sample(s rollout.State, g cloud.NodeGroup, nodes map[string]*corev1.Node, budgets []*policyv1.PodDisruptionBudget) {
@@ -463,13 +503,26 @@ func (tl *timeliner) firstWait(key string) bool {
 // readySince is when a node's Ready condition last turned true (zero when
 // it is not Ready or does not say).
 func readySince(n *corev1.Node) time.Time {
+	// A condition is dated to the second: see midSecond.
 	if n == nil {
 		return time.Time{}
 	}
 	for _, c := range n.Status.Conditions {
 		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-			return c.LastTransitionTime.Time
+			return midSecond(c.LastTransitionTime.Time)
 		}
 	}
 	return time.Time{}
+}
+
+// midSecond is when something dated to the whole second most likely
+// happened: half a second after its stamp, on average, since the stamp
+// drops the fraction. A time with a fraction is taken as it is. Kubernetes
+// dates conditions to the second; the sandbox's cloud dates launches to
+// the millisecond and EC2 to the second.
+func midSecond(t time.Time) time.Time {
+	if t.IsZero() || t.Nanosecond() != 0 {
+		return t
+	}
+	return t.Add(500 * time.Millisecond)
 }

@@ -125,3 +125,49 @@ func TestTimelineGoesOnWithItsRun(t *testing.T) {
 		t.Errorf("a new run: seq %d, started %v", got.Seq, got.Started)
 	}
 }
+
+// What the engine does to a node is dated when it does it, not at the
+// next look: thirty drains started in one pass of a second each keep
+// their own times, and a later look does not move them.
+func TestActionsAreDatedWhenTheyHappen(t *testing.T) {
+	ctx := context.Background()
+	start := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakeClock(start)
+	rec := &Record{Cluster: "prod", Nodegroup: "workers", Phase: PhaseReplacing, Started: start}
+	tl := newTimeliner(ctx, fake.NewClientset(), clk, quietLog(), rec, 0)
+	var insts []rollout.Instance
+	for k := range 30 {
+		insts = append(insts, rollout.Instance{ID: fmt.Sprintf("i-old%02d", k), Old: true, HasNode: true, Ready: true})
+	}
+	tl.sample(rollout.State{Now: clk.Now(), Instances: insts}, cloud.NodeGroup{}, nil, nil)
+	tl.at("i-unseen", atDraining, true) // no look has seen it: left to the next
+	for k := range insts {
+		clk.Step(time.Second)
+		tl.at(insts[k].ID, atDraining, k%2 == 0)
+		insts[k].Draining, insts[k].Cordoned = true, true
+	}
+	clk.Step(time.Second)
+	tl.at(insts[0].ID, atDrained, true)
+	clk.Step(time.Second)
+	tl.at(insts[0].ID, atTerminated, false)
+	tl.sample(rollout.State{Now: clk.Now(), Instances: insts}, cloud.NodeGroup{}, nil, nil)
+	nodes := tl.t.Nodes
+	if len(nodes) != 30 {
+		t.Fatalf("%d nodes; want the 30 the look saw", len(nodes))
+	}
+	for k, n := range nodes {
+		want := Millis(1000 * (k + 1))
+		if n.Draining != want {
+			t.Errorf("%s draining at %dms; want %dms", n.Instance, n.Draining, want)
+		}
+		if k%2 == 0 && n.Cordoned != want {
+			t.Errorf("%s cordoned at %dms, with its drain; want %dms", n.Instance, n.Cordoned, want)
+		}
+		if k%2 == 1 && n.Cordoned != 32000 {
+			t.Errorf("%s cordoned at %dms; want the look's 32000ms", n.Instance, n.Cordoned)
+		}
+	}
+	if n := nodes[0]; n.Drained != 31000 || n.Terminated != 32000 {
+		t.Errorf("first node drained at %dms, terminated at %dms; want 31000 and 32000", n.Drained, n.Terminated)
+	}
+}
