@@ -50,6 +50,13 @@ func TestAPlanMeasuresTheDelaysTheClusterShows(t *testing.T) {
 	if o.BootReady != 95*time.Second || o.BootReadySamples != 3 || o.PodStart != 6*time.Second || o.PodStartSamples != 3 {
 		t.Errorf("%+v; want 95s over 3 nodes, 6s over 3 pods", o)
 	}
+	// A cloud that dates launches to the millisecond (the sandbox's): a
+	// Ready stamped at 2s most likely came at 2.5s, so a node launched at
+	// 0.4s booted in 2.1s (not the 1.6s the stamps say).
+	fine := []cloud.Instance{{ID: "i-1", NodeName: "n1", Launched: t0.Add(400 * time.Millisecond)}}
+	if o := observeDelays(fine, []corev1.Node{readyNode("n1", t0.Add(2*time.Second))}, nil); o.BootReady != 2100*time.Millisecond {
+		t.Errorf("boot to Ready %s; want 2.1s: Ready stamped 2s is 2.5s most likely, 2.1s after a launch at 0.4s", o.BootReady)
+	}
 	if o := observeDelays(nil, nil, nil); o.BootReady != defaultBootReady || o.PodStart != defaultPodStart || o.BootReadySamples != 0 {
 		t.Errorf("nothing to measure: %+v; want the defaults, said to be so", o)
 	}
