@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -132,6 +133,10 @@ type Hooks struct {
 	Forced  func(node string, pod *corev1.Pod)
 	// GaveUp reports a pod left terminating after SkipWaitForDelete.
 	GaveUp func(node string, pod *corev1.Pod, terminatingFor time.Duration)
+	// Waited reports, as a drain ends with its node empty, how long its
+	// evictions were held by disruption budgets in all and by which: the
+	// end of the waits Blocked told as they began.
+	Waited func(node string, waited time.Duration, budgets []string)
 }
 
 // Drainer drains nodes.
@@ -328,6 +333,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 	}
 	start := d.clock.Now()
 	lastReport := ""
+	var held holds
 	told := map[string]bool{}
 	// Evictions a budget's status says it refuses are not sent; the API
 	// server, which has the last word, is asked again every RetryDelay.
@@ -349,6 +355,9 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		}
 		if len(pods) == 0 {
 			d.gaveUp(ctx, h, node, told)
+			if held.pass(d.clock.Now(), nil); held.total > 0 && d.hooks.Waited != nil {
+				d.hooks.Waited(node, held.total, held.budgets)
+			}
 			return nil
 		}
 		ask := d.clock.Since(lastAsked) >= d.askEvery()
@@ -369,6 +378,7 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		}
 		blockers, waiting, throttled, backoff := ps.blockers, ps.waiting, ps.throttled, ps.backoff
 		lastBlockers = blockers
+		held.pass(d.clock.Now(), blockers)
 		if len(blockers) > 0 && d.hooks.Blocked != nil {
 			if rep := blockerKey(blockers); rep != lastReport {
 				d.hooks.Blocked(node, blockers)
@@ -399,6 +409,34 @@ func (d *Drainer) Drain(ctx context.Context, node string) (err error) {
 		case <-budgetChanged:
 			// Only the blocked pods' evictions may pass now: no listing.
 			relist = backoff > 0
+		}
+	}
+}
+
+// holds adds up the spells a drain's evictions were held by budgets.
+type holds struct {
+	since   time.Time // the current spell's start; zero when none is held
+	total   time.Duration
+	budgets []string // each budget that held, in the order first seen
+}
+
+// pass takes one eviction pass's blockers at now.
+func (h *holds) pass(now time.Time, blockers []Blocker) {
+	if len(blockers) == 0 {
+		if !h.since.IsZero() {
+			h.total += now.Sub(h.since)
+			h.since = time.Time{}
+		}
+		return
+	}
+	if h.since.IsZero() {
+		h.since = now
+	}
+	for _, b := range blockers {
+		for _, name := range b.Budgets() {
+			if !slices.Contains(h.budgets, name) {
+				h.budgets = append(h.budgets, name)
+			}
 		}
 	}
 }

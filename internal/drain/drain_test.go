@@ -419,3 +419,58 @@ func TestAForcedDrainNamesAPodThatKeepsComingBack(t *testing.T) {
 		t.Errorf("the drain ran until its context ended")
 	}
 }
+
+// A drain held by a budget for a while says, as it ends, how long and by
+// which budget: the end of the wait Blocked told at its start.
+func TestADrainHeldByABudgetSaysHowLongAsItEnds(t *testing.T) {
+	c := fakeCluster()
+	refusals := 4
+	c.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "eviction" {
+			return false, nil, nil
+		}
+		ev := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction)
+		if ev.Name == "db-1" && refusals > 0 {
+			refusals--
+			return true, nil, budgetRefusal("db")
+		}
+		return true, nil, c.Tracker().Delete(schema.GroupVersionResource{Version: "v1", Resource: "pods"}, ev.Namespace, ev.Name)
+	})
+	var told []string
+	var held time.Duration
+	d := New(c, clock.RealClock{}, Options{Timeout: time.Minute, RetryDelay: 20 * time.Millisecond}, Hooks{
+		Waited: func(node string, waited time.Duration, budgets []string) {
+			held = waited
+			told = append(told, fmt.Sprintf("%s %v", node, budgets))
+		},
+	}, nil)
+	began := time.Now()
+	if err := d.Drain(context.Background(), "node-1"); err != nil {
+		t.Fatalf("a drain held for four refusals: %v", err)
+	}
+	took := time.Since(began)
+	if len(told) != 1 || told[0] != "node-1 [default/db]" {
+		t.Fatalf("told %q; want once, node-1 held by default/db", told)
+	}
+	if held < 3*20*time.Millisecond || held > took {
+		t.Errorf("held %s of a %s drain; want at least the three retries between four refusals", held, took)
+	}
+}
+
+// The spells a drain is held add up, and each budget is named once in the
+// order it first held.
+func TestHoldsAddUpTheirSpells(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	web := Blocker{Pod: "web-1", PDBs: []string{"default/web (maxUnavailable 1, 0 allowed)"}}
+	db := Blocker{Pod: "db-1", PDBs: []string{"default/db (minAvailable 2, 0 allowed)"}}
+	var h holds
+	h.pass(t0, nil)
+	h.pass(t0.Add(time.Second), []Blocker{web})
+	h.pass(t0.Add(2*time.Second), []Blocker{db, web})
+	h.pass(t0.Add(4*time.Second), nil)
+	h.pass(t0.Add(10*time.Second), []Blocker{db})
+	h.pass(t0.Add(11*time.Second), nil)
+	if h.total != 4*time.Second || strings.Join(h.budgets, ",") != "default/web,default/db" {
+		t.Errorf("held %s by %v; want 4s by default/web then default/db", h.total, h.budgets)
+	}
+}

@@ -478,9 +478,22 @@ func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) err
 	if u.rec.Strategy == StrategyBlueGreen && u.rec.Phase == PhaseReplacing {
 		then = fmt.Sprintf("kept until the %s soak after the last old node is drained", time.Duration(u.rec.Soak))
 	}
-	u.report.Step(step, "Cordon", fmt.Sprintf("%s drained and cordoned; %s", r.node, then))
+	u.report.Step(step, "Cordon", fmt.Sprintf("%s drained and cordoned%s; %s", r.node, u.heldFor(r.node), then))
 	u.events.nodeNamed(ctx, r.node, corev1.EventTypeNormal, "NoderollCordoned", "all pods evicted; node cordoned")
 	return nil
+}
+
+// heldFor says how long the node's drain waited on budgets, once: the end
+// of the waits the view told as they began ("" when none held it).
+func (u *upgrade) heldFor(node string) string {
+	u.heldMu.Lock()
+	defer u.heldMu.Unlock()
+	h, ok := u.held[node]
+	if !ok {
+		return ""
+	}
+	delete(u.held, node)
+	return " " + h
 }
 
 // terminate records the instance, then terminates it through the group: a

@@ -41,6 +41,10 @@ type upgrade struct {
 	stop               context.CancelFunc
 	drainer            *drain.Drainer
 	events             eventer
+	// held is how long each node's drain was held by budgets, and by
+	// which, told when the drain ends (drain.Hooks.Waited).
+	heldMu sync.Mutex
+	held   map[string]string
 	// report is the engine's reporter, and once the run has its record the
 	// journal that keeps what it tells in the timeline (tl).
 	report    Reporter
@@ -93,6 +97,18 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 		},
 		Forced: func(node string, p *corev1.Pod) {
 			u.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (%s)", p.Namespace, p.Name, node, e.opts.Terms.Of("force")))
+		},
+		Waited: func(node string, waited time.Duration, budgets []string) {
+			what := "budgets"
+			if len(budgets) > 0 {
+				what = strings.Join(budgets, ", ")
+			}
+			u.heldMu.Lock()
+			defer u.heldMu.Unlock()
+			if u.held == nil {
+				u.held = map[string]string{}
+			}
+			u.held[node] = fmt.Sprintf("after %s held by %s", waited.Round(100*time.Millisecond), what)
 		},
 		GaveUp: func(node string, p *corev1.Pod, late time.Duration) {
 			msg := fmt.Sprintf("pod %s/%s is still terminating %s after its deletion was due (a finalizer or a dead kubelet holds it); no longer waiting for it",
