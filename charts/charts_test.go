@@ -69,7 +69,7 @@ func TestTheChartRendersTheController(t *testing.T) {
 	}
 	cr := as[rbacv1.ClusterRole](t, objs, "ClusterRole")[0]
 	role := as[rbacv1.Role](t, objs, "Role")[0]
-	wantCR, wantRole := permissions.ControllerRoles("nr-controller")
+	wantCR, wantRole := permissions.ControllerRoles("nr-controller", false)
 	if cr.Name != "nr-controller" || !reflect.DeepEqual(cr.Rules, wantCR.Rules) || role.Namespace != "kube-system" || !reflect.DeepEqual(role.Rules, wantRole.Rules) {
 		t.Errorf("the chart's roles are not the controller's permissions:\n%+v\n%+v", cr, role)
 	}
@@ -120,5 +120,41 @@ func TestTheChartsDefaultsRenderNoEmptyFields(t *testing.T) {
 	}
 	if sa := as[corev1.ServiceAccount](t, objs, "ServiceAccount")[0]; len(sa.Annotations) != 0 {
 		t.Errorf("ServiceAccount annotations %v", sa.Annotations)
+	}
+}
+
+// Deleting pods is granted only with rbac.allowForce, in a ClusterRole of
+// its own bound to the same ServiceAccount: with it, the two ClusterRoles
+// together are the controller's permissions with force.
+func TestTheChartGrantsDeletingPodsOnlyWithAllowForce(t *testing.T) {
+	objs, err := Render("nr", "noderoll-system", map[string]any{"rbac": map[string]any{"allowForce": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crs := as[rbacv1.ClusterRole](t, objs, "ClusterRole")
+	if len(crs) != 2 || crs[1].Name != "nr-controller-force" {
+		t.Fatalf("%d ClusterRoles; want the controller's and nr-controller-force", len(crs))
+	}
+	withForce, _ := permissions.ControllerRoles("nr-controller", true)
+	if got := append(append([]rbacv1.PolicyRule(nil), crs[0].Rules...), crs[1].Rules...); len(got) != len(withForce.Rules) {
+		t.Errorf("%d rules in the two ClusterRoles; want the %d of the controller's permissions with force", len(got), len(withForce.Rules))
+	}
+	bound := false
+	for _, b := range as[rbacv1.ClusterRoleBinding](t, objs, "ClusterRoleBinding") {
+		bound = bound || (b.RoleRef.Name == "nr-controller-force" && b.Subjects[0].Name == "noderoll-controller" && b.Subjects[0].Namespace == "noderoll-system")
+	}
+	if !bound {
+		t.Error("nr-controller-force is bound to no ServiceAccount")
+	}
+	plain, err := Render("nr", "noderoll-system", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cr := range as[rbacv1.ClusterRole](t, plain, "ClusterRole") {
+		for _, r := range cr.Rules {
+			if slices.Contains(r.Resources, "pods") && slices.Contains(r.Verbs, "delete") {
+				t.Errorf("without rbac.allowForce, ClusterRole %s lets pods be deleted", cr.Name)
+			}
+		}
 	}
 }

@@ -99,7 +99,7 @@ func resourceTerms() terms.Terms {
 		"batch-size": "spec.strategy.batchSize", "batch-soak": "spec.strategy.batchSoak", "soak": "spec.strategy.soak",
 		"strategy=surge": "spec.strategy.type: Surge", "strategy=bluegreen": "spec.strategy.type: BlueGreen", "strategy=eks": "spec.strategy.type: EKS",
 		"abort": "spec.action: Abort", "rollback": "spec.action: Rollback",
-		"force": "spec.force", "allow-downgrade": "spec.allowDowngrade", "accept-resize": "spec.acceptResize",
+		"force": "spec.force", "eviction-timeout": "spec.evictionTimeout", "allow-downgrade": "spec.allowDowngrade", "accept-resize": "spec.acceptResize",
 		"mode": "spec.mode", "mode=managed": "spec.mode: Managed",
 		"kubernetes-version": "spec.target.kubernetesVersion", "release-version": "spec.target.releaseVersion",
 		"launch-template-version": "spec.target.launchTemplateVersion", "ami": "spec.target.ami", "ami-family": "spec.target.amiFamily",

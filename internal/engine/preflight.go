@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -85,6 +86,9 @@ func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Targ
 		ControlPlane: cp, Target: t.KubeMinor, Kubelets: map[string]string{}, VolumeZones: map[string]string{}}
 	if g.Managed && !e.opts.Managed {
 		f.Template = &preflight.ManagedTemplate{Launched: g.TemplateID, Named: g.EKSTemplateID, RecordedVersion: g.EKSTemplateVersion}
+	}
+	if e.opts.Drain.Force {
+		f.Force, f.ForceDenied = true, e.mayNotDeletePods(ctx)
 	}
 	mine := map[string]bool{}
 	for _, i := range g.Instances {
@@ -192,4 +196,25 @@ func zoneOf(pv *corev1.PersistentVolume) string {
 		}
 	}
 	return ""
+}
+
+// mayNotDeletePods asks the API server whether this identity may delete
+// pods in every namespace (what a forced drain does), and says why not; ""
+// when it may, or when the answer could not be had (the drain then finds
+// out itself).
+func (e *Engine) mayNotDeletePods(ctx context.Context) string {
+	review := &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+		ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: "delete", Resource: "pods"}}}
+	got, err := e.kube.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, review, metav1.CreateOptions{})
+	if err != nil {
+		e.log.Warn("could not ask whether this identity may delete pods (needed by force)", "err", err)
+		return ""
+	}
+	if got.Status.Allowed {
+		return ""
+	}
+	if got.Status.Reason != "" {
+		return got.Status.Reason
+	}
+	return "the API server's access review does not allow it"
 }

@@ -22,6 +22,9 @@ type Rule struct {
 	// Namespace "" is cluster-wide (a ClusterRole); otherwise a Role there.
 	Namespace string
 	Why       string
+	// Force rules are granted only to an identity that runs with force:
+	// the roles leave them out unless asked.
+	Force bool
 }
 
 var (
@@ -33,8 +36,10 @@ func Rules() []Rule {
 	return []Rule{
 		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
 			Why: "see the group's nodes come and go; taint, cordon and mark the old ones (the marks are how a rerun resumes)"},
-		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "delete"}},
-			Why: "find what each drain must move, and wait for it to go; delete only with --force, at --eviction-timeout"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: readWatch},
+			Why: "find what each drain must move, and wait for it to go"},
+		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"delete"}}, Force: true,
+			Why: "only with --force: delete, at --eviction-timeout, the pods a budget still holds (granted only when asked: `noderoll permissions --force`, the chart's rbac.allowForce); without it a pod leaves only by eviction, within its budgets"},
 		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
 			Why: "evict pods through the Eviction API, which holds every eviction to the pods' PodDisruptionBudgets"},
 		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"policy"}, Resources: []string{"poddisruptionbudgets"}, Verbs: readWatch},
@@ -69,37 +74,54 @@ func ControllerRules() []Rule {
 }
 
 // Roles returns the ClusterRole and the Role (in Namespace) that grant
-// Rules, named name.
-func Roles(name string) (*rbacv1.ClusterRole, *rbacv1.Role) { return roles(name, Rules()) }
-
-// ControllerRoles returns the ClusterRole and the Role (in Namespace) that
-// grant ControllerRules: what the Helm chart binds the controller to.
-func ControllerRoles(name string) (*rbacv1.ClusterRole, *rbacv1.Role) {
-	return roles(name, ControllerRules())
+// Rules, named name; the force rules only with force.
+func Roles(name string, force bool) (*rbacv1.ClusterRole, *rbacv1.Role) {
+	return roles(name, Rules(), force)
 }
 
-func roles(name string, rules []Rule) (*rbacv1.ClusterRole, *rbacv1.Role) {
+// ControllerRoles returns the ClusterRole and the Role (in Namespace) that
+// grant ControllerRules: what the Helm chart binds the controller to (the
+// force rules with rbac.allowForce).
+func ControllerRoles(name string, force bool) (*rbacv1.ClusterRole, *rbacv1.Role) {
+	return roles(name, ControllerRules(), force)
+}
+
+func roles(name string, rules []Rule, force bool) (*rbacv1.ClusterRole, *rbacv1.Role) {
 	labels := map[string]string{"app.kubernetes.io/name": "noderoll"}
 	cr := &rbacv1.ClusterRole{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: labels}}
 	r := &rbacv1.Role{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace, Labels: labels}}
 	for _, rule := range rules {
-		if rule.Namespace == "" {
+		switch {
+		case rule.Force && !force:
+		case rule.Namespace == "":
 			cr.Rules = append(cr.Rules, rule.PolicyRule)
-		} else {
+		default:
 			r.Rules = append(r.Rules, rule.PolicyRule)
 		}
 	}
 	return cr, r
 }
 
+// forceRules are the force rules alone, all cluster-wide.
+func forceRules(name string) *rbacv1.ClusterRole {
+	cr := &rbacv1.ClusterRole{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/name": "noderoll"}}}
+	for _, rule := range Rules() {
+		if rule.Force {
+			cr.Rules = append(cr.Rules, rule.PolicyRule)
+		}
+	}
+	return cr
+}
+
 // YAML is the ClusterRole and the Role as one multi-document manifest: the
-// CLI's, or with controller the controller's.
-func YAML(name string, controller bool) (string, error) {
-	cr, r := Roles(name)
+// CLI's, or with controller the controller's; the force rules with force.
+func YAML(name string, controller, force bool) (string, error) {
+	cr, r := Roles(name, force)
 	if controller {
-		cr, r = ControllerRoles(name)
+		cr, r = ControllerRoles(name, force)
 	}
 	a, err := yaml.Marshal(cr)
 	if err != nil {
@@ -121,6 +143,9 @@ func Table() string {
 		if r.Namespace != "" {
 			where = r.Namespace
 		}
+		if r.Force {
+			where += ", with --force only"
+		}
 		group := r.APIGroups[0]
 		if group == "" {
 			group = "core"
@@ -130,27 +155,43 @@ func Table() string {
 	return b.String()
 }
 
-// ChartRBAC is the Helm chart's templates/rbac.yaml: ControllerRoles, named
-// after the release, bound to the chart's ServiceAccount.
+// ChartRBAC is the Helm chart's templates/rbac.yaml: ControllerRoles,
+// named after the release, bound to the chart's ServiceAccount, and the
+// force rules in a ClusterRole of their own rendered only with
+// rbac.allowForce.
 func ChartRBAC() (string, error) {
 	const name = "NAME-controller"
-	cr, r := ControllerRoles(name)
+	cr, r := ControllerRoles(name, false)
 	subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "SERVICEACCOUNT", Namespace: "RELEASE-NAMESPACE"}}
-	crb := &rbacv1.ClusterRoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
-		ObjectMeta: metav1.ObjectMeta{Name: name}, Subjects: subjects,
-		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: name}}
+	binding := func(role string) *rbacv1.ClusterRoleBinding {
+		return &rbacv1.ClusterRoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: role}, Subjects: subjects,
+			RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role}}
+	}
 	rb := &rbacv1.RoleBinding{TypeMeta: metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: Namespace}, Subjects: subjects,
 		RoleRef: rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: name}}
-	var docs []string
-	for _, o := range []any{cr, r, crb, rb} {
-		b, err := yaml.Marshal(o)
-		if err != nil {
-			return "", err
+	marshal := func(objs ...any) (string, error) {
+		var docs []string
+		for _, o := range objs {
+			b, err := yaml.Marshal(o)
+			if err != nil {
+				return "", err
+			}
+			docs = append(docs, string(b))
 		}
-		docs = append(docs, string(b))
+		return strings.Join(docs, "---\n"), nil
 	}
-	out := "# Generated from internal/permissions (go test ./internal/permissions -update): do not edit.\n" + strings.Join(docs, "---\n")
+	always, err := marshal(cr, r, binding(name), rb)
+	if err != nil {
+		return "", err
+	}
+	force, err := marshal(forceRules(name+"-force"), binding(name+"-force"))
+	if err != nil {
+		return "", err
+	}
+	out := "# Generated from internal/permissions (go test ./internal/permissions -update): do not edit.\n" + always +
+		"{{- if .Values.rbac.allowForce }}\n---\n" + force + "{{- end }}\n"
 	return strings.NewReplacer("NAME-controller", "{{ .Release.Name }}-controller", "SERVICEACCOUNT", "{{ .Values.serviceAccount.name }}",
 		"RELEASE-NAMESPACE", "{{ .Release.Namespace }}").Replace(out), nil
 }

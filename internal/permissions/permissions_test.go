@@ -3,8 +3,11 @@ package permissions
 import (
 	"flag"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"sigs.k8s.io/yaml"
 )
@@ -42,13 +45,20 @@ func TestTheDocsListThePermissions(t *testing.T) {
 }
 
 // The manifest holds every rule once, each where it belongs, and the
-// permissions the field's reviews found missing are there.
+// permissions the field's reviews found missing are there; deleting pods
+// only when asked for force.
 func TestTheRolesHoldEveryRule(t *testing.T) {
-	cr, r := Roles("noderoll")
+	cr, r := Roles("noderoll", true)
 	if len(cr.Rules)+len(r.Rules) != len(Rules()) || r.Namespace != Namespace {
 		t.Fatalf("ClusterRole %d rules + Role %d rules in %s, want %d", len(cr.Rules), len(r.Rules), r.Namespace, len(Rules()))
 	}
-	out, err := YAML("noderoll", false)
+	if !deletesPods(cr.Rules) {
+		t.Error("with force, the ClusterRole does not let pods be deleted")
+	}
+	if cr, _ := Roles("noderoll", false); deletesPods(cr.Rules) || len(cr.Rules) != len(Rules())-len(r.Rules)-1 {
+		t.Errorf("without force: %d rules, deleting pods %v; want one rule fewer and no delete", len(cr.Rules), deletesPods(cr.Rules))
+	}
+	out, err := YAML("noderoll", false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,11 +78,14 @@ func TestTheRolesHoldEveryRule(t *testing.T) {
 // The controller's roles are the CLI's and its own resources, nothing more
 // cluster-wide than it needs: no Secrets, no workloads created.
 func TestTheControllerGetsTheCLIsRulesAndItsOwn(t *testing.T) {
-	cr, r := ControllerRoles("noderoll-controller")
+	cr, r := ControllerRoles("noderoll-controller", true)
 	if len(cr.Rules)+len(r.Rules) != len(Rules())+3 {
 		t.Errorf("%d rules, want the CLI's %d and 3 of the controller's", len(cr.Rules)+len(r.Rules), len(Rules()))
 	}
-	out, err := YAML("noderoll-controller", true)
+	if cr, _ := ControllerRoles("noderoll-controller", false); deletesPods(cr.Rules) {
+		t.Error("the controller may delete pods without rbac.allowForce")
+	}
+	out, err := YAML("noderoll-controller", true, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,4 +130,13 @@ func TestTheChartGrantsTheControllersRules(t *testing.T) {
 			t.Errorf("the chart's RBAC lacks %q", kind)
 		}
 	}
+}
+
+func deletesPods(rules []rbacv1.PolicyRule) bool {
+	for _, r := range rules {
+		if slices.Contains(r.Resources, "pods") && (slices.Contains(r.Verbs, "delete") || slices.Contains(r.Verbs, "*")) {
+			return true
+		}
+	}
+	return false
 }

@@ -198,3 +198,17 @@ func checkAutoscaler(f Facts, _ coverage, add adder) {
 			"pass --cluster-autoscaler namespace/name if one runs elsewhere, or --cluster-autoscaler none if there is none")
 	}
 }
+
+// checkForce: force asked for by an identity that may not delete pods. The
+// permission is left out of the roles noderoll suggests unless force is
+// wanted, so a drain that would force finds out before it starts, not at
+// its eviction timeout an hour in.
+func checkForce(f Facts, _ coverage, add adder) {
+	if !f.Force || f.ForceDenied == "" {
+		return
+	}
+	add(CheckForce, Blocking, "pods (delete)",
+		fmt.Sprintf("%s deletes, at %s, the pods a disruption budget still holds, but this identity may not delete pods: %s",
+			f.Terms.Of("force"), f.Terms.Of("eviction-timeout"), f.ForceDenied),
+		fmt.Sprintf("grant it (`noderoll permissions --force`; the Helm chart's rbac.allowForce=true), or run without %s", f.Terms.Of("force")))
+}

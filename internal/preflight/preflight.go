@@ -45,11 +45,12 @@ const (
 	CheckQuota             = "quota"
 	CheckAutoscaler        = "autoscaler"
 	CheckEKSTemplate       = "eks-template"
+	CheckForce             = "force-permission"
 )
 
 // Checks lists every check's name, for help and validation.
 var Checks = []string{CheckBudgetNeverAllows, CheckBudgetOverlap, CheckBarePod, CheckLocalStorage, CheckDoNotDisrupt,
-	CheckZonalVolume, CheckVersionSkew, CheckNoRoom, CheckQuota, CheckAutoscaler, CheckEKSTemplate}
+	CheckZonalVolume, CheckVersionSkew, CheckNoRoom, CheckQuota, CheckAutoscaler, CheckEKSTemplate, CheckForce}
 
 // Finding is one thing found, with the object it names and what to do.
 type Finding struct {
@@ -91,6 +92,11 @@ type Facts struct {
 	// Autoscaler is what --cluster-autoscaler found: "namespace/name", "" when
 	// "auto" found none, "none" when told to leave it.
 	Autoscaler string
+	// Force is whether the run deletes, at its eviction timeout, the pods
+	// budgets still hold; ForceDenied, when set, is why the run's identity
+	// may not delete pods (the API server's answer to its access review).
+	Force       bool
+	ForceDenied string
 	// Template is, for noderoll's own upgrade of an EKS managed node group,
 	// whose launch template it would add a version to; nil otherwise.
 	Template *ManagedTemplate
@@ -128,7 +134,7 @@ func Check(f Facts) []Finding {
 	}
 	cov := coverageOf(f)
 	for _, check := range []func(Facts, coverage, adder){
-		checkBudgets, checkPods, checkVersions, checkRoom, checkQuota, checkEKSTemplate, checkAutoscaler,
+		checkBudgets, checkPods, checkVersions, checkRoom, checkQuota, checkEKSTemplate, checkAutoscaler, checkForce,
 	} {
 		check(f, cov, add)
 	}

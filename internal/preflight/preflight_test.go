@@ -215,3 +215,29 @@ func TestAManagedGroupsTemplateIsJudgedByWhoOwnsIt(t *testing.T) {
 		t.Fatalf("the user's own template: %+v", fs)
 	}
 }
+
+// Force asked for by an identity the API server does not let delete pods
+// is refused before anything changes, in the words of the front end; force
+// allowed, or not asked for, finds nothing.
+func TestForceWithoutLeaveToDeletePodsIsRefused(t *testing.T) {
+	f := healthy()
+	f.Force, f.ForceDenied = true, `RBAC: no rule lets system:serviceaccount:ops:noderoll delete pods`
+	fs := Check(f)
+	if len(fs) != 1 || fs[0].Check != CheckForce || fs[0].Severity != Blocking ||
+		!strings.Contains(fs[0].Message, "--force deletes, at --eviction-timeout") || !strings.Contains(fs[0].Message, "no rule lets") ||
+		!strings.Contains(fs[0].Fix, "noderoll permissions --force") || !strings.Contains(fs[0].Fix, "rbac.allowForce=true") {
+		t.Fatalf("findings %+v", fs)
+	}
+	f.Terms = map[string]string{"force": "spec.force", "eviction-timeout": "spec.evictionTimeout"}
+	if fs := Check(f); !strings.HasPrefix(fs[0].Message, "spec.force deletes, at spec.evictionTimeout") || !strings.HasSuffix(fs[0].Fix, "without spec.force") {
+		t.Errorf("in the controller's terms: %+v", fs[0])
+	}
+	f.ForceDenied = ""
+	if fs := Check(f); len(fs) != 0 {
+		t.Errorf("force allowed: %+v", fs)
+	}
+	f.Force, f.ForceDenied = false, "denied"
+	if fs := Check(f); len(fs) != 0 {
+		t.Errorf("force not asked for: %+v", fs)
+	}
+}

@@ -280,6 +280,7 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 	if _, err := least.AppsV1().Deployments("default").Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "x"}}, metav1.CreateOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("creating a Deployment as the controller: %v, want 403 Forbidden", err)
 	}
+	deletePodForbidden(t, least, s.Kube)
 }
 
 // ControllerKubeconfig writes a kubeconfig acting as a ServiceAccount bound
@@ -288,7 +289,7 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 func (s *Sandbox) ControllerKubeconfig() string {
 	s.t.Helper()
 	ctx := context.Background()
-	cr, r := permissions.ControllerRoles("noderoll-controller")
+	cr, r := permissions.ControllerRoles("noderoll-controller", false)
 	if _, err := s.Kube.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
 		s.t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,7 +26,7 @@ func TestAnUpgradeRunsWithOnlyItsPermissions(t *testing.T) {
 	t.Parallel() // a sandbox of its own; timers more than CPU
 	s := StartSandbox(t)
 	ctx := context.Background()
-	cr, r := permissions.Roles("noderoll-least")
+	cr, r := permissions.Roles("noderoll-least", false)
 	if _, err := s.Kube.RbacV1().ClusterRoles().Create(ctx, cr, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -43,6 +44,19 @@ func TestAnUpgradeRunsWithOnlyItsPermissions(t *testing.T) {
 	}
 	upgrade := append(slices.Clone(seedUpgrade), "--strategy=surge")
 
+	// Deleting pods is left out of the roles: a run asking for --force is
+	// stopped by its preflight, on the API server's own answer, before
+	// anything changes.
+	account, cluster := snapshot(t, s), clusterState(t, s)
+	forced := least(append(slices.Clone(upgrade), "--force")...)
+	if r := forced; r.Code == 0 || !strings.Contains(r.Stdout+r.Stderr, "[force-permission]") || !strings.Contains(r.Stdout+r.Stderr, "noderoll permissions --force") ||
+		!strings.Contains(r.Stderr, "nothing was changed") {
+		t.Fatalf("--force without leave to delete pods: exit %d; want a blocking force-permission finding naming the fix\n%s\n%s", r.Code, tail(r.Stdout, 20), tail(r.Stderr, 10))
+	}
+	if a, c := snapshot(t, s), clusterState(t, s); a != account || !maps.Equal(c.nodes, cluster.nodes) || c.leases != cluster.leases {
+		t.Fatalf("the refused --force run changed something: account %+v -> %+v, nodes %v -> %v", account, a, cluster.nodes, c.nodes)
+	}
+
 	if r := least(append(slices.Clone(upgrade), "--dry-run")...); r.Code != 0 {
 		t.Fatalf("--dry-run with only noderoll's permissions: exit %d %s\n%s", r.Code, r.LastLine(), tail(r.Stderr, 20))
 	}
@@ -59,9 +73,30 @@ func TestAnUpgradeRunsWithOnlyItsPermissions(t *testing.T) {
 	if err != nil || *ca.Spec.Replicas != 1 || ca.Annotations["noderoll.io/paused-replicas"] != "" {
 		t.Errorf("cluster-autoscaler not restored under noderoll's permissions: %v", err)
 	}
-	// What the roles leave out is refused by the API server.
+	// What the roles leave out is refused by the API server: Secrets, and
+	// deleting a pod outside the Eviction API (and so its budget).
 	if _, err := leastClient(t, kubeconfig).CoreV1().Secrets("kube-system").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
 		t.Errorf("listing Secrets with noderoll's permissions: %v, want 403 Forbidden", err)
+	}
+	deletePodForbidden(t, leastClient(t, kubeconfig), s.Kube)
+}
+
+// deletePodForbidden deletes, as the least identity, one of the cluster's
+// application pods without eviction, and wants a 403 and the pod still
+// there.
+func deletePodForbidden(t *testing.T, least, admin kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	pods, err := admin.CoreV1().Pods("default").List(ctx, metav1.ListOptions{})
+	if err != nil || len(pods.Items) == 0 {
+		t.Fatalf("no pod to try: %v", err)
+	}
+	p := pods.Items[0]
+	if err := least.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("deleting pod %s/%s without eviction: %v, want 403 Forbidden", p.Namespace, p.Name, err)
+	}
+	if got, err := admin.CoreV1().Pods(p.Namespace).Get(ctx, p.Name, metav1.GetOptions{}); err != nil || got.DeletionTimestamp != nil {
+		t.Errorf("pod %s/%s after the refused delete: %v", p.Namespace, p.Name, err)
 	}
 }
 
