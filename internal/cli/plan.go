@@ -15,6 +15,7 @@ import (
 	"github.com/noderoll/noderoll/internal/cloud"
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/predict"
 	"github.com/noderoll/noderoll/internal/preflight"
 )
 
@@ -214,6 +215,11 @@ func printPlan(w io.Writer, fc *engine.Forecast, o engine.Options, assumed engin
 		fmt.Fprintf(tw, "  %s\t%s\tpeak %d instances\t%s%s\n", p.Strategy, took, p.PeakInstances, how, chosen)
 	}
 	_ = tw.Flush()
+	for _, p := range fc.Predictions {
+		if p.Chosen && p.Blocked == "" {
+			fmt.Fprintf(w, "This run, phase by phase: %s\n", phases(p.Milestones))
+		}
+	}
 	blocking := countSeverity(fc.Findings, preflight.Blocking)
 	fmt.Fprintf(w, "Preflight: %d blocking, %d warning(s)\n", blocking, len(fc.Findings)-blocking)
 	for _, f := range fc.Findings {
@@ -223,6 +229,17 @@ func printPlan(w io.Writer, fc *engine.Forecast, o engine.Options, assumed engin
 		}
 		fmt.Fprintf(w, "  %s [%s] %s %s\n           fix: %s\n", label, f.Check, f.Object, f.Message, f.Fix)
 	}
+}
+
+// phases says when a predicted run's phases begin and end, from its start.
+func phases(m predict.Milestones) string {
+	at := func(d time.Duration) string { return "at " + short(d) }
+	drains := fmt.Sprintf("drains start %s", at(m.FirstDrain))
+	if m.LastDrain > m.FirstDrain {
+		drains = fmt.Sprintf("drains start from %s to %s", short(m.FirstDrain), short(m.LastDrain))
+	}
+	return fmt.Sprintf("first new node Ready %s; %s, the last done %s; last old instance terminated %s; done %s",
+		at(m.Ready), drains, at(m.Drained), at(m.Terminated), at(m.End))
 }
 
 // waves says how a strategy takes the nodes to replace.

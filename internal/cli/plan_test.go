@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/noderoll/noderoll/internal/predict"
 )
 
 // plan takes the flags of upgrade nodegroup that say what to upgrade and
@@ -38,5 +41,18 @@ func TestPlanTakesTheUpgradesFlags(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("plan %s: %v, want an error with %q", args, err, want)
 		}
+	}
+}
+
+// The chosen strategy's predicted run is told phase by phase.
+func TestPlanTellsTheRunsPhases(t *testing.T) {
+	s := time.Second
+	got := phases(predict.Milestones{Launched: s / 2, Ready: 3 * s, FirstDrain: 3 * s, LastDrain: 5 * s, Drained: 12 * s, Terminated: 16 * s, End: 19 * s})
+	want := "first new node Ready at 3s; drains start from 3s to 5s, the last done at 12s; last old instance terminated at 16s; done at 19s"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := phases(predict.Milestones{Ready: 3 * s, FirstDrain: 3 * s, LastDrain: 3 * s, Drained: 4 * s, Terminated: 8 * s, End: 90 * s}); !strings.Contains(got, "drains start at 3s, the last done at 4s") || !strings.HasSuffix(got, "done at 1m30s") {
+		t.Errorf("one wave: %q", got)
 	}
 }
