@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,10 @@ type Options struct {
 	ControllerGroups, ControllerNodes int
 	Scale                             float64 // real-world delays are divided by it
 	PodsPerNode                       int
+	// Mix is the sandbox's workloads and budgets: "teams" (the default)
+	// or "seed" (the workshop's; with 3 nodes and 4 pods a node, the seed
+	// scenario itself).
+	Mix string
 	// Repeat runs each row this many times, each on a fresh sandbox; the
 	// row is then the run of median makespan, and its prediction is held
 	// against that median (a run of a few seconds a node varies by 15%
@@ -391,14 +396,14 @@ type sandboxed struct {
 }
 
 // upSandbox brings up a sandbox of groups groups of n nodes each in dir,
-// under the options' delays and pods, with the teams' budgets.
+// under the options' delays, pods and mix (the teams' budgets by default).
 func (o Options) upSandbox(ctx context.Context, dir, name string, n, groups int) (*sandboxed, error) {
 	up := []string{"sandbox", "up", "--dir", dir, "--name", name,
-		"--nodes", strconv.Itoa(n), "--groups", strconv.Itoa(groups), "--azs", "3", "--pods-per-node", strconv.Itoa(o.PodsPerNode), "--mix", "teams",
+		"--nodes", strconv.Itoa(n), "--groups", strconv.Itoa(groups), "--azs", "3", "--pods-per-node", strconv.Itoa(o.PodsPerNode), "--mix", cmp.Or(o.Mix, "teams"),
 		"--boot-delay", o.scaled(RealWorld.Boot).String(), "--node-ready-delay", o.scaled(RealWorld.Ready).String(),
 		"--pod-start-delay", o.scaled(RealWorld.PodStart).String(), "--pod-stop-delay", o.scaled(RealWorld.PodStop).String(),
 		"--shutdown-delay", o.scaled(RealWorld.Shutdown).String()}
-	fmt.Fprintf(o.Out, "   sandbox up: %d group(s) of %d nodes, %d pods a node (teams' budgets)\n", groups, n, o.PodsPerNode)
+	fmt.Fprintf(o.Out, "   sandbox up: %d group(s) of %d nodes, %d pods a node (budgets: %s)\n", groups, n, o.PodsPerNode, cmp.Or(o.Mix, "teams"))
 	down := func() {
 		_, _ = o.run(context.WithoutCancel(ctx), filepath.Join(dir, "sandbox-down.log"), nil, nil, nil, "sandbox", "down", "--dir", dir)
 	}

@@ -74,6 +74,9 @@ running anything.`,
 					return fmt.Errorf("--strategies: %q; want eks, surge and/or bluegreen", st)
 				}
 			}
+			if o.Mix != "teams" && o.Mix != "seed" {
+				return fmt.Errorf("--mix %q: want teams or seed", o.Mix)
+			}
 			if o.Repeat < 1 || o.Repeat > 9 {
 				return fmt.Errorf("--repeat %d: want 1 to 9 runs a row", o.Repeat)
 			}
@@ -128,6 +131,7 @@ running anything.`,
 	fl.StringSliceVar(&o.Strategies, "strategies", []string{"eks", "surge", "bluegreen"}, "strategies to measure, eks first (the others' speedup is over it)")
 	fl.Float64Var(&o.Scale, "scale", o.Scale, "divide the real-world delays by this (boot 20s, node ready 10s, pod start and stop 15s, shutdown 30s, EKS's post-cordon wait 60s)")
 	fl.IntVar(&o.PodsPerNode, "pods-per-node", o.PodsPerNode, "application pods per node")
+	fl.StringVar(&o.Mix, "mix", "teams", "workloads and their budgets: teams (maxUnavailable 1, 10%, 25%, minAvailable 50%) or seed (the workshop's, each allowing one pod down; --sizes 3 --pods-per-node 4 is the seed scenario)")
 	fl.IntVar(&o.Repeat, "repeat", 1, "run each row this many times, each on a fresh sandbox; the row shows the median makespan and the spread, and holds the median prediction against the median makespan")
 	fl.StringArrayVar(&o.UpgradeArgs, "upgrade-flag", nil, "a flag for every upgrade the bench runs, e.g. --upgrade-flag=--max-surge=50% (repeat for more)")
 	fl.StringVar(&o.Dir, "dir", "", "folder for the sandboxes and logs (default: a new temporary folder)")

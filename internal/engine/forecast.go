@@ -89,11 +89,11 @@ const (
 	forecastEvict = time.Second
 	// forecastRecount: see predict.Delays.Recount.
 	forecastRecount = 300 * time.Millisecond
-	// forecastContend: see predict.Delays.Contend. Read off the sandbox:
-	// a budget's round took 2.2s to 2.4s with 30 drains waiting on it
-	// against 1.3s with one (blue-green and eks at 30 nodes), 30ms to 40ms
-	// a drain; the higher since drains start in one request each.
-	forecastContend = 40 * time.Millisecond
+	// forecastContend: see predict.Delays.Contend. Read off the sandbox
+	// (docs/performance.md): blue-green at 30 nodes, about 540 pods'
+	// answers over its ten rounds of one budget, took 25s to drain where
+	// the rounds alone take 15s, about 20ms a pod waiting on another node.
+	forecastContend = 20 * time.Millisecond
 )
 
 // Forecast judges the upgrade as Preflight does and predicts how long each

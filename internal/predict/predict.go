@@ -36,11 +36,12 @@ type Delays struct {
 	// allows the next disruption: the disruption controller's count and
 	// the drain's retry.
 	Recount time.Duration `json:"recount"`
-	// Contend is what each other drain waiting on the same budget adds
-	// to its rounds: a disruption given back wakes every drain that waits
-	// on it, one eviction wins, the others are refused and retry, and
-	// the API server answers them all. Nothing else charges for many
-	// drains on few budgets (blue-green's every old node at once).
+	// Contend is what each pod other drains wait to evict under the same
+	// budget adds to its rounds: a disruption given back wakes every drain
+	// that waits on it, each asks again for its pods held there, one
+	// eviction wins, the others are refused, and the API server answers
+	// them all. Nothing else charges for many drains on few budgets
+	// (blue-green's every old node at once).
 	Contend time.Duration `json:"contend"`
 	// Poll is how often the engine asks the cloud (its PollInterval).
 	Poll time.Duration `json:"poll"`
@@ -382,13 +383,12 @@ func (m *model) evict(t time.Duration) {
 		}
 	}
 	sort.SliceStable(draining, func(a, b int) bool { return draining[a].drainStart < draining[b].drainStart })
-	// The drains racing for each budget now.
+	// The pods each budget holds now, on all drains: each is asked again
+	// when the budget frees one.
 	waiting := map[string]int{}
 	for _, i := range draining {
 		for b, n := range i.left {
-			if n > 0 {
-				waiting[b]++
-			}
+			waiting[b] += n
 		}
 	}
 	for _, i := range draining {
@@ -401,12 +401,15 @@ func (m *model) evict(t time.Duration) {
 			if n <= 0 {
 				continue
 			}
+			others := waiting[b] - i.left[b]
 			i.left[b] -= n
+			waiting[b] -= n
 			m.allowed[b] -= n
 			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop)
 			// The budget allows again once the replacement is Ready and
-			// the disruption controller has counted it.
-			back := t + m.d.Recount + m.d.PodStart + time.Duration(max(waiting[b]-1, 0))*m.d.Contend
+			// the disruption controller has counted it, later for every
+			// pod of it other drains wait to evict (see Contend).
+			back := t + m.d.Recount + m.d.PodStart + time.Duration(max(others, 0))*m.d.Contend
 			if ordered[b] {
 				back += m.d.PodStop
 			}

@@ -69,18 +69,18 @@ func TestATightBudgetSetsThePace(t *testing.T) {
 	}
 }
 
-// Drains racing for one budget slow its rounds: each other drain waiting
-// on it adds Contend. Three drains of 4 pods on a budget allowing 1: the
-// first eviction is taken as the first drain starts, alone; the first
-// drain's three other rounds race three drains (+2 Contend each), the
-// second's four race two (+1 each), the last's none.
+// Drains racing for one budget slow its rounds: each pod other drains wait
+// to evict under it adds Contend. Three drains of 4 pods on a budget
+// allowing 1: the first eviction is taken as the first drain starts,
+// alone; the first drain's three other rounds race the other two drains'
+// eight pods, the second's four race the third's four, the last's none.
 func TestDrainsRacingForABudgetSlowItsRounds(t *testing.T) {
 	in := Input{Start: group(3, 3, 3, map[string]int{"web": 4}, 0), Budgets: []Budget{{Name: "web", Allowed: 1}}, Delays: quick}
 	alone := Run(in, rollout.Surge{})
 	in.Delays.Contend = 100 * time.Millisecond
 	in.Budgets = []Budget{{Name: "web", Allowed: 1}}
 	raced := Run(in, rollout.Surge{})
-	if want := alone.Duration + 3*200*time.Millisecond + 4*100*time.Millisecond; raced.Duration != want {
+	if want := alone.Duration + (3*8+4*4)*100*time.Millisecond; raced.Duration != want {
 		t.Errorf("raced %s, alone %s; want %s", raced.Duration, alone.Duration, want)
 	}
 }
