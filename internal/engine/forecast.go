@@ -84,16 +84,20 @@ const (
 	forecastSetup = 1400 * time.Millisecond
 	forecastCall  = 20 * time.Millisecond
 	// forecastEvict is what a drain costs beyond its pods' stop: the
-	// evictions asked, the pods' deletion seen, the node cordoned and
-	// marked (about a second on the sandbox's control plane).
-	forecastEvict = time.Second
-	// forecastRecount: see predict.Delays.Recount.
-	forecastRecount = 300 * time.Millisecond
+	// evictions asked, the pods' deletion seen, the node cordoned after.
+	// forecastRecount: see predict.Delays.Recount. Both read off the
+	// sandbox's runs phase by phase (docs/performance.md): at the seed's
+	// size a budget's round took its pod start and little more, and a
+	// drain ended half a second after its last pod's stop; what load adds
+	// at 30 nodes is the race's (forecastContend).
+	forecastEvict   = 500 * time.Millisecond
+	forecastRecount = 100 * time.Millisecond
 	// forecastContend: see predict.Delays.Contend. Read off the sandbox
 	// (docs/performance.md): blue-green at 30 nodes, about 540 pods'
-	// answers over its ten rounds of one budget, took 25s to drain where
-	// the rounds alone take 15s, about 20ms a pod waiting on another node.
-	forecastContend = 20 * time.Millisecond
+	// answers over its ten rounds of one budget, took 23-25s to drain
+	// where the rounds alone take 12s, about 24ms a pod waiting on
+	// another node.
+	forecastContend = 24 * time.Millisecond
 )
 
 // Forecast judges the upgrade as Preflight does and predicts how long each
