@@ -3,8 +3,6 @@ package engine
 import (
 	"context"
 	"log/slog"
-	"sync"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,27 +13,14 @@ import (
 )
 
 // eventer records Kubernetes Events on nodes, so `kubectl describe node` and
-// `kubectl get events` tell the upgrade's story. Each is written off the
-// run's loop (on a loaded API server a write costs the loop 50-100ms, and
-// blue-green starts thirty drains in one pass), and the run waits for all
-// of them before it ends: a CLI run ends right after its last step, and a
-// recorder's queue dropped at exit would lose them.
+// `kubectl get events` tell the upgrade's story. Events are written
+// synchronously: a CLI run ends right after its last step, and an
+// asynchronous recorder could drop what it had queued.
 type eventer struct {
-	client  kubernetes.Interface
-	clock   clock.Clock
-	log     *slog.Logger
-	nodes   listersv1.NodeLister // nil: nodes are asked for
-	pending *sync.WaitGroup      // nil: written in place
-}
-
-// eventWriteTimeout bounds one event's write once the run has moved on.
-const eventWriteTimeout = 10 * time.Second
-
-// wait returns once every event recorded so far is written (or given up).
-func (e eventer) wait() {
-	if e.pending != nil {
-		e.pending.Wait()
-	}
+	client kubernetes.Interface
+	clock  clock.Clock
+	log    *slog.Logger
+	nodes  listersv1.NodeLister // nil: nodes are asked for
 }
 
 // node records an event on a node as the caches know it (no extra request).
@@ -72,24 +57,10 @@ func (e eventer) record(ctx context.Context, node string, uid types.UID, typ, re
 		ReportingController: "noderoll.io/upgrade", ReportingInstance: "noderoll",
 		Action: reason,
 	}
-	write := func(ctx context.Context) {
-		if _, err := e.client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
-			// An event lost is a log line lost, never a reason to stop an upgrade.
-			e.log.Warn("recording an event failed", "node", node, "reason", reason, "err", err)
-		}
+	if _, err := e.client.CoreV1().Events(metav1.NamespaceDefault).Create(ctx, ev, metav1.CreateOptions{}); err != nil {
+		// An event lost is a log line lost, never a reason to stop an upgrade.
+		e.log.Warn("recording an event failed", "node", node, "reason", reason, "err", err)
 	}
-	if e.pending == nil {
-		write(ctx)
-		return
-	}
-	e.pending.Add(1)
-	go func() {
-		defer e.pending.Done()
-		// The run's end (or its lock lost) does not cancel what it told.
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), eventWriteTimeout)
-		defer cancel()
-		write(wctx)
-	}()
 }
 
 // maxEventMessage keeps an event readable in `kubectl describe` and within

@@ -2,13 +2,11 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/util/retry"
 
 	"github.com/noderoll/noderoll/internal/cloud"
@@ -73,36 +71,27 @@ func (u *upgrade) taint(ctx context.Context, n *corev1.Node) (bool, error) {
 // mark records the node's phase and, with cordon, cordons it and records
 // when (kept from a first cordon on a resumed run), in one write.
 func (u *upgrade) mark(ctx context.Context, n *corev1.Node, phase string, cordon bool) error {
-	// One merge patch of what the node, as the cache shows it, lacks: a
-	// drain's start is one request, not a read and a write (blue-green
-	// starts thirty in one pass on a busy API server). The cache lags only
-	// behind this run's own writes; writing one again is harmless, and a
-	// cordon time written again only lengthens the post-cordon wait.
-	ann := map[string]string{}
-	if n.Annotations[annPhase] != phase {
-		ann[annPhase] = phase
-	}
-	if _, ok := n.Annotations[annCordonedFirstAt]; cordon && !ok {
-		ann[annCordonedFirstAt] = u.clock.Now().UTC().Format(time.RFC3339Nano)
-	}
-	patch := map[string]any{}
-	if len(ann) > 0 {
-		patch["metadata"] = map[string]any{"annotations": ann}
-	}
-	if cordon && !n.Spec.Unschedulable {
-		patch["spec"] = map[string]any{"unschedulable": true}
-	}
-	if len(patch) == 0 {
-		return nil
-	}
-	b, err := json.Marshal(patch)
-	if err != nil {
-		return err
-	}
-	if _, err := u.kube.CoreV1().Nodes().Patch(ctx, n.Name, types.MergePatchType, b, metav1.PatchOptions{}); err != nil {
-		return fmt.Errorf("marking node %s %s: %w", n.Name, phase, err)
-	}
-	return nil
+	now := u.clock.Now().UTC()
+	_, err := u.updateNode(ctx, n.Name, func(n *corev1.Node) bool {
+		changed := false
+		if n.Annotations == nil {
+			n.Annotations = map[string]string{}
+		}
+		if n.Annotations[annPhase] != phase {
+			n.Annotations[annPhase] = phase
+			changed = true
+		}
+		if cordon && !n.Spec.Unschedulable {
+			n.Spec.Unschedulable = true
+			changed = true
+		}
+		if _, ok := n.Annotations[annCordonedFirstAt]; cordon && !ok {
+			n.Annotations[annCordonedFirstAt] = now.Format(time.RFC3339Nano)
+			changed = true
+		}
+		return changed
+	})
+	return err
 }
 
 // cordonedAt returns when the node was cordoned, recording now if no time is

@@ -69,14 +69,13 @@ func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record
 	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t, report: e.report,
 		nodes: view.nodeLister, pods: view.pods.GetIndexer(), pdbs: view.pdbLister,
 		kick:   make(chan struct{}, 1),
-		events: eventer{client: e.kube, clock: e.clock, log: e.log, nodes: view.nodeLister, pending: &sync.WaitGroup{}}}
+		events: eventer{client: e.kube, clock: e.clock, log: e.log, nodes: view.nodeLister}}
 	unwatch, err := view.watch(u.poke)
 	if err != nil {
 		stopView()
 		return nil, err
 	}
 	u.stop = func() {
-		u.events.wait()
 		unwatch()
 		stopView()
 	}
