@@ -345,7 +345,7 @@ func (f *upgradeFlags) validate() error {
 			return fmt.Errorf("--dry-run judges an upgrade; it does not go with %s", flag)
 		}
 	default:
-		if err := f.target.Validate(); err != nil {
+		if err := f.target.Validate(nil); err != nil {
 			return err
 		}
 	}
@@ -355,7 +355,7 @@ func (f *upgradeFlags) validate() error {
 	if err := f.validateDurations(); err != nil {
 		return err
 	}
-	if err := preflight.ValidateIgnore(f.opts.IgnorePreflight); err != nil {
+	if err := preflight.ValidateIgnore(f.opts.IgnorePreflight, nil); err != nil {
 		return err
 	}
 	return nil

@@ -46,8 +46,8 @@ func Translate(spec v1alpha1.NodeGroupUpgradeSpec) (Run, error) {
 			Family:                spec.Target.AMIFamily,
 		},
 	}
-	if err := r.Target.Validate(); err != nil {
-		return Run{}, fmt.Errorf("spec.target: %w", err)
+	if err := r.Target.Validate(resourceTerms()); err != nil {
+		return Run{}, err
 	}
 	switch spec.Strategy.Type {
 	case "", "Surge":
@@ -104,6 +104,7 @@ func resourceTerms() terms.Terms {
 		"kubernetes-version": "spec.target.kubernetesVersion", "release-version": "spec.target.releaseVersion",
 		"launch-template-version": "spec.target.launchTemplateVersion", "ami": "spec.target.ami", "ami-family": "spec.target.amiFamily",
 		"cluster-autoscaler": "spec.clusterAutoscaler", "ignore-preflight": "spec.ignorePreflight",
+		"post-cordon-wait": "spec.postCordonWait", "node-ready-timeout": "spec.nodeReadyTimeout",
 	}
 }
 

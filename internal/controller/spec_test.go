@@ -66,13 +66,15 @@ func TestASpecTheSchemaLetsThroughIsStillChecked(t *testing.T) {
 		want   string
 	}{
 		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.Strategy.MaxSurge = ptr.To(intstr.FromString("150%")) }, "spec.strategy.maxSurge"},
-		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.PostCordonWait = &metav1.Duration{Duration: -time.Second} }, "cannot be negative"},
-		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.Target.AMI = "ami-0123456789abcdef0" }, "spec.target"},
+		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.PostCordonWait = &metav1.Duration{Duration: -time.Second} }, "spec.postCordonWait: -1s: a duration cannot be negative"},
+		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.Target.AMI = "ami-0123456789abcdef0" }, "exactly one of spec.target.kubernetesVersion, spec.target.releaseVersion"},
+		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.Target.KubernetesVersion = "latest" }, `spec.target.kubernetesVersion: "latest": want a version like 1.37`},
+		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.Target.AMIFamily = "ubuntu" }, `spec.target.amiFamily: "ubuntu": want al2023`},
 		{func(s *v1alpha1.NodeGroupUpgradeSpec) { s.Strategy.Type = "Fast" }, "want Surge, BlueGreen or EKS"},
 	} {
 		s := spec()
 		c.change(&s)
-		if _, err := Translate(s); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := Translate(s); err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "--") {
 			t.Errorf("%+v: %v, want an error naming %q", s, err, c.want)
 		}
 	}

@@ -42,7 +42,7 @@ func (e *Engine) Abort(ctx context.Context, ref Request) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		orig, err := resolveTarget(ctx, e.cloud, group, TargetSpec{LaunchTemplateVersion: rec.OriginalTemplateVersion}, cp)
+		orig, err := resolveTarget(ctx, e.cloud, group, TargetSpec{LaunchTemplateVersion: rec.OriginalTemplateVersion}, cp, e.opts.Terms)
 		if err != nil {
 			return nil, fmt.Errorf("finding the AMI the group ran before (launch template version %d): %w", rec.OriginalTemplateVersion, err)
 		}

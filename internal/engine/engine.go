@@ -89,15 +89,20 @@ func DefaultOptions() Options {
 // Validate refuses what no default can mend: a negative duration.
 func (o Options) Validate() error {
 	for _, d := range []struct {
+		flag string // the option's name, "" when no front end takes it
 		name string
 		v    time.Duration
 	}{
-		{"post-cordon wait", o.PostCordonWait}, {"node Ready timeout", o.NodeReadyTimeout}, {"node gone timeout", o.NodeGoneTimeout},
-		{"poll interval", o.PollInterval}, {"eviction timeout", o.Drain.Timeout}, {"eviction retry delay", o.Drain.RetryDelay},
-		{"skip-wait-for-delete timeout", o.Drain.SkipWaitForDelete}, // soaks: see budgets
+		{"post-cordon-wait", "", o.PostCordonWait}, {"node-ready-timeout", "", o.NodeReadyTimeout}, {"", "node gone timeout", o.NodeGoneTimeout},
+		{"", "poll interval", o.PollInterval}, {"eviction-timeout", "", o.Drain.Timeout}, {"eviction-retry-delay", "", o.Drain.RetryDelay},
+		{"skip-wait-for-delete-timeout", "", o.Drain.SkipWaitForDelete}, // soaks: see budgets
 	} {
 		if d.v < 0 {
-			return fmt.Errorf("the %s is %s: a duration cannot be negative (0 for none where none makes sense, or a duration such as 60s)", d.name, d.v)
+			what := "the " + d.name + " is " + d.v.String()
+			if d.flag != "" {
+				what = o.Terms.With(d.flag, d.v.String())
+			}
+			return fmt.Errorf("%s: a duration cannot be negative (0 for none where none makes sense, or a duration such as 60s)", what)
 		}
 	}
 	return nil
@@ -275,7 +280,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 // tells the warnings.
 func (e *Engine) heed(pre *PreflightReport) error {
 	if blocked := preflight.Blocked(pre.Findings, e.opts.IgnorePreflight); len(blocked) > 0 {
-		return &preflight.BlockedError{Findings: blocked}
+		return &preflight.BlockedError{Findings: blocked, Terms: e.opts.Terms}
 	}
 	for _, f := range pre.Findings {
 		if f.Severity == preflight.Warning {
@@ -303,7 +308,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if e.invalid != nil {
 		return nil, e.invalid
 	}
-	if err := req.Target.Validate(); err != nil {
+	if err := req.Target.Validate(e.opts.Terms); err != nil {
 		return nil, err
 	}
 	cluster, err := e.cloud.Cluster(ctx, req.Group.Cluster)
@@ -343,7 +348,7 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	target, err := resolveTarget(ctx, e.cloud, group, req.Target, cp)
+	target, err := resolveTarget(ctx, e.cloud, group, req.Target, cp, e.opts.Terms)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // TargetSpec is what the user asked to upgrade to; exactly one of the first
@@ -45,8 +46,9 @@ type Target struct {
 
 var minorRE = regexp.MustCompile(`^v?(1\.\d{1,3})(\.\d+)?$`)
 
-// Validate checks the spec's form before anything is looked up.
-func (t TargetSpec) Validate() error {
+// Validate checks the spec's form before anything is looked up, naming the
+// options as the front end (tm) spells them.
+func (t TargetSpec) Validate(tm terms.Terms) error {
 	n := 0
 	for _, set := range []bool{t.KubernetesVersion != "", t.ReleaseVersion != "", t.LaunchTemplateVersion != 0, t.AMI != ""} {
 		if set {
@@ -54,26 +56,27 @@ func (t TargetSpec) Validate() error {
 		}
 	}
 	if n != 1 {
-		return fmt.Errorf("say what to upgrade to with exactly one of --kubernetes-version, --release-version, --launch-template-version or --ami (got %d)", n)
+		return fmt.Errorf("say what to upgrade to with exactly one of %s, %s, %s or %s (got %d)",
+			tm.Of("kubernetes-version"), tm.Of("release-version"), tm.Of("launch-template-version"), tm.Of("ami"), n)
 	}
 	if t.KubernetesVersion != "" && !minorRE.MatchString(t.KubernetesVersion) {
-		return fmt.Errorf("--kubernetes-version %q: want a version like 1.37", t.KubernetesVersion)
+		return fmt.Errorf("%s: want a version like 1.37", tm.With("kubernetes-version", strconv.Quote(t.KubernetesVersion)))
 	}
 	if t.LaunchTemplateVersion < 0 {
-		return fmt.Errorf("--launch-template-version %d: want a version number of the group's launch template", t.LaunchTemplateVersion)
+		return fmt.Errorf("%s: want a version number of the group's launch template", tm.With("launch-template-version", fmt.Sprint(t.LaunchTemplateVersion)))
 	}
 	if t.Family != "" && t.Family != "al2023" && t.Family != "bottlerocket" && t.Family != "windows" {
-		return fmt.Errorf("--ami-family %q: want al2023, bottlerocket or windows (or leave it out to keep the group's own)", t.Family)
+		return fmt.Errorf("%s: want al2023, bottlerocket or windows (or leave it out to keep the group's own)", tm.With("ami-family", strconv.Quote(t.Family)))
 	}
 	if (t.Family == "bottlerocket" || t.Family == "windows") && t.KubernetesVersion == "" {
-		return fmt.Errorf("--ami-family %s goes with --kubernetes-version", t.Family)
+		return fmt.Errorf("%s goes with %s", tm.With("ami-family", t.Family), tm.Of("kubernetes-version"))
 	}
 	return nil
 }
 
 // resolveTarget finds the AMI the spec names and checks that kubelets on it
 // may join this control plane: not newer, and at most 3 minors older.
-func resolveTarget(ctx context.Context, p cloud.Provider, g cloud.NodeGroup, spec TargetSpec, controlPlane string) (Target, error) {
+func resolveTarget(ctx context.Context, p cloud.Provider, g cloud.NodeGroup, spec TargetSpec, controlPlane string, tm terms.Terms) (Target, error) {
 	q := cloud.ImageQuery{ReleaseVersion: spec.ReleaseVersion, ImageID: spec.AMI, Family: spec.Family, Like: g.ImageID, InstanceTypes: g.InstanceTypes}
 	if spec.KubernetesVersion != "" {
 		q.KubernetesVersion = minorRE.FindStringSubmatch(spec.KubernetesVersion)[1]
@@ -84,7 +87,7 @@ func resolveTarget(ctx context.Context, p cloud.Provider, g cloud.NodeGroup, spe
 	if spec.LaunchTemplateVersion != 0 {
 		id, err := p.TemplateImage(ctx, g.TemplateID, spec.LaunchTemplateVersion)
 		if err != nil {
-			return Target{}, fmt.Errorf("--launch-template-version %d: %w", spec.LaunchTemplateVersion, err)
+			return Target{}, fmt.Errorf("%s: %w", tm.With("launch-template-version", fmt.Sprint(spec.LaunchTemplateVersion)), err)
 		}
 		q.ImageID = id
 	}

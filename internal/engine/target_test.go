@@ -3,6 +3,8 @@ package engine
 import (
 	"strings"
 	"testing"
+
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 func TestCheckSkew(t *testing.T) {
@@ -24,7 +26,7 @@ func TestCheckSkew(t *testing.T) {
 func TestTargetSpecValidate(t *testing.T) {
 	ok := []TargetSpec{{KubernetesVersion: "1.37"}, {KubernetesVersion: "v1.37.2"}, {ReleaseVersion: "1.37.2-20261115"}, {LaunchTemplateVersion: 3}, {AMI: "ami-0abc"}, {KubernetesVersion: "1.37", Family: "bottlerocket"}}
 	for _, s := range ok {
-		if err := s.Validate(); err != nil {
+		if err := s.Validate(nil); err != nil {
 			t.Errorf("%+v: %v", s, err)
 		}
 	}
@@ -37,9 +39,17 @@ func TestTargetSpecValidate(t *testing.T) {
 	}
 	bad["exactly one of (none)"] = TargetSpec{}
 	for want, s := range bad {
-		err := s.Validate()
+		err := s.Validate(nil)
 		if err == nil || !strings.Contains(err.Error(), strings.TrimSuffix(want, " (none)")) {
 			t.Errorf("%+v: got %v, want %q", s, err, want)
 		}
+	}
+	// The CLI's users read its flags; a front end with other names, those.
+	if err := (TargetSpec{KubernetesVersion: "latest"}).Validate(nil); err == nil || !strings.Contains(err.Error(), `--kubernetes-version="latest"`) {
+		t.Errorf("the CLI's words: %v", err)
+	}
+	named := terms.Terms{"ami-family": "spec.target.amiFamily", "kubernetes-version": "spec.target.kubernetesVersion"}
+	if err := (TargetSpec{AMI: "ami-0abc", Family: "windows"}).Validate(named); err == nil || err.Error() != "spec.target.amiFamily: windows goes with spec.target.kubernetesVersion" {
+		t.Errorf("a resource's words: %v", err)
 	}
 }

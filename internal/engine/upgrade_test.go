@@ -623,7 +623,7 @@ func TestANegativeWaitIsRefusedAndZeroIsNone(t *testing.T) {
 		o := e.opts
 		o.PostCordonWait = -5 * time.Second
 		_, err := New(w.kube, w.p, o).Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
-		if err == nil || !strings.Contains(err.Error(), "post-cordon wait is -5s") {
+		if err == nil || !strings.Contains(err.Error(), "--post-cordon-wait=-5s: a duration cannot be negative") {
 			t.Fatalf("a negative post-cordon wait: got %v", err)
 		}
 		if calls := w.p.Calls(); len(calls) != 0 {

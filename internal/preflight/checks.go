@@ -195,7 +195,8 @@ func checkAutoscaler(f Facts, _ coverage, add adder) {
 	if f.Autoscaler == "" {
 		add(CheckAutoscaler, Warning, "Deployment kube-system/cluster-autoscaler",
 			"no cluster-autoscaler was found in kube-system; one running elsewhere would scale the group against the upgrade",
-			"pass --cluster-autoscaler namespace/name if one runs elsewhere, or --cluster-autoscaler none if there is none")
+			fmt.Sprintf("name it with %s if one runs elsewhere, or say %s if there is none",
+				f.Terms.With("cluster-autoscaler", "namespace/name"), f.Terms.With("cluster-autoscaler", "none")))
 	}
 }
 

@@ -162,18 +162,22 @@ func Blocked(fs []Finding, ignore []string) []Finding {
 	return out
 }
 
-// ValidateIgnore checks --ignore-preflight's names.
-func ValidateIgnore(names []string) error {
+// ValidateIgnore checks the names of the checks to ignore, naming the option
+// as the front end (tm) spells it.
+func ValidateIgnore(names []string, tm terms.Terms) error {
 	for _, n := range names {
 		if n != "all" && !slices.Contains(Checks, n) {
-			return fmt.Errorf("--ignore-preflight %q: no such check; the checks are %s (or all)", n, strings.Join(Checks, ", "))
+			return fmt.Errorf("%s: no such check; the checks are %s (or all)", tm.With("ignore-preflight", strconv.Quote(n)), strings.Join(Checks, ", "))
 		}
 	}
 	return nil
 }
 
 // BlockedError stops a run on blocking findings.
-type BlockedError struct{ Findings []Finding }
+type BlockedError struct {
+	Findings []Finding
+	Terms    terms.Terms // how the front end names the option that ignores a check
+}
 
 func (e *BlockedError) Error() string {
 	var b strings.Builder
@@ -188,7 +192,7 @@ func (e *BlockedError) Error() string {
 		names = append(names, c)
 	}
 	sort.Strings(names)
-	fmt.Fprintf(&b, "\nfix them, or go on regardless with --ignore-preflight=%s", strings.Join(names, ","))
+	fmt.Fprintf(&b, "\nfix them, or go on regardless with %s", e.Terms.With("ignore-preflight", strings.Join(names, ",")))
 	return b.String()
 }
 

@@ -9,6 +9,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 func pod(name string, labels map[string]string, owner string, mutate ...func(*corev1.Pod)) *corev1.Pod {
@@ -165,11 +167,20 @@ func TestIgnoringAChecksLetsItsFindingsThrough(t *testing.T) {
 			t.Errorf("the error does not say %q:\n%s", want, msg)
 		}
 	}
-	if err := ValidateIgnore([]string{"bare-pod", "all"}); err != nil {
+	if err := ValidateIgnore([]string{"bare-pod", "all"}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if err := ValidateIgnore([]string{"bare-pods"}); err == nil || !strings.Contains(err.Error(), "no such check") {
+	if err := ValidateIgnore([]string{"bare-pods"}, nil); err == nil || !strings.Contains(err.Error(), `--ignore-preflight="bare-pods": no such check`) {
 		t.Fatalf("a misspelt check: %v", err)
+	}
+	// Another front end's users read its own names, never a CLI flag.
+	resource := terms.Terms{"ignore-preflight": "spec.ignorePreflight"}
+	if err := ValidateIgnore([]string{"bare-pods"}, resource); err == nil || !strings.Contains(err.Error(), `spec.ignorePreflight: "bare-pods": no such check`) {
+		t.Fatalf("a misspelt check in a resource: %v", err)
+	}
+	msg = (&BlockedError{Findings: Blocked(fs, nil), Terms: resource}).Error()
+	if !strings.Contains(msg, "go on regardless with spec.ignorePreflight: bare-pod,pdb-never-allows") || strings.Contains(msg, "--ignore-preflight") {
+		t.Errorf("the resource's blocked error:\n%s", msg)
 	}
 }
 
