@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/version"
 	fakediscovery "k8s.io/client-go/discovery/fake"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
@@ -1110,6 +1111,75 @@ func TestEachNodesStepsAreToldInOrder(t *testing.T) {
 		}
 		if terminated != 12 {
 			t.Errorf("%d terminations told, want 12:\n%s", terminated, strings.Join(log.lines, "\n"))
+		}
+	})
+}
+
+// A node whose drain a budget held says so on its Cordon line, once, with
+// how long and which budget: the wait's end, told where the drain ends.
+func TestACordonSaysWhichBudgetHeldItsDrainAndHowLong(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		old := ids(w.p.Group("ng"))
+		held := cloudfake.NodeName(old[1])
+		ctx := context.Background()
+		if _, err := w.kube.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "db-0", Namespace: "default", Labels: map[string]string{"app": "db"},
+				OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "StatefulSet", Name: "db", UID: "db-uid", Controller: ptr.To(true)}}},
+			Spec:   corev1.PodSpec{NodeName: held},
+			Status: corev1.PodStatus{Phase: corev1.PodRunning},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.kube.PolicyV1().PodDisruptionBudgets("default").Create(ctx, &policyv1.PodDisruptionBudget{
+			ObjectMeta: metav1.ObjectMeta{Name: "db", Namespace: "default"},
+			Spec:       policyv1.PodDisruptionBudgetSpec{MaxUnavailable: ptr.To(intstr.FromInt32(1)), Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "db"}}},
+			Status:     policyv1.PodDisruptionBudgetStatus{CurrentHealthy: 3, DesiredHealthy: 2, ExpectedPods: 3, DisruptionsAllowed: 1},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		// The API server refuses the eviction three times (the budget's
+		// other pods not yet healthy), then admits it.
+		refusals := 3
+		w.kube.PrependReactor("create", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			if a.GetSubresource() != "eviction" {
+				return false, nil, nil
+			}
+			name := a.(k8stesting.CreateAction).GetObject().(*policyv1.Eviction).Name
+			if refusals > 0 {
+				refusals--
+				err := apierrors.NewTooManyRequests("Cannot evict pod as it would violate the pod's disruption budget.", 0)
+				err.ErrStatus.Details.Causes = append(err.ErrStatus.Details.Causes, metav1.StatusCause{
+					Type: policyv1.DisruptionBudgetCause, Message: "The disruption budget db needs 2 healthy pods and has 2 currently"})
+				return true, nil, err
+			}
+			return true, nil, w.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), name)
+		})
+		log := &stepLog{}
+		e := New(w.kube, w.p, Options{Strategy: StrategyEKS, PostCordonWait: 0, Seed: 1}, WithReporter(log))
+		if _, err := e.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
+			t.Fatal(err)
+		}
+		w.done(amiB, 3, old)
+		var cordons []string
+		for _, line := range log.lines {
+			if strings.HasPrefix(line, "[6] Cordon: ") {
+				cordons = append(cordons, line)
+			}
+		}
+		if len(cordons) != 3 {
+			t.Fatalf("%d Cordon lines, want 3:\n%s", len(cordons), strings.Join(log.lines, "\n"))
+		}
+		for _, line := range cordons {
+			says := strings.Contains(line, " held by default/db;")
+			if strings.HasPrefix(line, "[6] Cordon: "+held+" ") {
+				// Three refusals, a retry delay (5s by default) after each.
+				if !says || !strings.Contains(line, "drained and cordoned after 15s held by default/db;") {
+					t.Errorf("the held node's line %q; want it drained and cordoned after 15s held by default/db", line)
+				}
+			} else if says || strings.Contains(line, "held by") {
+				t.Errorf("a node no budget held says it was held: %q", line)
+			}
 		}
 	})
 }
