@@ -52,7 +52,7 @@ func (e *Engine) Abort(ctx context.Context, ref Request) (*Result, error) {
 		rec.Target, rec.TemplateVersion = orig, rec.OriginalTemplateVersion
 		rec.Replaced, rec.Removed, rec.Decremented = nil, nil, nil
 		rec.Phase = PhaseStarted
-		if err := store.save(ctx, rec); err != nil {
+		if err := store.Save(ctx, rec); err != nil {
 			return nil, err
 		}
 	}

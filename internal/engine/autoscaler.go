@@ -71,8 +71,8 @@ func (e *Engine) upgradeLive(ctx context.Context, holder string) (bool, error) {
 	if !ok {
 		return false, nil
 	}
-	store := &recordStore{client: e.kube, name: recordName(cluster, name)}
-	rec, err := store.load(ctx)
+	store := e.records(cloud.NodeGroupRef{Cluster: cluster, Name: name})
+	rec, err := store.Load(ctx)
 	if err != nil {
 		return true, err
 	}

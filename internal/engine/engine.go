@@ -178,6 +178,7 @@ type Engine struct {
 	lockOpts grouplock.Options
 	invalid  error        // Options.Validate's verdict, given by every entry point
 	view     *ClusterView // shared with the process's other engines; nil: each run its own
+	records  Records      // where each group's record is kept
 }
 
 // Option configures an Engine.
@@ -193,13 +194,17 @@ func WithReporter(r Reporter) Option { return func(e *Engine) { e.report = r } }
 // so that a front end shows and counts exactly the nodes the engine acts on.
 func WithMembers(m *Members) Option { return func(e *Engine) { e.members = m } }
 
+// WithRecords keeps the groups' records where the front end keeps them
+// (default: ConfigMapRecords).
+func WithRecords(r Records) Option { return func(e *Engine) { e.records = r } }
+
 // WithClock replaces the real clock, for tests.
 func WithClock(c clock.WithTicker) Option { return func(e *Engine) { e.clock = c } }
 
 // New returns an engine.
 func New(kube kubernetes.Interface, p cloud.Provider, o Options, opts ...Option) *Engine {
 	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(), invalid: o.Validate(),
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}, members: NewMembers()}
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}, members: NewMembers(), records: ConfigMapRecords(kube)}
 	e.managed, _ = p.(cloud.ManagedUpdater)
 	for _, opt := range opts {
 		opt(e)
@@ -241,8 +246,8 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	defer release()
-	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
-	rec, err := store.load(ctx)
+	store := e.records(req.Group)
+	rec, err := store.Load(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -330,8 +335,8 @@ func (e *Engine) prepare(ctx context.Context, req Request) (*prepared, error) {
 	// An unfinished upgrade on record is resumed as recorded: its strategy
 	// and budgets, not today's defaults (read without the lock: nothing
 	// changes here; the run reads it again under the lock).
-	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
-	record, err := store.load(ctx)
+	store := e.records(req.Group)
+	record, err := store.Load(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -114,8 +114,8 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		return nil, err
 	}
 	defer release()
-	store := &recordStore{client: e.kube, name: recordName(req.Group.Cluster, req.Group.Name)}
-	rec, err := store.load(ctx)
+	store := e.records(req.Group)
+	rec, err := store.Load(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -113,10 +113,30 @@ const Namespace = "kube-system"
 
 const recordKey = "record.json"
 
-// recordStore reads and writes one group's record. Writes carry the
-// resourceVersion of the last read or write, so that two writers (two runs,
-// a run and a controller) cannot silently overwrite each other: the second
-// gets a conflict and stops.
+// RecordStore keeps one group's record where a front end keeps it. Load
+// returns nil when there is none. Save refuses, with ErrRecordChanged, to
+// write over a record someone else wrote since this store's last Load or
+// Save: two writers (two runs, a run and a controller) never silently
+// overwrite each other; the second stops.
+type RecordStore interface {
+	Load(ctx context.Context) (*Record, error)
+	Save(ctx context.Context, r *Record) error
+}
+
+// Records opens the store of a group's record (WithRecords).
+type Records func(g cloud.NodeGroupRef) RecordStore
+
+// ConfigMapRecords keeps each group's record in a ConfigMap in kube-system,
+// where any process with the group's lock finds it: the CLI's store.
+func ConfigMapRecords(kube kubernetes.Interface) Records {
+	return func(g cloud.NodeGroupRef) RecordStore {
+		return &recordStore{client: kube, name: recordName(g.Cluster, g.Name)}
+	}
+}
+
+// recordStore is a ConfigMap's RecordStore. Writes carry the
+// resourceVersion of the last read or write, so a write over someone
+// else's gets a conflict.
 type recordStore struct {
 	client kubernetes.Interface
 	name   string
@@ -129,10 +149,10 @@ var ErrRecordChanged = errors.New("the upgrade record was changed by someone els
 // LoadRecord reads the upgrade record of a group, nil when it has none: what
 // any front end (the CLI, the controller) shows of an upgrade comes from it.
 func LoadRecord(ctx context.Context, kube kubernetes.Interface, g cloud.NodeGroupRef) (*Record, error) {
-	return (&recordStore{client: kube, name: recordName(g.Cluster, g.Name)}).load(ctx)
+	return ConfigMapRecords(kube)(g).Load(ctx)
 }
 
-func (s *recordStore) load(ctx context.Context) (*Record, error) {
+func (s *recordStore) Load(ctx context.Context) (*Record, error) {
 	cm, err := s.client.CoreV1().ConfigMaps(Namespace).Get(ctx, s.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		s.rv = ""
@@ -149,7 +169,7 @@ func (s *recordStore) load(ctx context.Context) (*Record, error) {
 	return &r, nil
 }
 
-func (s *recordStore) save(ctx context.Context, r *Record) error {
+func (s *recordStore) Save(ctx context.Context, r *Record) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err

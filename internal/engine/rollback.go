@@ -49,7 +49,7 @@ func canGoBack(rec *Record) bool {
 }
 
 // goBack runs a bluegreen upgrade's way back, from its record.
-func (e *Engine) goBack(ctx context.Context, start time.Time, store *recordStore, rec *Record, group cloud.NodeGroup) (*Result, error) {
+func (e *Engine) goBack(ctx context.Context, start time.Time, store RecordStore, rec *Record, group cloud.NodeGroup) (*Result, error) {
 	u, err := e.newUpgrade(ctx, store, rec, group, rec.Spec, rec.Target)
 	if err != nil {
 		return nil, err
@@ -75,7 +75,7 @@ func strategyOf(r *Record) string {
 // opened is a group held under its lock, with its record as it stands.
 type opened struct {
 	group   cloud.NodeGroup
-	store   *recordStore
+	store   RecordStore
 	rec     *Record
 	release func()
 }
@@ -95,8 +95,8 @@ func (e *Engine) open(ctx context.Context, ref Request) (context.Context, *opene
 	if err != nil {
 		return nil, nil, err
 	}
-	store := &recordStore{client: e.kube, name: recordName(ref.Group.Cluster, ref.Group.Name)}
-	rec, err := store.load(ctx)
+	store := e.records(ref.Group)
+	rec, err := store.Load(ctx)
 	if err != nil {
 		release()
 		return nil, nil, err

@@ -26,7 +26,7 @@ import (
 // API server lists them.
 type upgrade struct {
 	*Engine
-	store    *recordStore
+	store    RecordStore
 	rec      *Record
 	group    cloud.NodeGroup
 	spec     TargetSpec
@@ -52,7 +52,7 @@ type upgrade struct {
 	predicted time.Duration // the front end's prediction of the run, 0: none
 }
 
-func (e *Engine) newUpgrade(ctx context.Context, store *recordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
+func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
 	// Nodes, pods and budgets are read from informers' caches: the strategy
 	// looks at all of them on every change. A view shared by the process
 	// (the controller's) or one of this run's own.
@@ -255,7 +255,7 @@ func (u *upgrade) endTimeline(ctx context.Context) {
 
 func (u *upgrade) save(ctx context.Context) error {
 	u.rec.Updated = u.clock.Now().UTC()
-	return u.store.save(ctx, u.rec)
+	return u.store.Save(ctx, u.rec)
 }
 
 // startStep records a step's start and returns its index in the record.

@@ -447,23 +447,23 @@ func TestTheRecordRefusesAStaleWrite(t *testing.T) {
 		withResourceVersions(kube)
 		ctx := context.Background()
 		a := &recordStore{client: kube, name: "rec"}
-		if err := a.save(ctx, &Record{Phase: PhaseStarted}); err != nil {
+		if err := a.Save(ctx, &Record{Phase: PhaseStarted}); err != nil {
 			t.Fatal(err)
 		}
 		b := &recordStore{client: kube, name: "rec"}
-		if _, err := b.load(ctx); err != nil {
+		if _, err := b.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := a.save(ctx, &Record{Phase: PhaseSurging}); err != nil {
+		if err := a.Save(ctx, &Record{Phase: PhaseSurging}); err != nil {
 			t.Fatal(err)
 		}
-		if err := b.save(ctx, &Record{Phase: PhaseStarted}); !errors.Is(err, ErrRecordChanged) {
+		if err := b.Save(ctx, &Record{Phase: PhaseStarted}); !errors.Is(err, ErrRecordChanged) {
 			t.Fatalf("a stale write: want ErrRecordChanged, got %v", err)
 		}
-		if err := (&recordStore{client: kube, name: "rec"}).save(ctx, &Record{}); !errors.Is(err, ErrRecordChanged) {
+		if err := (&recordStore{client: kube, name: "rec"}).Save(ctx, &Record{}); !errors.Is(err, ErrRecordChanged) {
 			t.Fatalf("a create over an existing record: want ErrRecordChanged, got %v", err)
 		}
-		r, _ := (&recordStore{client: kube, name: "rec"}).load(ctx)
+		r, _ := (&recordStore{client: kube, name: "rec"}).Load(ctx)
 		if r.Phase != PhaseSurging {
 			t.Fatalf("the record was overwritten: phase %s", r.Phase)
 		}
