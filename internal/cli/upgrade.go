@@ -207,19 +207,24 @@ taken over at once, one on another machine once its lease expired (30s).`,
 }
 
 // predictInto gives the view the plan's prediction of this run for its
-// ETA. A prediction that cannot be made is no reason not to run: the
-// run says what is wrong itself.
-func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger) time.Duration {
+// ETA, and returns it with its tail (the scale-back after the last
+// replacement). A prediction that cannot be made is no reason not to run:
+// the run says what is wrong itself.
+func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger) (total, tail time.Duration) {
 	fc, err := engine.New(kube, p, opts, engine.WithLogger(log)).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
 	if err != nil {
 		log.Debug("no prediction for the ETA", "err", err)
-		return 0
+		return 0, 0
 	}
 	if fc.UpToDate || len(fc.Predictions) == 0 || fc.Predictions[0].Blocked != "" {
-		return 0
+		return 0, 0
 	}
-	view.Predict(fc.Predictions[0].Duration, fc.ToReplace)
-	return fc.Predictions[0].Duration
+	pr := fc.Predictions[0]
+	if m := pr.Milestones; m.Terminated > 0 && m.End > m.Terminated {
+		tail = m.End - m.Terminated
+	}
+	view.Predict(pr.Duration, tail, fc.ToReplace)
+	return pr.Duration, tail
 }
 
 // kubeClient builds a client from --kubeconfig and --context, with the usual
@@ -429,9 +434,9 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts := f.opts
 	opts.Drain.Force = f.force
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
-	var predicted time.Duration
+	var predicted, tail time.Duration
 	if f.mode == "noderoll" && !f.rollback && !f.abort {
-		predicted = predictInto(ctx, view, kube, p, opts, ref, f.target, log)
+		predicted, tail = predictInto(ctx, view, kube, p, opts, ref, f.target, log)
 	}
 	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
 	upgrade := eng.Upgrade
@@ -445,7 +450,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	case f.abort:
 		upgrade = eng.Abort
 	}
-	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target, Predicted: predicted})
+	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target, Predicted: predicted, PredictedTail: tail})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
 	}

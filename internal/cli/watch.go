@@ -305,7 +305,7 @@ func (w *watcher) show(ctx context.Context, tl *engine.Timeline) (done bool, err
 	w.mu.Unlock()
 	w.members.Add(insts)
 	if attach {
-		w.view.Attach(tl.Started, time.Duration(tl.Predicted), tl.ToReplace, 0)
+		w.view.Attach(tl.Started, time.Duration(tl.Predicted), time.Duration(tl.PredictedTail), tl.ToReplace, 0)
 		w.view.InfoAt(tl.Started, fmt.Sprintf("watching the upgrade of %s to %s (strategy %s), started %s", w.ref, tl.Target, tl.Strategy, tl.Started.Local().Format(time.Kitchen)))
 		if tl.Predicted > 0 {
 			w.view.InfoAt(tl.Started, fmt.Sprintf("Predicted: about %s for %d nodes", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))

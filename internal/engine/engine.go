@@ -141,6 +141,10 @@ type Request struct {
 	// Predicted is the front end's prediction of the run (Forecast), kept
 	// in its timeline for whoever watches or reports it; 0: none.
 	Predicted time.Duration
+	// PredictedTail is the part of Predicted after the last old instance's
+	// termination (the scale-back): what is left once every node is
+	// replaced.
+	PredictedTail time.Duration
 }
 
 // Result says what an upgrade did.
@@ -271,7 +275,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.surge, u.unavailable, u.predicted = p.surge, p.unavailable, req.Predicted
+	u.surge, u.unavailable, u.predicted, u.predictedTail = p.surge, p.unavailable, req.Predicted, req.PredictedTail
 	defer u.close()
 	err = lostLock(ctx, u.run(ctx))
 	res := &Result{Target: target, Duration: e.clock.Since(start)}

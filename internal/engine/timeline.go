@@ -46,7 +46,10 @@ type Timeline struct {
 	// Predicted is the plan's prediction of the run, when the front end
 	// that started it made one; ToReplace the old instances at the start.
 	Predicted Duration `json:"predicted,omitempty"`
-	ToReplace int      `json:"toReplace"`
+	// PredictedTail is the prediction's part after the last old
+	// instance's termination (the scale-back).
+	PredictedTail Duration `json:"predictedTail,omitempty"`
+	ToReplace     int      `json:"toReplace"`
 	// MaxInstances is the group's max size at its largest: the instance
 	// count's limit.
 	MaxInstances int            `json:"maxInstances"`
@@ -199,7 +202,7 @@ const flushEvery = 2 * time.Second
 
 // newTimeliner starts a run's timeline, or goes on with the one of the
 // same run (a resume: same record start).
-func newTimeliner(ctx context.Context, client kubernetes.Interface, clk clock.Clock, log *slog.Logger, rec *Record, predicted time.Duration) *timeliner {
+func newTimeliner(ctx context.Context, client kubernetes.Interface, clk clock.Clock, log *slog.Logger, rec *Record, predicted, tail time.Duration) *timeliner {
 	tl := &timeliner{client: client, clock: clk, log: log, name: timelineName(rec.Cluster, rec.Nodegroup),
 		index: map[string]int{}, budgets: map[string]int{}, waits: map[string]bool{}}
 	var old *Timeline
@@ -213,7 +216,7 @@ func newTimeliner(ctx context.Context, client kubernetes.Interface, clk clock.Cl
 	if old != nil && old.Started.Equal(rec.Started) {
 		tl.t = *old
 	} else {
-		tl.t = Timeline{Cluster: rec.Cluster, Nodegroup: rec.Nodegroup, Started: rec.Started, Predicted: Duration(predicted), ToReplace: -1}
+		tl.t = Timeline{Cluster: rec.Cluster, Nodegroup: rec.Nodegroup, Started: rec.Started, Predicted: Duration(predicted), PredictedTail: Duration(tail), ToReplace: -1}
 	}
 	tl.t.Strategy, tl.t.Target, tl.t.Phase = strategyOf(rec), rec.Target.ImageID, rec.Phase
 	for k, n := range tl.t.Nodes {

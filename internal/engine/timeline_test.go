@@ -30,7 +30,7 @@ func TestTimelineOfAThousandNodesFitsAConfigMap(t *testing.T) {
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	clk := clocktesting.NewFakeClock(start)
 	rec := &Record{Cluster: "prod", Nodegroup: "workers", Phase: PhaseReplacing, Started: start, Target: Target{ImageID: "ami-new"}}
-	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, 90*time.Minute)
+	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, 90*time.Minute, 0)
 	const size = 1000
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
 	var insts []rollout.Instance
@@ -102,11 +102,11 @@ func TestTimelineGoesOnWithItsRun(t *testing.T) {
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	clk := clocktesting.NewFakeClock(start)
 	rec := &Record{Cluster: "c", Nodegroup: "g", Phase: PhaseSurging, Started: start}
-	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, time.Minute)
+	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, time.Minute, 0)
 	journal{Reporter: nopReporter{}, tl: tl}.Info("first run")
 	tl.flush(ctx, rec, true)
 
-	again := newTimeliner(ctx, kube, clk, quietLog(), rec, 0)
+	again := newTimeliner(ctx, kube, clk, quietLog(), rec, 0, 0)
 	journal{Reporter: nopReporter{}, tl: again}.Info("resumed")
 	again.flush(ctx, rec, false)
 	got, err := LoadTimeline(ctx, kube, cloud.NodeGroupRef{Cluster: "c", Name: "g"})
@@ -118,7 +118,7 @@ func TestTimelineGoesOnWithItsRun(t *testing.T) {
 	}
 
 	next := &Record{Cluster: "c", Nodegroup: "g", Phase: PhaseStarted, Started: start.Add(time.Hour)}
-	fresh := newTimeliner(ctx, kube, clk, quietLog(), next, 0)
+	fresh := newTimeliner(ctx, kube, clk, quietLog(), next, 0, 0)
 	fresh.flush(ctx, next, true)
 	got, _ = LoadTimeline(ctx, kube, cloud.NodeGroupRef{Cluster: "c", Name: "g"})
 	if got.Seq != 0 || !got.Started.Equal(next.Started) {
@@ -134,7 +134,7 @@ func TestActionsAreDatedWhenTheyHappen(t *testing.T) {
 	start := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
 	clk := clocktesting.NewFakeClock(start)
 	rec := &Record{Cluster: "prod", Nodegroup: "workers", Phase: PhaseReplacing, Started: start}
-	tl := newTimeliner(ctx, fake.NewClientset(), clk, quietLog(), rec, 0)
+	tl := newTimeliner(ctx, fake.NewClientset(), clk, quietLog(), rec, 0, 0)
 	var insts []rollout.Instance
 	for k := range 30 {
 		insts = append(insts, rollout.Instance{ID: fmt.Sprintf("i-old%02d", k), Old: true, HasNode: true, Ready: true})

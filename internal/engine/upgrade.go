@@ -50,6 +50,8 @@ type upgrade struct {
 	report    Reporter
 	tl        *timeliner
 	predicted time.Duration // the front end's prediction of the run, 0: none
+	// predictedTail is its part after the last old instance's termination.
+	predictedTail time.Duration
 }
 
 func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
@@ -242,7 +244,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 // writes it a last time when the run ends, however it ends, unless another
 // process took the group's lock over.
 func (u *upgrade) startTimeline(ctx context.Context) {
-	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted)
+	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted, u.predictedTail)
 	u.report = journal{Reporter: u.Engine.report, tl: u.tl}
 }
 

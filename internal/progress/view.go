@@ -43,10 +43,13 @@ type View struct {
 	// waits are the budgets each node's drain was told to wait on: said
 	// once, not at every refused retry.
 	waits map[string]bool
-	// The plan's prediction of the whole run and of its nodes to replace,
-	// and the replacements told so far: the ETA, corrected as they come.
-	predicted       time.Duration
+	// The plan's prediction of the whole run, of its tail (from the last
+	// old instance's termination to the end: the scale-back) and of its
+	// nodes to replace, and the replacements told so far (the last at
+	// doneAt): the ETA, corrected as they come.
+	predicted, tail time.Duration
 	toReplace, done int
+	doneAt          time.Time
 	// old says whether a node is one the run replaces; nil: unknown (the
 	// per-zone counts are then not shown).
 	old func(*corev1.Node) bool
@@ -102,21 +105,23 @@ type nodeRow struct {
 	old  bool
 }
 
-// Predict gives the view the plan's prediction of the run: it shows an
-// ETA from then on and corrects it by the pace the replacements show.
-func (v *View) Predict(total time.Duration, toReplace int) {
+// Predict gives the view the plan's prediction of the run and of its tail
+// after the last replacement: it shows an ETA from then on and corrects it
+// by the pace the replacements show.
+func (v *View) Predict(total, tail time.Duration, toReplace int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.predicted, v.toReplace = total, toReplace
+	v.predicted, v.tail, v.toReplace = total, min(max(tail, 0), total), toReplace
 	v.emit(Event{Kind: "predicted", Message: fmt.Sprintf("Predicted: about %s for %d nodes (noderoll plan's model; corrected as nodes are replaced)", total.Round(time.Second), toReplace)}, "")
 }
 
 // Attach sets the view on a run under way: when it started, its
-// prediction (0: none) and the replacements done so far.
-func (v *View) Attach(start time.Time, predicted time.Duration, toReplace, done int) {
+// prediction (0: none) and its tail, and the replacements done so far.
+func (v *View) Attach(start time.Time, predicted, tail time.Duration, toReplace, done int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.start, v.predicted, v.toReplace, v.done = start, predicted, toReplace, done
+	v.start, v.predicted, v.tail, v.toReplace, v.done = start, predicted, min(max(tail, 0), predicted), toReplace, done
+	v.doneAt = v.clock.Now()
 }
 
 // Replaced sets how many of the run's nodes are replaced, as its record
@@ -124,7 +129,9 @@ func (v *View) Attach(start time.Time, predicted time.Duration, toReplace, done 
 func (v *View) Replaced(done int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	v.done = max(v.done, done)
+	if done > v.done {
+		v.done, v.doneAt = done, v.clock.Now()
+	}
 }
 
 // Old tells the view which nodes the run replaces, for the per-zone counts.
@@ -149,8 +156,23 @@ func (v *View) remaining() (time.Duration, bool) {
 	if v.done == 0 {
 		return planLeft, true
 	}
+	// The replacements' pace says how long the rest of them take, and how
+	// far off the plan is: the scale-back after them (the plan's tail) is
+	// taken to be off by as much.
 	f := min(float64(v.done)/float64(v.toReplace), 1)
-	paceLeft := time.Duration(float64(elapsed) * (1 - f) / f)
+	work := elapsed
+	if f == 1 {
+		work = v.doneAt.Sub(v.start)
+	}
+	projected := time.Duration(float64(work) / f) // the replacements' whole time at this pace
+	tail := v.tail
+	if planned := v.predicted - v.tail; planned > 0 {
+		tail = time.Duration(float64(v.tail) * float64(projected) / float64(planned))
+	}
+	paceLeft := max(projected-elapsed, 0) + tail
+	if f == 1 {
+		paceLeft = max(tail-v.clock.Since(v.doneAt), 0)
+	}
 	if elapsed < v.predicted {
 		return min(planLeft, paceLeft), true
 	}
@@ -183,7 +205,7 @@ func (v *View) StepAt(at time.Time, n int, title, detail string) {
 	v.step = strings.TrimSpace(label + " " + title)
 	text := detail
 	if n == 7 && title == "Terminate" {
-		v.done++
+		v.done, v.doneAt = v.done+1, at
 		if left, ok := v.remaining(); ok && !v.tty {
 			// Without a status line, the ETA rides on each replacement.
 			text += fmt.Sprintf(" · about %s left", left.Round(time.Second))

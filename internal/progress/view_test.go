@@ -116,30 +116,47 @@ func TestSlimNodeKeepsWhatARowReads(t *testing.T) {
 
 // The ETA starts as the plan's prediction; as nodes are replaced it
 // keeps to the prediction while the run is on time (a wave's nodes end
-// together) and follows the pace once the run is late.
+// together) and follows the pace once the run is late. The scale-back
+// after the last replacement takes what the plan said (its tail).
 func TestTheETAIsCorrectedAsNodesAreReplaced(t *testing.T) {
-	run := func(predicted time.Duration, steps ...time.Duration) string {
+	run := func(predicted time.Duration, steps ...time.Duration) (string, *View, *clocktesting.FakeClock) {
 		var out bytes.Buffer
 		clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
 		v := NewView(&out, false, clk)
-		v.Predict(predicted, 4)
+		v.Predict(predicted, 20*time.Second, 4)
 		for k, d := range steps {
 			clk.Step(d)
 			v.Step(7, "Terminate", fmt.Sprintf("i-%d", k+1))
 		}
-		return out.String()
+		return out.String(), v, clk
 	}
 	// On time: the first node at 50s of a predicted 100s leaves 50s.
-	if out := run(100*time.Second, 50*time.Second); !strings.Contains(out, "i-1 · about 50s left") || !strings.Contains(out, "Predicted: about 1m40s for 4 nodes") {
+	if out, _, _ := run(100*time.Second, 50*time.Second); !strings.Contains(out, "i-1 · about 50s left") || !strings.Contains(out, "Predicted: about 1m40s for 4 nodes") {
 		t.Errorf("on time:\n%s", out)
 	}
-	// Late: the first node at 150s of a predicted 100s; three more at
-	// that pace take 450s.
-	if out := run(100*time.Second, 150*time.Second); !strings.Contains(out, "i-1 · about 7m30s left") {
+	// Late: the first node at 150s of the 80s the plan gave all four
+	// before its 20s scale-back; three more at that pace take 450s, and
+	// the scale-back, as late, 150s.
+	if out, _, _ := run(100*time.Second, 150*time.Second); !strings.Contains(out, "i-1 · about 10m0s left") {
 		t.Errorf("late:\n%s", out)
 	}
-	// Every node replaced: nothing left to replace.
-	if out := run(100*time.Second, 90*time.Second, 0, 0, 0); !strings.Contains(out, "i-4 · about 0s left") {
-		t.Errorf("at the end:\n%s", out)
+	// Every node replaced on time: what the plan has left.
+	if out, _, _ := run(100*time.Second, 90*time.Second, 0, 0, 0); !strings.Contains(out, "i-4 · about 10s left") {
+		t.Errorf("at the end, on time:\n%s", out)
+	}
+	// Every node replaced late (150s for the plan's 80s): the scale-back
+	// is still to come, as late (37.5s for 20s), and counts down from the
+	// last replacement.
+	out, v, clk := run(100*time.Second, 150*time.Second, 0, 0, 0)
+	if !strings.Contains(out, "i-4 · about 38s left") {
+		t.Errorf("at the end, late:\n%s", out)
+	}
+	clk.Step(15 * time.Second)
+	if left, ok := v.remaining(); !ok || left != 22500*time.Millisecond {
+		t.Errorf("15s into the scale-back: %s left (%v), want 22.5s", left, ok)
+	}
+	clk.Step(time.Minute)
+	if left, _ := v.remaining(); left != 0 {
+		t.Errorf("past the scale-back's prediction: %s left, want 0", left)
 	}
 }
