@@ -131,7 +131,7 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--ami=ami-0123456789abcdef0"}, `AMI "ami-0123456789abcdef0" not found`},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version=1.37.2-20200101"}, "EKS-optimized AL2023 (x86_64, standard) AMI release 1.37.2-20200101 (SSM parameter"},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--release-version=latest"}, "want the EKS AMI form"},
-			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--launch-template-version=9"}, "--launch-template-version 9"},
+			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--launch-template-version=9"}, "--launch-template-version=9: launch template lt-"},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup", "--kubernetes-version=1.37", "--ami=" + target}, "exactly one of"},
 			{[]string{"--cluster=eksworkshop-eksctl", "--name=nodegroup"}, "exactly one of"},
 			{[]string{"--name=nodegroup", "--kubernetes-version=1.37"}, `required flag(s) "cluster" not set`},
