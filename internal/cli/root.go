@@ -11,6 +11,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -44,9 +45,26 @@ Or step by step:
 	}
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
+	root.SetFlagErrorFunc(flagBeforeCommand)
 	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), newControllerCmd(s), newVersionCmd(s), newPlanCmd(s), newWatchCmd(s), newReportCmd(s))
 	addCompletion(root)
 	return root
+}
+
+// flagBeforeCommand says, when a flag is given to a command that only
+// groups others (`noderoll watch --cluster=...`), that the flags go after
+// the command that acts: cobra alone says only that the flag is unknown.
+func flagBeforeCommand(c *cobra.Command, err error) error {
+	if c.Runnable() || !c.HasAvailableSubCommands() {
+		return err
+	}
+	var subs []string
+	for _, sub := range c.Commands() {
+		if sub.IsAvailableCommand() {
+			subs = append(subs, c.CommandPath()+" "+sub.Name())
+		}
+	}
+	return fmt.Errorf("%w: %s needs what it acts on first, and the flags after it: %s (see %s --help)", err, c.CommandPath(), strings.Join(subs, " or "), c.CommandPath())
 }
 
 // addCompletion adds cobra's completion command with an example on each
