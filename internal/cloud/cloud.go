@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // NodeGroupRef names a node group within a cluster.
@@ -105,6 +107,9 @@ type ImageQuery struct {
 	// InstanceTypes the group launches: the AMI's architecture must run on
 	// every one of them.
 	InstanceTypes []string
+	// Terms names the options in errors as the front end that asked
+	// spells them (nil: the CLI's flags).
+	Terms terms.Terms
 }
 
 // ManagedUpdate asks EKS to update a managed node group itself

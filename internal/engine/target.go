@@ -77,7 +77,7 @@ func (t TargetSpec) Validate(tm terms.Terms) error {
 // resolveTarget finds the AMI the spec names and checks that kubelets on it
 // may join this control plane: not newer, and at most 3 minors older.
 func resolveTarget(ctx context.Context, p cloud.Provider, g cloud.NodeGroup, spec TargetSpec, controlPlane string, tm terms.Terms) (Target, error) {
-	q := cloud.ImageQuery{ReleaseVersion: spec.ReleaseVersion, ImageID: spec.AMI, Family: spec.Family, Like: g.ImageID, InstanceTypes: g.InstanceTypes}
+	q := cloud.ImageQuery{ReleaseVersion: spec.ReleaseVersion, ImageID: spec.AMI, Family: spec.Family, Like: g.ImageID, InstanceTypes: g.InstanceTypes, Terms: tm}
 	if spec.KubernetesVersion != "" {
 		q.KubernetesVersion = minorRE.FindStringSubmatch(spec.KubernetesVersion)[1]
 		if err := checkSkew(q.KubernetesVersion, controlPlane); err != nil {

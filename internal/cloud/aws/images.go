@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 var (
@@ -76,7 +77,7 @@ func (p *Provider) ResolveImage(ctx context.Context, q cloud.ImageQuery) (cloud.
 		}
 	}
 	if q.Family != "" && q.Family != want.family {
-		switched, err := switchFamily(want, q.Family)
+		switched, err := switchFamily(want, q.Family, q.Terms)
 		if err != nil {
 			return cloud.Image{}, err
 		}
@@ -94,7 +95,8 @@ func (p *Provider) ResolveImage(ctx context.Context, q cloud.ImageQuery) (cloud.
 			return cloud.Image{}, fmt.Errorf("release version %q: want the EKS AMI form <kubernetes version>-<date>, e.g. 1.37.2-20261115", q.ReleaseVersion)
 		}
 		if want.family != "al2023" {
-			return cloud.Image{}, fmt.Errorf("--release-version names EKS-optimized AL2023 releases, but the group runs %s: use --kubernetes-version or --ami", describeKind(want))
+			return cloud.Image{}, fmt.Errorf("%s names EKS-optimized AL2023 releases, but the group runs %s: use %s or %s",
+				q.Terms.Of("release-version"), describeKind(want), q.Terms.Of("kubernetes-version"), q.Terms.Of("ami"))
 		}
 		name := fmt.Sprintf("amazon-eks-node-al2023-%s-%s-%s-v%s", want.arch, want.variant, m[1], m[2])
 		id, err = p.param(ctx, al2023Path(m[1], want, name)+"/image_id", fmt.Sprintf("%s AMI release %s", describeKind(want), q.ReleaseVersion))
@@ -121,19 +123,19 @@ func (p *Provider) ResolveImage(ctx context.Context, q cloud.ImageQuery) (cloud.
 
 // switchFamily keeps the architecture and, where the new family has it,
 // the variant.
-func switchFamily(k kind, family string) (kind, error) {
+func switchFamily(k kind, family string, tm terms.Terms) (kind, error) {
 	from := describeKind(k)
 	switch family {
 	case "al2023", "bottlerocket":
 		if family == "bottlerocket" && k.variant == "neuron" {
-			return k, fmt.Errorf("--ami-family bottlerocket: the group runs %s, and Bottlerocket publishes no Neuron variant; pick an AMI with --ami", from)
+			return k, fmt.Errorf("%s: the group runs %s, and Bottlerocket publishes no Neuron variant; pick an AMI with %s", tm.With("ami-family", family), from, tm.Of("ami"))
 		}
 		if k.family == "windows" || k.variant == "" {
 			k.variant = "standard"
 		}
 	case "windows":
 		if k.arch != "x86_64" {
-			return k, fmt.Errorf("--ami-family windows: the group runs %s, and the EKS-optimized Windows AMIs are x86_64 only", from)
+			return k, fmt.Errorf("%s: the group runs %s, and the EKS-optimized Windows AMIs are x86_64 only", tm.With("ami-family", family), from)
 		}
 		k.variant = "core"
 	}

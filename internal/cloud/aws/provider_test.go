@@ -24,6 +24,7 @@ import (
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
+	"github.com/noderoll/noderoll/internal/terms"
 )
 
 // newProvider serves a fresh simulated account and returns a provider that
@@ -562,9 +563,15 @@ func TestKubernetesVersionKeepsTheGroupsKindOfAMI(t *testing.T) {
 		q    cloud.ImageQuery
 		want string
 	}{
-		{cloud.ImageQuery{KubernetesVersion: "1.37", Family: "windows", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/arm64/latest/image_id")}, "x86_64 only"},
-		{cloud.ImageQuery{KubernetesVersion: "1.37", Family: "bottlerocket", Like: param("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/neuron/recommended/image_id")}, "no Neuron variant"},
-		{cloud.ImageQuery{ReleaseVersion: "1.37.2-20261020", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/x86_64/latest/image_id")}, "names EKS-optimized AL2023 releases"},
+		{cloud.ImageQuery{KubernetesVersion: "1.37", Family: "windows", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/arm64/latest/image_id")}, "--ami-family=windows: the group runs Bottlerocket (arm64, standard), and the EKS-optimized Windows AMIs are x86_64 only"},
+		{cloud.ImageQuery{KubernetesVersion: "1.37", Family: "bottlerocket", Like: param("/aws/service/eks/optimized-ami/1.36/amazon-linux-2023/x86_64/neuron/recommended/image_id")}, "no Neuron variant; pick an AMI with --ami"},
+		{cloud.ImageQuery{ReleaseVersion: "1.37.2-20261020", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/x86_64/latest/image_id")}, "--release-version names EKS-optimized AL2023 releases"},
+		// Asked by a front end with other names, named as it names them.
+		{cloud.ImageQuery{KubernetesVersion: "1.37", Family: "windows", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/arm64/latest/image_id"),
+			Terms: terms.Terms{"ami-family": "spec.target.amiFamily"}}, "spec.target.amiFamily: windows: the group runs"},
+		{cloud.ImageQuery{ReleaseVersion: "1.37.2-20261020", Like: param("/aws/service/bottlerocket/aws-k8s-1.36/x86_64/latest/image_id"),
+			Terms: terms.Terms{"release-version": "spec.target.releaseVersion", "kubernetes-version": "spec.target.kubernetesVersion", "ami": "spec.target.ami"}},
+			"spec.target.releaseVersion names EKS-optimized AL2023 releases, but the group runs Bottlerocket (x86_64, standard): use spec.target.kubernetesVersion or spec.target.ami"},
 	} {
 		if _, err := p.ResolveImage(ctx, bad.q); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%+v: want an error saying %q, got %v", bad.q, bad.want, err)
