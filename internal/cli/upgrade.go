@@ -259,21 +259,24 @@ func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 
 // summary is the machine-readable account of a run.
 type summary struct {
-	Cluster       string        `json:"cluster"`
-	Nodegroup     string        `json:"nodegroup"`
-	Succeeded     bool          `json:"succeeded"`
-	UpToDate      bool          `json:"upToDate"`
-	Error         string        `json:"error,omitempty"`
-	Target        engine.Target `json:"target"`
-	Replaced      []string      `json:"replaced"`
-	Removed       []string      `json:"removed"`
-	NodesBefore   int           `json:"nodesBefore"`
-	PeakNodes     int           `json:"peakNodes"`
-	NodesAfter    int           `json:"nodesAfter"`
-	Steps         []engine.Step `json:"steps"`
-	DurationSec   float64       `json:"durationSeconds"`
-	Disruptions   []pdbStatus   `json:"podDisruptionBudgets"`
-	BlockedEvicts int           `json:"blockedEvictions"`
+	Cluster     string        `json:"cluster"`
+	Nodegroup   string        `json:"nodegroup"`
+	Succeeded   bool          `json:"succeeded"`
+	UpToDate    bool          `json:"upToDate"`
+	Error       string        `json:"error,omitempty"`
+	Target      engine.Target `json:"target"`
+	Replaced    []string      `json:"replaced"`
+	Removed     []string      `json:"removed"`
+	NodesBefore int           `json:"nodesBefore"`
+	PeakNodes   int           `json:"peakNodes"`
+	NodesAfter  int           `json:"nodesAfter"`
+	Steps       []engine.Step `json:"steps"`
+	DurationSec float64       `json:"durationSeconds"`
+	// SinceStartSec is, for a run that resumed an upgrade an earlier run
+	// began, the time since that beginning (DurationSec is this run's).
+	SinceStartSec float64     `json:"sinceStartSeconds,omitempty"`
+	Disruptions   []pdbStatus `json:"podDisruptionBudgets"`
+	BlockedEvicts int         `json:"blockedEvictions"`
 }
 
 type pdbStatus struct {
@@ -450,6 +453,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	case f.abort:
 		upgrade = eng.Abort
 	}
+	runStart := time.Now()
 	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target, Predicted: predicted, PredictedTail: tail})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
@@ -467,6 +471,11 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if res != nil {
 		sum.UpToDate, sum.Target, sum.Replaced, sum.Removed, sum.Steps = res.UpToDate, res.Target, res.Replaced, res.Removed, res.Steps
 		sum.DurationSec = res.Duration.Seconds()
+		// The record's first step is the upgrade's beginning, in this run
+		// or one before it.
+		if len(res.Steps) > 0 && runStart.Sub(res.Steps[0].Start) > time.Second {
+			sum.SinceStartSec = time.Since(res.Steps[0].Start).Seconds()
+		}
 	}
 	sum.PeakNodes, sum.NodesBefore = view.Peak()
 	sum.NodesAfter = countGroupNodes(context.WithoutCancel(ctx), kube, members)
@@ -549,6 +558,9 @@ func printSummary(s Streams, sum summary, view *progress.View) {
 	case sum.UpToDate:
 		fmt.Fprintf(w, "%s/%s is up to date on %s; nothing was changed.\n", sum.Cluster, sum.Nodegroup, sum.Target.ImageID)
 		return
+	case sum.Succeeded && sum.SinceStartSec > 0:
+		fmt.Fprintf(w, "Upgraded %s/%s to %s in %s, resuming an upgrade begun %s ago.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target),
+			time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second), time.Duration(sum.SinceStartSec*float64(time.Second)).Round(time.Second))
 	case sum.Succeeded:
 		fmt.Fprintf(w, "Upgraded %s/%s to %s in %s.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target), time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second))
 	default:

@@ -54,3 +54,21 @@ func TestAdviceFollowsTheCause(t *testing.T) {
 		}
 	}
 }
+
+// A run that resumed an upgrade says how long it took itself and how long
+// ago the upgrade began; a run that did it all says its time alone.
+func TestTheSummarySaysWhenARunResumedAnUpgrade(t *testing.T) {
+	say := func(sum summary) string {
+		var out strings.Builder
+		printSummary(Streams{Out: &out, Err: io.Discard}, sum, progress.NewView(io.Discard, false, clock.RealClock{}))
+		return out.String()
+	}
+	sum := summary{Cluster: "c", Nodegroup: "ng", Succeeded: true, DurationSec: 45}
+	if out := say(sum); !strings.Contains(out, "Upgraded c/ng to ") || !strings.Contains(out, " in 45s.\n") {
+		t.Errorf("a whole run:\n%s", out)
+	}
+	sum.SinceStartSec = 128.4
+	if out := say(sum); !strings.Contains(out, " in 45s, resuming an upgrade begun 2m8s ago.\n") {
+		t.Errorf("a resuming run:\n%s", out)
+	}
+}
