@@ -453,7 +453,6 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	case f.abort:
 		upgrade = eng.Abort
 	}
-	runStart := time.Now()
 	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target, Predicted: predicted, PredictedTail: tail})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
@@ -471,10 +470,8 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if res != nil {
 		sum.UpToDate, sum.Target, sum.Replaced, sum.Removed, sum.Steps = res.UpToDate, res.Target, res.Replaced, res.Removed, res.Steps
 		sum.DurationSec = res.Duration.Seconds()
-		// The record's first step is the upgrade's beginning, in this run
-		// or one before it.
-		if len(res.Steps) > 0 && runStart.Sub(res.Steps[0].Start) > time.Second {
-			sum.SinceStartSec = time.Since(res.Steps[0].Start).Seconds()
+		if !res.Resumed.IsZero() {
+			sum.SinceStartSec = time.Since(res.Resumed).Seconds()
 		}
 	}
 	sum.PeakNodes, sum.NodesBefore = view.Peak()

@@ -154,7 +154,10 @@ type Result struct {
 	Replaced []string // old instances terminated
 	Removed  []string // surplus instances removed when scaling back
 	Steps    []Step
-	Duration time.Duration
+	Duration time.Duration // this run's
+	// Resumed is when the upgrade this run resumed began (an earlier run
+	// began it); zero when this run began it.
+	Resumed time.Time
 }
 
 // Reporter is told what the engine does as it does it. Implementations
@@ -281,6 +284,9 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{Target: target, Duration: e.clock.Since(start)}
 	if u.rec != nil {
 		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps
+	}
+	if rec != nil {
+		res.Resumed = rec.Started
 	}
 	return res, err
 }

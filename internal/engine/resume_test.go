@@ -74,11 +74,25 @@ func TestAResumeIsJudgedByItsRecord(t *testing.T) {
 		o.Strategy, o.StrategySet = StrategyBlueGreen, true
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Hour)
 		defer cancel()
-		if _, err := New(w.kube, w.p, o).Upgrade(ctx, Request{Group: w.ref, Target: spec}); err != nil {
+		began := w.record().Started
+		time.Sleep(time.Minute) // virtual: the resume comes a minute later
+		res, err := New(w.kube, w.p, o).Upgrade(ctx, Request{Group: w.ref, Target: spec})
+		if err != nil {
 			t.Fatalf("resuming with the recorded strategy: %v", err)
 		}
 		if g := w.p.Group("ng"); len(g.Instances) != 8 {
 			t.Errorf("%d instances after the resume, want 8", len(g.Instances))
+		}
+		// It says it resumed the upgrade the first run began.
+		if began.IsZero() || !res.Resumed.Equal(began) {
+			t.Errorf("the resume's result says it resumed an upgrade begun %v; the record began %v", res.Resumed, began)
+		}
+		// The next upgrade (the quota raised) is one of its own.
+		w.p.Quota = nil
+		w.p.AddImage(cloudfake.Image{ID: "ami-c13720261201", Name: "al2023-1.37-v20261201", Minor: "1.37", Release: "1.37.2-20261201"}, true)
+		res, err = New(w.kube, w.p, o).Upgrade(ctx, Request{Group: w.ref, Target: spec})
+		if err != nil || res.UpToDate || !res.Resumed.IsZero() {
+			t.Errorf("a new upgrade after it: %+v %v; want one begun by its own run", res, err)
 		}
 	})
 }
