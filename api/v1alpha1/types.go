@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -249,6 +250,27 @@ type NodeGroupUpgradeStatus struct {
 	// +kubebuilder:validation:MaxItems=100
 	// +optional
 	Nodes []NodeStatus `json:"nodes,omitempty"`
+	// Record is the upgrade's progress record while the controller keeps
+	// it here: what a restarted controller, or a CLI run taking the upgrade
+	// over, resumes from. noderoll writes it; edit it and a resumed run
+	// may repeat or skip work.
+	// +optional
+	Record *UpgradeRecord `json:"record,omitempty"`
+}
+
+// UpgradeRecord holds the engine's record of an upgrade under a version
+// of its own: the status is written every few seconds, so its
+// resourceVersion cannot tell a writer that the record changed under it;
+// the version can.
+type UpgradeRecord struct {
+	// Version counts the record's writes; a write from a reader of an
+	// older version is refused.
+	Version int64 `json:"version"`
+	// Data is the record, as the CLI keeps it in its ConfigMap.
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:validation:Type=object
+	Data runtime.RawExtension `json:"data"`
 }
 
 // ResolvedTarget is the AMI an upgrade moves to.

@@ -166,7 +166,7 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	}
 	r := &controller.Reconciler{
 		Metrics: metrics, View: view,
-		Client: mgr.GetClient(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Kube: kube, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
 		Log: log, Clock: clock.RealClock{}, MaxConcurrent: f.maxConcurrent,
 		Lock: lock,
 	}

@@ -210,8 +210,8 @@ taken over at once, one on another machine once its lease expired (30s).`,
 // ETA, and returns it with its tail (the scale-back after the last
 // replacement). A prediction that cannot be made is no reason not to run:
 // the run says what is wrong itself.
-func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger) (total, tail time.Duration) {
-	fc, err := engine.New(kube, p, opts, engine.WithLogger(log)).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
+func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger, recs engine.Option) (total, tail time.Duration) {
+	fc, err := engine.New(kube, p, opts, engine.WithLogger(log), recs).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
 	if err != nil {
 		log.Debug("no prediction for the ETA", "err", err)
 		return 0, 0
@@ -389,10 +389,14 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if err != nil {
 		return err
 	}
+	recs, err := cliRecords(f.kubeconfig, f.kubeContext, kube, nil)
+	if err != nil {
+		return err
+	}
 	if f.dryRun {
 		opts := f.opts
 		opts.StrategySet = f.strategySet != nil && f.strategySet()
-		eng := engine.New(kube, p, opts, engine.WithLogger(log))
+		eng := engine.New(kube, p, opts, engine.WithLogger(log), recs)
 		rep, err := eng.Preflight(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
 		if err != nil {
 			return err
@@ -439,9 +443,15 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
 	var predicted, tail time.Duration
 	if f.mode == "noderoll" && !f.rollback && !f.abort {
-		predicted, tail = predictInto(ctx, view, kube, p, opts, ref, f.target, log)
+		predicted, tail = predictInto(ctx, view, kube, p, opts, ref, f.target, log, recs)
 	}
-	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members))
+	taking, err := cliRecords(f.kubeconfig, f.kubeContext, kube, func(from string) {
+		view.Info(fmt.Sprintf("took the upgrade over from %s: its controller was not running it; the record is in the group's ConfigMap now", from))
+	})
+	if err != nil {
+		return err
+	}
+	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members), taking)
 	upgrade := eng.Upgrade
 	switch {
 	case f.mode == "managed":

@@ -11,13 +11,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -27,6 +25,7 @@ import (
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/grouplock"
+	"github.com/noderoll/noderoll/internal/records"
 )
 
 // Finalizer keeps a NodeGroupUpgrade until its worker stopped: a deleted
@@ -37,7 +36,10 @@ const Finalizer = "noderoll.io/stop-upgrade"
 // Reconcile never waits on an upgrade: each runs in a worker of its own for
 // as long as it takes, and writes the resource's status as it goes.
 type Reconciler struct {
-	Client client.Client        // the manager's: cached reads
+	Client client.Client // the manager's: cached reads
+	// Reader reads as the API server has it now (the manager's API
+	// reader): the records a worker resumes and hands back (default Client).
+	Reader client.Reader
 	Kube   kubernetes.Interface // the engine's
 	Cloud  cloud.Provider
 	Events events.EventRecorder
@@ -81,6 +83,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if r.MaxConcurrent <= 0 {
 		r.MaxConcurrent = 10
+	}
+	if r.Reader == nil {
+		r.Reader = r.Client
 	}
 	r.workers = map[types.UID]*worker{}
 	r.notBefore = map[types.UID]time.Time{}
@@ -132,15 +137,19 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !u.DeletionTimestamp.IsZero() {
+		if !controllerutil.ContainsFinalizer(&u, Finalizer) {
+			return ctrl.Result{}, nil
+		}
 		r.stop(u.UID)
 		r.mu.Lock()
 		delete(r.notBefore, u.UID)
 		delete(r.timed, u.UID)
 		r.mu.Unlock()
-		if controllerutil.RemoveFinalizer(&u, Finalizer) {
-			return ctrl.Result{}, r.Client.Update(ctx, &u)
+		if err := r.handBack(ctx, req.NamespacedName); err != nil {
+			return ctrl.Result{}, err
 		}
-		return ctrl.Result{}, nil
+		controllerutil.RemoveFinalizer(&u, Finalizer)
+		return ctrl.Result{}, r.Client.Update(ctx, &u)
 	}
 	if controllerutil.AddFinalizer(&u, Finalizer) {
 		if err := r.Client.Update(ctx, &u); err != nil {
@@ -295,7 +304,11 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	}
 	r.Events.Eventf(u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", run.Group, run.Options.Strategy)
 
-	opts := []engine.Option{engine.WithReporter(rep), engine.WithLogger(log), engine.WithMembers(members), engine.WithLock(r.Lock), engine.WithClock(r.Clock)}
+	opts := []engine.Option{engine.WithReporter(rep), engine.WithLogger(log), engine.WithMembers(members), engine.WithLock(r.Lock), engine.WithClock(r.Clock),
+		engine.WithRecords(r.keeper(func(from string) {
+			log.Info("took the upgrade over", "from", from)
+			r.Events.Eventf(u, nil, corev1.EventTypeNormal, "TookOver", "Upgrade", "took the upgrade of %s over from %s, resuming its record", run.Group, from)
+		}).Resource(key, run.Group))}
 	if r.View != nil {
 		opts = append(opts, engine.WithClusterView(r.View))
 	}
@@ -364,7 +377,7 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 // writeProgress writes the status of a running upgrade and returns what it
 // wrote (nil when it could not see the run).
 func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, run Run, members *engine.Members, rep *reports, gen int64, since time.Time, res *engine.Result) *progress {
-	rec, err := engine.LoadRecord(ctx, r.Kube, run.Group)
+	rec, err := r.record(ctx, key, run.Group)
 	if err != nil {
 		r.Log.Warn("reading the upgrade record", "err", err)
 		return nil
@@ -418,23 +431,58 @@ func (r *Reconciler) finish(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, p
 	})
 }
 
-// setStatus changes the resource's status on its latest version.
+// setStatus changes the resource's status. It patches what changed, no
+// more: the record in the status is the engine's, written under its own
+// version (records), and a status written from a cache a moment old must
+// not put an older record back.
 func (r *Reconciler) setStatus(ctx context.Context, key client.ObjectKey, change func(*v1alpha1.NodeGroupUpgradeStatus)) error {
-	return retry.RetryOnConflict(retry.DefaultBackoff, func() error {
-		var u v1alpha1.NodeGroupUpgrade
-		if err := r.Client.Get(ctx, key, &u); err != nil {
-			if apierrors.IsNotFound(err) {
-				return nil
-			}
-			return err
-		}
-		before := u.Status.DeepCopy()
-		change(&u.Status)
-		if equalStatus(before, &u.Status) {
-			return nil
-		}
-		return r.Client.Status().Update(ctx, &u)
-	})
+	var u v1alpha1.NodeGroupUpgrade
+	if err := r.Client.Get(ctx, key, &u); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	before := u.DeepCopy()
+	change(&u.Status)
+	if equalStatus(&before.Status, &u.Status) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, &u, client.MergeFrom(before)))
+}
+
+// keeper finds the groups' records for a worker's engine.
+func (r *Reconciler) keeper(tookOver func(from string)) records.Keeper {
+	return records.Keeper{Kube: r.Kube, Client: r.Client, Reader: r.Reader, TookOver: tookOver}
+}
+
+// record is the record of the upgrade a resource runs: in its status, or
+// still where the run it resumes left it until its first save.
+func (r *Reconciler) record(ctx context.Context, key client.ObjectKey, group cloud.NodeGroupRef) (*engine.Record, error) {
+	var u v1alpha1.NodeGroupUpgrade
+	if err := r.Client.Get(ctx, key, &u); err != nil {
+		return nil, err
+	}
+	rec, err := records.Decode(&u)
+	if err != nil || rec != nil {
+		return rec, err
+	}
+	return engine.LoadRecord(ctx, r.Kube, group)
+}
+
+// handBack leaves the unfinished upgrade of a deleted resource in the
+// group's ConfigMap, where the CLI resumes it.
+func (r *Reconciler) handBack(ctx context.Context, key client.ObjectKey) error {
+	var u v1alpha1.NodeGroupUpgrade
+	if err := r.Reader.Get(ctx, key, &u); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	rec, err := records.HandBack(ctx, r.Kube, &u)
+	if err != nil {
+		return err
+	}
+	if rec != nil {
+		r.Log.Info("handed the unfinished upgrade of a deleted NodeGroupUpgrade back to its ConfigMap", "nodegroupupgrade", key.String(), "phase", rec.Phase)
+		r.Events.Eventf(&u, nil, corev1.EventTypeNormal, "HandedBack", "Delete", "deleted mid-upgrade: its record (phase %s) is back in the group's ConfigMap; rerun the CLI's upgrade with the same target to resume it", rec.Phase)
+	}
+	return nil
 }
 
 func setCondition(s *v1alpha1.NodeGroupUpgradeStatus, typ string, status metav1.ConditionStatus, reason, msg string, gen int64) {

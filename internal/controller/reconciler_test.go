@@ -42,7 +42,7 @@ func reconciler(t *testing.T, objs ...client.Object) (*Reconciler, *clocktesting
 		t.Fatal(err)
 	}
 	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC))
-	r := &Reconciler{Client: c, Events: events.NewFakeRecorder(100), Log: slog.New(slog.DiscardHandler), Clock: clk, MaxConcurrent: 10,
+	r := &Reconciler{Client: c, Reader: c, Events: events.NewFakeRecorder(100), Log: slog.New(slog.DiscardHandler), Clock: clk, MaxConcurrent: 10,
 		Metrics: m, StatusEvery: time.Second, workers: map[types.UID]*worker{}, notBefore: map[types.UID]time.Time{}, timed: map[types.UID]map[string]bool{}, base: context.Background()}
 	return r, clk
 }

@@ -129,18 +129,43 @@ type Records func(g cloud.NodeGroupRef) RecordStore
 // ConfigMapRecords keeps each group's record in a ConfigMap in kube-system,
 // where any process with the group's lock finds it: the CLI's store.
 func ConfigMapRecords(kube kubernetes.Interface) Records {
-	return func(g cloud.NodeGroupRef) RecordStore {
-		return &recordStore{client: kube, name: recordName(g.Cluster, g.Name)}
-	}
+	return func(g cloud.NodeGroupRef) RecordStore { return NewConfigMapStore(kube, g) }
 }
 
-// recordStore is a ConfigMap's RecordStore. Writes carry the
+// NewConfigMapStore is the ConfigMap that keeps a group's record.
+func NewConfigMapStore(kube kubernetes.Interface, g cloud.NodeGroupRef) *ConfigMapStore {
+	return &ConfigMapStore{client: kube, name: recordName(g.Cluster, g.Name)}
+}
+
+// ConfigMapStore is a ConfigMap's RecordStore. Writes carry the
 // resourceVersion of the last read or write, so a write over someone
 // else's gets a conflict.
-type recordStore struct {
+type ConfigMapStore struct {
 	client kubernetes.Interface
 	name   string
 	rv     string // resourceVersion of the ConfigMap as last read or written; "" when none exists
+}
+
+// String names the ConfigMap, for messages.
+func (s *ConfigMapStore) String() string { return "ConfigMap " + Namespace + "/" + s.name }
+
+// Clear deletes the record when it is still as this store last read or
+// wrote it (ErrRecordChanged otherwise): it moved elsewhere, to a
+// controller that took the upgrade over.
+func (s *ConfigMapStore) Clear(ctx context.Context) error {
+	if s.rv == "" {
+		return nil
+	}
+	rv := s.rv
+	err := s.client.CoreV1().ConfigMaps(Namespace).Delete(ctx, s.name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
+	switch {
+	case apierrors.IsConflict(err):
+		return fmt.Errorf("handing over upgrade record %s/%s: %w", Namespace, s.name, ErrRecordChanged)
+	case err != nil && !apierrors.IsNotFound(err):
+		return fmt.Errorf("handing over upgrade record %s/%s: %w", Namespace, s.name, err)
+	}
+	s.rv = ""
+	return nil
 }
 
 // ErrRecordChanged says someone else wrote the record since this run read it.
@@ -152,7 +177,7 @@ func LoadRecord(ctx context.Context, kube kubernetes.Interface, g cloud.NodeGrou
 	return ConfigMapRecords(kube)(g).Load(ctx)
 }
 
-func (s *recordStore) Load(ctx context.Context) (*Record, error) {
+func (s *ConfigMapStore) Load(ctx context.Context) (*Record, error) {
 	cm, err := s.client.CoreV1().ConfigMaps(Namespace).Get(ctx, s.name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		s.rv = ""
@@ -169,7 +194,7 @@ func (s *recordStore) Load(ctx context.Context) (*Record, error) {
 	return &r, nil
 }
 
-func (s *recordStore) Save(ctx context.Context, r *Record) error {
+func (s *ConfigMapStore) Save(ctx context.Context, r *Record) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err

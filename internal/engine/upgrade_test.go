@@ -17,7 +17,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -31,6 +30,7 @@ import (
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/grouplock"
+	"github.com/noderoll/noderoll/internal/kubefake"
 	"github.com/noderoll/noderoll/internal/preflight"
 	"github.com/noderoll/noderoll/internal/terms"
 )
@@ -446,11 +446,11 @@ func TestTheRecordRefusesAStaleWrite(t *testing.T) {
 		kube := k8sfake.NewClientset()
 		withResourceVersions(kube)
 		ctx := context.Background()
-		a := &recordStore{client: kube, name: "rec"}
+		a := &ConfigMapStore{client: kube, name: "rec"}
 		if err := a.Save(ctx, &Record{Phase: PhaseStarted}); err != nil {
 			t.Fatal(err)
 		}
-		b := &recordStore{client: kube, name: "rec"}
+		b := &ConfigMapStore{client: kube, name: "rec"}
 		if _, err := b.Load(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -460,59 +460,21 @@ func TestTheRecordRefusesAStaleWrite(t *testing.T) {
 		if err := b.Save(ctx, &Record{Phase: PhaseStarted}); !errors.Is(err, ErrRecordChanged) {
 			t.Fatalf("a stale write: want ErrRecordChanged, got %v", err)
 		}
-		if err := (&recordStore{client: kube, name: "rec"}).Save(ctx, &Record{}); !errors.Is(err, ErrRecordChanged) {
+		if err := (&ConfigMapStore{client: kube, name: "rec"}).Save(ctx, &Record{}); !errors.Is(err, ErrRecordChanged) {
 			t.Fatalf("a create over an existing record: want ErrRecordChanged, got %v", err)
 		}
-		r, _ := (&recordStore{client: kube, name: "rec"}).Load(ctx)
+		r, _ := (&ConfigMapStore{client: kube, name: "rec"}).Load(ctx)
 		if r.Phase != PhaseSurging {
 			t.Fatalf("the record was overwritten: phase %s", r.Phase)
 		}
 	})
 }
 
-// withResourceVersions gives ConfigMaps the API server's optimistic
-// concurrency, which client-go's fake tracker lacks: each write gets a new
-// resourceVersion, and an update carrying another than the stored one is a
-// conflict.
+// withResourceVersions gives records and leases the API server's
+// optimistic concurrency (a lock taken over refuses the old holder's
+// renewal).
 func withResourceVersions(kube *k8sfake.Clientset) {
-	rv := 100
-	var mu sync.Mutex
-	// Records and leases, as the API server keeps them: a write at a stale
-	// resourceVersion is a conflict (a lock taken over refuses the old
-	// holder's renewal).
-	for _, resource := range []string{"configmaps", "leases"} {
-		kube.PrependReactor("*", resource, func(a k8stesting.Action) (bool, runtime.Object, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			switch a.GetVerb() {
-			case "create":
-				obj := a.(k8stesting.CreateAction).GetObject().DeepCopyObject()
-				m, _ := meta.Accessor(obj)
-				if _, err := kube.Tracker().Get(a.GetResource(), m.GetNamespace(), m.GetName()); err == nil {
-					return true, nil, apierrors.NewAlreadyExists(a.GetResource().GroupResource(), m.GetName())
-				}
-				rv++
-				m.SetResourceVersion(fmt.Sprint(rv))
-				return true, obj, kube.Tracker().Create(a.GetResource(), obj, m.GetNamespace())
-			case "update":
-				obj := a.(k8stesting.UpdateAction).GetObject().DeepCopyObject()
-				m, _ := meta.Accessor(obj)
-				cur, err := kube.Tracker().Get(a.GetResource(), m.GetNamespace(), m.GetName())
-				if err != nil {
-					return true, nil, err
-				}
-				have, _ := meta.Accessor(cur)
-				if m.GetResourceVersion() != have.GetResourceVersion() {
-					return true, nil, apierrors.NewConflict(a.GetResource().GroupResource(), m.GetName(),
-						fmt.Errorf("resourceVersion %q is not %q", m.GetResourceVersion(), have.GetResourceVersion()))
-				}
-				rv++
-				m.SetResourceVersion(fmt.Sprint(rv))
-				return true, obj, kube.Tracker().Update(a.GetResource(), obj, m.GetNamespace())
-			}
-			return false, nil, nil
-		})
-	}
+	kubefake.WithResourceVersions(kube, "configmaps", "leases")
 }
 
 // The surge strategy replaces nodes concurrently within its budgets: at no

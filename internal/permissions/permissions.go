@@ -31,8 +31,19 @@ var (
 	readWatch = []string{"get", "list", "watch"}
 )
 
-// Rules lists every Kubernetes permission an upgrade uses, in every mode.
+// Rules lists every Kubernetes permission an upgrade from the CLI uses, in
+// every mode.
 func Rules() []Rule {
+	return append(shared(),
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades"}, Verbs: []string{"get", "list"}},
+			Why: "find the record of an upgrade the controller runs, to follow it or take it over (none is read where the CRD is not installed)"},
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades/status"}, Verbs: []string{"update"}},
+			Why: "take over an upgrade a NodeGroupUpgrade's controller left (paused, or the controller down): its record moves to the ConfigMap"},
+	)
+}
+
+// shared are the permissions both front ends use.
+func shared() []Rule {
 	return []Rule{
 		{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"nodes"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
 			Why: "see the group's nodes come and go; taint, cordon and mark the old ones (the marks are how a rerun resumes)"},
@@ -63,7 +74,9 @@ func Rules() []Rule {
 // resources, their status and the events it writes on them, and its leader
 // Lease (beside the groups' locks, so the same Role covers it).
 func ControllerRules() []Rule {
-	return append(Rules(),
+	return append(shared(),
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"delete"}},
+			Namespace: Namespace, Why: "controller: take over an upgrade a CLI run left, moving its record from the ConfigMap into the resource's status"},
 		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades"}, Verbs: []string{"get", "list", "watch", "update", "patch"}},
 			Why: "controller: watch the declared upgrades; add and remove its finalizer"},
 		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades/status"}, Verbs: []string{"get", "update", "patch"}},

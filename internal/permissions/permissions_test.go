@@ -75,12 +75,13 @@ func TestTheRolesHoldEveryRule(t *testing.T) {
 	}
 }
 
-// The controller's roles are the CLI's and its own resources, nothing more
-// cluster-wide than it needs: no Secrets, no workloads created.
+// The controller's roles are what both front ends use and its own
+// resources, nothing more cluster-wide than it needs: no Secrets, no
+// workloads created.
 func TestTheControllerGetsTheCLIsRulesAndItsOwn(t *testing.T) {
 	cr, r := ControllerRoles("noderoll-controller", true)
-	if len(cr.Rules)+len(r.Rules) != len(Rules())+3 {
-		t.Errorf("%d rules, want the CLI's %d and 3 of the controller's", len(cr.Rules)+len(r.Rules), len(Rules()))
+	if len(cr.Rules)+len(r.Rules) != len(shared())+4 {
+		t.Errorf("%d rules, want the %d both front ends use and 4 of the controller's", len(cr.Rules)+len(r.Rules), len(shared()))
 	}
 	if cr, _ := ControllerRoles("noderoll-controller", false); deletesPods(cr.Rules) {
 		t.Error("the controller may delete pods without rbac.allowForce")

@@ -351,6 +351,14 @@ func TestADeclaredUpgradeDeletedOrPausedMidRunGoesOnFromItsRecord(t *testing.T) 
 		t.Fatal(err)
 	}
 	terminated(1)
+	// The controller keeps the record in the resource's status, not in the
+	// CLI's ConfigMap.
+	if rec := statusRecord(t, c, first); rec == "" || rec == "Completed" {
+		t.Errorf("mid-run the resource's status.record is at phase %q, want an unfinished upgrade's", rec)
+	}
+	if rec := recordPhase(t, s); rec != "" {
+		t.Errorf("mid-run a ConfigMap record at phase %q: the controller keeps its record in the status", rec)
+	}
 	if err := c.Delete(ctx, first); err != nil {
 		t.Fatal(err)
 	}
@@ -371,6 +379,13 @@ func TestADeclaredUpgradeDeletedOrPausedMidRunGoesOnFromItsRecord(t *testing.T) 
 		t.Fatal(err)
 	}
 	terminated(stopped + 1)
+	// The second took the handed-back record: the ConfigMap is gone.
+	if rec := recordPhase(t, s); rec != "" {
+		t.Errorf("the ConfigMap record (phase %q) is still there once the second resource resumed it", rec)
+	}
+	if rec := statusRecord(t, c, second); rec == "" || rec == "Completed" {
+		t.Errorf("the second resource's status.record is at phase %q, want the resumed upgrade's", rec)
+	}
 	var u v1alpha1.NodeGroupUpgrade
 	if err := c.Get(ctx, client.ObjectKeyFromObject(second), &u); err != nil {
 		t.Fatal(err)
@@ -439,7 +454,26 @@ func condition(cs []metav1.Condition, typ string) bool {
 	return false
 }
 
-// recordPhase is the phase of the seed group's upgrade record ("" without).
+// statusRecord is the phase of the record a resource's status holds (""
+// without).
+func statusRecord(t *testing.T, c client.Client, u *v1alpha1.NodeGroupUpgrade) string {
+	t.Helper()
+	var now v1alpha1.NodeGroupUpgrade
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(u), &now); err != nil {
+		t.Fatal(err)
+	}
+	if now.Status.Record == nil {
+		return ""
+	}
+	var r struct{ Phase string }
+	if err := json.Unmarshal(now.Status.Record.Data.Raw, &r); err != nil {
+		t.Fatalf("status.record of %s: %v", u.Name, err)
+	}
+	return r.Phase
+}
+
+// recordPhase is the phase of the seed group's upgrade record in its
+// ConfigMap ("" without).
 func recordPhase(t *testing.T, s *Sandbox) string {
 	t.Helper()
 	cms, err := s.Kube.CoreV1().ConfigMaps("kube-system").List(context.Background(), metav1.ListOptions{LabelSelector: recordSelector})
@@ -532,6 +566,13 @@ func TestTheCLIAndTheControllerResumeEachOthersUpgrade(t *testing.T) {
 	if mid.Status.Phase != v1alpha1.PhaseRunning || mid.Status.Replaced < 1 {
 		t.Errorf("the controller's status while resuming the CLI's run: phase %s, replaced %d; want Running with the CLI's replacement counted", mid.Status.Phase, mid.Status.Replaced)
 	}
+	// It took the CLI's record over: into the status, out of the ConfigMap.
+	if rec := statusRecord(t, c, u); rec == "" || rec == "Completed" {
+		t.Errorf("the resource's status.record is at phase %q, want the resumed upgrade's", rec)
+	}
+	if rec := recordPhase(t, s); rec != "" {
+		t.Errorf("the CLI's ConfigMap record (phase %q) is still there after the controller took it over", rec)
+	}
 	ctl.Kill(t)
 
 	// At once, the CLI is refused, told how to hand the group over; once
@@ -550,6 +591,20 @@ func TestTheCLIAndTheControllerResumeEachOthersUpgrade(t *testing.T) {
 	r := s.Noderoll(seedUpgrade...)
 	if r.Code != 0 {
 		t.Fatalf("the CLI's rerun after the controller died: exit %d %s\n%s", r.Code, r.LastLine(), tail(r.Stderr, 20))
+	}
+	if !strings.Contains(r.Stdout, "took the upgrade over from NodeGroupUpgrade resume-the-cli") {
+		t.Errorf("the CLI did not say whose upgrade it took over:\n%s", tail(r.Stdout, 30))
+	}
+	// The record is the CLI's now, and the resource says so.
+	if rec := recordPhase(t, s); rec != "Completed" {
+		t.Errorf("the ConfigMap record after the CLI's run: phase %q, want Completed", rec)
+	}
+	var after v1alpha1.NodeGroupUpgrade
+	if err := c.Get(ctx, client.ObjectKeyFromObject(u), &after); err != nil {
+		t.Fatal(err)
+	}
+	if after.Status.Record != nil || after.Status.Phase != v1alpha1.PhasePending || !strings.Contains(after.Status.Message, "handed over: a noderoll CLI run") {
+		t.Errorf("the resource after the CLI took it over: record %v, phase %s, %q", after.Status.Record != nil, after.Status.Phase, after.Status.Message)
 	}
 	terminatedOnce(t, before, s.TerminateCalls())
 	allOnTarget(t, s, 3)
