@@ -286,16 +286,25 @@ type pdbStatus struct {
 	DisruptionsAllowed int32  `json:"disruptionsAllowed"`
 }
 
-// blockCounter counts refused evictions while passing them on to the view.
-// Concurrent drains report at once (see engine.Reporter).
+// blockCounter shows the engine's Progress in the live view, counting
+// refused evictions on the way. Concurrent drains report at once (see
+// engine.Reporter).
 type blockCounter struct {
 	*progress.View
 	n atomic.Int64
 }
 
-func (b *blockCounter) Blocked(node string, bl []drain.Blocker) {
-	b.n.Add(int64(len(bl)))
-	b.View.Blocked(node, bl)
+// Report implements engine.Reporter.
+func (b *blockCounter) Report(p engine.Progress) {
+	switch p.Kind {
+	case engine.ProgressStep:
+		b.View.StepAt(p.Time, p.Step, p.Title, p.Message)
+	case engine.ProgressInfo:
+		b.View.InfoAt(p.Time, p.Text())
+	case engine.ProgressBlocked:
+		b.n.Add(int64(len(p.Blockers)))
+		b.View.Blocked(p.Node, p.Blockers)
+	}
 }
 
 // validateDurations refuses a negative duration by its flag's name, before

@@ -11,6 +11,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/noderoll/noderoll/internal/drain"
+	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/progress"
 )
 
@@ -26,7 +27,7 @@ func TestBlockCounterCountsConcurrentDrains(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 100 {
-				b.Blocked("node-"+string(rune('a'+k)), []drain.Blocker{{Namespace: "default", Pod: "web"}, {Namespace: "default", Pod: "api"}})
+				b.Report(engine.Progress{Kind: engine.ProgressBlocked, Node: "node-" + string(rune('a'+k)), Blockers: []drain.Blocker{{Namespace: "default", Pod: "web"}, {Namespace: "default", Pod: "api"}}})
 			}
 		}()
 	}

@@ -278,8 +278,12 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	rep.refused = func(budget string) { r.Metrics.refused.WithLabelValues(budget).Inc() }
 	// The group's own steps become Events on the resource (a node's steps
 	// are Events on the node, from the engine).
-	rep.grouped = func(n int, title, detail string) {
-		r.Events.Eventf(u, nil, corev1.EventTypeNormal, eventReason(title), "Upgrade", "%s", truncate(detail, 1000))
+	rep.grouped = func(p engine.Progress) {
+		if p.Warning {
+			r.Events.Eventf(u, nil, corev1.EventTypeWarning, "Retrying", "Upgrade", "%s", truncate(p.Message, 1000))
+			return
+		}
+		r.Events.Eventf(u, nil, corev1.EventTypeNormal, eventReason(p.Title), "Upgrade", "%s", truncate(p.Message, 1000))
 	}
 	r.Metrics.running.Inc()
 	defer r.Metrics.running.Dec()

@@ -20,15 +20,18 @@ import (
 // large object; counts cover the rest.
 const maxListedNodes = 100
 
-// reports is what the engine told a worker, kept for the next status write.
-// The drains call Blocked concurrently with the run's Step and Info.
+// reports is what the engine told a worker, kept for the next status write:
+// the status, the metric of refusals and the resource's Events are all
+// made from the engine's typed Progress. The drains report concurrently
+// with the run.
 type reports struct {
 	mu      sync.Mutex
 	now     func() time.Time
 	refused func(budget string) // counts each refusal (nil: not counted)
-	// grouped hears of the steps that concern the whole group (launch
-	// template, surge, sizes restored...), not one node (nil: nobody).
-	grouped func(n int, title, detail string)
+	// grouped hears of the steps and warnings that concern the whole
+	// group (launch template, surge, a failed launch, sizes restored...),
+	// not one node (nil: nobody).
+	grouped func(p engine.Progress)
 	step    string
 	message string
 	blocked map[string]blocked // by node
@@ -46,27 +49,38 @@ func newReports(now func() time.Time) *reports {
 
 var _ engine.Reporter = (*reports)(nil)
 
-func (r *reports) Step(n int, title, detail string) {
+// Report implements engine.Reporter.
+func (r *reports) Report(p engine.Progress) {
+	switch p.Kind {
+	case engine.ProgressStep:
+		r.stepped(p)
+	case engine.ProgressInfo:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.message = p.Text()
+		if r.grouped != nil && p.Warning && p.Node == "" && p.Instance == "" {
+			r.grouped(p)
+		}
+	case engine.ProgressBlocked:
+		r.blockedOn(p.Node, p.Blockers)
+	}
+}
+
+func (r *reports) stepped(p engine.Progress) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.grouped != nil && (n < 4 || n > 7) && !strings.Contains(title, "node") {
-		r.grouped(n, title, detail)
+	if r.grouped != nil && p.Node == "" && p.Instance == "" {
+		r.grouped(p)
 	}
-	if n > 0 {
-		r.step = fmt.Sprintf("%d/9 %s", n, title)
+	if p.Step > 0 {
+		r.step = fmt.Sprintf("%d/9 %s", p.Step, p.Title)
 	} else {
-		r.step = title
+		r.step = p.Title
 	}
-	r.message = detail
+	r.message = p.Message
 }
 
-func (r *reports) Info(msg string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.message = msg
-}
-
-func (r *reports) Blocked(node string, bl []drain.Blocker) {
+func (r *reports) blockedOn(node string, bl []drain.Blocker) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(bl) == 0 {

@@ -86,11 +86,14 @@ func TestStatusStaysSmallForALargeGroup(t *testing.T) {
 func TestABlockNotHeardAgainIsOver(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	r := newReports(func() time.Time { return now })
-	r.Blocked("a", []drain.Blocker{{Namespace: "ns", Pod: "p", PDBs: []string{"ns/b (allowed disruptions 0)"}}})
-	r.Blocked("b", []drain.Blocker{{Namespace: "ns", Pod: "q", Reason: "webhook"}})
+	blocked := func(node string, bl ...drain.Blocker) {
+		r.Report(engine.Progress{Kind: engine.ProgressBlocked, Node: node, Blockers: bl})
+	}
+	blocked("a", drain.Blocker{Namespace: "ns", Pod: "p", PDBs: []string{"ns/b (allowed disruptions 0)"}})
+	blocked("b", drain.Blocker{Namespace: "ns", Pod: "q", Reason: "webhook"})
 	now = now.Add(10 * time.Second)
-	r.Blocked("b", []drain.Blocker{{Namespace: "ns", Pod: "q", Reason: "webhook"}})
-	r.Step(5, "Replace", "node a")
+	blocked("b", drain.Blocker{Namespace: "ns", Pod: "q", Reason: "webhook"})
+	r.Report(engine.Progress{Kind: engine.ProgressStep, Step: 5, Title: "Replace", Node: "a", Message: "node a"})
 	step, msg, bl := r.snapshot(5 * time.Second)
 	if step != "5/9 Replace" || msg != "node a" {
 		t.Errorf("step %q message %q", step, msg)
@@ -98,7 +101,7 @@ func TestABlockNotHeardAgainIsOver(t *testing.T) {
 	if len(bl) != 1 || bl["b"].by == "" || !bl["b"].since.Equal(now.Add(-10*time.Second)) {
 		t.Errorf("blocked %+v; want only b, blocked since its first refusal", bl)
 	}
-	r.Blocked("b", nil)
+	blocked("b")
 	if _, _, bl := r.snapshot(time.Hour); len(bl) != 1 || bl["a"].by == "" {
 		t.Errorf("after b was let through: %+v", bl)
 	}
@@ -125,20 +128,29 @@ func TestAStoppedUpgradeSaysWhatToDoWithTheResource(t *testing.T) {
 	}
 }
 
-// The group's own steps are told (as Events on the resource); a node's are
-// not: a 1,000-node group would write thousands.
+// The group's own steps are told (as Events on the resource); a node's or
+// an instance's are not: a 1,000-node group would write thousands.
 func TestOnlyTheGroupsStepsBecomeEvents(t *testing.T) {
 	r := newReports(time.Now)
 	var told []string
-	r.grouped = func(n int, title, _ string) { told = append(told, fmt.Sprintf("%d %s", n, title)) }
-	r.Step(1, "Launch template", "lt-1 version 2")
-	r.Step(3, "Surge", "3 -> 6")
-	r.Step(5, "Replace node 1/3", "ip-1")
-	r.Step(6, "Cordon", "ip-1")
-	r.Step(7, "Terminate", "i-1")
-	r.Step(9, "Sizes restored", "back to 3")
-	r.Step(0, "Resume", "resuming")
-	if got := strings.Join(told, ", "); got != "1 Launch template, 3 Surge, 9 Sizes restored, 0 Resume" {
+	r.grouped = func(p engine.Progress) { told = append(told, fmt.Sprintf("%d %s", p.Step, p.Title+p.Text())) }
+	for _, p := range []engine.Progress{
+		{Step: 1, Title: "Launch template", Message: "lt-1 version 2"},
+		{Step: 3, Title: "Surge", Message: "3 -> 6"},
+		{Step: 5, Title: "Replace node 1/3", Node: "ip-1", Instance: "i-1"},
+		{Step: 6, Title: "Cordon", Node: "ip-1"},
+		{Step: 7, Title: "Terminate", Instance: "i-1"},
+		{Step: 0, Title: "Going back", Node: "ip-2", Message: "old node ip-2 takes pods again"},
+		{Step: 9, Title: "Sizes restored", Message: "back to 3"},
+		{Step: 0, Title: "Resume", Message: "resuming"},
+	} {
+		p.Kind = engine.ProgressStep
+		r.Report(p)
+	}
+	r.Report(engine.Progress{Kind: engine.ProgressInfo, Message: "new nodes Ready"})
+	r.Report(engine.Progress{Kind: engine.ProgressInfo, Warning: true, Message: "launch failed, retrying"})
+	r.Report(engine.Progress{Kind: engine.ProgressInfo, Warning: true, Node: "ip-3", Message: "pod left terminating"})
+	if got := strings.Join(told, ", "); got != "1 Launch templatelt-1 version 2, 3 Surge3 -> 6, 9 Sizes restoredback to 3, 0 Resumeresuming, 0 ! launch failed, retrying" {
 		t.Errorf("told %s", got)
 	}
 	if eventReason("Sizes restored") != "SizesRestored" || eventReason("Launch template") != "LaunchTemplate" {

@@ -86,7 +86,7 @@ func (u *upgrade) restoreOriginals(ctx context.Context) error {
 			return err
 		}
 		if changed {
-			u.report.Step(0, "Abort", fmt.Sprintf("node %s (original AMI) takes pods again (untainted, uncordoned)", n.Name))
+			u.report.NodeStep(0, "Abort", n.Name, "", fmt.Sprintf("node %s (original AMI) takes pods again (untainted, uncordoned)", n.Name))
 			u.events.node(ctx, n, "Normal", "NoderollRestored", "the upgrade was aborted: this node takes pods again")
 		}
 	}

@@ -39,7 +39,7 @@ type holdEntry struct {
 // it noderoll's own upgrade or one it asked EKS for.
 type autoscalerHold struct {
 	kube   kubernetes.Interface
-	report Reporter
+	report teller
 	spec   string // --cluster-autoscaler
 	terms  terms.Terms
 	holder cloud.NodeGroupRef

@@ -31,8 +31,9 @@ func newAutoscalerWorld(t *testing.T) *autoscalerWorld {
 }
 
 func (w *autoscalerWorld) hold(group string) autoscalerHold {
-	return autoscalerHold{kube: w.kube, report: nopReporter{}, spec: "auto", holder: cloud.NodeGroupRef{Cluster: "c1", Name: group},
-		clock: clocktesting.NewFakeClock(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)),
+	clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC))
+	return autoscalerHold{kube: w.kube, report: teller{to: nopReporter{}, now: clk.Now}, spec: "auto", holder: cloud.NodeGroupRef{Cluster: "c1", Name: group},
+		clock: clk,
 		live:  func(_ context.Context, h string) (bool, error) { return w.live[h], nil }}
 }
 

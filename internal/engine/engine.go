@@ -160,18 +160,6 @@ type Result struct {
 	Resumed time.Time
 }
 
-// Reporter is told what the engine does as it does it. Implementations
-// must be safe for concurrent use: Blocked and Info are called from the
-// drains, several at once, while Step and Info are called from the run.
-type Reporter interface {
-	// Step starts one of the seed's nine steps (0 for preparation).
-	Step(n int, title, detail string)
-	// Info reports progress within a step.
-	Info(msg string)
-	// Blocked reports evictions refused by disruption budgets.
-	Blocked(node string, blockers []drain.Blocker)
-}
-
 // Engine upgrades node groups of one cluster in one cloud.
 type Engine struct {
 	kube     kubernetes.Interface
@@ -179,7 +167,8 @@ type Engine struct {
 	managed  cloud.ManagedUpdater // the cloud's, when its groups update themselves; nil otherwise
 	clock    clock.WithTicker
 	log      *slog.Logger
-	report   Reporter
+	reporter Reporter // the front end's
+	report   teller   // tells reporter
 	opts     Options
 	members  *Members
 	lockOpts grouplock.Options
@@ -195,7 +184,7 @@ type Option func(*Engine)
 func WithLogger(l *slog.Logger) Option { return func(e *Engine) { e.log = l } }
 
 // WithReporter sets who hears of progress.
-func WithReporter(r Reporter) Option { return func(e *Engine) { e.report = r } }
+func WithReporter(r Reporter) Option { return func(e *Engine) { e.reporter = r } }
 
 // WithMembers shares the engine's view of which nodes belong to the group,
 // so that a front end shows and counts exactly the nodes the engine acts on.
@@ -211,19 +200,14 @@ func WithClock(c clock.WithTicker) Option { return func(e *Engine) { e.clock = c
 // New returns an engine.
 func New(kube kubernetes.Interface, p cloud.Provider, o Options, opts ...Option) *Engine {
 	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(), invalid: o.Validate(),
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), report: nopReporter{}, members: NewMembers(), records: ConfigMapRecords(kube)}
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), reporter: nopReporter{}, members: NewMembers(), records: ConfigMapRecords(kube)}
 	e.managed, _ = p.(cloud.ManagedUpdater)
 	for _, opt := range opts {
 		opt(e)
 	}
+	e.report = teller{to: e.reporter, now: e.clock.Now}
 	return e
 }
-
-type nopReporter struct{}
-
-func (nopReporter) Step(int, string, string)        {}
-func (nopReporter) Info(string)                     {}
-func (nopReporter) Blocked(string, []drain.Blocker) {}
 
 // ErrTargetMismatch says another upgrade of the group is under way.
 var ErrTargetMismatch = errors.New("another upgrade of this node group is in progress")

@@ -131,7 +131,7 @@ func (u *upgrade) roll(ctx context.Context) error {
 					for _, msg := range f {
 						if !reported[msg] {
 							reported[msg] = true
-							u.report.Info("! launch failed, the Auto Scaling group retries: " + msg)
+							u.report.Warn("", "launch failed, the Auto Scaling group retries: "+msg)
 						}
 					}
 				}
@@ -278,7 +278,7 @@ func (u *upgrade) apply(ctx context.Context, rs *rollState, s rollout.State, a r
 		}
 		rs.tainted[a.Instance] = true
 		if changed {
-			u.report.Step(4, "Taint", fmt.Sprintf("%s on old node %s", upgradeTaint.ToString(), n.Name))
+			u.report.NodeStep(4, "Taint", n.Name, "", fmt.Sprintf("%s on old node %s", upgradeTaint.ToString(), n.Name))
 			u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollTainted", "tainted "+upgradeTaint.ToString()+": replaced by the upgrade to "+describeTarget(u.target))
 		}
 		return true, false, nil
@@ -301,7 +301,7 @@ func (u *upgrade) apply(ctx context.Context, rs *rollState, s rollout.State, a r
 		if err != nil || !changed {
 			return false, false, err
 		}
-		u.report.Step(0, "Going back", fmt.Sprintf("old node %s takes pods again (untainted, uncordoned)", n.Name))
+		u.report.NodeStep(0, "Going back", n.Name, "", fmt.Sprintf("old node %s takes pods again (untainted, uncordoned)", n.Name))
 		u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollRestored", "the upgrade went back: this node takes pods again")
 		return true, false, nil
 	case rollout.Repoint:
@@ -362,7 +362,7 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 		// No node ever registered (or it is gone): nothing to drain, no
 		// reason to wait before terminating.
 		rs.noNode[a.Instance] = noNode{drained: u.clock.Now().Add(-u.opts.PostCordonWait), mark: a.Mark}
-		u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("instance %s (%s) has no node: nothing to evict", a.Instance, inst.AZ))
+		u.report.NodeStep(step, fmt.Sprintf("%s node %d/%d", verb, k, of), "", a.Instance, fmt.Sprintf("instance %s (%s) has no node: nothing to evict", a.Instance, inst.AZ))
 		return true, false, nil
 	}
 	if err := u.mark(ctx, n, string(a.Mark), a.CordonFirst); err != nil {
@@ -371,7 +371,7 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 	if u.tl != nil {
 		u.tl.at(a.Instance, atDraining, a.CordonFirst)
 	}
-	u.report.Step(step, fmt.Sprintf("%s node %d/%d", verb, k, of), fmt.Sprintf("%s (%s, %s): evicting its pods%s", n.Name, inst.AZ, a.Instance, why(a)))
+	u.report.NodeStep(step, fmt.Sprintf("%s node %d/%d", verb, k, of), n.Name, a.Instance, fmt.Sprintf("%s (%s, %s): evicting its pods%s", n.Name, inst.AZ, a.Instance, why(a)))
 	u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollDraining", "evicting pods: "+strings.ToLower(verb)+" of instance "+a.Instance)
 	job := &drainJob{node: n.Name}
 	rs.jobs[a.Instance] = job
@@ -478,7 +478,7 @@ func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) err
 	if u.rec.Strategy == StrategyBlueGreen && u.rec.Phase == PhaseReplacing {
 		then = fmt.Sprintf("kept until the %s soak after the last old node is drained", time.Duration(u.rec.Soak))
 	}
-	u.report.Step(step, "Cordon", fmt.Sprintf("%s drained and cordoned%s; %s", r.node, u.heldFor(r.node), then))
+	u.report.NodeStep(step, "Cordon", r.node, "", fmt.Sprintf("%s drained and cordoned%s; %s", r.node, u.heldFor(r.node), then))
 	u.events.nodeNamed(ctx, r.node, corev1.EventTypeNormal, "NoderollCordoned", "all pods evicted; node cordoned")
 	return nil
 }
@@ -539,7 +539,11 @@ func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State,
 	if removing {
 		step = 9
 	}
-	u.report.Step(step, "Terminate", fmt.Sprintf("%s (%s) %s", a.Instance, name, how))
+	node := name
+	if node == a.Instance {
+		node = "" // it never had a node
+	}
+	u.report.NodeStep(step, "Terminate", node, a.Instance, fmt.Sprintf("%s (%s) %s", a.Instance, name, how))
 	return nil
 }
 

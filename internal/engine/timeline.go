@@ -472,21 +472,18 @@ type journal struct {
 	tl *timeliner
 }
 
-func (j journal) Step(n int, title, detail string) {
-	j.Reporter.Step(n, title, detail)
-	j.tl.event(Event{Kind: EventStep, Step: n, Title: title, Message: detail})
-}
-
-func (j journal) Info(msg string) {
-	j.Reporter.Info(msg)
-	j.tl.event(Event{Kind: EventInfo, Message: msg})
-}
-
-func (j journal) Blocked(node string, blockers []drain.Blocker) {
-	j.Reporter.Blocked(node, blockers)
-	for _, b := range blockers {
-		if j.tl.firstWait(drain.WaitKey(node, b.Budgets(), b.Namespace+"/"+b.Pod)) {
-			j.tl.event(Event{Kind: EventWait, Node: node, Message: b.String(), Budgets: b.Budgets()})
+func (j journal) Report(p Progress) {
+	j.Reporter.Report(p)
+	switch p.Kind {
+	case ProgressStep:
+		j.tl.event(Event{Kind: EventStep, Step: p.Step, Title: p.Title, Message: p.Message, Node: p.Node})
+	case ProgressInfo:
+		j.tl.event(Event{Kind: EventInfo, Message: p.Text(), Node: p.Node})
+	case ProgressBlocked:
+		for _, b := range p.Blockers {
+			if j.tl.firstWait(drain.WaitKey(p.Node, b.Budgets(), b.Namespace+"/"+b.Pod)) {
+				j.tl.event(Event{Kind: EventWait, Node: p.Node, Message: b.String(), Budgets: b.Budgets()})
+			}
 		}
 	}
 }

@@ -53,9 +53,10 @@ func TestTimelineOfAThousandNodesFitsAConfigMap(t *testing.T) {
 		group.Instances = make([]cloud.Instance, len(insts))
 		pdb.Status.CurrentHealthy, pdb.Status.DesiredHealthy = int32(10+k%3), 10
 		tl.sample(rollout.State{Now: clk.Now(), Instances: insts}, group, nodes, []*policyv1.PodDisruptionBudget{pdb})
-		journal{Reporter: nopReporter{}, tl: tl}.Step(7, "Terminate", fmt.Sprintf("%s terminated", insts[k].ID))
+		say := teller{to: journal{Reporter: nopReporter{}, tl: tl}, now: clk.Now}
+		say.NodeStep(7, "Terminate", nodes[insts[k].ID].Name, insts[k].ID, fmt.Sprintf("%s terminated", insts[k].ID))
 		for range 3 { // refused, retried: told once
-			journal{Reporter: nopReporter{}, tl: tl}.Blocked(nodes[insts[k].ID].Name, []drain.Blocker{{Namespace: "shop", Pod: "web-1", PDBs: []string{"shop/web (0 allowed)"}}})
+			say.Blocked(nodes[insts[k].ID].Name, []drain.Blocker{{Namespace: "shop", Pod: "web-1", PDBs: []string{"shop/web (0 allowed)"}}})
 		}
 	}
 	tl.flush(ctx, rec, true)
@@ -103,11 +104,11 @@ func TestTimelineGoesOnWithItsRun(t *testing.T) {
 	clk := clocktesting.NewFakeClock(start)
 	rec := &Record{Cluster: "c", Nodegroup: "g", Phase: PhaseSurging, Started: start}
 	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, time.Minute, 0)
-	journal{Reporter: nopReporter{}, tl: tl}.Info("first run")
+	teller{to: journal{Reporter: nopReporter{}, tl: tl}, now: clk.Now}.Info("first run")
 	tl.flush(ctx, rec, true)
 
 	again := newTimeliner(ctx, kube, clk, quietLog(), rec, 0, 0)
-	journal{Reporter: nopReporter{}, tl: again}.Info("resumed")
+	teller{to: journal{Reporter: nopReporter{}, tl: again}, now: clk.Now}.Info("resumed")
 	again.flush(ctx, rec, false)
 	got, err := LoadTimeline(ctx, kube, cloud.NodeGroupRef{Cluster: "c", Name: "g"})
 	if err != nil {

@@ -45,9 +45,9 @@ type upgrade struct {
 	// which, told when the drain ends (drain.Hooks.Waited).
 	heldMu sync.Mutex
 	held   map[string]string
-	// report is the engine's reporter, and once the run has its record the
-	// journal that keeps what it tells in the timeline (tl).
-	report    Reporter
+	// report tells the engine's reporter, and once the run has its record
+	// the journal that keeps what it tells in the timeline (tl).
+	report    teller
 	tl        *timeliner
 	predicted time.Duration // the front end's prediction of the run, 0: none
 	// predictedTail is its part after the last old instance's termination.
@@ -97,7 +97,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record,
 			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "EvictionBlocked", strings.Join(msgs, "; "))
 		},
 		Forced: func(node string, p *corev1.Pod) {
-			u.report.Info(fmt.Sprintf("force-deleted pod %s/%s from %s (%s)", p.Namespace, p.Name, node, e.opts.Terms.Of("force")))
+			u.report.Tell(Progress{Kind: ProgressInfo, Node: node, Message: fmt.Sprintf("force-deleted pod %s/%s from %s (%s)", p.Namespace, p.Name, node, e.opts.Terms.Of("force"))})
 		},
 		Waited: func(node string, waited time.Duration, budgets []string) {
 			what := "budgets"
@@ -114,7 +114,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record,
 		GaveUp: func(node string, p *corev1.Pod, late time.Duration) {
 			msg := fmt.Sprintf("pod %s/%s is still terminating %s after its deletion was due (a finalizer or a dead kubelet holds it); no longer waiting for it",
 				p.Namespace, p.Name, late.Round(time.Second))
-			u.report.Info("! " + node + ": " + msg)
+			u.report.Warn(node, msg)
 			u.events.nodeNamed(ctx, node, corev1.EventTypeWarning, "NoderollPodLeftTerminating", msg)
 		},
 	}, e.log)
@@ -245,7 +245,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 // process took the group's lock over.
 func (u *upgrade) startTimeline(ctx context.Context) {
 	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted, u.predictedTail)
-	u.report = journal{Reporter: u.Engine.report, tl: u.tl}
+	u.report = teller{to: journal{Reporter: u.Engine.reporter, tl: u.tl}, now: u.clock.Now}
 }
 
 // endTimeline writes the timeline as the run leaves it.

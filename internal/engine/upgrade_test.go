@@ -28,7 +28,6 @@ import (
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
-	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/kubefake"
 	"github.com/noderoll/noderoll/internal/preflight"
@@ -1034,13 +1033,14 @@ type stepLog struct {
 	lines []string
 }
 
-func (l *stepLog) Step(n int, title, detail string) {
+func (l *stepLog) Report(p Progress) {
+	if p.Kind != ProgressStep {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf("[%d] %s: %s", n, title, detail))
+	l.lines = append(l.lines, fmt.Sprintf("[%d] %s: %s", p.Step, p.Title, p.Message))
 }
-func (l *stepLog) Info(string)                     {}
-func (l *stepLog) Blocked(string, []drain.Blocker) {}
 
 // A node's steps are told in the order they happened: its drain's end
 // (Cordon) before its termination, even when its post-cordon wait is over
