@@ -224,7 +224,10 @@ type NodeGroupUpgradeStatus struct {
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
-	// Counts of the group's nodes.
+	// Counts of the group's nodes. TotalNodes is the size the group ends
+	// at; UpToDateNodes how many of those are done: Ready on the target,
+	// less the old nodes still to replace, so that a surge's new nodes do
+	// not count until old ones go (never more than TotalNodes).
 	// +optional
 	TotalNodes int32 `json:"totalNodes,omitempty"`
 	// +optional

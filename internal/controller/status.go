@@ -142,7 +142,7 @@ func observe(rec *engine.Record, nodes []corev1.Node, members *engine.Members, s
 		p.Target = &v1alpha1.ResolvedTarget{ImageID: rec.Target.ImageID, ImageName: rec.Target.ImageName, KubernetesVersion: rec.Target.KubeMinor,
 			ReleaseVersion: rec.Target.ReleaseVersion, LaunchTemplateVersion: max(rec.Target.TemplateVersion, rec.TemplateVersion)}
 	}
-	owned := int32(0)
+	var owned, old, onTarget int32
 	for i := range nodes {
 		n := &nodes[i]
 		if !members.Owns(n) {
@@ -150,8 +150,12 @@ func observe(rec *engine.Record, nodes []corev1.Node, members *engine.Members, s
 		}
 		owned++
 		ready := engine.NodeReady(n)
-		if target != "" && members.Image(n) == target && ready && !n.Spec.Unschedulable {
-			p.UpToDate++
+		switch {
+		case target == "":
+		case members.Image(n) != target:
+			old++
+		case ready && !n.Spec.Unschedulable:
+			onTarget++
 		}
 		state := ""
 		switch {
@@ -177,6 +181,9 @@ func observe(rec *engine.Record, nodes []corev1.Node, members *engine.Members, s
 	if p.Total == 0 {
 		p.Total = owned
 	}
+	// Done of the final size: a surge's extra new nodes are not progress
+	// until as many old ones are gone.
+	p.UpToDate = max(min(onTarget, p.Total-old), 0)
 	// Blocked nodes first, then by name: the list is cut, and what stands
 	// in the way matters most.
 	slices.SortFunc(p.Nodes, func(a, b v1alpha1.NodeStatus) int {

@@ -46,8 +46,23 @@ func TestStatusCountsTheGroupAndListsOnlyNodesInFlight(t *testing.T) {
 	since := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
 	bl := map[string]blocked{"old1": {by: "pod shop/web-1 blocked by PodDisruptionBudget shop/web (allowed disruptions 0)", since: since}}
 	p := observe(rec, nodes, m, "5/9 Replace", "draining", bl)
-	if p.Total != 3 || p.UpToDate != 1 || p.InFlight != 3 || p.Blocked != 1 || p.Replaced != 1 {
-		t.Errorf("counts total %d up to date %d in flight %d blocked %d replaced %d; want 3 1 3 1 1", p.Total, p.UpToDate, p.InFlight, p.Blocked, p.Replaced)
+	// Three old nodes are still there in a group that ends at three: none
+	// of its final nodes is done yet, however many new ones came.
+	if p.Total != 3 || p.UpToDate != 0 || p.InFlight != 3 || p.Blocked != 1 || p.Replaced != 1 {
+		t.Errorf("counts total %d up to date %d in flight %d blocked %d replaced %d; want 3 0 3 1 1", p.Total, p.UpToDate, p.InFlight, p.Blocked, p.Replaced)
+	}
+	// The seed's surge, one old node replaced: four new nodes Ready and two
+	// old left make one of three done, not four of three.
+	m.Add([]cloud.Instance{{ID: "i-new3", ImageID: "ami-new"}, {ID: "i-new4", ImageID: "ami-new"}})
+	surged := []corev1.Node{node("old2", "i-old2", true, false), node("old3", "i-old3", true, false),
+		node("new1", "i-new1", true, false), node("new2", "i-new2", true, false), node("new3", "i-new3", true, false), node("new4", "i-new4", true, false)}
+	if p := observe(rec, surged, m, "", "", nil); p.UpToDate != 1 || p.Total != 3 {
+		t.Errorf("mid-surge: %d of %d up to date, want 1 of 3", p.UpToDate, p.Total)
+	}
+	// Scaling back: every old node gone, three of the surge's four new
+	// nodes are the group's final three.
+	if p := observe(rec, surged[2:], m, "", "", nil); p.UpToDate != 3 {
+		t.Errorf("scaling back: %d of 3 up to date, want 3", p.UpToDate)
 	}
 	var got []string
 	for _, n := range p.Nodes {
