@@ -147,6 +147,9 @@ type watcher struct {
 	run     time.Time
 	lastSeq int
 	nodesOn bool
+	// toReplace is the prediction's count the view has (-1: none yet;
+	// the run sets it at its first look at the group).
+	toReplace int
 }
 
 func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroupRef) error {
@@ -296,22 +299,28 @@ func (w *watcher) show(ctx context.Context, tl *engine.Timeline) (done bool, err
 		}
 		w.old[n.Instance] = n.Old
 		insts = append(insts, cloud.Instance{ID: n.Instance})
-		if n.Old && n.Terminated != 0 {
-			replaced++
+		if n.Old && n.Terminated > tl.PredictedFrom {
+			replaced++ // since the prediction: a resumed run's counts from its resume
 		}
 	}
 	attach := !w.nodesOn
 	w.nodesOn = true
+	predict := attach || tl.ToReplace != w.toReplace
+	w.toReplace = tl.ToReplace
 	w.mu.Unlock()
 	w.members.Add(insts)
+	from := tl.PredictedFrom.At(tl.Started)
 	if attach {
-		w.view.Attach(tl.Started, time.Duration(tl.Predicted), time.Duration(tl.PredictedTail), tl.ToReplace, 0)
 		w.view.InfoAt(tl.Started, fmt.Sprintf("watching the upgrade of %s to %s (strategy %s), started %s", w.ref, tl.Target, tl.Strategy, tl.Started.Local().Format(time.Kitchen)))
-		if tl.Predicted > 0 {
-			w.view.InfoAt(tl.Started, fmt.Sprintf("Predicted: about %s for %d nodes", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))
-		}
 	} else if added {
 		w.view.Recheck()
+	}
+	switch {
+	case !predict || tl.Predicted <= 0 || tl.ToReplace < 0:
+	case tl.PredictedFrom > 0:
+		w.view.InfoAt(from, fmt.Sprintf("Predicted at its resume: about %s for the %d nodes left", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))
+	default:
+		w.view.InfoAt(from, fmt.Sprintf("Predicted: about %s for %d nodes", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))
 	}
 	for _, e := range tl.Events {
 		if e.Seq <= w.lastSeq {
@@ -326,6 +335,12 @@ func (w *watcher) show(ctx context.Context, tl *engine.Timeline) (done bool, err
 		default:
 			w.view.InfoAt(e.Time, e.Message)
 		}
+	}
+	if predict {
+		// After the replay: the replacements it told before the
+		// prediction's start (a resumed run's first part) are not the
+		// prediction's; Replaced below counts those after it.
+		w.view.Attach(from, time.Duration(tl.Predicted), time.Duration(tl.PredictedTail), tl.ToReplace, 0)
 	}
 	if attach {
 		// The nodes as they are now, after what the run told so far.

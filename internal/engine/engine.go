@@ -262,7 +262,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	u.surge, u.unavailable, u.predicted, u.predictedTail = p.surge, p.unavailable, req.Predicted, req.PredictedTail
+	u.surge, u.unavailable, u.predicted, u.predictedTail, u.predictedFrom = p.surge, p.unavailable, req.Predicted, req.PredictedTail, start
 	defer u.close()
 	err = lostLock(ctx, u.run(ctx))
 	res := &Result{Target: target, Duration: e.clock.Since(start)}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,9 +44,12 @@ type Timeline struct {
 	// Ended is when the process running it let go of it: finished, failed
 	// or stopped (zero while it runs, and after a kill).
 	Ended time.Time `json:"ended,omitempty"`
-	// Predicted is the plan's prediction of the run, when the front end
-	// that started it made one; ToReplace the old instances at the start.
-	Predicted Duration `json:"predicted,omitempty"`
+	// Predicted is the plan's prediction of the run from PredictedFrom
+	// (since Started) on, when the front end running it made one: the
+	// whole run's, or a resumed run's of what was left when it resumed.
+	// ToReplace is the old instances left to replace at PredictedFrom.
+	Predicted     Duration `json:"predicted,omitempty"`
+	PredictedFrom Millis   `json:"predictedFrom,omitempty"`
 	// PredictedTail is the prediction's part after the last old
 	// instance's termination (the scale-back).
 	PredictedTail Duration `json:"predictedTail,omitempty"`
@@ -202,7 +206,7 @@ const flushEvery = 2 * time.Second
 
 // newTimeliner starts a run's timeline, or goes on with the one of the
 // same run (a resume: same record start).
-func newTimeliner(ctx context.Context, client kubernetes.Interface, clk clock.Clock, log *slog.Logger, rec *Record, predicted, tail time.Duration) *timeliner {
+func newTimeliner(ctx context.Context, client kubernetes.Interface, clk clock.Clock, log *slog.Logger, rec *Record, predicted, tail time.Duration, from time.Time) *timeliner {
 	tl := &timeliner{client: client, clock: clk, log: log, name: timelineName(rec.Cluster, rec.Nodegroup),
 		index: map[string]int{}, budgets: map[string]int{}, waits: map[string]bool{}}
 	var old *Timeline
@@ -215,6 +219,23 @@ func newTimeliner(ctx context.Context, client kubernetes.Interface, clk clock.Cl
 	}
 	if old != nil && old.Started.Equal(rec.Started) {
 		tl.t = *old
+		// A resume: the first run's prediction counted from its start,
+		// and the time the group sat stopped is in neither. What this run
+		// predicts of what is left (or nothing, when it predicts nothing)
+		// counts from this run's start (now, when not given), for the old
+		// instances left then.
+		if from.IsZero() {
+			from = clk.Now()
+		}
+		tl.t.Predicted, tl.t.PredictedTail = Duration(predicted), Duration(tail)
+		tl.t.PredictedFrom, tl.t.ToReplace = tl.since(from), -1
+		// What the stopped run terminated before its timeline said so is
+		// the stopped run's: dated before this one, not at its first look.
+		for k := range tl.t.Nodes {
+			if n := &tl.t.Nodes[k]; n.Terminated == 0 && slices.Contains(rec.Replaced, n.Instance) {
+				n.Terminated = max(tl.t.PredictedFrom-1, 1)
+			}
+		}
 	} else {
 		tl.t = Timeline{Cluster: rec.Cluster, Nodegroup: rec.Nodegroup, Started: rec.Started, Predicted: Duration(predicted), PredictedTail: Duration(tail), ToReplace: -1}
 	}

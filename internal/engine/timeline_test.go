@@ -30,7 +30,7 @@ func TestTimelineOfAThousandNodesFitsAConfigMap(t *testing.T) {
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	clk := clocktesting.NewFakeClock(start)
 	rec := &Record{Cluster: "prod", Nodegroup: "workers", Phase: PhaseReplacing, Started: start, Target: Target{ImageID: "ami-new"}}
-	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, 90*time.Minute, 0)
+	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, 90*time.Minute, 0, time.Time{})
 	const size = 1000
 	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "web"}}
 	var insts []rollout.Instance
@@ -96,30 +96,44 @@ func TestTimelineOfAThousandNodesFitsAConfigMap(t *testing.T) {
 	}
 }
 
-// A resumed run goes on with its run's timeline; a new run starts afresh.
+// A resumed run goes on with its run's timeline, with its own prediction
+// of what is left counted from its resume (the first run's counted from a
+// start the stopped time since makes stale); a new run starts afresh.
 func TestTimelineGoesOnWithItsRun(t *testing.T) {
 	ctx := context.Background()
 	kube := fake.NewClientset()
 	start := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
 	clk := clocktesting.NewFakeClock(start)
 	rec := &Record{Cluster: "c", Nodegroup: "g", Phase: PhaseSurging, Started: start}
-	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, time.Minute, 0)
+	tl := newTimeliner(ctx, kube, clk, quietLog(), rec, time.Minute, 0, time.Time{})
 	teller{to: journal{Reporter: nopReporter{}, tl: tl}, now: clk.Now}.Info("first run")
 	tl.flush(ctx, rec, true)
 
-	again := newTimeliner(ctx, kube, clk, quietLog(), rec, 0, 0)
+	clk.Step(10 * time.Minute) // killed, and resumed ten minutes later
+	// It had terminated i-old1 (recorded) before its timeline said so.
+	tl.t.Nodes = []NodeTimes{{Instance: "i-old1", Old: true}, {Instance: "i-old2", Old: true}}
+	tl.flush(ctx, rec, true)
+	rec.Replaced = []string{"i-old1"}
+	again := newTimeliner(ctx, kube, clk, quietLog(), rec, 20*time.Second, 5*time.Second, time.Time{})
 	teller{to: journal{Reporter: nopReporter{}, tl: again}, now: clk.Now}.Info("resumed")
 	again.flush(ctx, rec, false)
 	got, err := LoadTimeline(ctx, kube, cloud.NodeGroupRef{Cluster: "c", Name: "g"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Seq != 2 || got.Predicted != Duration(time.Minute) || !got.Ended.IsZero() {
-		t.Errorf("resumed: seq %d, predicted %s, ended %v; want 2 events, the first run's prediction, running", got.Seq, time.Duration(got.Predicted), got.Ended)
+	if got.Seq != 2 || !got.Ended.IsZero() {
+		t.Errorf("resumed: seq %d, ended %v; want 2 events, running", got.Seq, got.Ended)
+	}
+	if got.Predicted != Duration(20*time.Second) || got.PredictedTail != Duration(5*time.Second) || got.PredictedFrom.At(got.Started) != start.Add(10*time.Minute) || got.ToReplace != -1 {
+		t.Errorf("resumed: predicted %s (tail %s) from %s for %d; want the resume's 20s (5s) from 10:10, its count left to the next look",
+			time.Duration(got.Predicted), time.Duration(got.PredictedTail), got.PredictedFrom.At(got.Started), got.ToReplace)
+	}
+	if n := got.Nodes; len(n) != 2 || n[0].Terminated == 0 || n[0].Terminated >= got.PredictedFrom || n[1].Terminated != 0 {
+		t.Errorf("resumed: nodes %+v; want i-old1 terminated before the resume, i-old2 not", n)
 	}
 
 	next := &Record{Cluster: "c", Nodegroup: "g", Phase: PhaseStarted, Started: start.Add(time.Hour)}
-	fresh := newTimeliner(ctx, kube, clk, quietLog(), next, 0, 0)
+	fresh := newTimeliner(ctx, kube, clk, quietLog(), next, 0, 0, time.Time{})
 	fresh.flush(ctx, next, true)
 	got, _ = LoadTimeline(ctx, kube, cloud.NodeGroupRef{Cluster: "c", Name: "g"})
 	if got.Seq != 0 || !got.Started.Equal(next.Started) {
@@ -135,7 +149,7 @@ func TestActionsAreDatedWhenTheyHappen(t *testing.T) {
 	start := time.Date(2026, 12, 6, 2, 0, 0, 0, time.UTC)
 	clk := clocktesting.NewFakeClock(start)
 	rec := &Record{Cluster: "prod", Nodegroup: "workers", Phase: PhaseReplacing, Started: start}
-	tl := newTimeliner(ctx, fake.NewClientset(), clk, quietLog(), rec, 0, 0)
+	tl := newTimeliner(ctx, fake.NewClientset(), clk, quietLog(), rec, 0, 0, time.Time{})
 	var insts []rollout.Instance
 	for k := range 30 {
 		insts = append(insts, rollout.Instance{ID: fmt.Sprintf("i-old%02d", k), Old: true, HasNode: true, Ready: true})

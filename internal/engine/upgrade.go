@@ -50,8 +50,11 @@ type upgrade struct {
 	report    teller
 	tl        *timeliner
 	predicted time.Duration // the front end's prediction of the run, 0: none
-	// predictedTail is its part after the last old instance's termination.
+	// predictedTail is its part after the last old instance's termination;
+	// predictedFrom when the run it predicts began (as the front end's
+	// view counts it).
 	predictedTail time.Duration
+	predictedFrom time.Time
 }
 
 func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
@@ -244,7 +247,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 // writes it a last time when the run ends, however it ends, unless another
 // process took the group's lock over.
 func (u *upgrade) startTimeline(ctx context.Context) {
-	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted, u.predictedTail)
+	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted, u.predictedTail, u.predictedFrom)
 	u.report = teller{to: journal{Reporter: u.Engine.reporter, tl: u.tl}, now: u.clock.Now}
 }
 

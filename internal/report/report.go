@@ -54,6 +54,7 @@ type Data struct {
 	Duration                                       time.Duration
 	Predicted                                      time.Duration
 	PredictionError                                string
+	PredictedFrom                                  string // "from its resume at +1m30s" for a resumed run's
 	Replaced, Launched, Peak, Limit, Before, After int
 	Waits                                          int
 
@@ -149,7 +150,13 @@ func build(tl *engine.Timeline, now time.Time) Data {
 		d.Ended = tl.Ended.UTC().Format(time.RFC3339)
 	}
 	if d.Predicted > 0 {
-		d.PredictionError = fmt.Sprintf("%+.0f%%", (d.Predicted.Seconds()-total.Seconds())/total.Seconds()*100)
+		// A resumed run's prediction is of what was left at its resume.
+		from := time.Duration(tl.PredictedFrom) * time.Millisecond
+		measured := max(total-from, time.Second)
+		d.PredictionError = fmt.Sprintf("%+.0f%%", (d.Predicted.Seconds()-measured.Seconds())/measured.Seconds()*100)
+		if from > 0 {
+			d.PredictedFrom = fmt.Sprintf("from its resume at +%s", from.Round(time.Second))
+		}
 	}
 	d.Axis = axis(total, x)
 	for _, s := range states {

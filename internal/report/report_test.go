@@ -50,8 +50,15 @@ func TestTheReportDrawsEachNodeThroughItsStates(t *testing.T) {
 	if d.Budgets[0].Below != 3*time.Second || d.Budgets[0].Lowest != 1 {
 		t.Errorf("budget below its minimum %s, lowest %d; want 3s and 1", d.Budgets[0].Below, d.Budgets[0].Lowest)
 	}
-	if d.Peak != 2 || d.Replaced != 1 || d.Launched != 1 || d.After != 1 || d.PredictionError != "+25%" || d.Waits != 1 {
+	if d.Peak != 2 || d.Replaced != 1 || d.Launched != 1 || d.After != 1 || d.PredictionError != "+25%" || d.Waits != 1 || d.PredictedFrom != "" {
 		t.Errorf("summary: %+v", d)
+	}
+	// Resumed 20s in with 15s predicted for the rest: judged on the 20s
+	// after the resume, not on the whole 40s.
+	tl := seedTimeline()
+	tl.Predicted, tl.PredictedFrom = engine.Duration(15*time.Second), 20000
+	if d := build(tl, time.Now()); d.PredictionError != "-25%" || d.PredictedFrom != "from its resume at +20s" {
+		t.Errorf("a resumed run's prediction: %s %q; want -25%% from its resume at +20s", d.PredictionError, d.PredictedFrom)
 	}
 }
 
