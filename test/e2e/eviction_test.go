@@ -23,6 +23,7 @@ import (
 // terminating is left behind after --skip-wait-for-delete-timeout, still
 // there, and the upgrade finishes.
 func TestEvictionsTheAPIServerRefusesForGood(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t, "--nodes=2", "--azs=2", "--pods-per-node=1")
 	ctx := context.Background()
 	labels := map[string]string{"app": "api", "tier": "front"}

@@ -23,6 +23,7 @@ import (
 // demo's upgrade from another, and is stopped from a third by
 // `sandbox down --dir` alone, with no home that knows the toolchain.
 func TestTheBinaryWorksOutsideACheckout(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	built := noderollBinary(t)
 	work := t.TempDir()
 	exe := filepath.Join(work, "bin", "noderoll")

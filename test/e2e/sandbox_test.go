@@ -79,6 +79,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() (bo
 }
 
 func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t)
 	ctx := context.Background()
 	old := s.RecommendedAMI("1.36")
@@ -213,6 +214,7 @@ func TestSandboxSeedsTheWorkshopCluster(t *testing.T) {
 // DaemonSet pods; deleted pods stop once and are replaced once, however many
 // go at a time.
 func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t, "--nodes=30", "--azs=3", "--pods-per-node=6")
 	nodes := groupNodes(t, s)
 	perZone := map[string]int{}
@@ -401,6 +403,7 @@ func TestSandboxSeedsLargerGroupsEvenly(t *testing.T) {
 // TestSandboxUpThatCannotGetReadyStopsWhatItStarted: seeding bounded by
 // --ready-timeout fails naming what waits, and leaves no process behind.
 func TestSandboxUpThatCannotGetReadyStopsWhatItStarted(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	noderollBinary(t)
 	dir := t.TempDir()
 	s := &Sandbox{t: t, Dir: dir}

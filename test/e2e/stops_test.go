@@ -23,6 +23,7 @@ import (
 // With --accept-resize the same command finishes, every old instance
 // terminated once, by noderoll.
 func TestStopsMidReplacementLeaveTheRestAlone(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t)
 	ctx := context.Background()
 	waitWorkloads(t, s)

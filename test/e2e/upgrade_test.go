@@ -108,6 +108,7 @@ func waitWorkloads(t *testing.T, s *Sandbox) {
 }
 
 func TestSeedUpgradeEndToEnd(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t)
 	ctx := context.Background()
 	target := s.RecommendedAMI("1.37")
@@ -282,6 +283,7 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 // an eviction stops the upgrade with the pod and budget named, the autoscaler
 // restored and no pod lost; --force then finishes the same upgrade.
 func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t)
 	ctx := context.Background()
 	labels := map[string]string{"app": "payments"}
@@ -363,6 +365,7 @@ func TestBlockedBudgetFailsNamingItThenForceProceeds(t *testing.T) {
 // Auto Scaling group) goes through the same upgrade, and the summary counts
 // its nodes as the engine knows them, by their instances.
 func TestSelfManagedGroup(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t, "--self-managed", "--plain", "--nodes=2", "--azs=2", "--pods-per-node=2")
 	ctx := context.Background()
 	for _, n := range groupNodesAll(t, s) {
@@ -424,6 +427,7 @@ func TestSelfManagedGroup(t *testing.T) {
 // timeout with the group's own reason, before any old node is tainted,
 // cordoned or drained, and a rerun once capacity is back finishes it.
 func TestNewNodesThatNeverComeStopTheUpgradeBeforeAnyDrain(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t, "--nodes=2", "--azs=2", "--pods-per-node=2")
 	ctx := context.Background()
 	waitWorkloads(t, s)
@@ -608,6 +612,7 @@ func TestKilledMidUpgradeResumes(t *testing.T) {
 // group pointed at it and every node replaced; a third run on the same
 // target changes nothing and says so.
 func TestUpgradingTheSameGroupAgain(t *testing.T) {
+	t.Parallel() // a sandbox (or a folder) of its own
 	s := StartSandbox(t, "--nodes=2", "--azs=2", "--pods-per-node=2")
 	ctx := context.Background()
 	ltID := s.Group().LaunchTemplate.LaunchTemplateId
