@@ -116,7 +116,7 @@ func (h *handover) Save(ctx context.Context, r *engine.Record) error {
 	}
 	for len(h.from) > 0 {
 		if err := h.from[0].Clear(ctx); err != nil {
-			return fmt.Errorf("the record of %s is now in %s, but %s still holds an older one: %w", h.group, h.home, h.from[0], err)
+			return fmt.Errorf("the record of %s is now in %s, but %s still holds a copy of it (the next run takes the newer): %w", h.group, h.home, h.from[0], err)
 		}
 		if h.from[0] == h.took && h.k.TookOver != nil {
 			h.k.TookOver(h.took.String())
