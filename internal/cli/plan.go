@@ -117,13 +117,13 @@ func runPlan(cmd *cobra.Command, s Streams, f *upgradeFlags, output string, assu
 	if err != nil {
 		return err
 	}
-	recs, err := cliRecords(f.kubeconfig, f.kubeContext, kube, nil)
+	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
 	if err != nil {
 		return err
 	}
 	opts := f.opts
 	opts.StrategySet = f.strategySet()
-	eng := engine.New(kube, p, opts, engine.WithLogger(log), recs)
+	eng := engine.New(kube, p, opts, engine.WithLogger(log), withRecords(keeper))
 	fc, err := eng.Forecast(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target}, assumed)
 	if err != nil {
 		return err

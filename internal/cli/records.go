@@ -12,22 +12,25 @@ import (
 	"github.com/noderoll/noderoll/internal/records"
 )
 
-// cliRecords keeps the groups' records where the CLI keeps them, its
-// ConfigMaps, and finds those a controller keeps in NodeGroupUpgrades:
-// a run holding the group's lock takes such a record over (tookOver is
-// told from where; nil for commands that only read).
-func cliRecords(kubeconfig, kubeContext string, kube kubernetes.Interface, tookOver func(from string)) (engine.Option, error) {
+// cliKeeper finds the groups' records where the CLI keeps them, its
+// ConfigMaps, and those a controller keeps in NodeGroupUpgrades: a run
+// holding the group's lock takes such a record over (set TookOver to be
+// told from where).
+func cliKeeper(kubeconfig, kubeContext string, kube kubernetes.Interface) (records.Keeper, error) {
 	cfg, err := restConfig(kubeconfig, kubeContext)
 	if err != nil {
-		return nil, err
+		return records.Keeper{}, err
 	}
 	scheme := runtime.NewScheme()
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return nil, err
+		return records.Keeper{}, err
 	}
 	c, err := client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return nil, fmt.Errorf("a client for NodeGroupUpgrades: %w", err)
+		return records.Keeper{}, fmt.Errorf("a client for NodeGroupUpgrades: %w", err)
 	}
-	return engine.WithRecords(records.Keeper{Kube: kube, Client: c, Reader: c, TookOver: tookOver}.CLI()), nil
+	return records.Keeper{Kube: kube, Client: c, Reader: c}, nil
 }
+
+// withRecords has an engine keep its records as keeper does.
+func withRecords(keeper records.Keeper) engine.Option { return engine.WithRecords(keeper.CLI()) }

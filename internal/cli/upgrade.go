@@ -398,10 +398,11 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if err != nil {
 		return err
 	}
-	recs, err := cliRecords(f.kubeconfig, f.kubeContext, kube, nil)
+	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
 	if err != nil {
 		return err
 	}
+	recs := withRecords(keeper)
 	if f.dryRun {
 		opts := f.opts
 		opts.StrategySet = f.strategySet != nil && f.strategySet()
@@ -454,13 +455,10 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if f.mode == "noderoll" && !f.rollback && !f.abort {
 		predicted, tail = predictInto(ctx, view, kube, p, opts, ref, f.target, log, recs)
 	}
-	taking, err := cliRecords(f.kubeconfig, f.kubeContext, kube, func(from string) {
+	keeper.TookOver = func(from string) {
 		view.Info(fmt.Sprintf("took the upgrade over from %s: its controller was not running it; the record is in the group's ConfigMap now", from))
-	})
-	if err != nil {
-		return err
 	}
-	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members), taking)
+	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members), withRecords(keeper))
 	upgrade := eng.Upgrade
 	switch {
 	case f.mode == "managed":
