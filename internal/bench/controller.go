@@ -10,12 +10,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/sandbox"
@@ -277,11 +275,9 @@ func (o Options) awaitUpgrades(ctx context.Context, c client.Client, want, pid i
 	}
 }
 
-// resourceClient is a client for NodeGroupUpgrades as the sandbox's admin.
-// controller-runtime's client logs through its root logger, which it asks
-// to be set; the bench's client has nothing to say.
+// resourceClient is a client for NodeGroupUpgrades as the sandbox's admin
+// (controller-runtime's logger is the CLI's to set: see cli.routeLibraryLogs).
 func resourceClient(st *sandbox.State) (client.Client, error) {
-	ctrllog.SetLogger(logr.Discard())
 	cfg, err := st.RestConfig()
 	if err != nil {
 		return nil, err

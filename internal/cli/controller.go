@@ -41,8 +41,9 @@ type controllerFlags struct {
 func newControllerCmd(s Streams) *cobra.Command {
 	f := &controllerFlags{}
 	cmd := &cobra.Command{
-		Use:   "controller",
-		Short: "Run NodeGroupUpgrades declared in the cluster (the in-cluster controller)",
+		Use:         "controller",
+		Annotations: map[string]string{libraryLogsAnnotation: "info"},
+		Short:       "Run NodeGroupUpgrades declared in the cluster (the in-cluster controller)",
 		Long: `Run the controller that carries out NodeGroupUpgrade resources (noderoll.io/v1alpha1):
 each resource declares one upgrade of one node group, with the same target,
 strategy, budgets and timeouts as 'noderoll upgrade nodegroup'. The controller
@@ -97,9 +98,8 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	}
 	ctx := cmd.Context()
 	log := newLogger(s.Err, f.verbose)
-	// controller-runtime's and client-go's own lines (leader election among
-	// them) go to the same structured log.
-	ctrl.SetLogger(logr.FromSlogHandler(log.Handler()))
+	// client-go's own lines (leader election among them) go to the same
+	// structured log; controller-runtime's were routed by the root command.
 	klog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	cfg, err := restConfig(f.kubeconfig, f.kubeContext)
 	if err != nil {

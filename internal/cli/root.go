@@ -42,6 +42,9 @@ Or step by step:
   noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRun: func(cmd *cobra.Command, _ []string) {
+			routeLibraryLogs(s.Err, cmd)
+		},
 	}
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)

@@ -16,9 +16,6 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
-
-	"github.com/go-logr/logr"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/cloud"
@@ -112,9 +109,6 @@ func viaController(ctx context.Context, f *upgradeFlags, cfg *rest.Config, view 
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
-	// controller-runtime's client logs through its root logger, which
-	// prints a stack trace when nobody set it.
-	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 	c, err := client.NewWithWatch(cfg, client.Options{Scheme: scheme})
 	if err != nil {
 		return err

@@ -206,6 +206,7 @@ func runBinary(t *testing.T, bin, dir string, env []string, args ...string) Resu
 		where = "(in " + dir + ") "
 	}
 	t.Logf("%snoderoll %s -> exit %d\n%s%s", where, strings.Join(args, " "), code, tail(out.String(), 60), tail(errb.String(), 20))
+	noStackTrace(t, args, errb.String())
 	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
 }
 
@@ -301,6 +302,7 @@ func (s *Sandbox) Capacity(az, count string) {
 
 // Started is a noderoll run in the background, to be killed mid-way.
 type Started struct {
+	t        *testing.T
 	cmd      *exec.Cmd
 	out, err lockedBuffer
 }
@@ -323,6 +325,18 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// noStackTrace fails a test whose noderoll run printed what no user can act
+// on: a goroutine dump, or controller-runtime's warning that nobody set its
+// logger (printed 30 s into a process, with a dump).
+func noStackTrace(t *testing.T, args []string, stderr string) {
+	t.Helper()
+	for _, bad := range []string{"log.SetLogger(", "goroutine ", "panic:"} {
+		if strings.Contains(stderr, bad) {
+			t.Errorf("noderoll %s printed %q on stderr, which a user can do nothing with:\n%s", strings.Join(args, " "), bad, tail(stderr, 40))
+		}
+	}
+}
+
 // Start runs noderoll in the background with the sandbox's environment; the
 // test ends it with Kill, by its pid (the cleanup kills it if the test did not).
 func (s *Sandbox) Start(args ...string) *Started {
@@ -333,7 +347,7 @@ func (s *Sandbox) Start(args ...string) *Started {
 // StartWith is Start with more environment (a later KUBECONFIG wins).
 func (s *Sandbox) StartWith(env []string, args ...string) *Started {
 	s.t.Helper()
-	st := &Started{cmd: exec.Command(noderollBinary(s.t), args...)}
+	st := &Started{t: s.t, cmd: exec.Command(noderollBinary(s.t), args...)}
 	st.cmd.Env = append(append(cleanEnv(), s.env...), env...)
 	st.cmd.Stdout, st.cmd.Stderr = &st.out, &st.err
 	if err := st.cmd.Start(); err != nil {
@@ -418,6 +432,7 @@ func terminatedOnce(t *testing.T, before astypes.AutoScalingGroup, terminations 
 // Wait waits for the run to end and returns its exit code.
 func (st *Started) Wait() int {
 	_ = st.cmd.Wait()
+	noStackTrace(st.t, st.cmd.Args[1:], st.err.String())
 	return st.cmd.ProcessState.ExitCode()
 }
 
