@@ -72,14 +72,17 @@ type NodeGroupUpgradeSpec struct {
 	// PostCordonWait is the pause between cordoning a node and terminating
 	// it, for load balancers to let go of it (EKS's 60s; 0: none).
 	// +kubebuilder:default="60s"
+	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.postCordonWait: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
 	PostCordonWait *metav1.Duration `json:"postCordonWait,omitempty"`
 	// EvictionTimeout fails the upgrade when a node's pods cannot all be
 	// evicted within it (see Force).
+	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.evictionTimeout: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
 	EvictionTimeout *metav1.Duration `json:"evictionTimeout,omitempty"`
 	// NodeReadyTimeout fails the upgrade when new nodes are not Ready
 	// within it, before any old node is drained.
+	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.nodeReadyTimeout: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
 	NodeReadyTimeout *metav1.Duration `json:"nodeReadyTimeout,omitempty"`
 	// Force deletes, at EvictionTimeout, the pods a PodDisruptionBudget
@@ -162,13 +165,13 @@ type Strategy struct {
 	// MaxSurge is how many instances are launched above the group's size,
 	// a count or a percentage (default 25%, at least one per zone).
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",message="spec.strategy.maxSurge: a count or a percentage such as 25%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^([0-9]|[1-9][0-9]|100)%$')",message="spec.strategy.maxSurge: a count of 0 or more, or a percentage from 0% to 100% such as 25%"
 	// +optional
 	MaxSurge *intstr.IntOrString `json:"maxSurge,omitempty"`
 	// MaxUnavailable is how much of the original ready capacity may be
 	// missing at once, a count or a percentage (default 0).
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^[0-9]+%$')",message="spec.strategy.maxUnavailable: a count or a percentage such as 10%"
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^([0-9]|[1-9][0-9]|100)%$')",message="spec.strategy.maxUnavailable: a count of 0 or more, or a percentage from 0% to 100% such as 10%"
 	// +optional
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 	// BatchSize is how many old nodes BlueGreen drains at once (0: all).
@@ -176,10 +179,12 @@ type Strategy struct {
 	// +optional
 	BatchSize int32 `json:"batchSize,omitempty"`
 	// BatchSoak is BlueGreen's wait between one batch drained and the next.
+	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.strategy.batchSoak: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
 	BatchSoak *metav1.Duration `json:"batchSoak,omitempty"`
 	// Soak is how long BlueGreen keeps the drained old nodes before
 	// terminating them (default 10m); until then Rollback goes back at once.
+	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.strategy.soak: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
 	Soak *metav1.Duration `json:"soak,omitempty"`
 }

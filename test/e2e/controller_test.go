@@ -146,7 +146,20 @@ func TestBadSpecsAreRefusedByTheAPIServer(t *testing.T) {
 		{"nothing can be replaced", func(u *v1alpha1.NodeGroupUpgrade) {
 			u.Spec.Strategy.MaxSurge, u.Spec.Strategy.MaxUnavailable = ptr.To(intstr.FromInt32(0)), ptr.To(intstr.FromString("0%"))
 		}, "maxSurge and maxUnavailable cannot both be 0"},
-		{"a bad percentage", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.MaxSurge = ptr.To(intstr.FromString("lots")) }, "a count or a percentage such as 25%"},
+		{"a bad percentage", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.MaxSurge = ptr.To(intstr.FromString("lots")) }, "spec.strategy.maxSurge: a count of 0 or more, or a percentage from 0% to 100%"},
+		{"a surge over 100%", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.MaxSurge = ptr.To(intstr.FromString("250%")) }, "spec.strategy.maxSurge: a count of 0 or more, or a percentage from 0% to 100%"},
+		{"unavailable over 100%", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.MaxUnavailable = ptr.To(intstr.FromString("101%")) }, "spec.strategy.maxUnavailable: a count of 0 or more, or a percentage from 0% to 100%"},
+		{"a negative post-cordon wait", func(u *v1alpha1.NodeGroupUpgrade) {
+			u.Spec.PostCordonWait = &metav1.Duration{Duration: -5 * time.Second}
+		}, "spec.postCordonWait: a duration of 0 or more"},
+		{"a negative eviction timeout", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.EvictionTimeout = &metav1.Duration{Duration: -time.Minute} }, "spec.evictionTimeout: a duration of 0 or more"},
+		{"a negative node-ready timeout", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.NodeReadyTimeout = &metav1.Duration{Duration: -time.Minute} }, "spec.nodeReadyTimeout: a duration of 0 or more"},
+		{"a negative soak", func(u *v1alpha1.NodeGroupUpgrade) {
+			u.Spec.Strategy = v1alpha1.Strategy{Type: "BlueGreen", Soak: &metav1.Duration{Duration: -time.Hour}}
+		}, "spec.strategy.soak: a duration of 0 or more"},
+		{"a negative batch soak", func(u *v1alpha1.NodeGroupUpgrade) {
+			u.Spec.Strategy = v1alpha1.Strategy{Type: "BlueGreen", BatchSoak: &metav1.Duration{Duration: -time.Second}}
+		}, "spec.strategy.batchSoak: a duration of 0 or more"},
 		{"an unknown strategy", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Strategy.Type = "Fast" }, `Unsupported value: "Fast"`},
 		{"rollback of surge", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Action = "Rollback" }, "Rollback goes back from a BlueGreen upgrade"},
 		{"a bad version", func(u *v1alpha1.NodeGroupUpgrade) { u.Spec.Target.KubernetesVersion = "latest" }, "spec.target.kubernetesVersion"},
@@ -183,9 +196,10 @@ func TestBadSpecsAreRefusedByTheAPIServer(t *testing.T) {
 		}
 	}
 	v := u.DeepCopy()
-	v.Spec.Paused, v.Spec.EvictionTimeout = false, &metav1.Duration{Duration: time.Minute}
+	v.Spec.Paused, v.Spec.EvictionTimeout = false, &metav1.Duration{Duration: 90 * time.Second}
+	v.Spec.PostCordonWait, v.Spec.Strategy.MaxSurge = &metav1.Duration{}, ptr.To(intstr.FromString("100%"))
 	if err := c.Update(ctx, v); err != nil {
-		t.Errorf("unpausing and a timeout refused: %v", err)
+		t.Errorf("unpausing, a timeout of 1m30s, no post-cordon wait and a surge of 100%% refused: %v", err)
 	}
 }
 
