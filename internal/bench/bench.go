@@ -31,6 +31,7 @@ import (
 	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/predict"
 	"github.com/noderoll/noderoll/internal/sandbox"
+	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
 // RealWorld are the delays the benchmark scales down: an EC2 instance boots
@@ -55,6 +56,11 @@ type Options struct {
 	// or "seed" (the workshop's; with 3 nodes and 4 pods a node, the seed
 	// scenario itself).
 	Mix string
+	// History upgrades each sandbox's group once to the previous AMI
+	// release before the measured run, so that the plan stands on the
+	// group's own history (its pods' stops, its terminations) as a user's
+	// does, instead of being told the sandbox's delays.
+	History bool
 	// Repeat runs each row this many times, each on a fresh sandbox; the
 	// row is then the run of median makespan, and its prediction is held
 	// against that median (a run of a few seconds a node varies by 15%
@@ -236,6 +242,11 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 	}
 	defer sb.down()
 	st, kube, asg, ec2c, env := sb.st, sb.kube, sb.asg, sb.ec2, sb.env
+	if o.History {
+		if err := o.giveHistory(ctx, dir, env, st, wait); err != nil {
+			return row, err
+		}
+	}
 	kubeconfig, err := ownIdentity(ctx, kube, st.Kubeconfig, dir)
 	if err != nil {
 		return row, fmt.Errorf("giving the upgrade its own identity (to count its requests): %w", err)
@@ -272,14 +283,27 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 	// The plan's prediction, made from the same flags before the run.
 	// Told the sandbox's pod start: its pods all started in one burst at
 	// seed time, and their starts count that queue (3-6s for a 1s start).
-	predicted, err := o.predict(ctx, dir, env, strategy, args, "--assume-pod-start", o.scaled(RealWorld.PodStart).String())
+	var predicted predict.Result
+	if o.History {
+		// As a user's plan: nothing told, everything read off the cluster
+		// and the group's history.
+		predicted, err = o.predict(ctx, dir, env, strategy, args)
+	} else {
+		predicted, err = o.predict(ctx, dir, env, strategy, args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
+			"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String(), "--assume-pod-start", o.scaled(RealWorld.PodStart).String())
+	}
 	if err != nil {
 		fmt.Fprintf(o.Out, "   no prediction: %v\n", err)
 	} else {
 		row.Predicted, row.PredictedPhases = predicted.Duration, predicted.Milestones
-		own, _ := o.predict(ctx, dir, env, strategy, args)
-		row.PredictedOwnStart = own.Duration
-		fmt.Fprintf(o.Out, "   predicted by noderoll plan: %s (with the pod start the cluster's pods show: %s)\n", short(row.Predicted), short(row.PredictedOwnStart))
+		if o.History {
+			fmt.Fprintf(o.Out, "   predicted by noderoll plan from the group's history: %s\n", short(row.Predicted))
+		} else {
+			own, _ := o.predict(ctx, dir, env, strategy, args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
+				"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())
+			row.PredictedOwnStart = own.Duration
+			fmt.Fprintf(o.Out, "   predicted by noderoll plan: %s (with the pod start the cluster's pods show: %s)\n", short(row.Predicted), short(row.PredictedOwnStart))
+		}
 	}
 	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
 	procs := st.Processes()
@@ -446,25 +470,35 @@ func (sb *sandboxed) connect(ctx context.Context) error {
 	return nil
 }
 
-// predict runs `noderoll plan nodegroup` with an upgrade's flags and
-// returns its prediction for the strategy, rounded to 10ms. What no cluster shows
-// beforehand (a pod's stop, an instance's shutdown) it is told: the
-// sandbox's delays.
+// giveHistory upgrades the sandbox's group to the previous AMI release of
+// the control plane's minor: what the measured run's plan reads the
+// group's delays from.
+func (o Options) giveHistory(ctx context.Context, dir string, env []string, st *sandbox.State, wait time.Duration) error {
+	releases := awssim.Releases(sandbox.ControlPlaneMinor)
+	previous := releases[len(releases)-2]
+	fmt.Fprintf(o.Out, "   history: upgrading the group to release %s first\n", previous)
+	_, err := o.run(ctx, filepath.Join(dir, "history.log"), env, nil, nil, "upgrade", "nodegroup", "--cluster", st.Scenario.Cluster, "--name", st.Scenario.Nodegroup,
+		"--release-version", previous, "--post-cordon-wait", wait.String(), "--eviction-retry-delay", "1s")
+	if err != nil {
+		return fmt.Errorf("the history's upgrade to %s (see %s): %w", previous, filepath.Join(dir, "history.log"), err)
+	}
+	return nil
+}
+
+// predict runs `noderoll plan nodegroup` with an upgrade's flags and more,
+// and returns its prediction for the strategy, rounded to 10ms.
 func (o Options) predict(ctx context.Context, dir string, env []string, strategy string, upgradeArgs []string, more ...string) (predict.Result, error) {
 	args := append(append([]string{"plan"}, upgradeArgs[1:]...), more...)
-	args = append(args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(), "--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())
 	var out bytes.Buffer
 	if _, err := o.run(ctx, filepath.Join(dir, "plan.log"), env, func(c *exec.Cmd) { c.Stdout = &out }, nil, args...); err != nil {
 		return predict.Result{}, err
 	}
-	var plan struct {
-		Predictions []predict.Result `json:"predictions"`
-	}
+	var plan engine.ForecastJSON
 	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
 		return predict.Result{}, fmt.Errorf("reading the plan: %w", err)
 	}
-	for _, p := range plan.Predictions {
-		if p.Strategy == strategy && p.Blocked == "" {
+	for _, pj := range plan.Predictions {
+		if p := pj.Result(); p.Strategy == strategy && p.Blocked == "" {
 			p.Duration = p.Duration.Round(10 * time.Millisecond)
 			return p, nil
 		}

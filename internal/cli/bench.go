@@ -54,6 +54,7 @@ running anything.`,
 		Example: `  noderoll bench --sizes 3,30 --dir /tmp/bench
   noderoll bench --sizes 300 --strategies surge,bluegreen --controller-row 0
   noderoll bench --sizes 0 --controller-row 3x100      # the controller's row alone
+  noderoll bench --sizes 3 --mix seed --pods-per-node 4 --controller-row 0 --history   # a user's plan, from the group's history
   noderoll bench --report /tmp/bench/bench.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -132,6 +133,7 @@ running anything.`,
 	fl.Float64Var(&o.Scale, "scale", o.Scale, "divide the real-world delays by this (boot 20s, node ready 10s, pod start and stop 15s, shutdown 30s, EKS's post-cordon wait 60s)")
 	fl.IntVar(&o.PodsPerNode, "pods-per-node", o.PodsPerNode, "application pods per node")
 	fl.StringVar(&o.Mix, "mix", "teams", "workloads and their budgets: teams (maxUnavailable 1, 10%, 25%, minAvailable 50%) or seed (the workshop's, each allowing one pod down; --sizes 3 --pods-per-node 4 is the seed scenario)")
+	fl.BoolVar(&o.History, "history", false, "upgrade each sandbox's group to the previous AMI release first, and have the plan read its delays from that history as a user's does (instead of telling it the sandbox's)")
 	fl.IntVar(&o.Repeat, "repeat", 1, "run each row this many times, each on a fresh sandbox; the row shows the median makespan and the spread, and holds the median prediction against the median makespan")
 	fl.StringArrayVar(&o.UpgradeArgs, "upgrade-flag", nil, "a flag for every upgrade the bench runs, e.g. --upgrade-flag=--max-surge=50% (repeat for more)")
 	fl.StringVar(&o.Dir, "dir", "", "folder for the sandboxes and logs (default: a new temporary folder)")

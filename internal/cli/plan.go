@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,12 +57,14 @@ nothing.
 
 The prediction runs the strategies' own decisions, the code the upgrade
 itself asks, on a model of this group: its old nodes and the pods each holds,
-its disruption budgets as they allow now, and the delays this cluster shows:
-how long the group's instances took from launch to a Ready node and its pods
-from scheduled to Ready (medians). How long an evicted pod takes to stop and
-a terminated instance to leave no cluster shows beforehand: they are assumed
-(--assume-pod-stop, --assume-instance-shutdown). A budget that allows no
-disruption is named instead of a number.
+its disruption budgets as they allow now, and the delays this cluster and its
+cloud show (medians): how long the group's instances took from launch to a
+Ready node, its pods from scheduled to Ready, its pods from deletion to gone
+(timed by the group's last upgrade), and its instances from termination to
+gone (the group's scaling activities). Where the group has no such history
+the plan assumes the figure and says so (--assume-pod-stop,
+--assume-instance-shutdown; given, they stand even over history). A budget
+that allows no disruption is named instead of a number.
 
 Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
 		Example: `  noderoll plan nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
@@ -79,6 +82,9 @@ Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
 			if assumed.PodStop < 0 || assumed.Shutdown < 0 || assumed.PodStart < 0 {
 				return fmt.Errorf("--assume-pod-stop %s, --assume-pod-start %s, --assume-instance-shutdown %s: none may be negative", assumed.PodStop, assumed.PodStart, assumed.Shutdown)
 			}
+			// Given on the command line, they stand even where the
+			// group's history shows otherwise.
+			assumed.PodStopGiven, assumed.ShutdownGiven = cmd.Flags().Changed("assume-pod-stop"), cmd.Flags().Changed("assume-instance-shutdown")
 			return runPlan(cmd, s, f, output, assumed)
 		},
 	}
@@ -91,9 +97,9 @@ Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
 	f.strategySet = func() bool { return fl.Changed("strategy") }
 	f.changed = fl.Changed
 	fl.StringVarP(&output, "output", "o", output, "text, json or yaml")
-	fl.DurationVar(&assumed.PodStop, "assume-pod-stop", assumed.PodStop, "how long an evicted pod takes to stop, for the prediction (no cluster shows it beforehand)")
+	fl.DurationVar(&assumed.PodStop, "assume-pod-stop", assumed.PodStop, "how long an evicted pod takes to stop, where the group's last upgrade timed none (given: taken even where it did)")
 	fl.DurationVar(&assumed.PodStart, "assume-pod-start", 0, "how long a moved pod takes from scheduled to Ready, instead of what the cluster's pods show (0: measured); for a cluster whose pods all started at once, whose starts count that burst's queue")
-	fl.DurationVar(&assumed.Shutdown, "assume-instance-shutdown", assumed.Shutdown, "how long a terminated instance takes to leave its group, for the prediction (EC2: about 30s)")
+	fl.DurationVar(&assumed.Shutdown, "assume-instance-shutdown", assumed.Shutdown, "how long a terminated instance takes to leave its group, where its scaling activities show no termination (EC2: about 30s; given: taken even where they do)")
 	_ = cmd.MarkFlagRequired("cluster")
 	_ = cmd.MarkFlagRequired("name")
 	completeWith(cmd, "strategy", "surge\tmany nodes at once, within the budgets (default)", "bluegreen\tthe whole new set first, old nodes kept for --soak", "eks\tthe seed's: one node at a time")
@@ -130,7 +136,7 @@ func runPlan(cmd *cobra.Command, s Streams, f *upgradeFlags, output string, assu
 	}
 	switch output {
 	case "json", "yaml":
-		b, err := json.MarshalIndent(planJSON(fc), "", "  ")
+		b, err := json.MarshalIndent(fc.JSON(), "", "  ")
 		if err != nil {
 			return err
 		}
@@ -141,7 +147,7 @@ func runPlan(cmd *cobra.Command, s Streams, f *upgradeFlags, output string, assu
 		}
 		fmt.Fprintln(s.Out, strings.TrimRight(string(b), "\n"))
 	default:
-		printPlan(s.Out, fc, opts, assumed)
+		printPlan(s.Out, fc, opts)
 	}
 	if fc.Blocking > 0 {
 		return fmt.Errorf("plan: %d blocking preflight finding(s) would stop a real run; fix them, or name their checks in --ignore-preflight", fc.Blocking)
@@ -149,23 +155,7 @@ func runPlan(cmd *cobra.Command, s Streams, f *upgradeFlags, output string, assu
 	return nil
 }
 
-// planOut is the plan for tools: the forecast with durations in seconds.
-type planOut struct {
-	*engine.Forecast
-	PredictedSeconds map[string]float64 `json:"predictedSeconds"`
-}
-
-func planJSON(fc *engine.Forecast) planOut {
-	out := planOut{Forecast: fc, PredictedSeconds: map[string]float64{}}
-	for _, p := range fc.Predictions {
-		if p.Blocked == "" {
-			out.PredictedSeconds[p.Strategy] = p.Duration.Seconds()
-		}
-	}
-	return out
-}
-
-func printPlan(w io.Writer, fc *engine.Forecast, o engine.Options, assumed engine.Assumed) {
+func printPlan(w io.Writer, fc *engine.Forecast, o engine.Options) {
 	fmt.Fprintln(w, "Plan: nothing was changed.")
 	t := fc.Target
 	onto := t.ImageID
@@ -181,13 +171,7 @@ func printPlan(w io.Writer, fc *engine.Forecast, o engine.Options, assumed engin
 		verb = "replace to finish the upgrade under way"
 	}
 	fmt.Fprintf(w, "%s: %d of %d instances to %s, onto %s\n", fc.Nodegroup, fc.ToReplace, fc.Instances, verb, onto)
-	d, ob := fc.Delays, fc.Observed
-	podStart := samples(ob.PodStartSamples, "pod")
-	if assumed.PodStart > 0 {
-		podStart = fmt.Sprintf("given; the cluster's pods show %s", short(ob.PodStart))
-	}
-	fmt.Fprintf(w, "Delays the prediction stands on: a node launched to Ready %s (%s), a pod scheduled to Ready %s (%s); assumed: a pod's stop %s, an instance's shutdown %s; post-cordon wait %s\n",
-		short(d.BootReady), samples(ob.BootReadySamples, "node"), short(d.PodStart), podStart, short(assumed.PodStop), short(assumed.Shutdown), short(o.PostCordonWait))
+	printDelays(w, fc, o)
 	if len(fc.Budgets) > 0 {
 		fmt.Fprintln(w, "Disruption budgets over the pods to move:")
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -262,11 +246,43 @@ func waves(p engine.Prediction, n int, o engine.Options) string {
 	return fmt.Sprintf("surge %d, unavailable %d: %d wave(s) of up to %d nodes", p.MaxSurge, p.MaxUnavailable, (n+slots-1)/slots, slots)
 }
 
-func samples(n int, what string) string {
-	if n == 0 {
-		return "none to measure: assumed"
+// printDelays says each delay the prediction stands on and where it comes
+// from: the cluster now, the group's history, the command line, or an
+// assumption for want of either.
+func printDelays(w io.Writer, fc *engine.Forecast, o engine.Options) {
+	d, ob := fc.Delays, fc.Observed
+	// from says where a delay comes from: what the cluster or the group's
+	// history shows (seen, with its value when it was not taken), the
+	// command line, or an assumption for want of either (none: why).
+	from := func(name string, samples int, seen time.Duration, what, none, flag string) string {
+		switch {
+		case slices.Contains(fc.Given, name) && samples > 0:
+			return fmt.Sprintf("given by --%s; the %s: %s", flag, what, short(seen))
+		case slices.Contains(fc.Given, name):
+			return "given by --" + flag
+		case slices.Contains(fc.Assumed, name) && flag != "":
+			return fmt.Sprintf("assumed: %s; --%s sets it", none, flag)
+		case slices.Contains(fc.Assumed, name):
+			return "assumed: " + none
+		}
+		return "the " + what
 	}
-	return fmt.Sprintf("median of %d %ss", n, what)
+	stopsFrom := "its last upgrade"
+	if !ob.PodStopFrom.IsZero() {
+		stopsFrom = "its upgrade of " + ob.PodStopFrom.Local().Format("2006-01-02 15:04")
+	}
+	fmt.Fprintln(w, "Delays the prediction stands on:")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "  a node launched to Ready\t%s\t(%s)\n", short(d.BootReady), from(engine.DelayBootReady, ob.BootReadySamples, ob.BootReady,
+		fmt.Sprintf("median of the group's %d nodes", ob.BootReadySamples), "none of the group's nodes shows its launch", ""))
+	fmt.Fprintf(tw, "  a pod scheduled to Ready\t%s\t(%s)\n", short(d.PodStart), from(engine.DelayPodStart, ob.PodStartSamples, ob.PodStart,
+		fmt.Sprintf("median of the cluster's %d pods", ob.PodStartSamples), "no pod shows its start", "assume-pod-start"))
+	fmt.Fprintf(tw, "  a pod's stop, deleted to gone\t%s\t(%s)\n", short(d.PodStop), from(engine.DelayPodStop, ob.PodStopSamples, ob.PodStop,
+		fmt.Sprintf("median of %d pods %s timed", ob.PodStopSamples, stopsFrom), "no upgrade of this group timed any", "assume-pod-stop"))
+	fmt.Fprintf(tw, "  an instance's shutdown\t%s\t(%s)\n", short(d.Shutdown), from(engine.DelayShutdown, ob.ShutdownSamples, ob.Shutdown,
+		fmt.Sprintf("median of %d terminations in the group's scaling activities", ob.ShutdownSamples), "the group's scaling activities show no termination", "assume-instance-shutdown"))
+	fmt.Fprintf(tw, "  post-cordon wait\t%s\t(--post-cordon-wait)\n", short(o.PostCordonWait))
+	_ = tw.Flush()
 }
 
 func short(d time.Duration) string {

@@ -186,6 +186,11 @@ type Provider interface {
 	// (no capacity, a bad AMI...), newest first, each cause once: what a
 	// wait for new nodes that never come should tell.
 	LaunchFailures(ctx context.Context, g NodeGroup, since time.Time) ([]string, error)
+	// TerminationTimes returns how long the group's past terminations took,
+	// from their start until the instance was gone, newest first and at
+	// most limit: the history a plan reads an instance's shutdown from
+	// (none: the group has terminated nothing the cloud still remembers).
+	TerminationTimes(ctx context.Context, g NodeGroup, limit int) ([]time.Duration, error)
 }
 
 // ManagedUpdater is a cloud whose node groups can replace their own nodes,

@@ -18,25 +18,45 @@ import (
 	"github.com/noderoll/noderoll/internal/rollout"
 )
 
-// Assumed are the delays no cluster shows before an upgrade: how long an
-// evicted pod takes to stop and a terminated instance to leave. A plan takes
-// them as given (the CLI's defaults are EC2's and Kubernetes' usual).
+// Assumed are the delays a plan takes where the group has no history of
+// its own: how long an evicted pod takes to stop and a terminated instance
+// to leave (the CLI's defaults are Kubernetes' and EC2's usual). Given,
+// they are taken even where it has.
 type Assumed struct {
-	PodStop, Shutdown time.Duration
+	PodStop, Shutdown           time.Duration
+	PodStopGiven, ShutdownGiven bool
 	// PodStart, when set, stands for the pods' start the cluster shows:
 	// for a cluster whose pods all started at once (a new one), whose
 	// starts count the queue of that burst.
 	PodStart time.Duration
 }
 
-// Observed are the delays a plan read from the cluster, with how many
-// samples each is the median of (0: none, the default was taken).
+// Observed are the delays a plan read from the cluster and the cloud, with
+// how many samples each is the median of (0: none, the default or the
+// assumption was taken).
 type Observed struct {
-	BootReady        time.Duration `json:"bootReady"`
-	BootReadySamples int           `json:"bootReadySamples"`
-	PodStart         time.Duration `json:"podStart"`
-	PodStartSamples  int           `json:"podStartSamples"`
+	BootReady        time.Duration
+	BootReadySamples int
+	PodStart         time.Duration
+	PodStartSamples  int
+	// PodStop is the pods' deletion to disappearance that the group's last
+	// upgrade timed (its timeline), PodStopFrom when that upgrade began.
+	PodStop        time.Duration
+	PodStopSamples int
+	PodStopFrom    time.Time
+	// Shutdown is the group's past terminations, start to gone, as its
+	// cloud remembers them (EC2 Auto Scaling's scaling activities).
+	Shutdown        time.Duration
+	ShutdownSamples int
 }
+
+// Delay names, as a plan says which it assumed or was given.
+const (
+	DelayBootReady = "bootReady"
+	DelayPodStart  = "podStart"
+	DelayPodStop   = "podStop"
+	DelayShutdown  = "shutdown"
+)
 
 // Headroom is one disruption budget over the group's pods as it is now.
 type Headroom struct {
@@ -62,12 +82,15 @@ type Prediction struct {
 // chosen one first.
 type Forecast struct {
 	*PreflightReport
-	Observed    Observed       `json:"observed"`
-	Delays      predict.Delays `json:"delays"`
-	Budgets     []Headroom     `json:"budgets"`
-	Predictions []Prediction   `json:"predictions"`
-	Start       rollout.State  `json:"-"`
-	inputs      []predict.Budget
+	Observed Observed
+	// Assumed names the delays the prediction took as assumptions, for
+	// want of any history of this group; Given those the front end gave.
+	Assumed, Given []string
+	Delays         predict.Delays
+	Budgets        []Headroom
+	Predictions    []Prediction
+	Start          rollout.State
+	inputs         []predict.Budget
 }
 
 // Defaults when the cluster shows nothing to measure: an EC2 instance's
@@ -130,11 +153,22 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 		return nil, fmt.Errorf("plan: listing PodDisruptionBudgets: %w", err)
 	}
 	f.Observed = observeDelays(p.group.Instances, nodes.Items, pods.Items)
-	f.Delays = predict.Delays{BootReady: f.Observed.BootReady, PodStart: f.Observed.PodStart, PodStop: assumed.PodStop, Shutdown: assumed.Shutdown,
+	e.observeHistory(ctx, p, &f.Observed)
+	f.Delays = predict.Delays{BootReady: f.Observed.BootReady, PodStart: f.Observed.PodStart,
 		Poll: e.opts.PollInterval, Call: forecastCall, Setup: forecastSetup, Evict: forecastEvict, Recount: forecastRecount, Contend: forecastContend}
-	if assumed.PodStart > 0 {
-		f.Delays.PodStart = assumed.PodStart
+	f.Assumed, f.Given = []string{}, []string{}
+	if f.Observed.BootReadySamples == 0 {
+		f.Assumed = append(f.Assumed, DelayBootReady)
 	}
+	switch {
+	case assumed.PodStart > 0:
+		f.Delays.PodStart = assumed.PodStart
+		f.Given = append(f.Given, DelayPodStart)
+	case f.Observed.PodStartSamples == 0:
+		f.Assumed = append(f.Assumed, DelayPodStart)
+	}
+	f.Delays.PodStop = f.pick(DelayPodStop, assumed.PodStop, assumed.PodStopGiven, f.Observed.PodStop, f.Observed.PodStopSamples)
+	f.Delays.Shutdown = f.pick(DelayShutdown, assumed.Shutdown, assumed.ShutdownGiven, f.Observed.Shutdown, f.Observed.ShutdownSamples)
 	f.Start, f.Budgets, f.inputs = startState(p, rep.Target.ImageID, pods.Items, pdbs.Items)
 	f.Start.PostCordonWait, f.Start.BatchSize, f.Start.BatchSoak, f.Start.Soak = e.opts.PostCordonWait, e.opts.BatchSize, e.opts.BatchSoak, e.opts.Soak
 	chosen := rep.Strategy
@@ -161,6 +195,48 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 			MaxSurge: surge, MaxUnavailable: unavailable, Chosen: strategy == chosen})
 	}
 	return f, nil
+}
+
+// pick is a delay the group's history shows, or the assumption where it
+// shows none or the front end gave it, noting which.
+func (f *Forecast) pick(name string, assumption time.Duration, given bool, seen time.Duration, samples int) time.Duration {
+	switch {
+	case given:
+		f.Given = append(f.Given, name)
+		return assumption
+	case samples == 0:
+		f.Assumed = append(f.Assumed, name)
+		return assumption
+	}
+	return seen
+}
+
+// historyTerminations is how many of the group's latest terminations a
+// plan reads an instance's shutdown from.
+const historyTerminations = 50
+
+// observeHistory reads what the group's past shows of the delays no look
+// at the cluster now can: its pods' stops, timed by its last upgrade, and
+// its instances' shutdowns, remembered by its cloud. What it cannot read
+// it leaves unobserved (the plan assumes it instead, and says so).
+func (e *Engine) observeHistory(ctx context.Context, p *prepared, o *Observed) {
+	if tl, err := LoadTimeline(ctx, e.kube, p.req.Group); err != nil {
+		e.log.Debug("plan: no pod stops from the last upgrade", "err", err)
+	} else if tl != nil && len(tl.PodStops) > 0 {
+		stops := make([]time.Duration, len(tl.PodStops))
+		for k, ms := range tl.PodStops {
+			stops[k] = time.Duration(ms) * time.Millisecond
+		}
+		o.PodStop, o.PodStopSamples, o.PodStopFrom = median(stops), len(stops), tl.Started
+	}
+	ts, err := e.cloud.TerminationTimes(ctx, p.group, historyTerminations)
+	if err != nil {
+		e.log.Debug("plan: no shutdowns from the group's scaling activities", "err", err)
+		return
+	}
+	if len(ts) > 0 {
+		o.Shutdown, o.ShutdownSamples = median(ts), len(ts)
+	}
 }
 
 // observeDelays reads how long the group's instances took from launch to

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"context"
+	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -100,4 +103,62 @@ func TestAPlanStartsFromTheGroupAsItIs(t *testing.T) {
 		heads[1].Name != "default/db" || !heads[1].Ordered || heads[1].Rounds != 0 || !inputs[1].Ordered {
 		t.Errorf("budgets %+v (%+v); want web: 2 pods, 2 rounds; db: a StatefulSet's, allowing nothing", heads, inputs)
 	}
+}
+
+// A plan charges a pod's stop and an instance's shutdown as the group's
+// history shows them: the pods' stops its last upgrade timed (the
+// timeline), its terminations as its cloud remembers them. Without
+// history it takes the assumptions and names them; given ones stand over
+// history.
+func TestAPlanReadsAPodsStopAndAnInstancesShutdownFromTheGroupsHistory(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := newWorld(t, 3, "a", "b", "c")
+		ctx := context.Background()
+		req := Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}
+		assumed := Assumed{PodStop: 5 * time.Second, Shutdown: 30 * time.Second}
+		none, err := w.engine().Forecast(ctx, req, assumed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(none.Assumed, DelayPodStop) || !slices.Contains(none.Assumed, DelayShutdown) ||
+			none.Delays.PodStop != 5*time.Second || none.Delays.Shutdown != 30*time.Second || none.Observed.PodStopSamples != 0 || none.Observed.ShutdownSamples != 0 {
+			t.Fatalf("no history: assumed %v, delays %+v, observed %+v; want the assumptions, named", none.Assumed, none.Delays, none.Observed)
+		}
+
+		// The last upgrade timed five pods' stops; the cloud remembers
+		// three terminations.
+		started := t0.Add(-time.Hour)
+		b, err := encodeTimeline(&Timeline{Cluster: "c1", Nodegroup: "ng", Phase: PhaseCompleted, Started: started, PodStops: []int64{1800, 2100, 2000, 9000, 1900}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.kube.CoreV1().ConfigMaps(Namespace).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: timelineName("c1", "ng"), Namespace: Namespace},
+			BinaryData: map[string][]byte{timelineKey: b}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		w.p.SetTerminationTimes("ng", 3*time.Second, 4*time.Second, 3500*time.Millisecond)
+		seen, err := w.engine().Forecast(ctx, req, assumed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := seen.Observed
+		if o.PodStop != 2*time.Second || o.PodStopSamples != 5 || !o.PodStopFrom.Equal(started) || o.Shutdown != 3500*time.Millisecond || o.ShutdownSamples != 3 {
+			t.Errorf("observed %+v; want pods' stops 2s (median of 5, from the upgrade started %s), shutdown 3.5s (median of 3)", o, started)
+		}
+		if seen.Delays.PodStop != 2*time.Second || seen.Delays.Shutdown != 3500*time.Millisecond || slices.Contains(seen.Assumed, DelayPodStop) || slices.Contains(seen.Assumed, DelayShutdown) {
+			t.Errorf("with history: delays %+v, assumed %v; want the history's 2s and 3.5s, nothing of them assumed", seen.Delays, seen.Assumed)
+		}
+		if seen.Predictions[0].Duration >= none.Predictions[0].Duration {
+			t.Errorf("predicted %s with a 3.5s shutdown, %s with 30s: want it shorter", seen.Predictions[0].Duration, none.Predictions[0].Duration)
+		}
+
+		assumed.PodStopGiven, assumed.ShutdownGiven = true, true
+		given, err := w.engine().Forecast(ctx, req, assumed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if given.Delays.PodStop != 5*time.Second || given.Delays.Shutdown != 30*time.Second || !slices.Equal(given.Given, []string{DelayPodStop, DelayShutdown}) {
+			t.Errorf("given: delays %+v, given %v; want the given 5s and 30s over history, named", given.Delays, given.Given)
+		}
+	})
 }

@@ -64,6 +64,10 @@ type Timeline struct {
 	// Events are the last of what the run told (maxEvents); Seq counts all.
 	Events []Event `json:"events,omitempty"`
 	Seq    int     `json:"seq"`
+	// PodStops are how long the group's pods took from their deletion to
+	// their disappearance, in milliseconds, the latest maxPodStops: the
+	// history the next plan reads a pod's stop from.
+	PodStops []int64 `json:"podStops,omitempty"`
 }
 
 // NodeTimes is one instance of the group as the run saw it. Times are
@@ -128,9 +132,10 @@ func (t *Timeline) Terminal() bool {
 
 // Caps that keep a timeline within one ConfigMap whatever the group's size.
 const (
-	maxEvents  = 200
-	maxPoints  = 400 // per series: older points are thinned to half
-	maxBudgets = 40
+	maxEvents   = 200
+	maxPoints   = 400 // per series: older points are thinned to half
+	maxBudgets  = 40
+	maxPodStops = 1000
 )
 
 func timelineName(cluster, group string) string {
@@ -305,6 +310,21 @@ func (tl *timeliner) at(instance string, what int, cordoned bool) {
 	case atTerminated:
 		set(&n.Terminated)
 	}
+}
+
+// podStop keeps how long a pod of one of the group's nodes took to go
+// once deleted; called from an informer's handler.
+func (tl *timeliner) podStop(node string, took time.Duration) {
+	tl.mu.Lock()
+	defer tl.mu.Unlock()
+	if node == "" || !slices.ContainsFunc(tl.t.Nodes, func(n NodeTimes) bool { return n.Node == node }) {
+		return // a pod of another group's node
+	}
+	tl.t.PodStops = append(tl.t.PodStops, took.Milliseconds())
+	if len(tl.t.PodStops) > maxPodStops {
+		tl.t.PodStops = append([]int64(nil), tl.t.PodStops[len(tl.t.PodStops)-maxPodStops:]...)
+	}
+	tl.dirty = true
 }
 
 // sample takes what one look of the rollout saw: each instance's state,

@@ -55,6 +55,10 @@ type upgrade struct {
 	// view counts it).
 	predictedTail time.Duration
 	predictedFrom time.Time
+	// view is the cluster the run reads; unwatchStops stops timing its
+	// pods' stops for the timeline.
+	view         *ClusterView
+	unwatchStops func()
 }
 
 func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record, g cloud.NodeGroup, spec TargetSpec, t Target) (*upgrade, error) {
@@ -71,7 +75,7 @@ func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record,
 		}
 		view.Start(ictx)
 	}
-	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t, report: e.report,
+	u := &upgrade{Engine: e, store: store, rec: rec, group: g, spec: spec, target: t, report: e.report, view: view,
 		nodes: view.nodeLister, pods: view.pods.GetIndexer(), pdbs: view.pdbLister,
 		kick:   make(chan struct{}, 1),
 		events: eventer{client: e.kube, clock: e.clock, log: e.log, nodes: view.nodeLister}}
@@ -82,6 +86,9 @@ func (e *Engine) newUpgrade(ctx context.Context, store RecordStore, rec *Record,
 	}
 	u.stop = func() {
 		unwatch()
+		if u.unwatchStops != nil {
+			u.unwatchStops()
+		}
 		stopView()
 	}
 	if err := view.synced(ctx); err != nil {
@@ -249,6 +256,13 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 func (u *upgrade) startTimeline(ctx context.Context) {
 	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted, u.predictedTail, u.predictedFrom)
 	u.report = teller{to: journal{Reporter: u.Engine.reporter, tl: u.tl}, now: u.clock.Now}
+	// The pods' stops this run sees are the next plan's history.
+	unwatch, err := u.view.watchPodStops(u.clock, u.tl.podStop)
+	if err != nil {
+		u.log.Debug("not timing the pods' stops", "err", err)
+		return
+	}
+	u.unwatchStops = unwatch
 }
 
 // endTimeline writes the timeline as the run leaves it.

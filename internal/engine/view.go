@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	appslisters "k8s.io/client-go/listers/apps/v1"
 	listersv1 "k8s.io/client-go/listers/core/v1"
 	policylisters "k8s.io/client-go/listers/policy/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 
+	"github.com/noderoll/noderoll/internal/disruption"
 	"github.com/noderoll/noderoll/internal/drain"
 )
 
@@ -112,6 +116,44 @@ func (v *ClusterView) watch(poke func()) (func(), error) {
 		_ = v.pdbs.RemoveEventHandler(pdbReg)
 		v.watchers.Add(-1)
 	}, nil
+}
+
+// watchPodStops calls took for every pod a drain would evict that the cache
+// sees deleted and then
+// gone, with how long that took (its deletion to its disappearance, what a
+// plan charges for a pod's stop), until the returned function removes the
+// handler. Pods already being deleted when it starts are not timed.
+func (v *ClusterView) watchPodStops(clk clock.Clock, took func(node string, d time.Duration)) (func(), error) {
+	// An informer calls one handler's functions one at a time: the map
+	// needs no lock.
+	deleted := map[types.UID]time.Time{}
+	reg, err := v.pods.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(oldObj, newObj any) {
+			was, _ := oldObj.(*corev1.Pod)
+			p, _ := newObj.(*corev1.Pod)
+			// Pods a drain evicts: a DaemonSet's go with their node, at once.
+			if was != nil && p != nil && disruption.Evicts(was) && p.DeletionTimestamp != nil {
+				deleted[p.UID] = clk.Now()
+			}
+		},
+		DeleteFunc: func(obj any) {
+			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = t.Obj
+			}
+			p, ok := obj.(*corev1.Pod)
+			if !ok {
+				return
+			}
+			if at, ok := deleted[p.UID]; ok {
+				delete(deleted, p.UID)
+				took(p.Spec.NodeName, clk.Since(at))
+			}
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = v.pods.RemoveEventHandler(reg) }, nil
 }
 
 // WithClusterView has the engine read the cluster through a view shared

@@ -5,6 +5,13 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/clock"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 )
@@ -58,5 +65,74 @@ func TestTwoUpgradesShareOneViewOfTheCluster(t *testing.T) {
 			t.Errorf("%d upgrades still watch the view after both ended", n)
 		}
 		cancel()
+	})
+}
+
+// A pod's stop is timed from the moment the cache sees it deleted to the
+// moment it sees it gone; a pod already being deleted when the timing
+// starts is not timed, and after the handler is removed nothing is.
+func TestThePodsStopsAreTimedFromDeletionToGone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		kube := k8sfake.NewClientset()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		pod := func(name string, deleting bool) *corev1.Pod {
+			p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default", UID: types.UID(name)}, Spec: corev1.PodSpec{NodeName: "n1"}}
+			if deleting {
+				p.DeletionTimestamp = &metav1.Time{Time: time.Now()}
+			}
+			return p
+		}
+		for _, p := range []*corev1.Pod{pod("web", false), pod("late", true)} {
+			if _, err := kube.CoreV1().Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		view, err := NewClusterView(kube)
+		if err != nil {
+			t.Fatal(err)
+		}
+		view.Start(ctx)
+		if err := view.synced(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var got []string
+		stop, err := view.watchPodStops(clock.RealClock{}, func(node string, d time.Duration) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, node+" "+d.String())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if _, err := kube.CoreV1().Pods("default").Update(ctx, pod("web", true), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		time.Sleep(2 * time.Second) // virtual: the bubble's clock
+		for _, name := range []string{"web", "late"} {
+			if err := kube.CoreV1().Pods("default").Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		synctest.Wait()
+		stop()
+		if _, err := kube.CoreV1().Pods("default").Create(ctx, pod("after", false), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kube.CoreV1().Pods("default").Update(ctx, pod("after", true), metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := kube.CoreV1().Pods("default").Delete(ctx, "after", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) != 1 || got[0] != "n1 2s" {
+			t.Errorf("timed %q; want web's 2s on n1 alone (not late's, deleted before, nor after's, deleted once the timing stopped)", got)
+		}
 	})
 }

@@ -463,3 +463,33 @@ func (p *Provider) LaunchFailures(ctx context.Context, g cloud.NodeGroup, since 
 	}
 	return causes, nil
 }
+
+// terminationPages bounds how far back TerminationTimes reads: AWS keeps six
+// weeks of a group's activities, and a plan needs only the recent ones.
+const terminationPages = 5
+
+// TerminationTimes implements cloud.Provider from the group's scaling
+// activities: each successful "Terminating EC2 instance" activity, from
+// its start to its end (the instance terminated).
+func (p *Provider) TerminationTimes(ctx context.Context, g cloud.NodeGroup, limit int) ([]time.Duration, error) {
+	var out []time.Duration
+	pager := autoscaling.NewDescribeScalingActivitiesPaginator(p.asg, &autoscaling.DescribeScalingActivitiesInput{
+		AutoScalingGroupName: aws.String(g.ASGName), MaxRecords: aws.Int32(100),
+	})
+	for page := 0; pager.HasMorePages() && page < terminationPages && len(out) < limit; page++ {
+		res, err := pager.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing scaling activities of %s: %w", g.ASGName, err)
+		}
+		for _, a := range res.Activities {
+			if a.StatusCode != astypes.ScalingActivityStatusCodeSuccessful || a.StartTime == nil || a.EndTime == nil ||
+				!strings.HasPrefix(aws.ToString(a.Description), "Terminating EC2 instance") {
+				continue
+			}
+			if took := a.EndTime.Sub(*a.StartTime); took >= 0 && len(out) < limit {
+				out = append(out, took)
+			}
+		}
+	}
+	return out, nil
+}

@@ -142,6 +142,52 @@ func TestTerminateInstanceIsIdempotent(t *testing.T) {
 	}
 }
 
+// TerminationTimes reads the group's past terminations off its scaling
+// activities: each from its start until the instance was gone, newest
+// first, launches and terminations still under way left out.
+func TestTerminationTimesAreTheGroupsPastTerminations(t *testing.T) {
+	clk := clocktesting.NewFakeClock(time.Date(2026, 11, 27, 9, 0, 0, 0, time.UTC))
+	acct := awssim.NewAccount("us-west-2", clk, awssim.Delays{Shutdown: 3 * time.Second})
+	srv := httptest.NewServer(awssim.NewServer(acct, nil))
+	t.Cleanup(srv.Close)
+	p, err := New(context.Background(), Options{Region: "us-west-2", Endpoint: srv.URL, AccessKeyID: "AKID", SecretAccessKey: "secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed(t, acct, false)
+	ctx := context.Background()
+	g, _ := p.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: "c1", Name: "ng"})
+	if ts, err := p.TerminationTimes(ctx, g, 10); err != nil || len(ts) != 0 {
+		t.Fatalf("a group that terminated nothing: %v, %v", ts, err)
+	}
+	// The first instance takes the account's shutdown delay; the second is
+	// still shutting down when the times are read.
+	if err := p.TerminateInstance(ctx, g.Instances[0].ID, false); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		clk.Step(time.Second)
+		acct.Step(ctx, nil, nil)
+	}
+	if err := p.TerminateInstance(ctx, g.Instances[1].ID, false); err != nil {
+		t.Fatal(err)
+	}
+	ts, err := p.TerminationTimes(ctx, g, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ts) != 1 || ts[0] != 3*time.Second {
+		t.Fatalf("want the one finished termination, 3s; got %v", ts)
+	}
+	for range 4 {
+		clk.Step(time.Second)
+		acct.Step(ctx, nil, nil)
+	}
+	if ts, _ = p.TerminationTimes(ctx, g, 1); len(ts) != 1 {
+		t.Fatalf("at most the limit: %v", ts)
+	}
+}
+
 func TestResolveImage(t *testing.T) {
 	p, _ := newProvider(t)
 	ctx := context.Background()

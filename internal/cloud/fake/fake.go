@@ -36,7 +36,10 @@ type Group struct {
 	Instances         []*Instance
 	Suspended         map[string]bool
 	LaunchFailure     string // when set, launches fail with this cause
-	launchFailures    []string
+	// TerminationTimes is the group's history of terminations as the
+	// cloud remembers them, newest first (the fake's own go at once).
+	TerminationTimes []time.Duration
+	launchFailures   []string
 }
 
 // Instance is one instance of a group.
@@ -114,6 +117,14 @@ func (p *Provider) Group(name string) Group {
 		g.Instances = append(g.Instances, &cp)
 	}
 	return g
+}
+
+// SetTerminationTimes sets the group's history of terminations as its
+// cloud remembers them, newest first.
+func (p *Provider) SetTerminationTimes(name string, ts ...time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.groups[name].TerminationTimes = ts
 }
 
 // SetGroup changes a group as someone else would (a person, a pipeline).
@@ -463,4 +474,12 @@ func (p *Provider) LaunchFailures(_ context.Context, ng cloud.NodeGroup, _ time.
 		}
 	}
 	return out, nil
+}
+
+// TerminationTimes implements cloud.Provider from the group's TerminationTimes.
+func (p *Provider) TerminationTimes(_ context.Context, ng cloud.NodeGroup, limit int) ([]time.Duration, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ts := p.groups[ng.Name].TerminationTimes
+	return append([]time.Duration(nil), ts[:min(limit, len(ts))]...), nil
 }

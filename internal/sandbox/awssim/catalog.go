@@ -28,6 +28,16 @@ var kubePatch = map[string]int{"1.33": 15, "1.34": 12, "1.35": 9, "1.36": 5, "1.
 // the one SSM calls "recommended".
 var releaseDates = []string{"20261020", "20261115"}
 
+// Releases lists the EKS AMI releases the catalog publishes for a minor,
+// oldest first: the last is the recommended one.
+func Releases(minor string) []string {
+	var out []string
+	for _, date := range releaseDates {
+		out = append(out, fmt.Sprintf("%s.%d-%s", minor, kubePatch[minor], date))
+	}
+	return out
+}
+
 // SupportedMinors lists the Kubernetes minors the catalog publishes AMIs for.
 func SupportedMinors() []string { return []string{"1.33", "1.34", "1.35", "1.36", "1.37"} }
 
