@@ -84,6 +84,9 @@ type Row struct {
 	// PredictedOwnStart is the plan's prediction with the pod start the
 	// cluster's pods show instead of the sandbox's.
 	PredictedOwnStart time.Duration `json:"predictedWithObservedPodStart,omitempty"`
+	// PlanFromHistory: the plan was told nothing, and read the delays off
+	// the group's own history (--history).
+	PlanFromHistory bool `json:"planFromHistory,omitempty"`
 	// Makespans and Predictions are every run's, with --repeat; the row's
 	// Makespan and Predicted are their medians.
 	Makespans   []time.Duration `json:"makespans,omitempty"`
@@ -297,6 +300,7 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 	} else {
 		row.Predicted, row.PredictedPhases = predicted.Duration, predicted.Milestones
 		if o.History {
+			row.PlanFromHistory = true
 			fmt.Fprintf(o.Out, "   predicted by noderoll plan from the group's history: %s\n", short(row.Predicted))
 		} else {
 			own, _ := o.predict(ctx, dir, env, strategy, args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),

@@ -66,7 +66,10 @@ func Details(w io.Writer, rows []Row) {
 		if d.Replace > 0 {
 			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))
 		}
-		if r.Predicted > 0 {
+		switch {
+		case r.Predicted > 0 && r.PlanFromHistory:
+			fmt.Fprintf(w, "; predicted %s (%+.0f%%) from the group's history, told nothing", short(r.Predicted), 100*r.PredictionError)
+		case r.Predicted > 0:
 			fmt.Fprintf(w, "; predicted %s (%+.0f%%) told the sandbox's pod start, %s with the start its pods show", short(r.Predicted), 100*r.PredictionError, short(r.PredictedOwnStart))
 		}
 		if len(r.Makespans) > 1 {

@@ -118,9 +118,9 @@ func Run(in Input, strategy rollout.Strategy) Result {
 	stale := true
 	for range steps {
 		m.advance(t)
-		if stale || t-lastRefresh >= m.d.Poll {
+		if stale || m.nodeGoneWhileScalingDown || t-lastRefresh >= m.d.Poll {
 			m.refresh()
-			lastRefresh, stale = t, false
+			lastRefresh, stale, m.nodeGoneWhileScalingDown = t, false, false
 		}
 		res.PeakInstances = max(res.PeakInstances, m.inService())
 		plan := strategy.Plan(m.state(t))
@@ -194,6 +194,9 @@ type model struct {
 	ms                Milestones
 	launchedAny       bool
 	drainedAny        bool
+	// nodeGoneWhileScalingDown: since the engine last asked the cloud, a
+	// leaving instance's node went while the group scaled down.
+	nodeGoneWhileScalingDown bool
 }
 
 // allowance is a disruption a budget gets back at a time.
@@ -458,8 +461,11 @@ func (m *model) advance(t time.Duration) {
 		}
 	}
 	for _, i := range m.inst {
-		if i.leaveAt >= 0 && t >= i.leaveAt {
+		if i.leaveAt >= 0 && t >= i.leaveAt && !i.gone {
 			i.gone = true // the engine sees it at its next look
+			// Scaling down, a leaving instance's node going wakes the
+			// engine to ask the cloud again at once, not at its poll.
+			m.nodeGoneWhileScalingDown = m.nodeGoneWhileScalingDown || m.phase == rollout.PhaseScalingDown
 		}
 	}
 }

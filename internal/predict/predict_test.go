@@ -132,3 +132,17 @@ func TestMilestonesFollowTheWave(t *testing.T) {
 		t.Errorf("milestones %+v; want %+v", r.Milestones, want)
 	}
 }
+
+// Scaling down, a leaving instance's node going wakes the engine to ask
+// the cloud at once (internal/engine's roll), so the run ends about a
+// shutdown after its last termination, not at the poll after it.
+func TestScalingDownEndsAShutdownAfterTheLastTermination(t *testing.T) {
+	slow := quick
+	slow.Poll = 10 * time.Second
+	for _, s := range []rollout.Strategy{rollout.Surge{}, rollout.BlueGreen{}} {
+		r := Run(Input{Start: group(3, 3, 3, nil, 0), Delays: slow}, s)
+		if tail := r.Milestones.End - r.Milestones.Terminated; r.Blocked != "" || tail < slow.Shutdown || tail >= slow.Shutdown+time.Second {
+			t.Errorf("%s: %+v; want the end %s after the last termination, not at the next 10s poll", s.Name(), r, slow.Shutdown)
+		}
+	}
+}
