@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/predict"
 )
 
@@ -54,5 +55,17 @@ func TestPlanTellsTheRunsPhases(t *testing.T) {
 	}
 	if got := phases(predict.Milestones{Ready: 3 * s, FirstDrain: 3 * s, LastDrain: 3 * s, Drained: 4 * s, Terminated: 8 * s, End: 90 * s}); !strings.Contains(got, "drains start at 3s, the last done at 4s") || !strings.HasSuffix(got, "done at 1m30s") {
 		t.Errorf("one wave: %q", got)
+	}
+}
+
+// The upgrade's "Predicted" line names what its prediction assumed for
+// want of the group's history, and nothing when it assumed nothing.
+func TestThePredictionSaysWhatItAssumed(t *testing.T) {
+	fc := &engine.Forecast{Assumed: []string{engine.DelayPodStop, engine.DelayShutdown}, Delays: predict.Delays{PodStop: 5 * time.Second, Shutdown: 30 * time.Second}}
+	if got, want := assuming(fc), "a pod's stop of 5s and an instance's shutdown of 30s, which the group's history does not show yet"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	if got := assuming(&engine.Forecast{}); got != "" {
+		t.Errorf("nothing assumed: %q", got)
 	}
 }

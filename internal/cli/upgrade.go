@@ -210,21 +210,44 @@ taken over at once, one on another machine once its lease expired (30s).`,
 // ETA, and returns it with its tail (the scale-back after the last
 // replacement). A prediction that cannot be made is no reason not to run:
 // the run says what is wrong itself.
-func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger, recs engine.Option) (total, tail time.Duration) {
+func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger, recs engine.Option) (req engine.Request) {
 	fc, err := engine.New(kube, p, opts, engine.WithLogger(log), recs).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
 	if err != nil {
 		log.Debug("no prediction for the ETA", "err", err)
-		return 0, 0
+		return req
 	}
 	if fc.UpToDate || len(fc.Predictions) == 0 || fc.Predictions[0].Blocked != "" {
-		return 0, 0
+		return req
 	}
 	pr := fc.Predictions[0]
+	req.Predicted, req.PredictedAssuming = pr.Duration, assuming(fc)
 	if m := pr.Milestones; m.Terminated > 0 && m.End > m.Terminated {
-		tail = m.End - m.Terminated
+		req.PredictedTail = m.End - m.Terminated
 	}
-	view.Predict(pr.Duration, tail, fc.ToReplace)
-	return pr.Duration, tail
+	view.Predict(req.Predicted, req.PredictedTail, fc.ToReplace, req.PredictedAssuming)
+	return req
+}
+
+// assuming says which of a prediction's delays were assumptions, for want
+// of the group's history ("" when none were).
+func assuming(fc *engine.Forecast) string {
+	var what []string
+	for _, name := range fc.Assumed {
+		switch name {
+		case engine.DelayShutdown:
+			what = append(what, fmt.Sprintf("an instance's shutdown of %s", short(fc.Delays.Shutdown)))
+		case engine.DelayPodStop:
+			what = append(what, fmt.Sprintf("a pod's stop of %s", short(fc.Delays.PodStop)))
+		case engine.DelayBootReady:
+			what = append(what, fmt.Sprintf("a node's launch to Ready of %s", short(fc.Delays.BootReady)))
+		case engine.DelayPodStart:
+			what = append(what, fmt.Sprintf("a pod's start of %s", short(fc.Delays.PodStart)))
+		}
+	}
+	if len(what) == 0 {
+		return ""
+	}
+	return strings.Join(what, " and ") + ", which the group's history does not show yet"
 }
 
 // kubeClient builds a client from --kubeconfig and --context, with the usual
@@ -451,9 +474,9 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts := f.opts
 	opts.Drain.Force = f.force
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
-	var predicted, tail time.Duration
+	var predicted engine.Request // the prediction's part of the request
 	if f.mode == "noderoll" && !f.rollback && !f.abort {
-		predicted, tail = predictInto(ctx, view, kube, p, opts, ref, f.target, log, recs)
+		predicted = predictInto(ctx, view, kube, p, opts, ref, f.target, log, recs)
 	}
 	keeper.TookOver = func(from string) {
 		view.Info(fmt.Sprintf("took the upgrade over from %s: its controller was not running it; the record is in the group's ConfigMap now", from))
@@ -470,7 +493,8 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	case f.abort:
 		upgrade = eng.Abort
 	}
-	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target, Predicted: predicted, PredictedTail: tail})
+	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target,
+		Predicted: predicted.Predicted, PredictedTail: predicted.PredictedTail, PredictedAssuming: predicted.PredictedAssuming})
 	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
 	}

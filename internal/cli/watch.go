@@ -320,7 +320,11 @@ func (w *watcher) show(ctx context.Context, tl *engine.Timeline) (done bool, err
 	case tl.PredictedFrom > 0:
 		w.view.InfoAt(from, fmt.Sprintf("Predicted at its resume: about %s for the %d nodes left", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))
 	default:
-		w.view.InfoAt(from, fmt.Sprintf("Predicted: about %s for %d nodes", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace))
+		assuming := ""
+		if tl.PredictedAssuming != "" {
+			assuming = " (assuming " + tl.PredictedAssuming + ")"
+		}
+		w.view.InfoAt(from, fmt.Sprintf("Predicted: about %s for %d nodes%s", time.Duration(tl.Predicted).Round(time.Second), tl.ToReplace, assuming))
 	}
 	for _, e := range tl.Events {
 		if e.Seq <= w.lastSeq {

@@ -145,6 +145,9 @@ type Request struct {
 	// termination (the scale-back): what is left once every node is
 	// replaced.
 	PredictedTail time.Duration
+	// PredictedAssuming says what the prediction assumed for want of the
+	// group's history ("" nothing), for a report to say beside its error.
+	PredictedAssuming string
 }
 
 // Result says what an upgrade did.
@@ -263,6 +266,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	u.surge, u.unavailable, u.predicted, u.predictedTail, u.predictedFrom = p.surge, p.unavailable, req.Predicted, req.PredictedTail, start
+	u.predictedAssuming = req.PredictedAssuming
 	defer u.close()
 	err = lostLock(ctx, u.run(ctx))
 	res := &Result{Target: target, Duration: e.clock.Since(start)}

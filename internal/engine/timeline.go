@@ -53,7 +53,10 @@ type Timeline struct {
 	// PredictedTail is the prediction's part after the last old
 	// instance's termination (the scale-back).
 	PredictedTail Duration `json:"predictedTail,omitempty"`
-	ToReplace     int      `json:"toReplace"`
+	// PredictedAssuming says what the prediction assumed for want of the
+	// group's history: a report says it beside the prediction's error.
+	PredictedAssuming string `json:"predictedAssuming,omitempty"`
+	ToReplace         int    `json:"toReplace"`
 	// MaxInstances is the group's max size at its largest: the instance
 	// count's limit.
 	MaxInstances int            `json:"maxInstances"`

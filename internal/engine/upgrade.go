@@ -53,8 +53,9 @@ type upgrade struct {
 	// predictedTail is its part after the last old instance's termination;
 	// predictedFrom when the run it predicts began (as the front end's
 	// view counts it).
-	predictedTail time.Duration
-	predictedFrom time.Time
+	predictedTail     time.Duration
+	predictedFrom     time.Time
+	predictedAssuming string
 	// view is the cluster the run reads; unwatchStops stops timing its
 	// pods' stops for the timeline.
 	view         *ClusterView
@@ -255,6 +256,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 // process took the group's lock over.
 func (u *upgrade) startTimeline(ctx context.Context) {
 	u.tl = newTimeliner(ctx, u.kube, u.clock, u.log, u.rec, u.predicted, u.predictedTail, u.predictedFrom)
+	u.tl.t.PredictedAssuming = u.predictedAssuming // no one else holds tl yet
 	u.report = teller{to: journal{Reporter: u.Engine.reporter, tl: u.tl}, now: u.clock.Now}
 	// The pods' stops this run sees are the next plan's history.
 	unwatch, err := u.view.watchPodStops(u.clock, u.tl.podStop)

@@ -107,12 +107,17 @@ type nodeRow struct {
 
 // Predict gives the view the plan's prediction of the run and of its tail
 // after the last replacement: it shows an ETA from then on and corrects it
-// by the pace the replacements show.
-func (v *View) Predict(total, tail time.Duration, toReplace int) {
+// by the pace the replacements show. assuming, when set, says what the
+// prediction took as given for want of the group's history.
+func (v *View) Predict(total, tail time.Duration, toReplace int, assuming string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	v.predicted, v.tail, v.toReplace = total, min(max(tail, 0), total), toReplace
-	v.emit(Event{Kind: "predicted", Message: fmt.Sprintf("Predicted: about %s for %d nodes (noderoll plan's model; corrected as nodes are replaced)", total.Round(time.Second), toReplace)}, "")
+	model := "noderoll plan's model"
+	if assuming != "" {
+		model += ", assuming " + assuming
+	}
+	v.emit(Event{Kind: "predicted", Message: fmt.Sprintf("Predicted: about %s for %d nodes (%s; corrected as nodes are replaced)", total.Round(time.Second), toReplace, model)}, "")
 }
 
 // Attach sets the view on a run under way: when it started, its

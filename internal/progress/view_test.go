@@ -123,7 +123,7 @@ func TestTheETAIsCorrectedAsNodesAreReplaced(t *testing.T) {
 		var out bytes.Buffer
 		clk := clocktesting.NewFakeClock(time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC))
 		v := NewView(&out, false, clk)
-		v.Predict(predicted, 20*time.Second, 4)
+		v.Predict(predicted, 20*time.Second, 4, "")
 		for k, d := range steps {
 			clk.Step(d)
 			v.Step(7, "Terminate", fmt.Sprintf("i-%d", k+1))

@@ -55,6 +55,7 @@ type Data struct {
 	Predicted                                      time.Duration
 	PredictionError                                string
 	PredictedFrom                                  string // "from its resume at +1m30s" for a resumed run's
+	PredictedAssuming                              string // what the prediction assumed, for want of the group's history
 	Replaced, Launched, Peak, Limit, Before, After int
 	Waits                                          int
 
@@ -143,7 +144,7 @@ func build(tl *engine.Timeline, now time.Time) Data {
 		Title: fmt.Sprintf("noderoll: %s/%s", tl.Cluster, tl.Nodegroup), Group: tl.Cluster + "/" + tl.Nodegroup,
 		Strategy: tl.Strategy, Target: tl.Target, Phase: tl.Phase, Message: tl.Message,
 		Started: tl.Started.UTC().Format(time.RFC3339), Running: tl.Ended.IsZero(), Duration: total,
-		Predicted: time.Duration(tl.Predicted), Limit: tl.MaxInstances,
+		Predicted: time.Duration(tl.Predicted), PredictedAssuming: tl.PredictedAssuming, Limit: tl.MaxInstances,
 		Width: labelWidth + plotWidth + 20, PlotWidth: plotWidth, LabelWidth: labelWidth,
 	}
 	if !tl.Ended.IsZero() {

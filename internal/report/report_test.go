@@ -81,3 +81,17 @@ func TestTheReportIsSelfContained(t *testing.T) {
 		}
 	}
 }
+
+// A prediction that assumed figures for want of the group's history says
+// so beside its error.
+func TestTheReportSaysWhatThePredictionAssumed(t *testing.T) {
+	tl := seedTimeline()
+	tl.PredictedAssuming = "an instance's shutdown of 30s, which the group's history does not show yet"
+	var buf bytes.Buffer
+	if err := Write(&buf, tl, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if want := "&#43;25% against what happened; it assumed an instance&#39;s shutdown of 30s, which the group&#39;s history does not show yet)"; !strings.Contains(buf.String(), want) {
+		t.Errorf("the page lacks %q", want)
+	}
+}
