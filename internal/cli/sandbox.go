@@ -112,7 +112,7 @@ as Nodes. Everything listens on 127.0.0.1. No AWS account is needed.`,
   noderoll sandbox status
   noderoll sandbox down`,
 	}
-	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newSandboxBadBoot(s), newSandboxKillInstance(s), newSandboxSlowScaling(s), newSandboxFailCall(s), newSandboxQuota(s), newServeAWS(s))
+	cmd.AddCommand(newSandboxUp(s), newSandboxDown(s), newSandboxStatus(s), newSandboxEnv(s), newSandboxCapacity(s), newSandboxThrottle(s), newSandboxBadBoot(s), newSandboxKillInstance(s), newSandboxSlowScaling(s), newSandboxFailCall(s), newSandboxQuota(s), newSandboxReleaseAMI(s, time.Now), newServeAWS(s))
 	return cmd
 }
 
@@ -608,6 +608,54 @@ upgrade's preflight reads the quota and blocks a surge that would not fit.`,
 		},
 	}
 	f.addLocation(cmd.Flags())
+	return cmd
+}
+
+func newSandboxReleaseAMI(s Streams, now func() time.Time) *cobra.Command {
+	f := &sandboxFlags{}
+	var minor, date string
+	cmd := &cobra.Command{
+		Use:   "release-ami",
+		Short: "Publish a new EKS AMI release in the sandbox, as AWS does about twice a month",
+		Long: `Publish a new EKS-optimized AMI release for a Kubernetes minor in the sandbox's
+account, as AWS does: new images of every family the sandbox knows (AL2023 for
+x86_64 and arm64, standard, NVIDIA and Neuron; the next Bottlerocket version;
+Windows Server 2022 Core and Full) and the SSM parameters that name each
+family's recommended or latest image moved to them. Groups already running
+keep their AMI: they are now one release behind, as a real group is when a
+release lands. 'noderoll plan nodegroup --kubernetes-version=MINOR' shows the
+new target; the next upgrade takes it.
+
+Without flags: the control plane's minor (` + sandbox.ControlPlaneMinor + `), dated today. A date
+not after the minor's newest release is refused: releases only move forward.`,
+		Example: `  noderoll sandbox release-ami                       # the control plane's minor, dated today
+  noderoll sandbox release-ami --kubernetes-version 1.36 --release 20261201
+  aws ssm get-parameter --name /aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/standard/recommended/release_version`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if date == "" {
+				date = now().UTC().Format("20060102")
+			}
+			st, err := loadRunning(f.dir)
+			if err != nil {
+				return err
+			}
+			r, err := st.PublishRelease(cmd.Context(), minor, date)
+			if err != nil {
+				if strings.Contains(err.Error(), "newest release is") {
+					err = fmt.Errorf("%w: pass --release with a later date", err)
+				}
+				return err
+			}
+			fmt.Fprintf(s.Out, "Published EKS AMI release %s for Kubernetes %s: AL2023 %s, Bottlerocket %s, Windows %s.\n", r.Version, r.Minor, r.Version, r.Bottlerocket, r.Windows)
+			fmt.Fprintf(s.Out, "The recommended SSM parameters now name it; groups on an older release are behind:\n  %s plan nodegroup --cluster=%s --name=%s --kubernetes-version=%s\n",
+				selfCommand(), st.Scenario.Cluster, st.Scenario.Nodegroup, r.Minor)
+			return nil
+		},
+	}
+	f.addLocation(cmd.Flags())
+	cmd.Flags().StringVar(&minor, "kubernetes-version", sandbox.ControlPlaneMinor, "the Kubernetes minor whose AMIs the release is of, 1.33 to "+sandbox.ControlPlaneMinor)
+	cmd.Flags().StringVar(&date, "release", "", "the release's date, YYYYMMDD, after the minor's newest release (default: today)")
 	return cmd
 }
 

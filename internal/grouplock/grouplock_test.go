@@ -1,14 +1,17 @@
 package grouplock
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -255,5 +258,23 @@ func TestAControllerLeaderTakesBackItsPredecessorsLocks(t *testing.T) {
 	c = fake.NewClientset(held(old, time.Now(), 30))
 	if _, err := Acquire(ctx, c, "lock", group, nil, fast(here, true)); !errors.As(err, new(*HeldError)) {
 		t.Fatalf("a CLI run took the controller's live lock: %v", err)
+	}
+}
+
+// Leader election's lines, errors among them, reach the run's log only as
+// debug lines: nothing on a run's stderr without -v.
+func TestLeaderElectionsLinesAreDebugOnly(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelInfo, slog.LevelDebug} {
+		var buf bytes.Buffer
+		l := logr.FromSlogHandler(debugOnly{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level})})
+		l.Error(errors.New("context canceled"), "Error retrieving lease lock")
+		l.Info("successfully acquired lease")
+		got := buf.String()
+		switch {
+		case level == slog.LevelInfo && got != "":
+			t.Errorf("an info-level log printed leader election's lines:\n%s", got)
+		case level == slog.LevelDebug && (strings.Count(got, "level=DEBUG") != 2 || !strings.Contains(got, "Error retrieving lease lock")):
+			t.Errorf("a debug-level log, want both lines at debug level:\n%s", got)
+		}
 	}
 }

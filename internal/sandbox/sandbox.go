@@ -539,6 +539,11 @@ func (s *State) Calls(ctx context.Context) ([]awssim.Call, error) {
 
 // admin posts to the endpoint's own control surface.
 func (s *State) admin(ctx context.Context, path string, v any) error {
+	return s.adminAnswered(ctx, path, v, nil)
+}
+
+// adminAnswered is admin for a change that answers: its JSON into out.
+func (s *State) adminAnswered(ctx context.Context, path string, v, out any) error {
 	body, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -553,9 +558,26 @@ func (s *State) admin(ctx context.Context, path string, v any) error {
 		return fmt.Errorf("reaching the sandbox's AWS endpoint: %w", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
+	switch {
+	case resp.StatusCode == http.StatusOK && out != nil:
+		return json.NewDecoder(resp.Body).Decode(out)
+	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+		// The sandbox refused the change and says why, in its own words.
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return errors.New(strings.TrimSpace(string(msg)))
+	case resp.StatusCode != http.StatusNoContent:
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(msg)))
 	}
 	return nil
+}
+
+// PublishRelease has the sandbox's account publish a new EKS AMI release
+// of a Kubernetes minor, dated date (YYYYMMDD): see awssim.PublishRelease.
+func (s *State) PublishRelease(ctx context.Context, minor, date string) (awssim.Release, error) {
+	var r awssim.Release
+	if err := s.adminAnswered(ctx, "/_sim/releases", map[string]string{"minor": minor, "date": date}, &r); err != nil {
+		return r, fmt.Errorf("publishing a release: %w", err)
+	}
+	return r, nil
 }

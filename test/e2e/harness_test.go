@@ -326,11 +326,16 @@ func (b *lockedBuffer) String() string {
 }
 
 // noStackTrace fails a test whose noderoll run printed what no user can act
-// on: a goroutine dump, or controller-runtime's warning that nobody set its
-// logger (printed 30 s into a process, with a dump).
+// on: a goroutine dump, controller-runtime's warning that nobody set its
+// logger (printed 30 s into a process, with a dump), or a debug line not
+// asked for with -v.
 func noStackTrace(t *testing.T, args []string, stderr string) {
 	t.Helper()
-	for _, bad := range []string{"log.SetLogger(", "goroutine ", "panic:"} {
+	bads := []string{"log.SetLogger(", "goroutine ", "panic:"}
+	if !slices.Contains(args, "-v") && !slices.Contains(args, "--verbose") {
+		bads = append(bads, "level=DEBUG") // a debug line without -v
+	}
+	for _, bad := range bads {
 		if strings.Contains(stderr, bad) {
 			t.Errorf("noderoll %s printed %q on stderr, which a user can do nothing with:\n%s", strings.Join(args, " "), bad, tail(stderr, 40))
 		}

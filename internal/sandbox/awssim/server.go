@@ -455,6 +455,19 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	case "/_sim/releases":
+		var q struct{ Minor, Date string }
+		if err := json.NewDecoder(r.Body).Decode(&q); err != nil || q.Minor == "" || q.Date == "" {
+			http.Error(w, "want JSON {minor, date}: the Kubernetes minor and the release's date, YYYYMMDD", http.StatusBadRequest)
+			return
+		}
+		rel, err := s.acct.PublishRelease(q.Minor, q.Date)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusConflict)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(rel)
 	case "/_sim/capacity":
 		var c struct {
 			AZ    string `json:"az"`
