@@ -25,9 +25,10 @@ func newPlanCmd(s Streams) *cobra.Command {
 		Use:   "plan",
 		Short: "Say what an upgrade would do and how long it would take, changing nothing",
 		Example: `  noderoll plan nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
+  noderoll plan cluster --cluster=eksworkshop-eksctl    # every group: who is behind, the order, how long
   noderoll plan nodegroup --help`,
 	}
-	cmd.AddCommand(newPlanNodegroup(s))
+	cmd.AddCommand(newPlanNodegroup(s), newPlanCluster(s))
 	return cmd
 }
 

@@ -89,6 +89,9 @@ type Image struct {
 	Family         string // "al2023", "bottlerocket", "windows"; empty for an image of no known family
 	Architecture   string // "x86_64", "arm64"
 	Variant        string // "standard", "nvidia", "neuron"; "core" or "full" for Windows
+	// Created is when the image was published (zero when unknown): how
+	// long a group on an older one has been behind.
+	Created time.Time
 }
 
 // ImageQuery says which AMI to upgrade to; exactly one of the first three

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -196,5 +197,77 @@ func TestAPlanStandsOnTheGroupsHistory(t *testing.T) {
 	t.Logf("predicted %.1fs, took %.1fs from outside (%+.0f%%); the first plan, without history, predicted %.1fs", predicted, took, 100*(predicted-took)/took, fresh.PredictedSeconds["surge"])
 	if predicted < took/2 || predicted > took*1.5 {
 		t.Errorf("predicted %.1fs, the run took %.1fs: want it within a half", predicted, took)
+	}
+}
+
+// plan cluster on a cluster of three groups: all three behind the control
+// plane's newest AMIs, then, once one is upgraded, two behind with the
+// canary first and the up-to-date group in no wave. Nothing is changed.
+func TestPlanClusterNamesTheGroupsBehindAndTheirOrder(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t, "--groups", "3")
+	type clusterPlan struct {
+		KubernetesVersion string `json:"kubernetesVersion"`
+		Groups            []struct {
+			Name             string  `json:"name"`
+			UpToDate         bool    `json:"upToDate"`
+			TargetImageName  string  `json:"targetImageName"`
+			BehindSince      string  `json:"behindSince"`
+			Wave             *int    `json:"wave"`
+			PredictedSeconds float64 `json:"predictedSeconds"`
+		} `json:"groups"`
+		Waves []struct {
+			Canary bool     `json:"canary"`
+			Groups []string `json:"groups"`
+		} `json:"waves"`
+		SoakSeconds      float64 `json:"soakSeconds"`
+		PredictedSeconds float64 `json:"predictedSeconds"`
+	}
+	planCluster := func(args ...string) clusterPlan {
+		t.Helper()
+		r := s.Noderoll(append([]string{"plan", "cluster", "--cluster=eksworkshop-eksctl", "--post-cordon-wait=2s", "-o", "json"}, args...)...)
+		if r.Code != 0 {
+			t.Fatalf("plan cluster: exit %d: %s", r.Code, r.LastLine())
+		}
+		var p clusterPlan
+		if err := json.Unmarshal([]byte(r.Stdout), &p); err != nil {
+			t.Fatalf("%v\n%s", err, r.Stdout)
+		}
+		return p
+	}
+	p := planCluster()
+	if len(p.Groups) != 3 || p.KubernetesVersion != "1.37" {
+		t.Fatalf("groups %+v, minor %s; want the three, to the control plane's 1.37", p.Groups, p.KubernetesVersion)
+	}
+	for _, g := range p.Groups {
+		if g.UpToDate || g.TargetImageName != "amazon-eks-node-al2023-x86_64-standard-1.37-v20261115" || !strings.HasPrefix(g.BehindSince, "2026-11-15") || g.PredictedSeconds <= 0 {
+			t.Errorf("%s: %+v; want behind since 2026-11-15, going to 1.37's v20261115, with a prediction", g.Name, g)
+		}
+	}
+	if r := s.Noderoll("upgrade", "nodegroup", "--cluster=eksworkshop-eksctl", "--name=nodegroup-3", "--kubernetes-version=1.37", "--post-cordon-wait=2s"); r.Code != 0 {
+		t.Fatalf("upgrading nodegroup-3: exit %d: %s", r.Code, r.LastLine())
+	}
+	before := s.Groups()
+	p = planCluster("--canary=nodegroup-2", "--max-concurrent-groups=2", "--soak=20s")
+	waves := ""
+	for _, w := range p.Waves {
+		waves += fmt.Sprintf("%v:%s ", w.Canary, strings.Join(w.Groups, "+"))
+	}
+	if waves != "true:nodegroup-2 false:nodegroup " || p.SoakSeconds != 20 || p.PredictedSeconds <= 40 {
+		t.Errorf("waves %q, soak %vs, whole %vs; want the canary nodegroup-2 alone, then nodegroup, 20s soaks, more than 40s in all", waves, p.SoakSeconds, p.PredictedSeconds)
+	}
+	for _, g := range p.Groups {
+		if up := g.Name == "nodegroup-3"; g.UpToDate != up || (g.Wave == nil) != up {
+			t.Errorf("%s: up to date %v, wave %v", g.Name, g.UpToDate, g.Wave)
+		}
+	}
+	if r := s.Noderoll("plan", "cluster", "--cluster=eksworkshop-eksctl", "--canary=web"); r.Code == 0 || !strings.Contains(r.Stderr, `--canary "web" is not a node group of the cluster (its groups: nodegroup, nodegroup-2, nodegroup-3)`) {
+		t.Errorf("an unknown canary: exit %d %s", r.Code, r.Stderr)
+	}
+	after := s.Groups()
+	for name, g := range before {
+		if a := after[name]; len(a.Instances) != len(g.Instances) || aws.ToInt32(a.DesiredCapacity) != aws.ToInt32(g.DesiredCapacity) {
+			t.Errorf("the plan changed %s", name)
+		}
 	}
 }

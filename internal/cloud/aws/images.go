@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -112,6 +113,9 @@ func (p *Provider) ResolveImage(ctx context.Context, q cloud.ImageQuery) (cloud.
 	}
 	k := kindOf(aws.ToString(out.Name), string(out.Architecture))
 	img := cloud.Image{ID: id, Name: aws.ToString(out.Name), ReleaseVersion: q.ReleaseVersion, Family: k.family, Architecture: string(out.Architecture), Variant: k.variant}
+	if t, err := time.Parse(time.RFC3339, aws.ToString(out.CreationDate)); err == nil {
+		img.Created = t
+	}
 	if m := minorInName.FindStringSubmatch(img.Name); m != nil {
 		img.KubeMinor = m[1]
 	}
