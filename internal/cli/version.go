@@ -82,13 +82,16 @@ func newVersionCmd(s Streams) *cobra.Command {
 			}
 			commit := v.Commit
 			if commit == "" {
-				commit = "unknown"
+				commit = "unknown (built without version control: go build -buildvcs=true, or hack/release.sh)"
+			}
+			if v.CommitAt != "" {
+				commit += " " + v.CommitAt
 			}
 			if v.Modified {
 				commit += " (with uncommitted changes)"
 			}
-			fmt.Fprintf(s.Out, "noderoll %s\n  commit:             %s %s\n  go:                 %s\n  kubernetes client:  %s (client-go %s, controller-runtime %s)\n  aws-sdk-go-v2:      %s\n",
-				v.Version, commit, v.CommitAt, v.GoVersion, v.Kubernetes, v.ClientGo, v.ControllerRuntime, v.AWSSDK)
+			fmt.Fprintf(s.Out, "noderoll %s\n  commit:             %s\n  go:                 %s\n  kubernetes client:  %s (client-go %s, controller-runtime %s)\n  aws-sdk-go-v2:      %s\n",
+				v.Version, commit, v.GoVersion, v.Kubernetes, v.ClientGo, v.ControllerRuntime, v.AWSSDK)
 			return nil
 		},
 	}
