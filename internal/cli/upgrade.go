@@ -54,9 +54,10 @@ func newUpgradeCmd(s Streams) *cobra.Command {
 		Use:   "upgrade",
 		Short: "Upgrade node groups",
 		Example: `  noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
-  noderoll upgrade nodegroup --help   # strategies, budgets, dry run, abort and rollback`,
+  noderoll upgrade nodegroup --help   # strategies, budgets, dry run, abort and rollback
+  noderoll upgrade cluster --cluster=eksworkshop-eksctl --canary=nodegroup --soak=20s   # every group behind`,
 	}
-	cmd.AddCommand(newUpgradeNodegroup(s))
+	cmd.AddCommand(newUpgradeNodegroup(s), newUpgradeCluster(s))
 	return cmd
 }
 

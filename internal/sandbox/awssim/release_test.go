@@ -66,8 +66,8 @@ func TestAPublishedReleaseMovesEveryFamilysRecommendedAMI(t *testing.T) {
 	}
 
 	for date, want := range map[string]string{
-		"20261201": "newest release is 1.37.2-20261201 already",
-		"20261130": "newest release is 1.37.2-20261201 already",
+		"20261201":   "newest release is 1.37.2-20261201 already",
+		"20261130":   "newest release is 1.37.2-20261201 already",
 		"2026-12-02": "want YYYYMMDD",
 	} {
 		if _, err := e.acct.PublishRelease("1.37", date); err == nil || !strings.Contains(err.Error(), want) {

@@ -1,0 +1,171 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
+	"github.com/noderoll/noderoll/internal/clusterplan"
+	"github.com/noderoll/noderoll/internal/clusterupgrade"
+	"github.com/noderoll/noderoll/internal/engine"
+)
+
+func newUpgradeCluster(s Streams) *cobra.Command {
+	var f *upgradeFlags
+	up := newUpgradeNodegroupWith(s, func(x *upgradeFlags) { f = x })
+	req := clusterplan.Request{MaxConcurrent: 1, Soak: 30 * time.Minute}
+	var health clusterupgrade.Health
+	cmd := &cobra.Command{
+		Use:   "cluster",
+		Short: "Upgrade every node group of a cluster that is behind: canary first, then waves, a soak after each",
+		Long: `Upgrade every node group of a cluster that is behind the newest recommended AMI
+of its own family at the target Kubernetes minor (the control plane's unless
+--kubernetes-version says), as 'noderoll plan cluster' plans it:
+
+1. the targets are frozen when the upgrade starts: a release published while it
+   runs waits for the next one, so every wave gets the same release;
+2. the --canary groups alone first, then the others in waves of at most
+   --max-concurrent-groups, each group upgraded as 'upgrade nodegroup' does it
+   (the same strategy and budgets for all);
+3. after each wave, a --soak that watches the upgraded groups: a node of
+   theirs not Ready, a pod on their nodes restarting --health-restarts times or
+   not Ready --health-pod-ready after its creation is a regression;
+4. a failed group or a regression stops the upgrade before the next wave,
+   saying what it saw; no other group is touched.
+
+Its progress is kept in the cluster (kube-system/noderoll-cluster-<hash>): a
+rerun of the same command resumes where it stopped, to the targets frozen at
+the start, whatever flags it is given (a rerun after a halt goes on once what
+was wrong is fixed).`,
+		Example: `  noderoll upgrade cluster --cluster=eksworkshop-eksctl --canary=nodegroup --soak=20s
+  noderoll upgrade cluster --cluster=prod --canary=canary-workers --max-concurrent-groups=2 --soak=30m
+  noderoll plan cluster --cluster=prod --canary=canary-workers   # the same plan, changing nothing`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case req.MaxConcurrent < 1:
+				return fmt.Errorf("--max-concurrent-groups %d: want at least 1 group at once", req.MaxConcurrent)
+			case req.Soak < 0 || health.PodReady < 0:
+				return fmt.Errorf("--soak %s, --health-pod-ready %s: a duration cannot be negative", req.Soak, health.PodReady)
+			case health.Restarts < 1:
+				return fmt.Errorf("--health-restarts %d: want at least 1", health.Restarts)
+			}
+			if err := f.validateDurations(); err != nil {
+				return err
+			}
+			req.Cluster, req.KubernetesVersion, req.Family = f.cluster, f.target.KubernetesVersion, f.target.Family
+			return runUpgradeCluster(cmd.Context(), s, f, req, health)
+		},
+	}
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if strings.Contains(err.Error(), "--name") {
+			return fmt.Errorf("%w: upgrade cluster upgrades every node group of the cluster that is behind; for one, noderoll upgrade nodegroup --name=GROUP", err)
+		}
+		return err
+	})
+	fl := cmd.Flags()
+	up.Flags().VisitAll(func(x *pflag.Flag) {
+		if clusterFlags[x.Name] || x.Name == "verbose" || x.Name == "force" || x.Name == "timeout" {
+			fl.AddFlag(x)
+		}
+	})
+	f.strategySet = func() bool { return fl.Changed("strategy") }
+	f.changed = fl.Changed
+	fl.Lookup("kubernetes-version").Usage = "the Kubernetes minor every group goes to, e.g. 1.37 (default: the control plane's)"
+	fl.StringSliceVar(&req.Canary, "canary", nil, "node groups upgraded first, alone, and soaked before any other (comma-separated)")
+	fl.IntVar(&req.MaxConcurrent, "max-concurrent-groups", req.MaxConcurrent, "node groups upgraded at once in each wave after the canary")
+	fl.DurationVar(&req.Soak, "soak", req.Soak, "wait after the canary and after each wave, watching the upgraded groups' health, before the next (0: none)")
+	fl.Int32Var(&health.Restarts, "health-restarts", 3, "a pod on the upgraded groups' nodes restarting this many times during a soak is a regression (crash-looping)")
+	fl.DurationVar(&health.PodReady, "health-pod-ready", 2*time.Minute, "a pod on the upgraded groups' nodes not Ready this long after its creation is a regression")
+	_ = cmd.MarkFlagRequired("cluster")
+	return cmd
+}
+
+func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clusterplan.Request, health clusterupgrade.Health) error {
+	if f.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.timeout)
+		defer cancel()
+	}
+	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return err
+	}
+	log := newLogger(s.Err, f.verbose)
+	awsOpts := f.aws
+	awsOpts.Log = log
+	p, err := awscloud.New(ctx, awsOpts)
+	if err != nil {
+		return err
+	}
+	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
+	if err != nil {
+		return err
+	}
+	opts := f.opts
+	opts.StrategySet = f.strategySet()
+	opts.Drain.Force = f.force
+	var mu sync.Mutex
+	tell := func(group, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		who := ""
+		if group != "" {
+			who = "[" + group + "] "
+		}
+		fmt.Fprintf(s.Out, "%s  %s%s\n", time.Now().Format(time.TimeOnly), who, msg)
+	}
+	planner := engine.New(kube, p, opts, engine.WithLogger(log), withRecords(keeper))
+	r := &clusterupgrade.Runner{Kube: kube, Cloud: p, Clock: clock.RealClock{}, Tell: tell, Soak: req.Soak, Health: health,
+		Plan: func(ctx context.Context) (*clusterplan.Plan, error) {
+			return clusterplan.Make(ctx, p, func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) (*engine.Forecast, error) {
+				return planner.Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
+			}, req)
+		},
+		Upgrade: func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) error {
+			rep := groupReporter{group: ref.Name, tell: tell}
+			res, err := engine.New(kube, p, opts, engine.WithLogger(log), engine.WithReporter(rep), withRecords(keeper)).Upgrade(ctx, engine.Request{Group: ref, Target: target})
+			if err == nil && res != nil {
+				tell(ref.Name, fmt.Sprintf("done: %d node(s) replaced in %s", len(res.Replaced), res.Duration.Round(time.Second)))
+			}
+			return err
+		},
+	}
+	rec, err := r.Run(ctx, req.Cluster)
+	if err != nil {
+		if strings.HasPrefix(err.Error(), "canary ") {
+			err = fmt.Errorf("--%w", err)
+		}
+		return err
+	}
+	if rec != nil {
+		tell("", fmt.Sprintf("cluster %s: every group that was behind runs its target (%d waves); rerunning changes nothing until a newer release", rec.Cluster, len(rec.Waves)))
+	}
+	return nil
+}
+
+// groupReporter prints a group's steps and warnings as lines naming it:
+// the waves' groups run at once.
+type groupReporter struct {
+	group string
+	tell  func(group, msg string)
+}
+
+func (g groupReporter) Report(p engine.Progress) {
+	switch {
+	case p.Kind == engine.ProgressStep && p.Step > 0:
+		g.tell(g.group, fmt.Sprintf("[%d/9] %s: %s", p.Step, p.Title, p.Message))
+	case p.Kind == engine.ProgressStep:
+		g.tell(g.group, p.Title+": "+p.Message)
+	case p.Kind == engine.ProgressInfo && p.Warning:
+		g.tell(g.group, p.Text())
+	}
+}

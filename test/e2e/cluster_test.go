@@ -1,0 +1,97 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/engine"
+)
+
+// upgrade cluster on three groups: the canary alone first, soaked, then the
+// other two at once; killed in the canary's soak, while a newer release is
+// published, and run again: it resumes from its record (the canary is not
+// upgraded again) and takes every group to the release frozen at its start,
+// not the newer one, which a later run then rolls out. The order and the
+// soak are read from the groups' own timelines.
+func TestUpgradeClusterGoesCanaryFirstThenWavesToTheFrozenRelease(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t, "--groups", "3")
+	ctx := context.Background()
+	frozen := s.RecommendedAMI("1.37") // v20261115, before the new release
+	args := []string{"upgrade", "cluster", "--cluster=eksworkshop-eksctl", "--canary=nodegroup", "--max-concurrent-groups=2", "--soak=8s", "--post-cordon-wait=2s"}
+	run := s.Start(args...)
+	eventually(t, 3*time.Minute, "the canary's soak", func() (bool, string) {
+		return strings.Contains(run.out.String(), "soaking 8s"), tail(run.out.String(), 5)
+	})
+	// A release lands mid-rollout; then the run dies in the soak.
+	if r := s.Noderoll("sandbox", "release-ami", "--dir", s.Dir, "--release", "20261201"); r.Code != 0 {
+		t.Fatalf("release-ami: exit %d: %s", r.Code, r.LastLine())
+	}
+	out := run.Kill(t)
+	if !strings.Contains(out, "targets frozen now") || !strings.Contains(out, "the canary: nodegroup; wave 1: nodegroup-2, nodegroup-3") {
+		t.Errorf("the first run did not say its plan:\n%s", tail(out, 20))
+	}
+	canaryTerminations := len(s.Calls("TerminateInstanceInAutoScalingGroup"))
+
+	r := s.Noderoll(args...)
+	if r.Code != 0 {
+		t.Fatalf("the rerun: exit %d: %s\n%s", r.Code, r.LastLine(), r.Stderr)
+	}
+	if !strings.Contains(r.Stdout, "resuming the upgrade of cluster eksworkshop-eksctl") || !strings.Contains(r.Stdout, "[nodegroup] Up to date") {
+		t.Errorf("the rerun did not resume, or upgraded the canary again:\n%s", tail(r.Stdout, 30))
+	}
+	if got := len(s.Calls("TerminateInstanceInAutoScalingGroup")) - canaryTerminations; got != 6 {
+		t.Errorf("the rerun terminated %d instances; want the 6 of the two other groups", got)
+	}
+	var ids []string
+	for _, g := range s.Groups() {
+		for _, i := range g.Instances {
+			ids = append(ids, aws.ToString(i.InstanceId))
+		}
+	}
+	desc, err := s.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, res := range desc.Reservations {
+		for _, i := range res.Instances {
+			n++
+			if aws.ToString(i.ImageId) != frozen {
+				t.Errorf("instance %s runs %s; want %s, the release frozen at the start", aws.ToString(i.InstanceId), aws.ToString(i.ImageId), frozen)
+			}
+		}
+	}
+	if n != 9 {
+		t.Errorf("%d instances in the three groups; want 9", n)
+	}
+	// The order and the soak, from the groups' timelines.
+	times := map[string]*engine.Timeline{}
+	for _, name := range []string{"nodegroup", "nodegroup-2", "nodegroup-3"} {
+		tl, err := engine.LoadTimeline(ctx, s.Kube, cloud.NodeGroupRef{Cluster: "eksworkshop-eksctl", Name: name})
+		if err != nil || tl == nil || tl.Phase != engine.PhaseCompleted {
+			t.Fatalf("%s's timeline: %v %+v", name, err, tl)
+		}
+		times[name] = tl
+	}
+	canaryEnd := times["nodegroup"].Ended
+	for _, name := range []string{"nodegroup-2", "nodegroup-3"} {
+		if gap := times[name].Started.Sub(canaryEnd); gap < 8*time.Second {
+			t.Errorf("%s started %s after the canary ended; want after the 8s soak", name, gap)
+		}
+	}
+	if d := times["nodegroup-2"].Started.Sub(times["nodegroup-3"].Started).Abs(); d > 3*time.Second || !times["nodegroup-2"].Started.Before(times["nodegroup-3"].Ended) {
+		t.Errorf("wave 1's groups started %s apart: want them at once", d)
+	}
+	// The newer release is the next run's.
+	r = s.Noderoll("plan", "cluster", "--cluster=eksworkshop-eksctl")
+	if r.Code != 0 || !strings.Contains(r.Stdout, "3 of 3 node groups behind") || !strings.Contains(r.Stdout, "-1.37-v20261201") {
+		t.Errorf("after the rollout, the plan does not name the newer release for all three:\n%s", r.Stdout)
+	}
+}
