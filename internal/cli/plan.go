@@ -14,7 +14,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/noderoll/noderoll/internal/cloud"
-	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/predict"
 	"github.com/noderoll/noderoll/internal/preflight"
@@ -113,25 +112,13 @@ func runPlan(cmd *cobra.Command, s Streams, f *upgradeFlags, output string, assu
 		return err
 	}
 	ctx := cmd.Context()
-	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
-	if err != nil {
-		return err
-	}
-	log := newLogger(s.Err, false)
-	awsOpts := f.aws
-	awsOpts.Log = log
-	p, err := awscloud.New(ctx, awsOpts)
-	if err != nil {
-		return err
-	}
-	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
+	at, err := connect(ctx, s, f, false)
 	if err != nil {
 		return err
 	}
 	opts := f.opts
 	opts.StrategySet = f.strategySet()
-	eng := engine.New(kube, p, opts, engine.WithLogger(log), withRecords(keeper))
-	fc, err := eng.Forecast(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target}, assumed)
+	fc, err := at.engine(opts).Forecast(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target}, assumed)
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/noderoll/noderoll/internal/cloud"
-	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/clusterplan"
 	"github.com/noderoll/noderoll/internal/engine"
 )
@@ -71,24 +70,7 @@ that allows no disruption) is named, and left out of the total.`,
 			return runPlanCluster(cmd, s, f, req, output)
 		},
 	}
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		if strings.Contains(err.Error(), "--name") {
-			return fmt.Errorf("%w: plan cluster plans every node group of the cluster; for one, noderoll plan nodegroup --name=GROUP", err)
-		}
-		return err
-	})
-	fl := cmd.Flags()
-	up.Flags().VisitAll(func(x *pflag.Flag) {
-		if clusterFlags[x.Name] {
-			fl.AddFlag(x)
-		}
-	})
-	f.strategySet = func() bool { return fl.Changed("strategy") }
-	f.changed = fl.Changed
-	fl.Lookup("kubernetes-version").Usage = "the Kubernetes minor every group goes to, e.g. 1.37 (default: the control plane's)"
-	fl.StringSliceVar(&req.Canary, "canary", nil, "node groups upgraded first, alone, before any other (comma-separated)")
-	fl.IntVar(&req.MaxConcurrent, "max-concurrent-groups", req.MaxConcurrent, "node groups upgraded at once in each wave after the canary")
-	fl.DurationVar(&req.Soak, "soak", req.Soak, "wait after the canary and after each wave, watching the upgraded groups' health, before the next")
+	fl := clusterCommandFlags(cmd, up, f, &req, "plan cluster plans", nil)
 	fl.StringVarP(&output, "output", "o", output, "text, json or yaml")
 	_ = cmd.MarkFlagRequired("cluster")
 	completeWith(cmd, "output", "text", "json", "yaml")
@@ -97,25 +79,14 @@ that allows no disruption) is named, and left out of the total.`,
 
 func runPlanCluster(cmd *cobra.Command, s Streams, f *upgradeFlags, req clusterplan.Request, output string) error {
 	ctx := cmd.Context()
-	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
-	if err != nil {
-		return err
-	}
-	log := newLogger(s.Err, false)
-	awsOpts := f.aws
-	awsOpts.Log = log
-	p, err := awscloud.New(ctx, awsOpts)
-	if err != nil {
-		return err
-	}
-	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
+	at, err := connect(ctx, s, f, false)
 	if err != nil {
 		return err
 	}
 	opts := f.opts
 	opts.StrategySet = f.strategySet()
-	eng := engine.New(kube, p, opts, engine.WithLogger(log), withRecords(keeper))
-	plan, err := clusterplan.Make(ctx, p, func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) (*engine.Forecast, error) {
+	eng := at.engine(opts)
+	plan, err := clusterplan.Make(ctx, at.cloud, func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) (*engine.Forecast, error) {
 		return eng.Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
 	}, req)
 	if err != nil {
@@ -278,4 +249,34 @@ func clusterPlanJSON(p *clusterplan.Plan, now time.Time) clusterPlanOut {
 		out.Waves = append(out.Waves, clusterWaveOut{Canary: w.Canary, Groups: w.Groups, PredictedSeconds: secs(w.Predicted)})
 	}
 	return out
+}
+
+// clusterCommandFlags gives a cluster command upgrade nodegroup's flags
+// that fit every group (clusterFlags, and more), and the cluster's own:
+// the canary, the waves' size and their soak. A --name is refused saying
+// what the command does (what) and where a group's name goes.
+func clusterCommandFlags(cmd, up *cobra.Command, f *upgradeFlags, req *clusterplan.Request, what string, more map[string]bool) *pflag.FlagSet {
+	verb := strings.Fields(what)[0] // plan or upgrade
+	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if strings.Contains(err.Error(), "--name") {
+			return fmt.Errorf("%w: %s every node group of the cluster; for one, noderoll %s nodegroup --name=GROUP", err, what, verb)
+		}
+		return err
+	})
+	fl := cmd.Flags()
+	up.Flags().VisitAll(func(x *pflag.Flag) {
+		if clusterFlags[x.Name] || more[x.Name] {
+			fl.AddFlag(x)
+		}
+	})
+	f.strategySet = func() bool { return fl.Changed("strategy") }
+	f.changed = fl.Changed
+	fl.Lookup("kubernetes-version").Usage = "the Kubernetes minor every group goes to, e.g. 1.37 (default: the control plane's)"
+	// --soak is the waves' here; blue-green keeps its old nodes its default.
+	st := fl.Lookup("strategy")
+	st.Usage = strings.Replace(st.Usage, "kept for --soak", "kept 10m", 1)
+	fl.StringSliceVar(&req.Canary, "canary", nil, "node groups upgraded first, alone, and soaked before any other (comma-separated)")
+	fl.IntVar(&req.MaxConcurrent, "max-concurrent-groups", req.MaxConcurrent, "node groups upgraded at once in each wave after the canary")
+	fl.DurationVar(&req.Soak, "soak", req.Soak, "wait after the canary and after each wave, watching the upgraded groups' health, before the next (0: none)")
+	return fl
 }

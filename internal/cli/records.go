@@ -1,13 +1,16 @@
 package cli
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
+	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/records"
 )
@@ -34,3 +37,39 @@ func cliKeeper(kubeconfig, kubeContext string, kube kubernetes.Interface) (recor
 
 // withRecords has an engine keep its records as keeper does.
 func withRecords(keeper records.Keeper) engine.Option { return engine.WithRecords(keeper.CLI()) }
+
+// reach is what a command that acts on a cluster's groups works with: the
+// Kubernetes client, the cloud, the record keeper and the log.
+type reach struct {
+	kube   kubernetes.Interface
+	cloud  *awscloud.Provider
+	keeper records.Keeper
+	log    *slog.Logger
+}
+
+// connect reaches the cluster and the cloud as the flags say, logging to
+// stderr (debug lines with verbose).
+func connect(ctx context.Context, s Streams, f *upgradeFlags, verbose bool) (*reach, error) {
+	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
+	if err != nil {
+		return nil, err
+	}
+	log := newLogger(s.Err, verbose)
+	awsOpts := f.aws
+	awsOpts.Log = log
+	p, err := awscloud.New(ctx, awsOpts)
+	if err != nil {
+		return nil, err
+	}
+	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
+	if err != nil {
+		return nil, err
+	}
+	return &reach{kube: kube, cloud: p, keeper: keeper, log: log}, nil
+}
+
+// engine is an engine on what was reached, keeping its records as the CLI
+// does.
+func (r *reach) engine(o engine.Options, more ...engine.Option) *engine.Engine {
+	return engine.New(r.kube, r.cloud, o, append([]engine.Option{engine.WithLogger(r.log), withRecords(r.keeper)}, more...)...)
+}

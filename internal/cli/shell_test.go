@@ -60,7 +60,7 @@ printf '%s\n' "${COMPREPLY[@]}"`
 	}
 	for line, want := range map[string][]string{
 		"noderoll up":                                  {"upgrade"},
-		"noderoll upgrade ":                            {"nodegroup"},
+		"noderoll upgrade ":                            {"cluster", "nodegroup"},
 		"noderoll upgrade nodegroup --strategy ":       {"surge", "bluegreen", "eks"},
 		"noderoll upgrade nodegroup --strategy blue":   {"bluegreen"},
 		"noderoll upgrade nodegroup --kubernetes-vers": {"--kubernetes-version"},

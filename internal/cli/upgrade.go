@@ -411,21 +411,11 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		ctx, cancel = context.WithTimeout(ctx, f.timeout)
 		defer cancel()
 	}
-	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
+	at, err := connect(ctx, s, f, f.verbose)
 	if err != nil {
 		return err
 	}
-	log := newLogger(s.Err, f.verbose)
-	awsOpts := f.aws
-	awsOpts.Log = log
-	p, err := awscloud.New(ctx, awsOpts)
-	if err != nil {
-		return err
-	}
-	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
-	if err != nil {
-		return err
-	}
+	kube, p, keeper, log := at.kube, at.cloud, at.keeper, at.log
 	recs := withRecords(keeper)
 	if f.dryRun {
 		opts := f.opts

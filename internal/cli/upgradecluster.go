@@ -8,11 +8,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 	"k8s.io/utils/clock"
 
 	"github.com/noderoll/noderoll/internal/cloud"
-	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/clusterplan"
 	"github.com/noderoll/noderoll/internal/clusterupgrade"
 	"github.com/noderoll/noderoll/internal/engine"
@@ -65,24 +63,7 @@ was wrong is fixed).`,
 			return runUpgradeCluster(cmd.Context(), s, f, req, health)
 		},
 	}
-	cmd.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		if strings.Contains(err.Error(), "--name") {
-			return fmt.Errorf("%w: upgrade cluster upgrades every node group of the cluster that is behind; for one, noderoll upgrade nodegroup --name=GROUP", err)
-		}
-		return err
-	})
-	fl := cmd.Flags()
-	up.Flags().VisitAll(func(x *pflag.Flag) {
-		if clusterFlags[x.Name] || x.Name == "verbose" || x.Name == "force" || x.Name == "timeout" {
-			fl.AddFlag(x)
-		}
-	})
-	f.strategySet = func() bool { return fl.Changed("strategy") }
-	f.changed = fl.Changed
-	fl.Lookup("kubernetes-version").Usage = "the Kubernetes minor every group goes to, e.g. 1.37 (default: the control plane's)"
-	fl.StringSliceVar(&req.Canary, "canary", nil, "node groups upgraded first, alone, and soaked before any other (comma-separated)")
-	fl.IntVar(&req.MaxConcurrent, "max-concurrent-groups", req.MaxConcurrent, "node groups upgraded at once in each wave after the canary")
-	fl.DurationVar(&req.Soak, "soak", req.Soak, "wait after the canary and after each wave, watching the upgraded groups' health, before the next (0: none)")
+	fl := clusterCommandFlags(cmd, up, f, &req, "upgrade cluster upgrades", map[string]bool{"verbose": true, "force": true, "timeout": true})
 	fl.Int32Var(&health.Restarts, "health-restarts", 3, "a pod on the upgraded groups' nodes restarting this many times during a soak is a regression (crash-looping)")
 	fl.DurationVar(&health.PodReady, "health-pod-ready", 2*time.Minute, "a pod on the upgraded groups' nodes not Ready this long after its creation is a regression")
 	_ = cmd.MarkFlagRequired("cluster")
@@ -95,18 +76,7 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		ctx, cancel = context.WithTimeout(ctx, f.timeout)
 		defer cancel()
 	}
-	kube, err := kubeClient(f.kubeconfig, f.kubeContext)
-	if err != nil {
-		return err
-	}
-	log := newLogger(s.Err, f.verbose)
-	awsOpts := f.aws
-	awsOpts.Log = log
-	p, err := awscloud.New(ctx, awsOpts)
-	if err != nil {
-		return err
-	}
-	keeper, err := cliKeeper(f.kubeconfig, f.kubeContext, kube)
+	at, err := connect(ctx, s, f, f.verbose)
 	if err != nil {
 		return err
 	}
@@ -123,16 +93,16 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		}
 		fmt.Fprintf(s.Out, "%s  %s%s\n", time.Now().Format(time.TimeOnly), who, msg)
 	}
-	planner := engine.New(kube, p, opts, engine.WithLogger(log), withRecords(keeper))
-	r := &clusterupgrade.Runner{Kube: kube, Cloud: p, Clock: clock.RealClock{}, Tell: tell, Soak: req.Soak, Health: health,
+	planner := at.engine(opts)
+	r := &clusterupgrade.Runner{Kube: at.kube, Cloud: at.cloud, Clock: clock.RealClock{}, Tell: tell, Soak: req.Soak, Health: health,
 		Plan: func(ctx context.Context) (*clusterplan.Plan, error) {
-			return clusterplan.Make(ctx, p, func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) (*engine.Forecast, error) {
+			return clusterplan.Make(ctx, at.cloud, func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) (*engine.Forecast, error) {
 				return planner.Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
 			}, req)
 		},
 		Upgrade: func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) error {
 			rep := groupReporter{group: ref.Name, tell: tell}
-			res, err := engine.New(kube, p, opts, engine.WithLogger(log), engine.WithReporter(rep), withRecords(keeper)).Upgrade(ctx, engine.Request{Group: ref, Target: target})
+			res, err := at.engine(opts, engine.WithReporter(rep)).Upgrade(ctx, engine.Request{Group: ref, Target: target})
 			if err == nil && res != nil {
 				tell(ref.Name, fmt.Sprintf("done: %d node(s) replaced in %s", len(res.Replaced), res.Duration.Round(time.Second)))
 			}
