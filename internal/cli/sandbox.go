@@ -499,6 +499,10 @@ without a node; terminate it through the group and rerun to resume.`,
 			if err := st.BadBoots(cmd.Context(), n); err != nil {
 				return err
 			}
+			if n == 0 {
+				fmt.Fprintln(s.Out, "Instances launched from now on join the cluster again.")
+				return nil
+			}
 			fmt.Fprintf(s.Out, "The next %d instance(s) launched will not join the cluster.\n", n)
 			return nil
 		},

@@ -158,7 +158,7 @@ func (r *Runner) wave(ctx context.Context, rec *Record, k int) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%s failed, so no later wave starts: %w", waveName(rec, k), err)
+		return fmt.Errorf("%s failed, so no later wave starts: %w. Once that is fixed, the same command resumes from here", waveName(rec, k), err)
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 
 	"github.com/noderoll/noderoll/internal/cloud"
@@ -93,5 +94,55 @@ func TestUpgradeClusterGoesCanaryFirstThenWavesToTheFrozenRelease(t *testing.T) 
 	r = s.Noderoll("plan", "cluster", "--cluster=eksworkshop-eksctl")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "3 of 3 node groups behind") || !strings.Contains(r.Stdout, "-1.37-v20261201") {
 		t.Errorf("after the rollout, the plan does not name the newer release for all three:\n%s", r.Stdout)
+	}
+}
+
+// The canary's new nodes never join: its upgrade fails at its
+// node-ready timeout, the cluster's upgrade stops before any other wave
+// (the other groups untouched) and says so; once the broken instances are
+// gone, the same command resumes and finishes.
+func TestUpgradeClusterStopsWhenTheCanaryFails(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t, "--groups", "2")
+	ctx := context.Background()
+	before := s.Groups()
+	original := map[string]bool{}
+	for _, i := range before["nodegroup"].Instances {
+		original[aws.ToString(i.InstanceId)] = true
+	}
+	if r := s.Noderoll("sandbox", "bad-boot", "--dir", s.Dir, "3"); r.Code != 0 {
+		t.Fatalf("bad-boot: %s", r.LastLine())
+	}
+	args := []string{"upgrade", "cluster", "--cluster=eksworkshop-eksctl", "--canary=nodegroup", "--soak=2s", "--post-cordon-wait=2s", "--node-ready-timeout=15s"}
+	r := s.Noderoll(args...)
+	if r.Code == 0 || !strings.Contains(r.Stderr, "the canary failed, so no later wave starts") || !strings.Contains(r.Stderr, "nodegroup:") {
+		t.Fatalf("want the canary's failure to stop the upgrade: exit %d\n%s\n%s", r.Code, tail(r.Stdout, 10), r.Stderr)
+	}
+	after := s.Groups()
+	if len(after["nodegroup-2"].Instances) != len(before["nodegroup-2"].Instances) || strings.Contains(r.Stdout, "[nodegroup-2]") {
+		t.Errorf("nodegroup-2 was touched after the canary failed:\n%s", tail(r.Stdout, 20))
+	}
+	for _, i := range after["nodegroup-2"].Instances {
+		if aws.ToString(i.LaunchTemplate.Version) != aws.ToString(before["nodegroup-2"].Instances[0].LaunchTemplate.Version) {
+			t.Errorf("nodegroup-2's instance %s launched from version %s", aws.ToString(i.InstanceId), aws.ToString(i.LaunchTemplate.Version))
+		}
+	}
+	// The broken instances go, launches work again; the rerun resumes.
+	if r := s.Noderoll("sandbox", "bad-boot", "--dir", s.Dir, "0"); r.Code != 0 {
+		t.Fatalf("bad-boot 0: %s", r.LastLine())
+	}
+	for _, i := range after["nodegroup"].Instances {
+		if id := aws.ToString(i.InstanceId); !original[id] {
+			if _, err := s.ASG.TerminateInstanceInAutoScalingGroup(ctx, &autoscaling.TerminateInstanceInAutoScalingGroupInput{InstanceId: aws.String(id), ShouldDecrementDesiredCapacity: aws.Bool(false)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r = s.Noderoll(args...)
+	if r.Code != 0 || !strings.Contains(r.Stdout, "resuming the upgrade of cluster eksworkshop-eksctl") || !strings.Contains(r.Stdout, "phase Failed") {
+		t.Fatalf("the rerun: exit %d\n%s\n%s", r.Code, tail(r.Stdout, 15), r.Stderr)
+	}
+	if r := s.Noderoll("plan", "cluster", "--cluster=eksworkshop-eksctl"); !strings.Contains(r.Stdout, "0 of 2 node groups behind") {
+		t.Errorf("after the rerun:\n%s", r.Stdout)
 	}
 }
