@@ -160,8 +160,12 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	seedCtx, cancel := context.WithTimeout(ctx, readyTimeout)
 	defer cancel()
 	err = sc.SeedKube(seedCtx, client, o.Out)
-	if err == nil {
+	switch {
+	case err == nil:
 		err = sc.WaitReady(seedCtx, client, o.Out)
+	case seedCtx.Err() != nil:
+		// A busy machine can spend a short timeout on the objects alone.
+		err = fmt.Errorf("still creating the scenario's objects, before waiting for nodes Ready and pods Running: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
