@@ -124,16 +124,9 @@ func runPlan(cmd *cobra.Command, s Streams, f *upgradeFlags, output string, assu
 	}
 	switch output {
 	case "json", "yaml":
-		b, err := json.MarshalIndent(fc.JSON(), "", "  ")
-		if err != nil {
+		if err := writeStructured(s.Out, fc.JSON(), output); err != nil {
 			return err
 		}
-		if output == "yaml" {
-			if b, err = yaml.JSONToYAML(b); err != nil {
-				return err
-			}
-		}
-		fmt.Fprintln(s.Out, strings.TrimRight(string(b), "\n"))
 	default:
 		printPlan(s.Out, fc, opts)
 	}
@@ -232,6 +225,21 @@ func waves(p engine.Prediction, n int, o engine.Options) string {
 	}
 	slots := max(p.MaxSurge+p.MaxUnavailable, 1)
 	return fmt.Sprintf("surge %d, unavailable %d: %d wave(s) of up to %d nodes", p.MaxSurge, p.MaxUnavailable, (n+slots-1)/slots, slots)
+}
+
+// writeStructured writes v for tools: indented JSON, or YAML.
+func writeStructured(w io.Writer, v any, output string) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	if output == "yaml" {
+		if b, err = yaml.JSONToYAML(b); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(w, strings.TrimRight(string(b), "\n"))
+	return nil
 }
 
 // printDelays says each delay the prediction stands on and where it comes

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"sigs.k8s.io/yaml"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/clusterplan"
@@ -99,17 +97,7 @@ func runPlanCluster(cmd *cobra.Command, s Streams, f *upgradeFlags, req clusterp
 		printClusterPlan(s.Out, plan, time.Now())
 		return nil
 	}
-	b, err := json.MarshalIndent(clusterPlanJSON(plan, time.Now()), "", "  ")
-	if err != nil {
-		return err
-	}
-	if output == "yaml" {
-		if b, err = yaml.JSONToYAML(b); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintln(s.Out, strings.TrimRight(string(b), "\n"))
-	return nil
+	return writeStructured(s.Out, clusterPlanJSON(plan, time.Now()), output)
 }
 
 func printClusterPlan(w io.Writer, p *clusterplan.Plan, now time.Time) {
