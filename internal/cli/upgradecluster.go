@@ -21,6 +21,7 @@ func newUpgradeCluster(s Streams) *cobra.Command {
 	up := newUpgradeNodegroupWith(s, func(x *upgradeFlags) { f = x })
 	req := clusterplan.Request{MaxConcurrent: 1, Soak: 30 * time.Minute}
 	var health clusterupgrade.Health
+	output := "text"
 	cmd := &cobra.Command{
 		Use:   "cluster",
 		Short: "Upgrade every node group of a cluster that is behind: canary first, then waves, a soak after each",
@@ -55,22 +56,30 @@ was wrong is fixed).`,
 				return fmt.Errorf("--soak %s, --health-pod-ready %s: a duration cannot be negative", req.Soak, health.PodReady)
 			case health.Restarts < 1:
 				return fmt.Errorf("--health-restarts %d: want at least 1", health.Restarts)
+			case output != "text" && output != "json":
+				return fmt.Errorf("--output %q: want text or json", output)
 			}
 			if err := f.validateDurations(); err != nil {
 				return err
 			}
 			req.Cluster, req.KubernetesVersion, req.Family = f.cluster, f.target.KubernetesVersion, f.target.Family
-			return runUpgradeCluster(cmd.Context(), s, f, req, health)
+			return runUpgradeCluster(cmd.Context(), s, f, req, health, output)
 		},
 	}
 	fl := clusterCommandFlags(cmd, up, f, &req, "upgrade cluster upgrades", map[string]bool{"verbose": true, "force": true, "timeout": true})
 	fl.Int32Var(&health.Restarts, "health-restarts", 3, "a pod on the upgraded groups' nodes restarting this many times during a soak is a regression (crash-looping)")
 	fl.DurationVar(&health.PodReady, "health-pod-ready", 2*time.Minute, "a pod on the upgraded groups' nodes not Ready this long after its creation is a regression")
+	fl.StringVarP(&output, "output", "o", output, "text, or json: the progress on stderr and, at the end, the cluster upgrade's record on stdout (also when it stops)")
 	_ = cmd.MarkFlagRequired("cluster")
+	completeWith(cmd, "output", "text", "json")
 	return cmd
 }
 
-func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clusterplan.Request, health clusterupgrade.Health) error {
+func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clusterplan.Request, health clusterupgrade.Health, output string) error {
+	lines := s.Out
+	if output == "json" {
+		lines = s.Err // stdout carries the record alone
+	}
 	if f.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.timeout)
@@ -91,7 +100,7 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		if group != "" {
 			who = "[" + group + "] "
 		}
-		fmt.Fprintf(s.Out, "%s  %s%s\n", time.Now().Format(time.TimeOnly), who, msg)
+		fmt.Fprintf(lines, "%s  %s%s\n", time.Now().Format(time.TimeOnly), who, msg)
 	}
 	planner := at.engine(opts)
 	r := &clusterupgrade.Runner{Kube: at.kube, Cloud: at.cloud, Clock: clock.RealClock{}, Tell: tell, Soak: req.Soak, Health: health,
@@ -110,6 +119,11 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		},
 	}
 	rec, err := r.Run(ctx, req.Cluster)
+	if output == "json" {
+		if werr := writeStructured(s.Out, clusterRecordJSON(req.Cluster, rec, err), "json"); werr != nil {
+			return werr
+		}
+	}
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "canary ") {
 			err = fmt.Errorf("--%w", err)
@@ -138,4 +152,39 @@ func (g groupReporter) Report(p engine.Progress) {
 	case p.Kind == engine.ProgressInfo && p.Warning:
 		g.tell(g.group, p.Text())
 	}
+}
+
+// clusterRecordOut is `upgrade cluster -o json`: the record as the run left
+// it (docs/output.md).
+type clusterRecordOut struct {
+	Cluster           string                           `json:"cluster"`
+	Succeeded         bool                             `json:"succeeded"`
+	UpToDate          bool                             `json:"upToDate,omitempty"` // nothing was behind
+	Error             string                           `json:"error,omitempty"`
+	KubernetesVersion string                           `json:"kubernetesVersion,omitempty"`
+	Phase             string                           `json:"phase,omitempty"`
+	Message           string                           `json:"message,omitempty"`
+	Started           *time.Time                       `json:"started,omitempty"`
+	Targets           map[string]clusterupgrade.Target `json:"targets"`
+	Waves             []clusterupgrade.Wave            `json:"waves"`
+	WavesDone         int                              `json:"wavesDone"`
+	SoakSeconds       float64                          `json:"soakSeconds"`
+}
+
+func clusterRecordJSON(cluster string, rec *clusterupgrade.Record, err error) clusterRecordOut {
+	out := clusterRecordOut{Cluster: cluster, Succeeded: err == nil, Targets: map[string]clusterupgrade.Target{}, Waves: []clusterupgrade.Wave{}}
+	if err != nil {
+		out.Error = err.Error()
+	}
+	if rec == nil {
+		out.UpToDate = err == nil
+		return out
+	}
+	started := rec.Started
+	out.KubernetesVersion, out.Phase, out.Message, out.Started = rec.Minor, rec.Phase, rec.Message, &started
+	out.Targets, out.Waves, out.WavesDone = rec.Targets, rec.Waves, rec.Done
+	if d, err := time.ParseDuration(rec.Soak); err == nil {
+		out.SoakSeconds = d.Seconds()
+	}
+	return out
 }

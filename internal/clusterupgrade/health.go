@@ -6,6 +6,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/noderoll/noderoll/internal/engine"
 )
 
 // Health is what a soak holds the upgraded groups to. A node of theirs not
@@ -48,13 +50,7 @@ func (h Health) judge(now time.Time, nodes []corev1.Node, pods []corev1.Pod, bas
 	var out []string
 	for k := range nodes {
 		n := &nodes[k]
-		ready := false
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				ready = true
-			}
-		}
-		if !ready && n.DeletionTimestamp == nil {
+		if !engine.NodeReady(n) && n.DeletionTimestamp == nil {
 			out = append(out, fmt.Sprintf("node %s is not Ready", n.Name))
 		}
 	}

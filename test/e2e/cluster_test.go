@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -114,13 +115,22 @@ func TestUpgradeClusterStopsWhenTheCanaryFails(t *testing.T) {
 		t.Fatalf("bad-boot: %s", r.LastLine())
 	}
 	args := []string{"upgrade", "cluster", "--cluster=eksworkshop-eksctl", "--canary=nodegroup", "--soak=2s", "--post-cordon-wait=2s", "--node-ready-timeout=15s"}
-	r := s.Noderoll(args...)
+	r := s.Noderoll(append(args, "-o", "json")...)
 	if r.Code == 0 || !strings.Contains(r.Stderr, "the canary failed, so no later wave starts") || !strings.Contains(r.Stderr, "nodegroup:") {
-		t.Fatalf("want the canary's failure to stop the upgrade: exit %d\n%s\n%s", r.Code, tail(r.Stdout, 10), r.Stderr)
+		t.Fatalf("want the canary's failure to stop the upgrade: exit %d\n%s\n%s", r.Code, tail(r.Stdout, 10), tail(r.Stderr, 10))
+	}
+	var rec struct {
+		Succeeded bool
+		Phase     string
+		WavesDone int
+		Targets   map[string]struct{ ImageID string }
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &rec); err != nil || rec.Succeeded || rec.Phase != "Failed" || rec.WavesDone != 0 || len(rec.Targets) != 2 {
+		t.Errorf("-o json: %v %+v\n%s", err, rec, r.Stdout)
 	}
 	after := s.Groups()
-	if len(after["nodegroup-2"].Instances) != len(before["nodegroup-2"].Instances) || strings.Contains(r.Stdout, "[nodegroup-2]") {
-		t.Errorf("nodegroup-2 was touched after the canary failed:\n%s", tail(r.Stdout, 20))
+	if len(after["nodegroup-2"].Instances) != len(before["nodegroup-2"].Instances) || strings.Contains(r.Stderr, "[nodegroup-2]") {
+		t.Errorf("nodegroup-2 was touched after the canary failed:\n%s", tail(r.Stderr, 20))
 	}
 	for _, i := range after["nodegroup-2"].Instances {
 		if aws.ToString(i.LaunchTemplate.Version) != aws.ToString(before["nodegroup-2"].Instances[0].LaunchTemplate.Version) {
