@@ -16,10 +16,14 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/cloud"
@@ -56,6 +60,11 @@ type Reconciler struct {
 	// View is the cluster's caches and budget tracker, shared by every
 	// upgrade (nil: each its own). Started with the leader's work.
 	View *engine.ClusterView
+
+	// wake asks for a resource's reconcile when its worker has ended, so
+	// that what comes next (a retry, a hand-back, a new spec's worker)
+	// follows from Reconcile's own results, never from waiting on a worker.
+	wake chan event.GenericEvent
 
 	mu        sync.Mutex
 	base      context.Context // the manager's, set by Start
@@ -100,7 +109,9 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if err := mgr.Add(r); err != nil {
 		return err
 	}
-	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.NodeGroupUpgrade{}).Named("nodegroupupgrade").Complete(r)
+	r.wake = make(chan event.GenericEvent, 1024)
+	return ctrl.NewControllerManagedBy(mgr).For(&v1alpha1.NodeGroupUpgrade{}).Named("nodegroupupgrade").
+		WatchesRawSource(source.Channel(r.wake, &handler.EnqueueRequestForObject{})).Complete(r)
 }
 
 // Start holds the manager's context for the workers and, when the manager
@@ -120,12 +131,25 @@ func (r *Reconciler) Start(ctx context.Context) error {
 		all = append(all, w)
 	}
 	r.mu.Unlock()
+	// Workers stop between actions and write their last status; a worker
+	// that cannot (an API server gone) is not waited for past the deadline.
+	deadline := r.Clock.After(cleanupDeadline)
 	for _, w := range all {
 		w.cancel()
-		<-w.done
+	}
+	for _, w := range all {
+		select {
+		case <-w.done:
+		case <-deadline:
+			r.Log.Warn("stopping with workers still cleaning up", "nodegroupupgrade", w.name)
+			return nil
+		}
 	}
 	return nil
 }
+
+// cleanupDeadline bounds what a stopped worker writes on its way out.
+const cleanupDeadline = 30 * time.Second
 
 // NeedLeaderElection: only the leader runs upgrades.
 func (r *Reconciler) NeedLeaderElection() bool { return true }
@@ -140,7 +164,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if !controllerutil.ContainsFinalizer(&u, Finalizer) {
 			return ctrl.Result{}, nil
 		}
-		r.stop(u.UID)
+		if !r.halt(u.UID) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil // its end wakes this resource too
+		}
 		r.mu.Lock()
 		delete(r.notBefore, u.UID)
 		delete(r.timed, u.UID)
@@ -161,11 +187,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	run, err := Translate(u.Spec)
 	if err != nil {
-		r.stop(u.UID)
+		if !r.halt(u.UID) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
 		return ctrl.Result{}, r.finish(ctx, &u, v1alpha1.PhaseFailed, "InvalidSpec", err.Error())
 	}
 	if u.Spec.Paused {
-		r.stop(u.UID)
+		if !r.halt(u.UID) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil // stopping between actions
+		}
 		return ctrl.Result{}, r.setStatus(ctx, client.ObjectKeyFromObject(&u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
 			s.ObservedGeneration, s.Phase = u.Generation, v1alpha1.PhasePaused
 			s.Message = "paused by spec.paused; set it to false to go on from where the upgrade stopped"
@@ -192,7 +222,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if w != nil {
 		// The spec changed (an action, a budget, a timeout): the worker
 		// stops between actions and a new one goes on with the new spec.
-		r.stop(u.UID)
+		if !r.halt(u.UID) {
+			return ctrl.Result{RequeueAfter: time.Second}, nil
+		}
 		running--
 	}
 	if base == nil {
@@ -239,16 +271,23 @@ func (r *Reconciler) runningFor(group cloud.NodeGroupRef, uid types.UID) string 
 	return ""
 }
 
-// stop cancels a resource's worker and waits until it stopped.
-func (r *Reconciler) stop(uid types.UID) {
+// halt cancels a resource's worker, if it has one, and says whether none
+// is left running. It never waits: a worker stops between actions, and its
+// end wakes the resource's reconcile.
+func (r *Reconciler) halt(uid types.UID) bool {
 	r.mu.Lock()
 	w := r.workers[uid]
 	r.mu.Unlock()
 	if w == nil {
-		return
+		return true
 	}
 	w.cancel()
-	<-w.done
+	select {
+	case <-w.done:
+		return true
+	default:
+		return false
+	}
 }
 
 func (r *Reconciler) start(base context.Context, u *v1alpha1.NodeGroupUpgrade, run Run) {
@@ -258,7 +297,6 @@ func (r *Reconciler) start(base context.Context, u *v1alpha1.NodeGroupUpgrade, r
 	r.workers[u.UID] = w
 	r.mu.Unlock()
 	go func() {
-		defer close(w.done)
 		defer cancel()
 		r.work(ctx, u, run)
 		r.mu.Lock()
@@ -266,6 +304,14 @@ func (r *Reconciler) start(base context.Context, u *v1alpha1.NodeGroupUpgrade, r
 			delete(r.workers, u.UID)
 		}
 		r.mu.Unlock()
+		close(w.done)
+		// What comes next is Reconcile's to decide.
+		if r.wake != nil {
+			select {
+			case r.wake <- event.GenericEvent{Object: u}:
+			case <-base.Done():
+			}
+		}
 	}()
 }
 
@@ -286,27 +332,41 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 		r.Events.Eventf(u, nil, corev1.EventTypeNormal, eventReason(p.Title), "Upgrade", "%s", truncate(p.Message, 1000))
 	}
 	r.Metrics.running.Inc()
-	defer r.Metrics.running.Dec()
+	// Counted out before the final status is written: whoever reads
+	// Complete there reads no upgrade running in the metrics.
+	notRunning := sync.OnceFunc(r.Metrics.running.Dec)
+	defer notRunning()
 	began := r.Clock.Now()
 	log.Info("upgrade started", "generation", u.Generation, "strategy", run.Options.Strategy, "action", run.Action)
 	members := engine.NewMembers()
 	if g, err := r.Cloud.NodeGroup(ctx, run.Group); err == nil {
 		members.Add(g.Instances)
 	}
+	// The status says Running only once the engine holds the group's lock
+	// (it reports nothing before): a group a CLI run holds leaves the
+	// resource Pending, naming the holder, not Running then Pending again
+	// on every try.
 	startTime := metav1.NewTime(r.Clock.Now())
-	if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
-		s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhaseRunning, "starting"
-		if s.StartTime == nil {
-			s.StartTime = &startTime
+	started := false
+	markRunning := func() {
+		if started || !rep.running() {
+			return
 		}
-		s.CompletionTime = nil
-		setCondition(s, v1alpha1.ConditionPaused, metav1.ConditionFalse, "Running", "", u.Generation)
-		setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionTrue, "Running", "the upgrade is under way", u.Generation)
-		meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionFailed)
-	}); err != nil {
-		log.Error("writing status", "err", err)
+		started = true
+		if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
+			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhaseRunning, "starting"
+			if s.StartTime == nil {
+				s.StartTime = &startTime
+			}
+			s.CompletionTime = nil
+			setCondition(s, v1alpha1.ConditionPaused, metav1.ConditionFalse, "Running", "", u.Generation)
+			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionTrue, "Running", "the upgrade is under way", u.Generation)
+			meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionFailed)
+		}); err != nil && ctx.Err() == nil {
+			log.Error("writing status", "err", err)
+		}
+		r.Events.Eventf(u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", run.Group, run.Options.Strategy)
 	}
-	r.Events.Eventf(u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", run.Group, run.Options.Strategy)
 
 	opts := []engine.Option{engine.WithReporter(rep), engine.WithLogger(log), engine.WithMembers(members), engine.WithLock(r.Lock), engine.WithClock(r.Clock),
 		engine.WithRecords(r.keeper(func(from string) {
@@ -358,12 +418,19 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 	for {
 		select {
 		case <-tick.C():
-			count(r.writeProgress(ctx, key, run, members, rep, u.Generation, began, nil))
+			if markRunning(); started {
+				count(r.writeProgress(ctx, key, run, members, rep, u.Generation, began, nil))
+			}
 		case o := <-result:
 			err := o.err
-			// The final word is written even as the controller stops.
-			fin := context.WithoutCancel(ctx)
-			count(r.writeProgress(fin, key, run, members, rep, u.Generation, began, o.res))
+			// The final word is written even as the controller stops, but
+			// not past the cleanup deadline.
+			fin, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupDeadline)
+			defer cancel()
+			if markRunning(); started || err == nil {
+				count(r.writeProgress(fin, key, run, members, rep, u.Generation, began, o.res))
+			}
+			notRunning()
 			if ctx.Err() != nil {
 				// Paused, deleted or stopping: the record holds the run;
 				// whoever goes on resumes it.
@@ -439,17 +506,26 @@ func (r *Reconciler) finish(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, p
 // more: the record in the status is the engine's, written under its own
 // version (records), and a status written from a cache a moment old must
 // not put an older record back.
+//
+// The patch carries the resourceVersion it was made from: a write from a
+// cache a moment old (conditions written just before by another worker or
+// replica) is refused rather than overwriting them, and made again from
+// what the API server has now.
 func (r *Reconciler) setStatus(ctx context.Context, key client.ObjectKey, change func(*v1alpha1.NodeGroupUpgradeStatus)) error {
-	var u v1alpha1.NodeGroupUpgrade
-	if err := r.Client.Get(ctx, key, &u); err != nil {
-		return client.IgnoreNotFound(err)
-	}
-	before := u.DeepCopy()
-	change(&u.Status)
-	if equalStatus(&before.Status, &u.Status) {
-		return nil
-	}
-	return client.IgnoreNotFound(r.Client.Status().Patch(ctx, &u, client.MergeFrom(before)))
+	read := r.Client.Get
+	return client.IgnoreNotFound(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		var u v1alpha1.NodeGroupUpgrade
+		if err := read(ctx, key, &u); err != nil {
+			return err
+		}
+		read = r.Reader.Get // after a conflict: the API server's copy, not the cache's
+		before := u.DeepCopy()
+		change(&u.Status)
+		if equalStatus(&before.Status, &u.Status) {
+			return nil
+		}
+		return r.Client.Status().Patch(ctx, &u, client.MergeFromWithOptions(before, client.MergeFromWithOptimisticLock{}))
+	}))
 }
 
 // keeper finds the groups' records for a worker's engine.
@@ -525,7 +601,10 @@ func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade,
 		// again once the lease could have expired.
 		wait := max(held.Renewed.Add(held.Expires).Sub(r.Clock.Now()), 2*time.Second)
 		r.retryAfter(u, wait)
-		msg := fmt.Sprintf("waiting for the group's lock: %v; trying again in %s", err, wait.Round(time.Second))
+		// The same words on every try, so that the status is written once
+		// while the holder keeps the group.
+		msg := fmt.Sprintf("waiting for the group's lock, held by %s since %s (lease %s); this upgrade starts once it is free",
+			held.Holder.String(), held.Since.UTC().Format(time.RFC3339), held.Lease)
 		log.Info("group held by another", "holder", held.Holder.String(), "retryIn", wait)
 		if err := r.pending(ctx, u, "GroupLocked", msg); err != nil {
 			log.Error("writing status", "err", err)

@@ -87,17 +87,28 @@ func TestAGroupHeldByAnotherIsTriedAgainWhenItsLeaseCouldHaveExpired(t *testing.
 	u := resource("up", "uid-1", "ng")
 	r, clk := reconciler(t, u)
 	held := &grouplock.HeldError{Group: "c1/ng", Lease: "kube-system/x", Holder: grouplock.Holder{Host: "laptop", PID: 7},
-		Renewed: clk.Now().Add(-10 * time.Second), Expires: 30 * time.Second}
+		Since: clk.Now().Add(-time.Minute), Renewed: clk.Now().Add(-10 * time.Second), Expires: 30 * time.Second}
 	if phase := r.conclude(context.Background(), u, Run{}, fmt.Errorf("locking: %w", held), newReports(clk.Now), r.Log); phase != "" {
 		t.Fatalf("a held group ended the upgrade as %s", phase)
 	}
 	got := get(t, r, "up")
-	if got.Status.Phase != v1alpha1.PhasePending || !strings.Contains(got.Status.Message, "pid 7") || !strings.Contains(got.Status.Message, "trying again in 20s") {
+	if got.Status.Phase != v1alpha1.PhasePending || !strings.Contains(got.Status.Message, "pid 7") || !strings.Contains(got.Status.Message, "this upgrade starts once it is free") {
 		t.Errorf("phase %s message %q", got.Status.Phase, got.Status.Message)
 	}
 	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "up"}})
 	if err != nil || res.RequeueAfter != 20*time.Second || len(r.workers) != 0 {
 		t.Errorf("reconciled before the lease could expire: requeue %s, %d workers (%v)", res.RequeueAfter, len(r.workers), err)
+	}
+	// Tried again while the holder still holds it: the same status, not
+	// written again (no flapping, no churn of the resource).
+	clk.Step(5 * time.Second)
+	again := *held
+	again.Renewed = clk.Now().Add(-time.Second)
+	if phase := r.conclude(context.Background(), u, Run{}, fmt.Errorf("locking: %w", &again), newReports(clk.Now), r.Log); phase != "" {
+		t.Fatalf("a held group ended the upgrade as %s", phase)
+	}
+	if after := get(t, r, "up"); after.ResourceVersion != got.ResourceVersion || after.Status.Message != got.Status.Message {
+		t.Errorf("a second try rewrote the status: %q (version %s -> %s)", after.Status.Message, got.ResourceVersion, after.ResourceVersion)
 	}
 }
 
@@ -190,5 +201,44 @@ func TestARunReadsOnlyItsOwnRecord(t *testing.T) {
 	finished := &engine.Record{Phase: engine.PhaseCompleted, Updated: since.Add(time.Minute), Replaced: []string{"i-1"}}
 	if got := thisRun(finished, since, nil); got != finished {
 		t.Error("the record this run finished is not read")
+	}
+}
+
+// Reconcile never waits on a worker: pausing a resource whose worker is
+// still on its way out cancels it and asks to be called again, leaving the
+// phase alone until the worker is gone; then the resource reads Paused.
+func TestReconcileNeverWaitsForAWorker(t *testing.T) {
+	u := resource("up", "uid-1", "ng")
+	u.Spec.Paused = true
+	r, _ := reconciler(t, u)
+	cancelled := false
+	w := &worker{group: cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}, name: "up", generation: 1, cancel: func() { cancelled = true }, done: make(chan struct{})}
+	r.workers["uid-1"] = w
+	req := ctrl.Request{NamespacedName: types.NamespacedName{Name: "up"}}
+	returned := make(chan ctrl.Result, 1)
+	go func() {
+		res, err := r.Reconcile(context.Background(), req)
+		if err != nil {
+			t.Error(err)
+		}
+		returned <- res
+	}()
+	select {
+	case res := <-returned:
+		if !cancelled || res.RequeueAfter <= 0 || get(t, r, "up").Status.Phase == v1alpha1.PhasePaused {
+			t.Errorf("worker cancelled %v, requeue %s, phase %s; want cancelled, called again later, not Paused yet", cancelled, res.RequeueAfter, get(t, r, "up").Status.Phase)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reconcile waited for a worker that does not end")
+	}
+	r.mu.Lock()
+	delete(r.workers, "uid-1")
+	r.mu.Unlock()
+	close(w.done)
+	if _, err := r.Reconcile(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	if got := get(t, r, "up"); got.Status.Phase != v1alpha1.PhasePaused {
+		t.Errorf("once the worker is gone: phase %s, want Paused", got.Status.Phase)
 	}
 }

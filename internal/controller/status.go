@@ -35,6 +35,16 @@ type reports struct {
 	step    string
 	message string
 	blocked map[string]blocked // by node
+	// heard: the engine reported something, which it does only once it
+	// holds the group's lock (a run refused the lock says nothing).
+	heard bool
+}
+
+// running says the engine has reported since the run began.
+func (r *reports) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.heard
 }
 
 type blocked struct {
@@ -51,6 +61,9 @@ var _ engine.Reporter = (*reports)(nil)
 
 // Report implements engine.Reporter.
 func (r *reports) Report(p engine.Progress) {
+	r.mu.Lock()
+	r.heard = true
+	r.mu.Unlock()
 	switch p.Kind {
 	case engine.ProgressStep:
 		r.stepped(p)
