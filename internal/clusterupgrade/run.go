@@ -62,7 +62,7 @@ func (r *Runner) Run(ctx context.Context, cluster string) (*Record, error) {
 		return nil, err
 	}
 	if rec.Active() {
-		r.Tell("", fmt.Sprintf("resuming the upgrade of cluster %s begun %s (phase %s, %d of %d waves done), to the AMIs frozen then",
+		r.Tell("", fmt.Sprintf("resuming the upgrade of cluster %s begun %s (phase %s, %d of %d waves done), to the AMIs frozen then, with its waves and soak as it began (--canary, --max-concurrent-groups and --soak apply to the next upgrade)",
 			cluster, rec.Started.Local().Format(time.DateTime), rec.Phase, rec.Done, len(rec.Waves)))
 	} else {
 		if rec, err = r.start(ctx, cluster); err != nil || rec == nil {
