@@ -135,11 +135,17 @@ func Make(ctx context.Context, p cloud.Provider, forecast Forecaster, req Reques
 	sort.Slice(refs, func(a, b int) bool { return refs[a].Name < refs[b].Name })
 	var all, behind []string
 	for _, ref := range refs {
+		all = append(all, ref.Name)
+	}
+	// A canary that names no group is refused before any group is read.
+	if _, err := Waves(all, nil, req.Canary, req.MaxConcurrent); err != nil {
+		return nil, err
+	}
+	for _, ref := range refs {
 		g, err := planGroup(ctx, p, forecast, ref, engine.TargetSpec{KubernetesVersion: plan.KubernetesVersion, Family: req.Family})
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, g.Name)
 		if !g.UpToDate {
 			behind = append(behind, g.Name)
 		}
