@@ -102,6 +102,15 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		}
 		fmt.Fprintf(lines, "%s  %s%s\n", time.Now().Format(time.TimeOnly), who, msg)
 	}
+	// The groups of a wave drain at once through one view of the cluster
+	// and one budget tracker, as the controller's do: two drains never
+	// both spend, or both wait on, the same disruption of a budget whose
+	// pods span the groups.
+	view, err := engine.NewClusterView(at.kube)
+	if err != nil {
+		return err
+	}
+	view.Start(ctx)
 	planner := at.engine(opts)
 	r := &clusterupgrade.Runner{Kube: at.kube, Cloud: at.cloud, Clock: clock.RealClock{}, Tell: tell, Soak: req.Soak, Health: health,
 		Plan: func(ctx context.Context) (*clusterplan.Plan, error) {
@@ -111,7 +120,7 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		},
 		Upgrade: func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) error {
 			rep := groupReporter{group: ref.Name, tell: tell}
-			res, err := at.engine(opts, engine.WithReporter(rep)).Upgrade(ctx, engine.Request{Group: ref, Target: target})
+			res, err := at.engine(opts, engine.WithReporter(rep), engine.WithClusterView(view)).Upgrade(ctx, engine.Request{Group: ref, Target: target})
 			if err == nil && res != nil {
 				tell(ref.Name, fmt.Sprintf("done: %d node(s) replaced in %s", len(res.Replaced), res.Duration.Round(time.Second)))
 			}

@@ -9,9 +9,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 
@@ -164,17 +161,29 @@ func (r *Runner) wave(ctx context.Context, rec *Record, k int) error {
 }
 
 // soak watches the wave's groups for the soak's length: their nodes and
-// the pods on them, against r.Health.
+// the pods on them, against r.Health, read from informers (one list and a
+// watch, not requests a node every look); which nodes are the groups' the
+// cloud says, asked again every membershipEvery.
 func (r *Runner) soak(ctx context.Context, rec *Record, k int, d time.Duration) error {
 	w := rec.Waves[k]
+	view, err := watchCluster(ctx, r.Kube)
+	if err != nil {
+		return fmt.Errorf("soaking %s: %w", waveName(rec, k), err)
+	}
+	defer view.close()
 	baseline := map[string]int32{}
 	end := r.Clock.Now().Add(d)
+	var names []string
+	var asked time.Time
 	first := true
 	for {
-		nodes, pods, err := r.look(ctx, rec.Cluster, w.Groups)
-		if err != nil {
-			return err
+		if names == nil || r.Clock.Since(asked) >= membershipEvery {
+			if names, err = r.members(ctx, rec.Cluster, w.Groups); err != nil {
+				return err
+			}
+			asked = r.Clock.Now()
 		}
+		nodes, pods := view.look(names)
 		if first {
 			for k := range pods {
 				baseline[string(pods[k].UID)] = restarts(&pods[k])
@@ -195,13 +204,17 @@ func (r *Runner) soak(ctx context.Context, rec *Record, k int, d time.Duration) 
 	}
 }
 
-// look reads the groups' nodes and the pods on them.
-func (r *Runner) look(ctx context.Context, cluster string, groups []string) ([]corev1.Node, []corev1.Pod, error) {
-	var names []string
+// membershipEvery is how often a soak asks the cloud which nodes are the
+// groups': instances come and go rarely once a wave is done.
+const membershipEvery = 15 * time.Second
+
+// members are the nodes of the groups' instances in service.
+func (r *Runner) members(ctx context.Context, cluster string, groups []string) ([]string, error) {
+	names := []string{}
 	for _, g := range groups {
 		ng, err := r.Cloud.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: cluster, Name: g})
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for _, i := range ng.Instances {
 			if i.NodeName != "" && !i.Terminating() {
@@ -209,21 +222,7 @@ func (r *Runner) look(ctx context.Context, cluster string, groups []string) ([]c
 			}
 		}
 	}
-	var nodes []corev1.Node
-	var pods []corev1.Pod
-	for _, n := range names {
-		node, err := r.Kube.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
-		if err != nil {
-			continue // not registered yet, or gone: the engine's concern
-		}
-		nodes = append(nodes, *node)
-		list, err := r.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: fields.OneTermEqualSelector("spec.nodeName", n).String()})
-		if err != nil {
-			return nil, nil, fmt.Errorf("listing the pods on %s: %w", n, err)
-		}
-		pods = append(pods, list.Items...)
-	}
-	return nodes, pods, nil
+	return names, nil
 }
 
 // stop records why the upgrade stopped, and returns it.
