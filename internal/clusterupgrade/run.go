@@ -15,6 +15,7 @@ import (
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/clusterplan"
 	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/grouplock"
 )
 
 // Runner upgrades a cluster's groups, wave by wave.
@@ -53,6 +54,13 @@ func (r *Runner) Run(ctx context.Context, cluster string) (*Record, error) {
 	if r.PollEvery <= 0 {
 		r.PollEvery = 2 * time.Second
 	}
+	// One upgrade of a cluster at a time: a second run would resume the
+	// same record and race the first for its groups.
+	ctx, release, err := r.lock(ctx, cluster)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	st := &store{kube: r.Kube, cluster: cluster}
 	rec, err := st.load(ctx)
 	if err != nil {
@@ -103,6 +111,26 @@ func (r *Runner) Run(ctx context.Context, cluster string) (*Record, error) {
 		return rec, err
 	}
 	return rec, nil
+}
+
+// lock holds the cluster upgrade's Lease (beside its record) for the run,
+// as each group's run holds its own.
+func (r *Runner) lock(ctx context.Context, cluster string) (context.Context, func(), error) {
+	held, err := grouplock.Acquire(ctx, r.Kube, RecordName(cluster), "cluster "+cluster, map[string]string{"app.kubernetes.io/managed-by": "noderoll"},
+		grouplock.Options{Namespace: engine.Namespace, Clock: r.Clock})
+	var busy *grouplock.HeldError
+	if errors.As(err, &busy) {
+		return nil, nil, fmt.Errorf("cluster %s is being upgraded by %s (lease %s, since %s): wait for that run to finish or stop it, then rerun to go on from its record; "+
+			"if its process died, the lock is taken over %s after its last renewal (at once on the same host)", cluster, busy.Holder, busy.Lease, busy.Since.UTC().Format(time.RFC3339), busy.Expires)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("locking the upgrade of cluster %s: %w", cluster, err)
+	}
+	guarded, cancel := held.Guard(ctx)
+	return guarded, func() {
+		cancel()
+		held.Release()
+	}, nil
 }
 
 // start plans a new upgrade and freezes its targets; nil when no group is

@@ -18,6 +18,7 @@ import (
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
 	"github.com/noderoll/noderoll/internal/clusterplan"
 	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/kubefake"
 )
 
@@ -79,5 +80,25 @@ func TestASoakThatSeesARegressionHaltsBeforeTheNextWave(t *testing.T) {
 	}
 	if want := []string{"canary@ami-canary", "canary@ami-canary", "apps@ami-apps"}; !slices.Equal(upgraded, want) {
 		t.Errorf("upgraded %v; want %v (the canary's wave goes on, a no-op for the engine, then the rest)", upgraded, want)
+	}
+}
+
+// One upgrade of a cluster at a time: a run while another holds the
+// cluster's lock is refused, naming the holder, before it reads or plans
+// anything.
+func TestASecondClusterUpgradeIsRefusedWhileOneRuns(t *testing.T) {
+	ctx := context.Background()
+	kube := k8sfake.NewClientset()
+	other := grouplock.Holder{Host: "bastion", PID: 42, User: "ben", Nonce: "abcde"}
+	held, err := grouplock.Acquire(ctx, kube, RecordName("prod"), "cluster prod", nil, grouplock.Options{Namespace: engine.Namespace, Self: other})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+	planned := false
+	r := &Runner{Kube: kube, Clock: clock.RealClock{}, Tell: func(string, string) {},
+		Plan: func(context.Context) (*clusterplan.Plan, error) { planned = true; return &clusterplan.Plan{}, nil }}
+	if _, err := r.Run(ctx, "prod"); err == nil || !strings.Contains(err.Error(), "cluster prod is being upgraded by") || !strings.Contains(err.Error(), "bastion") || planned {
+		t.Errorf("a second run: %v (planned %v); want it refused, naming the holder, before planning", err, planned)
 	}
 }
