@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"sort"
 	"strings"
@@ -211,10 +210,10 @@ taken over at once, one on another machine once its lease expired (30s).`,
 // ETA, and returns it with its tail (the scale-back after the last
 // replacement). A prediction that cannot be made is no reason not to run:
 // the run says what is wrong itself.
-func predictInto(ctx context.Context, view *progress.View, kube kubernetes.Interface, p cloud.Provider, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec, log *slog.Logger, recs engine.Option) (req engine.Request) {
-	fc, err := engine.New(kube, p, opts, engine.WithLogger(log), recs).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
+func predictInto(ctx context.Context, view *progress.View, at *reach, opts engine.Options, ref cloud.NodeGroupRef, target engine.TargetSpec) (req engine.Request) {
+	fc, err := at.engine(opts).Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())
 	if err != nil {
-		log.Debug("no prediction for the ETA", "err", err)
+		at.log.Debug("no prediction for the ETA", "err", err)
 		return req
 	}
 	if fc.UpToDate || len(fc.Predictions) == 0 || fc.Predictions[0].Blocked != "" {
@@ -467,7 +466,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
 	var predicted engine.Request // the prediction's part of the request
 	if f.mode == "noderoll" && !f.rollback && !f.abort {
-		predicted = predictInto(ctx, view, kube, p, opts, ref, f.target, log, recs)
+		predicted = predictInto(ctx, view, at, opts, ref, f.target)
 	}
 	keeper.TookOver = func(from string) {
 		view.Info(fmt.Sprintf("took the upgrade over from %s: its controller was not running it; the record is in the group's ConfigMap now", from))

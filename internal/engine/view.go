@@ -119,10 +119,10 @@ func (v *ClusterView) watch(poke func()) (func(), error) {
 }
 
 // watchPodStops calls took for every pod a drain would evict that the cache
-// sees deleted and then
-// gone, with how long that took (its deletion to its disappearance, what a
-// plan charges for a pod's stop), until the returned function removes the
-// handler. Pods already being deleted when it starts are not timed.
+// sees deleted and then gone, with how long that took (its deletion to its
+// disappearance, what a plan charges for a pod's stop), until the returned
+// function removes the handler. Pods already being deleted when it starts
+// are not timed.
 func (v *ClusterView) watchPodStops(clk clock.Clock, took func(node string, d time.Duration)) (func(), error) {
 	// An informer calls one handler's functions one at a time: the map
 	// needs no lock.
