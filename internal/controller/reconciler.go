@@ -241,6 +241,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		msg := fmt.Sprintf("waiting for a free worker: %d upgrades run (the controller's --max-concurrent-upgrades)", running)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.pending(ctx, &u, "Pending", msg)
 	}
+	// The cache may not yet hold the end a worker just wrote (its end
+	// wakes this reconcile at once): ask the API server before starting
+	// the same upgrade again.
+	var live v1alpha1.NodeGroupUpgrade
+	if err := r.Reader.Get(ctx, req.NamespacedName, &live); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if ended(&live) || live.Generation != u.Generation || !live.DeletionTimestamp.IsZero() {
+		return ctrl.Result{}, nil // the watch brings the newer copy back here
+	}
 	r.start(base, u.DeepCopy(), run)
 	return ctrl.Result{}, nil
 }

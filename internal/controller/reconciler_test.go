@@ -242,3 +242,22 @@ func TestReconcileNeverWaitsForAWorker(t *testing.T) {
 		t.Errorf("once the worker is gone: phase %s, want Paused", got.Status.Phase)
 	}
 }
+
+// A worker's end wakes its resource at once, sooner than the cache may
+// hold the end it wrote: a resource the API server has Complete is not
+// started again from a cached copy that still reads Running.
+func TestAnUpgradeJustEndedIsNotStartedAgainFromAStaleCache(t *testing.T) {
+	cached := resource("up", "uid-1", "ng")
+	cached.Status = v1alpha1.NodeGroupUpgradeStatus{Phase: v1alpha1.PhaseRunning, ObservedGeneration: cached.Generation}
+	r, _ := reconciler(t, cached)
+	done := cached.DeepCopy()
+	done.Status.Phase = v1alpha1.PhaseComplete
+	live, _ := reconciler(t, done)
+	r.Reader = live.Client
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "up"}}); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.workers) != 0 {
+		t.Errorf("started %d worker(s) for an upgrade the API server has Complete", len(r.workers))
+	}
+}
