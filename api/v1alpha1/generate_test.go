@@ -18,8 +18,9 @@ func TestGeneratedFilesAreUpToDate(t *testing.T) {
 		t.Fatalf("controller-gen: %v\n%s", err, out)
 	}
 	for have, made := range map[string]string{
-		"zz_generated.deepcopy.go":                                      "zz_generated.deepcopy.go",
-		"../../charts/noderoll/crds/noderoll.io_nodegroupupgrades.yaml": "noderoll.io_nodegroupupgrades.yaml",
+		"zz_generated.deepcopy.go":                                             "zz_generated.deepcopy.go",
+		"../../charts/noderoll/crds/noderoll.io_nodegroupupgrades.yaml":        "noderoll.io_nodegroupupgrades.yaml",
+		"../../charts/noderoll/crds/noderoll.io_nodegroupupgradepolicies.yaml": "noderoll.io_nodegroupupgradepolicies.yaml",
 	} {
 		want, err := os.ReadFile(filepath.Join(dir, made))
 		if err != nil {

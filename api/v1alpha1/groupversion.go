@@ -1,6 +1,8 @@
 // Package v1alpha1 is the noderoll.io/v1alpha1 API: the NodeGroupUpgrade
 // resource that declares an upgrade of one node group for noderoll's
-// controller to carry out. Other programs may import these types.
+// controller to carry out, and the NodeGroupUpgradePolicy that keeps a
+// cluster's groups current by creating them. Other programs may import
+// these types.
 //
 // +kubebuilder:object:generate=true
 // +groupName=noderoll.io
@@ -22,7 +24,7 @@ var GroupVersion = schema.GroupVersion{Group: "noderoll.io", Version: "v1alpha1"
 
 // AddToScheme adds the API's types to a scheme.
 func AddToScheme(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &NodeGroupUpgrade{}, &NodeGroupUpgradeList{})
+	s.AddKnownTypes(GroupVersion, &NodeGroupUpgrade{}, &NodeGroupUpgradeList{}, &NodeGroupUpgradePolicy{}, &NodeGroupUpgradePolicyList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

@@ -65,6 +65,25 @@ type NodeGroupUpgradeSpec struct {
 	Mode string `json:"mode,omitempty"`
 	// Target is the AMI to move to.
 	Target Target `json:"target"`
+	// UpgradeSettings are how the group is upgraded: the strategy, its
+	// budgets and timeouts (a NodeGroupUpgradePolicy's spec.upgrade
+	// holds the same fields for every group it rolls).
+	UpgradeSettings `json:",inline"`
+	// Paused stops the upgrade before its next action; unpaused, it goes
+	// on from there.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+	// Action turns the upgrade around: Abort takes it back to the AMI and
+	// launch template version the group ran before; Rollback goes back
+	// from a BlueGreen upgrade still in its soak to the old nodes.
+	// +kubebuilder:validation:Enum=Abort;Rollback
+	// +optional
+	Action string `json:"action,omitempty"`
+}
+
+// UpgradeSettings are how a group is upgraded, apart from which group and
+// to what: a NodeGroupUpgrade's, and every one a policy creates.
+type UpgradeSettings struct {
 	// Strategy is how old nodes are replaced.
 	// +kubebuilder:default={type: Surge}
 	// +optional
@@ -108,16 +127,6 @@ type NodeGroupUpgradeSpec struct {
 	// +kubebuilder:validation:MaxItems=16
 	// +optional
 	IgnorePreflight []string `json:"ignorePreflight,omitempty"`
-	// Paused stops the upgrade before its next action; unpaused, it goes
-	// on from there.
-	// +optional
-	Paused bool `json:"paused,omitempty"`
-	// Action turns the upgrade around: Abort takes it back to the AMI and
-	// launch template version the group ran before; Rollback goes back
-	// from a BlueGreen upgrade still in its soak to the old nodes.
-	// +kubebuilder:validation:Enum=Abort;Rollback
-	// +optional
-	Action string `json:"action,omitempty"`
 }
 
 // Target is the AMI to move to: exactly one of its first four fields.

@@ -138,9 +138,8 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 			ObjectMeta: metav1.ObjectMeta{Name: "bench-" + g},
 			Spec: v1alpha1.NodeGroupUpgradeSpec{
 				Cluster: st.Scenario.Cluster, NodeGroup: g,
-				Target:         v1alpha1.Target{KubernetesVersion: sandbox.ControlPlaneMinor},
-				Strategy:       v1alpha1.Strategy{Type: "Surge"},
-				PostCordonWait: &metav1.Duration{Duration: wait},
+				Target:          v1alpha1.Target{KubernetesVersion: sandbox.ControlPlaneMinor},
+				UpgradeSettings: v1alpha1.UpgradeSettings{Strategy: v1alpha1.Strategy{Type: "Surge"}, PostCordonWait: &metav1.Duration{Duration: wait}},
 			},
 		}
 		if err := c.Create(ctx, u); err != nil {

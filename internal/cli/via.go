@@ -42,15 +42,17 @@ func resourceFromFlags(f *upgradeFlags, changed func(string) bool) (*v1alpha1.No
 		Cluster: f.cluster, NodeGroup: f.name, Mode: "Noderoll",
 		Target: v1alpha1.Target{KubernetesVersion: f.target.KubernetesVersion, ReleaseVersion: f.target.ReleaseVersion,
 			LaunchTemplateVersion: f.target.LaunchTemplateVersion, AMI: f.target.AMI, AMIFamily: f.target.Family},
-		Strategy:          v1alpha1.Strategy{Type: strategy, BatchSize: int32(f.opts.BatchSize)},
-		PostCordonWait:    &metav1.Duration{Duration: f.opts.PostCordonWait},
-		EvictionTimeout:   &metav1.Duration{Duration: f.opts.Drain.Timeout},
-		NodeReadyTimeout:  &metav1.Duration{Duration: f.opts.NodeReadyTimeout},
-		Force:             f.force,
-		ClusterAutoscaler: f.opts.ClusterAutoscaler,
-		AllowDowngrade:    f.opts.AllowDowngrade,
-		AcceptResize:      f.opts.AcceptResize,
-		IgnorePreflight:   f.opts.IgnorePreflight,
+		UpgradeSettings: v1alpha1.UpgradeSettings{
+			Strategy:          v1alpha1.Strategy{Type: strategy, BatchSize: int32(f.opts.BatchSize)},
+			PostCordonWait:    &metav1.Duration{Duration: f.opts.PostCordonWait},
+			EvictionTimeout:   &metav1.Duration{Duration: f.opts.Drain.Timeout},
+			NodeReadyTimeout:  &metav1.Duration{Duration: f.opts.NodeReadyTimeout},
+			Force:             f.force,
+			ClusterAutoscaler: f.opts.ClusterAutoscaler,
+			AllowDowngrade:    f.opts.AllowDowngrade,
+			AcceptResize:      f.opts.AcceptResize,
+			IgnorePreflight:   f.opts.IgnorePreflight,
+		},
 	}
 	if f.mode == "managed" {
 		spec.Mode = "Managed"

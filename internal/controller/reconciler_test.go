@@ -49,7 +49,7 @@ func reconciler(t *testing.T, objs ...client.Object) (*Reconciler, *clocktesting
 
 func resource(name string, uid types.UID, group string) *v1alpha1.NodeGroupUpgrade {
 	return &v1alpha1.NodeGroupUpgrade{ObjectMeta: metav1.ObjectMeta{Name: name, UID: uid, Generation: 1, Finalizers: []string{Finalizer}},
-		Spec: v1alpha1.NodeGroupUpgradeSpec{Cluster: "c1", NodeGroup: group, Mode: "Noderoll", Target: v1alpha1.Target{KubernetesVersion: "1.37"}, Strategy: v1alpha1.Strategy{Type: "Surge"}}}
+		Spec: v1alpha1.NodeGroupUpgradeSpec{Cluster: "c1", NodeGroup: group, Mode: "Noderoll", Target: v1alpha1.Target{KubernetesVersion: "1.37"}, UpgradeSettings: v1alpha1.UpgradeSettings{Strategy: v1alpha1.Strategy{Type: "Surge"}}}}
 }
 
 func get(t *testing.T, r *Reconciler, name string) *v1alpha1.NodeGroupUpgrade {

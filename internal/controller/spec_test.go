@@ -15,7 +15,7 @@ import (
 
 func spec() v1alpha1.NodeGroupUpgradeSpec {
 	return v1alpha1.NodeGroupUpgradeSpec{Cluster: "c1", NodeGroup: "ng", Mode: "Noderoll",
-		Target: v1alpha1.Target{KubernetesVersion: "1.37"}, Strategy: v1alpha1.Strategy{Type: "Surge"}}
+		Target: v1alpha1.Target{KubernetesVersion: "1.37"}, UpgradeSettings: v1alpha1.UpgradeSettings{Strategy: v1alpha1.Strategy{Type: "Surge"}}}
 }
 
 // A resource left at its defaults runs as the CLI does with its flags left

@@ -118,9 +118,8 @@ func seedResource(name string) *v1alpha1.NodeGroupUpgrade {
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1alpha1.NodeGroupUpgradeSpec{
 			Cluster: "eksworkshop-eksctl", NodeGroup: "nodegroup",
-			Target:         v1alpha1.Target{KubernetesVersion: "1.37"},
-			Strategy:       v1alpha1.Strategy{Type: "Surge"},
-			PostCordonWait: &metav1.Duration{Duration: 2 * time.Second},
+			Target:          v1alpha1.Target{KubernetesVersion: "1.37"},
+			UpgradeSettings: v1alpha1.UpgradeSettings{Strategy: v1alpha1.Strategy{Type: "Surge"}, PostCordonWait: &metav1.Duration{Duration: 2 * time.Second}},
 		},
 	}
 }
