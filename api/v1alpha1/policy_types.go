@@ -60,6 +60,7 @@ type NodeGroupUpgradePolicySpec struct {
 	// cluster, also groups made later).
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=255
 	// +optional
 	NodeGroups []string `json:"nodeGroups,omitempty"`
 	// KubernetesVersion is the minor whose newest release the groups
@@ -73,6 +74,8 @@ type NodeGroupUpgradePolicySpec struct {
 	// (0: at once).
 	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.minReleaseAge: a duration of 0 or more, such as 72h"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	MinReleaseAge *metav1.Duration `json:"minReleaseAge,omitempty"`
 	// SkipReleases are EKS AMI releases never taken, such as
 	// "1.37.2-20261201": the groups wait for the next one.
@@ -122,6 +125,8 @@ type MaintenanceWindow struct {
 	Schedule string `json:"schedule"`
 	// Duration is how long the window stays open.
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="duration: more than 0, such as 4h"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	Duration metav1.Duration `json:"duration"`
 	// TimeZone is an IANA time zone, such as Europe/Berlin (default UTC).
 	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$`
@@ -148,6 +153,7 @@ type Rollout struct {
 	// other group starts.
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:items:MaxLength=255
 	// +optional
 	Canary []string `json:"canary,omitempty"`
 	// Soak is how long the upgraded groups are watched after the canary
@@ -155,6 +161,8 @@ type Rollout struct {
 	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.rollout.soak: a duration of 0 or more, such as 30m"
 	// +kubebuilder:default="30m"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	Soak *metav1.Duration `json:"soak,omitempty"`
 	// MaxConcurrentGroups is how many groups a wave upgrades at once.
 	// +kubebuilder:validation:Minimum=1
@@ -173,6 +181,8 @@ type Rollout struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$') && duration(self) > duration('0s')",message="spec.rollout.podReadyTimeout: more than 0, such as 2m"
 	// +kubebuilder:default="2m"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	PodReadyTimeout *metav1.Duration `json:"podReadyTimeout,omitempty"`
 }
 

@@ -93,16 +93,22 @@ type UpgradeSettings struct {
 	// +kubebuilder:default="60s"
 	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.postCordonWait: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	PostCordonWait *metav1.Duration `json:"postCordonWait,omitempty"`
 	// EvictionTimeout fails the upgrade when a node's pods cannot all be
 	// evicted within it (see Force).
 	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.evictionTimeout: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	EvictionTimeout *metav1.Duration `json:"evictionTimeout,omitempty"`
 	// NodeReadyTimeout fails the upgrade when new nodes are not Ready
 	// within it, before any old node is drained.
 	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.nodeReadyTimeout: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	NodeReadyTimeout *metav1.Duration `json:"nodeReadyTimeout,omitempty"`
 	// Force deletes, at EvictionTimeout, the pods a PodDisruptionBudget
 	// still protects instead of failing.
@@ -190,11 +196,15 @@ type Strategy struct {
 	// BatchSoak is BlueGreen's wait between one batch drained and the next.
 	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.strategy.batchSoak: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	BatchSoak *metav1.Duration `json:"batchSoak,omitempty"`
 	// Soak is how long BlueGreen keeps the drained old nodes before
 	// terminating them (default 10m); until then Rollback goes back at once.
 	// +kubebuilder:validation:XValidation:rule="self == '0' || self.matches('^([0-9]+([.][0-9]*)?(ns|us|µs|ms|s|m|h))+$')",message="spec.strategy.soak: a duration of 0 or more, such as 60s, 2m or 1h30m"
 	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=32
 	Soak *metav1.Duration `json:"soak,omitempty"`
 }
 

@@ -3,6 +3,9 @@ package main
 
 import (
 	"os"
+	// Maintenance windows name IANA time zones; a container image without
+	// a zoneinfo database still knows them.
+	_ "time/tzdata"
 
 	"github.com/noderoll/noderoll/internal/cli"
 )

@@ -35,6 +35,7 @@ type controllerFlags struct {
 	leaseDuration           time.Duration
 	metricsAddr, probeAddr  string
 	maxConcurrent           int
+	releasePoll             time.Duration
 	verbose                 bool
 }
 
@@ -43,7 +44,7 @@ func newControllerCmd(s Streams) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:         "controller",
 		Annotations: map[string]string{libraryLogsAnnotation: "info"},
-		Short:       "Run NodeGroupUpgrades declared in the cluster (the in-cluster controller)",
+		Short:       "Run NodeGroupUpgrades and NodeGroupUpgradePolicies declared in the cluster (the in-cluster controller)",
 		Long: `Run the controller that carries out NodeGroupUpgrade resources (noderoll.io/v1alpha1):
 each resource declares one upgrade of one node group, with the same target,
 strategy, budgets and timeouts as 'noderoll upgrade nodegroup'. The controller
@@ -58,7 +59,14 @@ records. Each upgrade runs in a worker of its own, --max-concurrent-upgrades
 at a time; spec.paused stops one between actions, deleting the resource stops
 it and leaves the group as its record says.
 
-The CRD and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll).`,
+NodeGroupUpgradePolicy resources keep a cluster's groups current by
+themselves: each new EKS AMI release (read from SSM every
+--release-poll-interval) is rolled out in the policy's maintenance windows,
+canary first, then in waves, each group by a NodeGroupUpgrade the policy
+creates, with a soak watching the upgraded groups after each; a failure or
+a regression halts it (docs/keep-current.md).
+
+The CRDs and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll).`,
 		Example: `  # Against the sandbox, as a host process:
   eval "$(noderoll sandbox env)"
   kubectl apply -f charts/noderoll/crds/
@@ -85,6 +93,7 @@ The CRD and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll)
 	fl.StringVar(&f.metricsAddr, "metrics-bind-address", "127.0.0.1:8080", "where /metrics is served (0: not served)")
 	fl.StringVar(&f.probeAddr, "health-probe-bind-address", "127.0.0.1:8081", "where /healthz and /readyz are served (0: not served)")
 	fl.IntVar(&f.maxConcurrent, "max-concurrent-upgrades", 10, "upgrades run at once; more wait in phase Pending")
+	fl.DurationVar(&f.releasePoll, "release-poll-interval", 10*time.Minute, "how often NodeGroupUpgradePolicies read their groups' newest AMI releases (SSM's recommended parameters) again: how soon a new release is seen")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	return cmd
 }
@@ -92,6 +101,9 @@ The CRD and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll)
 func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	if f.maxConcurrent < 1 {
 		return fmt.Errorf("--max-concurrent-upgrades %d: want at least 1", f.maxConcurrent)
+	}
+	if f.releasePoll < time.Second {
+		return fmt.Errorf("--release-poll-interval %s: want at least 1s (default 10m)", f.releasePoll)
 	}
 	if f.leaseDuration < 2*time.Second {
 		return fmt.Errorf("--leader-election-lease-duration %s: want at least 2s", f.leaseDuration)
@@ -171,6 +183,17 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 		Lock: lock,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
+		return err
+	}
+	policyMetrics, err := controller.NewPolicyMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	policies := &controller.PolicyReconciler{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+		Log: log, Clock: clock.RealClock{}, PollEvery: f.releasePoll, Metrics: policyMetrics,
+	}
+	if err := policies.SetupWithManager(mgr); err != nil {
 		return err
 	}
 	log.Info("controller starting", "leaderElection", f.leaderElect, "metrics", f.metricsAddr, "probes", f.probeAddr)

@@ -41,11 +41,11 @@ func restarts(p *corev1.Pod) int32 {
 	return n
 }
 
-// judge names the regressions the groups' nodes and the pods on them
+// Judge names the regressions the groups' nodes and the pods on them
 // show now: nodes not Ready, pods restarting more than allowed since the
 // soak began (baseline: their restarts then, by pod UID), pods not Ready
 // longer than allowed. Pure: the caller reads the cluster.
-func (h Health) judge(now time.Time, nodes []corev1.Node, pods []corev1.Pod, baseline map[string]int32) []string {
+func (h Health) Judge(now time.Time, nodes []corev1.Node, pods []corev1.Pod, baseline map[string]int32) []string {
 	h = h.withDefaults()
 	var out []string
 	for k := range nodes {

@@ -29,14 +29,14 @@ func TestASoakJudgesTheGroupsNodesAndPods(t *testing.T) {
 				ContainerStatuses: []corev1.ContainerStatus{{RestartCount: restarts}}}}
 	}
 	h := Health{Restarts: 3, PodReady: time.Minute}
-	healthy := h.judge(now, []corev1.Node{node("n1", corev1.ConditionTrue)},
+	healthy := h.Judge(now, []corev1.Node{node("n1", corev1.ConditionTrue)},
 		[]corev1.Pod{pod("web", time.Hour, true, 7), pod("young", 10*time.Second, false, 0)}, map[string]int32{"uid-web": 7})
 	if len(healthy) != 0 {
 		t.Errorf("a healthy group: %q", healthy)
 	}
 	deleting := pod("old", time.Hour, false, 9)
 	deleting.DeletionTimestamp = &metav1.Time{Time: now}
-	got := h.judge(now, []corev1.Node{node("n1", corev1.ConditionTrue), node("n2", corev1.ConditionUnknown)},
+	got := h.Judge(now, []corev1.Node{node("n1", corev1.ConditionTrue), node("n2", corev1.ConditionUnknown)},
 		[]corev1.Pod{pod("crash", time.Hour, true, 5), pod("stuck", 2*time.Minute, false, 0), deleting}, map[string]int32{"uid-crash": 2})
 	want := []string{"node n2 is not Ready", "pod default/crash on n1 restarted 3 times during the soak (crash-looping)", "pod default/stuck on n1 not Ready 2m0s after it was created"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {

@@ -218,7 +218,7 @@ func (r *Runner) soak(ctx context.Context, rec *Record, k int, d time.Duration) 
 			}
 			first = false
 		}
-		if seen := r.Health.judge(r.Clock.Now(), nodes, pods, baseline); len(seen) > 0 {
+		if seen := r.Health.Judge(r.Clock.Now(), nodes, pods, baseline); len(seen) > 0 {
 			return &HaltedError{Wave: waveName(rec, k), Groups: w.Groups, Seen: seen}
 		}
 		if !r.Clock.Now().Before(end) {

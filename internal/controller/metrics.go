@@ -1,7 +1,14 @@
 package controller
 
 import (
+	"slices"
+	"sync"
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/noderoll/noderoll/api/v1alpha1"
+	"github.com/noderoll/noderoll/internal/keepcurrent"
 )
 
 // Metrics are the controller's own series, beside controller-runtime's
@@ -51,4 +58,87 @@ func (m *Metrics) CloudCall(service, action string, err error) {
 		result = "error"
 	}
 	m.calls.WithLabelValues(service, action, result).Inc()
+}
+
+// PolicyMetrics are the policies' series: how far behind their groups are
+// and how their rollouts end.
+type PolicyMetrics struct {
+	behind       *prometheus.GaugeVec
+	behindFor    *prometheus.GaugeVec
+	rollouts     *prometheus.CounterVec
+	halted       *prometheus.GaugeVec
+	mu           sync.Mutex
+	groupsByName map[string][]string // the group series a policy has, to drop them
+}
+
+// NewPolicyMetrics registers the policies' series with reg.
+func NewPolicyMetrics(reg prometheus.Registerer) (*PolicyMetrics, error) {
+	m := &PolicyMetrics{
+		behind: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noderoll_policy_groups_behind",
+			Help: "Node groups of a policy not on their newest acceptable AMI release."}, []string{"policy"}),
+		behindFor: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noderoll_policy_group_behind_seconds",
+			Help: "How long a policy's node group has been behind: since the release it lacks was published (0 when up to date)."}, []string{"policy", "group"}),
+		rollouts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "noderoll_policy_rollouts_total",
+			Help: "Rollouts of new releases that ended, by outcome (Completed, Halted)."}, []string{"policy", "outcome"}),
+		halted: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "noderoll_policy_halted",
+			Help: "1 while a policy's rollout is halted on a failure or a regression."}, []string{"policy"}),
+		groupsByName: map[string][]string{},
+	}
+	for _, c := range []prometheus.Collector{m.behind, m.behindFor, m.rollouts, m.halted} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// observe sets a policy's series from a decision.
+func (m *PolicyMetrics) observe(p *v1alpha1.NodeGroupUpgradePolicy, out keepcurrent.Output, now time.Time) {
+	if m == nil {
+		return
+	}
+	behind := 0
+	var groups []string
+	for _, g := range out.Groups {
+		groups = append(groups, g.Name)
+		secs := 0.0
+		if g.State != v1alpha1.PolicyUpToDate {
+			behind++
+			if g.BehindSince != nil {
+				secs = now.Sub(g.BehindSince.Time).Seconds()
+			}
+		}
+		m.behindFor.WithLabelValues(p.Name, g.Name).Set(secs)
+	}
+	m.behind.WithLabelValues(p.Name).Set(float64(behind))
+	wasHalted := p.Status.Rollout != nil && p.Status.Rollout.Halted != nil
+	isHalted := out.Rollout != nil && out.Rollout.Halted != nil
+	m.halted.WithLabelValues(p.Name).Set(map[bool]float64{true: 1, false: 0}[isHalted])
+	if isHalted && !wasHalted {
+		m.rollouts.WithLabelValues(p.Name, "Halted").Inc()
+	}
+	if out.Ended != nil {
+		m.rollouts.WithLabelValues(p.Name, out.Ended.Outcome).Inc()
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, g := range m.groupsByName[p.Name] {
+		if !slices.Contains(groups, g) {
+			m.behindFor.DeleteLabelValues(p.Name, g)
+		}
+	}
+	m.groupsByName[p.Name] = groups
+}
+
+// forget drops a deleted policy's series.
+func (m *PolicyMetrics) forget(policy string) {
+	if m == nil {
+		return
+	}
+	m.behind.DeleteLabelValues(policy)
+	m.halted.DeleteLabelValues(policy)
+	m.behindFor.DeletePartialMatch(prometheus.Labels{"policy": policy})
+	m.mu.Lock()
+	delete(m.groupsByName, policy)
+	m.mu.Unlock()
 }

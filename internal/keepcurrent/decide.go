@@ -255,7 +255,9 @@ func begin(in Input, all, behind []string) (*v1alpha1.PolicyRollout, error) {
 	if err != nil {
 		return nil, fmt.Errorf("spec.rollout: %w", err)
 	}
-	r := &v1alpha1.PolicyRollout{Started: metav1.Time{Time: in.Now}, KubernetesVersion: in.Minor}
+	// Whole seconds: the status keeps no finer, and the rollout's
+	// NodeGroupUpgrades are named after its start as kept.
+	r := &v1alpha1.PolicyRollout{Started: metav1.Time{Time: in.Now.Truncate(time.Second)}, KubernetesVersion: in.Minor}
 	for _, g := range in.Groups {
 		if slices.Contains(behind, g.Name) {
 			r.Targets = append(r.Targets, v1alpha1.RolloutTarget{Group: g.Name, ImageID: g.Newest.ImageID, ImageName: g.Newest.ImageName,
@@ -393,18 +395,6 @@ const soakLook = 5 * time.Second
 func halt(in Input, out *Output, groups []string, reason, msg string) {
 	r := out.Rollout
 	r.Halted = &v1alpha1.PolicyHalt{At: metav1.Time{Time: in.Now}, Groups: groups, Reason: reason, Message: msg, TakenBack: in.Spec.Abort}
-	if in.Spec.Abort {
-		for _, g := range groups {
-			u, ok := in.Upgrades[g]
-			switch {
-			case ok && u.Phase == v1alpha1.PhaseFailed:
-				out.Abort = append(out.Abort, u.Name) // the engine turns the unfinished upgrade around
-			case ok && u.Phase == v1alpha1.PhaseComplete:
-				t := target(r, g)
-				out.Create = append(out.Create, Create{Group: g, ImageID: t.FromImageID, Release: t.FromImageID, TakeBack: true})
-			}
-		}
-	}
 	out.Events = append(out.Events, Event{Warning: true, Reason: "Halted", Message: fmt.Sprintf("%s halted on %s: %s%s", waveName(r, int(r.Wave)), strings.Join(groups, ", "), msg,
 		map[bool]string{true: "; taking them back (spec.onFailure Abort)", false: ""}[in.Spec.Abort])})
 	halted(in, out)
@@ -414,6 +404,21 @@ func halt(in Input, out *Output, groups []string, reason, msg string) {
 func halted(in Input, out *Output) {
 	r := out.Rollout
 	h := r.Halted
+	// Taking back is asked for on every look until it is under way: a
+	// controller that stopped between the halt and its effects asks again.
+	if h.TakenBack {
+		for _, g := range h.Groups {
+			u, ok := in.Upgrades[g]
+			_, back := in.TakeBacks[g]
+			switch {
+			case ok && u.Phase == v1alpha1.PhaseFailed && u.Action != "Abort":
+				out.Abort = append(out.Abort, u.Name) // the engine turns the unfinished upgrade around
+			case ok && u.Phase == v1alpha1.PhaseComplete && !back:
+				t := target(r, g)
+				out.Create = append(out.Create, Create{Group: g, ImageID: t.FromImageID, Release: t.FromImageID, TakeBack: true})
+			}
+		}
+	}
 	out.State, out.Waiting = v1alpha1.PolicyHalted, WaitingHalted
 	what := map[string]string{"UpgradeFailed": "an upgrade failed", "Regression": "a regression in the soak"}[h.Reason]
 	out.Message = fmt.Sprintf("halted since %s on %s (%s): %s. No other group starts. %sOnce fixed, resume with: kubectl annotate nodegroupupgradepolicy NAME %s=now",

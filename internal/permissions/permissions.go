@@ -82,7 +82,13 @@ func ControllerRules() []Rule {
 		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades/status"}, Verbs: []string{"get", "update", "patch"}},
 			Why: "controller: write each upgrade's progress"},
 		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"events.k8s.io"}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
-			Why: "controller: say on each NodeGroupUpgrade what happened to it"},
+			Why: "controller: say on each NodeGroupUpgrade and NodeGroupUpgradePolicy what happened to it"},
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgrades"}, Verbs: []string{"create", "delete"}},
+			Why: "controller: a NodeGroupUpgradePolicy's rollouts create one NodeGroupUpgrade per group, and retire those of older rollouts"},
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgradepolicies"}, Verbs: []string{"get", "list", "watch", "patch"}},
+			Why: "controller: watch the policies; clear the resume annotation of a halted one"},
+		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{"noderoll.io"}, Resources: []string{"nodegroupupgradepolicies/status"}, Verbs: []string{"get", "update", "patch"}},
+			Why: "controller: keep each policy's rollout, groups and waiting reason in its status"},
 	)
 }
 

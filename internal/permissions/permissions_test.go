@@ -80,8 +80,8 @@ func TestTheRolesHoldEveryRule(t *testing.T) {
 // workloads created.
 func TestTheControllerGetsTheCLIsRulesAndItsOwn(t *testing.T) {
 	cr, r := ControllerRoles("noderoll-controller", true)
-	if len(cr.Rules)+len(r.Rules) != len(shared())+4 {
-		t.Errorf("%d rules, want the %d both front ends use and 4 of the controller's", len(cr.Rules)+len(r.Rules), len(shared()))
+	if len(cr.Rules)+len(r.Rules) != len(shared())+7 {
+		t.Errorf("%d rules, want the %d both front ends use and 7 of the controller's (3 for the policies)", len(cr.Rules)+len(r.Rules), len(shared()))
 	}
 	if cr, _ := ControllerRoles("noderoll-controller", false); deletesPods(cr.Rules) {
 		t.Error("the controller may delete pods without rbac.allowForce")
@@ -90,7 +90,7 @@ func TestTheControllerGetsTheCLIsRulesAndItsOwn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"nodegroupupgrades/status", "events.k8s.io", "pods/eviction"} {
+	for _, want := range []string{"nodegroupupgrades/status", "nodegroupupgradepolicies/status", "events.k8s.io", "pods/eviction"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("the controller's manifest grants nothing on %s", want)
 		}

@@ -63,19 +63,21 @@ func InstallChart(ctx context.Context, st *State, kube kubernetes.Interface) (st
 			return "", fmt.Errorf("installing the chart's %s %s: %w", o.GetKind(), o.GetName(), err)
 		}
 	}
-	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, "nodegroupupgrades.noderoll.io", metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		for _, c := range crd.Status.Conditions {
-			if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-				return true, nil
+	for _, name := range []string{"nodegroupupgrades.noderoll.io", "nodegroupupgradepolicies.noderoll.io"} {
+		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+			crd, err := ext.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, nil
 			}
+			for _, c := range crd.Status.Conditions {
+				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
+					return true, nil
+				}
+			}
+			return false, nil
+		}); err != nil {
+			return "", fmt.Errorf("the CRD %s was not served: %w", name, err)
 		}
-		return false, nil
-	}); err != nil {
-		return "", fmt.Errorf("the NodeGroupUpgrade CRD was not served: %w", err)
 	}
 	return sa, nil
 }
@@ -173,7 +175,10 @@ func startController(self, dir string, k int, kubeconfig string, env []string) (
 	}
 	defer logf.Close()
 	cmd := exec.Command(self, "controller", "--kubeconfig", kubeconfig, "--metrics-bind-address", metrics, "--health-probe-bind-address", probes,
-		"--leader-election-lease-duration=4s")
+		"--leader-election-lease-duration=4s",
+		// The sandbox publishes releases on demand (sandbox release-ami):
+		// its policies see them within seconds, not AWS's ten minutes.
+		"--release-poll-interval=5s")
 	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	if err := cmd.Start(); err != nil {

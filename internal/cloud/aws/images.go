@@ -119,6 +119,13 @@ func (p *Provider) ResolveImage(ctx context.Context, q cloud.ImageQuery) (cloud.
 	if m := minorInName.FindStringSubmatch(img.Name); m != nil {
 		img.KubeMinor = m[1]
 	}
+	if img.ReleaseVersion == "" && k.family == "al2023" && img.KubeMinor != "" {
+		// An EKS AL2023 AMI's release ("1.37.2-20261201", what a policy's
+		// skipReleases names) is kept beside it in SSM; best effort.
+		if rv, err := p.param(ctx, al2023Path(img.KubeMinor, k, img.Name)+"/release_version", "release"); err == nil {
+			img.ReleaseVersion = rv
+		}
+	}
 	if err := p.checkArchitecture(ctx, img, q.InstanceTypes); err != nil {
 		return cloud.Image{}, err
 	}
