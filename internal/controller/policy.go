@@ -289,7 +289,7 @@ func (r *PolicyReconciler) upgradeFor(p *v1alpha1.NodeGroupUpgradePolicy, ro *v1
 	id := rolloutID(&ro.Started)
 	u := &v1alpha1.NodeGroupUpgrade{
 		ObjectMeta: metav1.ObjectMeta{Name: upgradeName(p.Name, c.Group, id, c.TakeBack),
-			Labels: map[string]string{v1alpha1.PolicyLabel: p.Name, rolloutLabel: id, "app.kubernetes.io/managed-by": "noderoll"},
+			Labels:      map[string]string{v1alpha1.PolicyLabel: p.Name, rolloutLabel: id, "app.kubernetes.io/managed-by": "noderoll"},
 			Annotations: map[string]string{"noderoll.io/release": c.Release}},
 		Spec: v1alpha1.NodeGroupUpgradeSpec{Cluster: p.Spec.Cluster, NodeGroup: c.Group, Mode: "Noderoll",
 			Target: v1alpha1.Target{AMI: c.ImageID}, UpgradeSettings: *p.Spec.Upgrade.DeepCopy()},

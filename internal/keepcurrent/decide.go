@@ -86,7 +86,7 @@ type Create struct {
 
 // Event is news for the policy's Events.
 type Event struct {
-	Warning        bool
+	Warning         bool
 	Reason, Message string
 }
 
