@@ -422,7 +422,7 @@ func halted(in Input, out *Output) {
 	out.State, out.Waiting = v1alpha1.PolicyHalted, WaitingHalted
 	what := map[string]string{"UpgradeFailed": "an upgrade failed", "Regression": "a regression in the soak"}[h.Reason]
 	out.Message = fmt.Sprintf("halted since %s on %s (%s): %s. No other group starts. %sOnce fixed, resume with: kubectl annotate nodegroupupgradepolicy NAME %s=now",
-		h.At.UTC().Format(time.RFC3339), strings.Join(h.Groups, ", "), what, h.Message,
+		h.At.UTC().Format(time.RFC3339), strings.Join(h.Groups, ", "), what, strings.TrimRight(h.Message, ". "),
 		map[bool]string{true: "The groups are being taken back to the AMIs they ran before (spec.onFailure Abort). ", false: ""}[h.TakenBack], v1alpha1.ResumeAnnotation)
 	out.Groups = rolloutStatuses(in, r)
 }

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
@@ -273,5 +275,237 @@ func TestAPolicyKeepsTheGroupsCurrentCanaryFirst(t *testing.T) {
 		if strings.Contains(logOf(k), "forbidden") {
 			t.Errorf("replica %d was refused something:\n%s", k, grepLines(logOf(k), "forbidden"))
 		}
+	}
+}
+
+// Specs that cannot work are refused: by the API server where its rules
+// can see it, else by the controller in the policy's status, each naming
+// the field.
+func TestBadPoliciesAreRefusedNamingTheField(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t, "--controllers=1")
+	c := s.Client()
+	ctx := context.Background()
+	window := func(schedule string, d time.Duration, zone string) []v1alpha1.MaintenanceWindow {
+		return []v1alpha1.MaintenanceWindow{{Schedule: schedule, Duration: metav1.Duration{Duration: d}, TimeZone: zone}}
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*v1alpha1.NodeGroupUpgradePolicySpec)
+		want   string
+	}{
+		{"not a cron", func(s *v1alpha1.NodeGroupUpgradePolicySpec) {
+			s.MaintenanceWindows = window("every saturday", time.Hour, "")
+		}, "schedule: a cron expression of five fields"},
+		{"duration 0", func(s *v1alpha1.NodeGroupUpgradePolicySpec) { s.MaintenanceWindows = window("0 2 * * 6", 0, "") }, "duration: more than 0"},
+		{"backwards exclusion", func(s *v1alpha1.NodeGroupUpgradePolicySpec) {
+			s.Exclusions = []v1alpha1.Exclusion{{Start: metav1.Time{Time: time.Now().Add(time.Hour)}, End: metav1.Time{Time: time.Now()}}}
+		}, "an exclusion must end after it starts"},
+		{"a canary not kept", func(s *v1alpha1.NodeGroupUpgradePolicySpec) {
+			s.NodeGroups, s.Rollout.Canary = []string{"nodegroup"}, []string{"other"}
+		}, "every canary must be one of spec.nodeGroups"},
+		{"a negative soak", func(s *v1alpha1.NodeGroupUpgradePolicySpec) {
+			s.Rollout.Soak = &metav1.Duration{Duration: -time.Minute}
+		}, "spec.rollout.soak: a duration of 0 or more"},
+		{"a bad minor", func(s *v1alpha1.NodeGroupUpgradePolicySpec) { s.KubernetesVersion = "latest" }, "spec.kubernetesVersion"},
+		{"a bad skip", func(s *v1alpha1.NodeGroupUpgradePolicySpec) { s.SkipReleases = []string{"20261201"} }, "spec.skipReleases[0]"},
+		{"an unknown onFailure", func(s *v1alpha1.NodeGroupUpgradePolicySpec) { s.OnFailure = "Retry" }, `Unsupported value: "Retry"`},
+	} {
+		p := seedPolicy("bad-"+strings.ReplaceAll(tc.name, " ", "-"), time.Minute)
+		tc.change(&p.Spec)
+		if err := c.Create(ctx, p); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: created with %v; want refused saying %q", tc.name, err, tc.want)
+		}
+	}
+	// What only the controller can tell: it writes why, and acts on nothing.
+	for _, tc := range []struct {
+		name    string
+		windows []v1alpha1.MaintenanceWindow
+		want    string
+	}{
+		{"unknown-zone", window("0 2 * * 6", time.Hour, "Mars/Olympus"), `spec.maintenanceWindows[0].timeZone "Mars/Olympus": not a known time zone`},
+		{"no-hour-25", window("0 25 * * *", time.Hour, ""), `spec.maintenanceWindows[0].schedule "0 25 * * *"`},
+		{"never-opens", window("0 2 30 2 *", time.Hour, "UTC"), "leave no time at all"},
+	} {
+		p := seedPolicy(tc.name, time.Minute)
+		p.Spec.MaintenanceWindows = tc.windows
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatalf("%s: refused by the API server: %v", tc.name, err)
+		}
+		eventually(t, time.Minute, tc.name+" marked Invalid", func() (bool, string) {
+			var got v1alpha1.NodeGroupUpgradePolicy
+			if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
+				return false, err.Error()
+			}
+			return got.Status.State == v1alpha1.PolicyInvalid && strings.Contains(got.Status.Message, tc.want), policyState(&got)
+		})
+	}
+	if n := len(policyUpgrades(t, c, "unknown-zone")) + len(policyUpgrades(t, c, "no-hour-25")) + len(policyUpgrades(t, c, "never-opens")); n != 0 {
+		t.Errorf("invalid policies made %d NodeGroupUpgrades", n)
+	}
+}
+
+// The canary's new nodes never join: its upgrade fails, the policy halts
+// with the other group untouched and, with onFailure Abort, takes the
+// canary back to the AMI it ran. Once the user clears the halt, the
+// rollout goes on from there and finishes.
+func TestAPolicyHaltsOnAFailedCanaryAndAbortTakesItBack(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t, "--groups=2", "--controllers=1")
+	c := s.Client()
+	ctx := context.Background()
+	before := s.Groups()
+	original := nodeImages(t, s)
+	if r := s.Noderoll("sandbox", "bad-boot", "--dir", s.Dir, "3"); r.Code != 0 {
+		t.Fatalf("bad-boot: %s", r.LastLine())
+	}
+	p := seedPolicy("halts", 5*time.Second, "nodegroup")
+	p.Spec.OnFailure = "Abort"
+	p.Spec.Upgrade.NodeReadyTimeout = &metav1.Duration{Duration: 15 * time.Second}
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var got v1alpha1.NodeGroupUpgradePolicy
+	look := func() string {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
+			return err.Error()
+		}
+		return policyState(&got)
+	}
+	eventually(t, 3*time.Minute, "the policy halted", func() (bool, string) {
+		st := look()
+		return got.Status.State == v1alpha1.PolicyHalted, st
+	})
+	if got.Status.WaitingReason != "Halted" || !strings.Contains(got.Status.Message, "nodegroup") || !strings.Contains(got.Status.Message, "noderoll.io/resume=now") {
+		t.Errorf("halted: %s", policyState(&got))
+	}
+	ngus := policyUpgrades(t, c, p.Name)
+	if len(ngus) != 1 || ngus[0].Spec.NodeGroup != "nodegroup" {
+		t.Fatalf("NodeGroupUpgrades at the halt: %d (want the canary's alone)", len(ngus))
+	}
+	// Taken back: the failed upgrade is aborted to the AMI it ran.
+	eventually(t, 3*time.Minute, "the canary taken back", func() (bool, string) {
+		var u v1alpha1.NodeGroupUpgrade
+		if err := c.Get(ctx, client.ObjectKeyFromObject(&ngus[0]), &u); err != nil {
+			return false, err.Error()
+		}
+		return u.Spec.Action == "Abort" && u.Status.Phase == v1alpha1.PhaseAborted, fmt.Sprintf("%s %s: %s", u.Spec.Action, u.Status.Phase, u.Status.Message)
+	})
+	if imgs := nodeImages(t, s); !sameCounts(imgs, original) {
+		t.Errorf("nodes by AMI after the take-back: %v; want as before %v", imgs, original)
+	}
+	after := s.Groups()
+	for _, i := range after["nodegroup-2"].Instances {
+		if !slices.ContainsFunc(before["nodegroup-2"].Instances, func(b astypes.Instance) bool { return *b.InstanceId == *i.InstanceId }) {
+			t.Errorf("nodegroup-2 was touched: a new instance %s", *i.InstanceId)
+		}
+	}
+	// The user clears the halt: the rollout goes on and finishes.
+	first := got.Status.Rollout.Halted.At
+	// As kubectl annotate does: a patch, whatever the policy's version.
+	resume := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+v1alpha1.ResumeAnnotation+`":"now"}}}`))
+	if err := c.Patch(ctx, &got, resume); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Minute, "the resumed rollout finished", func() (bool, string) {
+		st := look()
+		if got.Status.State == v1alpha1.PolicyHalted && got.Status.Rollout != nil && got.Status.Rollout.Halted != nil && !got.Status.Rollout.Halted.At.Equal(&first) {
+			t.Fatalf("halted again: %s", st)
+		}
+		return got.Status.State == v1alpha1.PolicyUpToDate && got.Status.LastRollout != nil, st
+	})
+	if _, ok := got.Annotations[v1alpha1.ResumeAnnotation]; ok {
+		t.Errorf("the resume annotation was left on the policy")
+	}
+	if imgs := nodeImages(t, s); imgs[s.RecommendedAMI("1.37")] != 6 {
+		t.Errorf("nodes by AMI at the end: %v", imgs)
+	}
+}
+
+func sameCounts(a, b map[string]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// Pods crash-loop on the canary's new nodes alone (the test reports their
+// restarts as a kubelet would): the soak sees it and halts before the
+// other group, naming the pod; onFailure Abort upgrades the canary back to
+// the AMI it ran.
+func TestAPolicyHaltsOnARegressionInTheCanarysSoak(t *testing.T) {
+	t.Parallel()
+	s := StartSandbox(t, "--groups=2", "--controllers=1")
+	c := s.Client()
+	ctx := context.Background()
+	original := nodeImages(t, s)
+	p := seedPolicy("regression", 2*time.Minute, "nodegroup")
+	p.Spec.OnFailure = "Abort"
+	if err := c.Create(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	var got v1alpha1.NodeGroupUpgradePolicy
+	look := func() string {
+		if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
+			return err.Error()
+		}
+		return policyState(&got)
+	}
+	eventually(t, 3*time.Minute, "the canary soaking", func() (bool, string) {
+		st := look()
+		return got.Status.State == v1alpha1.PolicySoaking, st
+	})
+	target := s.RecommendedAMI("1.37")
+	nodes, err := s.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "eks.amazonaws.com/nodegroup-image=" + target})
+	if err != nil || len(nodes.Items) != 3 {
+		t.Fatalf("the canary's new nodes: %v %d", err, len(nodes.Items))
+	}
+	pods, err := s.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + nodes.Items[0].Name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var victim string
+	for k := range pods.Items {
+		pod := &pods.Items[k]
+		if len(pod.Status.ContainerStatuses) == 0 || len(pod.OwnerReferences) == 0 || pod.OwnerReferences[0].Kind == "DaemonSet" {
+			continue
+		}
+		pod.Status.ContainerStatuses[0].RestartCount = 5
+		if _, err := s.Kube.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		victim = pod.Namespace + "/" + pod.Name
+		break
+	}
+	if victim == "" {
+		t.Fatalf("no pod to crash-loop on %s", nodes.Items[0].Name)
+	}
+	eventually(t, time.Minute, "halted on the regression", func() (bool, string) {
+		st := look()
+		return got.Status.State == v1alpha1.PolicyHalted, st
+	})
+	if h := got.Status.Rollout.Halted; h.Reason != "Regression" || !strings.Contains(h.Message, victim) || !strings.Contains(h.Message, "crash-looping") {
+		t.Errorf("the halt: %+v", h)
+	}
+	for _, u := range policyUpgrades(t, c, p.Name) {
+		if u.Spec.NodeGroup == "nodegroup-2" {
+			t.Errorf("nodegroup-2 was started after the canary regressed: %s", u.Name)
+		}
+	}
+	eventually(t, 3*time.Minute, "the canary taken back", func() (bool, string) {
+		for _, u := range policyUpgrades(t, c, p.Name) {
+			if u.Labels["noderoll.io/take-back"] == "true" {
+				return u.Status.Phase == v1alpha1.PhaseComplete && sameCounts(nodeImages(t, s), original), fmt.Sprintf("%s %s: %s", u.Name, u.Status.Phase, u.Status.Message)
+			}
+		}
+		return false, "no take-back yet: " + look()
+	})
+	if look(); got.Status.State != v1alpha1.PolicyHalted {
+		t.Errorf("after the take-back: %s; want it halted until the user resumes", policyState(&got))
 	}
 }
