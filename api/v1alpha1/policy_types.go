@@ -19,7 +19,7 @@ import (
 // +kubebuilder:printcolumn:name="Groups",type=integer,JSONPath=`.status.groupsTotal`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
 // +kubebuilder:printcolumn:name="Waiting",type=string,JSONPath=`.status.waitingReason`
-// +kubebuilder:printcolumn:name="Next-window",type=date,JSONPath=`.status.nextWindow`
+// +kubebuilder:printcolumn:name="Next-window",type=string,JSONPath=`.status.nextWindow`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:validation:XValidation:rule="self.metadata.name.size() <= 40",message="metadata.name: at most 40 characters (the NodeGroupUpgrades it creates are named after it)"
 type NodeGroupUpgradePolicy struct {

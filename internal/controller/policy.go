@@ -24,7 +24,9 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
@@ -82,8 +84,16 @@ func (r *PolicyReconciler) SetupWithManager(mgr manager.Manager) error {
 		r.Reader = r.Client
 	}
 	r.seen = map[types.UID]groupsRead{}
+	// An upgrade's progress is written every few seconds; the policy
+	// cares only when its phase or spec changes, or it goes.
+	phaseChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
+		o, okO := e.ObjectOld.(*v1alpha1.NodeGroupUpgrade)
+		n, okN := e.ObjectNew.(*v1alpha1.NodeGroupUpgrade)
+		return !okO || !okN || o.Status.Phase != n.Status.Phase || o.Generation != n.Generation ||
+			o.Status.ObservedGeneration != n.Status.ObservedGeneration || !n.DeletionTimestamp.IsZero()
+	}}
 	return ctrl.ControllerManagedBy(mgr).For(&v1alpha1.NodeGroupUpgradePolicy{}).Named("nodegroupupgradepolicy").
-		Owns(&v1alpha1.NodeGroupUpgrade{}).Complete(r)
+		Owns(&v1alpha1.NodeGroupUpgrade{}, ctrl.WithPredicates(phaseChanged)).Complete(r)
 }
 
 // Reconcile implements reconcile.Reconciler.
@@ -138,7 +148,8 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 	if err := r.writeStatus(ctx, &p, func(s *v1alpha1.NodeGroupUpgradePolicyStatus) { r.fill(s, &p, out, now) }); err != nil {
 		return reconcile.Result{}, err
 	}
-	if err := r.act(ctx, &p, out, log); err != nil {
+	created, err := r.act(ctx, &p, out, log)
+	if err != nil {
 		return reconcile.Result{}, err
 	}
 	if in.Resume {
@@ -149,6 +160,9 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		}
 	}
 	for _, e := range out.Events {
+		if e.OnCreate && created == 0 {
+			continue // made by an earlier look already
+		}
 		typ := corev1.EventTypeNormal
 		if e.Warning {
 			typ = corev1.EventTypeWarning
@@ -231,21 +245,24 @@ func (r *PolicyReconciler) writeStatus(ctx context.Context, p *v1alpha1.NodeGrou
 }
 
 // act makes, aborts and retires NodeGroupUpgrades as decided.
-func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgradePolicy, out keepcurrent.Output, log *slog.Logger) error {
+func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgradePolicy, out keepcurrent.Output, log *slog.Logger) (created int, err error) {
 	for _, c := range out.Create {
 		u, err := r.upgradeFor(p, out.Rollout, c)
 		if err != nil {
-			return err
+			return created, err
 		}
-		if err := r.Client.Create(ctx, u); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating NodeGroupUpgrade %s of %s: %w", u.Name, c.Group, err)
+		if err := r.Client.Create(ctx, u); apierrors.IsAlreadyExists(err) {
+			continue
+		} else if err != nil {
+			return created, fmt.Errorf("creating NodeGroupUpgrade %s of %s: %w", u.Name, c.Group, err)
 		}
+		created++
 		log.Info("created a NodeGroupUpgrade", "name", u.Name, "group", c.Group, "ami", c.ImageID, "takeBack", c.TakeBack)
 	}
 	for _, name := range out.Abort {
 		var u v1alpha1.NodeGroupUpgrade
 		if err := r.Client.Get(ctx, client.ObjectKey{Name: name}, &u); err != nil {
-			return client.IgnoreNotFound(err)
+			return created, client.IgnoreNotFound(err)
 		}
 		if u.Spec.Action == "Abort" {
 			continue
@@ -253,7 +270,7 @@ func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgrade
 		patch := client.MergeFrom(u.DeepCopy())
 		u.Spec.Action = "Abort"
 		if err := r.Client.Patch(ctx, &u, patch); err != nil {
-			return fmt.Errorf("aborting NodeGroupUpgrade %s: %w", name, err)
+			return created, fmt.Errorf("aborting NodeGroupUpgrade %s: %w", name, err)
 		}
 	}
 	// A new rollout retires the ended upgrades of older ones, so that
@@ -261,7 +278,7 @@ func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgrade
 	if out.Rollout != nil && p.Status.Rollout == nil {
 		var list v1alpha1.NodeGroupUpgradeList
 		if err := r.Client.List(ctx, &list, client.MatchingLabels{v1alpha1.PolicyLabel: p.Name}); err != nil {
-			return err
+			return created, err
 		}
 		keep := rolloutID(&out.Rollout.Started)
 		last := ""
@@ -272,12 +289,12 @@ func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgrade
 			u := &list.Items[k]
 			if id := u.Labels[rolloutLabel]; id != keep && id != last && ended(u) {
 				if err := r.Client.Delete(ctx, u); client.IgnoreNotFound(err) != nil {
-					return err
+					return created, err
 				}
 			}
 		}
 	}
-	return nil
+	return created, nil
 }
 
 // upgradeFor is the NodeGroupUpgrade of one group in a rollout, owned by
@@ -337,8 +354,11 @@ func (r *PolicyReconciler) upgrades(ctx context.Context, p *v1alpha1.NodeGroupUp
 	if p.Status.Rollout == nil {
 		return fwd, back, nil
 	}
+	// Read from the API server, not the cache: a cache behind the
+	// policy's own status (an upgrade deleted for a resume, still there
+	// Failed) would halt a rollout again, or start one twice.
 	var list v1alpha1.NodeGroupUpgradeList
-	if err := r.Client.List(ctx, &list, client.MatchingLabels{v1alpha1.PolicyLabel: p.Name, rolloutLabel: rolloutID(&p.Status.Rollout.Started)}); err != nil {
+	if err := r.Reader.List(ctx, &list, client.MatchingLabels{v1alpha1.PolicyLabel: p.Name, rolloutLabel: rolloutID(&p.Status.Rollout.Started)}); err != nil {
 		return nil, nil, fmt.Errorf("listing the policy's NodeGroupUpgrades: %w", err)
 	}
 	for k := range list.Items {

@@ -88,6 +88,9 @@ type Create struct {
 type Event struct {
 	Warning         bool
 	Reason, Message string
+	// OnCreate: news only if the upgrades it announces are made now (an
+	// earlier look may have made them, and said so).
+	OnCreate bool
 }
 
 // Output is what the controller is to do and write.
@@ -216,6 +219,9 @@ func Decide(in Input) Output {
 	}
 	if out.State == v1alpha1.PolicyWaiting && (out.Waiting == WaitingMaintenanceWindow || out.Waiting == WaitingExclusion) {
 		out.NextWindow = in.Spec.Calendar.Next(in.Now)
+		if !out.NextWindow.IsZero() {
+			out.Message += fmt.Sprintf("; the next start is possible at %s", out.NextWindow.UTC().Format(time.RFC3339))
+		}
 		if wait := out.NextWindow.Sub(in.Now); wait > 0 && (out.Requeue == 0 || wait < out.Requeue) {
 			out.Requeue = wait
 		}
@@ -310,7 +316,7 @@ func roll(in Input, out *Output, closed, closedMsg string) {
 			t := target(r, g)
 			out.Create = append(out.Create, Create{Group: g, ImageID: t.ImageID, Release: t.Release})
 		}
-		out.Events = append(out.Events, Event{Reason: "WaveStarted", Message: fmt.Sprintf("%s: upgrading %s", waveName(r, k), strings.Join(waiting, ", "))})
+		out.Events = append(out.Events, Event{Reason: "WaveStarted", OnCreate: true, Message: fmt.Sprintf("%s: upgrading %s", waveName(r, k), strings.Join(waiting, ", "))})
 		running, waiting = append(running, waiting...), nil
 	}
 	switch {
@@ -467,7 +473,7 @@ func rolloutStatuses(in Input, r *v1alpha1.PolicyRollout) []v1alpha1.PolicyGroup
 			case u.Phase == v1alpha1.PhaseComplete && r.SoakStarted != nil:
 				st.State, st.Message = v1alpha1.PolicySoaking, "upgraded; soaking"
 			case u.Phase == v1alpha1.PhaseComplete:
-				st.State, st.Message = v1alpha1.PolicySoaking, "upgraded"
+				st.State, st.Message = v1alpha1.PolicyUpgrading, "upgraded; its soak begins once the rest of its wave is"
 			default:
 				st.State, st.Message = v1alpha1.PolicyUpgrading, fmt.Sprintf("%s: %s", orPending(u.Phase), u.Message)
 			}
