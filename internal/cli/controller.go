@@ -7,7 +7,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/klog/v2"
@@ -162,15 +164,15 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	if err != nil {
 		return err
 	}
-	// One holder for every replica and restart: the leader takes back at
-	// once the groups a previous leader held (see grouplock.Inherit). Without
-	// leader election nothing says who succeeds whom, so nothing is
-	// inherited.
+	// The replicas' locks name the controller, the pod and the worker: a
+	// new leader takes a group another replica held only once that lock
+	// expired (the old leader, cut off from the API server, may still be
+	// acting), and a restarted pod takes its earlier process's at once.
 	pod := os.Getenv("POD_NAME")
 	if pod == "" {
 		pod, _ = os.Hostname()
 	}
-	lock := grouplock.Options{Self: grouplock.ControllerHolder(f.leaderNamespace, leaderElectionID, pod), Inherit: f.leaderElect}
+	lock := grouplock.Options{Self: grouplock.ControllerHolder(f.leaderNamespace, leaderElectionID, pod)}
 	// One cache of the cluster and one budget tracker for every upgrade.
 	view, err := engine.NewClusterView(kube)
 	if err != nil {
@@ -185,16 +187,22 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	policyMetrics, err := controller.NewPolicyMetrics(ctrlmetrics.Registry)
-	if err != nil {
-		return err
-	}
-	policies := &controller.PolicyReconciler{
-		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
-		Log: log, Clock: clock.RealClock{}, PollEvery: f.releasePoll, Metrics: policyMetrics,
-	}
-	if err := policies.SetupWithManager(mgr); err != nil {
-		return err
+	// A cluster whose CRDs predate the policy still gets its
+	// NodeGroupUpgrades run.
+	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "NodeGroupUpgradePolicy"}); meta.IsNoMatchError(err) {
+		log.Warn("the NodeGroupUpgradePolicy CRD is not installed, so policies are not reconciled; install the chart's CRDs (kubectl apply -f charts/noderoll/crds/) and restart the controller to use them")
+	} else {
+		policyMetrics, err := controller.NewPolicyMetrics(ctrlmetrics.Registry)
+		if err != nil {
+			return err
+		}
+		policies := &controller.PolicyReconciler{
+			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+			Log: log, Clock: clock.RealClock{}, PollEvery: f.releasePoll, Metrics: policyMetrics,
+		}
+		if err := policies.SetupWithManager(mgr); err != nil {
+			return err
+		}
 	}
 	log.Info("controller starting", "leaderElection", f.leaderElect, "metrics", f.metricsAddr, "probes", f.probeAddr)
 	return mgr.Start(ctx)

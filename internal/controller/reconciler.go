@@ -51,7 +51,8 @@ type Reconciler struct {
 	Clock  clock.WithTicker
 	// MaxConcurrent caps the upgrades running at once; more wait Pending.
 	MaxConcurrent int
-	// Lock is who holds the groups' locks: one identity for the process.
+	// Lock is who holds the groups' locks: the process, of which each
+	// worker holds its locks as a Worker of its own.
 	Lock grouplock.Options
 	// StatusEvery is how often a worker writes its status (default 2s).
 	StatusEvery time.Duration
@@ -231,9 +232,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{RequeueAfter: time.Second}, nil
 	}
 	if other := r.runningFor(run.Group, u.UID); other != "" {
-		// Two resources of one group: the lock would let only one act, and
-		// the leader takes back its own locks at once, so the second would
-		// take the group from the first. It waits instead.
+		// Two resources of one group: the lock lets only one act; the
+		// second waits here rather than trying the lock every few seconds.
 		msg := fmt.Sprintf("waiting: NodeGroupUpgrade %s is upgrading %s; this one starts when that one ends", other, run.Group)
 		return ctrl.Result{RequeueAfter: 10 * time.Second}, r.pending(ctx, &u, "GroupBusy", msg)
 	}
@@ -378,7 +378,11 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 		r.Events.Eventf(u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", run.Group, run.Options.Strategy)
 	}
 
-	opts := []engine.Option{engine.WithReporter(rep), engine.WithLogger(log), engine.WithMembers(members), engine.WithLock(r.Lock), engine.WithClock(r.Clock),
+	// The worker's own identity: the lock excludes two workers, and two
+	// replicas, by itself.
+	lock := r.Lock
+	lock.Self = lock.Self.Worker()
+	opts := []engine.Option{engine.WithReporter(rep), engine.WithLogger(log), engine.WithMembers(members), engine.WithLock(lock), engine.WithClock(r.Clock),
 		engine.WithRecords(r.keeper(func(from string) {
 			log.Info("took the upgrade over", "from", from)
 			r.Events.Eventf(u, nil, corev1.EventTypeNormal, "TookOver", "Upgrade", "took the upgrade of %s over from %s, resuming its record", run.Group, from)

@@ -41,7 +41,25 @@ type Holder struct {
 	Host  string
 	PID   int
 	User  string
-	Nonce string // tells apart two holders of one pid (a restarted container)
+	// Nonce tells apart two holders of one pid (a restarted container):
+	// "<process>" or, for one worker of a process, "<process>.<worker>".
+	Nonce string
+}
+
+// Worker is a holder of its own for one worker of this process: the lock
+// then tells two workers apart, as it tells two processes apart.
+func (h Holder) Worker() Holder {
+	if h == (Holder{}) {
+		h = Self()
+	}
+	h.Nonce = h.process() + "." + rand.String(5)
+	return h
+}
+
+// process is the nonce of the process, without a worker's.
+func (h Holder) process() string {
+	p, _, _ := strings.Cut(h.Nonce, ".")
+	return p
 }
 
 // Self is this process as a holder.
@@ -71,6 +89,10 @@ func (h Holder) String() string {
 	return s
 }
 
+// controller says the holder is a controller's (its Host its leader Lease,
+// not a machine whose processes can be asked).
+func (h Holder) controller() bool { return strings.HasPrefix(h.Host, "controller.") }
+
 // parseHolder reads a holderIdentity back; one that is not noderoll's stays
 // whole in Host.
 func parseHolder(id string) Holder {
@@ -95,19 +117,16 @@ type Options struct {
 	// Clock reads the time this process judges a lease's expiry by
 	// (default the real one).
 	Clock clock.PassiveClock
-	// Inherit makes this process the successor of every holder of the same
-	// Host: a leader-elected controller's replicas share one Host (see
-	// ControllerHolder) and only the leader takes locks, so a lock held
-	// under that Host was left by a previous leader, or by this replica
-	// before a restart, and is taken back at once instead of after its
-	// lease expires.
-	Inherit bool
 	// alive says whether a process of this host runs; tests replace it.
 	alive func(pid int) bool
 }
 
 // ControllerHolder is the holder of a leader-elected controller: the same
 // Host for every replica and restart (its leader Lease), the pod in User.
+// Each worker holds its locks as a Worker of it. A lock held by another
+// replica (a leader cut off from the API server may still act) is taken
+// only once its lease expired; one held by an earlier process of the same
+// pod (a restarted container: the old process is gone) at once.
 func ControllerHolder(leaseNamespace, leaseName, pod string) Holder {
 	return Holder{Host: "controller." + leaseNamespace + "." + leaseName, PID: os.Getpid(), User: pod, Nonce: rand.String(5)}
 }
@@ -233,10 +252,11 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 		holder := parseHolder(rec.HolderIdentity)
 		lasts := time.Duration(rec.LeaseDurationSeconds) * time.Second
 		switch {
-		case o.Inherit && holder.Host == o.Self.Host && rec.HolderIdentity != o.Self.identity(),
-			holder.Host == o.Self.Host && holder.PID > 0 && !o.alive(holder.PID):
-			// A previous leader of this controller, or a process of this
-			// host that is gone: nobody renews the lease, take it at once.
+		case o.Self.controller() && holder.Host == o.Self.Host && holder.User == o.Self.User && holder.process() != o.Self.process(),
+			!o.Self.controller() && holder.Host == o.Self.Host && holder.PID > 0 && !o.alive(holder.PID):
+			// An earlier process of this controller's pod, or a process of
+			// this host that is gone: nobody renews the lease, take it at
+			// once.
 			o.Log.Info("taking over the lock of a holder that is gone", "lease", desc, "holder", holder.String())
 			err := lock.Update(ctx, resourcelock.LeaderElectionRecord{
 				LeaseDurationSeconds: 1, AcquireTime: metav1.Now(), RenewTime: metav1.Now(), LeaderTransitions: rec.LeaderTransitions,

@@ -227,36 +227,56 @@ func TestALeaseIsJudgedByTheInjectedClock(t *testing.T) {
 	}
 }
 
-// A controller's replicas share one Host: the leader takes back at once a
-// lock a previous leader held (another pod, alive or not, or itself before
-// a restart), not after the lease expires; a CLI run's lock it respects.
-func TestAControllerLeaderTakesBackItsPredecessorsLocks(t *testing.T) {
+// Each worker of a controller holds its locks as itself: a lock another
+// replica holds (an old leader cut off from the API server may still act)
+// is refused until its lease expires, and so is one another worker of the
+// same process holds; an earlier process of the same pod (a restarted
+// container) is gone, and its lock is taken at once.
+func TestAControllersWorkersAndReplicasAreExcludedByTheLockItself(t *testing.T) {
 	ctx := context.Background()
-	old := ControllerHolder("kube-system", "noderoll-controller", "noderoll-controller-abc")
-	leader := ControllerHolder("kube-system", "noderoll-controller", "noderoll-controller-xyz")
-	o := fast(leader, true) // every pid "alive": the pid rule does not apply
-	o.Inherit = true
-	c := fake.NewClientset(held(old, time.Now(), 30))
-	h, err := Acquire(ctx, c, "lock", group, nil, o)
-	if err != nil {
-		t.Fatalf("the leader was refused its predecessor's lock: %v", err)
-	}
-	defer h.Release()
-	if got := ptr.Deref(lease(t, c).Spec.HolderIdentity, ""); got != leader.identity() {
-		t.Fatalf("holder %q, want the leader %q", got, leader.identity())
-	}
-	if s := old.String(); !strings.Contains(s, "noderoll controller") || !strings.Contains(s, "kube-system/noderoll-controller") || !strings.Contains(s, "noderoll-controller-abc") {
+	oldLeader := ControllerHolder("kube-system", "noderoll-controller", "noderoll-controller-abc").Worker()
+	proc := ControllerHolder("kube-system", "noderoll-controller", "noderoll-controller-xyz")
+	leader := proc.Worker()
+	o := fast(leader, true)
+	if s := oldLeader.String(); !strings.Contains(s, "noderoll controller") || !strings.Contains(s, "kube-system/noderoll-controller") || !strings.Contains(s, "noderoll-controller-abc") {
 		t.Errorf("the controller as a holder reads %q", s)
 	}
-
-	// A CLI run holding the group is respected by the controller.
+	// Another replica's live lock: refused, naming it.
+	c := fake.NewClientset(held(oldLeader, time.Now(), 30))
+	if _, err := Acquire(ctx, c, "lock", group, nil, o); !errors.As(err, new(*HeldError)) || !strings.Contains(err.Error(), "noderoll-controller-abc") {
+		t.Fatalf("a new leader took a live lock of the old leader's at once: %v", err)
+	}
+	// Another worker of this process: refused too.
+	c = fake.NewClientset(held(proc.Worker(), time.Now(), 30))
+	if _, err := Acquire(ctx, c, "lock", group, nil, o); !errors.As(err, new(*HeldError)) {
+		t.Fatalf("a worker took another worker's live lock: %v", err)
+	}
+	// The same pod's earlier process: taken at once.
+	earlier := ControllerHolder("kube-system", "noderoll-controller", "noderoll-controller-xyz").Worker()
+	c = fake.NewClientset(held(earlier, time.Now(), 30))
+	h, err := Acquire(ctx, c, "lock", group, nil, o)
+	if err != nil {
+		t.Fatalf("a restarted pod was refused its earlier process's lock: %v", err)
+	}
+	if got := ptr.Deref(lease(t, c).Spec.HolderIdentity, ""); got != leader.identity() {
+		t.Fatalf("holder %q, want the worker %q", got, leader.identity())
+	}
+	h.Release()
+	// The old leader's lock, once its lease expired (this process's
+	// clock), goes to the new leader.
+	c = fake.NewClientset(held(oldLeader, time.Now().Add(-time.Minute), 2))
+	if h, err = Acquire(ctx, c, "lock", group, nil, o); err != nil {
+		t.Fatalf("an expired lock of the old leader's was refused: %v", err)
+	}
+	h.Release()
+	// A CLI run's live lock is respected by the controller, and the
+	// controller's by a CLI run.
 	c = fake.NewClientset(held(here, time.Now(), 30))
 	if _, err := Acquire(ctx, c, "lock", group, nil, o); !errors.As(err, new(*HeldError)) {
 		t.Fatalf("the controller took a live CLI run's lock: %v", err)
 	}
-	// Without Inherit (a CLI run), the controller's live lock is respected.
-	c = fake.NewClientset(held(old, time.Now(), 30))
-	if _, err := Acquire(ctx, c, "lock", group, nil, fast(here, true)); !errors.As(err, new(*HeldError)) {
+	c = fake.NewClientset(held(oldLeader, time.Now(), 30))
+	if _, err := Acquire(ctx, c, "lock", group, nil, fast(here, false)); !errors.As(err, new(*HeldError)) {
 		t.Fatalf("a CLI run took the controller's live lock: %v", err)
 	}
 }
