@@ -50,17 +50,20 @@ func TestTheChartRendersTheController(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.GetKind()]++
 	}
-	want := map[string]int{"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 1, "Role": 1, "ClusterRoleBinding": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1}
+	want := map[string]int{"CustomResourceDefinition": 2, "ServiceAccount": 1, "ClusterRole": 1, "Role": 1, "ClusterRoleBinding": 1, "RoleBinding": 1, "Deployment": 1, "Service": 1}
 	if !reflect.DeepEqual(kinds, want) {
 		t.Errorf("rendered %v, want %v", kinds, want)
 	}
-	crd, err := os.ReadFile("noderoll/crds/noderoll.io_nodegroupupgrades.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crdObj map[string]any
-	if err := yaml.Unmarshal(crd, &crdObj); err != nil || !reflect.DeepEqual(objs[0].Object, crdObj) {
-		t.Errorf("the chart's first object is not the generated CRD (%v)", err)
+	// The CRDs come first, as generated from api/v1alpha1.
+	for k, file := range []string{"noderoll/crds/noderoll.io_nodegroupupgradepolicies.yaml", "noderoll/crds/noderoll.io_nodegroupupgrades.yaml"} {
+		crd, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crdObj map[string]any
+		if err := yaml.Unmarshal(crd, &crdObj); err != nil || !reflect.DeepEqual(objs[k].Object, crdObj) {
+			t.Errorf("the chart's object %d is not the generated %s (%v)", k, file, err)
+		}
 	}
 
 	sa := as[corev1.ServiceAccount](t, objs, "ServiceAccount")[0]

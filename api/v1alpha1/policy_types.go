@@ -296,9 +296,16 @@ type RolloutTarget struct {
 	ImageID   string `json:"imageID"`
 	ImageName string `json:"imageName,omitempty"`
 	Release   string `json:"release,omitempty"`
-	// FromImageID is the AMI the group ran when the rollout began.
+	// FromImageID is the AMI the group ran when the rollout began, and
+	// FromRelease its release.
 	// +optional
 	FromImageID string `json:"fromImageID,omitempty"`
+	// +optional
+	FromRelease string `json:"fromRelease,omitempty"`
+	// EKSUpdates: a managed node group whose launch template EKS
+	// generated, updated by EKS itself (mode Managed) to the release.
+	// +optional
+	EKSUpdates bool `json:"eksUpdates,omitempty"`
 }
 
 // RolloutWave is groups upgraded together.

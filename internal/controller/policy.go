@@ -315,13 +315,25 @@ func (r *PolicyReconciler) upgradeFor(p *v1alpha1.NodeGroupUpgradePolicy, ro *v1
 		u.Labels[takeBackLabel] = "true"
 		u.Spec.AllowDowngrade = true
 	}
+	if c.EKS {
+		// EKS updates to a release (or, for a family without EKS release
+		// numbers, to the minor's newest).
+		u.Spec.Mode = "Managed"
+		u.Spec.Target = v1alpha1.Target{ReleaseVersion: c.Release}
+		if !releaseRE.MatchString(c.Release) {
+			u.Spec.Target = v1alpha1.Target{KubernetesVersion: ro.KubernetesVersion}
+		}
+	}
 	if u.Spec.Strategy.Type == "" {
 		u.Spec.Strategy.Type = "Surge"
 	}
 	return u, controllerutil.SetControllerReference(p, u, r.Client.Scheme())
 }
 
-var notInName = regexp.MustCompile(`[^a-z0-9-]+`)
+var (
+	notInName = regexp.MustCompile(`[^a-z0-9-]+`)
+	releaseRE = regexp.MustCompile(`^1\.[0-9]+\.[0-9]+-[0-9]{8}$`)
+)
 
 // upgradeName names a group's NodeGroupUpgrade in a rollout: the same on
 // every try, at most 63 characters.
@@ -437,6 +449,20 @@ func (r *PolicyReconciler) releases(ctx context.Context, ref cloud.NodeGroupRef,
 	ng, err := r.Cloud.NodeGroup(ctx, ref)
 	if err != nil {
 		return err
+	}
+	// A group being created or resized is left until it settles: an
+	// upgrade would fail its preflight on the instances still coming.
+	inService := 0
+	for _, i := range ng.Instances {
+		if i.Lifecycle == "InService" {
+			inService++
+		}
+	}
+	// noderoll's strategies would change a template EKS generated; EKS
+	// updates such a group itself.
+	g.EKSUpdates = ng.Managed && ng.EKSTemplateID == ""
+	if inService != ng.Desired || len(ng.Instances) != ng.Desired {
+		g.Unsettled = fmt.Sprintf("%d of its %d instances in service (being created or resized); it is weighed once settled", inService, ng.Desired)
 	}
 	g.Current = keepcurrent.Release{ImageID: ng.ImageID}
 	if img, err := r.Cloud.ResolveImage(ctx, cloud.ImageQuery{ImageID: ng.ImageID}); err == nil {

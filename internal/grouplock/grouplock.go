@@ -38,9 +38,9 @@ import (
 // Holder says who holds a lock: a process on a host. It is written into the
 // Lease's holderIdentity as "host/pid/user/nonce", which Parse reads back.
 type Holder struct {
-	Host  string
-	PID   int
-	User  string
+	Host string
+	PID  int
+	User string
 	// Nonce tells apart two holders of one pid (a restarted container):
 	// "<process>" or, for one worker of a process, "<process>.<worker>".
 	Nonce string

@@ -39,6 +39,13 @@ type Group struct {
 	Current, Newest Release
 	// Err says why the group could not be read ("" when it was).
 	Err string
+	// Unsettled says why the group is not to be upgraded now although it
+	// may be behind (being created or resized): it is weighed once settled.
+	Unsettled string
+	// EKSUpdates: a managed node group whose launch template EKS
+	// generated is updated by EKS itself (a NodeGroupUpgrade of mode
+	// Managed, to the release), which cannot be aborted.
+	EKSUpdates bool
 }
 
 // Upgrade is a NodeGroupUpgrade the policy made in the rollout under way.
@@ -82,6 +89,8 @@ type Create struct {
 	Group, ImageID, Release string
 	// TakeBack: back to the AMI the group ran before the rollout.
 	TakeBack bool
+	// EKS: EKS updates the group itself, to Release.
+	EKS bool
 }
 
 // Event is news for the policy's Events.
@@ -139,6 +148,9 @@ func weigh(in Input, g Group) candidate {
 	switch {
 	case g.Err != "":
 		st.State, st.Message = v1alpha1.PolicyWaiting, g.Err
+		return candidate{status: st}
+	case g.Unsettled != "" && g.Current.ImageID != g.Newest.ImageID:
+		st.State, st.Message = v1alpha1.PolicyWaiting, g.Unsettled
 		return candidate{status: st}
 	case g.Newest.ImageID == "" || g.Current.ImageID == g.Newest.ImageID:
 		st.State, st.TargetRelease = v1alpha1.PolicyUpToDate, ""
@@ -232,11 +244,16 @@ func Decide(in Input) Output {
 // summarize says what a policy with no rollout moving waits for.
 func summarize(in Input, out *Output, cands map[string]candidate, behind []string, closed, closedMsg string) {
 	young := 0
-	for _, c := range cands {
-		if c.waiting == WaitingReleaseAge {
+	var settling []string
+	for name, c := range cands {
+		switch {
+		case c.waiting == WaitingReleaseAge:
 			young++
+		case !c.behind && c.status.State == v1alpha1.PolicyWaiting:
+			settling = append(settling, name+": "+c.status.Message)
 		}
 	}
+	sort.Strings(settling)
 	switch {
 	case in.Spec.Paused && (len(behind) > 0 || young > 0):
 		out.State, out.Waiting = v1alpha1.PolicyPaused, WaitingPaused
@@ -246,6 +263,9 @@ func summarize(in Input, out *Output, cands map[string]candidate, behind []strin
 	case len(behind) > 0 && closed != "":
 		out.State, out.Waiting = v1alpha1.PolicyWaiting, closed
 		out.Message = fmt.Sprintf("%d groups behind (%s); %s, so none starts", len(behind), strings.Join(behind, ", "), closedMsg)
+	case len(settling) > 0 && young == 0:
+		out.State = v1alpha1.PolicyWaiting
+		out.Message = fmt.Sprintf("waiting on %d groups: %s", len(settling), strings.Join(settling, "; "))
 	case young > 0:
 		out.State, out.Waiting = v1alpha1.PolicyWaiting, WaitingReleaseAge
 		out.Message = fmt.Sprintf("%d groups behind a release younger than spec.minReleaseAge %s; each group's message says when it is taken", young, in.Spec.MinReleaseAge)
@@ -267,7 +287,7 @@ func begin(in Input, all, behind []string) (*v1alpha1.PolicyRollout, error) {
 	for _, g := range in.Groups {
 		if slices.Contains(behind, g.Name) {
 			r.Targets = append(r.Targets, v1alpha1.RolloutTarget{Group: g.Name, ImageID: g.Newest.ImageID, ImageName: g.Newest.ImageName,
-				Release: g.Newest.String(), FromImageID: g.Current.ImageID})
+				Release: g.Newest.String(), FromImageID: g.Current.ImageID, FromRelease: g.Current.Version, EKSUpdates: g.EKSUpdates})
 		}
 	}
 	for _, w := range waves {
@@ -314,7 +334,7 @@ func roll(in Input, out *Output, closed, closedMsg string) {
 	if len(waiting) > 0 && !in.Spec.Paused && closed == "" {
 		for _, g := range waiting {
 			t := target(r, g)
-			out.Create = append(out.Create, Create{Group: g, ImageID: t.ImageID, Release: t.Release})
+			out.Create = append(out.Create, Create{Group: g, ImageID: t.ImageID, Release: t.Release, EKS: t.EKSUpdates})
 		}
 		out.Events = append(out.Events, Event{Reason: "WaveStarted", OnCreate: true, Message: fmt.Sprintf("%s: upgrading %s", waveName(r, k), strings.Join(waiting, ", "))})
 		running, waiting = append(running, waiting...), nil
@@ -416,12 +436,15 @@ func halted(in Input, out *Output) {
 		for _, g := range h.Groups {
 			u, ok := in.Upgrades[g]
 			_, back := in.TakeBacks[g]
+			t := target(r, g)
 			switch {
+			case t.EKSUpdates:
+				// EKS's own update can be neither aborted nor downgraded:
+				// the group stays as EKS left it (the message says so).
 			case ok && u.Phase == v1alpha1.PhaseFailed && u.Action != "Abort":
 				out.Abort = append(out.Abort, u.Name) // the engine turns the unfinished upgrade around
 			case ok && u.Phase == v1alpha1.PhaseComplete && !back:
-				t := target(r, g)
-				out.Create = append(out.Create, Create{Group: g, ImageID: t.FromImageID, Release: t.FromImageID, TakeBack: true})
+				out.Create = append(out.Create, Create{Group: g, ImageID: t.FromImageID, Release: orID(t.FromRelease, t.FromImageID), TakeBack: true})
 			}
 		}
 	}
@@ -429,8 +452,25 @@ func halted(in Input, out *Output) {
 	what := map[string]string{"UpgradeFailed": "an upgrade failed", "Regression": "a regression in the soak"}[h.Reason]
 	out.Message = fmt.Sprintf("halted since %s on %s (%s): %s. No other group starts. %sOnce fixed, resume with: kubectl annotate nodegroupupgradepolicy NAME %s=now",
 		h.At.UTC().Format(time.RFC3339), strings.Join(h.Groups, ", "), what, strings.TrimRight(h.Message, ". "),
-		map[bool]string{true: "The groups are being taken back to the AMIs they ran before (spec.onFailure Abort). ", false: ""}[h.TakenBack], v1alpha1.ResumeAnnotation)
+		tookBack(r, h), v1alpha1.ResumeAnnotation)
 	out.Groups = rolloutStatuses(in, r)
+}
+
+// tookBack says what onFailure: Abort does for the halted groups.
+func tookBack(r *v1alpha1.PolicyRollout, h *v1alpha1.PolicyHalt) string {
+	if !h.TakenBack {
+		return ""
+	}
+	var eks []string
+	for _, g := range h.Groups {
+		if target(r, g).EKSUpdates {
+			eks = append(eks, g)
+		}
+	}
+	if len(eks) == 0 {
+		return "The groups are being taken back to the AMIs they ran before (spec.onFailure Abort). "
+	}
+	return fmt.Sprintf("The groups are being taken back to the AMIs they ran before (spec.onFailure Abort), but for %s: EKS updates it itself, and its update can be neither aborted nor downgraded. ", strings.Join(eks, ", "))
 }
 
 // target is a group's frozen target in the rollout.
@@ -481,6 +521,13 @@ func rolloutStatuses(in Input, r *v1alpha1.PolicyRollout) []v1alpha1.PolicyGroup
 		}
 	}
 	return out
+}
+
+func orID(release, id string) string { // a release, or the AMI where it has none
+	if release != "" {
+		return release
+	}
+	return id
 }
 
 func orPending(phase string) string {

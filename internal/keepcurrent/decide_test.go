@@ -205,3 +205,46 @@ func TestAPausedPolicyStartsNothingButSaysWhy(t *testing.T) {
 		t.Errorf("a group's status is kept current: %+v", out.Groups[1])
 	}
 }
+
+// A group being created or resized is not rolled before it settles.
+func TestAnUnsettledGroupWaits(t *testing.T) {
+	in := threeBehind(at("2026-12-06T21:00:00Z"))
+	in.Spec.Canary = nil
+	in.Groups[2].Unsettled = "1 of its 2 instances in service"
+	out := Decide(in)
+	if out.Rollout == nil || slices.ContainsFunc(out.Rollout.Targets, func(t v1alpha1.RolloutTarget) bool { return t.Group == "c" }) {
+		t.Fatalf("rollout: %+v", out.Rollout)
+	}
+	if g := out.Groups[2]; g.State != v1alpha1.PolicyWaiting || !strings.Contains(g.Message, "in service") {
+		t.Errorf("the unsettled group: %+v", g)
+	}
+	// Alone, it keeps the policy Waiting, not UpToDate.
+	in.Groups = in.Groups[2:]
+	if out = Decide(in); out.State != v1alpha1.PolicyWaiting || !strings.Contains(out.Message, "c: 1 of its 2 instances in service") {
+		t.Errorf("a policy whose only group settles: %s %s", out.State, out.Message)
+	}
+}
+
+// A group EKS updates itself goes by EKS's update, to the release; it
+// cannot be aborted nor taken back, and the halt says so.
+func TestAGroupEKSUpdatesIsUpdatedByEKS(t *testing.T) {
+	in := threeBehind(at("2026-12-06T21:00:00Z"))
+	in.Spec.Abort = true
+	in.Groups[0].EKSUpdates = true
+	out := Decide(in)
+	if len(out.Create) != 1 || !out.Create[0].EKS || out.Create[0].Release != "1.37.2-20261201" {
+		t.Fatalf("create: %+v", out.Create)
+	}
+	in.Rollout = out.Rollout
+	in.Upgrades = map[string]Upgrade{"a": {Name: "p-a", Phase: v1alpha1.PhaseFailed}}
+	if out = Decide(in); out.State != v1alpha1.PolicyHalted || len(out.Abort) != 0 {
+		t.Errorf("a failed EKS update: %s abort %v", out.State, out.Abort)
+	}
+	in.Upgrades = map[string]Upgrade{"a": {Name: "p-a", Phase: v1alpha1.PhaseComplete}}
+	in.Rollout = Decide(in).Rollout
+	in.Regressions = []string{"node n1 is not Ready"}
+	out = Decide(in)
+	if len(out.Create) != 0 || !strings.Contains(out.Message, "but for a: EKS updates it itself") {
+		t.Errorf("an EKS-updated group cannot be taken back: %+v\n%s", out.Create, out.Message)
+	}
+}

@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/eks"
+	ekstypes "github.com/aws/aws-sdk-go-v2/service/eks/types"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -270,6 +273,41 @@ func TestAPolicyKeepsTheGroupsCurrentCanaryFirst(t *testing.T) {
 	})
 	if imgs := nodeImages(t, s); imgs[third] != 9 {
 		t.Errorf("nodes by AMI after the third rollout: %v; want all 9 on %s", imgs, third)
+	}
+
+	// A group made later is picked up by the policy that names none.
+	first2, err := s.EKS.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.EKS.CreateNodegroup(ctx, &eks.CreateNodegroupInput{
+		ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("workers-b"),
+		Subnets: first2.Nodegroup.Subnets[:2], NodeRole: first2.Nodegroup.NodeRole,
+		ScalingConfig: &ekstypes.NodegroupScalingConfig{MinSize: aws.Int32(2), MaxSize: aws.Int32(4), DesiredSize: aws.Int32(2)},
+		InstanceTypes: []string{"m5.large"}, AmiType: ekstypes.AMITypesAl2023X8664Standard, Version: aws.String("1.36"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	later := until(5*time.Minute, "the group made later upgraded", func(p *v1alpha1.NodeGroupUpgradePolicy) bool {
+		return p.Status.State == v1alpha1.PolicyUpToDate && p.Status.GroupsTotal == 4 && p.Status.LastRollout != nil && slices.Equal(p.Status.LastRollout.Groups, []string{"workers-b"})
+	})
+	if imgs := nodeImages(t, s); imgs[third] != 11 {
+		t.Errorf("nodes by AMI with the new group: %v; want all 11 on %s (%s)", imgs, third, policyState(later))
+	}
+
+	// The leader's metrics say how far behind the groups are and how the
+	// rollouts ended.
+	for k, ctl := range s.State.Controllers {
+		if k == leader {
+			continue // killed
+		}
+		metrics := scrape(t, "http://"+ctl.Metrics+"/metrics")
+		for _, want := range []string{`noderoll_policy_groups_behind{policy="keep-current"} 0`, `noderoll_policy_group_behind_seconds{group="workers-b",policy="keep-current"} 0`,
+			`noderoll_policy_halted{policy="keep-current"} 0`, `noderoll_policy_rollouts_total{outcome="Completed",policy="keep-current"}`} {
+			if !strings.Contains(metrics, want) {
+				t.Errorf("the leader's /metrics has no %s:\n%s", want, grepLines(metrics, "noderoll_policy"))
+			}
+		}
 	}
 	for k := range s.State.Controllers {
 		if strings.Contains(logOf(k), "forbidden") {
