@@ -92,7 +92,7 @@ func TestTheChartRendersTheController(t *testing.T) {
 	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.ServiceAccountName != sa.Name || c.Image != "ghcr.io/noderoll/noderoll:0.1.0" {
 		t.Errorf("Deployment: %d replicas, account %s, image %s", *d.Spec.Replicas, d.Spec.Template.Spec.ServiceAccountName, c.Image)
 	}
-	for _, arg := range []string{"controller", "--region=eu-west-1", "--leader-election-lease-duration=15s", "--metrics-bind-address=:8080"} {
+	for _, arg := range []string{"controller", "--region=eu-west-1", "--leader-election-lease-duration=15s", "--release-poll-interval=10m", "--metrics-bind-address=:8080"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("the controller's args %v lack %s", c.Args, arg)
 		}
