@@ -66,6 +66,56 @@ func nodeImages(t *testing.T, s *Sandbox) map[string]int {
 	return out
 }
 
+// policyWatch is one policy a test creates and waits on.
+type policyWatch struct {
+	t   *testing.T
+	c   client.Client
+	key client.ObjectKey
+	// settled says a halt is an old one the test knows of (nil: every
+	// halt stops the test, unless it is what the test waits for).
+	settled func(*v1alpha1.NodeGroupUpgradePolicy) bool
+}
+
+// createPolicy creates p and watches it.
+func createPolicy(t *testing.T, c client.Client, p *v1alpha1.NodeGroupUpgradePolicy) *policyWatch {
+	t.Helper()
+	if err := c.Create(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return &policyWatch{t: t, c: c, key: client.ObjectKeyFromObject(p)}
+}
+
+func (w *policyWatch) get() *v1alpha1.NodeGroupUpgradePolicy {
+	w.t.Helper()
+	var got v1alpha1.NodeGroupUpgradePolicy
+	if err := w.c.Get(context.Background(), w.key, &got); err != nil {
+		w.t.Fatal(err)
+	}
+	return &got
+}
+
+// until waits for ok; a policy Invalid, or Halted when ok does not want
+// it, ends the test at once.
+func (w *policyWatch) until(within time.Duration, what string, ok func(*v1alpha1.NodeGroupUpgradePolicy) bool) *v1alpha1.NodeGroupUpgradePolicy {
+	w.t.Helper()
+	var last *v1alpha1.NodeGroupUpgradePolicy
+	eventually(w.t, within, what, func() (bool, string) {
+		last = w.get()
+		if ok(last) {
+			return true, ""
+		}
+		if last.Status.State == v1alpha1.PolicyInvalid || last.Status.State == v1alpha1.PolicyHalted && (w.settled == nil || !w.settled(last)) {
+			w.t.Fatalf("%s: the policy is %s", what, policyState(last))
+		}
+		return false, policyState(last)
+	})
+	return last
+}
+
+func inState(state string) func(*v1alpha1.NodeGroupUpgradePolicy) bool {
+	return func(p *v1alpha1.NodeGroupUpgradePolicy) bool { return p.Status.State == state }
+}
+
 func policyState(p *v1alpha1.NodeGroupUpgradePolicy) string {
 	var groups []string
 	for _, g := range p.Status.Groups {
@@ -98,30 +148,8 @@ func TestAPolicyKeepsTheGroupsCurrentCanaryFirst(t *testing.T) {
 		return string(b)
 	}
 	p := seedPolicy("keep-current", 20*time.Second, "nodegroup")
-	if err := c.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	key := client.ObjectKeyFromObject(p)
-	get := func() *v1alpha1.NodeGroupUpgradePolicy {
-		t.Helper()
-		var got v1alpha1.NodeGroupUpgradePolicy
-		if err := c.Get(ctx, key, &got); err != nil {
-			t.Fatal(err)
-		}
-		return &got
-	}
-	until := func(within time.Duration, what string, ok func(*v1alpha1.NodeGroupUpgradePolicy) bool) *v1alpha1.NodeGroupUpgradePolicy {
-		t.Helper()
-		var last *v1alpha1.NodeGroupUpgradePolicy
-		eventually(t, within, what, func() (bool, string) {
-			last = get()
-			if last.Status.State == v1alpha1.PolicyHalted || last.Status.State == v1alpha1.PolicyInvalid {
-				t.Fatalf("%s: the policy is %s", what, policyState(last))
-			}
-			return ok(last), policyState(last)
-		})
-		return last
-	}
+	w := createPolicy(t, c, p)
+	get, until := w.get, w.until
 
 	// The canary soaks: publish a newer release and kill the leader now.
 	until(3*time.Minute, "the canary soaking", func(p *v1alpha1.NodeGroupUpgradePolicy) bool {
@@ -400,22 +428,10 @@ func TestAPolicyHaltsOnAFailedCanaryAndAbortTakesItBack(t *testing.T) {
 	p := seedPolicy("halts", 5*time.Second, "nodegroup")
 	p.Spec.OnFailure = "Abort"
 	p.Spec.Upgrade.NodeReadyTimeout = &metav1.Duration{Duration: 15 * time.Second}
-	if err := c.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	var got v1alpha1.NodeGroupUpgradePolicy
-	look := func() string {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
-			return err.Error()
-		}
-		return policyState(&got)
-	}
-	eventually(t, 3*time.Minute, "the policy halted", func() (bool, string) {
-		st := look()
-		return got.Status.State == v1alpha1.PolicyHalted, st
-	})
+	w := createPolicy(t, c, p)
+	got := w.until(3*time.Minute, "the policy halted", inState(v1alpha1.PolicyHalted))
 	if got.Status.WaitingReason != "Halted" || !strings.Contains(got.Status.Message, "nodegroup") || !strings.Contains(got.Status.Message, "noderoll.io/resume=now") {
-		t.Errorf("halted: %s", policyState(&got))
+		t.Errorf("halted: %s", policyState(got))
 	}
 	ngus := policyUpgrades(t, c, p.Name)
 	if len(ngus) != 1 || ngus[0].Spec.NodeGroup != "nodegroup" {
@@ -442,15 +458,12 @@ func TestAPolicyHaltsOnAFailedCanaryAndAbortTakesItBack(t *testing.T) {
 	first := got.Status.Rollout.Halted.At
 	// As kubectl annotate does: a patch, whatever the policy's version.
 	resume := client.RawPatch(types.MergePatchType, []byte(`{"metadata":{"annotations":{"`+v1alpha1.ResumeAnnotation+`":"now"}}}`))
-	if err := c.Patch(ctx, &got, resume); err != nil {
+	if err := c.Patch(ctx, got, resume); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 5*time.Minute, "the resumed rollout finished", func() (bool, string) {
-		st := look()
-		if got.Status.State == v1alpha1.PolicyHalted && got.Status.Rollout != nil && got.Status.Rollout.Halted != nil && !got.Status.Rollout.Halted.At.Equal(&first) {
-			t.Fatalf("halted again: %s", st)
-		}
-		return got.Status.State == v1alpha1.PolicyUpToDate && got.Status.LastRollout != nil, st
+	w.settled = func(p *v1alpha1.NodeGroupUpgradePolicy) bool { return p.Status.Rollout.Halted.At.Equal(&first) }
+	got = w.until(5*time.Minute, "the resumed rollout finished", func(p *v1alpha1.NodeGroupUpgradePolicy) bool {
+		return p.Status.State == v1alpha1.PolicyUpToDate && p.Status.LastRollout != nil
 	})
 	if _, ok := got.Annotations[v1alpha1.ResumeAnnotation]; ok {
 		t.Errorf("the resume annotation was left on the policy")
@@ -484,20 +497,8 @@ func TestAPolicyHaltsOnARegressionInTheCanarysSoak(t *testing.T) {
 	original := nodeImages(t, s)
 	p := seedPolicy("regression", 2*time.Minute, "nodegroup")
 	p.Spec.OnFailure = "Abort"
-	if err := c.Create(ctx, p); err != nil {
-		t.Fatal(err)
-	}
-	var got v1alpha1.NodeGroupUpgradePolicy
-	look := func() string {
-		if err := c.Get(ctx, client.ObjectKeyFromObject(p), &got); err != nil {
-			return err.Error()
-		}
-		return policyState(&got)
-	}
-	eventually(t, 3*time.Minute, "the canary soaking", func() (bool, string) {
-		st := look()
-		return got.Status.State == v1alpha1.PolicySoaking, st
-	})
+	w := createPolicy(t, c, p)
+	w.until(3*time.Minute, "the canary soaking", inState(v1alpha1.PolicySoaking))
 	target := s.RecommendedAMI("1.37")
 	nodes, err := s.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{LabelSelector: "eks.amazonaws.com/nodegroup-image=" + target})
 	if err != nil || len(nodes.Items) != 3 {
@@ -523,10 +524,7 @@ func TestAPolicyHaltsOnARegressionInTheCanarysSoak(t *testing.T) {
 	if victim == "" {
 		t.Fatalf("no pod to crash-loop on %s", nodes.Items[0].Name)
 	}
-	eventually(t, time.Minute, "halted on the regression", func() (bool, string) {
-		st := look()
-		return got.Status.State == v1alpha1.PolicyHalted, st
-	})
+	got := w.until(time.Minute, "halted on the regression", inState(v1alpha1.PolicyHalted))
 	if h := got.Status.Rollout.Halted; h.Reason != "Regression" || !strings.Contains(h.Message, victim) || !strings.Contains(h.Message, "crash-looping") {
 		t.Errorf("the halt: %+v", h)
 	}
@@ -541,9 +539,9 @@ func TestAPolicyHaltsOnARegressionInTheCanarysSoak(t *testing.T) {
 				return u.Status.Phase == v1alpha1.PhaseComplete && sameCounts(nodeImages(t, s), original), fmt.Sprintf("%s %s: %s", u.Name, u.Status.Phase, u.Status.Message)
 			}
 		}
-		return false, "no take-back yet: " + look()
+		return false, "no take-back yet: " + policyState(w.get())
 	})
-	if look(); got.Status.State != v1alpha1.PolicyHalted {
-		t.Errorf("after the take-back: %s; want it halted until the user resumes", policyState(&got))
+	if got = w.get(); got.Status.State != v1alpha1.PolicyHalted {
+		t.Errorf("after the take-back: %s; want it halted until the user resumes", policyState(got))
 	}
 }
