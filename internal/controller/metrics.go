@@ -93,7 +93,8 @@ func NewPolicyMetrics(reg prometheus.Registerer) (*PolicyMetrics, error) {
 }
 
 // observe sets a policy's series from a decision.
-func (m *PolicyMetrics) observe(p *v1alpha1.NodeGroupUpgradePolicy, out keepcurrent.Output, now time.Time) {
+// prev is the policy's status before the decision.
+func (m *PolicyMetrics) observe(policy string, prev *v1alpha1.NodeGroupUpgradePolicyStatus, out keepcurrent.Output, now time.Time) {
 	if m == nil {
 		return
 	}
@@ -108,26 +109,26 @@ func (m *PolicyMetrics) observe(p *v1alpha1.NodeGroupUpgradePolicy, out keepcurr
 				secs = now.Sub(g.BehindSince.Time).Seconds()
 			}
 		}
-		m.behindFor.WithLabelValues(p.Name, g.Name).Set(secs)
+		m.behindFor.WithLabelValues(policy, g.Name).Set(secs)
 	}
-	m.behind.WithLabelValues(p.Name).Set(float64(behind))
-	wasHalted := p.Status.Rollout != nil && p.Status.Rollout.Halted != nil
+	m.behind.WithLabelValues(policy).Set(float64(behind))
+	wasHalted := prev.Rollout != nil && prev.Rollout.Halted != nil
 	isHalted := out.Rollout != nil && out.Rollout.Halted != nil
-	m.halted.WithLabelValues(p.Name).Set(map[bool]float64{true: 1, false: 0}[isHalted])
+	m.halted.WithLabelValues(policy).Set(map[bool]float64{true: 1, false: 0}[isHalted])
 	if isHalted && !wasHalted {
-		m.rollouts.WithLabelValues(p.Name, "Halted").Inc()
+		m.rollouts.WithLabelValues(policy, "Halted").Inc()
 	}
 	if out.Ended != nil {
-		m.rollouts.WithLabelValues(p.Name, out.Ended.Outcome).Inc()
+		m.rollouts.WithLabelValues(policy, out.Ended.Outcome).Inc()
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, g := range m.groupsByName[p.Name] {
+	for _, g := range m.groupsByName[policy] {
 		if !slices.Contains(groups, g) {
-			m.behindFor.DeleteLabelValues(p.Name, g)
+			m.behindFor.DeleteLabelValues(policy, g)
 		}
 	}
-	m.groupsByName[p.Name] = groups
+	m.groupsByName[policy] = groups
 }
 
 // forget drops a deleted policy's series.

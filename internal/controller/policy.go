@@ -142,13 +142,16 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 			return reconcile.Result{}, fmt.Errorf("deleting NodeGroupUpgrade %s to resume: %w", name, err)
 		}
 	}
+	// The status as it was: writing the decision changes p.
+	prev := p.Status.DeepCopy()
+	began := prev.Rollout == nil && out.Rollout != nil
 	// The decision is kept before it is acted on: a status refused (a
 	// newer copy) is decided again, and what it asks for is made under
 	// names that make a second try change nothing.
 	if err := r.writeStatus(ctx, &p, func(s *v1alpha1.NodeGroupUpgradePolicyStatus) { r.fill(s, &p, out, now) }); err != nil {
 		return reconcile.Result{}, err
 	}
-	created, err := r.act(ctx, &p, out, log)
+	created, err := r.act(ctx, &p, out, began, prev.LastRollout, log)
 	if err != nil {
 		return reconcile.Result{}, err
 	}
@@ -170,7 +173,7 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		r.Events.Eventf(&p, nil, typ, e.Reason, "Rollout", "%s", truncate(e.Message, 1000))
 		log.Info(e.Message, "reason", e.Reason)
 	}
-	r.Metrics.observe(&p, out, now)
+	r.Metrics.observe(p.Name, prev, out, now)
 	wait := r.PollEvery
 	if out.Requeue > 0 {
 		wait = min(wait, max(out.Requeue, time.Second))
@@ -245,7 +248,7 @@ func (r *PolicyReconciler) writeStatus(ctx context.Context, p *v1alpha1.NodeGrou
 }
 
 // act makes, aborts and retires NodeGroupUpgrades as decided.
-func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgradePolicy, out keepcurrent.Output, log *slog.Logger) (created int, err error) {
+func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgradePolicy, out keepcurrent.Output, began bool, lastRollout *v1alpha1.PolicyRolloutEnd, log *slog.Logger) (created int, err error) {
 	for _, c := range out.Create {
 		u, err := r.upgradeFor(p, out.Rollout, c)
 		if err != nil {
@@ -275,15 +278,15 @@ func (r *PolicyReconciler) act(ctx context.Context, p *v1alpha1.NodeGroupUpgrade
 	}
 	// A new rollout retires the ended upgrades of older ones, so that
 	// `kubectl get ngu` shows this rollout's and the one before's.
-	if out.Rollout != nil && p.Status.Rollout == nil {
+	if began {
 		var list v1alpha1.NodeGroupUpgradeList
 		if err := r.Client.List(ctx, &list, client.MatchingLabels{v1alpha1.PolicyLabel: p.Name}); err != nil {
 			return created, err
 		}
 		keep := rolloutID(&out.Rollout.Started)
 		last := ""
-		if p.Status.LastRollout != nil {
-			last = rolloutID(&p.Status.LastRollout.Started)
+		if lastRollout != nil {
+			last = rolloutID(&lastRollout.Started)
 		}
 		for k := range list.Items {
 			u := &list.Items[k]

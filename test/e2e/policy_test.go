@@ -322,6 +322,14 @@ func TestAPolicyKeepsTheGroupsCurrentCanaryFirst(t *testing.T) {
 	if imgs := nodeImages(t, s); imgs[third] != 11 {
 		t.Errorf("nodes by AMI with the new group: %v; want all 11 on %s (%s)", imgs, third, policyState(later))
 	}
+	// Four rollouts made 10 NodeGroupUpgrades; those of the last two are kept.
+	if kept := policyUpgrades(t, c, p.Name); len(kept) != 4 {
+		var names []string
+		for _, u := range kept {
+			names = append(names, u.Name+"="+u.Labels["noderoll.io/rollout"])
+		}
+		t.Errorf("NodeGroupUpgrades kept: %v; want the last two rollouts' 4", names)
+	}
 
 	// The leader's metrics say how far behind the groups are and how the
 	// rollouts ended.
