@@ -218,11 +218,12 @@ type NodeGroupUpgradePolicyStatus struct {
 	// is open).
 	// +optional
 	NextWindow *metav1.Time `json:"nextWindow,omitempty"`
-	// GroupsUpToDate of GroupsTotal run their newest acceptable release.
+	// GroupsUpToDate of GroupsTotal run their newest acceptable release
+	// (pointers: 0 is written, and printed, as 0).
 	// +optional
-	GroupsUpToDate int32 `json:"groupsUpToDate"`
+	GroupsUpToDate *int32 `json:"groupsUpToDate,omitempty"`
 	// +optional
-	GroupsTotal int32 `json:"groupsTotal"`
+	GroupsTotal *int32 `json:"groupsTotal,omitempty"`
 	// Groups are the groups the policy keeps, each as last seen.
 	// +listType=map
 	// +listMapKey=name

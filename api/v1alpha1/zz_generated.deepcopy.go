@@ -212,6 +212,16 @@ func (in *NodeGroupUpgradePolicyStatus) DeepCopyInto(out *NodeGroupUpgradePolicy
 		in, out := &in.NextWindow, &out.NextWindow
 		*out = (*in).DeepCopy()
 	}
+	if in.GroupsUpToDate != nil {
+		in, out := &in.GroupsUpToDate, &out.GroupsUpToDate
+		*out = new(int32)
+		**out = **in
+	}
+	if in.GroupsTotal != nil {
+		in, out := &in.GroupsTotal, &out.GroupsTotal
+		*out = new(int32)
+		**out = **in
+	}
 	if in.Groups != nil {
 		in, out := &in.Groups, &out.Groups
 		*out = make([]PolicyGroupStatus, len(*in))

@@ -57,9 +57,12 @@ or blocked, naming the pods and budgets that refuse their evictions.
 
 Run several replicas: one leads (a Lease in --leader-election-namespace) and
 runs the upgrades; another takes over when it dies and resumes them from their
-records. Each upgrade runs in a worker of its own, --max-concurrent-upgrades
-at a time; spec.paused stops one between actions, deleting the resource stops
-it and leaves the group as its record says.
+records. A new leader takes a group over only once the lock the old leader's
+worker held on it has expired (30s after its last renewal): a leader cut off
+from the API server, still reaching AWS, never acts beside it. Each upgrade
+runs in a worker of its own, --max-concurrent-upgrades at a time;
+spec.paused stops one between actions, deleting the resource stops it and
+leaves the group as its record says.
 
 NodeGroupUpgradePolicy resources keep a cluster's groups current by
 themselves: each new EKS AMI release (read from SSM every

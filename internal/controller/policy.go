@@ -21,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -200,7 +201,7 @@ func (r *PolicyReconciler) fill(s *v1alpha1.NodeGroupUpgradePolicyStatus, p *v1a
 	if !out.NextWindow.IsZero() {
 		s.NextWindow = &metav1.Time{Time: out.NextWindow}
 	}
-	s.Groups, s.GroupsUpToDate, s.GroupsTotal = out.Groups, int32(out.UpToDate), int32(len(out.Groups))
+	s.Groups, s.GroupsUpToDate, s.GroupsTotal = out.Groups, ptr.To(int32(out.UpToDate)), ptr.To(int32(len(out.Groups)))
 	s.Rollout = out.Rollout
 	if out.Ended != nil {
 		s.LastRollout = out.Ended

@@ -208,8 +208,8 @@ func Decide(in Input) Output {
 		for k, w := range r.Waves {
 			order = append(order, fmt.Sprintf("%s: %s", waveName(r, k), strings.Join(w.Groups, ", ")))
 		}
-		out.Events = append(out.Events, Event{Reason: "RolloutStarted", Message: fmt.Sprintf("rolling out Kubernetes %s's newest releases to %d groups, targets frozen now: %s",
-			r.KubernetesVersion, len(r.Targets), strings.Join(order, "; "))})
+		out.Events = append(out.Events, Event{Reason: "RolloutStarted", Message: fmt.Sprintf("rolling out Kubernetes %s's newest releases to %s, targets frozen now: %s",
+			r.KubernetesVersion, groups(len(r.Targets)), strings.Join(order, "; "))})
 	}
 	if in.Rollout != nil {
 		out.Rollout = in.Rollout.DeepCopy()
@@ -257,21 +257,21 @@ func summarize(in Input, out *Output, cands map[string]candidate, behind []strin
 	switch {
 	case in.Spec.Paused && (len(behind) > 0 || young > 0):
 		out.State, out.Waiting = v1alpha1.PolicyPaused, WaitingPaused
-		out.Message = fmt.Sprintf("paused by spec.paused with %d groups behind; nothing new starts until it is false", len(behind)+young)
+		out.Message = fmt.Sprintf("paused by spec.paused with %s behind; nothing new starts until it is false", groups(len(behind)+young))
 	case in.Spec.Paused:
 		out.State, out.Message = v1alpha1.PolicyPaused, "paused by spec.paused; every group is on its newest acceptable release"
 	case len(behind) > 0 && closed != "":
 		out.State, out.Waiting = v1alpha1.PolicyWaiting, closed
-		out.Message = fmt.Sprintf("%d groups behind (%s); %s, so none starts", len(behind), strings.Join(behind, ", "), closedMsg)
+		out.Message = fmt.Sprintf("%s behind (%s); %s, so none starts", groups(len(behind)), strings.Join(behind, ", "), closedMsg)
 	case len(settling) > 0 && young == 0:
 		out.State = v1alpha1.PolicyWaiting
-		out.Message = fmt.Sprintf("waiting on %d groups: %s", len(settling), strings.Join(settling, "; "))
+		out.Message = fmt.Sprintf("waiting on %s: %s", groups(len(settling)), strings.Join(settling, "; "))
 	case young > 0:
 		out.State, out.Waiting = v1alpha1.PolicyWaiting, WaitingReleaseAge
-		out.Message = fmt.Sprintf("%d groups behind a release younger than spec.minReleaseAge %s; each group's message says when it is taken", young, in.Spec.MinReleaseAge)
+		out.Message = fmt.Sprintf("%s behind a release younger than spec.minReleaseAge %s; each group's message says when it is taken", groups(young), in.Spec.MinReleaseAge)
 	default:
 		out.State = v1alpha1.PolicyUpToDate
-		out.Message = fmt.Sprintf("all %d groups on their newest acceptable release of Kubernetes %s", len(cands), in.Minor)
+		out.Message = fmt.Sprintf("%s on the newest acceptable release of Kubernetes %s", map[bool]string{true: "the group", false: "all " + groups(len(cands))}[len(cands) == 1], in.Minor)
 	}
 }
 
@@ -521,6 +521,14 @@ func rolloutStatuses(in Input, r *v1alpha1.PolicyRollout) []v1alpha1.PolicyGroup
 		}
 	}
 	return out
+}
+
+// groups is "1 group", "3 groups".
+func groups(n int) string {
+	if n == 1 {
+		return "1 group"
+	}
+	return fmt.Sprintf("%d groups", n)
 }
 
 func orID(release, id string) string { // a release, or the AMI where it has none
