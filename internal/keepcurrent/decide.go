@@ -410,6 +410,10 @@ func soak(in Input, out *Output) {
 	}
 	out.Ended = end
 	out.Events = append(out.Events, Event{Reason: "RolloutCompleted", Message: fmt.Sprintf("%s on %s", strings.Join(end.Groups, ", "), strings.Join(end.Releases, ", "))})
+	// Its groups as the rollout left them (what they run is read again
+	// on the next look, a second from now).
+	out.Groups = rolloutStatuses(in, r)
+	out.State, out.Message = v1alpha1.PolicyUpgrading, fmt.Sprintf("the rollout completed: %s on %s; looking at the groups again", strings.Join(end.Groups, ", "), strings.Join(end.Releases, ", "))
 	out.Rollout = nil
 }
 

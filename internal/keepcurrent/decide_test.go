@@ -83,6 +83,9 @@ func TestARolloutGoesCanaryFirstThenWavesToItsFrozenTargets(t *testing.T) {
 	if out.Rollout != nil || out.Ended == nil || out.Ended.Outcome != "Completed" || !slices.Equal(out.Ended.Releases, []string{"1.37.2-20261201"}) {
 		t.Fatalf("end: %+v %+v", out.Rollout, out.Ended)
 	}
+	if out.UpToDate != 3 || out.Requeue != time.Second {
+		t.Errorf("at the end, the groups read before their wave are not taken as behind: %d up to date, requeue %s: %+v", out.UpToDate, out.Requeue, out.Groups)
+	}
 	// The next look starts a rollout of the newer release.
 	in.Rollout, in.Upgrades = nil, nil
 	for k := range in.Groups {
