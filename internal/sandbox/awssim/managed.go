@@ -73,8 +73,9 @@ type nodegroupVersionRequest struct {
 
 type nodegroupConfigRequest struct {
 	UpdateConfig *struct {
-		MaxUnavailable           *int `json:"maxUnavailable"`
-		MaxUnavailablePercentage *int `json:"maxUnavailablePercentage"`
+		MaxUnavailable           *int    `json:"maxUnavailable"`
+		MaxUnavailablePercentage *int    `json:"maxUnavailablePercentage"`
+		UpdateStrategy           *string `json:"updateStrategy"`
 	} `json:"updateConfig"`
 	Labels             json.RawMessage `json:"labels"`
 	Taints             json.RawMessage `json:"taints"`
@@ -264,9 +265,14 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 	}
 	now := a.clock.Now()
 	// EKS surges by a node a zone (the seed's 3 to 6), or by the nodes it
-	// replaces at once when that is larger.
+	// replaces at once when that is larger; with the MINIMAL strategy not
+	// at all: only the nodes off the target are replaced, maxUnavailable
+	// at a time (none when every node runs it already).
 	unavailable := ng.unavailable(g.Desired)
 	surge := max(len(g.AZs), unavailable)
+	if ng.strategy() == "MINIMAL" {
+		surge = 0
+	}
 	u := &Update{ID: a.uuid(), Cluster: cluster, Nodegroup: name, Type: "VersionUpdate", Status: "InProgress", Created: now,
 		token: req.ClientRequestToken, force: req.Force, surge: surge, unavailable: unavailable}
 	if img := a.images[target.Data.ImageID]; img != nil {
@@ -316,14 +322,22 @@ func (a *Account) startConfigUpdate(cluster, name string, req nodegroupConfigReq
 		}
 	}
 	c := req.UpdateConfig
-	if c == nil || (c.MaxUnavailable == nil && c.MaxUnavailablePercentage == nil) {
-		return nil, invalidParam("No changes needed for the nodegroup %s: give updateConfig.maxUnavailable or updateConfig.maxUnavailablePercentage.", name)
+	if c == nil || (c.MaxUnavailable == nil && c.MaxUnavailablePercentage == nil && c.UpdateStrategy == nil) {
+		return nil, invalidParam("No changes needed for the nodegroup %s: give updateConfig.maxUnavailable, updateConfig.maxUnavailablePercentage or updateConfig.updateStrategy.", name)
 	}
 	if c.MaxUnavailable != nil && c.MaxUnavailablePercentage != nil {
 		return nil, invalidParam("Only one of maxUnavailable and maxUnavailablePercentage may be specified in updateConfig.")
 	}
+	var params []UpdateParam
+	if s := c.UpdateStrategy; s != nil {
+		if *s != "DEFAULT" && *s != "MINIMAL" {
+			return nil, invalidParam("updateStrategy must be DEFAULT or MINIMAL, was %q.", *s)
+		}
+		params = append(params, UpdateParam{"UpdateStrategy", *s})
+	}
 	var param UpdateParam
 	switch {
+	case c.MaxUnavailable == nil && c.MaxUnavailablePercentage == nil:
 	case c.MaxUnavailable != nil && (*c.MaxUnavailable < 1 || *c.MaxUnavailable > 100):
 		return nil, invalidParam("maxUnavailable must be between 1 and 100, was %d.", *c.MaxUnavailable)
 	case c.MaxUnavailablePercentage != nil && (*c.MaxUnavailablePercentage < 1 || *c.MaxUnavailablePercentage > 100):
@@ -336,8 +350,11 @@ func (a *Account) startConfigUpdate(cluster, name string, req nodegroupConfigReq
 	if u := a.updating(cluster, name); u != nil {
 		return nil, &APIError{Code: "ResourceInUseException", Message: fmt.Sprintf("Nodegroup %s is currently being updated (update %s).", name, u.ID), Status: 409}
 	}
+	if param.Type != "" {
+		params = append(params, param)
+	}
 	u := &Update{ID: a.uuid(), Cluster: cluster, Nodegroup: name, Type: "ConfigUpdate", Status: "InProgress", Created: a.clock.Now(),
-		token: req.ClientRequestToken, Params: []UpdateParam{param}}
+		token: req.ClientRequestToken, Params: params}
 	if a.updates == nil {
 		a.updates = map[string]*Update{}
 	}
@@ -354,10 +371,14 @@ func (a *Account) startConfigUpdate(cluster, name string, req nodegroupConfigReq
 		}
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		if c.MaxUnavailable != nil {
+		switch {
+		case c.MaxUnavailable != nil:
 			ng.MaxUnavailable, ng.MaxUnavailablePercentage = *c.MaxUnavailable, 0
-		} else {
+		case c.MaxUnavailablePercentage != nil:
 			ng.MaxUnavailable, ng.MaxUnavailablePercentage = 0, *c.MaxUnavailablePercentage
+		}
+		if c.UpdateStrategy != nil {
+			ng.UpdateStrategy = *c.UpdateStrategy
 		}
 		u.Status = "Successful"
 		a.poke()
@@ -404,7 +425,8 @@ func (a *Account) runUpdate(ctx context.Context, u *Update, ops NodeOps, group s
 	a.mu.Unlock()
 	// EKS's phases, in order; each says false when the update failed or
 	// was cut short, and nothing after it runs.
-	if r.waitSettled(true) && r.taintOld() && r.replaceOld() && r.scaleBack() && r.waitGone() {
+	// A surge waits for a new node in every zone first; MINIMAL has none.
+	if r.waitSettled(u.surge > 0) && r.taintOld() && r.replaceOld() && r.scaleBack() && r.waitGone() {
 		r.succeed()
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -345,5 +346,91 @@ func TestUpdateNodegroupConfigSetsHowManyNodesAnUpdateReplacesAtOnce(t *testing.
 	sc = describe().ScalingConfig
 	if aws.ToInt32(sc.DesiredSize) != 3 || aws.ToInt32(sc.MaxSize) != 6 {
 		t.Fatalf("scaled back to desired %d max %d, want 3 and 6", aws.ToInt32(sc.DesiredSize), aws.ToInt32(sc.MaxSize))
+	}
+}
+
+// The MINIMAL update strategy as EKS documents it
+// (API_NodegroupUpdateConfig.html: "terminates the old instances before
+// launching the new instances"): no surge; only the nodes off the target
+// are replaced, maxUnavailable at a time; so on a group whose every node
+// runs the target, an update to a launch template version records it and
+// replaces none.
+func TestTheMinimalStrategyReplacesOnlyTheNodesOffTheTarget(t *testing.T) {
+	m := newManagedEnv(t)
+	ctx := context.Background()
+	m.joined(t, 3)
+	describe := func() *ekstypes.Nodegroup {
+		ng, err := m.eks.DescribeNodegroup(ctx, &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ng.Nodegroup
+	}
+	if s := describe().UpdateConfig.UpdateStrategy; s != ekstypes.NodegroupUpdateStrategiesDefault {
+		t.Fatalf("a new group's strategy %q, want DEFAULT", s)
+	}
+	setStrategy := func(s ekstypes.NodegroupUpdateStrategies) (*ekstypes.Update, error) {
+		out, err := m.eks.UpdateNodegroupConfig(ctx, &eks.UpdateNodegroupConfigInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup"),
+			UpdateConfig: &ekstypes.NodegroupUpdateConfig{UpdateStrategy: s}})
+		if err != nil {
+			return nil, err
+		}
+		return out.Update, nil
+	}
+	if _, err := setStrategy("FAST"); err == nil || !strings.Contains(err.Error(), "InvalidParameterException") {
+		t.Errorf("an unknown strategy: %v", err)
+	}
+	u, err := setStrategy(ekstypes.NodegroupUpdateStrategiesMinimal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.Params) != 1 || u.Params[0].Type != ekstypes.UpdateParamTypeUpdateStrategy || aws.ToString(u.Params[0].Value) != "MINIMAL" {
+		t.Fatalf("config update params %+v", u.Params)
+	}
+	m.wait(t, aws.ToString(u.Id))
+	if c := describe().UpdateConfig; c.UpdateStrategy != ekstypes.NodegroupUpdateStrategiesMinimal || aws.ToInt32(c.MaxUnavailable) != 1 {
+		t.Fatalf("after MINIMAL: %+v (maxUnavailable kept)", c)
+	}
+	drains := func() int {
+		m.cluster.mu.Lock()
+		defer m.cluster.mu.Unlock()
+		n := 0
+		for _, l := range m.cluster.log {
+			if strings.HasPrefix(l, "drain ") {
+				n++
+			}
+		}
+		return n
+	}
+	// Off the target: each old node replaced, none launched first.
+	out, err := m.eks.UpdateNodegroupVersion(ctx, &eks.UpdateNodegroupVersionInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup"), Version: aws.String("1.37")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc := describe().ScalingConfig; aws.ToInt32(sc.DesiredSize) != 3 || aws.ToInt32(sc.MaxSize) != 6 {
+		t.Errorf("a MINIMAL update surged to desired %d max %d", aws.ToInt32(sc.DesiredSize), aws.ToInt32(sc.MaxSize))
+	}
+	if done := m.wait(t, aws.ToString(out.Update.Id)); done.Status != ekstypes.UpdateStatusSuccessful {
+		t.Fatalf("the MINIMAL update ended %s: %+v", done.Status, done.Errors)
+	}
+	if n := drains(); n != 3 {
+		t.Errorf("%d nodes drained, want the 3 old ones", n)
+	}
+	// Every node on the target: recording a template version replaces none.
+	ng := describe()
+	lt := ng.LaunchTemplate
+	out, err = m.eks.UpdateNodegroupVersion(ctx, &eks.UpdateNodegroupVersionInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup"),
+		LaunchTemplate: &ekstypes.LaunchTemplateSpecification{Id: lt.Id, Version: lt.Version}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done := m.wait(t, aws.ToString(out.Update.Id)); done.Status != ekstypes.UpdateStatusSuccessful {
+		t.Fatalf("the recording update ended %s: %+v", done.Status, done.Errors)
+	}
+	if n := drains(); n != 3 {
+		t.Errorf("recording a version on a group already on it drained %d more nodes", n-3)
+	}
+	if sc := describe().ScalingConfig; aws.ToInt32(sc.DesiredSize) != 3 {
+		t.Errorf("desired %d after, want 3", aws.ToInt32(sc.DesiredSize))
 	}
 }

@@ -206,6 +206,11 @@ type Nodegroup struct {
 	// MaxUnavailable or MaxUnavailablePercentage is the group's
 	// updateConfig: how many nodes its updates replace at once.
 	MaxUnavailable, MaxUnavailablePercentage int
+	// UpdateStrategy is how its version updates replace nodes: DEFAULT
+	// (new instances first, then scaled back) or MINIMAL (no surge: only
+	// the nodes not on the target are replaced, maxUnavailable at a
+	// time). "" reads as DEFAULT.
+	UpdateStrategy string
 	// TemplateVersion is the version of its launch template EKS records
 	// for the group: set at creation and by its updates, not by changes
 	// made to the Auto Scaling group directly.
@@ -218,11 +223,20 @@ type Nodegroup struct {
 
 // updateConfig is the group's updateConfig as DescribeNodegroup shows it:
 // the one of its two fields that is set.
-func (ng *Nodegroup) updateConfig() map[string]int {
+func (ng *Nodegroup) updateConfig() map[string]any {
+	c := map[string]any{"maxUnavailable": ng.MaxUnavailable, "updateStrategy": ng.strategy()}
 	if ng.MaxUnavailablePercentage > 0 {
-		return map[string]int{"maxUnavailablePercentage": ng.MaxUnavailablePercentage}
+		c = map[string]any{"maxUnavailablePercentage": ng.MaxUnavailablePercentage, "updateStrategy": ng.strategy()}
 	}
-	return map[string]int{"maxUnavailable": ng.MaxUnavailable}
+	return c
+}
+
+// strategy is the group's update strategy as EKS names it.
+func (ng *Nodegroup) strategy() string {
+	if ng.UpdateStrategy == "" {
+		return "DEFAULT"
+	}
+	return ng.UpdateStrategy
 }
 
 // unavailable is how many nodes an update of the group replaces at once:
