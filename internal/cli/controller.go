@@ -200,7 +200,7 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 			return err
 		}
 		policies := &controller.PolicyReconciler{
-			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), View: view, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
 			Log: log, Clock: clock.RealClock{}, PollEvery: f.releasePoll, Metrics: policyMetrics,
 		}
 		if err := policies.SetupWithManager(mgr); err != nil {

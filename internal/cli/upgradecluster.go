@@ -112,7 +112,7 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 	}
 	view.Start(ctx)
 	planner := at.engine(opts)
-	r := &clusterupgrade.Runner{Kube: at.kube, Cloud: at.cloud, Clock: clock.RealClock{}, Tell: tell, Soak: req.Soak, Health: health,
+	r := &clusterupgrade.Runner{Kube: at.kube, Cloud: at.cloud, Clock: clock.RealClock{}, Tell: tell, Soak: req.Soak, Health: health, View: view,
 		Plan: func(ctx context.Context) (*clusterplan.Plan, error) {
 			return clusterplan.Make(ctx, at.cloud, func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) (*engine.Forecast, error) {
 				return planner.Forecast(ctx, engine.Request{Group: ref, Target: target}, defaultAssumed())

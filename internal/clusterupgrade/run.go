@@ -33,6 +33,9 @@ type Runner struct {
 	Tell   func(group, msg string)
 	Soak   time.Duration // after each wave, for a new upgrade
 	Health Health
+	// View is the cluster's caches the waves drain through and the soak
+	// reads (started by the caller).
+	View *engine.ClusterView
 	// PollEvery is how often a soak looks at the groups' health (default 2s).
 	PollEvery time.Duration
 }
@@ -189,16 +192,12 @@ func (r *Runner) wave(ctx context.Context, rec *Record, k int) error {
 }
 
 // soak watches the wave's groups for the soak's length: their nodes and
-// the pods on them, against r.Health, read from informers (one list and a
-// watch, not requests a node every look); which nodes are the groups' the
-// cloud says, asked again every membershipEvery.
+// the pods on them, against r.Health, read from the view's informers (not
+// requests a node every look); which nodes are the groups' the cloud says,
+// asked again every membershipEvery.
 func (r *Runner) soak(ctx context.Context, rec *Record, k int, d time.Duration) error {
 	w := rec.Waves[k]
-	view, err := watchCluster(ctx, r.Kube)
-	if err != nil {
-		return fmt.Errorf("soaking %s: %w", waveName(rec, k), err)
-	}
-	defer view.close()
+	var err error
 	baseline := map[string]int32{}
 	end := r.Clock.Now().Add(d)
 	var names []string
@@ -211,7 +210,10 @@ func (r *Runner) soak(ctx context.Context, rec *Record, k int, d time.Duration) 
 			}
 			asked = r.Clock.Now()
 		}
-		nodes, pods := view.look(names)
+		nodes, pods, err := r.View.Look(ctx, names)
+		if err != nil {
+			return fmt.Errorf("soaking %s: %w", waveName(rec, k), err)
+		}
 		if first {
 			for k := range pods {
 				baseline[string(pods[k].UID)] = restarts(&pods[k])

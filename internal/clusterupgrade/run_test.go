@@ -52,7 +52,14 @@ func TestASoakThatSeesARegressionHaltsBeforeTheNextWave(t *testing.T) {
 	var mu sync.Mutex
 	var upgraded []string
 	plans := 0
-	r := &Runner{Kube: kube, Cloud: p, Clock: clock.RealClock{}, Tell: func(string, string) {}, Soak: 300 * time.Millisecond, PollEvery: 50 * time.Millisecond,
+	view, err := engine.NewClusterView(kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewCtx, stopView := context.WithCancel(ctx)
+	defer stopView()
+	view.Start(viewCtx)
+	r := &Runner{Kube: kube, Cloud: p, Clock: clock.RealClock{}, Tell: func(string, string) {}, Soak: 300 * time.Millisecond, PollEvery: 50 * time.Millisecond, View: view,
 		Plan: func(context.Context) (*clusterplan.Plan, error) {
 			plans++
 			return &clusterplan.Plan{Cluster: "prod", KubernetesVersion: "1.37", Soak: 300 * time.Millisecond,

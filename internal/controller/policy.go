@@ -33,6 +33,7 @@ import (
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/clusterupgrade"
+	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/keepcurrent"
 )
 
@@ -49,7 +50,10 @@ const (
 // on from it.
 type PolicyReconciler struct {
 	Client client.Client // cached reads, writes
-	Reader client.Reader // the API server as it is now (nodes and pods in a soak)
+	Reader client.Reader // the API server as it is now (the policy's upgrades)
+	// View is the cluster's caches the upgrades share (started with the
+	// leader's work): a soak reads the groups' nodes and pods from it.
+	View   *engine.ClusterView
 	Cloud  cloud.Provider
 	Events events.EventRecorder
 	Log    *slog.Logger
@@ -85,6 +89,17 @@ func (r *PolicyReconciler) SetupWithManager(mgr manager.Manager) error {
 		r.Reader = r.Client
 	}
 	r.seen = map[types.UID]groupsRead{}
+	if r.View != nil {
+		// Started with the leader's work (the upgrades' reconciler starts
+		// the same view; it runs once).
+		if err := mgr.Add(manager.RunnableFunc(func(ctx context.Context) error {
+			r.View.Start(ctx)
+			<-ctx.Done()
+			return nil
+		})); err != nil {
+			return err
+		}
+	}
 	// An upgrade's progress is written every few seconds; the policy
 	// cares only when its phase or spec changes, or it goes.
 	phaseChanged := predicate.Funcs{UpdateFunc: func(e event.UpdateEvent) bool {
@@ -498,35 +513,26 @@ func (r *PolicyReconciler) forget(name string) {
 	r.Metrics.forget(name)
 }
 
-// health reads the soaking groups' nodes and the pods on them and names
-// their regressions: every node of a group whose upgrade completed is new,
-// so a pod's restarts are all since the upgrade.
+// health reads the soaking groups' nodes and the pods on them from the
+// controller's cluster view (informers, not requests a node every look)
+// and names their regressions: every node of a group whose upgrade
+// completed is new, so a pod's restarts are all since the upgrade.
 func (r *PolicyReconciler) health(ctx context.Context, spec keepcurrent.Spec, groups []string) ([]string, error) {
-	var nodes []corev1.Node
-	var pods []corev1.Pod
+	var names []string
 	for _, name := range groups {
 		ng, err := r.Cloud.NodeGroup(ctx, cloud.NodeGroupRef{Cluster: spec.Cluster, Name: name})
 		if err != nil {
 			return nil, fmt.Errorf("reading %s for its soak: %w", name, err)
 		}
 		for _, i := range ng.Instances {
-			if i.NodeName == "" || i.Terminating() {
-				continue
+			if i.NodeName != "" && !i.Terminating() {
+				names = append(names, i.NodeName)
 			}
-			var n corev1.Node
-			if err := r.Reader.Get(ctx, client.ObjectKey{Name: i.NodeName}, &n); err != nil {
-				if apierrors.IsNotFound(err) {
-					continue // not registered yet, or gone: the upgrade's concern
-				}
-				return nil, err
-			}
-			nodes = append(nodes, n)
-			var on corev1.PodList
-			if err := r.Reader.List(ctx, &on, client.MatchingFields{"spec.nodeName": i.NodeName}); err != nil {
-				return nil, err
-			}
-			pods = append(pods, on.Items...)
 		}
+	}
+	nodes, pods, err := r.View.Look(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("reading the soaking groups' nodes: %w", err)
 	}
 	h := clusterupgrade.Health{Restarts: spec.MaxRestarts, PodReady: spec.PodReady}
 	return h.Judge(r.Clock.Now(), nodes, pods, nil), nil

@@ -164,7 +164,18 @@ func slim(obj any) (any, error) {
 		}
 		o.Annotations = ann
 		o.Spec = corev1.PodSpec{NodeName: o.Spec.NodeName}
-		o.Status = corev1.PodStatus{Phase: o.Status.Phase}
+		// A soak's health watch reads the Ready condition and the
+		// containers' restarts; nothing else of the status is kept.
+		st := corev1.PodStatus{Phase: o.Status.Phase}
+		for _, c := range o.Status.Conditions {
+			if c.Type == corev1.PodReady {
+				st.Conditions = []corev1.PodCondition{{Type: c.Type, Status: c.Status}}
+			}
+		}
+		for _, c := range o.Status.ContainerStatuses {
+			st.ContainerStatuses = append(st.ContainerStatuses, corev1.ContainerStatus{Name: c.Name, RestartCount: c.RestartCount})
+		}
+		o.Status = st
 	case *corev1.Node:
 		o.Status.Images = nil
 	}

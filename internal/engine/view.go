@@ -156,6 +156,32 @@ func (v *ClusterView) watchPodStops(clk clock.Clock, took func(node string, d ti
 	return func() { _ = v.pods.RemoveEventHandler(reg) }, nil
 }
 
+// Look returns the named nodes the cache holds (one not registered yet,
+// or gone, is left out) and the pods on them, as a soak judges them: their
+// Ready condition and restarts are kept (see slim). It waits for the caches
+// to list first; the view must be started.
+func (v *ClusterView) Look(ctx context.Context, names []string) ([]corev1.Node, []corev1.Pod, error) {
+	if err := v.synced(ctx); err != nil {
+		return nil, nil, err
+	}
+	var nodes []corev1.Node
+	var pods []corev1.Pod
+	for _, n := range names {
+		node, err := v.nodeLister.Get(n)
+		if err != nil {
+			continue
+		}
+		nodes = append(nodes, *node)
+		objs, _ := v.pods.GetIndexer().ByIndex(podNodeIndex, n)
+		for _, o := range objs {
+			if p, ok := o.(*corev1.Pod); ok {
+				pods = append(pods, *p)
+			}
+		}
+	}
+	return nodes, pods, nil
+}
+
 // WithClusterView has the engine read the cluster through a view shared
 // with other engines of the process; the caller starts it (Start) and
 // keeps it running for as long as upgrades use it.

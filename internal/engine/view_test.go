@@ -136,3 +136,27 @@ func TestThePodsStopsAreTimedFromDeletionToGone(t *testing.T) {
 		}
 	})
 }
+
+// The view keeps of a pod what drains and a soak's health watch read: its
+// node, phase, Ready condition and restarts, not the rest of its spec and
+// status.
+func TestTheViewKeepsWhatASoakJudges(t *testing.T) {
+	p := &corev1.Pod{Spec: corev1.PodSpec{NodeName: "n1", Containers: []corev1.Container{{Name: "app", Image: "big"}}},
+		Status: corev1.PodStatus{Phase: corev1.PodRunning, Message: "long",
+			Conditions:        []corev1.PodCondition{{Type: corev1.PodScheduled, Status: corev1.ConditionTrue}, {Type: corev1.PodReady, Status: corev1.ConditionFalse, Message: "m"}},
+			ContainerStatuses: []corev1.ContainerStatus{{Name: "app", RestartCount: 4, Image: "big"}}}}
+	obj, err := slim(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := obj.(*corev1.Pod)
+	if got.Spec.NodeName != "n1" || len(got.Spec.Containers) != 0 || got.Status.Message != "" {
+		t.Errorf("kept more than it reads: %+v", got)
+	}
+	if len(got.Status.Conditions) != 1 || got.Status.Conditions[0].Type != corev1.PodReady || got.Status.Conditions[0].Status != corev1.ConditionFalse {
+		t.Errorf("conditions %+v, want Ready=False alone", got.Status.Conditions)
+	}
+	if len(got.Status.ContainerStatuses) != 1 || got.Status.ContainerStatuses[0].RestartCount != 4 || got.Status.ContainerStatuses[0].Image != "" {
+		t.Errorf("container statuses %+v, want the restarts alone", got.Status.ContainerStatuses)
+	}
+}
