@@ -197,8 +197,10 @@ func TestAPolicyKeepsTheGroupsCurrentCanaryFirst(t *testing.T) {
 			t.Errorf("%s went to %s; want the release frozen at the start, %s (not %s, published mid-rollout)", u.Spec.NodeGroup, u.Spec.Target.AMI, first, second)
 		}
 	}
-	if !wave[0].CreationTimestamp.Equal(&wave[1].CreationTimestamp) && wave[1].CreationTimestamp.Sub(wave[0].CreationTimestamp.Time) > 2*time.Second {
-		t.Errorf("the wave's two groups started apart: %s and %s", wave[0].CreationTimestamp, wave[1].CreationTimestamp)
+	// Together: the second of the wave began before the first had ended.
+	if wave[0].Status.CompletionTime == nil || wave[1].CreationTimestamp.After(wave[0].Status.CompletionTime.Time) {
+		t.Errorf("the wave's two groups ran one after the other: %s created %s, %s completed %v",
+			wave[1].Spec.NodeGroup, wave[1].CreationTimestamp, wave[0].Spec.NodeGroup, wave[0].Status.CompletionTime)
 	}
 
 	// The newer release goes out by itself.
@@ -242,7 +244,13 @@ func TestAPolicyKeepsTheGroupsCurrentCanaryFirst(t *testing.T) {
 		}
 	}
 	n := len(policyUpgrades(t, c, p.Name))
-	time.Sleep(12 * time.Second) // two polls of the sandbox's controller
+	// Two more reads of the releases, each finding the window closed.
+	for k := 0; k < 2; k++ {
+		seen := get().Status.LastChecked
+		until(time.Minute, "another read of the releases", func(p *v1alpha1.NodeGroupUpgradePolicy) bool {
+			return p.Status.LastChecked != nil && seen != nil && p.Status.LastChecked.After(seen.Time)
+		})
+	}
 	if got := len(policyUpgrades(t, c, p.Name)); got != n || get().Status.Rollout != nil {
 		t.Fatalf("a closed window started something: %d NodeGroupUpgrades, was %d", got, n)
 	}
