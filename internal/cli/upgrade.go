@@ -300,6 +300,9 @@ type summary struct {
 	SinceStartSec float64     `json:"sinceStartSeconds,omitempty"`
 	Disruptions   []pdbStatus `json:"podDisruptionBudgets"`
 	BlockedEvicts int         `json:"blockedEvictions"`
+	// EKSRecordedVersion is the launch template version EKS was asked to
+	// record at the end of noderoll's own upgrade of a managed group.
+	EKSRecordedVersion int64 `json:"eksRecordedLaunchTemplateVersion,omitempty"`
 }
 
 type pdbStatus struct {
@@ -501,6 +504,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if res != nil {
 		sum.UpToDate, sum.Target, sum.Replaced, sum.Removed, sum.Steps = res.UpToDate, res.Target, res.Replaced, res.Removed, res.Steps
 		sum.DurationSec = res.Duration.Seconds()
+		sum.EKSRecordedVersion = res.EKSRecorded
 		if !res.Resumed.IsZero() {
 			sum.SinceStartSec = time.Since(res.Resumed).Seconds()
 		}
@@ -598,6 +602,9 @@ func printSummary(s Streams, sum summary, view *progress.View) {
 	fmt.Fprintf(w, "  Surplus removed:  %d\n", len(sum.Removed))
 	fmt.Fprintf(w, "  Node count:       %d before, %d at peak, %d after\n", sum.NodesBefore, sum.PeakNodes, sum.NodesAfter)
 	fmt.Fprintf(w, "  Refused evictions (retried): %d\n", sum.BlockedEvicts)
+	if v := sum.EKSRecordedVersion; v > 0 {
+		fmt.Fprintf(w, "  EKS's record:     launch template version %d, the one the group launches (by an EKS update of strategy MINIMAL)\n", v)
+	}
 	fmt.Fprintln(w, "  Time per step:")
 	for _, st := range sum.Steps {
 		d := "running"

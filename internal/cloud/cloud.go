@@ -128,16 +128,47 @@ type ManagedUpdate struct {
 
 // UpdateConfig is a managed node group's updateConfig: how many nodes
 // EKS's own updates replace at once, a count (1 to 100) or a percentage of
-// the group (1 to 100). One of the two is set; both zero is "not known".
+// the group (1 to 100), and how (Strategy). One of the two counts is set;
+// both zero is "not known" (and, in a change, "left as it is").
 type UpdateConfig struct {
 	MaxUnavailable, MaxUnavailablePercentage int
+	// Strategy is EKS's updateStrategy: StrategyDefault (surge first, then
+	// replace every node) or StrategyMinimal (no new instance first; only
+	// the nodes off the target are replaced). "": not set, EKS's default.
+	Strategy string
+}
+
+// EKS's update strategies (NodegroupUpdateConfig.updateStrategy).
+const (
+	StrategyDefault = "DEFAULT"
+	StrategyMinimal = "MINIMAL"
+)
+
+// Counts is the config without its strategy: how many nodes at once.
+func (c UpdateConfig) Counts() UpdateConfig {
+	return UpdateConfig{MaxUnavailable: c.MaxUnavailable, MaxUnavailablePercentage: c.MaxUnavailablePercentage}
+}
+
+// StrategyOrDefault is the strategy EKS applies: DEFAULT when none is set.
+func (c UpdateConfig) StrategyOrDefault() string {
+	if c.Strategy == "" {
+		return StrategyDefault
+	}
+	return c.Strategy
 }
 
 func (c UpdateConfig) String() string {
-	if c.MaxUnavailablePercentage > 0 {
-		return fmt.Sprintf("maxUnavailablePercentage %d", c.MaxUnavailablePercentage)
+	var parts []string
+	switch {
+	case c.MaxUnavailablePercentage > 0:
+		parts = append(parts, fmt.Sprintf("maxUnavailablePercentage %d", c.MaxUnavailablePercentage))
+	case c.MaxUnavailable > 0 || c.Strategy == "":
+		parts = append(parts, fmt.Sprintf("maxUnavailable %d", c.MaxUnavailable))
 	}
-	return fmt.Sprintf("maxUnavailable %d", c.MaxUnavailable)
+	if c.Strategy != "" {
+		parts = append(parts, "updateStrategy "+c.Strategy)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // ManagedUpdateState is how an EKS update is doing.

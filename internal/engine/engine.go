@@ -161,6 +161,9 @@ type Result struct {
 	// Resumed is when the upgrade this run resumed began (an earlier run
 	// began it); zero when this run began it.
 	Resumed time.Time
+	// EKSRecorded is the launch template version EKS was asked to record
+	// at the end (EKSRecord); 0: none was needed.
+	EKSRecorded int64
 }
 
 // Engine upgrades node groups of one cluster in one cloud.
@@ -272,6 +275,9 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	res := &Result{Target: target, Duration: e.clock.Since(start)}
 	if u.rec != nil {
 		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps
+		if r := u.rec.EKSRecord; r != nil && r.Done {
+			res.EKSRecorded = r.Version
+		}
 	}
 	if rec != nil {
 		res.Resumed = rec.Started

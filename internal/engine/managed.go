@@ -136,7 +136,7 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 		}
 	}()
 
-	if following == "" && setConfig && p.group.UpdateConfig != want {
+	if following == "" && setConfig && p.group.UpdateConfig.Counts() != want {
 		id, err := e.managed.StartManagedConfigUpdate(ctx, req.Group, want)
 		if err != nil {
 			return nil, err

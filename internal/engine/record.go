@@ -74,10 +74,13 @@ type Record struct {
 	// Abort is set once --abort turned the upgrade around: Target is then the
 	// original AMI and launch template version, and the phases run again
 	// from Started, replacing the nodes of the AMI Abort.From names.
-	Abort   *Abort    `json:"abort,omitempty"`
-	Started time.Time `json:"started"`
-	Updated time.Time `json:"updated"`
-	Message string    `json:"message,omitempty"`
+	Abort *Abort `json:"abort,omitempty"`
+	// EKSRecord is EKS recording the version the group launches, at the
+	// end of an upgrade of a managed group on a template of the user's.
+	EKSRecord *EKSRecord `json:"eksRecord,omitempty"`
+	Started   time.Time  `json:"started"`
+	Updated   time.Time  `json:"updated"`
+	Message   string     `json:"message,omitempty"`
 }
 
 // Abort is what an upgrade had done when it was turned around.

@@ -241,7 +241,7 @@ func (u *upgrade) run(ctx context.Context) (err error) {
 		u.endTimeline(ctx)
 	}()
 	steps := []func(context.Context) error{
-		u.pauseAutoscaler, u.ensureTemplate, u.pointGroup, u.restoreOriginals, u.suspendRebalance, u.roll, u.finish,
+		u.pauseAutoscaler, u.ensureTemplate, u.pointGroup, u.restoreOriginals, u.suspendRebalance, u.roll, u.recordWithEKS, u.finish,
 	}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {

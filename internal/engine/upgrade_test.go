@@ -143,6 +143,11 @@ func (w *world) done(image string, size int, old []string) {
 	if g.Suspended["AZRebalance"] {
 		w.t.Error("AZRebalance left suspended")
 	}
+	// EKS records the version the group launches, and the group's update
+	// strategy is the user's again (EKSRecord).
+	if max(1, g.RecordedVersion) != g.TemplateVersion || g.Strategy != "" && g.Strategy != cloud.StrategyDefault {
+		w.t.Errorf("EKS records version %d of the template, strategy %q; want %d, DEFAULT as before", g.RecordedVersion, g.Strategy, g.TemplateVersion)
+	}
 	terms := w.p.Terminations()
 	for _, id := range old {
 		if terms[id] != 1 {
@@ -850,10 +855,10 @@ func TestABlockingPreflightFindingStopsTheRunBeforeAnyChange(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// Besides it, the warning every managed group on its own template gets
-		// (noderoll's new version is not EKS's record of it).
-		if rep.Blocking != 1 || len(rep.Findings) != 2 || rep.Findings[0].Object != "Pod default/debug" || rep.Findings[1].Check != preflight.CheckEKSTemplate ||
-			rep.Findings[1].Severity != preflight.Warning || rep.ToReplace != 3 || rep.Target.ImageID != amiB {
+		// It alone: a managed group on its own template gets no warning,
+		// since the run has EKS record the new version at its end.
+		if rep.Blocking != 1 || len(rep.Findings) != 1 || rep.Findings[0].Object != "Pod default/debug" ||
+			rep.ToReplace != 3 || rep.Target.ImageID != amiB {
 			t.Fatalf("report: %+v", rep)
 		}
 
@@ -882,7 +887,7 @@ func TestABlockingPreflightFindingStopsTheRunBeforeAnyChange(t *testing.T) {
 		})
 		eng := w.engine()
 		eng.opts.IgnorePreflight = []string{preflight.CheckBarePod}
-		if rep, err := eng.Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil || rep.Blocking != 0 || len(rep.Findings) != 2 {
+		if rep, err := eng.Preflight(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil || rep.Blocking != 0 || len(rep.Findings) != 1 {
 			t.Fatalf("the report with bare-pod ignored: %+v %v", rep, err)
 		}
 		if _, err := eng.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {

@@ -181,12 +181,10 @@ func checkEKSTemplate(f Facts, _ coverage, add adder) {
 				fmt.Sprintf("its Auto Scaling group launches launch template %s, which EKS generated for the managed node group (the group names no template of yours); EKS recommends against changing the templates it generates, and noderoll's own upgrade would add a version to it", t.Launched),
 				fmt.Sprintf("let EKS update the group: %s (with %s for several nodes at once); or %s to have noderoll do it anyway, after which EKS reports Ec2LaunchTemplateVersionMismatch for the group",
 					f.Terms.With("mode", "managed"), f.Terms.Of("max-unavailable"), f.Terms.With("ignore-preflight", CheckEKSTemplate)))
-		} else {
-			add(CheckEKSTemplate, Warning, obj,
-				fmt.Sprintf("noderoll adds a version to your launch template %s and points the group's Auto Scaling group at it; EKS keeps version %d as the group's, and reports Ec2LaunchTemplateVersionMismatch for it until an EKS update records the new one", t.Launched, t.RecordedVersion),
-				fmt.Sprintf("afterwards, the same upgrade with %s and %s has EKS record it; EKS's update surges and scales back even then, so it may replace as many nodes as it surges",
-					f.Terms.With("mode", "managed"), f.Terms.With("launch-template-version", "<the new version>")))
 		}
+		// A template of the user's: noderoll adds the version, and at the
+		// end has EKS record it with an update of the MINIMAL strategy,
+		// which replaces no node (engine.EKSRecord): nothing to warn of.
 	}
 }
 

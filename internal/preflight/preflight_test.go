@@ -219,10 +219,10 @@ func TestAManagedGroupsTemplateIsJudgedByWhoOwnsIt(t *testing.T) {
 	if fs := Check(f); len(fs) != 1 || fs[0].Severity != Blocking {
 		t.Fatalf("a template other than the one the group names: %+v", fs)
 	}
+	// The user's own: noderoll has EKS record the version at the end
+	// (engine.EKSRecord), so there is nothing to warn of.
 	f.Template = &ManagedTemplate{Launched: "lt-0mine", Named: "lt-0mine", RecordedVersion: 3}
-	fs = Check(f)
-	if len(fs) != 1 || fs[0].Check != CheckEKSTemplate || fs[0].Severity != Warning ||
-		!strings.Contains(fs[0].Message, "EKS keeps version 3") || !strings.Contains(fs[0].Fix, "--mode=managed and --launch-template-version=") {
+	if fs = Check(f); len(fs) != 0 {
 		t.Fatalf("the user's own template: %+v", fs)
 	}
 }

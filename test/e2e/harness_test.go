@@ -467,3 +467,33 @@ func (s *Sandbox) AWSCLI(out any, args ...string) {
 		}
 	}
 }
+
+// eksRecordTrue checks EKS's record of the seed's managed group after
+// noderoll's own upgrade: the launch template version EKS records is the
+// one the Auto Scaling group launches, with no health issue, and the
+// group's update strategy is the one it had (DEFAULT). It returns that
+// version.
+func eksRecordTrue(t *testing.T, s *Sandbox) string {
+	t.Helper()
+	ng, err := s.EKS.DescribeNodegroup(context.Background(), &eks.DescribeNodegroupInput{ClusterName: aws.String("eksworkshop-eksctl"), NodegroupName: aws.String("nodegroup")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	launched := aws.ToString(s.Group().LaunchTemplate.Version)
+	var issues []string
+	if ng.Nodegroup.Health != nil {
+		for _, i := range ng.Nodegroup.Health.Issues {
+			issues = append(issues, string(i.Code)+": "+aws.ToString(i.Message))
+		}
+	}
+	recorded := aws.ToString(ng.Nodegroup.LaunchTemplate.Version)
+	strategy := ""
+	if c := ng.Nodegroup.UpdateConfig; c != nil {
+		strategy = string(c.UpdateStrategy)
+	}
+	if recorded != launched || len(issues) > 0 || strategy != "DEFAULT" || ng.Nodegroup.Status != "ACTIVE" {
+		t.Fatalf("EKS records launch template version %s, the group launches %s; health issues %q; update strategy %q; status %s: want the same version, no issue, DEFAULT, ACTIVE",
+			recorded, launched, issues, strategy, ng.Nodegroup.Status)
+	}
+	return launched
+}

@@ -150,9 +150,6 @@ func TestPreflightFindsWhatWouldStallTheRun(t *testing.T) {
 		"BLOCKING [zonal-volume] Pod default/ledger-",
 		"zone us-west-2d, where the group gets no new node",
 		"warning  [local-storage] Pod default/scratch-",
-		// The seed's managed group launches its own (eksctl's) template:
-		// noderoll's new version is not EKS's record of the group.
-		"warning  [eks-template] NodeGroup eksworkshop-eksctl/nodegroup noderoll adds a version to your launch template",
 	} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("--dry-run does not say %q:\n%s", want, r.Stdout)
@@ -174,7 +171,7 @@ func TestPreflightFindsWhatWouldStallTheRun(t *testing.T) {
 		checks[f.Check] = f.Severity
 	}
 	want := map[string]string{"pdb-never-allows": "blocking", "pdb-overlap": "blocking", "bare-pod": "blocking", "do-not-disrupt": "blocking",
-		"zonal-volume": "blocking", "local-storage": "warning", "eks-template": "warning"}
+		"zonal-volume": "blocking", "local-storage": "warning"}
 	if !rep.DryRun || rep.Blocking != 5 || !maps.Equal(checks, want) || r.Code == 0 {
 		t.Fatalf("-o json: exit %d, %+v; want checks %v", r.Code, rep, want)
 	}

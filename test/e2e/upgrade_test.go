@@ -181,11 +181,19 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 	t.Logf("PDB checks: %d, lowest healthy per budget: %v", checks, lowest)
 
 	// The live view told the seed's story.
-	for _, want := range []string{"[3/9] Surge: desired 3 -> 6, max 3 -> 6", "[4/9] Taint:", "Ready,SchedulingDisabled", "[9/9] Sizes restored", "Node count:       3 before, 6 at peak, 3 after"} {
+	for _, want := range []string{"[3/9] Surge: desired 3 -> 6, max 3 -> 6", "[4/9] Taint:", "Ready,SchedulingDisabled", "[9/9] Sizes restored", "Node count:       3 before, 6 at peak, 3 after",
+		"EKS record: EKS records launch template", "EKS's record:     launch template version 2"} {
 		if !strings.Contains(r.Stdout, want) {
 			t.Errorf("output lacks %q", want)
 		}
 	}
+	// The seed's group launches eksctl's template, not one EKS generated:
+	// noderoll's new version is recorded by EKS at the end, so there is
+	// nothing to warn of beforehand and no mismatch after.
+	if strings.Contains(r.Stdout, "[eks-template]") || strings.Contains(r.Stdout, "Ec2LaunchTemplateVersionMismatch") {
+		t.Errorf("the run warns of the launch template:\n%s", r.Stdout)
+	}
+	eksRecordTrue(t, s)
 	if p := nodes.Peak(); p != 6 {
 		t.Errorf("peak node count seen by the test: %d, want 6", p)
 	}
@@ -567,6 +575,16 @@ func TestKilledMidUpgradeResumes(t *testing.T) {
 	out = run.Kill(t)
 	t.Logf("killed while a surplus node was being removed; it had printed:\n%s", tail(out, 8))
 
+	// Killed again while EKS applies the MINIMAL strategy for its record
+	// of the new version: the group's own strategy is then no longer the
+	// user's, and only the record knows it.
+	run = s.Start(seedUpgrade...)
+	eventually(t, 3*time.Minute, "the strategy update for EKS's record", func() (bool, string) {
+		return len(s.Calls("UpdateNodegroupConfig")) > 0, tail(run.out.String(), 5)
+	})
+	out = run.Kill(t)
+	t.Logf("killed in EKS's record; it had printed:\n%s", tail(out, 8))
+
 	r := s.Noderoll(append(slices.Clone(seedUpgrade), "-o", "json")...)
 	if r.Code != 0 {
 		t.Fatalf("the run after two kills failed: %s", r.LastLine())
@@ -583,6 +601,10 @@ func TestKilledMidUpgradeResumes(t *testing.T) {
 		t.Errorf("PodDisruptionBudgets went below their minimum (%d checks):\n%s", checks, strings.Join(violations, "\n"))
 	}
 	allOnTarget(t, s, 3)
+	eksRecordTrue(t, s)
+	if n := len(s.Calls("UpdateNodegroupVersion")); n != 1 {
+		t.Errorf("EKS was asked to record the version %d times, want once", n)
+	}
 	terminations := s.TerminateCalls()
 	oldIDs := terminatedOnce(t, before, terminations)
 	slices.Sort(oldIDs)

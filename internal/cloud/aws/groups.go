@@ -96,7 +96,8 @@ func (p *Provider) NodeGroup(ctx context.Context, ref cloud.NodeGroupRef) (cloud
 			g.EKSTemplateVersion, _ = strconv.ParseInt(aws.ToString(lt.Version), 10, 64)
 		}
 		if c := ng.Nodegroup.UpdateConfig; c != nil {
-			g.UpdateConfig = cloud.UpdateConfig{MaxUnavailable: int(aws.ToInt32(c.MaxUnavailable)), MaxUnavailablePercentage: int(aws.ToInt32(c.MaxUnavailablePercentage))}
+			g.UpdateConfig = cloud.UpdateConfig{MaxUnavailable: int(aws.ToInt32(c.MaxUnavailable)), MaxUnavailablePercentage: int(aws.ToInt32(c.MaxUnavailablePercentage)),
+				Strategy: string(c.UpdateStrategy)}
 			g.MaxUnavailable = g.UpdateConfig.MaxUnavailable
 		}
 	case isNotFound(err) && strings.Contains(err.Error(), "No cluster"):

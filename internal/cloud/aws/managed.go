@@ -48,10 +48,12 @@ func (p *Provider) StartManagedUpdate(ctx context.Context, ref cloud.NodeGroupRe
 // StartManagedConfigUpdate implements cloud.Provider with EKS's
 // UpdateNodegroupConfig.
 func (p *Provider) StartManagedConfigUpdate(ctx context.Context, ref cloud.NodeGroupRef, c cloud.UpdateConfig) (string, error) {
-	uc := &ekstypes.NodegroupUpdateConfig{}
-	if c.MaxUnavailablePercentage > 0 {
+	// Only what is given changes: a strategy alone leaves the counts.
+	uc := &ekstypes.NodegroupUpdateConfig{UpdateStrategy: ekstypes.NodegroupUpdateStrategies(c.Strategy)}
+	switch {
+	case c.MaxUnavailablePercentage > 0:
 		uc.MaxUnavailablePercentage = aws.Int32(int32(c.MaxUnavailablePercentage))
-	} else {
+	case c.MaxUnavailable > 0 || c.Strategy == "":
 		uc.MaxUnavailable = aws.Int32(int32(c.MaxUnavailable))
 	}
 	out, err := p.eks.UpdateNodegroupConfig(ctx, &eks.UpdateNodegroupConfigInput{ClusterName: aws.String(ref.Cluster), NodegroupName: aws.String(ref.Name), UpdateConfig: uc})

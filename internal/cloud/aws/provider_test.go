@@ -853,7 +853,7 @@ func TestManagedConfigUpdateSetsTheGroupsUpdateConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.UpdateConfig != (cloud.UpdateConfig{MaxUnavailablePercentage: 50}) || g.MaxUnavailable != (50*g.Desired+99)/100 {
+	if g.UpdateConfig != (cloud.UpdateConfig{MaxUnavailablePercentage: 50, Strategy: cloud.StrategyDefault}) || g.MaxUnavailable != (50*g.Desired+99)/100 {
 		t.Fatalf("the group reads back %+v, %d nodes at once (desired %d)", g.UpdateConfig, g.MaxUnavailable, g.Desired)
 	}
 	if _, err := p.StartManagedConfigUpdate(ctx, ref, cloud.UpdateConfig{MaxUnavailable: 0}); err == nil || !strings.Contains(err.Error(), "maxUnavailable must be between 1 and 100") {

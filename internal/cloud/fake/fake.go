@@ -40,6 +40,11 @@ type Group struct {
 	// cloud remembers them, newest first (the fake's own go at once).
 	TerminationTimes []time.Duration
 	launchFailures   []string
+	// RecordedVersion is the template version EKS records for the managed
+	// group (0: 1, the one it was created with); Strategy its update
+	// strategy ("": DEFAULT).
+	RecordedVersion int64
+	Strategy        string
 }
 
 // Instance is one instance of a group.
@@ -73,6 +78,9 @@ type Provider struct {
 	Holding func(ctx context.Context, op string) error
 	// Quota is what InstanceQuota answers; nil: no quota known.
 	Quota *cloud.Quota
+	// updates are the EKS updates asked of the fake, by ID: they end at
+	// once.
+	updates map[string]cloud.ManagedUpdateState
 }
 
 var _ cloud.Provider = (*Provider)(nil)
@@ -277,7 +285,8 @@ func (p *Provider) NodeGroup(ctx context.Context, ref cloud.NodeGroupRef) (cloud
 		ImageID: p.templates[g.TemplateID][g.TemplateVersion-1],
 		// A managed group on its own template, as eksctl makes them;
 		// EKS's record of its version is the one it was created with.
-		EKSTemplateID: g.TemplateID, EKSTemplateVersion: 1}
+		EKSTemplateID: g.TemplateID, EKSTemplateVersion: max(1, g.RecordedVersion),
+		UpdateConfig: cloud.UpdateConfig{MaxUnavailable: 1, Strategy: cmpOr(g.Strategy, cloud.StrategyDefault)}}
 	for _, i := range g.Instances {
 		out.Instances = append(out.Instances, cloud.Instance{ID: i.ID, AZ: i.AZ, ImageID: i.ImageID, Lifecycle: "InService",
 			TemplateVersion: fmt.Sprint(i.Version), NodeName: NodeName(i.ID)})
@@ -430,25 +439,82 @@ func (p *Provider) SetProcesses(ctx context.Context, ng cloud.NodeGroup, process
 	})
 }
 
-// StartManagedUpdate implements cloud.Provider: the fake has no EKS to
-// update a group itself.
-func (p *Provider) StartManagedUpdate(_ context.Context, ref cloud.NodeGroupRef, _ cloud.ManagedUpdate) (string, error) {
-	return "", fmt.Errorf("the fake cloud cannot update %s itself", ref)
+// StartManagedUpdate implements cloud.Provider for the one update the
+// fake can play: recording a launch template version every instance
+// already runs, under the MINIMAL strategy (which replaces none). It has no
+// EKS to replace nodes itself, so anything else is an error.
+func (p *Provider) StartManagedUpdate(ctx context.Context, ref cloud.NodeGroupRef, u cloud.ManagedUpdate) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g, ok := p.groups[ref.Name]
+	if !ok {
+		return "", cloud.NotFoundf(nil, "node group %q", ref.Name)
+	}
+	if u.TemplateVersion == 0 || cmpOr(g.Strategy, cloud.StrategyDefault) != cloud.StrategyMinimal {
+		return "", fmt.Errorf("the fake cloud cannot update %s itself: it only records a launch template version under the MINIMAL strategy", ref)
+	}
+	for _, i := range g.Instances {
+		if i.Version != u.TemplateVersion {
+			return "", fmt.Errorf("the fake cloud cannot update %s itself: instance %s runs version %d, not %d", ref, i.ID, i.Version, u.TemplateVersion)
+		}
+	}
+	return p.startUpdate(ctx, fmt.Sprintf("UpdateNodegroupVersion %s %d", g.Name, u.TemplateVersion), "VersionUpdate", func() { g.RecordedVersion = u.TemplateVersion })
 }
 
-// StartManagedConfigUpdate implements cloud.Provider: the fake has no EKS.
-func (p *Provider) StartManagedConfigUpdate(_ context.Context, ref cloud.NodeGroupRef, _ cloud.UpdateConfig) (string, error) {
-	return "", fmt.Errorf("the fake cloud cannot set the update config of %s", ref)
+// StartManagedConfigUpdate implements cloud.Provider: the fake sets the
+// update strategy; it has no use for the counts.
+func (p *Provider) StartManagedConfigUpdate(ctx context.Context, ref cloud.NodeGroupRef, c cloud.UpdateConfig) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	g, ok := p.groups[ref.Name]
+	if !ok {
+		return "", cloud.NotFoundf(nil, "node group %q", ref.Name)
+	}
+	if c.Strategy == "" {
+		return "", fmt.Errorf("the fake cloud cannot set the update config of %s but for its strategy", ref)
+	}
+	return p.startUpdate(ctx, fmt.Sprintf("UpdateNodegroupConfig %s %s", g.Name, c.Strategy), "ConfigUpdate", func() { g.Strategy = c.Strategy })
+}
+
+// startUpdate makes an update that has ended already; callers hold mu.
+func (p *Provider) startUpdate(ctx context.Context, op, kind string, apply func()) (string, error) {
+	p.seq++
+	id := fmt.Sprintf("update-%d", p.seq)
+	err := p.change(ctx, op, func() error {
+		apply()
+		if p.updates == nil {
+			p.updates = map[string]cloud.ManagedUpdateState{}
+		}
+		p.updates[id] = cloud.ManagedUpdateState{ID: id, Type: kind, Status: "Successful"}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // ManagedUpdate implements cloud.Provider.
 func (p *Provider) ManagedUpdate(_ context.Context, ref cloud.NodeGroupRef, id string) (cloud.ManagedUpdateState, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if st, ok := p.updates[id]; ok {
+		return st, nil
+	}
 	return cloud.ManagedUpdateState{}, cloud.NotFoundf(nil, "update %s of %s", id, ref)
 }
 
-// ManagedUpdateInProgress implements cloud.Provider.
+// ManagedUpdateInProgress implements cloud.Provider: the fake's updates
+// end at once.
 func (p *Provider) ManagedUpdateInProgress(context.Context, cloud.NodeGroupRef) (string, error) {
 	return "", nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
 }
 
 // InstanceQuota implements cloud.Provider.
