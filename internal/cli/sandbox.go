@@ -28,6 +28,7 @@ type sandboxFlags struct {
 	selfManaged  bool
 	readyTimeout time.Duration
 	controllers  int
+	eksctl       bool
 }
 
 // defaultSandboxDir is where the sandbox commands look without --dir.
@@ -61,12 +62,14 @@ func (f *sandboxFlags) addScenario(fs *pflag.FlagSet) {
 	fs.Var(mixFlag{&f.sc.Mix}, "mix", "workloads and their PodDisruptionBudgets: seed (the workshop's, each allowing one pod down) or teams (maxUnavailable 1, 10%, 25%, minAvailable 50%, and none)")
 	fs.StringVar(&f.sc.NodeVersion, "node-version", f.sc.NodeVersion, "Kubernetes minor of the group's AMI (the control plane runs "+sandbox.ControlPlaneMinor+")")
 	fs.BoolVar(&f.selfManaged, "self-managed", false, "simulate a self-managed Auto Scaling group instead of an EKS managed node group")
+	fs.BoolVar(&f.sc.EKSTemplate, "eks-template", false, "make the managed group as EKS does when given no launch template of yours: EKS generates the template and picks the AMI, so EKS's own updates (eksctl upgrade nodegroup --kubernetes-version, noderoll --mode=managed) take it; noderoll's own strategies stop at preflight on such a group")
 	fs.BoolVar(&f.sc.Plain, "plain", false, "with --self-managed: a group made without eksctl (Terraform, CloudFormation), named by its Auto Scaling group, whose nodes carry no node group label")
 	fs.DurationVar(&f.sc.BootDelay.Duration, "boot-delay", f.sc.BootDelay.Duration, "instance launch until its Node registers")
 	fs.DurationVar(&f.sc.NodeReadyDelay.Duration, "node-ready-delay", f.sc.NodeReadyDelay.Duration, "Node registered until Ready")
 	fs.DurationVar(&f.sc.ShutdownDelay.Duration, "shutdown-delay", f.sc.ShutdownDelay.Duration, "instance terminate until its Node is gone")
 	fs.DurationVar(&f.sc.PodStartDelay.Duration, "pod-start-delay", f.sc.PodStartDelay.Duration, "pod scheduled until Ready")
 	fs.DurationVar(&f.sc.PodStopDelay.Duration, "pod-stop-delay", f.sc.PodStopDelay.Duration, "pod deleted until gone")
+	fs.BoolVar(&f.eksctl, "with-eksctl", false, "build eksctl "+sandbox.EksctlVersion+" from its Go module (once; minutes the first time) and put it on the PATH that sandbox env gives, to run your own eksctl commands (the seed's eksctl upgrade nodegroup) against the sandbox's EKS; see --eks-template")
 	fs.IntVar(&f.controllers, "controllers", 0, "install the Helm chart's CRD and RBAC and run this many controller replicas on the host (one leads), each acting only as the chart's ServiceAccount (0: none; see docs/controller.md)")
 	fs.DurationVar(&f.readyTimeout, "ready-timeout", 0, "fail (and stop what started) when the scenario is not Ready within this time (0: 5m plus 1s per node)")
 }
@@ -87,7 +90,7 @@ func (f *sandboxFlags) options(s Streams) (sandbox.Options, error) {
 	sc := f.sc
 	sc.Managed = !f.selfManaged
 	return sandbox.Options{
-		Dir: dir, Name: f.name, Self: self, Scenario: sc, Out: s.Err, ReadyTimeout: f.readyTimeout, Controllers: f.controllers,
+		Dir: dir, Name: f.name, Self: self, Scenario: sc, Out: s.Err, ReadyTimeout: f.readyTimeout, Controllers: f.controllers, Eksctl: f.eksctl,
 		Tools: sandbox.NewToolchain(home, sandbox.ToolsModuleDir(checkout)),
 	}, nil
 }

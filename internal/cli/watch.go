@@ -215,9 +215,17 @@ func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroup
 	// A run that ended before the watch began is history: said, or waited
 	// past with --wait.
 	var past time.Time
+	size := 0 // the group's node count before any update, for EKS's own
 	if first == nil || !first.Ended.IsZero() {
 		if first != nil {
 			past = first.Started
+		}
+		if p, err := lookAtGroup(ictx, kube, ref.Name); err != nil {
+			return err
+		} else if p.updating() {
+			return followEKS(ictx, view, kube, ref, time.Second, 0)
+		} else if p.settled() {
+			size = p.nodes
 		}
 		if !f.wait {
 			if first == nil {
@@ -228,7 +236,7 @@ func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroup
 			}
 			return nil
 		}
-		view.Info(fmt.Sprintf("waiting for an upgrade of %s to start", ref))
+		view.Info(fmt.Sprintf("waiting for an upgrade of %s to start (noderoll's, or EKS's own)", ref))
 		first = nil
 	}
 	check := time.NewTicker(f.stoppedAfter)
@@ -260,6 +268,12 @@ func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroup
 				}
 			}
 			tl = nil
+			if !w.following() {
+				// EKS's own update writes no timeline: its nodes tell it.
+				if p, err := lookAtGroup(ictx, kube, ref.Name); err == nil && p.updating() {
+					return followEKS(ictx, view, kube, ref, time.Second, size)
+				}
+			}
 		}
 	}
 }

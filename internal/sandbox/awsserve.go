@@ -48,6 +48,17 @@ func ServeAWS(ctx context.Context, dir, kubeconfig string, log *slog.Logger) err
 	if err != nil {
 		return fmt.Errorf("seeding the account: %w", err)
 	}
+	// EKS gives its clients the API server's CA with the endpoint: eksctl
+	// and `aws eks update-kubeconfig` build a kubeconfig from them.
+	ca := cfg.TLSClientConfig.CAData
+	if len(ca) == 0 && cfg.TLSClientConfig.CAFile != "" {
+		if ca, err = os.ReadFile(cfg.TLSClientConfig.CAFile); err != nil {
+			return fmt.Errorf("reading the API server's CA: %w", err)
+		}
+	}
+	if err := acct.SetClusterCA(sc.Cluster, ca); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err

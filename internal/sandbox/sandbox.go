@@ -59,6 +59,9 @@ type Options struct {
 	// Controllers is how many controller replicas to run once seeded, each
 	// as the Helm chart's ServiceAccount (0: none).
 	Controllers int
+	// Eksctl builds eksctl (EksctlVersion) when missing and puts it in the
+	// sandbox's bin folder, beside kubectl.
+	Eksctl bool
 }
 
 // ErrRunning says a sandbox runs already in that folder.
@@ -107,6 +110,12 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	if err := o.Tools.Ensure(ctx, o.Out); err != nil {
 		return nil, err
 	}
+	eksctl := ""
+	if o.Eksctl {
+		if eksctl, err = o.Tools.EnsureEksctl(ctx, o.Out); err != nil {
+			return nil, err
+		}
+	}
 	defer func() {
 		if err != nil {
 			_ = down(context.WithoutCancel(ctx), o.Dir, o.controlPlane())
@@ -144,8 +153,13 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	if err := st.save(); err != nil {
 		return nil, err
 	}
-	if err := st.linkKubectl(); err != nil {
+	if err := st.link("kubectl", filepath.Join(st.BinDir, "kubectl")); err != nil {
 		return nil, err
+	}
+	if eksctl != "" {
+		if err := st.link("eksctl", eksctl); err != nil {
+			return nil, err
+		}
 	}
 	client, err := st.KubeClient()
 	if err != nil {
@@ -234,16 +248,16 @@ func (s *State) save() error {
 	return os.Rename(tmp, statePath(s.Dir))
 }
 
-// linkKubectl puts the built kubectl in the sandbox's bin folder, the one
-// `sandbox env` puts first on PATH.
-func (s *State) linkKubectl() error {
+// link puts a built tool (kubectl, eksctl) in the sandbox's bin folder,
+// the one `sandbox env` puts first on PATH.
+func (s *State) link(name, target string) error {
 	bin := filepath.Join(s.Dir, "bin")
 	if err := os.MkdirAll(bin, 0o755); err != nil {
 		return err
 	}
-	link := filepath.Join(bin, "kubectl")
+	link := filepath.Join(bin, name)
 	_ = os.Remove(link)
-	return os.Symlink(filepath.Join(s.BinDir, "kubectl"), link)
+	return os.Symlink(target, link)
 }
 
 // Processes returns the sandbox's processes and whether each is alive.

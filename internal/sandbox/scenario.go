@@ -31,7 +31,12 @@ type Scenario struct {
 	Nodegroup string `json:"nodegroup"`
 	Managed   bool   `json:"managed"`
 	Plain     bool   `json:"plain,omitempty"` // a self-managed group not made by eksctl: no node group labels
-	Nodes     int    `json:"nodes"`
+	// EKSTemplate makes the managed groups as EKS does when given no
+	// launch template: EKS generates one and picks the AMI, so the group
+	// takes a Kubernetes version in EKS's own updates (eksctl's
+	// --kubernetes-version) rather than noderoll's strategies.
+	EKSTemplate bool `json:"eksTemplate,omitempty"`
+	Nodes       int  `json:"nodes"`
 	// Groups is how many node groups of Nodes nodes the cluster has: the
 	// first is Nodegroup, the others Nodegroup-2, -3... (0 or 1: one).
 	Groups       int    `json:"groups,omitempty"`
@@ -90,6 +95,8 @@ func (s Scenario) Validate() error {
 		return fmt.Errorf("--mix %q: want seed (every budget allows one pod down) or teams (budgets of 1, 10%%, 25%%, minAvailable 50%%, and none)", s.Mix)
 	case s.Plain && s.Managed:
 		return fmt.Errorf("--plain goes with --self-managed: an EKS managed node group always labels its nodes")
+	case s.EKSTemplate && !s.Managed:
+		return fmt.Errorf("--eks-template is for an EKS managed node group: leave out --self-managed, or --eks-template")
 	}
 	for _, m := range awssim.SupportedMinors() {
 		if m == s.NodeVersion {
@@ -142,7 +149,7 @@ func (s Scenario) SeedAWS(acct *awssim.Account, apiServer string) (string, error
 		asg, err := acct.CreateNodeGroup(awssim.GroupSpec{
 			Cluster: s.Cluster, Name: name, Managed: s.Managed, Plain: s.Plain, AZs: s.AZNames(),
 			Min: s.Nodes, Max: s.Nodes, Desired: s.Nodes, InstanceType: s.InstanceType, ImageID: ami,
-			MaxUnavailable: 1,
+			MaxUnavailable: 1, EKSTemplate: s.EKSTemplate,
 		})
 		if err != nil {
 			return "", err

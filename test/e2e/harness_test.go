@@ -205,7 +205,7 @@ func runBinary(t *testing.T, bin, dir string, env []string, args ...string) Resu
 	if dir != "" {
 		where = "(in " + dir + ") "
 	}
-	t.Logf("%snoderoll %s -> exit %d\n%s%s", where, strings.Join(args, " "), code, tail(out.String(), 60), tail(errb.String(), 20))
+	t.Logf("%s%s %s -> exit %d\n%s%s", where, filepath.Base(bin), strings.Join(args, " "), code, tail(out.String(), 60), tail(errb.String(), 20))
 	noStackTrace(t, args, errb.String())
 	return Result{Stdout: out.String(), Stderr: errb.String(), Code: code}
 }

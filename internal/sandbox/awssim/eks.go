@@ -1,10 +1,15 @@
 package awssim
 
 import (
+	"cmp"
+	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 const eksContentType = "application/json"
@@ -18,6 +23,8 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
 	action := ""
 	switch {
+	case r.Method == http.MethodGet && len(parts) == 1 && parts[0] == "cluster-versions":
+		action = "DescribeClusterVersions"
 	case r.Method == http.MethodGet && len(parts) == 1:
 		action = "ListClusters"
 	case r.Method == http.MethodGet && len(parts) == 2:
@@ -64,6 +71,15 @@ func (s *Server) serveEKS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a := s.acct
+	if action == "DescribeClusterVersions" {
+		out, apiErr := a.clusterVersions(r.URL.Query())
+		if apiErr != nil {
+			writeJSONError(w, apiErr, eksContentType)
+			return
+		}
+		writeJSON(w, http.StatusOK, eksContentType, out)
+		return
+	}
 	a.mu.Lock()
 	out, apiErr := a.eksCall(action, parts)
 	a.mu.Unlock()
@@ -94,11 +110,7 @@ func (a *Account) eksCall(action string, parts []string) (any, *APIError) {
 	}
 	switch action {
 	case "DescribeCluster":
-		return map[string]any{"cluster": map[string]any{
-			"name": c.Name, "arn": c.ARN, "version": c.Version, "endpoint": c.Endpoint,
-			"status": "ACTIVE", "platformVersion": c.PlatformVersion, "createdAt": c.Created.Unix(),
-			"roleArn": "arn:aws:iam::" + a.AccountID + ":role/eksctl-" + c.Name + "-cluster-ServiceRole",
-		}}, nil
+		return map[string]any{"cluster": a.describeCluster(c)}, nil
 	case "ListNodegroups":
 		names := []string{}
 		for _, ng := range a.nodegroups {
@@ -151,4 +163,87 @@ func (a *Account) eksCall(action string, parts []string) (any, *APIError) {
 	}
 	out["health"] = map[string]any{"issues": issues}
 	return map[string]any{"nodegroup": out}, nil
+}
+
+// describeCluster is a cluster as EKS's DescribeCluster answers (API
+// reference, Cluster): every field a client building a kubeconfig or
+// eksctl reads is there, the certificate authority of the sandbox's API
+// server among them; callers hold mu.
+func (a *Account) describeCluster(c *Cluster) map[string]any {
+	tags := map[string]string{"alpha.eksctl.io/cluster-name": c.Name, "eksctl.cluster.k8s.io/v1alpha1/cluster-name": c.Name}
+	return map[string]any{
+		"name": c.Name, "arn": c.ARN, "version": c.Version, "endpoint": c.Endpoint,
+		"status": "ACTIVE", "platformVersion": c.PlatformVersion, "createdAt": c.Created.Unix(),
+		"roleArn":              "arn:aws:iam::" + a.AccountID + ":role/eksctl-" + c.Name + "-cluster-ServiceRole",
+		"certificateAuthority": map[string]string{"data": base64.StdEncoding.EncodeToString(c.CA)},
+		"resourcesVpcConfig": map[string]any{
+			"vpcId": c.VpcID, "subnetIds": c.SubnetIDs, "securityGroupIds": []string{}, "clusterSecurityGroupId": c.SecurityGroupID,
+			"endpointPublicAccess": true, "endpointPrivateAccess": false, "publicAccessCidrs": []string{"0.0.0.0/0"},
+		},
+		"kubernetesNetworkConfig": map[string]any{"serviceIpv4Cidr": "10.100.0.0/16", "ipFamily": "ipv4", "elasticLoadBalancing": map[string]bool{"enabled": false}},
+		"identity":                map[string]any{"oidc": map[string]string{"issuer": fmt.Sprintf("https://oidc.eks.%s.amazonaws.com/id/%s", a.Region, c.UID)}},
+		"logging":                 map[string]any{"clusterLogging": []map[string]any{{"types": []string{"api", "audit", "authenticator", "controllerManager", "scheduler"}, "enabled": false}}},
+		"tags":                    tags,
+		"accessConfig":            map[string]any{"authenticationMode": "API_AND_CONFIG_MAP"},
+		"upgradePolicy":           map[string]string{"supportType": "STANDARD"},
+		"health":                  map[string]any{"issues": []any{}},
+	}
+}
+
+// eksVersions are the Kubernetes minors EKS offers in the sandbox's time,
+// with their release dates: each has 14 months of standard support and 12
+// of extended support after. The sandbox publishes AMIs for the newest
+// five (SupportedMinors); clusters of the older ones still exist.
+var eksVersions = []struct {
+	minor    string
+	released time.Time
+}{
+	{"1.32", time.Date(2025, 1, 23, 0, 0, 0, 0, time.UTC)},
+	{"1.33", time.Date(2025, 5, 29, 0, 0, 0, 0, time.UTC)},
+	{"1.34", time.Date(2025, 10, 2, 0, 0, 0, 0, time.UTC)},
+	{"1.35", time.Date(2026, 1, 27, 0, 0, 0, 0, time.UTC)},
+	{"1.36", time.Date(2026, 5, 28, 0, 0, 0, 0, time.UTC)},
+	{"1.37", time.Date(2026, 9, 24, 0, 0, 0, 0, time.UTC)},
+}
+
+// clusterVersions answers DescribeClusterVersions (GET /cluster-versions):
+// each minor's support as of the account's clock, the newest the default.
+// Filters: clusterVersions, defaultOnly, status and versionStatus,
+// includeAll (without it, unsupported minors are left out); one page.
+func (a *Account) clusterVersions(q url.Values) (any, *APIError) {
+	if t := q.Get("clusterType"); t != "" && t != "eks" && t != "eks-local-outposts" {
+		return nil, invalidParam("clusterType must be eks or eks-local-outposts, was %q.", t)
+	}
+	now := a.clock.Now()
+	newest := eksVersions[len(eksVersions)-1].minor
+	out := []map[string]any{}
+	for _, ver := range eksVersions {
+		m := ver.minor
+		endStandard, endExtended := ver.released.AddDate(0, 14, 0), ver.released.AddDate(0, 26, 0)
+		status := "STANDARD_SUPPORT"
+		switch {
+		case now.After(endExtended):
+			status = "UNSUPPORTED"
+		case now.After(endStandard):
+			status = "EXTENDED_SUPPORT"
+		}
+		if ws := q["clusterVersions"]; len(ws) > 0 && !slices.Contains(ws, m) {
+			continue
+		}
+		if q.Get("defaultOnly") == "true" && m != newest {
+			continue
+		}
+		if st := cmp.Or(q.Get("versionStatus"), q.Get("status")); st != "" && !strings.EqualFold(strings.ReplaceAll(st, "-", "_"), status) {
+			continue
+		}
+		if status == "UNSUPPORTED" && q.Get("includeAll") != "true" {
+			continue
+		}
+		out = append(out, map[string]any{
+			"clusterVersion": m, "clusterType": "eks", "defaultPlatformVersion": "eks.3", "defaultVersion": m == newest,
+			"releaseDate": ver.released.Unix(), "endOfStandardSupportDate": endStandard.Unix(), "endOfExtendedSupportDate": endExtended.Unix(),
+			"status": strings.ToLower(strings.ReplaceAll(status, "_", "-")), "versionStatus": status, "kubernetesPatchVersion": m + ".2",
+		})
+	}
+	return map[string]any{"clusterVersions": out}, nil
 }

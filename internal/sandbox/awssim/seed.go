@@ -15,7 +15,23 @@ func (a *Account) CreateCluster(name, version, endpoint string) {
 		Name: name, Version: version, Endpoint: endpoint, PlatformVersion: "eks.3",
 		ARN:     fmt.Sprintf("arn:aws:eks:%s:%s:cluster/%s", a.Region, a.AccountID, name),
 		Created: a.clock.Now(),
+		VpcID:   a.nextID("vpc-0", 16), SecurityGroupID: a.nextID("sg-0", 16),
+		SubnetIDs: []string{a.nextID("subnet-0", 16), a.nextID("subnet-0", 16), a.nextID("subnet-0", 16)},
+		UID:       strings.ToUpper(strings.ReplaceAll(a.uuid(), "-", "")),
 	}
+}
+
+// SetClusterCA sets the certificate authority (PEM) of a cluster's API
+// server, which DescribeCluster gives as certificateAuthority.data.
+func (a *Account) SetClusterCA(name string, pem []byte) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c, ok := a.clusters[name]
+	if !ok {
+		return fmt.Errorf("no cluster %q in the account", name)
+	}
+	c.CA = append([]byte(nil), pem...)
+	return nil
 }
 
 // GroupSpec describes a node group to create: an EKS managed node group (an

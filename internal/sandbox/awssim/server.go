@@ -210,7 +210,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	svc := serviceOf(r)
-	if svc == "" || svc == "autoscaling" || svc == "ec2" || svc == "sts" {
+	if svc == "" || svc == "autoscaling" || svc == "ec2" || svc == "sts" || svc == "cloudformation" {
 		if err := r.ParseForm(); err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
@@ -223,6 +223,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				svc = "ec2"
 			case "2011-06-15":
 				svc = "sts"
+			case "2010-05-15":
+				svc = "cloudformation"
 			}
 		}
 	}
@@ -233,6 +235,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveQuery(w, r, svc, ec2Actions, writeEC2Error)
 	case "sts":
 		s.serveQuery(w, r, svc, stsActions, writeQueryError)
+	case "cloudformation":
+		s.serveQuery(w, r, svc, cloudformationActions, writeQueryError)
 	case "ssm":
 		s.serveSSM(w, r)
 	case "eks":
@@ -240,7 +244,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "servicequotas":
 		s.serveServiceQuotas(w, r)
 	default:
-		http.Error(w, "unknown service: sign requests with SigV4 for autoscaling, ec2, ssm, eks or sts", http.StatusBadRequest)
+		http.Error(w, "unknown service: sign requests with SigV4 for autoscaling, ec2, ssm, eks, sts or cloudformation", http.StatusBadRequest)
 	}
 }
 

@@ -194,6 +194,14 @@ type Activity struct {
 type Cluster struct {
 	Name, Version, ARN, Endpoint, PlatformVersion string
 	Created                                       time.Time
+	// CA is the API server's certificate authority (PEM), as
+	// DescribeCluster's certificateAuthority.data gives it to clients that
+	// build a kubeconfig from it (eksctl, aws eks update-kubeconfig).
+	CA []byte
+	// The cluster's network, as EKS made it.
+	VpcID, SecurityGroupID string
+	SubnetIDs              []string
+	UID                    string
 }
 
 // Nodegroup is an EKS managed node group, backed by one Auto Scaling group.
