@@ -1,6 +1,7 @@
 package charts
 
 import (
+	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -14,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
+	"github.com/noderoll/noderoll/internal/controllercmd"
 	"github.com/noderoll/noderoll/internal/permissions"
 )
 
@@ -92,10 +94,15 @@ func TestTheChartRendersTheController(t *testing.T) {
 	if *d.Spec.Replicas != 2 || d.Spec.Template.Spec.ServiceAccountName != sa.Name || c.Image != "ghcr.io/noderoll/noderoll:0.1.0" {
 		t.Errorf("Deployment: %d replicas, account %s, image %s", *d.Spec.Replicas, d.Spec.Template.Spec.ServiceAccountName, c.Image)
 	}
-	for _, arg := range []string{"controller", "--region=eu-west-1", "--leader-election-lease-duration=15s", "--release-poll-interval=10m", "--metrics-bind-address=:8080"} {
+	for _, arg := range []string{"--region=eu-west-1", "--leader-election-lease-duration=15s", "--release-poll-interval=10m", "--metrics-bind-address=:8080"} {
 		if !slices.Contains(c.Args, arg) {
 			t.Errorf("the controller's args %v lack %s", c.Args, arg)
 		}
+	}
+	// The image runs noderoll-controller, whose command is the
+	// controller's: every arg the chart passes is one of its flags.
+	if err := controllercmd.New(io.Discard).ParseFlags(c.Args); err != nil || len(c.Command) != 0 {
+		t.Errorf("the controller's args %v (command %v) do not parse as noderoll-controller's flags: %v", c.Args, c.Command, err)
 	}
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() || c.LivenessProbe == nil || c.ReadinessProbe == nil {
 		t.Errorf("container: resources %+v, probes %v %v", c.Resources, c.LivenessProbe, c.ReadinessProbe)

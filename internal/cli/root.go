@@ -15,6 +15,9 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/noderoll/noderoll/internal/clientcfg"
+	"github.com/noderoll/noderoll/internal/controllercmd"
 )
 
 // Streams are where commands read and write, injected for tests.
@@ -49,7 +52,7 @@ Or step by step:
 	root.SetOut(s.Out)
 	root.SetErr(s.Err)
 	root.SetFlagErrorFunc(flagBeforeCommand)
-	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), newControllerCmd(s), newVersionCmd(s), newPlanCmd(s), newWatchCmd(s), newReportCmd(s))
+	root.AddCommand(newSandboxCmd(s), newUpgradeCmd(s), newDemoCmd(s), newBenchCmd(s), newPermissionsCmd(s), controllercmd.New(s.Err), newVersionCmd(s), newPlanCmd(s), newWatchCmd(s), newReportCmd(s))
 	addCompletion(root)
 	return root
 }
@@ -154,10 +157,4 @@ func Execute() int {
 	return 1
 }
 
-func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelInfo
-	if verbose {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
-}
+func newLogger(w io.Writer, verbose bool) *slog.Logger { return clientcfg.NewLogger(w, verbose) }

@@ -18,9 +18,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/clock"
 
+	"github.com/noderoll/noderoll/internal/clientcfg"
 	"github.com/noderoll/noderoll/internal/cloud"
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/drain"
@@ -260,24 +260,9 @@ func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
 	return kubernetes.NewForConfig(cfg)
 }
 
-// restConfig loads a kubeconfig as kubectl does: --kubeconfig, KUBECONFIG,
-// ~/.kube/config, or in a pod its ServiceAccount.
+// restConfig loads a kubeconfig as kubectl does (clientcfg.RESTConfig).
 func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
-	rules := clientcmd.NewDefaultClientConfigLoadingRules()
-	if kubeconfig != "" {
-		rules.ExplicitPath = kubeconfig
-	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
-	if err != nil {
-		return nil, fmt.Errorf("loading kubeconfig: %w (pass --kubeconfig or set KUBECONFIG)", err)
-	}
-	// Many nodes drain at once, each a few dozen requests: client-side
-	// throttling at client-go's default 5 QPS (or 50) would make a large
-	// group's upgrade wait on the client, not on its budgets. The API
-	// server's own priority and fairness protects it, and client-go backs
-	// off on its 429s.
-	cfg.QPS, cfg.Burst = 200, 400
-	return cfg, nil
+	return clientcfg.RESTConfig(kubeconfig, kubeContext)
 }
 
 // summary is the machine-readable account of a run.

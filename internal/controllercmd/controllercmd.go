@@ -1,7 +1,14 @@
-package cli
+// Package controllercmd is the in-cluster controller's command: its flags,
+// and the manager that runs the NodeGroupUpgrade and
+// NodeGroupUpgradePolicy reconcilers. Both binaries serve it: the CLI as
+// `noderoll controller` (for host processes such as the sandbox's), the
+// product image as cmd/noderoll-controller, which carries nothing else
+// (no sandbox, AWS simulator, benchmark or Helm).
+package controllercmd
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -20,6 +27,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
+	"github.com/noderoll/noderoll/internal/clientcfg"
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/controller"
 	"github.com/noderoll/noderoll/internal/engine"
@@ -28,6 +36,11 @@ import (
 
 // leaderElectionID names the replicas' Lease.
 const leaderElectionID = "noderoll-controller"
+
+// LibraryLogsAnnotation on a command asks for controller-runtime's
+// informational lines too (the controller's leader election, say), not
+// only its errors.
+const LibraryLogsAnnotation = "noderoll.io/library-logs"
 
 type controllerFlags struct {
 	kubeconfig, kubeContext string
@@ -41,11 +54,12 @@ type controllerFlags struct {
 	verbose                 bool
 }
 
-func newControllerCmd(s Streams) *cobra.Command {
+// New returns the controller command; its logs go to errOut.
+func New(errOut io.Writer) *cobra.Command {
 	f := &controllerFlags{}
 	cmd := &cobra.Command{
 		Use:         "controller",
-		Annotations: map[string]string{libraryLogsAnnotation: "info"},
+		Annotations: map[string]string{LibraryLogsAnnotation: "info"},
 		Short:       "Run NodeGroupUpgrades and NodeGroupUpgradePolicies declared in the cluster (the in-cluster controller)",
 		Long: `Run the controller that carries out NodeGroupUpgrade resources (noderoll.io/v1alpha1):
 each resource declares one upgrade of one node group, with the same target,
@@ -84,7 +98,7 @@ The CRDs and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll
   YAML
   kubectl get nodegroupupgrades --watch`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runController(cmd, s, f) },
+		RunE: func(cmd *cobra.Command, _ []string) error { return run(cmd, errOut, f) },
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG, ~/.kube/config, or the pod's ServiceAccount)")
@@ -103,7 +117,7 @@ The CRDs and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll
 	return cmd
 }
 
-func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
+func run(cmd *cobra.Command, errOut io.Writer, f *controllerFlags) error {
 	if f.maxConcurrent < 1 {
 		return fmt.Errorf("--max-concurrent-upgrades %d: want at least 1", f.maxConcurrent)
 	}
@@ -114,11 +128,11 @@ func runController(cmd *cobra.Command, s Streams, f *controllerFlags) error {
 		return fmt.Errorf("--leader-election-lease-duration %s: want at least 2s", f.leaseDuration)
 	}
 	ctx := cmd.Context()
-	log := newLogger(s.Err, f.verbose)
+	log := clientcfg.NewLogger(errOut, f.verbose)
 	// client-go's own lines (leader election among them) go to the same
 	// structured log; controller-runtime's were routed by the root command.
 	klog.SetLogger(logr.FromSlogHandler(log.Handler()))
-	cfg, err := restConfig(f.kubeconfig, f.kubeContext)
+	cfg, err := clientcfg.RESTConfig(f.kubeconfig, f.kubeContext)
 	if err != nil {
 		return err
 	}
