@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/disruption"
 	"github.com/noderoll/noderoll/internal/engine"
 	"github.com/noderoll/noderoll/internal/predict"
@@ -607,18 +608,16 @@ func budgeted(ctx context.Context, kube kubernetes.Interface, on func(node strin
 	}
 	counted := func(p *corev1.Pod) bool { return p.Spec.NodeName != "" && (on == nil || on(p.Spec.NodeName)) }
 	for k := range pods.Items {
-		if p := &pods.Items[k]; counted(p) && !isDaemon(p) && p.DeletionTimestamp == nil {
+		if p := &pods.Items[k]; counted(p) && disruption.Evicts(p) {
 			moved++
 		}
 	}
 	for _, b := range pdbs.Items {
 		w := Budgeted{Name: b.Namespace + "/" + b.Name, Allowed: int(b.Status.DisruptionsAllowed)}
 		for _, p := range pods.Items {
-			if disruption.Selects(&b, &p) && counted(&p) {
+			if disruption.Selects(&b, &p) && counted(&p) && disruption.Evicts(&p) {
 				w.OnOld++
-				for _, o := range p.OwnerReferences {
-					w.Ordered = w.Ordered || o.Kind == "StatefulSet"
-				}
+				w.Ordered = w.Ordered || disruption.StatefulSetPod(&p)
 			}
 		}
 		out = append(out, w)
@@ -654,10 +653,8 @@ func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, s
 		if !ok {
 			continue
 		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				br = append(br, bootToReady(t, c.LastTransitionTime.Time))
-			}
+		if at := conditions.NodeReadySince(&n); !at.IsZero() {
+			br = append(br, bootToReady(t, at))
 		}
 	}
 	pods, err := kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
@@ -665,18 +662,10 @@ func measure(ctx context.Context, kube kubernetes.Interface, ec2c *ec2.Client, s
 		return d, err
 	}
 	for _, p := range pods.Items {
-		if p.CreationTimestamp.Time.Before(since) || isDaemon(&p) {
+		if p.CreationTimestamp.Time.Before(since) || disruption.DaemonSetPod(&p) {
 			continue
 		}
-		var scheduled, ready time.Time
-		for _, c := range p.Status.Conditions {
-			switch {
-			case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue:
-				scheduled = c.LastTransitionTime.Time
-			case c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue:
-				ready = c.LastTransitionTime.Time
-			}
-		}
+		scheduled, ready := conditions.PodTrueSince(&p, corev1.PodScheduled), conditions.PodTrueSince(&p, corev1.PodReady)
 		if !scheduled.IsZero() && !ready.IsZero() {
 			ps = append(ps, ready.Sub(scheduled))
 			rp = append(rp, ready.Sub(p.CreationTimestamp.Time))

@@ -7,13 +7,14 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/noderoll/noderoll/internal/conditions"
 )
 
 // Ceiling is how many pods a second the sandbox's control plane moves at
@@ -144,10 +145,8 @@ func backReady(ctx context.Context, kube kubernetes.Interface, ns string, sel la
 		if old[p.UID] {
 			return 0, nil
 		}
-		for _, cond := range p.Status.Conditions {
-			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
-				n++
-			}
+		if conditions.PodReady(&p) {
+			n++
 		}
 	}
 	return n, nil

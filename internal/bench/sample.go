@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/disruption"
 )
 
@@ -196,7 +197,7 @@ func stateOf(p *corev1.Pod) int {
 		return terminating
 	case p.Spec.NodeName == "":
 		return unbound
-	case podReady(p):
+	case conditions.PodReady(p):
 		return healthy
 	default:
 		return starting
@@ -229,7 +230,7 @@ func (s *sampler) observe(p *corev1.Pod) []int {
 func (s *sampler) changed(p *corev1.Pod) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p.DeletionTimestamp != nil && !isDaemon(p) {
+	if p.DeletionTimestamp != nil && !disruption.DaemonSetPod(p) {
 		// First seen being deleted: when its stop began (the timestamp
 		// itself is rewritten by the final deletion).
 		if _, seen := s.deleting[p.UID]; !seen {
@@ -255,15 +256,6 @@ func (s *sampler) gone(p *corev1.Pod) {
 		s.budgets[i].count[was.state]--
 	}
 	s.check(was.budgets)
-}
-
-func isDaemon(p *corev1.Pod) bool {
-	for _, o := range p.OwnerReferences {
-		if o.Kind == "DaemonSet" {
-			return true
-		}
-	}
-	return false
 }
 
 // check compares the touched budgets' healthy pods (Ready, not being
@@ -294,7 +286,7 @@ func (s *sampler) unready(b *watched) string {
 	var out []string
 	for _, o := range s.indexer.List() {
 		p := o.(*corev1.Pod)
-		if disruption.Selects(&b.pdb, p) && p.DeletionTimestamp == nil && !podReady(p) {
+		if disruption.Selects(&b.pdb, p) && p.DeletionTimestamp == nil && !conditions.PodReady(p) {
 			out = append(out, fmt.Sprintf("%s unready (%s on %q)", p.Name, p.Status.Phase, p.Spec.NodeName))
 		}
 	}
@@ -311,15 +303,6 @@ func minimum(b policyv1.PodDisruptionBudget, expected int) int {
 		return expected - v
 	}
 	return 0
-}
-
-func podReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
 
 func (s *sampler) finish() (breaches []string, peak int, podStop time.Duration) {

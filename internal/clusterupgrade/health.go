@@ -7,7 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/conditions"
 )
 
 // Health is what a soak holds the upgraded groups to. A node of theirs not
@@ -50,7 +50,7 @@ func (h Health) Judge(now time.Time, nodes []corev1.Node, pods []corev1.Pod, bas
 	var out []string
 	for k := range nodes {
 		n := &nodes[k]
-		if !engine.NodeReady(n) && n.DeletionTimestamp == nil {
+		if !conditions.NodeReady(n) && n.DeletionTimestamp == nil {
 			out = append(out, fmt.Sprintf("node %s is not Ready", n.Name))
 		}
 	}
@@ -63,12 +63,7 @@ func (h Health) Judge(now time.Time, nodes []corev1.Node, pods []corev1.Pod, bas
 			out = append(out, fmt.Sprintf("pod %s/%s on %s restarted %d times during the soak (crash-looping)", p.Namespace, p.Name, p.Spec.NodeName, d))
 			continue
 		}
-		ready := false
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				ready = true
-			}
-		}
+		ready := conditions.PodReady(p)
 		if age := now.Sub(p.CreationTimestamp.Time); !ready && age >= h.PodReady {
 			out = append(out, fmt.Sprintf("pod %s/%s on %s not Ready %s after it was created", p.Namespace, p.Name, p.Spec.NodeName, age.Round(time.Second)))
 		}

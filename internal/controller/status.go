@@ -12,6 +12,7 @@ import (
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/engine"
 )
@@ -162,7 +163,7 @@ func observe(rec *engine.Record, nodes []corev1.Node, members *engine.Members, s
 			continue
 		}
 		owned++
-		ready := engine.NodeReady(n)
+		ready := conditions.NodeReady(n)
 		switch {
 		case target == "":
 		case members.Image(n) != target:

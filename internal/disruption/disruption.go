@@ -50,8 +50,19 @@ func Evicts(p *corev1.Pod) bool {
 	if _, mirror := p.Annotations[corev1.MirrorPodAnnotationKey]; mirror {
 		return false
 	}
-	if ref := metav1.GetControllerOf(p); ref != nil && ref.Kind == "DaemonSet" {
-		return false
-	}
-	return true
+	return !DaemonSetPod(p)
+}
+
+// DaemonSetPod says whether a DaemonSet controls the pod: a drain leaves
+// it, and it goes with its node.
+func DaemonSetPod(p *corev1.Pod) bool { return controlledBy(p, "DaemonSet") }
+
+// StatefulSetPod says whether a StatefulSet controls the pod: its pods are
+// replaced one at a time, in order, so a budget over them frees one pod at
+// a time however many it allows.
+func StatefulSetPod(p *corev1.Pod) bool { return controlledBy(p, "StatefulSet") }
+
+func controlledBy(p *corev1.Pod, kind string) bool {
+	ref := metav1.GetControllerOf(p)
+	return ref != nil && ref.Kind == kind
 }

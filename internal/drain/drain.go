@@ -26,6 +26,7 @@ import (
 	kdrain "k8s.io/kubectl/pkg/drain"
 	"k8s.io/utils/clock"
 
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/disruption"
 )
 
@@ -201,12 +202,7 @@ func (d *Drainer) unreachable(ctx context.Context, node string) bool {
 	if err != nil {
 		return false
 	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionUnknown
-		}
-	}
-	return false
+	return conditions.NodeUnreachable(n)
 }
 
 // Watch makes drains react to changes instead of polling: b tracks the

@@ -238,16 +238,12 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	}
 	// From here on the group is this run's alone: the record is read, and
 	// the group changed, under its lock.
-	ctx, release, err := e.lock(ctx, req.Group)
+	ctx, held, err := e.lockAndLoad(ctx, req.Group)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	store := e.records(req.Group)
-	rec, err := store.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer held.release()
+	store, rec := held.store, held.rec
 	if !rec.Active() {
 		// A finished upgrade is history, never a run to resume: the next
 		// target starts a new upgrade (its record replaces the old one).

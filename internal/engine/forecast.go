@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/disruption"
 	"github.com/noderoll/noderoll/internal/predict"
 	"github.com/noderoll/noderoll/internal/rollout"
@@ -256,10 +257,10 @@ func observeDelays(instances []cloud.Instance, nodes []corev1.Node, pods []corev
 		if !ok {
 			continue
 		}
-		if c := nodeCondition(n, corev1.NodeReady); c != nil && c.Status == corev1.ConditionTrue && c.LastTransitionTime.After(at) {
+		if ready := conditions.NodeReadySince(n); ready.After(at) {
 			// Each time where it most likely was: Ready is dated to the
 			// second, a launch to the second by EC2 and finer by others.
-			br = append(br, midSecond(c.LastTransitionTime.Time).Sub(midSecond(at)).Round(100*time.Millisecond))
+			br = append(br, midSecond(ready).Sub(midSecond(at)).Round(100*time.Millisecond))
 		}
 	}
 	for k := range pods {
@@ -267,15 +268,7 @@ func observeDelays(instances []cloud.Instance, nodes []corev1.Node, pods []corev
 		if !disruption.Evicts(p) || p.Status.Phase != corev1.PodRunning {
 			continue
 		}
-		var scheduled, ready time.Time
-		for _, c := range p.Status.Conditions {
-			switch {
-			case c.Type == corev1.PodScheduled && c.Status == corev1.ConditionTrue:
-				scheduled = c.LastTransitionTime.Time
-			case c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue:
-				ready = c.LastTransitionTime.Time
-			}
-		}
+		scheduled, ready := conditions.PodTrueSince(p, corev1.PodScheduled), conditions.PodTrueSince(p, corev1.PodReady)
 		if !scheduled.IsZero() && !ready.Before(scheduled) {
 			ps = append(ps, ready.Sub(scheduled))
 		}
@@ -293,15 +286,6 @@ func observeDelays(instances []cloud.Instance, nodes []corev1.Node, pods []corev
 func median(ds []time.Duration) time.Duration {
 	sort.Slice(ds, func(a, b int) bool { return ds[a] < ds[b] })
 	return ds[len(ds)/2]
-}
-
-func nodeCondition(n *corev1.Node, t corev1.NodeConditionType) *corev1.NodeCondition {
-	for k := range n.Status.Conditions {
-		if n.Status.Conditions[k].Type == t {
-			return &n.Status.Conditions[k]
-		}
-	}
-	return nil
 }
 
 // startState is the group as the engine's first look would see it, with
@@ -349,10 +333,8 @@ func startState(p *prepared, target string, pods []corev1.Pod, pdbs []policyv1.P
 			}
 			i.PDBPods[heads[b].Name]++
 			heads[b].OnGroup++
-			for _, o := range pod.OwnerReferences {
-				if o.Kind == "StatefulSet" {
-					heads[b].Ordered, inputs[b].Ordered = true, true
-				}
+			if disruption.StatefulSetPod(pod) {
+				heads[b].Ordered, inputs[b].Ordered = true, true
 			}
 		}
 	}

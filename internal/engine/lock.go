@@ -71,3 +71,28 @@ func RunHolder(ctx context.Context, kube kubernetes.Interface, g cloud.NodeGroup
 	until := l.Spec.RenewTime.Add(time.Duration(*l.Spec.LeaseDurationSeconds) * time.Second)
 	return grouplock.Describe(*l.Spec.HolderIdentity), now.Before(until), nil
 }
+
+// locked is a group held by this run: its lock, and its record read under
+// it. Everything that changes a group starts here, so that no record is
+// read but under the lock that keeps anyone else from writing it.
+type locked struct {
+	store   RecordStore
+	rec     *Record // as read: nil when the group has none
+	release func()
+}
+
+// lockAndLoad takes the group's lock, then reads its record; the context it
+// returns ends if the lock is lost. On an error nothing is held.
+func (e *Engine) lockAndLoad(ctx context.Context, g cloud.NodeGroupRef) (context.Context, *locked, error) {
+	ctx, release, err := e.lock(ctx, g)
+	if err != nil {
+		return nil, nil, err
+	}
+	store := e.records(g)
+	rec, err := store.Load(ctx)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return ctx, &locked{store: store, rec: rec, release: release}, nil
+}

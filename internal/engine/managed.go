@@ -109,17 +109,12 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			return nil, err
 		}
 	}
-	ctx, release, err := e.lock(ctx, req.Group)
+	ctx, held, err := e.lockAndLoad(ctx, req.Group)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	store := e.records(req.Group)
-	rec, err := store.Load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if rec.Active() {
+	defer held.release()
+	if rec := held.rec; rec.Active() {
 		return nil, fmt.Errorf("%w: noderoll's own upgrade of %s to %s is unfinished; finish it (without %s) or take it back with %s first",
 			ErrTargetMismatch, req.Group, describeTarget(rec.Target), e.opts.Terms.Of("mode"), e.opts.Terms.Of("abort"))
 	}

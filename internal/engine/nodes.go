@@ -26,15 +26,6 @@ const (
 	annCordonedFirstAt = "noderoll.io/cordoned-before-drain-at"
 )
 
-func NodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
 // updateNode applies fn to a fresh copy of the node and writes it, retrying
 // on conflict; fn returns false when there is nothing to change.
 func (u *upgrade) updateNode(ctx context.Context, name string, fn func(*corev1.Node) bool) (bool, error) {

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/disruption"
 	"github.com/noderoll/noderoll/internal/rollout"
 )
@@ -47,7 +48,7 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 			Terminated: terminated[i.ID], Decrement: decremented[i.ID]}
 		n := nodes[i.ID]
 		if n != nil {
-			x.HasNode, x.Ready, x.Cordoned = true, NodeReady(n), n.Spec.Unschedulable
+			x.HasNode, x.Ready, x.Cordoned = true, conditions.NodeReady(n), n.Spec.Unschedulable
 			x.Tainted = hasUpgradeTaint(n) || rs.tainted[i.ID]
 			x.Mark = rollout.Mark(n.Annotations[annPhase])
 			if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedAt]); err == nil {
@@ -82,7 +83,7 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 	// on their way out too.
 	for id, n := range nodes {
 		if !inGroup[id] && terminated[id] {
-			s.Instances = append(s.Instances, rollout.Instance{ID: id, Leaving: true, HasNode: true, Ready: NodeReady(n)})
+			s.Instances = append(s.Instances, rollout.Instance{ID: id, Leaving: true, HasNode: true, Ready: conditions.NodeReady(n)})
 		}
 	}
 	if u.tl != nil {

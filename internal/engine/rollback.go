@@ -91,15 +91,9 @@ func (e *Engine) open(ctx context.Context, ref Request) (context.Context, *opene
 		return nil, nil, err
 	}
 	e.members.Add(group.Instances)
-	ctx, release, err := e.lock(ctx, ref.Group)
+	ctx, held, err := e.lockAndLoad(ctx, ref.Group)
 	if err != nil {
 		return nil, nil, err
 	}
-	store := e.records(ref.Group)
-	rec, err := store.Load(ctx)
-	if err != nil {
-		release()
-		return nil, nil, err
-	}
-	return ctx, &opened{group: group, store: store, rec: rec, release: release}, nil
+	return ctx, &opened{group: group, store: held.store, rec: held.rec, release: held.release}, nil
 }

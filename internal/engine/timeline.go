@@ -21,6 +21,7 @@ import (
 	"k8s.io/utils/clock"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/rollout"
 )
@@ -551,10 +552,8 @@ func readySince(n *corev1.Node) time.Time {
 	if n == nil {
 		return time.Time{}
 	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-			return midSecond(c.LastTransitionTime.Time)
-		}
+	if at := conditions.NodeReadySince(n); !at.IsZero() {
+		return midSecond(at)
 	}
 	return time.Time{}
 }

@@ -28,6 +28,7 @@ import (
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	cloudfake "github.com/noderoll/noderoll/internal/cloud/fake"
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/kubefake"
 	"github.com/noderoll/noderoll/internal/preflight"
@@ -497,7 +498,7 @@ func TestSurgeReplacesConcurrentlyWithinItsBudgets(t *testing.T) {
 			nodes, _ := w.kube.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
 			ready, marked := 0, 0
 			for _, n := range nodes.Items {
-				if NodeReady(&n) && !n.Spec.Unschedulable {
+				if conditions.NodeReady(&n) && !n.Spec.Unschedulable {
 					ready++
 				}
 				if n.Annotations[annPhase] != "" {

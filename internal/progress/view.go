@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/drain"
 )
 
@@ -484,10 +485,8 @@ func (v *View) Table() string {
 // NodeStatus is the STATUS column of `kubectl get nodes`.
 func NodeStatus(n *corev1.Node) string {
 	s := "NotReady"
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-			s = "Ready"
-		}
+	if conditions.NodeReady(n) {
+		s = "Ready"
 	}
 	if n.Spec.Unschedulable {
 		s += ",SchedulingDisabled"

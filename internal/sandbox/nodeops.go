@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kdrain "k8s.io/kubectl/pkg/drain"
 
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
@@ -27,12 +28,7 @@ func (r KwokRegistrar) NodeReady(ctx context.Context, name string) (bool, error)
 	if err != nil {
 		return false, err
 	}
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue, nil
-		}
-	}
-	return false, nil
+	return conditions.NodeReady(n), nil
 }
 
 // TaintNode implements awssim.NodeOps.

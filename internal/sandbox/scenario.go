@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/ptr"
 
+	"github.com/noderoll/noderoll/internal/conditions"
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
@@ -350,7 +351,7 @@ func (s Scenario) WaitReady(ctx context.Context, c kubernetes.Interface, out io.
 		running := 0
 		var stuck []string // why pods are not running, for a timeout's error
 		for _, p := range pods.Items {
-			if p.Status.Phase == corev1.PodRunning && PodReady(&p) {
+			if p.Status.Phase == corev1.PodRunning && conditions.PodReady(&p) {
 				running++
 				continue
 			}
@@ -408,7 +409,7 @@ func readyNodes(ctx context.Context, c kubernetes.Interface) (int, error) {
 	}
 	ready := 0
 	for k := range nodes.Items {
-		if NodeReady(&nodes.Items[k]) {
+		if conditions.NodeReady(&nodes.Items[k]) {
 			ready++
 		}
 	}
@@ -424,24 +425,4 @@ func podWhy(p *corev1.Pod) string {
 		}
 	}
 	return string(p.Status.Phase)
-}
-
-// NodeReady reports whether a node's Ready condition is True.
-func NodeReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
-}
-
-// PodReady reports whether a pod's Ready condition is True.
-func PodReady(p *corev1.Pod) bool {
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }

@@ -10,7 +10,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/noderoll/noderoll/internal/sandbox"
+	"github.com/noderoll/noderoll/internal/conditions"
 )
 
 // TestTwoGroupsShareTheAutoscaler: a second managed group is made on the
@@ -52,7 +52,7 @@ func TestTwoGroupsShareTheAutoscaler(t *testing.T) {
 		}
 		ready := 0
 		for _, n := range nodes.Items {
-			if sandbox.NodeReady(&n) {
+			if conditions.NodeReady(&n) {
 				ready++
 			}
 		}

@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
-	"github.com/noderoll/noderoll/internal/sandbox"
+	"github.com/noderoll/noderoll/internal/conditions"
 )
 
 // BudgetWatch checks every PodDisruptionBudget against the pods themselves,
@@ -272,7 +272,7 @@ func WatchGroup(t *testing.T, s *Sandbox) *GroupWatch {
 					if !members[id] {
 						continue
 					}
-					if sandbox.NodeReady(n) && !n.Spec.Unschedulable {
+					if conditions.NodeReady(n) && !n.Spec.Unschedulable {
 						ready++
 					}
 					if n.Annotations["noderoll.io/phase"] != "" {
