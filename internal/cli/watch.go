@@ -174,43 +174,11 @@ func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroup
 	w := &watcher{view: view, kube: kube, ref: ref, members: engine.NewMembers(), old: map[string]bool{}}
 	view.Old(w.isOld)
 
-	// The timeline's ConfigMap, alone, through an informer: every write of
-	// the run arrives as an update; the latest is what counts.
-	latest := make(chan *engine.Timeline, 1)
-	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(engine.Namespace),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + engine.TimelineName(ref) }))
-	inf := factory.Core().V1().ConfigMaps().Informer()
-	put := func(obj any) {
-		cm, ok := obj.(*corev1.ConfigMap)
-		if !ok {
-			return
-		}
-		tl, err := engine.DecodeTimeline(cm)
-		if err != nil {
-			return
-		}
-		select {
-		case <-latest:
-		default:
-		}
-		latest <- tl
-	}
-	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: put, UpdateFunc: func(_, o any) { put(o) }})
-	if err != nil {
-		return err
-	}
 	ictx, stop := context.WithCancel(ctx)
 	defer stop()
-	factory.Start(ictx.Done())
-	// The handler's own sync: the timeline listed has been handed to put,
-	// not only stored (else a finished run could read as none).
-	if !cache.WaitForCacheSync(ictx.Done(), reg.HasSynced) {
-		return fmt.Errorf("reading the timeline of %s: %w", ref, ctx.Err())
-	}
-	var first *engine.Timeline
-	select {
-	case first = <-latest:
-	default:
+	latest, first, err := watchTimeline(ictx, kube, ref)
+	if err != nil {
+		return err
 	}
 	// A run that ended before the watch began is history: said, or waited
 	// past with --wait.
@@ -276,6 +244,47 @@ func runWatch(ctx context.Context, s Streams, f *watchFlags, ref cloud.NodeGroup
 			}
 		}
 	}
+}
+
+// watchTimeline follows the group's timeline ConfigMap, alone, through an
+// informer until ctx ends: every write of the run arrives on the channel,
+// the latest alone kept. first is the timeline as it is now (nil: none).
+func watchTimeline(ctx context.Context, kube kubernetes.Interface, ref cloud.NodeGroupRef) (<-chan *engine.Timeline, *engine.Timeline, error) {
+	latest := make(chan *engine.Timeline, 1)
+	factory := informers.NewSharedInformerFactoryWithOptions(kube, 0, informers.WithNamespace(engine.Namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.FieldSelector = "metadata.name=" + engine.TimelineName(ref) }))
+	inf := factory.Core().V1().ConfigMaps().Informer()
+	put := func(obj any) {
+		cm, ok := obj.(*corev1.ConfigMap)
+		if !ok {
+			return
+		}
+		tl, err := engine.DecodeTimeline(cm)
+		if err != nil {
+			return
+		}
+		select {
+		case <-latest:
+		default:
+		}
+		latest <- tl
+	}
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{AddFunc: put, UpdateFunc: func(_, o any) { put(o) }})
+	if err != nil {
+		return nil, nil, err
+	}
+	factory.Start(ctx.Done())
+	// The handler's own sync: the timeline listed has been handed to put,
+	// not only stored (else a finished run could read as none).
+	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
+		return nil, nil, fmt.Errorf("reading the timeline of %s: %w", ref, ctx.Err())
+	}
+	var first *engine.Timeline
+	select {
+	case first = <-latest:
+	default:
+	}
+	return latest, first, nil
 }
 
 func suffix(msg string) string {

@@ -41,17 +41,9 @@ func (e *ManagedUpdateError) Error() string {
 // started again.
 func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (res *Result, err error) {
 	start := e.clock.Now()
-	if req.Target.AMI != "" {
-		t := e.opts.Terms
-		return nil, fmt.Errorf("%s: EKS updates a managed node group to a Kubernetes version, a release version or a version of its launch template, not to an AMI ID: put the AMI in a new launch template version and ask for it with %s, or leave out %s to have noderoll do it",
-			t.With("mode", "managed"), t.Of("launch-template-version"), t.Of("mode"))
-	}
-	want, setConfig, err := managedUpdateConfig(e.opts.MaxUnavailable, e.opts.Terms)
+	want, setConfig, err := e.checkManagedRequest(req)
 	if err != nil {
 		return nil, err
-	}
-	if e.managed == nil {
-		return nil, fmt.Errorf("%s: this cloud's node groups do not replace their own nodes; leave out %s to have noderoll do it", e.opts.Terms.With("mode", "managed"), e.opts.Terms.Of("mode"))
 	}
 	p, err := e.prepare(ctx, req)
 	if err != nil {
@@ -60,53 +52,19 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 	if !p.group.Managed {
 		return nil, fmt.Errorf("%s asks EKS to update the group, but %s is a self-managed Auto Scaling group (%s), which EKS does not update: leave out %s to have noderoll do it", e.opts.Terms.With("mode", "managed"), req.Group, p.group.ASGName, e.opts.Terms.Of("mode"))
 	}
-	following, err := e.managed.ManagedUpdateInProgress(ctx, req.Group)
+	following, p, err := e.managedInProgress(ctx, req, p)
 	if err != nil {
 		return nil, err
-	}
-	if following != "" {
-		st, err := e.managed.ManagedUpdate(ctx, req.Group, following)
-		if err != nil {
-			return nil, err
-		}
-		if st.Type != "" && st.Type != managedVersionUpdate {
-			// Another kind of update (this command's own config update,
-			// cut short, or someone's): EKS takes one at a time, so it
-			// ends first, and the group is looked at again after it.
-			e.report.Info(fmt.Sprintf("EKS update %s (%s) of %s is in progress; waiting for it to end", following, st.Type, req.Group))
-			if _, err := e.waitManaged(ctx, req.Group, following); err != nil {
-				return nil, err
-			}
-			if p, err = e.prepare(ctx, req); err != nil {
-				return nil, err
-			}
-			following = ""
-		}
 	}
 	// recording: every node runs the target and EKS's update only records
 	// the group's launch template version.
 	recording := false
 	if following == "" {
-		pre, err := e.judge(ctx, p)
-		if err != nil {
+		var done bool
+		if recording, done, err = e.judgeManaged(ctx, req, p); err != nil {
 			return nil, err
-		}
-		lags := recordLags(p.group)
-		if pre.UpToDate && !lags {
+		} else if done {
 			return e.upToDate(p, p.target, start), nil
-		}
-		if pre.UpToDate {
-			// noderoll's own upgrade moved the group: its nodes run the
-			// target, but EKS still records the version it last set. Its
-			// update records the new one; it surges and scales back all
-			// the same, and the scale-back may take the nodes there were
-			// rather than the new ones.
-			recording = true
-			e.report.Info(fmt.Sprintf("the nodes of %s run the target, but EKS records version %d of launch template %s and the group launches version %d: asking EKS to record it; its update still surges and scales back, which may replace as many nodes as it surges",
-				req.Group, p.group.EKSTemplateVersion, p.group.TemplateID, p.group.TemplateVersion))
-		}
-		if err := e.heed(pre); err != nil {
-			return nil, err
 		}
 	}
 	ctx, held, err := e.lockAndLoad(ctx, req.Group)
@@ -130,37 +88,117 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			err = rerr
 		}
 	}()
-
-	if following == "" && setConfig && p.group.UpdateConfig.Counts() != want {
-		id, err := e.managed.StartManagedConfigUpdate(ctx, req.Group, want)
-		if err != nil {
-			return nil, err
-		}
-		e.report.Step(1, "EKS update config", fmt.Sprintf("%s: updateConfig from %s to %s (UpdateNodegroupConfig, update %s); it stays the group's setting for EKS's later updates", req.Group, p.group.UpdateConfig, want, id))
-		if _, err := e.waitManaged(ctx, req.Group, id); err != nil {
-			return nil, err
-		}
-	}
-
 	id := following
 	if id == "" {
-		u := cloud.ManagedUpdate{Force: force}
-		if p.target.TemplateVersion > 0 {
-			u.TemplateVersion = p.target.TemplateVersion
-		} else {
-			// The release pins the very AMI preflight judged, as
-			// --kubernetes-version resolved it.
-			u.KubernetesVersion, u.ReleaseVersion = p.target.KubeMinor, p.target.ReleaseVersion
+		if setConfig && p.group.UpdateConfig.Counts() != want {
+			if err := e.setManagedConfig(ctx, req.Group, p.group.UpdateConfig, want); err != nil {
+				return nil, err
+			}
 		}
-		if id, err = e.managed.StartManagedUpdate(ctx, req.Group, u); err != nil {
+		if id, err = e.startManaged(ctx, req.Group, p, force); err != nil {
 			return nil, err
 		}
-		e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s started (UpdateNodegroupVersion to %s%s); EKS replaces the nodes itself", req.Group, id, describeTarget(p.target), map[bool]string{true: ", force", false: ""}[force]))
 	} else {
 		e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s is already in progress; following it", req.Group, id))
 	}
-
 	return e.followManaged(ctx, req.Group, p, id, recording, start)
+}
+
+// checkManagedRequest refuses what EKS's update cannot do, before anything
+// is read, and turns --max-unavailable into the updateConfig to set.
+func (e *Engine) checkManagedRequest(req Request) (cloud.UpdateConfig, bool, error) {
+	t := e.opts.Terms
+	if req.Target.AMI != "" {
+		return cloud.UpdateConfig{}, false, fmt.Errorf("%s: EKS updates a managed node group to a Kubernetes version, a release version or a version of its launch template, not to an AMI ID: put the AMI in a new launch template version and ask for it with %s, or leave out %s to have noderoll do it",
+			t.With("mode", "managed"), t.Of("launch-template-version"), t.Of("mode"))
+	}
+	want, setConfig, err := managedUpdateConfig(e.opts.MaxUnavailable, t)
+	if err != nil {
+		return cloud.UpdateConfig{}, false, err
+	}
+	if e.managed == nil {
+		return cloud.UpdateConfig{}, false, fmt.Errorf("%s: this cloud's node groups do not replace their own nodes; leave out %s to have noderoll do it", t.With("mode", "managed"), t.Of("mode"))
+	}
+	return want, setConfig, nil
+}
+
+// managedInProgress returns the group's EKS version update in progress, to
+// follow ("" none). Another kind of update (this command's own config
+// update, cut short, or someone's) ends first, as EKS takes one at a time,
+// and the group is looked at again after it.
+func (e *Engine) managedInProgress(ctx context.Context, req Request, p *prepared) (string, *prepared, error) {
+	following, err := e.managed.ManagedUpdateInProgress(ctx, req.Group)
+	if err != nil || following == "" {
+		return "", p, err
+	}
+	st, err := e.managed.ManagedUpdate(ctx, req.Group, following)
+	if err != nil {
+		return "", p, err
+	}
+	if st.Type == "" || st.Type == managedVersionUpdate {
+		return following, p, nil
+	}
+	e.report.Info(fmt.Sprintf("EKS update %s (%s) of %s is in progress; waiting for it to end", following, st.Type, req.Group))
+	if _, err := e.waitManaged(ctx, req.Group, following); err != nil {
+		return "", p, err
+	}
+	p, err = e.prepare(ctx, req)
+	return "", p, err
+}
+
+// judgeManaged runs preflight for a new EKS update: done when the group is
+// up to date and EKS's record of it true; recording when the nodes run the
+// target but EKS still records the version it last set (noderoll's own
+// upgrade, before it kept the record true, or a change by hand).
+func (e *Engine) judgeManaged(ctx context.Context, req Request, p *prepared) (recording, done bool, err error) {
+	pre, err := e.judge(ctx, p)
+	if err != nil {
+		return false, false, err
+	}
+	lags := recordLags(p.group)
+	if pre.UpToDate && !lags {
+		return false, true, nil
+	}
+	if pre.UpToDate {
+		// Its update records the new version; it surges and scales back
+		// all the same, and the scale-back may take the nodes there were
+		// rather than the new ones.
+		recording = true
+		e.report.Info(fmt.Sprintf("the nodes of %s run the target, but EKS records version %d of launch template %s and the group launches version %d: asking EKS to record it; its update still surges and scales back, which may replace as many nodes as it surges",
+			req.Group, p.group.EKSTemplateVersion, p.group.TemplateID, p.group.TemplateVersion))
+	}
+	return recording, false, e.heed(pre)
+}
+
+// setManagedConfig sets the group's updateConfig (--max-unavailable) and
+// waits for EKS to apply it.
+func (e *Engine) setManagedConfig(ctx context.Context, ref cloud.NodeGroupRef, from, to cloud.UpdateConfig) error {
+	id, err := e.managed.StartManagedConfigUpdate(ctx, ref, to)
+	if err != nil {
+		return err
+	}
+	e.report.Step(1, "EKS update config", fmt.Sprintf("%s: updateConfig from %s to %s (UpdateNodegroupConfig, update %s); it stays the group's setting for EKS's later updates", ref, from, to, id))
+	_, err = e.waitManaged(ctx, ref, id)
+	return err
+}
+
+// startManaged asks EKS for the update: to the launch template version
+// asked for, or to the release preflight judged.
+func (e *Engine) startManaged(ctx context.Context, ref cloud.NodeGroupRef, p *prepared, force bool) (string, error) {
+	u := cloud.ManagedUpdate{Force: force}
+	if p.target.TemplateVersion > 0 {
+		u.TemplateVersion = p.target.TemplateVersion
+	} else {
+		// The release pins the very AMI preflight judged, as
+		// --kubernetes-version resolved it.
+		u.KubernetesVersion, u.ReleaseVersion = p.target.KubeMinor, p.target.ReleaseVersion
+	}
+	id, err := e.managed.StartManagedUpdate(ctx, ref, u)
+	if err != nil {
+		return "", err
+	}
+	e.report.Step(1, "EKS update", fmt.Sprintf("%s: EKS update %s started (UpdateNodegroupVersion to %s%s); EKS replaces the nodes itself", ref, id, describeTarget(p.target), map[bool]string{true: ", force", false: ""}[force]))
+	return id, nil
 }
 
 // followManaged follows EKS's update of the group to its end, saying how
