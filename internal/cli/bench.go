@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -61,70 +62,13 @@ running anything.`,
 			if report != "" {
 				return reprint(s, report)
 			}
-			var err error
-			if len(sizes) == 1 && sizes[0] == 0 {
-				sizes = nil // the controller's row alone
-			}
-			for _, n := range sizes {
-				if n < 1 || n > 2000 {
-					return fmt.Errorf("--sizes: %d nodes; want 1 to 2000 (or 0 alone: no rows but the controller's)", n)
-				}
-			}
-			for _, st := range o.Strategies {
-				if st != "eks" && st != "surge" && st != "bluegreen" {
-					return fmt.Errorf("--strategies: %q; want eks, surge and/or bluegreen", st)
-				}
-			}
-			if o.Mix != "teams" && o.Mix != "seed" {
-				return fmt.Errorf("--mix %q: want teams or seed", o.Mix)
-			}
-			if o.Repeat < 1 || o.Repeat > 9 {
-				return fmt.Errorf("--repeat %d: want 1 to 9 runs a row", o.Repeat)
-			}
-			if o.Scale < 1 || o.Scale > 120 {
-				return fmt.Errorf("--scale %g: want 1 (real time) to 120", o.Scale)
-			}
-			o.Sizes = sizes
-			if o.ControllerGroups, o.ControllerNodes, err = parseControllerRow(controllerRow); err != nil {
-				return err
-			}
-			self, err := os.Executable()
-			if err != nil {
-				return err
-			}
-			o.Self, o.Out = self, s.Err
-			if o.Dir == "" {
-				if o.Dir, err = os.MkdirTemp("", "noderoll-bench-"); err != nil {
-					return err
-				}
-			}
-			if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+			if err := benchOptions(&o, s, sizes, controllerRow); err != nil {
 				return err
 			}
 			if jsonPath == "" {
 				jsonPath = filepath.Join(o.Dir, "bench.json")
 			}
-			fmt.Fprintf(s.Err, "noderoll bench: sizes %v, strategies %s, delays scaled down %gx (post-cordon wait %s), sandboxes and logs in %s\n",
-				sizes, strings.Join(o.Strategies, ","), o.Scale, time.Duration(float64(bench.RealWorld.PostCordon)/o.Scale).Round(time.Millisecond), o.Dir)
-			bin := bench.DescribeBinary(self)
-			fmt.Fprintf(s.Err, "binary measured: %s\n", bin)
-			rows, runErr := bench.Run(cmd.Context(), o)
-			fmt.Fprintf(s.Out, "\nBinary: %s.\n", bin)
-			fmt.Fprintf(s.Out, "\nReal-world delays divided by %g: boot %s, node ready %s, pod start %s, pod stop %s, post-cordon wait %s.\n\n",
-				o.Scale, scaled(bench.RealWorld.Boot, o.Scale), scaled(bench.RealWorld.Ready, o.Scale), scaled(bench.RealWorld.PodStart, o.Scale),
-				scaled(bench.RealWorld.PodStop, o.Scale), scaled(bench.RealWorld.PostCordon, o.Scale))
-			bench.Markdown(s.Out, rows)
-			fmt.Fprintln(s.Out)
-			bench.Details(s.Out, rows)
-			b, err := json.MarshalIndent(benchJSON{o.Scale, bin, rows}, "", "  ")
-			if err == nil {
-				err = os.WriteFile(jsonPath, b, 0o644)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(s.Out, "\nJSON: %s\n", jsonPath)
-			return runErr
+			return runBench(cmd.Context(), s, o, jsonPath)
 		},
 	}
 	fl := cmd.Flags()
@@ -191,4 +135,75 @@ func reprint(s Streams, path string) error {
 
 func scaled(d time.Duration, by float64) string {
 	return time.Duration(float64(d) / by).Round(time.Millisecond).String()
+}
+
+// benchOptions checks the bench's flags and completes its options: the
+// rows, the binary that runs the sandboxes and upgrades, the folder.
+func benchOptions(o *bench.Options, s Streams, sizes []int, controllerRow string) error {
+	var err error
+	if len(sizes) == 1 && sizes[0] == 0 {
+		sizes = nil // the controller's row alone
+	}
+	for _, n := range sizes {
+		if n < 1 || n > 2000 {
+			return fmt.Errorf("--sizes: %d nodes; want 1 to 2000 (or 0 alone: no rows but the controller's)", n)
+		}
+	}
+	for _, st := range o.Strategies {
+		if st != "eks" && st != "surge" && st != "bluegreen" {
+			return fmt.Errorf("--strategies: %q; want eks, surge and/or bluegreen", st)
+		}
+	}
+	if o.Mix != "teams" && o.Mix != "seed" {
+		return fmt.Errorf("--mix %q: want teams or seed", o.Mix)
+	}
+	if o.Repeat < 1 || o.Repeat > 9 {
+		return fmt.Errorf("--repeat %d: want 1 to 9 runs a row", o.Repeat)
+	}
+	if o.Scale < 1 || o.Scale > 120 {
+		return fmt.Errorf("--scale %g: want 1 (real time) to 120", o.Scale)
+	}
+	o.Sizes = sizes
+	if o.ControllerGroups, o.ControllerNodes, err = parseControllerRow(controllerRow); err != nil {
+		return err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.Self, o.Out = self, s.Err
+	if o.Dir == "" {
+		if o.Dir, err = os.MkdirTemp("", "noderoll-bench-"); err != nil {
+			return err
+		}
+	}
+	if o.Dir, err = filepath.Abs(o.Dir); err != nil {
+		return err
+	}
+	return nil
+}
+
+// runBench runs the rows and prints their tables, writing them as JSON too.
+func runBench(ctx context.Context, s Streams, o bench.Options, jsonPath string) error {
+	fmt.Fprintf(s.Err, "noderoll bench: sizes %v, strategies %s, delays scaled down %gx (post-cordon wait %s), sandboxes and logs in %s\n",
+		o.Sizes, strings.Join(o.Strategies, ","), o.Scale, time.Duration(float64(bench.RealWorld.PostCordon)/o.Scale).Round(time.Millisecond), o.Dir)
+	bin := bench.DescribeBinary(o.Self)
+	fmt.Fprintf(s.Err, "binary measured: %s\n", bin)
+	rows, runErr := bench.Run(ctx, o)
+	fmt.Fprintf(s.Out, "\nBinary: %s.\n", bin)
+	fmt.Fprintf(s.Out, "\nReal-world delays divided by %g: boot %s, node ready %s, pod start %s, pod stop %s, post-cordon wait %s.\n\n",
+		o.Scale, scaled(bench.RealWorld.Boot, o.Scale), scaled(bench.RealWorld.Ready, o.Scale), scaled(bench.RealWorld.PodStart, o.Scale),
+		scaled(bench.RealWorld.PodStop, o.Scale), scaled(bench.RealWorld.PostCordon, o.Scale))
+	bench.Markdown(s.Out, rows)
+	fmt.Fprintln(s.Out)
+	bench.Details(s.Out, rows)
+	b, err := json.MarshalIndent(benchJSON{o.Scale, bin, rows}, "", "  ")
+	if err == nil {
+		err = os.WriteFile(jsonPath, b, 0o644)
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(s.Out, "\nJSON: %s\n", jsonPath)
+	return runErr
 }

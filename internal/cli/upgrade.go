@@ -63,15 +63,9 @@ func newUpgradeCmd(s Streams) *cobra.Command {
 func newUpgradeNodegroup(s Streams) *cobra.Command { return newUpgradeNodegroupWith(s, nil) }
 
 // newUpgradeNodegroupWith lets a test see the flags the command parses.
-func newUpgradeNodegroupWith(s Streams, seen func(*upgradeFlags)) *cobra.Command {
-	f := &upgradeFlags{opts: engine.DefaultOptions()}
-	if seen != nil {
-		seen(f)
-	}
-	cmd := &cobra.Command{
-		Use:   "nodegroup",
-		Short: "Replace every node of a node group with nodes on a new AMI",
-		Long: `Replace every node of a node group with nodes on a new AMI, for EKS managed
+// upgradeNodegroupLong is upgrade nodegroup's help: how each strategy and
+// mode replaces the nodes, what is recorded, what preflight checks.
+const upgradeNodegroupLong = `Replace every node of a node group with nodes on a new AMI, for EKS managed
 and self-managed groups alike. Every strategy first creates a launch template
 version (the current one with only the AMI changed), points the Auto Scaling
 group at it, pauses a cluster-autoscaler in kube-system (restored after, also on
@@ -123,8 +117,7 @@ zone that gets no new node, kubelet/control-plane skew, a surge the group's
 max size or the account's EC2 vCPU quota has no room for, a managed group's
 launch template that EKS generated (EKS advises against changing it: use
 --mode=managed); and warn of data in emptyDir, a surge smaller than the zones,
-no cluster-autoscaler found, a managed group's own template whose new version
-EKS will not have recorded. A blocking finding stops the run unless its check
+no cluster-autoscaler found. A blocking finding stops the run unless its check
 is named in --ignore-preflight.
 --dry-run shows the findings and what the run would do, and changes nothing.
 
@@ -136,10 +129,16 @@ after EKS's 15 minutes of retries). Rerun, it follows the update in progress.
 With --max-unavailable it first sets the group's updateConfig (UpdateNodegroupConfig),
 so that EKS replaces that many nodes at once; the setting stays the group's.
 
+On a managed group with a launch template of yours, the run ends by having EKS
+record the new launch template version (UpdateNodegroupVersion under the
+MINIMAL update strategy, which replaces no node; the group's own strategy is
+set back after), so that EKS reports no Ec2LaunchTemplateVersionMismatch.
+
 One run per group at a time: a run holds a Lease in kube-system while it works.
 A second run is refused, naming the holder; a holder that died on this host is
-taken over at once, one on another machine once its lease expired (30s).`,
-		Example: `  # The seed's upgrade, against the sandbox:
+taken over at once, one on another machine once its lease expired (30s).`
+
+const upgradeNodegroupExample = `  # The seed's upgrade, against the sandbox:
   eval "$(noderoll sandbox env)"
   noderoll upgrade nodegroup --cluster=eksworkshop-eksctl --name=nodegroup --kubernetes-version=1.37
 
@@ -157,47 +156,25 @@ taken over at once, one on another machine once its lease expired (30s).`,
 
   # A specific AMI release, with real AWS credentials and a kubeconfig context:
   noderoll upgrade nodegroup --cluster=prod --name=workers --release-version=1.37.2-20261115 \
-      --region=eu-west-1 --profile=admin --context=prod`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return runUpgrade(cmd.Context(), s, f, nil) },
+      --region=eu-west-1 --profile=admin --context=prod`
+
+func newUpgradeNodegroupWith(s Streams, seen func(*upgradeFlags)) *cobra.Command {
+	f := &upgradeFlags{opts: engine.DefaultOptions()}
+	if seen != nil {
+		seen(f)
+	}
+	cmd := &cobra.Command{
+		Use:     "nodegroup",
+		Short:   "Replace every node of a node group with nodes on a new AMI",
+		Long:    upgradeNodegroupLong,
+		Example: upgradeNodegroupExample,
+		Args:    cobra.NoArgs,
+		RunE:    func(cmd *cobra.Command, _ []string) error { return runUpgrade(cmd.Context(), s, f, nil) },
 	}
 	fl := cmd.Flags()
 	f.strategySet = func() bool { return fl.Changed("strategy") }
 	f.changed = fl.Changed
-	fl.StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
-	fl.StringVar(&f.name, "name", "", "node group name: an EKS managed node group, or a self-managed Auto Scaling group tagged for the cluster (required)")
-	fl.StringVar(&f.target.KubernetesVersion, "kubernetes-version", "", "upgrade to the recommended EKS-optimized AMI of this Kubernetes version, e.g. 1.37")
-	fl.StringVar(&f.target.ReleaseVersion, "release-version", "", "upgrade to this EKS AMI release, e.g. 1.37.2-20261115")
-	fl.Int64Var(&f.target.LaunchTemplateVersion, "launch-template-version", 0, "upgrade to the AMI of this existing version of the group's launch template")
-	fl.StringVar(&f.target.AMI, "ami", "", "upgrade to this AMI ID")
-	fl.StringVar(&f.target.Family, "ami-family", "", "switch AMI family with --kubernetes-version: al2023, bottlerocket or windows (default: the group's own, keeping its architecture and variant: arm64, NVIDIA, Neuron)")
-	fl.StringVar(&f.aws.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
-	fl.StringVar(&f.aws.Profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE)")
-	fl.StringVar(&f.aws.RoleARN, "role-arn", "", "assume this IAM role for every AWS call (e.g. the cluster account's), with the credentials otherwise found")
-	fl.StringVar(&f.aws.ExternalID, "external-id", "", "external id the --role-arn role's trust policy demands")
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
-	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
-	addStrategyFlags(fl, &f.opts)
-	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a node and terminating it, for load balancers to let go of it (EKS: 60s; 0: no wait; eks cordons once drained; surge cordons first, so the wait runs alongside the drain)")
-	fl.DurationVar(&f.opts.Drain.Timeout, "eviction-timeout", f.opts.Drain.Timeout, "fail when a node's pods cannot all be evicted within this time (see --force)")
-	fl.DurationVar(&f.opts.Drain.RetryDelay, "eviction-retry-delay", f.opts.Drain.RetryDelay, "wait between eviction attempts a PodDisruptionBudget refused")
-	fl.DurationVar(&f.opts.Drain.SkipWaitForDelete, "skip-wait-for-delete-timeout", f.opts.Drain.SkipWaitForDelete, "stop waiting for a pod still terminating this long after its deletion was due (a finalizer, a dead kubelet); 1s on a node whose kubelet stopped reporting")
-	fl.DurationVar(&f.opts.NodeReadyTimeout, "node-ready-timeout", f.opts.NodeReadyTimeout, "fail when new nodes are not Ready within this time (before any old node is drained)")
-	fl.BoolVar(&f.force, "force", false, "at --eviction-timeout, delete the pods a PodDisruptionBudget still protects instead of failing")
-	fl.StringVar(&f.opts.ClusterAutoscaler, "cluster-autoscaler", "auto", "Deployment to pause during the upgrade: auto (found in kube-system), none, or namespace/name")
-	fl.DurationVar(&f.timeout, "timeout", 0, "bound the whole run (0: no bound); on expiry the upgrade stops resumable")
-	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
-	fl.BoolVar(&f.opts.AllowDowngrade, "allow-downgrade", false, "let the target be older than the group's AMI (a lower Kubernetes minor, or an older release of the same minor); refused without it, so that a mistyped version does not roll the group back")
-	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
-	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version")
-	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it")
-	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: run the preflight checks and say what the upgrade would do; exits non-zero when a finding would stop a real run")
-	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
-	fl.StringVar(&f.mode, "mode", "noderoll", "who replaces the nodes: noderoll (its strategies), or managed: ask EKS to update a managed node group itself (UpdateNodegroupVersion, with --force if asked) and follow it, after the same checks and preflight")
-	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
-	fl.StringVar(&f.report, "report", "", "when the run ends (failed runs too), write its timeline as a self-contained HTML page to this file (as noderoll report)")
-	fl.BoolVar(&f.viaController, "via-controller", false, "declare the upgrade as a NodeGroupUpgrade for the in-cluster controller to run (noderoll controller; docs/controller.md), and follow it with the same live view; Ctrl-C stops following, not the upgrade")
-	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
+	f.addFlags(fl)
 	_ = cmd.MarkFlagRequired("cluster")
 	_ = cmd.MarkFlagRequired("name")
 	completeWith(cmd, "strategy", "surge\tmany nodes at once, within the budgets (default)", "bluegreen\tthe whole new set first, old nodes kept for --soak", "eks\tthe seed's: one node at a time")
@@ -387,6 +364,44 @@ func (f *upgradeFlags) validate() error {
 		return err
 	}
 	return nil
+}
+
+// addFlags declares upgrade nodegroup's flags on f.
+func (f *upgradeFlags) addFlags(fl *pflag.FlagSet) {
+	fl.StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
+	fl.StringVar(&f.name, "name", "", "node group name: an EKS managed node group, or a self-managed Auto Scaling group tagged for the cluster (required)")
+	fl.StringVar(&f.target.KubernetesVersion, "kubernetes-version", "", "upgrade to the recommended EKS-optimized AMI of this Kubernetes version, e.g. 1.37")
+	fl.StringVar(&f.target.ReleaseVersion, "release-version", "", "upgrade to this EKS AMI release, e.g. 1.37.2-20261115")
+	fl.Int64Var(&f.target.LaunchTemplateVersion, "launch-template-version", 0, "upgrade to the AMI of this existing version of the group's launch template")
+	fl.StringVar(&f.target.AMI, "ami", "", "upgrade to this AMI ID")
+	fl.StringVar(&f.target.Family, "ami-family", "", "switch AMI family with --kubernetes-version: al2023, bottlerocket or windows (default: the group's own, keeping its architecture and variant: arm64, NVIDIA, Neuron)")
+	fl.StringVar(&f.aws.Region, "region", "", "AWS region (default: AWS_REGION or the profile's)")
+	fl.StringVar(&f.aws.Profile, "profile", "", "AWS shared config profile (default: AWS_PROFILE)")
+	fl.StringVar(&f.aws.RoleARN, "role-arn", "", "assume this IAM role for every AWS call (e.g. the cluster account's), with the credentials otherwise found")
+	fl.StringVar(&f.aws.ExternalID, "external-id", "", "external id the --role-arn role's trust policy demands")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
+	fl.StringVar(&f.kubeContext, "context", "", "kubeconfig context (default: the current one)")
+	addStrategyFlags(fl, &f.opts)
+	fl.DurationVar(&f.opts.PostCordonWait, "post-cordon-wait", f.opts.PostCordonWait, "wait between cordoning a node and terminating it, for load balancers to let go of it (EKS: 60s; 0: no wait; eks cordons once drained; surge cordons first, so the wait runs alongside the drain)")
+	fl.DurationVar(&f.opts.Drain.Timeout, "eviction-timeout", f.opts.Drain.Timeout, "fail when a node's pods cannot all be evicted within this time (see --force)")
+	fl.DurationVar(&f.opts.Drain.RetryDelay, "eviction-retry-delay", f.opts.Drain.RetryDelay, "wait between eviction attempts a PodDisruptionBudget refused")
+	fl.DurationVar(&f.opts.Drain.SkipWaitForDelete, "skip-wait-for-delete-timeout", f.opts.Drain.SkipWaitForDelete, "stop waiting for a pod still terminating this long after its deletion was due (a finalizer, a dead kubelet); 1s on a node whose kubelet stopped reporting")
+	fl.DurationVar(&f.opts.NodeReadyTimeout, "node-ready-timeout", f.opts.NodeReadyTimeout, "fail when new nodes are not Ready within this time (before any old node is drained)")
+	fl.BoolVar(&f.force, "force", false, "at --eviction-timeout, delete the pods a PodDisruptionBudget still protects instead of failing")
+	fl.StringVar(&f.opts.ClusterAutoscaler, "cluster-autoscaler", "auto", "Deployment to pause during the upgrade: auto (found in kube-system), none, or namespace/name")
+	fl.DurationVar(&f.timeout, "timeout", 0, "bound the whole run (0: no bound); on expiry the upgrade stops resumable")
+	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
+	fl.BoolVar(&f.opts.AllowDowngrade, "allow-downgrade", false, "let the target be older than the group's AMI (a lower Kubernetes minor, or an older release of the same minor); refused without it, so that a mistyped version does not roll the group back")
+	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
+	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version")
+	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it")
+	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: run the preflight checks and say what the upgrade would do; exits non-zero when a finding would stop a real run")
+	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
+	fl.StringVar(&f.mode, "mode", "noderoll", "who replaces the nodes: noderoll (its strategies), or managed: ask EKS to update a managed node group itself (UpdateNodegroupVersion, with --force if asked) and follow it, after the same checks and preflight")
+	fl.StringVarP(&f.output, "output", "o", "text", "summary format: text or json")
+	fl.StringVar(&f.report, "report", "", "when the run ends (failed runs too), write its timeline as a self-contained HTML page to this file (as noderoll report)")
+	fl.BoolVar(&f.viaController, "via-controller", false, "declare the upgrade as a NodeGroupUpgrade for the in-cluster controller to run (noderoll controller; docs/controller.md), and follow it with the same live view; Ctrl-C stops following, not the upgrade")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs on stderr")
 }
 
 func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
