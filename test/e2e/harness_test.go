@@ -497,3 +497,40 @@ func eksRecordTrue(t *testing.T, s *Sandbox) string {
 	}
 	return launched
 }
+
+// onlyNoderollTerminated checks that every instance the group terminated,
+// by its scaling activities, is one noderoll asked to terminate (the
+// endpoint's log of calls), and the other way round: EKS's update that
+// records the launch template version replaced no node. It returns how
+// many there were.
+func onlyNoderollTerminated(t *testing.T, s *Sandbox) int {
+	t.Helper()
+	asked := s.TerminateCalls()
+	done := map[string]bool{}
+	for _, a := range s.Activities() {
+		if id, ok := strings.CutPrefix(aws.ToString(a.Description), "Terminating EC2 instance: "); ok {
+			done[id] = true
+			if asked[id] == 0 {
+				t.Errorf("instance %s was terminated by no call of noderoll's: %s", id, aws.ToString(a.Cause))
+			}
+		}
+	}
+	for id := range asked {
+		if !done[id] {
+			t.Errorf("noderoll asked to terminate %s, which the group never terminated", id)
+		}
+	}
+	return len(done)
+}
+
+// terminatedInstances counts the instances the group has terminated, by
+// its scaling activities, whoever asked.
+func terminatedInstances(s *Sandbox) int {
+	n := 0
+	for _, a := range s.Activities() {
+		if strings.HasPrefix(aws.ToString(a.Description), "Terminating EC2 instance: ") {
+			n++
+		}
+	}
+	return n
+}

@@ -162,6 +162,7 @@ func TestManagedModeLetsEKSUpgradeTheSeedsGroup(t *testing.T) {
 	// purpose.)
 	budgets = WatchBudgets(t, s.Kube)
 	terminationsBefore := len(s.Calls("TerminateInstanceInAutoScalingGroup"))
+	terminatedBefore := terminatedInstances(s)
 	r = s.Noderoll("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--release-version=1.37.2-20261020",
 		"--allow-downgrade", "--post-cordon-wait=1s", "--eviction-retry-delay=1s")
 	if r.Code != 0 || strings.Contains(r.Stdout, "[eks-template]") || !strings.Contains(r.Stdout, "EKS's record:     launch template version") {
@@ -173,6 +174,11 @@ func TestManagedModeLetsEKSUpgradeTheSeedsGroup(t *testing.T) {
 	}
 	if n := len(s.Calls("TerminateInstanceInAutoScalingGroup")) - terminationsBefore; n != 3 {
 		t.Errorf("noderoll's own upgrade terminated %d instances, want 3", n)
+	}
+	// EKS's update that recorded the version replaced none: the group
+	// terminated those 3 and no other.
+	if n := terminatedInstances(s) - terminatedBefore; n != 3 {
+		t.Errorf("the group terminated %d instances during noderoll's upgrade and EKS's record, want 3", n)
 	}
 	final := groupNodes(t, s)
 	if len(final) != 3 {

@@ -194,6 +194,9 @@ func TestSeedUpgradeEndToEnd(t *testing.T) {
 		t.Errorf("the run warns of the launch template:\n%s", r.Stdout)
 	}
 	eksRecordTrue(t, s)
+	if n := onlyNoderollTerminated(t, s); n != 6 {
+		t.Errorf("%d instances terminated, want 6: the 3 old ones and the 3 of the surge", n)
+	}
 	if p := nodes.Peak(); p != 6 {
 		t.Errorf("peak node count seen by the test: %d, want 6", p)
 	}
@@ -602,6 +605,9 @@ func TestKilledMidUpgradeResumes(t *testing.T) {
 	}
 	allOnTarget(t, s, 3)
 	eksRecordTrue(t, s)
+	if n := onlyNoderollTerminated(t, s); n != 6 {
+		t.Errorf("%d instances terminated, want 6: the 3 old ones and the 3 of the surge", n)
+	}
 	if n := len(s.Calls("UpdateNodegroupVersion")); n != 1 {
 		t.Errorf("EKS was asked to record the version %d times, want once", n)
 	}
