@@ -446,9 +446,9 @@ func (p *Provider) SetProcesses(ctx context.Context, ng cloud.NodeGroup, process
 func (p *Provider) StartManagedUpdate(ctx context.Context, ref cloud.NodeGroupRef, u cloud.ManagedUpdate) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	g, ok := p.groups[ref.Name]
-	if !ok {
-		return "", cloud.NotFoundf(nil, "node group %q", ref.Name)
+	g, err := p.group(ref)
+	if err != nil {
+		return "", err
 	}
 	if u.TemplateVersion == 0 || cmpOr(g.Strategy, cloud.StrategyDefault) != cloud.StrategyMinimal {
 		return "", fmt.Errorf("the fake cloud cannot update %s itself: it only records a launch template version under the MINIMAL strategy", ref)
@@ -466,14 +466,23 @@ func (p *Provider) StartManagedUpdate(ctx context.Context, ref cloud.NodeGroupRe
 func (p *Provider) StartManagedConfigUpdate(ctx context.Context, ref cloud.NodeGroupRef, c cloud.UpdateConfig) (string, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	g, ok := p.groups[ref.Name]
-	if !ok {
-		return "", cloud.NotFoundf(nil, "node group %q", ref.Name)
+	g, err := p.group(ref)
+	if err != nil {
+		return "", err
 	}
 	if c.Strategy == "" {
 		return "", fmt.Errorf("the fake cloud cannot set the update config of %s but for its strategy", ref)
 	}
 	return p.startUpdate(ctx, fmt.Sprintf("UpdateNodegroupConfig %s %s", g.Name, c.Strategy), "ConfigUpdate", func() { g.Strategy = c.Strategy })
+}
+
+// group is a node group of the fake's; callers hold mu.
+func (p *Provider) group(ref cloud.NodeGroupRef) (*Group, error) {
+	g, ok := p.groups[ref.Name]
+	if !ok {
+		return nil, cloud.NotFoundf(nil, "node group %q", ref.Name)
+	}
+	return g, nil
 }
 
 // startUpdate makes an update that has ended already; callers hold mu.
