@@ -6,6 +6,7 @@
 package fake
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sort"
@@ -286,7 +287,7 @@ func (p *Provider) NodeGroup(ctx context.Context, ref cloud.NodeGroupRef) (cloud
 		// A managed group on its own template, as eksctl makes them;
 		// EKS's record of its version is the one it was created with.
 		EKSTemplateID: g.TemplateID, EKSTemplateVersion: max(1, g.RecordedVersion),
-		UpdateConfig: cloud.UpdateConfig{MaxUnavailable: 1, Strategy: cmpOr(g.Strategy, cloud.StrategyDefault)}}
+		UpdateConfig: cloud.UpdateConfig{MaxUnavailable: 1, Strategy: cmp.Or(g.Strategy, cloud.StrategyDefault)}}
 	for _, i := range g.Instances {
 		out.Instances = append(out.Instances, cloud.Instance{ID: i.ID, AZ: i.AZ, ImageID: i.ImageID, Lifecycle: "InService",
 			TemplateVersion: fmt.Sprint(i.Version), NodeName: NodeName(i.ID)})
@@ -450,7 +451,7 @@ func (p *Provider) StartManagedUpdate(ctx context.Context, ref cloud.NodeGroupRe
 	if err != nil {
 		return "", err
 	}
-	if u.TemplateVersion == 0 || cmpOr(g.Strategy, cloud.StrategyDefault) != cloud.StrategyMinimal {
+	if u.TemplateVersion == 0 || cmp.Or(g.Strategy, cloud.StrategyDefault) != cloud.StrategyMinimal {
 		return "", fmt.Errorf("the fake cloud cannot update %s itself: it only records a launch template version under the MINIMAL strategy", ref)
 	}
 	for _, i := range g.Instances {
@@ -517,13 +518,6 @@ func (p *Provider) ManagedUpdate(_ context.Context, ref cloud.NodeGroupRef, id s
 // end at once.
 func (p *Provider) ManagedUpdateInProgress(context.Context, cloud.NodeGroupRef) (string, error) {
 	return "", nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // InstanceQuota implements cloud.Provider.
