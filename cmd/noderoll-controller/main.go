@@ -20,6 +20,7 @@ import (
 
 	"github.com/noderoll/noderoll/internal/clientcfg"
 	"github.com/noderoll/noderoll/internal/controllercmd"
+	"github.com/noderoll/noderoll/internal/profiles"
 )
 
 func main() {
@@ -40,7 +41,11 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cmd.ExecuteContext(ctx); err != nil {
+	err := func() error {
+		defer profiles.FromEnv(ctx)()
+		return cmd.ExecuteContext(ctx)
+	}()
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 		os.Exit(1)
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/noderoll/noderoll/internal/clientcfg"
 	"github.com/noderoll/noderoll/internal/controllercmd"
+	"github.com/noderoll/noderoll/internal/profiles"
 )
 
 // Streams are where commands read and write, injected for tests.
@@ -136,9 +137,7 @@ func Execute() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	s := Streams{Out: os.Stdout, Err: os.Stderr}
-	if path := os.Getenv(heapProfileEnv); path != "" {
-		defer profileHeap(ctx, path)()
-	}
+	defer profiles.FromEnv(ctx)()
 	root := NewRoot(s)
 	switch filepath.Base(os.Args[0]) {
 	case PluginName:
