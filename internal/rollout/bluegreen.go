@@ -74,10 +74,7 @@ func drainBlue(s State, p *Plan) {
 		if n <= 0 {
 			n = len(candidates)
 		}
-		for k, c := range order(s, candidates) {
-			if k == n {
-				break
-			}
+		for _, c := range order(s, candidates, n) {
 			p.add(Action{Kind: Drain, Instance: c.ID, Mark: Replacing, CordonFirst: true, Why: c.why})
 		}
 		return

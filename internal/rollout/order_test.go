@@ -24,7 +24,7 @@ func TestOrderTracksBudgetHeadroomAcrossTheBatch(t *testing.T) {
 	}
 	var got []string
 	var why []string
-	for _, c := range order(s, s.Instances) {
+	for _, c := range order(s, s.Instances, len(s.Instances)) {
 		got = append(got, c.ID)
 		why = append(why, c.why)
 	}
@@ -47,7 +47,7 @@ func TestOrderCountsPodsOfNodesDrainingNow(t *testing.T) {
 		{ID: "i-2", Old: true, HasNode: true, Ready: true, PDBPods: map[string]int{"db": 1}, Pods: 1},
 		{ID: "i-3", Old: true, HasNode: true, Ready: true, Pods: 4},
 	}
-	got := order(s, s.Instances[1:])
+	got := order(s, s.Instances[1:], len(s.Instances))
 	if got[0].ID != "i-3" {
 		t.Fatalf("i-1's drain takes db's only disruption; i-3 should go first, got %v", got)
 	}
@@ -175,5 +175,43 @@ func TestScaleBackRestoresSizesWhileInstancesLeave(t *testing.T) {
 	s.Instances = s.Instances[:2]
 	if p := (Surge{}).Plan(s); !p.Done {
 		t.Fatalf("not done with sizes restored and nothing leaving: %+v", p)
+	}
+}
+
+// Ranking only the first few nodes gives the same first few as ranking
+// them all: the engine asks for as many as it has free slots.
+func TestOrderUpToALimitIsThePrefixOfTheWholeOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	budgets := []string{"web", "worker", "cache"}
+	for trial := range 50 {
+		s := State{}
+		for _, b := range budgets {
+			s.Budgets = append(s.Budgets, Budget{Name: b, Allowed: rng.IntN(6)})
+		}
+		for k := range 40 {
+			i := Instance{ID: "i-" + string(rune('a'+k/26)) + string(rune('a'+k%26)), Old: true, HasNode: true, Ready: rng.IntN(5) > 0,
+				Pods: rng.IntN(12), PDBPods: map[string]int{}}
+			for _, b := range budgets {
+				if n := rng.IntN(4); n > 0 {
+					i.PDBPods[b] = n
+				}
+			}
+			s.Instances = append(s.Instances, i)
+		}
+		all := order(s, s.Instances, len(s.Instances))
+		if len(all) != len(s.Instances) {
+			t.Fatalf("trial %d: %d ranked of %d", trial, len(all), len(s.Instances))
+		}
+		for _, limit := range []int{0, 1, 5, 39} {
+			few := order(s, s.Instances, limit)
+			if len(few) != limit {
+				t.Fatalf("trial %d: %d ranked for a limit of %d", trial, len(few), limit)
+			}
+			for k := range few {
+				if few[k].ID != all[k].ID || few[k].why != all[k].why {
+					t.Fatalf("trial %d, limit %d: place %d is %s (%s), the whole order has %s (%s)", trial, limit, k, few[k].ID, few[k].why, all[k].ID, all[k].why)
+				}
+			}
+		}
 	}
 }
