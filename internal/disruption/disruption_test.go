@@ -11,6 +11,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 	kdrain "k8s.io/kubectl/pkg/drain"
 	"k8s.io/utils/ptr"
@@ -47,6 +48,36 @@ func TestSelectsAsTheEvictionAPI(t *testing.T) {
 		if got := Selects(c.pdb, web); got != c.want {
 			t.Errorf("%s: Selects = %v, want %v", c.name, got, c.want)
 		}
+		// The parsed-once form decides alike, keyed by UID or not.
+		var sels Selectors
+		for _, uid := range []types.UID{"", "uid-" + types.UID(c.pdb.Name)} {
+			pdb := c.pdb.DeepCopy()
+			pdb.UID = uid
+			for range 2 {
+				if got := len(sels.Covering([]*policyv1.PodDisruptionBudget{pdb}, web)) == 1; got != c.want {
+					t.Errorf("%s (uid %q): Selectors.Covering selects = %v, want %v", c.name, uid, got, c.want)
+				}
+			}
+		}
+	}
+}
+
+// A budget's selector changed (its generation moves) is read anew; a
+// status write (its resourceVersion moves, not its generation) is not a
+// reason to.
+func TestSelectorsReadABudgetsNewSelector(t *testing.T) {
+	var sels Selectors
+	pdb := budget("shop", "web", &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}})
+	pdb.UID, pdb.Generation = "u1", 1
+	web, api := pod("shop", "web-1", map[string]string{"app": "web"}), pod("shop", "api-1", map[string]string{"app": "api"})
+	list := []*policyv1.PodDisruptionBudget{pdb}
+	if len(sels.Covering(list, web)) != 1 || len(sels.Covering(list, api)) != 0 {
+		t.Fatal("generation 1 selects app=web")
+	}
+	pdb.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "api"}}
+	pdb.Generation = 2
+	if len(sels.Covering(list, web)) != 0 || len(sels.Covering(list, api)) != 1 {
+		t.Fatal("generation 2 selects app=api, and the cache still answered generation 1's")
 	}
 }
 

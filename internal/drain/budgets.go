@@ -56,8 +56,9 @@ type Budgets struct {
 	// disruptions in the order they began: shared out among many nodes,
 	// they would finish every node late; in order, the first nodes finish
 	// first and their slots go to the next ones.
-	queue map[string]map[string]int64
-	turns int64
+	queue     map[string]map[string]int64
+	turns     int64
+	selectors disruption.Selectors
 }
 
 type spent struct {
@@ -80,7 +81,7 @@ func (b *Budgets) covering(p *corev1.Pod) []*policyv1.PodDisruptionBudget {
 	if err != nil {
 		return nil
 	}
-	return disruption.Covering(list, p)
+	return b.selectors.Covering(list, p)
 }
 
 // headroom is what the budget allows now, less the evictions this process
@@ -144,11 +145,7 @@ func (b *Budgets) Want(p *corev1.Pod, turn int64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, pdb := range pdbs {
-		key := pdb.Namespace + "/" + pdb.Name
-		if b.queue[key] == nil {
-			b.queue[key] = map[string]int64{}
-		}
-		b.queue[key][podKey(p)] = turn
+		b.enqueue(pdb.Namespace+"/"+pdb.Name, p, turn)
 	}
 }
 
@@ -189,29 +186,25 @@ func (b *Budgets) ahead(key string, turn int64) int {
 // those budgets in the drain's turn and names them (described as
 // Blocker.PDBs are). Drains evict many pods at once: checking and counting
 // in one step keeps them from all seeing the same last disruption free.
-func (b *Budgets) Take(p *corev1.Pod, turn int64) (Reservation, []string) {
+func (b *Budgets) Take(p *corev1.Pod, turn int64) (r Reservation, refusing []string) {
 	if b == nil {
 		return nil, nil
 	}
 	pdbs := b.covering(p)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var refusing []string
 	for _, pdb := range pdbs {
 		key := pdb.Namespace + "/" + pdb.Name
 		if b.headroom(pdb)-b.ahead(key, turn) <= 0 {
 			refusing = append(refusing, describe(*pdb))
-			if b.queue[key] == nil {
-				b.queue[key] = map[string]int64{}
-			}
-			b.queue[key][podKey(p)] = turn
+			b.enqueue(key, p, turn)
 		}
 	}
 	if len(refusing) > 0 {
 		return nil, refusing
 	}
 	b.forget(podKey(p))
-	r := Reservation{}
+	r = Reservation{}
 	for _, pdb := range pdbs {
 		key := pdb.Namespace + "/" + pdb.Name
 		s := b.spent[key]
@@ -220,6 +213,13 @@ func (b *Budgets) Take(p *corev1.Pod, turn int64) (Reservation, []string) {
 		r[key] = s.rv
 	}
 	return r, nil
+}
+
+func (b *Budgets) enqueue(key string, p *corev1.Pod, turn int64) {
+	if b.queue[key] == nil {
+		b.queue[key] = map[string]int64{}
+	}
+	b.queue[key][podKey(p)] = turn
 }
 
 // Return gives back a reservation whose eviction did not happen. A budget

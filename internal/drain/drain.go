@@ -437,8 +437,6 @@ func (h *holds) pass(now time.Time, blockers []Blocker) {
 	}
 }
 
-// podKey tells pods apart, a StatefulSet's pod of the same name
-// recreated included.
 // passState is what an eviction pass reads of its drain: whether to ask
 // the API server whatever the budgets' statuses say, the drain's turn in
 // the budgets' queues, and the pods it evicted already.
@@ -569,6 +567,8 @@ func (d *Drainer) nextDelay(ps pass, start time.Time) time.Duration {
 	return delay
 }
 
+// podKey tells pods apart, a StatefulSet's pod of the same name
+// recreated included.
 func podKey(p *corev1.Pod) string { return p.Namespace + "/" + p.Name + "/" + string(p.UID) }
 
 // blockerKey names which pods are blocked, not the budgets' counts of the

@@ -131,7 +131,7 @@ func (u *upgrade) podsToMove(node string, budgets budgetIndex) (int, map[string]
 			continue
 		}
 		count++
-		for _, b := range disruption.Covering(budgets.byNS[p.Namespace], p) {
+		for _, b := range u.selectors.Covering(budgets.byNS[p.Namespace], p) {
 			if per == nil {
 				per = map[string]int{}
 			}

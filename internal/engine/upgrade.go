@@ -15,6 +15,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/noderoll/noderoll/internal/cloud"
+	"github.com/noderoll/noderoll/internal/disruption"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/rollout"
 )
@@ -34,13 +35,15 @@ type upgrade struct {
 	strategy rollout.Strategy
 	// surge and unavailable are the budgets resolved for a new upgrade.
 	surge, unavailable int
-	nodes              listersv1.NodeLister
-	pods               cache.Indexer
-	pdbs               policylisters.PodDisruptionBudgetLister
-	kick               chan struct{} // a node or budget changed: look again
-	stop               context.CancelFunc
-	drainer            *drain.Drainer
-	events             eventer
+	// selectors parses each budget's selector once for every look.
+	selectors disruption.Selectors
+	nodes     listersv1.NodeLister
+	pods      cache.Indexer
+	pdbs      policylisters.PodDisruptionBudgetLister
+	kick      chan struct{} // a node or budget changed: look again
+	stop      context.CancelFunc
+	drainer   *drain.Drainer
+	events    eventer
 	// held is how long each node's drain was held by budgets, and by
 	// which, told when the drain ends (drain.Hooks.Waited).
 	heldMu sync.Mutex
