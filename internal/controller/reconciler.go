@@ -468,13 +468,13 @@ func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, ru
 		return nil
 	}
 	rec = thisRun(rec, since, res)
-	var nodes corev1.NodeList
-	if err := r.Client.List(ctx, &nodes); err != nil {
+	nodes, err := r.nodes(ctx)
+	if err != nil {
 		r.Log.Warn("listing nodes", "err", err)
 		return nil
 	}
 	step, msg, bl := rep.snapshot(3 * run.Options.Drain.RetryDelay)
-	p := observe(rec, nodes.Items, members, step, msg, bl)
+	p := observe(rec, nodes, members, step, msg, bl)
 	if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
 		// Running, also over a Pending a replica that lost the group wrote
 		// meanwhile: whoever writes progress runs the upgrade.
@@ -491,6 +491,20 @@ func (r *Reconciler) writeProgress(ctx context.Context, key client.ObjectKey, ru
 		r.Log.Warn("writing status", "err", err)
 	}
 	return &p
+}
+
+// nodes lists the cluster's nodes from the upgrades' own cache when there
+// is one: controller-runtime's client would keep a second cache of every
+// node, whole, beside it.
+func (r *Reconciler) nodes(ctx context.Context) ([]corev1.Node, error) {
+	if r.View != nil {
+		return r.View.Nodes(ctx)
+	}
+	var list corev1.NodeList
+	if err := r.Client.List(ctx, &list); err != nil {
+		return nil, err
+	}
+	return list.Items, nil
 }
 
 // finish writes an upgrade's end.

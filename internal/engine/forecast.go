@@ -11,6 +11,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/pager"
 
 	"github.com/noderoll/noderoll/internal/cloud"
 	"github.com/noderoll/noderoll/internal/conditions"
@@ -145,7 +148,7 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 	if err != nil {
 		return nil, fmt.Errorf("plan: listing nodes: %w", err)
 	}
-	pods, err := e.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	pods, err := forecastPods(ctx, e.kube)
 	if err != nil {
 		return nil, fmt.Errorf("plan: listing pods: %w", err)
 	}
@@ -153,7 +156,7 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 	if err != nil {
 		return nil, fmt.Errorf("plan: listing PodDisruptionBudgets: %w", err)
 	}
-	f.Observed = observeDelays(p.group.Instances, nodes.Items, pods.Items)
+	f.Observed = observeDelays(p.group.Instances, nodes.Items, pods)
 	e.observeHistory(ctx, p, &f.Observed)
 	f.Delays = predict.Delays{BootReady: f.Observed.BootReady, PodStart: f.Observed.PodStart,
 		Poll: e.opts.PollInterval, Call: forecastCall, Setup: forecastSetup, Evict: forecastEvict, Recount: forecastRecount, Contend: forecastContend}
@@ -170,7 +173,7 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 	}
 	f.Delays.PodStop = f.pick(DelayPodStop, assumed.PodStop, assumed.PodStopGiven, f.Observed.PodStop, f.Observed.PodStopSamples)
 	f.Delays.Shutdown = f.pick(DelayShutdown, assumed.Shutdown, assumed.ShutdownGiven, f.Observed.Shutdown, f.Observed.ShutdownSamples)
-	f.Start, f.Budgets, f.inputs = startState(p, rep.Target.ImageID, pods.Items, pdbs.Items)
+	f.Start, f.Budgets, f.inputs = startState(p, rep.Target.ImageID, pods, pdbs.Items)
 	f.Start.PostCordonWait, f.Start.BatchSize, f.Start.BatchSoak, f.Start.Soak = e.opts.PostCordonWait, e.opts.BatchSize, e.opts.BatchSoak, e.opts.Soak
 	chosen := rep.Strategy
 	for _, strategy := range append([]string{chosen}, slices.DeleteFunc([]string{StrategySurge, StrategyBlueGreen, StrategyEKS}, func(s string) bool { return s == chosen })...) {
@@ -281,6 +284,55 @@ func observeDelays(instances []cloud.Instance, nodes []corev1.Node, pods []corev
 		o.PodStart = median(ps)
 	}
 	return o
+}
+
+// podPageSize is how many pods a preflight or a forecast reads at a time.
+const podPageSize = 500
+
+// eachPod calls keep with every pod of the cluster, read a page at a time:
+// the whole list at once, decoded, was the upgrade's peak of memory at 300
+// nodes (26 MiB for 4,000 pods). keep must copy what it keeps.
+func eachPod(ctx context.Context, kube kubernetes.Interface, keep func(*corev1.Pod)) error {
+	pg := pager.New(func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+		return kube.CoreV1().Pods("").List(ctx, o)
+	})
+	pg.PageSize = podPageSize
+	return pg.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		if p, ok := obj.(*corev1.Pod); ok {
+			keep(p)
+		}
+		return nil
+	})
+}
+
+// forecastPods lists the cluster's pods, each cut down to what a forecast
+// reads (see forecastPod).
+func forecastPods(ctx context.Context, kube kubernetes.Interface) ([]corev1.Pod, error) {
+	var out []corev1.Pod
+	err := eachPod(ctx, kube, func(p *corev1.Pod) { out = append(out, forecastPod(p)) })
+	return out, err
+}
+
+// forecastPod keeps of a pod what observeDelays and startState read: who
+// controls it and its labels (the budgets' selectors, the drain's rule),
+// its node, whether it is deleted or mirrored, its phase and when it was
+// scheduled and Ready.
+func forecastPod(p *corev1.Pod) corev1.Pod {
+	out := corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: p.Name, Namespace: p.Namespace, UID: p.UID, Labels: p.Labels,
+			OwnerReferences: p.OwnerReferences, DeletionTimestamp: p.DeletionTimestamp},
+		Spec:   corev1.PodSpec{NodeName: p.Spec.NodeName},
+		Status: corev1.PodStatus{Phase: p.Status.Phase},
+	}
+	if v, ok := p.Annotations[corev1.MirrorPodAnnotationKey]; ok {
+		out.Annotations = map[string]string{corev1.MirrorPodAnnotationKey: v}
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodScheduled || c.Type == corev1.PodReady {
+			out.Status.Conditions = append(out.Status.Conditions, c)
+		}
+	}
+	return out
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -105,20 +105,19 @@ func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Targ
 			f.Kubelets[n.Name] = n.Status.NodeInfo.KubeletVersion
 		}
 	}
-	pods, err := e.kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return f, fmt.Errorf("preflight: listing pods: %w", err)
-	}
 	claims := false
-	for i := range pods.Items {
-		p := &pods.Items[i]
+	if err := eachPod(ctx, e.kube, func(p *corev1.Pod) {
 		if !mine[p.Spec.NodeName] {
-			continue
+			return
 		}
+		p = p.DeepCopy()
+		p.ManagedFields = nil // read by no check
 		f.Pods = append(f.Pods, p)
 		for _, v := range p.Spec.Volumes {
 			claims = claims || v.PersistentVolumeClaim != nil
 		}
+	}); err != nil {
+		return f, fmt.Errorf("preflight: listing pods: %w", err)
 	}
 	pdbs, err := e.kube.PolicyV1().PodDisruptionBudgets("").List(ctx, metav1.ListOptions{})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -154,6 +155,23 @@ func (v *ClusterView) watchPodStops(clk clock.Clock, took func(node string, d ti
 		return nil, err
 	}
 	return func() { _ = v.pods.RemoveEventHandler(reg) }, nil
+}
+
+// Nodes lists the cluster's nodes from the cache (slimmed: see slim),
+// waiting for the caches to list first; the view must be started.
+func (v *ClusterView) Nodes(ctx context.Context) ([]corev1.Node, error) {
+	if err := v.synced(ctx); err != nil {
+		return nil, err
+	}
+	list, err := v.nodeLister.List(labels.Everything())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]corev1.Node, len(list))
+	for k, n := range list {
+		out[k] = *n
+	}
+	return out, nil
 }
 
 // Look returns the named nodes the cache holds (one not registered yet,
