@@ -130,7 +130,7 @@ type Row struct {
 	// Moved are the pods an eviction had to move: every pod on the old
 	// nodes but DaemonSets'.
 	Moved int `json:"moved"`
-	// Ceiling is the control plane's own limit, measured after the run;
+	// Ceiling is the control plane's own limit, measured before the run;
 	// CeilingRatio is the makespan over the larger of the bound and the
 	// ceiling's term.
 	Ceiling      *Ceiling   `json:"controlPlaneCeiling,omitempty"`
@@ -284,6 +284,7 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 		args = append(args, "--soak", wait.String())
 	}
 	args = append(args, o.UpgradeArgs...)
+	ce := o.measureCeiling(ctx, kube)
 	// The plan's prediction, made from the same flags before the run.
 	// Told the sandbox's pod start: its pods all started in one burst at
 	// seed time, and their starts count that queue (3-6s for a 1s start).
@@ -293,8 +294,8 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 		// and the group's history.
 		predicted, err = o.predict(ctx, dir, env, strategy, args)
 	} else {
-		predicted, err = o.predict(ctx, dir, env, strategy, args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
-			"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String(), "--assume-pod-start", o.scaled(RealWorld.PodStart).String())
+		predicted, err = o.predict(ctx, dir, env, strategy, args, append(rateArgs(ce, 1), "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
+			"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String(), "--assume-pod-start", o.scaled(RealWorld.PodStart).String())...)
 	}
 	if err != nil {
 		fmt.Fprintf(o.Out, "   no prediction: %v\n", err)
@@ -304,8 +305,8 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 			row.PlanFromHistory = true
 			fmt.Fprintf(o.Out, "   predicted by noderoll plan from the group's history: %s\n", short(row.Predicted))
 		} else {
-			own, _ := o.predict(ctx, dir, env, strategy, args, "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
-				"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())
+			own, _ := o.predict(ctx, dir, env, strategy, args, append(rateArgs(ce, 1), "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
+				"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())...)
 			row.PredictedOwnStart = own.Duration
 			fmt.Fprintf(o.Out, "   predicted by noderoll plan: %s (with the pod start the cluster's pods show: %s)\n", short(row.Predicted), short(row.PredictedOwnStart))
 		}
@@ -386,21 +387,41 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 		row.MeasuredPhases = measuredPhases(tl, began, row.Makespan)
 		fmt.Fprintf(o.Out, "   phases, predicted/measured seconds from the start: %s\n", phasesLine(row.PredictedPhases, row.MeasuredPhases))
 	}
-	o.ceiling(ctx, kube, &row)
+	o.ceiling(&row, ce)
 	fmt.Fprintf(o.Out, "   %s in %s (bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); peak RSS %.0f MiB (own memory %.0f MiB)\n",
 		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
 	fmt.Fprintf(o.Out, "   CPU while it ran: %s; timeline of each budget in %s\n", cpuLine(row.CPU), filepath.Join(dir, "timeline.tsv"))
 	return row, nil
 }
 
-// ceiling measures the control plane's own limit now that the upgrade is
-// over and nothing else runs, and sets the row's ceiling and the ratio to
-// the larger of it and the bound.
-func (o Options) ceiling(ctx context.Context, kube kubernetes.Interface, row *Row) {
-	wait := row.Delays.Wait
-	if ce, err := measureCeiling(ctx, kube); err != nil {
+// measureCeiling measures the control plane's own limit on the row's
+// fresh sandbox, before the upgrade and with nothing else running: the
+// plan is told the rate (a user's plan is told it by
+// --assume-pods-per-second), and the row's ceiling term is made from it.
+// Nil when it could not be measured (said).
+func (o Options) measureCeiling(ctx context.Context, kube kubernetes.Interface) *Ceiling {
+	ce, err := measureCeiling(ctx, kube)
+	if err != nil {
 		fmt.Fprintf(o.Out, "   could not measure the control plane's ceiling: %v\n", err)
-	} else if ce.PerSec > 0 {
+		return nil
+	}
+	return &ce
+}
+
+// rateArgs tells a plan the control plane's rate measured, when it is one.
+func rateArgs(ce *Ceiling, share int) []string {
+	if ce == nil || !ce.Meaningful() {
+		return nil
+	}
+	return []string{"--assume-pods-per-second", fmt.Sprintf("%.1f", ce.PerSec/float64(max(share, 1)))}
+}
+
+// ceiling sets the row's ceiling, measured before it ran, and the ratio to
+// the larger of it and the bound.
+func (o Options) ceiling(row *Row, ce *Ceiling) {
+	wait := row.Delays.Wait
+	if ce != nil && ce.PerSec > 0 {
+		ce := *ce
 		// The wait runs alongside the moves (from each node's cordon).
 		ce.Term = row.Delays.BootReady + max(time.Duration(float64(row.Moved)/ce.PerSec*float64(time.Second)), wait)
 		row.Ceiling = &ce

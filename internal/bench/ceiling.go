@@ -18,7 +18,7 @@ import (
 )
 
 // Ceiling is how many pods a second the sandbox's control plane moves at
-// most, measured apart from the upgrade, after it, on the same machine:
+// most, measured apart from the upgrade, before it, on the same sandbox:
 // every pod of the workload no budget covers is evicted, 16 at a time (the
 // fastest of 1-96 tried), and the clock stops when all are back Ready
 // elsewhere. No budget holds them, so nothing but the control plane sets

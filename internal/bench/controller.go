@@ -85,6 +85,8 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 			return row, err
 		}
 	}
+	ce := o.measureCeiling(ctx, kube)
+	o.predictGroups(ctx, dir, sb, names, ce, &row)
 	smp, err := startSampler(ctx, sb.kube, sb.asg, filepath.Join(dir, "timeline.tsv"))
 	if err != nil {
 		return row, err
@@ -104,9 +106,10 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 		return row, err
 	}
 	defer logf.Close()
-	ctl := exec.Command(o.Self, "controller", "--metrics-bind-address=0", "--health-probe-bind-address=0", "--max-concurrent-upgrades", fmt.Sprint(groups))
+	bin, binArgs := controllerBinary(o.Self)
+	ctl := exec.Command(bin, append(binArgs, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--max-concurrent-upgrades", fmt.Sprint(groups))...)
 	ctl.Env, ctl.Stdout, ctl.Stderr = env, logf, logf
-	fmt.Fprintf(o.Out, "   noderoll controller; %d NodeGroupUpgrades (surge to Kubernetes %s, post-cordon wait %s)\n", groups, sandbox.ControlPlaneMinor, wait)
+	fmt.Fprintf(o.Out, "   %s; %d NodeGroupUpgrades (surge to Kubernetes %s, post-cordon wait %s)\n", strings.Join(append([]string{bin}, binArgs...), " "), groups, sandbox.ControlPlaneMinor, wait)
 	procs := st.Processes()
 	procs["bench"] = os.Getpid()
 	cpuBefore := snapshotCPU(procs)
@@ -195,13 +198,50 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
 	}
 	row.Groups = groupRows(list, own, n, row.InFlight, row.Delays)
-	o.ceiling(ctx, kube, &row)
+	o.ceiling(&row, ce)
+	if row.Predicted > 0 {
+		row.PredictionError = float64(row.Predicted-row.Makespan) / float64(row.Makespan)
+	}
 	fmt.Fprintf(o.Out, "   %d groups in %s (joint bound %s, %.2fx); peak %d instances; %d budget breaches; %d API requests (%.0f a node); controller's peak RSS %.0f MiB (own memory %.0f MiB)\n",
 		groups, row.Makespan, short(row.Bound.Makespan), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
 	for _, g := range row.Groups {
 		fmt.Fprintf(o.Out, "   %s: %s, %d replaced in %s (its bound alone %s, %.2fx)\n", g.Name, g.Phase, g.Replaced, short(g.Makespan), short(g.Bound.Makespan), g.Ratio)
 	}
 	return row, nil
+}
+
+// predictGroups asks noderoll plan for each group's upgrade, as the
+// controller will run it (surge, the same wait), told the sandbox's delays
+// and a share of the control plane's rate: the groups upgrade at once and
+// share it. The row's prediction is the slowest group's.
+func (o Options) predictGroups(ctx context.Context, dir string, sb *sandboxed, names []string, ce *Ceiling, row *Row) {
+	env := append(sb.env, "KUBECONFIG="+sb.st.Kubeconfig)
+	for _, g := range names {
+		args := []string{"upgrade", "nodegroup", "--cluster", sb.st.Scenario.Cluster, "--name", g, "--kubernetes-version", sandbox.ControlPlaneMinor,
+			"--strategy", "surge", "--post-cordon-wait", o.scaled(RealWorld.PostCordon).String(), "--eviction-retry-delay", "1s", "-o", "json"}
+		p, err := o.predict(ctx, dir, env, "surge", args, append(rateArgs(ce, len(names)), "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
+			"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String(), "--assume-pod-start", o.scaled(RealWorld.PodStart).String())...)
+		if err != nil {
+			fmt.Fprintf(o.Out, "   no prediction for %s: %v\n", g, err)
+			row.Predicted = 0
+			return
+		}
+		if p.Duration > row.Predicted {
+			row.Predicted, row.PredictedPhases = p.Duration, p.Milestones
+		}
+	}
+	fmt.Fprintf(o.Out, "   predicted by noderoll plan (each group given 1/%d of the control plane's rate, as they share it): %s\n", len(names), short(row.Predicted))
+}
+
+// controllerBinary is what the row runs as the controller: the
+// controller's own binary (cmd/noderoll-controller, the image's) when one
+// sits beside the CLI's, else the CLI's controller command.
+func controllerBinary(self string) (string, []string) {
+	own := filepath.Join(filepath.Dir(self), "noderoll-controller")
+	if fi, err := os.Stat(own); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		return own, nil
+	}
+	return self, []string{"controller"}
 }
 
 // chartRoles is the name of the chart's ClusterRole and Role when it is

@@ -31,10 +31,11 @@ post-cordon wait (real-world delays divided by --scale), and taken down.
 
 Printed per run: makespan; the lower bound computed from the delays measured
 in that run (docs/performance.md derives it) and the ratio to it; beside it,
-the control plane's ceiling (measured after each row: every pod of the
-unbudgeted Deployment evicted, 16 at a time, timed back Ready) as the least
-time the run's pods take to move at that rate, and the ratio to the larger
-of the two; the speedup over eks; peak instances in service and
+the control plane's ceiling (measured on each row's sandbox before its
+upgrade: every pod of the unbudgeted Deployment evicted, 16 at a time, timed
+back Ready) as the least time the run's pods take to move at that rate, and
+the ratio to the larger of the two; the plan's prediction, told that rate
+(--assume-pods-per-second; the controller's groups each a share of it); the speedup over eks; peak instances in service and
 PodDisruptionBudget breaches, both seen by samplers outside the engine; Kubernetes API requests per replaced node, from
 the API server's own metrics (the upgrade runs as a ServiceAccount with a
 FlowSchema of its own); the upgrading process's peak RSS. The same table is

@@ -79,6 +79,9 @@ Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
 			if output != "text" && output != "json" && output != "yaml" {
 				return fmt.Errorf("--output %q: want text, json or yaml", output)
 			}
+			if assumed.PodsPerSecond < 0 {
+				return fmt.Errorf("--assume-pods-per-second %g: want 0 (no limit) or more", assumed.PodsPerSecond)
+			}
 			if assumed.PodStop < 0 || assumed.Shutdown < 0 || assumed.PodStart < 0 {
 				return fmt.Errorf("--assume-pod-stop %s, --assume-pod-start %s, --assume-instance-shutdown %s: none may be negative", assumed.PodStop, assumed.PodStart, assumed.Shutdown)
 			}
@@ -99,6 +102,7 @@ Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
 	fl.StringVarP(&output, "output", "o", output, "text, json or yaml")
 	fl.DurationVar(&assumed.PodStop, "assume-pod-stop", assumed.PodStop, "how long an evicted pod takes to stop, where the group's last upgrade timed none (given: taken even where it did)")
 	fl.DurationVar(&assumed.PodStart, "assume-pod-start", 0, "how long a moved pod takes from scheduled to Ready, instead of what the cluster's pods show (0: measured); for a cluster whose pods all started at once, whose starts count that burst's queue")
+	fl.Float64Var(&assumed.PodsPerSecond, "assume-pods-per-second", 0, "how many pods a second the control plane can move (evicted, deleted, created, scheduled, started), this upgrade's included; a small or busy control plane, not the budgets, decides a large group's time (0: no limit; 'noderoll bench' measures a sandbox's)")
 	fl.DurationVar(&assumed.Shutdown, "assume-instance-shutdown", assumed.Shutdown, "how long a terminated instance takes to leave its group, where its scaling activities show no termination (EC2: about 30s; given: taken even where they do)")
 	_ = cmd.MarkFlagRequired("cluster")
 	_ = cmd.MarkFlagRequired("name")
@@ -278,6 +282,11 @@ func printDelays(w io.Writer, fc *engine.Forecast, o engine.Options) {
 	fmt.Fprintf(tw, "  an instance's shutdown\t%s\t(%s)\n", short(d.Shutdown), from(engine.DelayShutdown, ob.ShutdownSamples, ob.Shutdown,
 		fmt.Sprintf("median of %d terminations in the group's scaling activities", ob.ShutdownSamples), "the group's scaling activities show no termination", "assume-instance-shutdown"))
 	fmt.Fprintf(tw, "  post-cordon wait\t%s\t(--post-cordon-wait)\n", short(o.PostCordonWait))
+	if d.PodsPerSecond > 0 {
+		fmt.Fprintf(tw, "  the control plane's rate\t%.1f pods/s\t(given by --assume-pods-per-second)\n", d.PodsPerSecond)
+	} else {
+		fmt.Fprintf(tw, "  the control plane's rate\tno limit\t(assumed; --assume-pods-per-second sets one)\n")
+	}
 	_ = tw.Flush()
 }
 

@@ -33,6 +33,9 @@ type Assumed struct {
 	// for a cluster whose pods all started at once (a new one), whose
 	// starts count the queue of that burst.
 	PodStart time.Duration
+	// PodsPerSecond is the control plane's rate of moved pods (0: not
+	// limited); see predict.Delays.PodsPerSecond.
+	PodsPerSecond float64
 }
 
 // Observed are the delays a plan read from the cluster and the cloud, with
@@ -60,6 +63,8 @@ const (
 	DelayPodStart  = "podStart"
 	DelayPodStop   = "podStop"
 	DelayShutdown  = "shutdown"
+	// DelayPodsPerSecond is the control plane's rate, given or not.
+	DelayPodsPerSecond = "podsPerSecond"
 )
 
 // Headroom is one disruption budget over the group's pods as it is now.
@@ -170,6 +175,10 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 		f.Given = append(f.Given, DelayPodStart)
 	case f.Observed.PodStartSamples == 0:
 		f.Assumed = append(f.Assumed, DelayPodStart)
+	}
+	if assumed.PodsPerSecond > 0 {
+		f.Delays.PodsPerSecond = assumed.PodsPerSecond
+		f.Given = append(f.Given, DelayPodsPerSecond)
 	}
 	f.Delays.PodStop = f.pick(DelayPodStop, assumed.PodStop, assumed.PodStopGiven, f.Observed.PodStop, f.Observed.PodStopSamples)
 	f.Delays.Shutdown = f.pick(DelayShutdown, assumed.Shutdown, assumed.ShutdownGiven, f.Observed.Shutdown, f.Observed.ShutdownSamples)

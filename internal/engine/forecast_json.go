@@ -49,6 +49,9 @@ type DelaysJSON struct {
 	Poll      float64 `json:"pollSeconds"`
 	Call      float64 `json:"callSeconds"`
 	Setup     float64 `json:"setupSeconds"`
+	// PodsPerSecond is the control plane's rate of moved pods the
+	// prediction holds to (0: not limited).
+	PodsPerSecond float64 `json:"podsPerSecond"`
 }
 
 // PredictionJSON is one strategy's Prediction in seconds.
@@ -85,7 +88,7 @@ func (f *Forecast) JSON() ForecastJSON {
 			ShutdownSeconds: secs(o.Shutdown), ShutdownSamples: o.ShutdownSamples},
 		Delays: DelaysJSON{BootReady: secs(f.Delays.BootReady), PodStart: secs(f.Delays.PodStart), PodStop: secs(f.Delays.PodStop),
 			Shutdown: secs(f.Delays.Shutdown), Evict: secs(f.Delays.Evict), Recount: secs(f.Delays.Recount), Contend: secs(f.Delays.Contend),
-			Poll: secs(f.Delays.Poll), Call: secs(f.Delays.Call), Setup: secs(f.Delays.Setup)},
+			Poll: secs(f.Delays.Poll), Call: secs(f.Delays.Call), Setup: secs(f.Delays.Setup), PodsPerSecond: f.Delays.PodsPerSecond},
 		Predictions: []PredictionJSON{}, PredictedSeconds: map[string]float64{}}
 	if !o.PodStopFrom.IsZero() {
 		out.Observed.PodStopFrom = &o.PodStopFrom

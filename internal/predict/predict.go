@@ -52,6 +52,12 @@ type Delays struct {
 	// (preflight, the lock, the launch template version, the group
 	// pointed at it, the cluster-autoscaler held and given back).
 	Setup time.Duration `json:"setup"`
+	// PodsPerSecond is how many pods a second the control plane can move
+	// (evict, delete, create, schedule, start, report), the upgrade's
+	// own traffic included: each moved pod takes 1/PodsPerSecond of it,
+	// one after another. 0: no limit. On a small control plane this,
+	// not the waves nor the budgets, decides a large group's time.
+	PodsPerSecond float64 `json:"podsPerSecond,omitempty"`
 }
 
 // Budget is a disruption budget over the group's pods.
@@ -194,6 +200,9 @@ type model struct {
 	ms                Milestones
 	launchedAny       bool
 	drainedAny        bool
+	// movedBy is when the control plane has moved every pod evicted so
+	// far, at its PodsPerSecond.
+	movedBy time.Duration
 	// nodeGoneWhileScalingDown: since the engine last asked the cloud, a
 	// leaving instance's node went while the group scaled down.
 	nodeGoneWhileScalingDown bool
@@ -396,8 +405,9 @@ func (m *model) evict(t time.Duration) {
 	}
 	for _, i := range draining {
 		if i.unbudgeted > 0 {
+			moved := m.move(t, i.unbudgeted)
 			i.unbudgeted = 0
-			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop)
+			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop, moved)
 		}
 		for _, b := range sortedKeys(i.left) {
 			n := min(i.left[b], m.allowed[b])
@@ -408,19 +418,33 @@ func (m *model) evict(t time.Duration) {
 			i.left[b] -= n
 			waiting[b] -= n
 			m.allowed[b] -= n
-			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop)
+			moved := m.move(t, n)
+			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop, moved)
 			// The budget allows again once the replacement is Ready and
 			// the disruption controller has counted it, later for every
-			// pod of it other drains wait to evict (see Contend).
+			// pod of it other drains wait to evict (see Contend), and no
+			// sooner than the control plane has moved it.
 			back := t + m.d.Recount + m.d.PodStart + time.Duration(max(others, 0))*m.d.Contend
 			if ordered[b] {
 				back += m.d.PodStop
 			}
+			back = max(back, moved+m.d.Recount)
 			for range n {
 				m.returns = append(m.returns, allowance{budget: b, at: back})
 			}
 		}
 	}
+}
+
+// move hands n pods evicted at t to the control plane and returns when
+// it has moved the last of them: its pods are moved one after another at
+// PodsPerSecond, after those evicted before (t itself with no limit).
+func (m *model) move(t time.Duration, n int) time.Duration {
+	if m.d.PodsPerSecond <= 0 || n <= 0 {
+		return t
+	}
+	m.movedBy = max(m.movedBy, t) + time.Duration(float64(n)/m.d.PodsPerSecond*float64(time.Second))
+	return m.movedBy
 }
 
 func sortedKeys(mp map[string]int) []string {

@@ -146,3 +146,30 @@ func TestScalingDownEndsAShutdownAfterTheLastTermination(t *testing.T) {
 		}
 	}
 }
+
+// A control plane that moves pods at a fixed rate decides a large group's
+// time once that rate, not the waves nor the budgets, is the slowest:
+// 300 nodes of 10 unbudgeted pods each, one wave, at 100 pods a second
+// take the 30 s the 3,000 pods need, beside the 9 s the wave alone takes.
+func TestTheControlPlanesRateBoundsTheMoves(t *testing.T) {
+	free := Run(Input{Start: group(300, 3, 300, nil, 10), Delays: quick}, rollout.Surge{})
+	limited := quick
+	limited.PodsPerSecond = 100
+	r := Run(Input{Start: group(300, 3, 300, nil, 10), Delays: limited}, rollout.Surge{})
+	if free.Duration > 15*time.Second {
+		t.Fatalf("without a limit: %s, want one wave (under 15s)", free.Duration)
+	}
+	// 3 s until the new nodes are Ready, 30 s of moves, the termination's 2 s.
+	if r.Duration < 33*time.Second || r.Duration > 38*time.Second {
+		t.Errorf("at 100 pods a second: %s, want 33s to 38s", r.Duration)
+	}
+	// Budgets get their disruptions back only once the control plane has
+	// moved the pods: a budget allowing everything at once still waits.
+	in := Input{Start: group(30, 3, 30, map[string]int{"web": 10}, 0), Budgets: []Budget{{Name: "web", Allowed: 150}}, Delays: limited}
+	b := Run(in, rollout.Surge{})
+	// 300 pods in two rounds of 150; the second starts when the first's
+	// 150 are moved (1.5 s) and ends 1.5 s later.
+	if b.Duration < 3*time.Second+3*time.Second || b.Blocked != "" {
+		t.Errorf("a budget's rounds under the rate: %+v", b)
+	}
+}
