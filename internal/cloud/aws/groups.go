@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -181,17 +182,70 @@ func (p *Provider) fillFromASG(ctx context.Context, g cloud.NodeGroup) (cloud.No
 	if len(ids) == 0 {
 		return g, nil
 	}
-	details, err := p.describeInstances(ctx, ids)
-	if err != nil {
-		return g, fmt.Errorf("describing the instances of %s: %w", g.ASGName, err)
+	details, unknown := p.known.get(ids)
+	if len(unknown) > 0 {
+		described, err := p.describeInstances(ctx, unknown)
+		if err != nil {
+			return g, fmt.Errorf("describing the instances of %s: %w", g.ASGName, err)
+		}
+		for id, d := range described {
+			f := instanceFacts{image: aws.ToString(d.ImageId), node: aws.ToString(d.PrivateDnsName), launched: aws.ToTime(d.LaunchTime)}
+			details[id] = f
+			p.known.put(id, f)
+		}
 	}
 	for k := range g.Instances {
 		d := details[g.Instances[k].ID]
-		g.Instances[k].ImageID, g.Instances[k].NodeName = aws.ToString(d.ImageId), aws.ToString(d.PrivateDnsName)
-		g.Instances[k].Launched = aws.ToTime(d.LaunchTime)
+		g.Instances[k].ImageID, g.Instances[k].NodeName, g.Instances[k].Launched = d.image, d.node, d.launched
 	}
 	sort.Slice(g.Instances, func(a, b int) bool { return g.Instances[a].ID < g.Instances[b].ID })
 	return g, nil
+}
+
+// instanceFacts is what noderoll reads of an instance that EC2 never
+// changes once it has said it.
+type instanceFacts struct {
+	image, node string
+	launched    time.Time
+}
+
+// instanceCache holds instanceFacts by instance ID; the zero value is
+// ready. An instance is kept only once all three are known (EC2 may
+// answer a just-launched one without them).
+type instanceCache struct {
+	mu    sync.Mutex
+	facts map[string]instanceFacts
+}
+
+// maxKnownInstances bounds the cache of a long-running controller: past
+// it, the cache starts afresh (and describes again what it needs).
+const maxKnownInstances = 20000
+
+func (c *instanceCache) get(ids []string) (map[string]instanceFacts, []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]instanceFacts, len(ids))
+	var unknown []string
+	for _, id := range ids {
+		if f, ok := c.facts[id]; ok {
+			out[id] = f
+		} else {
+			unknown = append(unknown, id)
+		}
+	}
+	return out, unknown
+}
+
+func (c *instanceCache) put(id string, f instanceFacts) {
+	if f.image == "" || f.node == "" || f.launched.IsZero() {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.facts == nil || len(c.facts) >= maxKnownInstances {
+		c.facts = map[string]instanceFacts{}
+	}
+	c.facts[id] = f
 }
 
 // describeInstances describes instances by ID. EC2 is eventually

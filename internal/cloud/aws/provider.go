@@ -51,6 +51,11 @@ type Provider struct {
 	eks eksAPI
 	// quotas reads EC2's vCPU quotas; nil: not checked.
 	quotas servicequotasAPI
+	// known holds what never changes of an instance once EC2 has said it
+	// (its image, node name, launch time): a group is read on every poll,
+	// and describing all its instances each time was, at 375 instances,
+	// most of the upgrade's AWS calls' CPU.
+	known instanceCache
 }
 
 var (

@@ -330,6 +330,52 @@ func TestAJustLaunchedInstanceEC2DoesNotKnowYetIsRetried(t *testing.T) {
 	}
 }
 
+// A group read on every poll describes each of its instances once: what
+// the engine reads of one (image, node name, launch time) never changes.
+// A new instance is described, alone, at the first read that sees it.
+func TestAGroupsInstancesAreDescribedOnce(t *testing.T) {
+	p, acct := newProvider(t)
+	seed(t, acct, false)
+	ctx := context.Background()
+	ref := cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}
+	first, err := p.NodeGroup(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.NodeGroup(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(acct.Calls("DescribeInstances")); n != 1 {
+		t.Fatalf("two reads of a group of 2 asked DescribeInstances %d times, want 1", n)
+	}
+	if fmt.Sprint(first.Instances) != fmt.Sprint(again.Instances) {
+		t.Fatalf("the second read differs:\n%+v\n%+v", first.Instances, again.Instances)
+	}
+	three, four := 3, 4
+	if err := p.UpdateGroup(ctx, first, cloud.GroupUpdate{Max: &four, Desired: &three}); err != nil {
+		t.Fatal(err)
+	}
+	acct.Step(ctx, nil, nil) // the group launches its third instance
+	g, err := p.NodeGroup(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(g.Instances) != 3 {
+		t.Fatalf("the group did not grow to 3: %+v", g.Instances)
+	}
+	for _, i := range g.Instances {
+		if i.ImageID == "" || i.NodeName == "" || i.Launched.IsZero() {
+			t.Errorf("instance %+v read without its facts", i)
+		}
+	}
+	calls := acct.Calls("DescribeInstances")
+	last := calls[len(calls)-1]
+	if _, two := last.Params["InstanceId.2"]; two || last.Params["InstanceId.1"] == "" {
+		t.Errorf("the new instance was described with others: %v", last.Params)
+	}
+}
+
 // TestProfileFromTheSharedConfig: on real AWS the provider takes region,
 // credentials and even the endpoint from the usual chain; --profile picks a
 // profile of ~/.aws/config as the AWS CLI does.
