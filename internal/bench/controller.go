@@ -151,8 +151,10 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 	}
 	list, runErr := o.awaitUpgrades(ctx, c, groups, ctl.Process.Pid, &mem, exited)
 	row.Makespan = time.Since(began).Round(10 * time.Millisecond)
-	stop()
+	// Read while the controller still runs: an exited process has no
+	// /proc entry, and its CPU read 0.
 	row.CPU = snapshotCPU(procs).since(cpuBefore)
+	stop()
 	row.PeakRSSMiB, row.PeakAnonMiB = mem.hwmMiB(), mem.mib()
 	breaches, peak, podStop := smp.finish()
 	row.Breaches, row.PeakInstances = breaches, peak
@@ -207,6 +209,7 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 	for _, g := range row.Groups {
 		fmt.Fprintf(o.Out, "   %s: %s, %d replaced in %s (its bound alone %s, %.2fx)\n", g.Name, g.Phase, g.Replaced, short(g.Makespan), short(g.Bound.Makespan), g.Ratio)
 	}
+	fmt.Fprintf(o.Out, "   CPU while it ran: %s\n", cpuLine(row.CPU))
 	return row, nil
 }
 
