@@ -1,6 +1,8 @@
 package drain
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -195,8 +197,15 @@ func (b *Budgets) Take(p *corev1.Pod, turn int64) (r Reservation, refusing []str
 	defer b.mu.Unlock()
 	for _, pdb := range pdbs {
 		key := pdb.Namespace + "/" + pdb.Name
-		if b.headroom(pdb)-b.ahead(key, turn) <= 0 {
-			refusing = append(refusing, describe(*pdb))
+		room, ahead := b.headroom(pdb), b.ahead(key, turn)
+		if room-ahead <= 0 {
+			what := describe(*pdb)
+			if room > 0 {
+				// The budget allows disruptions, but drains that began
+				// earlier wait for them: say so, not just its count.
+				what = strings.TrimSuffix(what, ")") + fmt.Sprintf(", all awaited by %d pods of nodes whose drains began earlier)", ahead)
+			}
+			refusing = append(refusing, what)
 			b.enqueue(key, p, turn)
 		}
 	}

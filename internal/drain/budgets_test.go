@@ -197,6 +197,10 @@ func TestDrainsTakeABudgetInTheOrderTheyBegan(t *testing.T) {
 	free("2", 2)
 	if _, refusing := b.Take(b1, second); len(refusing) != 1 {
 		t.Fatal("a drain that began later took a disruption an earlier one waits for")
+	} else if !strings.Contains(refusing[0], "allowed disruptions 2, all awaited by 2 pods of nodes whose drains began earlier)") {
+		// A user reading "blocked by ... allowed disruptions 2" alone
+		// would not see why.
+		t.Errorf("the refusal does not say the budget's disruptions are awaited by earlier drains: %s", refusing[0])
 	}
 	if _, refusing := b.Take(a1, first); refusing != nil {
 		t.Fatalf("the first drain's pod is refused: %v", refusing)
