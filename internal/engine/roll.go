@@ -66,13 +66,9 @@ func (u *upgrade) roll(ctx context.Context) error {
 		close(rs.results)
 	}()
 	stale, lastRefresh := true, time.Time{}
-	var capacitySince time.Time
-	var failures []string
-	reported := map[string]bool{}
-	var nextFailureCheck time.Time
+	var capacity capacityWatch
+	var pace leavePace
 	lastWaiting, toldSoak := "", false
-	lastLeavingNodes := 0
-	var leaveRetry time.Duration
 	for {
 		// Checked here too: a plan that acts on every pass never reaches
 		// the wait below, and must still end with the run.
@@ -106,93 +102,155 @@ func (u *upgrade) roll(ctx context.Context) error {
 			return nil
 		}
 		if w := strings.Join(plan.Waiting, "; "); w != lastWaiting {
-			u.log.Debug("waiting", "phase", u.rec.Phase, "for", w)
 			lastWaiting = w
-			// A soak is a long wait by design: say once what it is and how
-			// to cut it short.
-			for _, x := range plan.Waiting {
-				if strings.HasPrefix(x, "soak:") && !toldSoak {
-					toldSoak = true
-					u.report.Info(x + " (" + u.opts.Terms.Of("rollback") + " goes back meanwhile)")
-				}
-			}
+			toldSoak = u.sayWaiting(plan.Waiting, toldSoak)
 		}
 		if err := u.checkLeaving(state, rs); err != nil {
 			return err
 		}
-		switch {
-		case plan.NeedCapacity && !acted && !rs.busy():
-			if capacitySince.IsZero() {
-				capacitySince = u.clock.Now()
-			}
-			// Instances that never launch leave their cause only in the
-			// group's scaling activities; ask now and then, say it at once.
-			if launched(state) < state.Desired && !u.clock.Now().Before(nextFailureCheck) {
-				nextFailureCheck = u.clock.Now().Add(launchFailureCheckEvery)
-				if f, err := u.cloud.LaunchFailures(ctx, u.group, capacitySince); err != nil {
-					u.log.Debug("asking for launch failures", "err", err)
-				} else {
-					failures = f
-					for _, msg := range f {
-						if !reported[msg] {
-							reported[msg] = true
-							u.report.Warn("", "launch failed, the Auto Scaling group retries: "+msg)
-						}
-					}
-				}
-			}
-			if u.clock.Since(capacitySince) >= u.opts.NodeReadyTimeout {
-				return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: withoutNodes(state, plan.Waiting), LaunchFailures: failures, Replaced: len(u.rec.Replaced)}
-			}
-		case !plan.NeedCapacity && !capacitySince.IsZero():
-			u.report.Info(fmt.Sprintf("new nodes Ready after %s; %d instances in service", u.clock.Since(capacitySince).Round(time.Second), launched(state)))
-			capacitySince = time.Time{}
+		if err := u.watchCapacity(ctx, &capacity, state, plan, plan.NeedCapacity && !acted && !rs.busy()); err != nil {
+			return err
 		}
-		// Scaling down, what is left is terminated instances leaving: the
-		// group is asked again as soon as one's node is gone (its
-		// instance leaves the group about then), and again soon after,
-		// backing off to the poll, not only at the next poll.
-		leavingNodes := 0
-		for _, i := range state.Instances {
-			if i.Leaving && i.HasNode {
-				leavingNodes++
-			}
+		if pace.nodeWent(state) {
+			stale, acted = true, true
 		}
-		scalingDown := state.Phase == rollout.PhaseScalingDown
-		if scalingDown && leavingNodes < lastLeavingNodes {
-			stale, acted, leaveRetry = true, true, 100*time.Millisecond
-		}
-		lastLeavingNodes = leavingNodes
 		if acted {
 			continue
 		}
 		wait := u.opts.PollInterval
-		if scalingDown && leaveRetry > 0 && leaveRetry < wait {
-			wait, stale = leaveRetry, true
-			leaveRetry *= 2
+		if retry, ok := pace.retry(state, wait); ok {
+			wait, stale = retry, true
 		}
 		if !plan.WakeAt.IsZero() {
 			wait = min(wait, max(plan.WakeAt.Sub(u.clock.Now()), 0))
 		}
-		select {
-		case <-ctx.Done():
-			// Drains cut short say what held them: that is the news.
-			if err := u.collectDrains(rs); err != nil {
-				return err
-			}
-			what := "waiting"
-			if len(plan.Waiting) > 0 {
-				what = "waiting for " + strings.Join(plan.Waiting, "; ")
-			}
-			return fmt.Errorf("%s: %w", what, ctx.Err())
-		case r := <-rs.results:
-			if err := u.drained(ctx, rs, r); err != nil {
-				return err
-			}
-		case <-u.kick:
-		case <-u.clock.After(wait):
+		if err := u.waitForChange(ctx, rs, plan, wait); err != nil {
+			return err
 		}
 	}
+}
+
+// sayWaiting logs what the plan waits for, and says once what a soak is
+// (a long wait by design) and how to cut it short; it returns whether the
+// soak was told.
+func (u *upgrade) sayWaiting(waiting []string, toldSoak bool) bool {
+	u.log.Debug("waiting", "phase", u.rec.Phase, "for", strings.Join(waiting, "; "))
+	for _, x := range waiting {
+		if strings.HasPrefix(x, "soak:") && !toldSoak {
+			toldSoak = true
+			u.report.Info(x + " (" + u.opts.Terms.Of("rollback") + " goes back meanwhile)")
+		}
+	}
+	return toldSoak
+}
+
+// capacityWatch is how long the plan has waited for new capacity, and
+// what the group's launches said meanwhile.
+type capacityWatch struct {
+	since     time.Time
+	failures  []string
+	reported  map[string]bool
+	nextCheck time.Time
+}
+
+// watchCapacity times a wait for new capacity (waiting says the plan waits
+// for it, and nothing else is going on): the group's launch failures are
+// told as soon as seen, and the wait fails at NodeReadyTimeout; capacity
+// come is told with how long it took.
+func (u *upgrade) watchCapacity(ctx context.Context, c *capacityWatch, state rollout.State, plan rollout.Plan, waiting bool) error {
+	switch {
+	case waiting:
+		if c.since.IsZero() {
+			c.since = u.clock.Now()
+		}
+		// Instances that never launch leave their cause only in the
+		// group's scaling activities; ask now and then, say it at once.
+		if launched(state) < state.Desired && !u.clock.Now().Before(c.nextCheck) {
+			c.nextCheck = u.clock.Now().Add(launchFailureCheckEvery)
+			if f, err := u.cloud.LaunchFailures(ctx, u.group, c.since); err != nil {
+				u.log.Debug("asking for launch failures", "err", err)
+			} else {
+				c.failures = f
+				if c.reported == nil {
+					c.reported = map[string]bool{}
+				}
+				for _, msg := range f {
+					if !c.reported[msg] {
+						c.reported[msg] = true
+						u.report.Warn("", "launch failed, the Auto Scaling group retries: "+msg)
+					}
+				}
+			}
+		}
+		if u.clock.Since(c.since) >= u.opts.NodeReadyTimeout {
+			return &NodeCreationError{After: u.opts.NodeReadyTimeout, Missing: withoutNodes(state, plan.Waiting), LaunchFailures: c.failures, Replaced: len(u.rec.Replaced)}
+		}
+	case !plan.NeedCapacity && !c.since.IsZero():
+		u.report.Info(fmt.Sprintf("new nodes Ready after %s; %d instances in service", u.clock.Since(c.since).Round(time.Second), launched(state)))
+		c.since = time.Time{}
+	}
+	return nil
+}
+
+// leavePace paces the looks at the group while it scales down: what is
+// left then is terminated instances leaving, so the group is asked again
+// as soon as one's node is gone (its instance leaves the group about
+// then), and again soon after, backing off to the poll, not only at the
+// next poll.
+type leavePace struct {
+	lastLeavingNodes int
+	retryWait        time.Duration
+}
+
+// nodeWent says whether, scaling down, a leaving instance's node went
+// since the last look: the group is then described again at once.
+func (l *leavePace) nodeWent(state rollout.State) bool {
+	leavingNodes := 0
+	for _, i := range state.Instances {
+		if i.Leaving && i.HasNode {
+			leavingNodes++
+		}
+	}
+	went := state.Phase == rollout.PhaseScalingDown && leavingNodes < l.lastLeavingNodes
+	if went {
+		l.retryWait = 100 * time.Millisecond
+	}
+	l.lastLeavingNodes = leavingNodes
+	return went
+}
+
+// retry is the next look's wait after a node went, doubling up to the
+// poll; false once it reaches the poll (or while not scaling down).
+func (l *leavePace) retry(state rollout.State, poll time.Duration) (time.Duration, bool) {
+	if state.Phase != rollout.PhaseScalingDown || l.retryWait <= 0 || l.retryWait >= poll {
+		return 0, false
+	}
+	wait := l.retryWait
+	l.retryWait *= 2
+	return wait, true
+}
+
+// waitForChange waits up to wait for a drain to end, an informer's event
+// or the run to be stopped; a stopped run says what it waited for and what
+// held its drains.
+func (u *upgrade) waitForChange(ctx context.Context, rs *rollState, plan rollout.Plan, wait time.Duration) error {
+	select {
+	case <-ctx.Done():
+		// Drains cut short say what held them: that is the news.
+		if err := u.collectDrains(rs); err != nil {
+			return err
+		}
+		what := "waiting"
+		if len(plan.Waiting) > 0 {
+			what = "waiting for " + strings.Join(plan.Waiting, "; ")
+		}
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	case r := <-rs.results:
+		return u.drained(ctx, rs, r)
+	case <-u.kick:
+	case <-u.clock.After(wait):
+	}
+	return nil
 }
 
 func (rs *rollState) busy() bool {
