@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -218,7 +219,7 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 // and a share of the control plane's rate: the groups upgrade at once and
 // share it. The row's prediction is the slowest group's.
 func (o Options) predictGroups(ctx context.Context, dir string, sb *sandboxed, names []string, ce *Ceiling, row *Row) {
-	env := append(sb.env, "KUBECONFIG="+sb.st.Kubeconfig)
+	env := append(slices.Clip(sb.env), "KUBECONFIG="+sb.st.Kubeconfig) // never into sb.env's array, which the row appends to too
 	for _, g := range names {
 		args := []string{"upgrade", "nodegroup", "--cluster", sb.st.Scenario.Cluster, "--name", g, "--kubernetes-version", sandbox.ControlPlaneMinor,
 			"--strategy", "surge", "--post-cordon-wait", o.scaled(RealWorld.PostCordon).String(), "--eviction-retry-delay", "1s", "-o", "json"}

@@ -338,13 +338,13 @@ func (u *upgrade) applyTaints(ctx context.Context, rs *rollState, actions []roll
 		})
 	}
 	err := g.Wait()
-	any := false
+	tainted := false
 	for k, a := range todo {
 		if done[k] {
-			rs.tainted[a.Instance], any = true, true
+			rs.tainted[a.Instance], tainted = true, true
 		}
 	}
-	return any, err
+	return tainted, err
 }
 
 // apply carries out one action. It reports whether it did anything (an
