@@ -245,9 +245,9 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 		return row, err
 	}
 	defer sb.down()
-	st, kube, asg, ec2c, env := sb.st, sb.kube, sb.asg, sb.ec2, sb.env
+	st, kube := sb.st, sb.kube
 	if o.History {
-		if err := o.giveHistory(ctx, dir, env, st, wait); err != nil {
+		if err := o.giveHistory(ctx, dir, sb.env, st, wait); err != nil {
 			return row, err
 		}
 	}
@@ -257,126 +257,49 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 	}
 	// Keys of its own, so that the endpoint's log tells the upgrade's AWS
 	// calls from the bench's (the endpoint takes any key).
-	env = append(env, "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey)
-	workloads, moved, err := budgeted(ctx, kube, nil)
+	env := append(slices.Clip(sb.env), "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey)
+	if row.Workloads, row.Moved, err = budgeted(ctx, kube, nil); err != nil {
+		return row, err
+	}
+	smp, err := startSampler(ctx, kube, sb.asg, filepath.Join(dir, "timeline.tsv"))
 	if err != nil {
 		return row, err
 	}
-	row.Workloads, row.Moved = workloads, moved
-	smp, err := startSampler(ctx, kube, asg, filepath.Join(dir, "timeline.tsv"))
+	before, err := readCounters(ctx, kube)
 	if err != nil {
 		return row, err
 	}
-	before, err := requestsOf(ctx, kube)
-	if err != nil {
-		return row, err
-	}
-	countersBefore, err := readAPICounters(ctx, kube)
-	if err != nil {
-		return row, err
-	}
-	args := []string{"upgrade", "nodegroup", "--cluster", st.Scenario.Cluster, "--name", st.Scenario.Nodegroup, "--kubernetes-version", sandbox.ControlPlaneMinor,
-		"--strategy", strategy, "--post-cordon-wait", wait.String(), "--eviction-retry-delay", "1s", "-o", "json"}
-	switch strategy {
-	case "eks":
-		args = append(args, "--seed", "1")
-	case "bluegreen":
-		args = append(args, "--soak", wait.String())
-	}
-	args = append(args, o.UpgradeArgs...)
+	args := o.upgradeArgs(st, strategy, wait)
 	ce := o.measureCeiling(ctx, kube)
-	// The plan's prediction, made from the same flags before the run.
-	// Told the sandbox's pod start: its pods all started in one burst at
-	// seed time, and their starts count that queue (3-6s for a 1s start).
-	var predicted predict.Result
-	if o.History {
-		// As a user's plan: nothing told, everything read off the cluster
-		// and the group's history.
-		predicted, err = o.predict(ctx, dir, env, strategy, args)
-	} else {
-		predicted, err = o.predict(ctx, dir, env, strategy, args, append(rateArgs(ce, 1), "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
-			"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String(), "--assume-pod-start", o.scaled(RealWorld.PodStart).String())...)
-	}
-	if err != nil {
-		fmt.Fprintf(o.Out, "   no prediction: %v\n", err)
-	} else {
-		row.Predicted, row.PredictedPhases = predicted.Duration, predicted.Milestones
-		if o.History {
-			row.PlanFromHistory = true
-			fmt.Fprintf(o.Out, "   predicted by noderoll plan from the group's history: %s\n", short(row.Predicted))
-		} else {
-			own, _ := o.predict(ctx, dir, env, strategy, args, append(rateArgs(ce, 1), "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(),
-				"--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())...)
-			row.PredictedOwnStart = own.Duration
-			fmt.Fprintf(o.Out, "   predicted by noderoll plan: %s (with the pod start the cluster's pods show: %s)\n", short(row.Predicted), short(row.PredictedOwnStart))
-		}
-	}
+	o.predictRow(ctx, dir, env, strategy, args, ce, &row)
 	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
 	procs := st.Processes()
 	procs["bench"] = os.Getpid()
 	cpuBefore := snapshotCPU(procs)
 	began := time.Now()
 	var stdout bytes.Buffer
-	var usage *syscall.Rusage
 	var anon memPeak
 	ps, runErr := o.run(ctx, filepath.Join(dir, "upgrade.log"), env, func(c *exec.Cmd) { c.Stdout = &stdout }, &anon, args...)
-	row.PeakAnonMiB = anon.mib()
 	row.Makespan = time.Since(began).Round(10 * time.Millisecond)
 	row.CPU = snapshotCPU(procs).since(cpuBefore)
+	row.PeakAnonMiB, row.PeakRSSMiB = anon.mib(), anon.hwmMiB()
 	if ps != nil {
-		usage, _ = ps.SysUsage().(*syscall.Rusage)
 		row.CPU["noderoll upgrade"] = (ps.UserTime() + ps.SystemTime()).Seconds()
-	}
-	breaches, peak, podStop := smp.finish()
-	row.Breaches, row.PeakInstances = breaches, peak
-	if row.Breaches == nil {
-		row.Breaches = []string{}
-	}
-	row.PeakRSSMiB = anon.hwmMiB()
-	if row.PeakRSSMiB == 0 && usage != nil {
-		row.PeakRSSMiB = float64(usage.Maxrss) / 1024 // no /proc: the kernel's usage, an upper bound
-	}
-	after, err := requestsOf(ctx, kube)
-	if err == nil {
-		row.APIRequests = after - before
-	}
-	// Who asked the API server for what while the upgrade ran: on a small
-	// machine the control plane's own work is what a strategy waits on.
-	if countersAfter, err := readAPICounters(ctx, kube); err == nil {
-		if f, err := os.Create(filepath.Join(dir, "api-requests.txt")); err == nil {
-			writeDelta(f, countersBefore, countersAfter)
-			_ = f.Close()
-		}
-		row.Evictions = evictionStats(countersBefore, countersAfter)
-	}
-	if calls, err := st.Calls(ctx); err == nil {
-		for _, c := range calls {
-			if c.AccessKey == upgradeAccessKey {
-				row.AWSCalls++
-			}
+		if usage, ok := ps.SysUsage().(*syscall.Rusage); ok && row.PeakRSSMiB == 0 {
+			row.PeakRSSMiB = float64(usage.Maxrss) / 1024 // no /proc: the kernel's usage, an upper bound
 		}
 	}
+	podStop := row.sampled(smp)
+	before.count(ctx, &row, sb, dir)
 	var sum struct{ Replaced []string }
 	_ = json.Unmarshal(stdout.Bytes(), &sum)
 	row.Replaced = len(sum.Replaced)
-	if row.Replaced > 0 {
-		row.PerNode = float64(row.APIRequests) / float64(row.Replaced)
-		row.AWSPerNode = float64(row.AWSCalls) / float64(row.Replaced)
-	}
+	row.perNode()
 	if runErr != nil {
 		return row, fmt.Errorf("the upgrade failed (log in %s): %w", dir, runErr)
 	}
-	row.Delays, err = measure(ctx, kube, ec2c, began)
-	if err != nil {
+	if err := row.bound(ctx, sb, began, podStop, wait, n); err != nil {
 		return row, err
-	}
-	row.Delays.PodStop = max(row.Delays.PodStop, podStop)
-	row.Delays.Wait = wait
-	row.InFlight = defaultInFlight(n, 3)
-	row.Bound = LowerBound(n, row.InFlight, row.Delays, row.Workloads)
-	row.Workloads = workloads
-	if row.Bound.Makespan > 0 {
-		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
 	}
 	if row.Predicted > 0 {
 		row.PredictionError = float64(row.Predicted-row.Makespan) / float64(row.Makespan)
@@ -392,6 +315,51 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 		strategy, row.Makespan, row.Bound.Makespan.Round(10*time.Millisecond), row.Ratio, row.PeakInstances, len(row.Breaches), row.APIRequests, row.PerNode, row.PeakRSSMiB, row.PeakAnonMiB)
 	fmt.Fprintf(o.Out, "   CPU while it ran: %s; timeline of each budget in %s\n", cpuLine(row.CPU), filepath.Join(dir, "timeline.tsv"))
 	return row, nil
+}
+
+// upgradeArgs is the upgrade a row measures: the strategy under the
+// bench's post-cordon wait (eks's pick seeded, bluegreen's soak as long as
+// the wait), plus the bench's --upgrade-flag.
+func (o Options) upgradeArgs(st *sandbox.State, strategy string, wait time.Duration) []string {
+	args := []string{"upgrade", "nodegroup", "--cluster", st.Scenario.Cluster, "--name", st.Scenario.Nodegroup, "--kubernetes-version", sandbox.ControlPlaneMinor,
+		"--strategy", strategy, "--post-cordon-wait", wait.String(), "--eviction-retry-delay", "1s", "-o", "json"}
+	switch strategy {
+	case "eks":
+		args = append(args, "--seed", "1")
+	case "bluegreen":
+		args = append(args, "--soak", wait.String())
+	}
+	return append(args, o.UpgradeArgs...)
+}
+
+// predictRow asks noderoll plan, with the upgrade's own flags, before the
+// run. Told the sandbox's delays and the measured rate; its pod start
+// too, since the sandbox's pods all started in one burst at seed time and
+// their starts count that queue (3-6s for a 1s start). With --history it
+// is told nothing, as a user's plan: everything is read off the cluster
+// and the group's history.
+func (o Options) predictRow(ctx context.Context, dir string, env []string, strategy string, args []string, ce *Ceiling, row *Row) {
+	told := append(rateArgs(ce, 1), "--assume-pod-stop", o.scaled(RealWorld.PodStop).String(), "--assume-instance-shutdown", o.scaled(RealWorld.Shutdown).String())
+	var predicted predict.Result
+	var err error
+	if o.History {
+		predicted, err = o.predict(ctx, dir, env, strategy, args)
+	} else {
+		predicted, err = o.predict(ctx, dir, env, strategy, args, append(slices.Clip(told), "--assume-pod-start", o.scaled(RealWorld.PodStart).String())...)
+	}
+	if err != nil {
+		fmt.Fprintf(o.Out, "   no prediction: %v\n", err)
+		return
+	}
+	row.Predicted, row.PredictedPhases = predicted.Duration, predicted.Milestones
+	if o.History {
+		row.PlanFromHistory = true
+		fmt.Fprintf(o.Out, "   predicted by noderoll plan from the group's history: %s\n", short(row.Predicted))
+		return
+	}
+	own, _ := o.predict(ctx, dir, env, strategy, args, told...)
+	row.PredictedOwnStart = own.Duration
+	fmt.Fprintf(o.Out, "   predicted by noderoll plan: %s (with the pod start the cluster's pods show: %s)\n", short(row.Predicted), short(row.PredictedOwnStart))
 }
 
 // measureCeiling measures the control plane's own limit on the row's

@@ -71,20 +71,12 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 		return row, err
 	}
 	names := st.Scenario.GroupNames()
-	groupOf, err := nodeGroups(ctx, kube)
-	if err != nil {
+	if row.Workloads, row.Moved, err = budgeted(ctx, kube, nil); err != nil {
 		return row, err
 	}
-	workloads, moved, err := budgeted(ctx, kube, nil)
+	own, err := budgetedByGroup(ctx, kube, names)
 	if err != nil {
 		return row, err
-	}
-	row.Workloads, row.Moved = workloads, moved
-	own := map[string][]Budgeted{}
-	for _, g := range names {
-		if own[g], _, err = budgeted(ctx, kube, func(node string) bool { return groupOf[node] == g }); err != nil {
-			return row, err
-		}
 	}
 	ce := o.measureCeiling(ctx, kube)
 	o.predictGroups(ctx, dir, sb, names, ce, &row)
@@ -92,113 +84,44 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 	if err != nil {
 		return row, err
 	}
-	before, err := requestsOf(ctx, kube)
+	before, err := readCounters(ctx, kube)
 	if err != nil {
 		return row, err
 	}
-	countersBefore, err := readAPICounters(ctx, kube)
-	if err != nil {
-		return row, err
-	}
-
-	env := append(sb.env, "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey, "POD_NAME=noderoll-bench-controller")
-	logf, err := os.Create(filepath.Join(dir, "controller.log"))
-	if err != nil {
-		return row, err
-	}
-	defer logf.Close()
-	bin, binArgs := controllerBinary(o.Self)
-	ctl := exec.Command(bin, append(binArgs, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--max-concurrent-upgrades", fmt.Sprint(groups))...)
-	ctl.Env, ctl.Stdout, ctl.Stderr = env, logf, logf
-	fmt.Fprintf(o.Out, "   %s; %d NodeGroupUpgrades (surge to Kubernetes %s, post-cordon wait %s)\n", strings.Join(append([]string{bin}, binArgs...), " "), groups, sandbox.ControlPlaneMinor, wait)
 	procs := st.Processes()
 	procs["bench"] = os.Getpid()
 	cpuBefore := snapshotCPU(procs)
-	if err := ctl.Start(); err != nil {
-		return row, fmt.Errorf("starting the controller: %w", err)
+	env := append(slices.Clip(sb.env), "KUBECONFIG="+kubeconfig, "AWS_ACCESS_KEY_ID="+upgradeAccessKey, "POD_NAME=noderoll-bench-controller")
+	ctl, err := o.startController(dir, env, groups, wait)
+	if err != nil {
+		return row, err
 	}
-	procs["noderoll controller"] = ctl.Process.Pid
-	exited := make(chan error, 1)
-	go func() { exited <- ctl.Wait() }()
-	var mem memPeak
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			_ = ctl.Process.Signal(os.Interrupt)
-			select {
-			case <-exited:
-			case <-time.After(30 * time.Second):
-				_ = ctl.Process.Kill()
-				<-exited
-			}
-		}
-	}
-	defer stop()
+	defer ctl.stop()
+	procs["noderoll controller"] = ctl.pid()
 
 	began := time.Now()
-	for _, g := range names {
-		u := &v1alpha1.NodeGroupUpgrade{
-			ObjectMeta: metav1.ObjectMeta{Name: "bench-" + g},
-			Spec: v1alpha1.NodeGroupUpgradeSpec{
-				Cluster: st.Scenario.Cluster, NodeGroup: g,
-				Target:          v1alpha1.Target{KubernetesVersion: sandbox.ControlPlaneMinor},
-				UpgradeSettings: v1alpha1.UpgradeSettings{Strategy: v1alpha1.Strategy{Type: "Surge"}, PostCordonWait: &metav1.Duration{Duration: wait}},
-			},
-		}
-		if err := c.Create(ctx, u); err != nil {
-			return row, fmt.Errorf("declaring the upgrade of %s: %w", g, err)
-		}
+	if err := declareUpgrades(ctx, c, st, names, wait); err != nil {
+		return row, err
 	}
-	list, runErr := o.awaitUpgrades(ctx, c, groups, ctl.Process.Pid, &mem, exited)
+	var mem memPeak
+	list, runErr := o.awaitUpgrades(ctx, c, groups, ctl.pid(), &mem, ctl.exited)
 	row.Makespan = time.Since(began).Round(10 * time.Millisecond)
 	// Read while the controller still runs: an exited process has no
 	// /proc entry, and its CPU read 0.
 	row.CPU = snapshotCPU(procs).since(cpuBefore)
-	stop()
+	ctl.stop()
 	row.PeakRSSMiB, row.PeakAnonMiB = mem.hwmMiB(), mem.mib()
-	breaches, peak, podStop := smp.finish()
-	row.Breaches, row.PeakInstances = breaches, peak
-	if row.Breaches == nil {
-		row.Breaches = []string{}
-	}
-	if after, err := requestsOf(ctx, kube); err == nil {
-		row.APIRequests = after - before
-	}
-	if countersAfter, err := readAPICounters(ctx, kube); err == nil {
-		if f, err := os.Create(filepath.Join(dir, "api-requests.txt")); err == nil {
-			writeDelta(f, countersBefore, countersAfter)
-			_ = f.Close()
-		}
-		row.Evictions = evictionStats(countersBefore, countersAfter)
-	}
-	if calls, err := st.Calls(ctx); err == nil {
-		for _, c := range calls {
-			if c.AccessKey == upgradeAccessKey {
-				row.AWSCalls++
-			}
-		}
-	}
+	podStop := row.sampled(smp)
+	before.count(ctx, &row, sb, dir)
 	for _, u := range list {
 		row.Replaced += int(u.Status.Replaced)
 	}
-	if row.Replaced > 0 {
-		row.PerNode = float64(row.APIRequests) / float64(row.Replaced)
-		row.AWSPerNode = float64(row.AWSCalls) / float64(row.Replaced)
-	}
+	row.perNode()
 	if runErr != nil {
 		return row, fmt.Errorf("%w (controller log in %s)", runErr, dir)
 	}
-	row.Delays, err = measure(ctx, kube, sb.ec2, began)
-	if err != nil {
+	if err := row.bound(ctx, sb, began, podStop, wait, n); err != nil {
 		return row, err
-	}
-	row.Delays.PodStop = max(row.Delays.PodStop, podStop)
-	row.Delays.Wait = wait
-	row.InFlight = defaultInFlight(n, 3)
-	row.Bound = LowerBound(n, row.InFlight, row.Delays, row.Workloads)
-	if row.Bound.Makespan > 0 {
-		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
 	}
 	row.Groups = groupRows(list, own, n, row.InFlight, row.Delays)
 	o.ceiling(&row, ce)
@@ -212,6 +135,88 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 	}
 	fmt.Fprintf(o.Out, "   CPU while it ran: %s\n", cpuLine(row.CPU))
 	return row, nil
+}
+
+// budgetedByGroup is each group's own share of the budgeted workloads:
+// the pods on its nodes.
+func budgetedByGroup(ctx context.Context, kube kubernetes.Interface, names []string) (map[string][]Budgeted, error) {
+	groupOf, err := nodeGroups(ctx, kube)
+	if err != nil {
+		return nil, err
+	}
+	own := map[string][]Budgeted{}
+	for _, g := range names {
+		if own[g], _, err = budgeted(ctx, kube, func(node string) bool { return groupOf[node] == g }); err != nil {
+			return nil, err
+		}
+	}
+	return own, nil
+}
+
+// controllerProc is the row's controller process, its log in dir.
+type controllerProc struct {
+	cmd     *exec.Cmd
+	log     *os.File
+	exited  chan error
+	stopped bool
+}
+
+// startController starts the controller as the chart would run it, with
+// as many upgrades at once as there are groups.
+func (o Options) startController(dir string, env []string, groups int, wait time.Duration) (*controllerProc, error) {
+	logf, err := os.Create(filepath.Join(dir, "controller.log"))
+	if err != nil {
+		return nil, err
+	}
+	bin, binArgs := controllerBinary(o.Self)
+	cmd := exec.Command(bin, append(binArgs, "--metrics-bind-address=0", "--health-probe-bind-address=0", "--max-concurrent-upgrades", fmt.Sprint(groups))...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, logf, logf
+	fmt.Fprintf(o.Out, "   %s; %d NodeGroupUpgrades (surge to Kubernetes %s, post-cordon wait %s)\n", strings.Join(append([]string{bin}, binArgs...), " "), groups, sandbox.ControlPlaneMinor, wait)
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return nil, fmt.Errorf("starting the controller: %w", err)
+	}
+	p := &controllerProc{cmd: cmd, log: logf, exited: make(chan error, 1)}
+	go func() { p.exited <- cmd.Wait() }()
+	return p, nil
+}
+
+func (p *controllerProc) pid() int { return p.cmd.Process.Pid }
+
+// stop interrupts the controller, as Kubernetes would, and kills it if it
+// has not exited within 30s; once.
+func (p *controllerProc) stop() {
+	if p.stopped {
+		return
+	}
+	p.stopped = true
+	_ = p.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+	}
+	_ = p.log.Close()
+}
+
+// declareUpgrades creates a NodeGroupUpgrade (surge, the bench's wait)
+// for each group.
+func declareUpgrades(ctx context.Context, c client.Client, st *sandbox.State, names []string, wait time.Duration) error {
+	for _, g := range names {
+		u := &v1alpha1.NodeGroupUpgrade{
+			ObjectMeta: metav1.ObjectMeta{Name: "bench-" + g},
+			Spec: v1alpha1.NodeGroupUpgradeSpec{
+				Cluster: st.Scenario.Cluster, NodeGroup: g,
+				Target:          v1alpha1.Target{KubernetesVersion: sandbox.ControlPlaneMinor},
+				UpgradeSettings: v1alpha1.UpgradeSettings{Strategy: v1alpha1.Strategy{Type: "Surge"}, PostCordonWait: &metav1.Duration{Duration: wait}},
+			},
+		}
+		if err := c.Create(ctx, u); err != nil {
+			return fmt.Errorf("declaring the upgrade of %s: %w", g, err)
+		}
+	}
+	return nil
 }
 
 // predictGroups asks noderoll plan for each group's upgrade, as the

@@ -417,28 +417,10 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if err != nil {
 		return err
 	}
-	kube, p, keeper, log := at.kube, at.cloud, at.keeper, at.log
-	recs := withRecords(keeper)
 	if f.dryRun {
-		opts := f.opts
-		opts.StrategySet = f.strategySet != nil && f.strategySet()
-		eng := engine.New(kube, p, opts, engine.WithLogger(log), recs)
-		rep, err := eng.Preflight(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
-		if err != nil {
-			return err
-		}
-		return printDryRun(s, f.output, rep)
+		return dryRun(ctx, s, f, at)
 	}
-	// The live view goes to stderr when stdout carries JSON.
-	viewOut := s.Out
-	if f.output == "json" {
-		viewOut = s.Err
-	}
-	tty := false
-	if file, ok := viewOut.(*os.File); ok {
-		tty = term.IsTerminal(int(file.Fd()))
-	}
-	view := progress.NewView(viewOut, tty, clock.RealClock{})
+	view := openView(s, f)
 	defer view.Close()
 	if intro != nil {
 		intro(view)
@@ -448,73 +430,32 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	// the engine to report) and grown by the engine as instances come.
 	ref := cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}
 	members := engine.NewMembers()
-	if g, err := p.NodeGroup(ctx, ref); err == nil {
+	if g, err := at.cloud.NodeGroup(ctx, ref); err == nil {
 		members.Add(g.Instances)
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	defer stopWatch()
-	if err := view.WatchNodes(watchCtx, kube, members.Owns); err != nil {
+	if err := view.WatchNodes(watchCtx, at.kube, members.Owns); err != nil {
 		return fmt.Errorf("watching nodes: %w", err)
 	}
 	if f.viaController {
-		err := followController(ctx, f, p, ref, members, view, log)
+		err := followController(ctx, f, at.cloud, ref, members, view, at.log)
 		if f.report != "" {
-			reportAtEnd(ctx, s, kube, ref, f.report)
+			reportAtEnd(ctx, s, at.kube, ref, f.report)
 		}
 		return err
 	}
 	reporter := &blockCounter{View: view}
-	opts := f.opts
-	opts.Drain.Force = f.force
-	opts.StrategySet = f.strategySet != nil && f.strategySet()
-	var predicted engine.Request // the prediction's part of the request
-	if f.mode == "noderoll" && !f.rollback && !f.abort {
-		predicted = predictInto(ctx, view, at, opts, ref, f.target)
-	}
-	keeper.TookOver = func(from string) {
-		view.Info(fmt.Sprintf("took the upgrade over from %s: its controller was not running it; the record is in the group's ConfigMap now", from))
-	}
-	eng := engine.New(kube, p, opts, engine.WithReporter(reporter), engine.WithLogger(log), engine.WithMembers(members), withRecords(keeper))
-	upgrade := eng.Upgrade
-	switch {
-	case f.mode == "managed":
-		upgrade = func(ctx context.Context, req engine.Request) (*engine.Result, error) {
-			return eng.UpgradeManaged(ctx, req, f.force)
-		}
-	case f.rollback:
-		upgrade = eng.RollBack
-	case f.abort:
-		upgrade = eng.Abort
-	}
-	res, runErr := upgrade(ctx, engine.Request{Group: ref, Target: f.target,
-		Predicted: predicted.Predicted, PredictedTail: predicted.PredictedTail, PredictedAssuming: predicted.PredictedAssuming})
-	if runErr != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		runErr = fmt.Errorf("--timeout %s reached: %w", f.timeout, runErr)
-	}
+	res, runErr := runEngine(ctx, f, at, ref, members, view, reporter)
 	stopWatch()
 	view.Close()
 	if f.report != "" && f.mode == "noderoll" && res != nil && !res.UpToDate {
-		reportAtEnd(ctx, s, kube, ref, f.report)
+		reportAtEnd(ctx, s, at.kube, ref, f.report)
 	}
-
-	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: int(reporter.n.Load())}
-	if runErr != nil {
-		sum.Error = runErr.Error()
-	}
-	if res != nil {
-		sum.UpToDate, sum.Target, sum.Replaced, sum.Removed, sum.Steps = res.UpToDate, res.Target, res.Replaced, res.Removed, res.Steps
-		sum.DurationSec = res.Duration.Seconds()
-		sum.EKSRecordedVersion = res.EKSRecorded
-		if !res.Resumed.IsZero() {
-			sum.SinceStartSec = time.Since(res.Resumed).Seconds()
-		}
-	}
-	sum.PeakNodes, sum.NodesBefore = view.Peak()
-	sum.NodesAfter = countGroupNodes(context.WithoutCancel(ctx), kube, members)
-	sum.Disruptions = pdbs(context.WithoutCancel(ctx), kube)
 	if res == nil && runErr != nil {
 		return runErr // nothing was done: just the cause
 	}
+	sum := summarize(context.WithoutCancel(ctx), f, at.kube, res, runErr, reporter, view, members)
 	if f.output == "json" {
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
@@ -528,6 +469,86 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 		advise(s.Err, runErr)
 	}
 	return runErr
+}
+
+// dryRun runs the preflight alone and prints what the upgrade would do.
+func dryRun(ctx context.Context, s Streams, f *upgradeFlags, at *reach) error {
+	opts := f.opts
+	opts.StrategySet = f.strategySet != nil && f.strategySet()
+	eng := engine.New(at.kube, at.cloud, opts, engine.WithLogger(at.log), withRecords(at.keeper))
+	rep, err := eng.Preflight(ctx, engine.Request{Group: cloud.NodeGroupRef{Cluster: f.cluster, Name: f.name}, Target: f.target})
+	if err != nil {
+		return err
+	}
+	return printDryRun(s, f.output, rep)
+}
+
+// openView opens the live view: on stderr when stdout carries JSON, redrawn
+// in place on a terminal.
+func openView(s Streams, f *upgradeFlags) *progress.View {
+	viewOut := s.Out
+	if f.output == "json" {
+		viewOut = s.Err
+	}
+	tty := false
+	if file, ok := viewOut.(*os.File); ok {
+		tty = term.IsTerminal(int(file.Fd()))
+	}
+	return progress.NewView(viewOut, tty, clock.RealClock{})
+}
+
+// runEngine runs what the flags ask of the engine in this process: an
+// upgrade (predicted first), a managed update, a rollback or an abort.
+func runEngine(ctx context.Context, f *upgradeFlags, at *reach, ref cloud.NodeGroupRef, members *engine.Members, view *progress.View, reporter *blockCounter) (*engine.Result, error) {
+	opts := f.opts
+	opts.Drain.Force = f.force
+	opts.StrategySet = f.strategySet != nil && f.strategySet()
+	var predicted engine.Request // the prediction's part of the request
+	if f.mode == "noderoll" && !f.rollback && !f.abort {
+		predicted = predictInto(ctx, view, at, opts, ref, f.target)
+	}
+	at.keeper.TookOver = func(from string) {
+		view.Info(fmt.Sprintf("took the upgrade over from %s: its controller was not running it; the record is in the group's ConfigMap now", from))
+	}
+	eng := engine.New(at.kube, at.cloud, opts, engine.WithReporter(reporter), engine.WithLogger(at.log), engine.WithMembers(members), withRecords(at.keeper))
+	upgrade := eng.Upgrade
+	switch {
+	case f.mode == "managed":
+		upgrade = func(ctx context.Context, req engine.Request) (*engine.Result, error) {
+			return eng.UpgradeManaged(ctx, req, f.force)
+		}
+	case f.rollback:
+		upgrade = eng.RollBack
+	case f.abort:
+		upgrade = eng.Abort
+	}
+	res, err := upgrade(ctx, engine.Request{Group: ref, Target: f.target,
+		Predicted: predicted.Predicted, PredictedTail: predicted.PredictedTail, PredictedAssuming: predicted.PredictedAssuming})
+	if err != nil && f.timeout > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		err = fmt.Errorf("--timeout %s reached: %w", f.timeout, err)
+	}
+	return res, err
+}
+
+// summarize gathers what the summary (or its JSON) tells of a run: the
+// engine's result, the view's counts and the cluster as it is after.
+func summarize(ctx context.Context, f *upgradeFlags, kube kubernetes.Interface, res *engine.Result, runErr error, reporter *blockCounter, view *progress.View, members *engine.Members) summary {
+	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: int(reporter.n.Load())}
+	if runErr != nil {
+		sum.Error = runErr.Error()
+	}
+	if res != nil {
+		sum.UpToDate, sum.Target, sum.Replaced, sum.Removed, sum.Steps = res.UpToDate, res.Target, res.Replaced, res.Removed, res.Steps
+		sum.DurationSec = res.Duration.Seconds()
+		sum.EKSRecordedVersion = res.EKSRecorded
+		if !res.Resumed.IsZero() {
+			sum.SinceStartSec = time.Since(res.Resumed).Seconds()
+		}
+	}
+	sum.PeakNodes, sum.NodesBefore = view.Peak()
+	sum.NodesAfter = countGroupNodes(ctx, kube, members)
+	sum.Disruptions = pdbs(ctx, kube)
+	return sum
 }
 
 // advise says, after the summary, what a stopped upgrade left and what to

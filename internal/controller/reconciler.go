@@ -328,12 +328,60 @@ func (r *Reconciler) start(base context.Context, u *v1alpha1.NodeGroupUpgrade, r
 // work runs one upgrade to its end, or until its context ends (paused,
 // deleted, the controller stopping), writing status every StatusEvery.
 func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run Run) {
-	key := client.ObjectKeyFromObject(u)
-	log := r.Log.With("nodegroupupgrade", u.Name, "group", run.Group.String())
+	j := &job{r: r, u: u, run: run, key: client.ObjectKeyFromObject(u), replaced: -1,
+		log: r.Log.With("nodegroupupgrade", u.Name, "group", run.Group.String()), members: engine.NewMembers()}
+	j.rep = r.reportsOn(u)
+	r.Metrics.running.Inc()
+	// Counted out before the final status is written: whoever reads
+	// Complete there reads no upgrade running in the metrics.
+	notRunning := sync.OnceFunc(r.Metrics.running.Dec)
+	defer notRunning()
+	j.began = r.Clock.Now()
+	j.startTime = metav1.NewTime(j.began)
+	j.log.Info("upgrade started", "generation", u.Generation, "strategy", run.Options.Strategy, "action", run.Action)
+	if g, err := r.Cloud.NodeGroup(ctx, run.Group); err == nil {
+		j.members.Add(g.Instances)
+	}
+	result := j.start(ctx)
+	tick := r.Clock.NewTicker(r.StatusEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C():
+			if j.markRunning(ctx); j.started {
+				j.count(r.writeProgress(ctx, j.key, run, j.members, j.rep, u.Generation, j.began, nil))
+			}
+		case o := <-result:
+			// The final word is written even as the controller stops, but
+			// not past the cleanup deadline.
+			fin, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupDeadline)
+			defer cancel()
+			if j.markRunning(ctx); j.started || o.err == nil {
+				j.count(r.writeProgress(fin, j.key, run, j.members, j.rep, u.Generation, j.began, o.res))
+			}
+			notRunning()
+			if ctx.Err() != nil {
+				// Paused, deleted or stopping: the record holds the run;
+				// whoever goes on resumes it.
+				j.log.Info("upgrade stopped between actions", "cause", context.Cause(ctx))
+				return
+			}
+			if phase := r.conclude(fin, u, run, o.err, j.rep, j.log); phase != "" {
+				r.Metrics.ended.WithLabelValues(phase).Inc()
+				r.Metrics.duration.WithLabelValues(phase).Observe(r.Clock.Since(j.began).Seconds())
+				j.log.Info("upgrade ended", "phase", phase)
+			}
+			return
+		}
+	}
+}
+
+// reportsOn collects the engine's reports of an upgrade: refusals counted
+// by budget, and the group's own steps as Events on the resource (a
+// node's steps are Events on the node, from the engine).
+func (r *Reconciler) reportsOn(u *v1alpha1.NodeGroupUpgrade) *reports {
 	rep := newReports(r.Clock.Now)
 	rep.refused = func(budget string) { r.Metrics.refused.WithLabelValues(budget).Inc() }
-	// The group's own steps become Events on the resource (a node's steps
-	// are Events on the node, from the engine).
 	rep.grouped = func(p engine.Progress) {
 		if p.Warning {
 			r.Events.Eventf(u, nil, corev1.EventTypeWarning, "Retrying", "Upgrade", "%s", truncate(p.Message, 1000))
@@ -341,122 +389,102 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 		}
 		r.Events.Eventf(u, nil, corev1.EventTypeNormal, eventReason(p.Title), "Upgrade", "%s", truncate(p.Message, 1000))
 	}
-	r.Metrics.running.Inc()
-	// Counted out before the final status is written: whoever reads
-	// Complete there reads no upgrade running in the metrics.
-	notRunning := sync.OnceFunc(r.Metrics.running.Dec)
-	defer notRunning()
-	began := r.Clock.Now()
-	log.Info("upgrade started", "generation", u.Generation, "strategy", run.Options.Strategy, "action", run.Action)
-	members := engine.NewMembers()
-	if g, err := r.Cloud.NodeGroup(ctx, run.Group); err == nil {
-		members.Add(g.Instances)
-	}
-	// The status says Running only once the engine holds the group's lock
-	// (it reports nothing before): a group a CLI run holds leaves the
-	// resource Pending, naming the holder, not Running then Pending again
-	// on every try.
-	startTime := metav1.NewTime(r.Clock.Now())
-	started := false
-	markRunning := func() {
-		if started || !rep.running() {
-			return
-		}
-		started = true
-		if err := r.setStatus(ctx, key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
-			s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhaseRunning, "starting"
-			if s.StartTime == nil {
-				s.StartTime = &startTime
-			}
-			s.CompletionTime = nil
-			setCondition(s, v1alpha1.ConditionPaused, metav1.ConditionFalse, "Running", "", u.Generation)
-			setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionTrue, "Running", "the upgrade is under way", u.Generation)
-			meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionFailed)
-		}); err != nil && ctx.Err() == nil {
-			log.Error("writing status", "err", err)
-		}
-		r.Events.Eventf(u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", run.Group, run.Options.Strategy)
-	}
+	return rep
+}
 
+// job is one upgrade as a worker runs it.
+type job struct {
+	r         *Reconciler
+	u         *v1alpha1.NodeGroupUpgrade
+	key       client.ObjectKey
+	run       Run
+	log       *slog.Logger
+	rep       *reports
+	members   *engine.Members
+	began     time.Time
+	startTime metav1.Time
+	started   bool
+	replaced  int32 // what the record held when this worker first read it; -1 before
+}
+
+// outcome is what the engine returned.
+type outcome struct {
+	res *engine.Result
+	err error
+}
+
+// start runs the engine's action on the group in the background; its
+// outcome comes on the channel.
+func (j *job) start(ctx context.Context) <-chan outcome {
+	r := j.r
 	// The worker's own identity: the lock excludes two workers, and two
 	// replicas, by itself.
 	lock := r.Lock
 	lock.Self = lock.Self.Worker()
-	opts := []engine.Option{engine.WithReporter(rep), engine.WithLogger(log), engine.WithMembers(members), engine.WithLock(lock), engine.WithClock(r.Clock),
+	opts := []engine.Option{engine.WithReporter(j.rep), engine.WithLogger(j.log), engine.WithMembers(j.members), engine.WithLock(lock), engine.WithClock(r.Clock),
 		engine.WithRecords(r.keeper(func(from string) {
-			log.Info("took the upgrade over", "from", from)
-			r.Events.Eventf(u, nil, corev1.EventTypeNormal, "TookOver", "Upgrade", "took the upgrade of %s over from %s, resuming its record", run.Group, from)
-		}).Resource(key, run.Group))}
+			j.log.Info("took the upgrade over", "from", from)
+			r.Events.Eventf(j.u, nil, corev1.EventTypeNormal, "TookOver", "Upgrade", "took the upgrade of %s over from %s, resuming its record", j.run.Group, from)
+		}).Resource(j.key, j.run.Group))}
 	if r.View != nil {
 		opts = append(opts, engine.WithClusterView(r.View))
 	}
-	eng := engine.New(r.Kube, r.Cloud, run.Options, opts...)
-	req := engine.Request{Group: run.Group, Target: run.Target}
-	type outcome struct {
-		res *engine.Result
-		err error
-	}
+	eng := engine.New(r.Kube, r.Cloud, j.run.Options, opts...)
+	req := engine.Request{Group: j.run.Group, Target: j.run.Target}
 	result := make(chan outcome, 1)
 	go func() {
 		var o outcome
 		switch {
-		case run.Managed:
-			o.res, o.err = eng.UpgradeManaged(ctx, req, run.Force)
-		case run.Action == "Abort":
+		case j.run.Managed:
+			o.res, o.err = eng.UpgradeManaged(ctx, req, j.run.Force)
+		case j.run.Action == "Abort":
 			o.res, o.err = eng.Abort(ctx, req)
-		case run.Action == "Rollback":
+		case j.run.Action == "Rollback":
 			o.res, o.err = eng.RollBack(ctx, req)
 		default:
 			o.res, o.err = eng.Upgrade(ctx, req)
 		}
 		result <- o
 	}()
-	tick := r.Clock.NewTicker(r.StatusEvery)
-	defer tick.Stop()
-	replaced := int32(-1) // what the record held when this worker first read it
-	count := func(p *progress) {
-		if p == nil {
-			return
-		}
-		r.timeSteps(u.UID, p.Steps)
-		if replaced >= 0 && p.Replaced > replaced {
-			r.Metrics.replaced.Add(float64(p.Replaced - replaced))
-		}
-		replaced = p.Replaced
+	return result
+}
+
+// markRunning writes the Running status once the engine holds the group's
+// lock (it reports nothing before): a group a CLI run holds leaves the
+// resource Pending, naming the holder, not Running then Pending again on
+// every try.
+func (j *job) markRunning(ctx context.Context) {
+	if j.started || !j.rep.running() {
+		return
 	}
-	ended := func(phase string) {
-		r.Metrics.ended.WithLabelValues(phase).Inc()
-		r.Metrics.duration.WithLabelValues(phase).Observe(r.Clock.Since(began).Seconds())
-		log.Info("upgrade ended", "phase", phase)
-	}
-	for {
-		select {
-		case <-tick.C():
-			if markRunning(); started {
-				count(r.writeProgress(ctx, key, run, members, rep, u.Generation, began, nil))
-			}
-		case o := <-result:
-			err := o.err
-			// The final word is written even as the controller stops, but
-			// not past the cleanup deadline.
-			fin, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupDeadline)
-			defer cancel()
-			if markRunning(); started || err == nil {
-				count(r.writeProgress(fin, key, run, members, rep, u.Generation, began, o.res))
-			}
-			notRunning()
-			if ctx.Err() != nil {
-				// Paused, deleted or stopping: the record holds the run;
-				// whoever goes on resumes it.
-				log.Info("upgrade stopped between actions", "cause", context.Cause(ctx))
-				return
-			}
-			if phase := r.conclude(fin, u, run, err, rep, log); phase != "" {
-				ended(phase)
-			}
-			return
+	j.started = true
+	gen := j.u.Generation
+	if err := j.r.setStatus(ctx, j.key, func(s *v1alpha1.NodeGroupUpgradeStatus) {
+		s.ObservedGeneration, s.Phase, s.Message = gen, v1alpha1.PhaseRunning, "starting"
+		if s.StartTime == nil {
+			s.StartTime = &j.startTime
 		}
+		s.CompletionTime = nil
+		setCondition(s, v1alpha1.ConditionPaused, metav1.ConditionFalse, "Running", "", gen)
+		setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionTrue, "Running", "the upgrade is under way", gen)
+		meta.RemoveStatusCondition(&s.Conditions, v1alpha1.ConditionFailed)
+	}); err != nil && ctx.Err() == nil {
+		j.log.Error("writing status", "err", err)
 	}
+	j.r.Events.Eventf(j.u, nil, corev1.EventTypeNormal, "Started", "Upgrade", "upgrading %s (strategy %s)", j.run.Group, j.run.Options.Strategy)
+}
+
+// count times the steps the status shows and counts the nodes replaced
+// since it was last written.
+func (j *job) count(p *progress) {
+	if p == nil {
+		return
+	}
+	j.r.timeSteps(j.u.UID, p.Steps)
+	if j.replaced >= 0 && p.Replaced > j.replaced {
+		j.r.Metrics.replaced.Add(float64(p.Replaced - j.replaced))
+	}
+	j.replaced = p.Replaced
 }
 
 // writeProgress writes the status of a running upgrade and returns what it
