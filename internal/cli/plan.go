@@ -82,6 +82,9 @@ Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
 			if assumed.PodsPerSecond < 0 {
 				return fmt.Errorf("--assume-pods-per-second %g: want 0 (no limit) or more", assumed.PodsPerSecond)
 			}
+			if assumed.BudgetEvictionsPerSecond < 0 {
+				return fmt.Errorf("--assume-budget-evictions-per-second %g: want 0 (no limit) or more", assumed.BudgetEvictionsPerSecond)
+			}
 			if assumed.PodStop < 0 || assumed.Shutdown < 0 || assumed.PodStart < 0 {
 				return fmt.Errorf("--assume-pod-stop %s, --assume-pod-start %s, --assume-instance-shutdown %s: none may be negative", assumed.PodStop, assumed.PodStart, assumed.Shutdown)
 			}
@@ -103,6 +106,7 @@ Exits non-zero when a blocking finding would stop a real run, as --dry-run.`,
 	fl.DurationVar(&assumed.PodStop, "assume-pod-stop", assumed.PodStop, "how long an evicted pod takes to stop, where the group's last upgrade timed none (given: taken even where it did)")
 	fl.DurationVar(&assumed.PodStart, "assume-pod-start", 0, "how long a moved pod takes from scheduled to Ready, instead of what the cluster's pods show (0: measured); for a cluster whose pods all started at once, whose starts count that burst's queue")
 	fl.Float64Var(&assumed.PodsPerSecond, "assume-pods-per-second", 0, "how many pods a second the control plane can move (evicted, deleted, created, scheduled, started), this upgrade's included; a small or busy control plane, not the budgets, decides a large group's time (0: no limit; 'noderoll bench' measures a sandbox's)")
+	fl.Float64Var(&assumed.BudgetEvictionsPerSecond, "assume-budget-evictions-per-second", 0, "how many evictions a second one PodDisruptionBudget takes: each writes the budget's status, one write after another, so a budget over thousands of pods can pace a large group more than its allowed disruptions do (0: no limit; 'noderoll bench' measures a sandbox's)")
 	fl.DurationVar(&assumed.Shutdown, "assume-instance-shutdown", assumed.Shutdown, "how long a terminated instance takes to leave its group, where its scaling activities show no termination (EC2: about 30s; given: taken even where they do)")
 	_ = cmd.MarkFlagRequired("cluster")
 	_ = cmd.MarkFlagRequired("name")
@@ -286,6 +290,11 @@ func printDelays(w io.Writer, fc *engine.Forecast, o engine.Options) {
 		fmt.Fprintf(tw, "  the control plane's rate\t%.1f pods/s\t(given by --assume-pods-per-second)\n", d.PodsPerSecond)
 	} else {
 		fmt.Fprintf(tw, "  the control plane's rate\tno limit\t(assumed; --assume-pods-per-second sets one)\n")
+	}
+	if d.BudgetEvictionsPerSecond > 0 {
+		fmt.Fprintf(tw, "  one budget's evictions\t%.1f a second\t(given by --assume-budget-evictions-per-second)\n", d.BudgetEvictionsPerSecond)
+	} else {
+		fmt.Fprintf(tw, "  one budget's evictions\tno limit\t(assumed; --assume-budget-evictions-per-second sets one)\n")
 	}
 	_ = tw.Flush()
 }

@@ -36,6 +36,9 @@ type Assumed struct {
 	// PodsPerSecond is the control plane's rate of moved pods (0: not
 	// limited); see predict.Delays.PodsPerSecond.
 	PodsPerSecond float64
+	// BudgetEvictionsPerSecond is one budget's rate of evictions (0: not
+	// limited); see predict.Delays.BudgetEvictionsPerSecond.
+	BudgetEvictionsPerSecond float64
 }
 
 // Observed are the delays a plan read from the cluster and the cloud, with
@@ -65,6 +68,8 @@ const (
 	DelayShutdown  = "shutdown"
 	// DelayPodsPerSecond is the control plane's rate, given or not.
 	DelayPodsPerSecond = "podsPerSecond"
+	// DelayBudgetEvictionsPerSecond is one budget's rate, given or not.
+	DelayBudgetEvictionsPerSecond = "budgetEvictionsPerSecond"
 )
 
 // Headroom is one disruption budget over the group's pods as it is now.
@@ -179,6 +184,10 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 	if assumed.PodsPerSecond > 0 {
 		f.Delays.PodsPerSecond = assumed.PodsPerSecond
 		f.Given = append(f.Given, DelayPodsPerSecond)
+	}
+	if assumed.BudgetEvictionsPerSecond > 0 {
+		f.Delays.BudgetEvictionsPerSecond = assumed.BudgetEvictionsPerSecond
+		f.Given = append(f.Given, DelayBudgetEvictionsPerSecond)
 	}
 	f.Delays.PodStop = f.pick(DelayPodStop, assumed.PodStop, assumed.PodStopGiven, f.Observed.PodStop, f.Observed.PodStopSamples)
 	f.Delays.Shutdown = f.pick(DelayShutdown, assumed.Shutdown, assumed.ShutdownGiven, f.Observed.Shutdown, f.Observed.ShutdownSamples)

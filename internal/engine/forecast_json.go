@@ -52,6 +52,9 @@ type DelaysJSON struct {
 	// PodsPerSecond is the control plane's rate of moved pods the
 	// prediction holds to (0: not limited).
 	PodsPerSecond float64 `json:"podsPerSecond"`
+	// BudgetEvictionsPerSecond is one budget's rate of evictions the
+	// prediction holds to (0: not limited).
+	BudgetEvictionsPerSecond float64 `json:"budgetEvictionsPerSecond"`
 }
 
 // PredictionJSON is one strategy's Prediction in seconds.
@@ -88,7 +91,8 @@ func (f *Forecast) JSON() ForecastJSON {
 			ShutdownSeconds: secs(o.Shutdown), ShutdownSamples: o.ShutdownSamples},
 		Delays: DelaysJSON{BootReady: secs(f.Delays.BootReady), PodStart: secs(f.Delays.PodStart), PodStop: secs(f.Delays.PodStop),
 			Shutdown: secs(f.Delays.Shutdown), Evict: secs(f.Delays.Evict), Recount: secs(f.Delays.Recount), Contend: secs(f.Delays.Contend),
-			Poll: secs(f.Delays.Poll), Call: secs(f.Delays.Call), Setup: secs(f.Delays.Setup), PodsPerSecond: f.Delays.PodsPerSecond},
+			Poll: secs(f.Delays.Poll), Call: secs(f.Delays.Call), Setup: secs(f.Delays.Setup), PodsPerSecond: f.Delays.PodsPerSecond,
+			BudgetEvictionsPerSecond: f.Delays.BudgetEvictionsPerSecond},
 		Predictions: []PredictionJSON{}, PredictedSeconds: map[string]float64{}}
 	if !o.PodStopFrom.IsZero() {
 		out.Observed.PodStopFrom = &o.PodStopFrom

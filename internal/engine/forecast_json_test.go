@@ -17,7 +17,7 @@ func TestThePlansJSONWritesDurationsInSeconds(t *testing.T) {
 	f := &Forecast{PreflightReport: &PreflightReport{Nodegroup: "c1/ng"},
 		Observed:    Observed{BootReady: 10 * time.Second, BootReadySamples: 3, PodStop: 1235 * ms, PodStopSamples: 24, PodStopFrom: t0},
 		Assumed:     []string{DelayShutdown},
-		Delays:      predict.Delays{BootReady: 10 * time.Second, PodStop: 1235 * ms, Shutdown: 30 * time.Second, Contend: 24 * ms, PodsPerSecond: 35.5},
+		Delays:      predict.Delays{BootReady: 10 * time.Second, PodStop: 1235 * ms, Shutdown: 30 * time.Second, Contend: 24 * ms, PodsPerSecond: 35.5, BudgetEvictionsPerSecond: 4.5},
 		Predictions: []Prediction{{Result: predict.Result{Strategy: "surge", Duration: 101900 * ms, Milestones: predict.Milestones{Ready: 10700 * ms, End: 101900 * ms}}, Chosen: true}},
 	}
 	b, err := json.Marshal(f.JSON())
@@ -49,7 +49,7 @@ func TestThePlansJSONWritesDurationsInSeconds(t *testing.T) {
 		}
 	}
 	walk("", doc)
-	for _, want := range []string{`"durationSeconds":101.9`, `"podStopSeconds":1.235`, `"readySeconds":10.7`, `"contendSeconds":0.024`, `"podsPerSecond":35.5`,
+	for _, want := range []string{`"durationSeconds":101.9`, `"podStopSeconds":1.235`, `"readySeconds":10.7`, `"contendSeconds":0.024`, `"podsPerSecond":35.5`, `"budgetEvictionsPerSecond":4.5`,
 		`"predictedSeconds":{"surge":101.9}`, `"assumed":["shutdown"]`, `"podStopFromUpgradeStarted":"2026-12-05T10:00:00Z"`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("want %s in\n%s", want, b)

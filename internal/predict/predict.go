@@ -58,6 +58,13 @@ type Delays struct {
 	// one after another. 0: no limit. On a small control plane this,
 	// not the waves nor the budgets, decides a large group's time.
 	PodsPerSecond float64 `json:"podsPerSecond,omitempty"`
+	// BudgetEvictionsPerSecond is how many evictions a second one budget
+	// takes: each eviction writes the budget's status, writes to one
+	// object go one after another, and one that collides with another
+	// (an eviction's, the disruption controller's) is retried by the API
+	// server half a second later. 0: no limit. On a busy control plane a
+	// large budget's pods, not the waves, decide a large group's time.
+	BudgetEvictionsPerSecond float64 `json:"budgetEvictionsPerSecond,omitempty"`
 }
 
 // Budget is a disruption budget over the group's pods.
@@ -203,6 +210,9 @@ type model struct {
 	// movedBy is when the control plane has moved every pod evicted so
 	// far, at its PodsPerSecond.
 	movedBy time.Duration
+	// evictedBy is, per budget, when its evictions so far are done, at
+	// its BudgetEvictionsPerSecond.
+	evictedBy map[string]time.Duration
 	// nodeGoneWhileScalingDown: since the engine last asked the cloud, a
 	// leaving instance's node went while the group scaled down.
 	nodeGoneWhileScalingDown bool
@@ -217,7 +227,7 @@ type allowance struct {
 func newModel(in Input) *model {
 	s := in.Start
 	m := &model{d: in.Delays, base: s.Now, start: s, phase: s.Phase, min: s.Min, max: s.Max, desired: s.Desired,
-		budgets: in.Budgets, allowed: map[string]int{}}
+		budgets: in.Budgets, allowed: map[string]int{}, evictedBy: map[string]time.Duration{}}
 	if m.phase == "" {
 		m.phase = rollout.PhaseStarted
 	}
@@ -418,13 +428,14 @@ func (m *model) evict(t time.Duration) {
 			i.left[b] -= n
 			waiting[b] -= n
 			m.allowed[b] -= n
-			moved := m.move(t, n)
-			i.lastGone = max(i.lastGone, t+m.d.Evict+m.d.PodStop, moved)
+			evicted := m.spend(b, t, n)
+			moved := max(m.move(t, n), evicted)
+			i.lastGone = max(i.lastGone, evicted+m.d.Evict+m.d.PodStop, moved)
 			// The budget allows again once the replacement is Ready and
 			// the disruption controller has counted it, later for every
 			// pod of it other drains wait to evict (see Contend), and no
 			// sooner than the control plane has moved it.
-			back := t + m.d.Recount + m.d.PodStart + time.Duration(max(others, 0))*m.d.Contend
+			back := evicted + m.d.Recount + m.d.PodStart + time.Duration(max(others, 0))*m.d.Contend
 			if ordered[b] {
 				back += m.d.PodStop
 			}
@@ -445,6 +456,18 @@ func (m *model) move(t time.Duration, n int) time.Duration {
 	}
 	m.movedBy = max(m.movedBy, t) + time.Duration(float64(n)/m.d.PodsPerSecond*float64(time.Second))
 	return m.movedBy
+}
+
+// spend evicts n pods of budget b asked for at t and returns when the
+// last of them is evicted: one budget's evictions one after another at
+// BudgetEvictionsPerSecond, after those asked for before (t itself with
+// no limit).
+func (m *model) spend(b string, t time.Duration, n int) time.Duration {
+	if m.d.BudgetEvictionsPerSecond <= 0 || n <= 0 {
+		return t
+	}
+	m.evictedBy[b] = max(m.evictedBy[b], t) + time.Duration(float64(n)/m.d.BudgetEvictionsPerSecond*float64(time.Second))
+	return m.evictedBy[b]
 }
 
 func sortedKeys(mp map[string]int) []string {

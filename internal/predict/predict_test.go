@@ -173,3 +173,28 @@ func TestTheControlPlanesRateBoundsTheMoves(t *testing.T) {
 		t.Errorf("a budget's rounds under the rate: %+v", b)
 	}
 }
+
+// One budget's evictions go one after another at its rate, each budget at
+// its own: a large budget's pods, not the waves, decide the time, and a
+// second budget's pods go alongside the first's, not after them.
+func TestABudgetsRateBoundsItsEvictions(t *testing.T) {
+	in := Input{Start: group(30, 3, 30, map[string]int{"web": 10}, 0), Budgets: []Budget{{Name: "web", Allowed: 300}}, Delays: quick}
+	free := Run(in, rollout.Surge{})
+	limited := quick
+	limited.BudgetEvictionsPerSecond = 10
+	in.Delays = limited
+	r := Run(in, rollout.Surge{})
+	if free.Duration > 15*time.Second {
+		t.Fatalf("without a limit: %s, want one wave (under 15s)", free.Duration)
+	}
+	// 3 s until the new nodes are Ready, 30 s of evictions, the last
+	// pod's stop and the termination.
+	if r.Duration < 33*time.Second || r.Duration > 40*time.Second || r.Blocked != "" {
+		t.Errorf("300 evictions of one budget at 10 a second: %+v, want 33s to 40s", r)
+	}
+	two := Input{Start: group(30, 3, 30, map[string]int{"web": 5, "worker": 5}, 0),
+		Budgets: []Budget{{Name: "web", Allowed: 300}, {Name: "worker", Allowed: 300}}, Delays: limited}
+	if r2 := Run(two, rollout.Surge{}); r2.Duration < 18*time.Second || r2.Duration > 25*time.Second {
+		t.Errorf("150 evictions of each of two budgets at 10 a second each: %s, want 18s to 25s (alongside)", r2.Duration)
+	}
+}
