@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -110,8 +112,7 @@ func (e *Engine) facts(ctx context.Context, g cloud.NodeGroup, cp string, t Targ
 		if !mine[p.Spec.NodeName] {
 			return
 		}
-		p = p.DeepCopy()
-		p.ManagedFields = nil // read by no check
+		p = preflightPod(p)
 		f.Pods = append(f.Pods, p)
 		for _, v := range p.Spec.Volumes {
 			claims = claims || v.PersistentVolumeClaim != nil
@@ -216,4 +217,31 @@ func (e *Engine) mayNotDeletePods(ctx context.Context) string {
 		return got.Status.Reason
 	}
 	return "the API server's access review does not allow it"
+}
+
+// preflightPod is a copy of the pod with only what the checks read: its
+// name, labels, annotations, owners and deletion, its node, phase and
+// volumes (their kind and claim). A group of thousands of pods is held
+// while the checks run, 3 at once in a controller.
+func preflightPod(p *corev1.Pod) *corev1.Pod {
+	o := &corev1.Pod{}
+	o.Namespace, o.Name, o.UID = p.Namespace, p.Name, p.UID
+	o.Labels, o.Annotations = maps.Clone(p.Labels), maps.Clone(p.Annotations)
+	o.OwnerReferences = slices.Clone(p.OwnerReferences)
+	o.DeletionTimestamp = p.DeletionTimestamp.DeepCopy()
+	o.Spec.NodeName = p.Spec.NodeName
+	o.Status.Phase = p.Status.Phase
+	for _, v := range p.Spec.Volumes {
+		c := corev1.Volume{Name: v.Name}
+		switch {
+		case v.EmptyDir != nil:
+			c.EmptyDir = &corev1.EmptyDirVolumeSource{}
+		case v.HostPath != nil:
+			c.HostPath = &corev1.HostPathVolumeSource{Path: v.HostPath.Path}
+		case v.PersistentVolumeClaim != nil:
+			c.PersistentVolumeClaim = &corev1.PersistentVolumeClaimVolumeSource{ClaimName: v.PersistentVolumeClaim.ClaimName}
+		}
+		o.Spec.Volumes = append(o.Spec.Volumes, c)
+	}
+	return o
 }
