@@ -64,6 +64,14 @@ func (u *upgrade) observe(rs *rollState) rollout.State {
 			x.DrainedAt, x.Mark = nn.drained, nn.mark
 		}
 		if job := rs.jobs[i.ID]; job != nil {
+			// What the drain wrote as it began counts before the cache
+			// shows it: the node is in flight from that moment.
+			if x.Mark == rollout.Unmarked {
+				x.Mark = job.mark
+			}
+			if x.CordonedAt.IsZero() && !job.cordonedFirst.IsZero() {
+				x.CordonedAt, x.Cordoned = job.cordonedFirst, true
+			}
 			// A finished drain counts until the cache shows its end, so
 			// that it is never started twice. One the cache shows done
 			// before the run has taken its result is still draining: its

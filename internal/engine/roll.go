@@ -35,6 +35,12 @@ type rollState struct {
 type drainJob struct {
 	node     string
 	finished bool
+	// mark and cordonedFirst are what this process wrote on the node as
+	// it began the drain. The cache may show them a moment later; until
+	// then the strategy must still see the node in flight, or it starts
+	// a second drain where the rule is one at a time.
+	mark          rollout.Mark
+	cordonedFirst time.Time
 }
 
 type drainResult struct {
@@ -476,6 +482,13 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 		u.report.NodeStep(step, fmt.Sprintf("%s node %d/%d", verb, k, of), "", a.Instance, fmt.Sprintf("instance %s (%s) has no node: nothing to evict", a.Instance, inst.AZ))
 		return true, false, nil
 	}
+	job := &drainJob{node: n.Name, mark: a.Mark}
+	if a.CordonFirst {
+		job.cordonedFirst = u.clock.Now().UTC()
+		if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedFirstAt]); err == nil {
+			job.cordonedFirst = t // a resumed drain: the wait runs from the first cordon
+		}
+	}
 	if err := u.mark(ctx, n, string(a.Mark), a.CordonFirst); err != nil {
 		return false, false, err
 	}
@@ -484,7 +497,6 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 	}
 	u.report.NodeStep(step, fmt.Sprintf("%s node %d/%d", verb, k, of), n.Name, a.Instance, fmt.Sprintf("%s (%s, %s): evicting its pods%s", n.Name, inst.AZ, a.Instance, why(a)))
 	u.events.node(ctx, n, corev1.EventTypeNormal, "NoderollDraining", "evicting pods: "+strings.ToLower(verb)+" of instance "+a.Instance)
-	job := &drainJob{node: n.Name}
 	rs.jobs[a.Instance] = job
 	rs.wg.Add(1)
 	go func() {
@@ -573,18 +585,29 @@ func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) err
 		}
 		return r.err
 	}
-	n := u.nodeOf(r.instance)
+	// What the drain wrote on its node as it began, from this process's
+	// memory where the cache does not show it yet.
+	mark, cordonedFirst := rollout.Unmarked, time.Time{}
+	if job := rs.jobs[r.instance]; job != nil {
+		mark, cordonedFirst = job.mark, job.cordonedFirst
+	}
+	if n := u.nodeOf(r.instance); n != nil {
+		if m := rollout.Mark(n.Annotations[annPhase]); m != rollout.Unmarked {
+			mark = m
+		}
+		if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedFirstAt]); err == nil {
+			cordonedFirst = t
+		}
+	}
 	step := 6
-	if n != nil && n.Annotations[annPhase] == string(rollout.Removing) {
+	if mark == rollout.Removing {
 		step = 9
 	}
 	then := fmt.Sprintf("terminating in %s", u.opts.PostCordonWait.Round(time.Second))
-	if n != nil {
-		if t, err := time.Parse(time.RFC3339, n.Annotations[annCordonedFirstAt]); err == nil {
-			left := max(t.Add(u.opts.PostCordonWait).Sub(u.clock.Now()), 0)
-			then = fmt.Sprintf("terminating in %s (the %s post-cordon wait runs from its cordon, before the drain)",
-				left.Round(100*time.Millisecond), u.opts.PostCordonWait.Round(time.Second))
-		}
+	if !cordonedFirst.IsZero() {
+		left := max(cordonedFirst.Add(u.opts.PostCordonWait).Sub(u.clock.Now()), 0)
+		then = fmt.Sprintf("terminating in %s (the %s post-cordon wait runs from its cordon, before the drain)",
+			left.Round(100*time.Millisecond), u.opts.PostCordonWait.Round(time.Second))
 	}
 	if u.rec.Strategy == StrategyBlueGreen && u.rec.Phase == PhaseReplacing {
 		then = fmt.Sprintf("kept until the %s soak after the last old node is drained", time.Duration(u.rec.Soak))
