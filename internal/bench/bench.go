@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,11 +134,14 @@ type Row struct {
 	// Ceiling is the control plane's own limit, measured before the run;
 	// CeilingRatio is the makespan over the larger of the bound and the
 	// ceiling's term.
-	Ceiling      *Ceiling   `json:"controlPlaneCeiling,omitempty"`
-	CeilingRatio float64    `json:"ratioToBoundOrCeiling,omitempty"`
-	Delays       Delays     `json:"delays"`
-	Workloads    []Budgeted `json:"workloads"`
-	InFlight     int        `json:"budgetInFlight"` // p of the bound: the default surge budget
+	Ceiling      *Ceiling `json:"controlPlaneCeiling,omitempty"`
+	CeilingRatio float64  `json:"ratioToBoundOrCeiling,omitempty"`
+	// BudgetRatio is the makespan over the largest of the bound, the
+	// ceiling's term and its budget term (see Ceiling.BudgetPerSec).
+	BudgetRatio float64    `json:"ratioToBoundOrCeilings,omitempty"`
+	Delays      Delays     `json:"delays"`
+	Workloads   []Budgeted `json:"workloads"`
+	InFlight    int        `json:"budgetInFlight"` // p of the bound: the default surge budget
 	// Groups are the groups of the controller's row, each against its
 	// own bound.
 	Groups []GroupRow `json:"groups,omitempty"`
@@ -261,6 +265,11 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 	if row.Workloads, row.Moved, err = budgeted(ctx, kube, nil); err != nil {
 		return row, err
 	}
+	// The ceiling first: its evictions are not the upgrade's, and neither
+	// the samplers nor the counters are to see them.
+	ce := o.measureCeiling(ctx, kube, probeConcurrency(row, defaultInFlight(n, 3)))
+	args := o.upgradeArgs(st, strategy, wait)
+	o.predictRow(ctx, dir, env, strategy, args, ce, &row)
 	smp, err := startSampler(ctx, kube, sb.asg, filepath.Join(dir, "timeline.tsv"))
 	if err != nil {
 		return row, err
@@ -269,9 +278,6 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 	if err != nil {
 		return row, err
 	}
-	args := o.upgradeArgs(st, strategy, wait)
-	ce := o.measureCeiling(ctx, kube)
-	o.predictRow(ctx, dir, env, strategy, args, ce, &row)
 	fmt.Fprintf(o.Out, "   noderoll %s\n", strings.Join(args, " "))
 	procs := st.Processes()
 	procs["bench"] = os.Getpid()
@@ -367,8 +373,8 @@ func (o Options) predictRow(ctx context.Context, dir string, env []string, strat
 // plan is told the rate (a user's plan is told it by
 // --assume-pods-per-second), and the row's ceiling term is made from it.
 // Nil when it could not be measured (said).
-func (o Options) measureCeiling(ctx context.Context, kube kubernetes.Interface) *Ceiling {
-	ce, err := measureCeiling(ctx, kube)
+func (o Options) measureCeiling(ctx context.Context, kube kubernetes.Interface, probe int) *Ceiling {
+	ce, err := measureCeiling(ctx, kube, probe)
 	if err != nil {
 		fmt.Fprintf(o.Out, "   could not measure the control plane's ceiling: %v\n", err)
 		return nil
@@ -376,12 +382,34 @@ func (o Options) measureCeiling(ctx context.Context, kube kubernetes.Interface) 
 	return &ce
 }
 
-// rateArgs tells a plan the control plane's rate measured, when it is one.
+// probeConcurrency is how many evictions a budget's probe keeps in
+// flight: as many as inFlight drains at once, each evicting one pod at a
+// time, keep under the row's largest budget (its share of the moved pods).
+func probeConcurrency(row Row, inFlight int) int {
+	most := 0
+	for _, w := range row.Workloads {
+		most = max(most, w.OnOld)
+	}
+	if row.Moved == 0 {
+		return 4
+	}
+	return max(4, int(math.Round(float64(inFlight)*float64(most)/float64(row.Moved))))
+}
+
+// rateArgs tells a plan the control plane's rates measured, where they
+// are rates, each given a share of them.
 func rateArgs(ce *Ceiling, share int) []string {
-	if ce == nil || !ce.Meaningful() {
+	var args []string
+	if ce == nil {
 		return nil
 	}
-	return []string{"--assume-pods-per-second", fmt.Sprintf("%.1f", ce.PerSec/float64(max(share, 1)))}
+	if ce.Meaningful() {
+		args = append(args, "--assume-pods-per-second", fmt.Sprintf("%.1f", ce.PerSec/float64(max(share, 1))))
+	}
+	if ce.BudgetMeaningful() {
+		args = append(args, "--assume-budget-evictions-per-second", fmt.Sprintf("%.2f", ce.BudgetPerSec/float64(max(share, 1))))
+	}
+	return args
 }
 
 // ceiling sets the row's ceiling, measured before it ran, and the ratio to
@@ -399,6 +427,21 @@ func (o Options) ceiling(row *Row, ce *Ceiling) {
 				ce.Pods, ce.Workload, short(ce.Took), ce.PerSec, row.Moved, short(ce.Term), row.CeilingRatio)
 		} else {
 			fmt.Fprintf(o.Out, "   control plane ceiling: %d pods of %s back in %s, too few for a rate\n", ce.Pods, ce.Workload, short(ce.Took))
+		}
+		if ce.BudgetMeaningful() {
+			// The budget over the most of the run's pods, at the rate.
+			most := 0
+			for _, w := range row.Workloads {
+				most = max(most, w.OnOld)
+			}
+			ce.BudgetTerm = row.Delays.BootReady + max(time.Duration(float64(most)/ce.BudgetPerSec*float64(time.Second)), wait)
+			larger := max(row.Bound.Makespan, ce.BudgetTerm)
+			if ce.Meaningful() {
+				larger = max(larger, ce.Term)
+			}
+			row.BudgetRatio = float64(row.Makespan) / float64(larger)
+			fmt.Fprintf(o.Out, "   one budget's evictions: %d under a budget of their own, %d at a time, the control plane kept busy, answered in %s, %.1f a second; the largest budget's %d pods take at least %s (%.2fx the largest of the bound and the ceilings' terms)\n",
+				ce.BudgetPods, ce.BudgetConcurrency, short(ce.BudgetTook), ce.BudgetPerSec, most, short(ce.BudgetTerm), row.BudgetRatio)
 		}
 	}
 }
@@ -487,6 +530,12 @@ func (o Options) predict(ctx context.Context, dir string, env []string, strategy
 	if _, err := o.run(ctx, filepath.Join(dir, "plan.log"), env, func(c *exec.Cmd) { c.Stdout = &out }, nil, args...); err != nil {
 		return predict.Result{}, err
 	}
+	// Kept beside the row's logs: the delays and rates the plan stood on.
+	name := filepath.Join(dir, "plan.json")
+	for k := 2; fileExists(name); k++ {
+		name = filepath.Join(dir, fmt.Sprintf("plan-%d.json", k))
+	}
+	_ = os.WriteFile(name, out.Bytes(), 0o644)
 	var plan engine.ForecastJSON
 	if err := json.Unmarshal(out.Bytes(), &plan); err != nil {
 		return predict.Result{}, fmt.Errorf("reading the plan: %w", err)
@@ -703,3 +752,8 @@ func (m *memPeak) sample(pid int) {
 func (m *memPeak) mib() float64 { return float64(m.kB) / 1024 }
 
 func (m *memPeak) hwmMiB() float64 { return float64(m.hwmKB) / 1024 }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

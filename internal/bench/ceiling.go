@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/noderoll/noderoll/internal/conditions"
@@ -38,6 +39,24 @@ type Ceiling struct {
 	// the lower bound, whose terms the issue fixes; it is shown beside it,
 	// because on a small machine it binds.
 	Term time.Duration `json:"term"`
+	// BudgetPerSec is how many evictions a second one budget took: a
+	// budget allowing every disruption is put over BudgetPods of the same
+	// workload's pods, which are evicted, BudgetConcurrency at a time,
+	// while its other pods are evicted over and over to keep the control
+	// plane as busy as an upgrade does; timed from the first budgeted
+	// eviction asked to the last answered. Each eviction
+	// writes the budget's status, writes to one object go one after
+	// another, and one that collides (with another eviction's, or the
+	// disruption controller's) is retried by the API server half a second
+	// later: a budget over many pods can take longer than the control
+	// plane takes to move them.
+	BudgetPods        int           `json:"budgetPods,omitempty"`
+	BudgetConcurrency int           `json:"budgetConcurrency,omitempty"`
+	BudgetTook        time.Duration `json:"budgetTook,omitempty"`
+	BudgetPerSec      float64       `json:"budgetEvictionsPerSecond,omitempty"`
+	// BudgetTerm is the shortest time the largest budget's evictions take
+	// at that rate, framed as Term is.
+	BudgetTerm time.Duration `json:"budgetTerm,omitempty"`
 }
 
 const ceilingConcurrency = 16
@@ -52,9 +71,18 @@ const minCeilingPods = 100
 // rate.
 func (c Ceiling) Meaningful() bool { return c.Pods >= minCeilingPods && c.PerSec > 0 }
 
+// minBudgetPods is the fewest evictions a budget's rate is measured on:
+// with fewer, 16 at a time, the clock measures a few evictions' latency.
+const minBudgetPods = 60
+
+// BudgetMeaningful says whether one budget's rate was measured on enough
+// evictions to be a rate.
+func (c Ceiling) BudgetMeaningful() bool { return c.BudgetPods >= minBudgetPods && c.BudgetPerSec > 0 }
+
 // measureCeiling evicts the unbudgeted workload's pods and times their
-// return.
-func measureCeiling(ctx context.Context, kube kubernetes.Interface) (Ceiling, error) {
+// return; then, under a budget of its own, evicts some of them again and
+// times the evictions (see BudgetPerSec).
+func measureCeiling(ctx context.Context, kube kubernetes.Interface, probe int) (Ceiling, error) {
 	var c Ceiling
 	d, err := unbudgeted(ctx, kube)
 	if err != nil {
@@ -65,65 +93,225 @@ func measureCeiling(ctx context.Context, kube kubernetes.Interface) (Ceiling, er
 	if err != nil {
 		return c, err
 	}
-	pods, err := kube.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	names, uids, err := podsOf(ctx, kube, d.Namespace, sel)
 	if err != nil {
 		return c, err
 	}
 	old := map[types.UID]bool{}
-	work := make(chan string, len(pods.Items))
+	for _, u := range uids {
+		old[u] = true
+	}
+	began := time.Now()
+	if _, err := evictAll(ctx, kube, d.Namespace, names, ceilingConcurrency); err != nil {
+		return c, err
+	}
+	if err := awaitBack(ctx, kube, d, sel, old); err != nil {
+		return c, err
+	}
+	c.Pods, c.Took = len(old), time.Since(began)
+	if c.Took > 0 {
+		c.PerSec = float64(c.Pods) / c.Took.Seconds()
+	}
+	c.BudgetConcurrency = probe
+	if c.BudgetPods, c.BudgetTook, err = measureBudget(ctx, kube, d, sel, probe); err != nil {
+		return c, err
+	}
+	if c.BudgetTook > 0 {
+		c.BudgetPerSec = float64(c.BudgetPods) / c.BudgetTook.Seconds()
+	}
+	return c, nil
+}
+
+// budgetProbe names the budget the ceiling puts over some of the
+// unbudgeted workload's pods for a while (and the label that picks them);
+// budgetProbePods is how many (enough for a rate, few enough to take
+// seconds).
+const (
+	budgetProbe     = "noderoll-bench-budget-probe"
+	budgetProbePods = 120
+)
+
+// measureBudget times one budget's evictions with the control plane as
+// busy as during an upgrade: budgetProbePods of the workload's pods are
+// labelled and put under a budget of their own allowing every
+// disruption, and evicted, concurrency at a time (as many as the
+// upgrade keeps in flight under its largest budget), while the
+// workload's other pods are evicted over and over, 16 at a time, as fast
+// as the control plane moves them. The clock runs from the first budgeted
+// eviction asked to the last answered. Then the pods are awaited back
+// and the budget taken away.
+func measureBudget(ctx context.Context, kube kubernetes.Interface, d *appsv1.Deployment, sel labels.Selector, concurrency int) (int, time.Duration, error) {
+	names, uids, err := podsOf(ctx, kube, d.Namespace, sel)
+	if err != nil {
+		return 0, 0, err
+	}
+	// A third of them at least keep the control plane busy meanwhile.
+	n := min(len(names)*2/3, budgetProbePods)
+	if n == 0 {
+		return 0, 0, nil
+	}
+	// Only the probe's pods are awaited gone: the saturation's last round
+	// is cut short, and its pods not evicted stay.
+	probed, old := map[string]bool{}, map[types.UID]bool{}
+	for k := range n {
+		patch := []byte(`{"metadata":{"labels":{"` + budgetProbe + `":"true"}}}`)
+		if _, err := kube.CoreV1().Pods(d.Namespace).Patch(ctx, names[k], types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return 0, 0, fmt.Errorf("labelling %s/%s for the budget probe: %w", d.Namespace, names[k], err)
+		}
+		probed[names[k]], old[uids[k]] = true, true
+	}
+	selector := d.Spec.Selector.DeepCopy()
+	if selector.MatchLabels == nil {
+		selector.MatchLabels = map[string]string{}
+	}
+	selector.MatchLabels[budgetProbe] = "true"
+	all := intstr.FromString("100%")
+	pdbs := kube.PolicyV1().PodDisruptionBudgets(d.Namespace)
+	if _, err := pdbs.Create(ctx, &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Name: budgetProbe, Namespace: d.Namespace},
+		Spec: policyv1.PodDisruptionBudgetSpec{Selector: selector, MaxUnavailable: &all}}, metav1.CreateOptions{}); err != nil {
+		return 0, 0, fmt.Errorf("putting a budget over %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	defer func() {
+		_ = pdbs.Delete(context.WithoutCancel(ctx), budgetProbe, metav1.DeleteOptions{})
+	}()
+	// The eviction API refuses until the disruption controller has
+	// counted the budget's pods.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		pdb, err := pdbs.Get(ctx, budgetProbe, metav1.GetOptions{})
+		if err != nil {
+			return 0, 0, err
+		}
+		if pdb.Status.ObservedGeneration >= pdb.Generation && int(pdb.Status.DisruptionsAllowed) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0, 0, fmt.Errorf("budget %s/%s not counted by the disruption controller after a minute", d.Namespace, budgetProbe)
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return 0, 0, err
+		}
+	}
+	busy, stop := context.WithCancel(ctx)
+	defer stop()
+	var swg sync.WaitGroup
+	swg.Add(1)
+	go func() {
+		defer swg.Done()
+		for busy.Err() == nil {
+			others, _, err := podsOf(busy, kube, d.Namespace, sel)
+			if err != nil {
+				return
+			}
+			var batch []string
+			for _, name := range others {
+				if !probed[name] {
+					batch = append(batch, name)
+				}
+			}
+			_, _ = evictAll(busy, kube, d.Namespace, batch, ceilingConcurrency)
+			_ = sleep(busy, 200*time.Millisecond)
+		}
+	}()
+	took, err := evictAll(ctx, kube, d.Namespace, names[:n], concurrency)
+	stop()
+	swg.Wait()
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := awaitBack(ctx, kube, d, sel, old); err != nil {
+		return 0, 0, err
+	}
+	return n, took, nil
+}
+
+// podsOf lists the names and UIDs of the selected pods not being deleted,
+// in the same order.
+func podsOf(ctx context.Context, kube kubernetes.Interface, ns string, sel labels.Selector) ([]string, []types.UID, error) {
+	pods, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, nil, err
+	}
+	var names []string
+	var uids []types.UID
 	for _, p := range pods.Items {
 		if p.DeletionTimestamp == nil {
-			old[p.UID] = true
-			work <- p.Name
+			names, uids = append(names, p.Name), append(uids, p.UID)
 		}
+	}
+	return names, uids, nil
+}
+
+// evictAll evicts the pods, at most concurrency at a time, and returns
+// how long until the last eviction was answered.
+func evictAll(ctx context.Context, kube kubernetes.Interface, ns string, names []string, concurrency int) (time.Duration, error) {
+	work := make(chan string, len(names))
+	for _, n := range names {
+		work <- n
 	}
 	close(work)
 	began := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var first error
-	for range ceilingConcurrency {
+	for range concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for name := range work {
-				err := kube.PolicyV1().Evictions(d.Namespace).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: d.Namespace}})
+				err := kube.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})
+				// A budget's status written by another first, past the API
+				// server's own retries, or a busy server: asked again, as
+				// an upgrade's drain does.
+				for retryable(err) && ctx.Err() == nil {
+					_ = sleep(ctx, 100*time.Millisecond)
+					err = kube.PolicyV1().Evictions(ns).Evict(ctx, &policyv1.Eviction{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}})
+				}
 				if err != nil && !apierrors.IsNotFound(err) {
 					mu.Lock()
-					first = cmpErr(first, fmt.Errorf("evicting %s/%s: %w", d.Namespace, name, err))
+					first = cmpErr(first, fmt.Errorf("evicting %s/%s: %w", ns, name, err))
 					mu.Unlock()
 				}
 			}
 		}()
 	}
 	wg.Wait()
-	if first != nil {
-		return c, first
-	}
+	return time.Since(began), first
+}
+
+// awaitBack waits until all of the Deployment's replicas are Ready and
+// none of the evicted pods is left.
+func awaitBack(ctx context.Context, kube kubernetes.Interface, d *appsv1.Deployment, sel labels.Selector, old map[types.UID]bool) error {
 	want := int(*d.Spec.Replicas)
 	deadline := time.Now().Add(5 * time.Minute)
 	for {
 		back, err := backReady(ctx, kube, d.Namespace, sel, old)
 		if err != nil {
-			return c, err
+			return err
 		}
 		if back >= want {
-			break
+			return nil
 		}
 		if time.Now().After(deadline) {
-			return c, fmt.Errorf("%s: %d of %d pods back Ready after 5 minutes", c.Workload, back, want)
+			return fmt.Errorf("%s/%s: %d of %d pods back Ready after 5 minutes", d.Namespace, d.Name, back, want)
 		}
-		select {
-		case <-ctx.Done():
-			return c, ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return err
 		}
 	}
-	c.Pods, c.Took = len(old), time.Since(began)
-	if c.Took > 0 {
-		c.PerSec = float64(c.Pods) / c.Took.Seconds()
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
 	}
-	return c, nil
+}
+
+func retryable(err error) bool {
+	return apierrors.IsConflict(err) || apierrors.IsTooManyRequests(err) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) || apierrors.IsServiceUnavailable(err)
 }
 
 func cmpErr(first, err error) error {
@@ -133,8 +321,8 @@ func cmpErr(first, err error) error {
 	return err
 }
 
-// backReady counts the workload's Ready pods, and none while an evicted
-// one is still there.
+// backReady counts the workload's Ready pods not being deleted, and none
+// while an evicted one is still there.
 func backReady(ctx context.Context, kube kubernetes.Interface, ns string, sel labels.Selector, old map[types.UID]bool) (int, error) {
 	list, err := kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
 	if err != nil {
@@ -145,7 +333,7 @@ func backReady(ctx context.Context, kube kubernetes.Interface, ns string, sel la
 		if old[p.UID] {
 			return 0, nil
 		}
-		if conditions.PodReady(&p) {
+		if p.DeletionTimestamp == nil && conditions.PodReady(&p) {
 			n++
 		}
 	}

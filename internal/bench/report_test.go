@@ -31,3 +31,27 @@ func TestTheTableShowsOnlyCeilingsThatAreRates(t *testing.T) {
 		t.Errorf("details: %s", b.String())
 	}
 }
+
+// The plan is told each rate the ceiling measured that is a rate, each
+// group given its share; the budget probe keeps as many evictions in
+// flight as the row's drains keep under its largest budget.
+func TestThePlanIsToldTheRatesThatAreRates(t *testing.T) {
+	both := &Ceiling{Pods: 450, PerSec: 22.5, BudgetPods: 120, BudgetPerSec: 4.5}
+	if got := strings.Join(rateArgs(both, 3), " "); got != "--assume-pods-per-second 7.5 --assume-budget-evictions-per-second 1.50" {
+		t.Errorf("a third each of both rates: %q", got)
+	}
+	few := &Ceiling{Pods: 45, PerSec: 20, BudgetPods: 30, BudgetPerSec: 10}
+	if got := rateArgs(few, 1); len(got) != 0 {
+		t.Errorf("45 pods and 30 evictions are no rates, yet the plan is told %q", got)
+	}
+	if got := rateArgs(nil, 1); len(got) != 0 {
+		t.Errorf("no ceiling measured, yet the plan is told %q", got)
+	}
+	row := Row{Moved: 3000, Workloads: []Budgeted{{Name: "default/web", OnOld: 1200}, {Name: "default/worker", OnOld: 900}}}
+	if got := probeConcurrency(row, 75); got != 30 {
+		t.Errorf("75 drains, 40%% of the pods under the largest budget: %d in flight, want 30", got)
+	}
+	if got := probeConcurrency(Row{}, 75); got != 4 {
+		t.Errorf("nothing moved: %d, want the least, 4", got)
+	}
+}
