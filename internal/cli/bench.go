@@ -34,9 +34,15 @@ in that run (docs/performance.md derives it) and the ratio to it; beside it,
 the control plane's ceiling (measured on each row's sandbox before its
 upgrade: every pod of the unbudgeted Deployment evicted, 16 at a time, timed
 back Ready) as the least time the run's pods take to move at that rate, and
-the ratio to the larger of the two; the plan's prediction, told that rate
-(--assume-pods-per-second; the controller's groups each a share of it); the speedup over eks; peak instances in service and
-PodDisruptionBudget breaches, both seen by samplers outside the engine; Kubernetes API requests per replaced node, from
+the ratio to the larger of the two; one budget's eviction rate (some of
+those pods put under a budget of their own and evicted as many at a time as
+the run keeps under its largest budget, the others evicted meanwhile to keep
+the control plane busy) as the least time the largest budget's pods take,
+and the ratio to the largest of the three; the plan's prediction, told both
+rates (--assume-pods-per-second, --assume-budget-evictions-per-second; the
+controller's groups each a share); the speedup over eks; peak instances in
+service and PodDisruptionBudget breaches, both seen by samplers outside the
+engine; Kubernetes API requests per replaced node, from
 the API server's own metrics (the upgrade runs as a ServiceAccount with a
 FlowSchema of its own); the upgrading process's peak RSS. The same table is
 written as JSON.
