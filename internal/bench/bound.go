@@ -48,7 +48,7 @@ type Bound struct {
 	Makespan   time.Duration `json:"makespan"`
 }
 
-// LowerBound is the shortest makespan any orchestrator could reach
+// lowerBound is the shortest makespan any orchestrator could reach
 // replacing n old nodes with at most p of them in flight (surge +
 // unavailable) and no ready capacity missing, under the measured delays
 // and the workloads' budgets (docs/performance.md derives it). The
@@ -62,7 +62,7 @@ type Bound struct {
 //	budgets:        B+R + max_w (ceil(m_w/d_w) - 1) * c_w + T: a budget
 //	                of d frees one slot per replacement Ready; the last
 //	                round's pods still stop
-func LowerBound(n, p int, d Delays, workloads []Budgeted) Bound {
+func lowerBound(n, p int, d Delays, workloads []Budgeted) Bound {
 	var b Bound
 	hold := max(d.PodStop, d.Wait)
 	b.First = d.BootReady + hold

@@ -21,23 +21,23 @@ import (
 // one workload of 20 pods behind a budget allowing 1.
 func TestLowerBoundOfTheWorkedExample(t *testing.T) {
 	d := Delays{BootReady: 30 * time.Second, PodStart: 30 * time.Second, PodStop: 10 * time.Second, Wait: 5 * time.Second}
-	b := LowerBound(40, 4, d, []Budgeted{{Name: "db", OnOld: 20, Allowed: 1}, {Name: "web", OnOld: 40, Allowed: 10}})
+	b := lowerBound(40, 4, d, []Budgeted{{Name: "db", OnOld: 20, Allowed: 1}, {Name: "web", OnOld: 40, Allowed: 10}})
 	// waves: 10 * (30 + max(10, 5)) = 6m40s; budgets: 30 + 19*30 + 10 = 10m10s.
 	if b.Waves != 400*time.Second || b.Budgets != 610*time.Second || b.Makespan != b.Budgets || b.Bottleneck != "db" {
 		t.Fatalf("%+v", b)
 	}
 	// A StatefulSet's replacement waits for the old pod: c = T+S.
-	b = LowerBound(40, 40, d, []Budgeted{{Name: "cache", OnOld: 4, Allowed: 2, Ordered: true}})
+	b = lowerBound(40, 40, d, []Budgeted{{Name: "cache", OnOld: 4, Allowed: 2, Ordered: true}})
 	if b.Budgets != 30*time.Second+1*40*time.Second+10*time.Second || b.Waves != 40*time.Second {
 		t.Fatalf("%+v", b)
 	}
 	// Nothing budgeted: the waves, or the first capacity, bind; a wait
 	// longer than a pod's stop is what a slot holds a node for.
-	if b := LowerBound(3, 3, d, nil); b.Makespan != 40*time.Second || b.First != 40*time.Second {
+	if b := lowerBound(3, 3, d, nil); b.Makespan != 40*time.Second || b.First != 40*time.Second {
 		t.Fatalf("%+v", b)
 	}
 	d.Wait = 60 * time.Second
-	if b := LowerBound(8, 4, d, nil); b.Waves != 2*90*time.Second {
+	if b := lowerBound(8, 4, d, nil); b.Waves != 2*90*time.Second {
 		t.Fatalf("%+v", b)
 	}
 }

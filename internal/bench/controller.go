@@ -33,8 +33,8 @@ type GroupRow struct {
 	Phase    string        `json:"phase"`
 }
 
-// ControllerStrategy names the controller's row in the tables.
-func ControllerStrategy(groups, nodes int) string {
+// controllerStrategy names the controller's row in the tables.
+func controllerStrategy(groups, nodes int) string {
 	return fmt.Sprintf("surge, controller, %dx%d", groups, nodes)
 }
 
@@ -46,7 +46,7 @@ func ControllerStrategy(groups, nodes int) string {
 // and the budgets, whose pods span the groups, are spent by all of them.
 // Each group's own bound (that group alone, its pods only) is in Groups.
 func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) {
-	row := Row{Nodes: groups * n, Strategy: ControllerStrategy(groups, n)}
+	row := Row{Nodes: groups * n, Strategy: controllerStrategy(groups, n)}
 	dir := filepath.Join(o.Dir, fmt.Sprintf("controller-%dx%d", groups, n))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return row, err
@@ -266,7 +266,7 @@ func groupRows(list []v1alpha1.NodeGroupUpgrade, own map[string][]Budgeted, n, p
 		if u.Status.StartTime != nil && u.Status.CompletionTime != nil {
 			g.Makespan = u.Status.CompletionTime.Sub(u.Status.StartTime.Time)
 		}
-		g.Bound = LowerBound(n, p, d, append([]Budgeted(nil), own[g.Name]...))
+		g.Bound = lowerBound(n, p, d, append([]Budgeted(nil), own[g.Name]...))
 		if g.Bound.Makespan > 0 && g.Makespan > 0 {
 			g.Ratio = float64(g.Makespan) / float64(g.Bound.Makespan)
 		}

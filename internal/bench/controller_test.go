@@ -42,7 +42,7 @@ func TestEachGroupIsMeasuredAgainstItsOwnBound(t *testing.T) {
 		t.Error("groupRows wrote into the caller's workloads")
 	}
 	var out strings.Builder
-	Details(&out, []Row{{Nodes: 20, Strategy: ControllerStrategy(2, 10), Groups: rows}})
+	Details(&out, []Row{{Nodes: 20, Strategy: controllerStrategy(2, 10), Groups: rows}})
 	if !strings.Contains(out.String(), "group a (10 nodes): Complete, 10 replaced in 1m26s; its bound alone 43s") {
 		t.Errorf("details:\n%s", out.String())
 	}

@@ -72,7 +72,7 @@ func (row *Row) bound(ctx context.Context, sb *sandboxed, began time.Time, podSt
 	d.Wait = wait
 	row.Delays = d
 	row.InFlight = defaultInFlight(n, 3)
-	row.Bound = LowerBound(n, row.InFlight, row.Delays, row.Workloads)
+	row.Bound = lowerBound(n, row.InFlight, row.Delays, row.Workloads)
 	if row.Bound.Makespan > 0 {
 		row.Ratio = float64(row.Makespan) / float64(row.Bound.Makespan)
 	}

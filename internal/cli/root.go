@@ -105,9 +105,9 @@ func completeWith(cmd *cobra.Command, flag string, choices ...string) {
 // executable named kubectl-noderoll on the PATH is `kubectl noderoll`.
 const PluginName = "kubectl-noderoll"
 
-// CompletionName is the executable kubectl (1.26 and later) runs to
+// completionName is the executable kubectl (1.26 and later) runs to
 // complete `kubectl noderoll ...`: a link to the binary under this name.
-const CompletionName = "kubectl_complete-noderoll"
+const completionName = "kubectl_complete-noderoll"
 
 // asPlugin makes the command tree speak as `kubectl noderoll`: its usage
 // lines, help and examples.
@@ -142,7 +142,7 @@ func Execute() int {
 	switch filepath.Base(os.Args[0]) {
 	case PluginName:
 		asPlugin(root)
-	case CompletionName:
+	case completionName:
 		// kubectl completes a plugin's arguments by running this name
 		// with them: cobra's own completion request.
 		asPlugin(root)

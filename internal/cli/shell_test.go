@@ -109,7 +109,7 @@ func TestAsAKubectlPluginItNamesItselfSo(t *testing.T) {
 // kubectl_complete-noderoll with the words typed: the binary under that
 // name answers as cobra's completion does.
 func TestKubectlCompletesThePluginThroughItsCompletionName(t *testing.T) {
-	env, bin := installAs(t, CompletionName)
+	env, bin := installAs(t, completionName)
 	cmd := exec.Command(bin, "upgrade", "nodegroup", "--strategy", "")
 	cmd.Env = env
 	out, err := cmd.Output()

@@ -62,9 +62,9 @@ type Wave struct {
 // Active says the record is of a cluster upgrade not finished.
 func (r *Record) Active() bool { return r != nil && r.Phase != PhaseCompleted }
 
-// RecordName is the ConfigMap (in engine.Namespace) holding a cluster's
+// recordName is the ConfigMap (in engine.Namespace) holding a cluster's
 // upgrade record.
-func RecordName(cluster string) string {
+func recordName(cluster string) string {
 	sum := sha256.Sum256([]byte(cluster))
 	return "noderoll-cluster-" + hex.EncodeToString(sum[:])[:12]
 }
@@ -80,12 +80,12 @@ type store struct {
 }
 
 func (s *store) load(ctx context.Context) (*Record, error) {
-	cm, err := s.kube.CoreV1().ConfigMaps(engine.Namespace).Get(ctx, RecordName(s.cluster), metav1.GetOptions{})
+	cm, err := s.kube.CoreV1().ConfigMaps(engine.Namespace).Get(ctx, recordName(s.cluster), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the cluster upgrade's record %s/%s: %w", engine.Namespace, RecordName(s.cluster), err)
+		return nil, fmt.Errorf("reading the cluster upgrade's record %s/%s: %w", engine.Namespace, recordName(s.cluster), err)
 	}
 	s.version = cm.ResourceVersion
 	var r Record
@@ -101,7 +101,7 @@ func (s *store) save(ctx context.Context, r *Record) error {
 		return err
 	}
 	cm := &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: RecordName(s.cluster), Namespace: engine.Namespace, ResourceVersion: s.version,
+		ObjectMeta: metav1.ObjectMeta{Name: recordName(s.cluster), Namespace: engine.Namespace, ResourceVersion: s.version,
 			Labels:      map[string]string{"app.kubernetes.io/managed-by": "noderoll", "app.kubernetes.io/component": "cluster-upgrade"},
 			Annotations: map[string]string{"noderoll.io/cluster": s.cluster}},
 		Data: map[string]string{recordKey: string(b)},

@@ -119,7 +119,7 @@ func (r *Runner) Run(ctx context.Context, cluster string) (*Record, error) {
 // lock holds the cluster upgrade's Lease (beside its record) for the run,
 // as each group's run holds its own.
 func (r *Runner) lock(ctx context.Context, cluster string) (context.Context, func(), error) {
-	held, err := grouplock.Acquire(ctx, r.Kube, RecordName(cluster), "cluster "+cluster, map[string]string{"app.kubernetes.io/managed-by": "noderoll"},
+	held, err := grouplock.Acquire(ctx, r.Kube, recordName(cluster), "cluster "+cluster, map[string]string{"app.kubernetes.io/managed-by": "noderoll"},
 		grouplock.Options{Namespace: engine.Namespace, Clock: r.Clock})
 	var busy *grouplock.HeldError
 	if errors.As(err, &busy) {

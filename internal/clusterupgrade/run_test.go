@@ -97,7 +97,7 @@ func TestASecondClusterUpgradeIsRefusedWhileOneRuns(t *testing.T) {
 	ctx := context.Background()
 	kube := k8sfake.NewClientset()
 	other := grouplock.Holder{Host: "bastion", PID: 42, User: "ben", Nonce: "abcde"}
-	held, err := grouplock.Acquire(ctx, kube, RecordName("prod"), "cluster prod", nil, grouplock.Options{Namespace: engine.Namespace, Self: other})
+	held, err := grouplock.Acquire(ctx, kube, recordName("prod"), "cluster prod", nil, grouplock.Options{Namespace: engine.Namespace, Self: other})
 	if err != nil {
 		t.Fatal(err)
 	}

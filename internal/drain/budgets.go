@@ -20,8 +20,8 @@ type Broadcast struct {
 	ch chan struct{}
 }
 
-// NewBroadcast returns a Broadcast.
-func NewBroadcast() *Broadcast { return &Broadcast{ch: make(chan struct{})} }
+// newBroadcast returns a Broadcast.
+func newBroadcast() *Broadcast { return &Broadcast{ch: make(chan struct{})} }
 
 // Notify wakes everyone waiting on a channel Changed returned.
 func (b *Broadcast) Notify() {
@@ -71,7 +71,7 @@ type spent struct {
 // NewBudgets returns a tracker reading budgets from lister; the caller
 // calls Changed.Notify on every change the informer delivers.
 func NewBudgets(lister policylisters.PodDisruptionBudgetLister) *Budgets {
-	return &Budgets{lister: lister, Changed: NewBroadcast(), spent: map[string]spent{}, queue: map[string]map[string]int64{}}
+	return &Budgets{lister: lister, Changed: newBroadcast(), spent: map[string]spent{}, queue: map[string]map[string]int64{}}
 }
 
 // covering lists the budgets selecting the pod.
@@ -283,7 +283,7 @@ func (n *NodeBroadcast) Changed(node string) <-chan struct{} {
 	n.mu.Lock()
 	b := n.nodes[node]
 	if b == nil {
-		b = NewBroadcast()
+		b = newBroadcast()
 		n.nodes[node] = b
 	}
 	n.mu.Unlock()

@@ -197,7 +197,7 @@ func WithReporter(r Reporter) Option { return func(e *Engine) { e.reporter = r }
 func WithMembers(m *Members) Option { return func(e *Engine) { e.members = m } }
 
 // WithRecords keeps the groups' records where the front end keeps them
-// (default: ConfigMapRecords).
+// (default: configMapRecords).
 func WithRecords(r Records) Option { return func(e *Engine) { e.records = r } }
 
 // WithClock replaces the real clock, for tests.
@@ -206,7 +206,7 @@ func WithClock(c clock.WithTicker) Option { return func(e *Engine) { e.clock = c
 // New returns an engine.
 func New(kube kubernetes.Interface, p cloud.Provider, o Options, opts ...Option) *Engine {
 	e := &Engine{kube: kube, cloud: p, clock: clock.RealClock{}, opts: o.withDefaults(), invalid: o.Validate(),
-		log: slog.New(slog.NewTextHandler(io.Discard, nil)), reporter: nopReporter{}, members: NewMembers(), records: ConfigMapRecords(kube)}
+		log: slog.New(slog.NewTextHandler(io.Discard, nil)), reporter: nopReporter{}, members: NewMembers(), records: configMapRecords(kube)}
 	e.managed, _ = p.(cloud.ManagedUpdater)
 	for _, opt := range opts {
 		opt(e)

@@ -129,9 +129,9 @@ type RecordStore interface {
 // Records opens the store of a group's record (WithRecords).
 type Records func(g cloud.NodeGroupRef) RecordStore
 
-// ConfigMapRecords keeps each group's record in a ConfigMap in kube-system,
+// configMapRecords keeps each group's record in a ConfigMap in kube-system,
 // where any process with the group's lock finds it: the CLI's store.
-func ConfigMapRecords(kube kubernetes.Interface) Records {
+func configMapRecords(kube kubernetes.Interface) Records {
 	return func(g cloud.NodeGroupRef) RecordStore { return NewConfigMapStore(kube, g) }
 }
 
@@ -177,7 +177,7 @@ var ErrRecordChanged = errors.New("the upgrade record was changed by someone els
 // LoadRecord reads the upgrade record of a group, nil when it has none: what
 // any front end (the CLI, the controller) shows of an upgrade comes from it.
 func LoadRecord(ctx context.Context, kube kubernetes.Interface, g cloud.NodeGroupRef) (*Record, error) {
-	return ConfigMapRecords(kube)(g).Load(ctx)
+	return configMapRecords(kube)(g).Load(ctx)
 }
 
 func (s *ConfigMapStore) Load(ctx context.Context) (*Record, error) {

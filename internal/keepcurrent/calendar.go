@@ -34,9 +34,9 @@ type Calendar struct {
 	Exclusions []Exclusion
 }
 
-// ParseWindow reads a window as the policy's spec gives it; field names
+// parseWindow reads a window as the policy's spec gives it; field names
 // the spec's field in the error.
-func ParseWindow(field, schedule string, d time.Duration, zone string) (Window, error) {
+func parseWindow(field, schedule string, d time.Duration, zone string) (Window, error) {
 	if zone == "" {
 		zone = "UTC"
 	}

@@ -20,7 +20,7 @@ func at(s string) time.Time {
 
 func window(t *testing.T, expr string, d time.Duration, zone string) Window {
 	t.Helper()
-	w, err := ParseWindow("w", expr, d, zone)
+	w, err := parseWindow("w", expr, d, zone)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func Parse(s v1alpha1.NodeGroupUpgradePolicySpec, now time.Time) (Spec, error) {
 		}
 	}
 	for k, w := range s.MaintenanceWindows {
-		win, err := ParseWindow(fmt.Sprintf("spec.maintenanceWindows[%d]", k), w.Schedule, w.Duration.Duration, w.TimeZone)
+		win, err := parseWindow(fmt.Sprintf("spec.maintenanceWindows[%d]", k), w.Schedule, w.Duration.Duration, w.TimeZone)
 		if err != nil {
 			errs = append(errs, err)
 			continue

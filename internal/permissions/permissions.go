@@ -70,10 +70,10 @@ func shared() []Rule {
 	}
 }
 
-// ControllerRules are Rules and what the controller adds to them: its
+// controllerRules are Rules and what the controller adds to them: its
 // resources, their status and the events it writes on them, and its leader
 // Lease (beside the groups' locks, so the same Role covers it).
-func ControllerRules() []Rule {
+func controllerRules() []Rule {
 	return append(shared(),
 		Rule{PolicyRule: rbacv1.PolicyRule{APIGroups: []string{""}, Resources: []string{"configmaps"}, Verbs: []string{"delete"}},
 			Namespace: Namespace, Why: "controller: take over an upgrade a CLI run left, moving its record from the ConfigMap into the resource's status"},
@@ -99,10 +99,10 @@ func Roles(name string, force bool) (*rbacv1.ClusterRole, *rbacv1.Role) {
 }
 
 // ControllerRoles returns the ClusterRole and the Role (in Namespace) that
-// grant ControllerRules: what the Helm chart binds the controller to (the
+// grant controllerRules: what the Helm chart binds the controller to (the
 // force rules with rbac.allowForce).
 func ControllerRoles(name string, force bool) (*rbacv1.ClusterRole, *rbacv1.Role) {
-	return roles(name, ControllerRules(), force)
+	return roles(name, controllerRules(), force)
 }
 
 func roles(name string, rules []Rule, force bool) (*rbacv1.ClusterRole, *rbacv1.Role) {
@@ -174,11 +174,11 @@ func Table() string {
 	return b.String()
 }
 
-// ChartRBAC is the Helm chart's templates/rbac.yaml: ControllerRoles,
+// chartRBAC is the Helm chart's templates/rbac.yaml: ControllerRoles,
 // named after the release, bound to the chart's ServiceAccount, and the
 // force rules in a ClusterRole of their own rendered only with
 // rbac.allowForce.
-func ChartRBAC() (string, error) {
+func chartRBAC() (string, error) {
 	const name = "NAME-controller"
 	cr, r := ControllerRoles(name, false)
 	subjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: "SERVICEACCOUNT", Namespace: "RELEASE-NAMESPACE"}}

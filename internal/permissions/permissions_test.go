@@ -104,27 +104,27 @@ func TestTheControllerGetsTheCLIsRulesAndItsOwn(t *testing.T) {
 	}
 }
 
-const chartRBAC = "../../charts/noderoll/templates/rbac.yaml"
+const chartRBACFile = "../../charts/noderoll/templates/rbac.yaml"
 
-// The chart grants the controller exactly ControllerRules: the roles the
+// The chart grants the controller exactly controllerRules: the roles the
 // e2e tests run the controller under.
 func TestTheChartGrantsTheControllersRules(t *testing.T) {
-	want, err := ChartRBAC()
+	want, err := chartRBAC()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if *update {
-		if err := os.WriteFile(chartRBAC, []byte(want), 0o644); err != nil {
+		if err := os.WriteFile(chartRBACFile, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		return
 	}
-	got, err := os.ReadFile(chartRBAC)
+	got, err := os.ReadFile(chartRBACFile)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(got) != want {
-		t.Fatalf("%s is not ControllerRules(): run go test ./internal/permissions -update", chartRBAC)
+		t.Fatalf("%s is not controllerRules(): run go test ./internal/permissions -update", chartRBACFile)
 	}
 	for _, kind := range []string{"kind: ClusterRole\n", "kind: Role\n", "kind: ClusterRoleBinding", "kind: RoleBinding", "nodegroupupgrades/status", "name: {{ .Values.serviceAccount.name }}"} {
 		if !strings.Contains(want, kind) {

@@ -298,8 +298,8 @@ func (v *View) zones() []ZoneCount {
 	return out
 }
 
-// ZonesText is the per-zone counts as a line says them.
-func ZonesText(zs []ZoneCount) string {
+// zonesText is the per-zone counts as a line says them.
+func zonesText(zs []ZoneCount) string {
 	parts := make([]string, len(zs))
 	for k, z := range zs {
 		parts[k] = fmt.Sprintf("%s %d old/%d new", z.Zone, z.Old, z.New)
@@ -312,7 +312,7 @@ func (v *View) Zones() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if zs := v.zones(); zs != nil {
-		v.emit(Event{Kind: "info", Message: "zones: " + ZonesText(zs)}, "      zones: "+ZonesText(zs))
+		v.emit(Event{Kind: "info", Message: "zones: " + zonesText(zs)}, "      zones: "+zonesText(zs))
 	}
 }
 
@@ -353,7 +353,7 @@ func (v *View) line(at time.Time, s string) {
 		}
 		zones := ""
 		if zs := v.zones(); zs != nil {
-			zones = " (" + ZonesText(zs) + ")"
+			zones = " (" + zonesText(zs) + ")"
 		}
 		fmt.Fprintf(v.out, "\033[2m%s · %d nodes%s · %s elapsed%s\033[0m", v.step, len(v.nodes), zones, v.clock.Since(v.start).Round(time.Second), eta)
 		v.status = true

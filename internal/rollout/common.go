@@ -134,7 +134,7 @@ func scaleBack(s State, p *Plan) {
 				live = append(live, i)
 			}
 		}
-		if v := PickSurplus(live, 1); len(v) > 0 {
+		if v := pickSurplus(live, 1); len(v) > 0 {
 			p.add(Action{Kind: Drain, Instance: v[0].ID, Mark: Removing, CordonFirst: true,
 				Why: fmt.Sprintf("desired %d -> %d", s.Desired, s.OrigDesired)})
 			return
@@ -151,10 +151,10 @@ func scaleBack(s State, p *Plan) {
 	p.Done = true
 }
 
-// PickSurplus chooses which n instances to remove when scaling back: from
+// pickSurplus chooses which n instances to remove when scaling back: from
 // the AZs holding the most, so the group stays balanced, the one with the
 // fewest pods to move first.
-func PickSurplus(in []Instance, n int) []Instance {
+func pickSurplus(in []Instance, n int) []Instance {
 	pool := append([]Instance(nil), in...)
 	var out []Instance
 	for ; n > 0 && len(pool) > 0; n-- {

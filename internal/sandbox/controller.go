@@ -24,9 +24,9 @@ import (
 	"github.com/noderoll/noderoll/charts"
 )
 
-// ControllerNamespace is where the sandbox installs the chart, as a user
+// controllerNamespace is where the sandbox installs the chart, as a user
 // would with helm install -n kube-system.
-const ControllerNamespace = "kube-system"
+const controllerNamespace = "kube-system"
 
 // Controller is one controller replica the sandbox runs as a host process.
 type Controller struct {
@@ -42,7 +42,7 @@ type Controller struct {
 // server, waits for the CRD to be served, and returns the ServiceAccount's
 // name. What exists already is kept.
 func InstallChart(ctx context.Context, st *State, kube kubernetes.Interface) (string, error) {
-	objs, err := charts.Render("noderoll", ControllerNamespace, nil)
+	objs, err := charts.Render("noderoll", controllerNamespace, nil)
 	if err != nil {
 		return "", err
 	}
@@ -97,7 +97,7 @@ func installController(ctx context.Context, st *State, kube kubernetes.Interface
 	}
 	for k := range n {
 		kubeconfig := filepath.Join(st.Dir, fmt.Sprintf("controller-%d.kubeconfig", k))
-		if err := tokenKubeconfig(ctx, kube, ControllerNamespace, sa, st.Kubeconfig, kubeconfig); err != nil {
+		if err := tokenKubeconfig(ctx, kube, controllerNamespace, sa, st.Kubeconfig, kubeconfig); err != nil {
 			return err
 		}
 		c, err := startController(self, st.Dir, k, kubeconfig, append(env, "KUBECONFIG="+kubeconfig, fmt.Sprintf("POD_NAME=noderoll-controller-%d", k)))

@@ -31,7 +31,7 @@ func APIServerMetrics(ctx context.Context, kube kubernetes.Interface, names ...s
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if s, ok := ParseSample(sc.Text()); ok && slices.Contains(names, s.Name) {
+		if s, ok := parseSample(sc.Text()); ok && slices.Contains(names, s.Name) {
 			out = append(out, s)
 		}
 	}
@@ -55,10 +55,10 @@ func (id Identity) Count(ctx context.Context, kube kubernetes.Interface, metric 
 	return int(total), nil
 }
 
-// ParseSample reads one line of a Prometheus text exposition with labels,
+// parseSample reads one line of a Prometheus text exposition with labels,
 // name{labels} value; comments, blank lines and series without labels are
 // not samples here.
-func ParseSample(line string) (Sample, bool) {
+func parseSample(line string) (Sample, bool) {
 	if line == "" || line[0] == '#' {
 		return Sample{}, false
 	}

@@ -17,10 +17,10 @@ import (
 	"k8s.io/utils/clock"
 )
 
-// StopDelayAnnotation says how long a deleted pod takes to stop: the time
+// stopDelayAnnotation says how long a deleted pod takes to stop: the time
 // from its deletion until the sandbox's kubelet stand-in removes it, capped
 // by its grace period.
-const StopDelayAnnotation = "sandbox.noderoll.io/stop-delay"
+const stopDelayAnnotation = "sandbox.noderoll.io/stop-delay"
 
 // PodStopper plays the kubelet's last part of a pod's deletion: once a pod
 // marked for deletion has had its stop delay, it is removed. kwok's own
@@ -31,7 +31,7 @@ const StopDelayAnnotation = "sandbox.noderoll.io/stop-delay"
 type PodStopper struct {
 	Client  kubernetes.Interface
 	Clock   clock.WithTicker
-	Default time.Duration // pods without StopDelayAnnotation
+	Default time.Duration // pods without stopDelayAnnotation
 	Log     *slog.Logger
 }
 
@@ -80,7 +80,7 @@ func (s PodStopper) Run(ctx context.Context) error {
 // never past the end of its grace period.
 func (s PodStopper) wait(p *corev1.Pod) time.Duration {
 	d := s.Default
-	if v, ok := p.Annotations[StopDelayAnnotation]; ok {
+	if v, ok := p.Annotations[stopDelayAnnotation]; ok {
 		if parsed, err := time.ParseDuration(v); err == nil && parsed >= 0 {
 			d = parsed
 		}

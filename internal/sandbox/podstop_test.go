@@ -15,7 +15,7 @@ func TestPodStopperWaitsTheStopDelayWithinTheGracePeriod(t *testing.T) {
 	pod := func(delay string, graceLeft time.Duration) *corev1.Pod {
 		p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{DeletionTimestamp: &metav1.Time{Time: now.Add(graceLeft)}}}
 		if delay != "" {
-			p.Annotations = map[string]string{StopDelayAnnotation: delay}
+			p.Annotations = map[string]string{stopDelayAnnotation: delay}
 		}
 		return p
 	}

@@ -304,7 +304,7 @@ func (s Scenario) podTemplate(labels map[string]string, image string, tol []core
 				"pod-create.stage.kwok.x-k8s.io/jitter-delay": "0s",
 				"pod-ready.stage.kwok.x-k8s.io/delay":         s.PodStartDelay.String(),
 				"pod-ready.stage.kwok.x-k8s.io/jitter-delay":  (s.PodStartDelay.Duration + s.PodStartDelay.Duration/4).String(),
-				StopDelayAnnotation:                           s.PodStopDelay.String(),
+				stopDelayAnnotation:                           s.PodStopDelay.String(),
 			},
 		},
 		Spec: corev1.PodSpec{

@@ -176,10 +176,10 @@ func run(cmd *exec.Cmd) error {
 	return nil
 }
 
-// FindCheckout walks up from dir to the root of a noderoll checkout, the
+// findCheckout walks up from dir to the root of a noderoll checkout, the
 // folder whose tools/go.mod declares the tools module. It returns "" when
 // dir is not inside one.
-func FindCheckout(dir string) string {
+func findCheckout(dir string) string {
 	for d := dir; ; d = filepath.Dir(d) {
 		b, err := os.ReadFile(filepath.Join(d, "tools", "go.mod"))
 		if err == nil && bytes.Contains(b, []byte("module "+toolsModule+"\n")) {
@@ -195,10 +195,10 @@ func FindCheckout(dir string) string {
 // else .cache/ of the checkout it runs in, else ~/.cache/noderoll.
 func Home() (home, checkout string) {
 	cwd, _ := os.Getwd()
-	checkout = FindCheckout(cwd)
+	checkout = findCheckout(cwd)
 	if checkout == "" {
 		if exe, err := os.Executable(); err == nil {
-			checkout = FindCheckout(filepath.Dir(exe))
+			checkout = findCheckout(filepath.Dir(exe))
 		}
 	}
 	if h := os.Getenv("NODEROLL_HOME"); h != "" {
