@@ -72,7 +72,8 @@ const minCeilingPods = 100
 func (c Ceiling) Meaningful() bool { return c.Pods >= minCeilingPods && c.PerSec > 0 }
 
 // minBudgetPods is the fewest evictions a budget's rate is measured on:
-// with fewer, 16 at a time, the clock measures a few evictions' latency.
+// with fewer, a few at a time, the clock measures a few evictions'
+// latency, not a rate.
 const minBudgetPods = 60
 
 // BudgetMeaningful says whether one budget's rate was measured on enough
