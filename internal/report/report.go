@@ -7,9 +7,7 @@
 package report
 
 import (
-	"embed"
 	"fmt"
-	"html/template"
 	"io"
 	"sort"
 	"strings"
@@ -17,13 +15,6 @@ import (
 
 	"github.com/noderoll/noderoll/internal/engine"
 )
-
-//go:embed report.html.tmpl
-var files embed.FS
-
-var page = template.Must(template.New("report.html.tmpl").Funcs(template.FuncMap{
-	"dur": func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() },
-}).ParseFS(files, "report.html.tmpl"))
 
 // Geometry of the charts, in CSS pixels.
 const (
@@ -124,7 +115,7 @@ type EventRow struct {
 
 // Write renders the timeline's page.
 func Write(w io.Writer, tl *engine.Timeline, now time.Time) error {
-	return page.Execute(w, build(tl, now))
+	return writePage(w, build(tl, now))
 }
 
 func build(tl *engine.Timeline, now time.Time) Data {

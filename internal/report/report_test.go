@@ -91,7 +91,7 @@ func TestTheReportSaysWhatThePredictionAssumed(t *testing.T) {
 	if err := Write(&buf, tl, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if want := "&#43;25% against what happened; it assumed an instance&#39;s shutdown of 30s, which the group&#39;s history does not show yet)"; !strings.Contains(buf.String(), want) {
+	if want := "+25% against what happened; it assumed an instance&#39;s shutdown of 30s, which the group&#39;s history does not show yet)"; !strings.Contains(buf.String(), want) {
 		t.Errorf("the page lacks %q", want)
 	}
 }
