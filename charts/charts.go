@@ -1,13 +1,14 @@
 // Package charts holds noderoll's Helm chart (charts/noderoll) and renders
-// it with Helm's own engine (helm.sh/helm/v4), so that tests and the
-// sandbox install exactly what `helm install` would.
+// it with Helm's own engine (helm.sh/helm/v4), so that tests install
+// exactly what `helm install` would. The sandbox installs the copy in
+// charts/rendered, which this package's tests keep equal to a fresh render.
 package charts
 
+//go:generate go test -run TestTheRenderedCopyIsCurrent -update
+
 import (
-	"bytes"
 	"embed"
 	"fmt"
-	"io"
 	"io/fs"
 	"sort"
 	"strings"
@@ -19,7 +20,8 @@ import (
 	"helm.sh/helm/v4/pkg/chart/v2/loader"
 	"helm.sh/helm/v4/pkg/engine"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/noderoll/noderoll/charts/rendered"
 )
 
 //go:embed all:noderoll
@@ -56,45 +58,29 @@ func Render(release, namespace string, values map[string]any) ([]*unstructured.U
 	if err != nil {
 		return nil, fmt.Errorf("the chart's values: %w", err)
 	}
-	rendered, err := engine.Render(ch, vals)
+	templates, err := engine.Render(ch, vals)
 	if err != nil {
 		return nil, fmt.Errorf("rendering the chart: %w", err)
 	}
 	var out []*unstructured.Unstructured
 	for _, crd := range ch.CRDObjects() {
-		objs, err := decode(crd.File.Data)
+		objs, err := rendered.Decode(crd.File.Data)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", crd.Filename, err)
 		}
 		out = append(out, objs...)
 	}
-	names := make([]string, 0, len(rendered))
-	for name := range rendered {
+	names := make([]string, 0, len(templates))
+	for name := range templates {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		objs, err := decode([]byte(rendered[name]))
+		objs, err := rendered.Decode([]byte(templates[name]))
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		out = append(out, objs...)
 	}
 	return out, nil
-}
-
-func decode(b []byte) ([]*unstructured.Unstructured, error) {
-	var out []*unstructured.Unstructured
-	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	for {
-		var m map[string]any
-		if err := dec.Decode(&m); err == io.EOF {
-			return out, nil
-		} else if err != nil {
-			return nil, err
-		}
-		if len(m) > 0 {
-			out = append(out, &unstructured.Unstructured{Object: m})
-		}
-	}
 }

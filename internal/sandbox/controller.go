@@ -21,12 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/noderoll/noderoll/charts"
+	"github.com/noderoll/noderoll/charts/rendered"
 )
 
 // controllerNamespace is where the sandbox installs the chart, as a user
 // would with helm install -n kube-system.
-const controllerNamespace = "kube-system"
+const controllerNamespace = rendered.Namespace
 
 // Controller is one controller replica the sandbox runs as a host process.
 type Controller struct {
@@ -37,12 +37,12 @@ type Controller struct {
 	Probes     string `json:"probes"`  // host:port of /healthz and /readyz
 }
 
-// InstallChart applies what the Helm chart installs but its Deployment
-// and Service (the CRD, the ServiceAccount, the RBAC) to the sandbox's API
+// InstallChart applies what the Helm chart installs (its copy rendered by
+// Helm, charts/rendered) but its Deployment and Service (the CRD, the ServiceAccount, the RBAC) to the sandbox's API
 // server, waits for the CRD to be served, and returns the ServiceAccount's
 // name. What exists already is kept.
 func InstallChart(ctx context.Context, st *State, kube kubernetes.Interface) (string, error) {
-	objs, err := charts.Render("noderoll", controllerNamespace, nil)
+	objs, err := rendered.Objects()
 	if err != nil {
 		return "", err
 	}
