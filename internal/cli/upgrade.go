@@ -234,7 +234,7 @@ func kubeClient(kubeconfig, kubeContext string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kubernetes.NewForConfig(cfg)
+	return clientcfg.Clientset(cfg)
 }
 
 // restConfig loads a kubeconfig as kubectl does (clientcfg.RESTConfig).

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 
 	"github.com/go-logr/logr"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
@@ -32,6 +33,18 @@ func RESTConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 	// off on its 429s.
 	cfg.QPS, cfg.Burst = 200, 400
 	return cfg, nil
+}
+
+// Clientset is the typed client of Kubernetes' own kinds, speaking
+// protobuf: the API server encodes, and client-go decodes, a pod list in
+// protobuf for a fraction of JSON's CPU and garbage, and an upgrade lists
+// and watches every pod of the cluster. Custom resources have no protobuf
+// encoding; their clients keep cfg's JSON.
+func Clientset(cfg *rest.Config) (kubernetes.Interface, error) {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = "application/vnd.kubernetes.protobuf"
+	cfg.AcceptContentTypes = "application/vnd.kubernetes.protobuf,application/json"
+	return kubernetes.NewForConfig(cfg)
 }
 
 // NewLogger is the structured logger of a command: text on w, debug lines

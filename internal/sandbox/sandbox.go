@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/noderoll/noderoll/internal/clientcfg"
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
 )
 
@@ -309,7 +310,7 @@ func (s *State) KubeClient() (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kubernetes.NewForConfig(cfg)
+	return clientcfg.Clientset(cfg)
 }
 
 // RestConfig returns the admin's configuration of the sandbox's control
