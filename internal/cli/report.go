@@ -41,7 +41,7 @@ run ends, failed runs included.`,
 	fl := cmd.PersistentFlags()
 	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "kubeconfig file (default: KUBECONFIG or ~/.kube/config)")
 	fl.StringVar(&f.kubeCtx, "context", "", "kubeconfig context (default: the current one)")
-	fl.StringVar(&out, "out", "", "the HTML file to write (default: <name>-upgrade.html; - for stdout)")
+	fl.StringVarP(&out, "out", "o", "", "the HTML file to write (default: <name>-upgrade.html; - for stdout)")
 
 	cmd.AddCommand(byGroupOrResource(f, namedBy{
 		groupShort:      "Report the last upgrade of a node group, by cluster and group name",
