@@ -136,9 +136,9 @@ type Row struct {
 	// ceiling's term.
 	Ceiling      *Ceiling `json:"controlPlaneCeiling,omitempty"`
 	CeilingRatio float64  `json:"ratioToBoundOrCeiling,omitempty"`
-	// BudgetRatio is the makespan over the largest of the bound, the
-	// ceiling's term and its budget term (see Ceiling.BudgetPerSec).
-	BudgetRatio float64    `json:"ratioToBoundOrCeilings,omitempty"`
+	// BudgetRatio is the makespan over the budget term alone
+	// (Ceiling.BudgetTerm): how far the probe's rate is from the run's.
+	BudgetRatio float64    `json:"ratioToBudgetTerm,omitempty"`
 	Delays      Delays     `json:"delays"`
 	Workloads   []Budgeted `json:"workloads"`
 	InFlight    int        `json:"budgetInFlight"` // p of the bound: the default surge budget
@@ -435,12 +435,8 @@ func (o Options) ceiling(row *Row, ce *Ceiling) {
 				most = max(most, w.OnOld)
 			}
 			ce.BudgetTerm = row.Delays.BootReady + max(time.Duration(float64(most)/ce.BudgetPerSec*float64(time.Second)), wait)
-			larger := max(row.Bound.Makespan, ce.BudgetTerm)
-			if ce.Meaningful() {
-				larger = max(larger, ce.Term)
-			}
-			row.BudgetRatio = float64(row.Makespan) / float64(larger)
-			fmt.Fprintf(o.Out, "   one budget's evictions: %d under a budget of their own, %d at a time, the control plane kept busy, answered in %s, %.1f a second; the largest budget's %d pods take at least %s (%.2fx the largest of the bound and the ceilings' terms)\n",
+			row.BudgetRatio = float64(row.Makespan) / float64(ce.BudgetTerm)
+			fmt.Fprintf(o.Out, "   one budget's evictions: %d under a budget of their own, %d at a time, the control plane kept busy, answered in %s, %.1f a second; at that rate the largest budget's %d pods take %s, and the run took %.2fx that (a rate under the probe's load, not a bound)\n",
 				ce.BudgetPods, ce.BudgetConcurrency, short(ce.BudgetTook), ce.BudgetPerSec, most, short(ce.BudgetTerm), row.BudgetRatio)
 		}
 	}

@@ -54,8 +54,10 @@ type Ceiling struct {
 	BudgetConcurrency int           `json:"budgetConcurrency,omitempty"`
 	BudgetTook        time.Duration `json:"budgetTook,omitempty"`
 	BudgetPerSec      float64       `json:"budgetEvictionsPerSecond,omitempty"`
-	// BudgetTerm is the shortest time the largest budget's evictions take
-	// at that rate, framed as Term is.
+	// BudgetTerm is the time the largest budget's evictions take at that
+	// rate, framed as Term is. It is no bound: the probe's load is its own,
+	// not the upgrade's, and a run has been faster than it (4m3s against
+	// 5m52s at 300 nodes); it is what the plan is told.
 	BudgetTerm time.Duration `json:"budgetTerm,omitempty"`
 }
 

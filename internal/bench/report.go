@@ -64,8 +64,11 @@ func Details(w io.Writer, rows []Row) {
 			fmt.Fprintf(w, "; control plane's ceiling not measured: %d pods of %s back in %s, too few for a rate", c.Pods, c.Workload, short(c.Took))
 		}
 		if c := r.Ceiling; c != nil && c.BudgetMeaningful() {
-			fmt.Fprintf(w, "; one budget's evictions %.1f a second (%d under a budget of their own, %d at a time, answered in %s), so the largest budget's pods take at least %s (ratio to the largest of bound and ceilings %.2f)",
-				c.BudgetPerSec, c.BudgetPods, c.BudgetConcurrency, short(c.BudgetTook), short(c.BudgetTerm), r.BudgetRatio)
+			fmt.Fprintf(w, "; one budget's evictions %.1f a second (%d under a budget of their own, %d at a time, answered in %s): the largest budget's pods take %s at that rate",
+				c.BudgetPerSec, c.BudgetPods, c.BudgetConcurrency, short(c.BudgetTook), short(c.BudgetTerm))
+			if c.BudgetTerm > 0 { // older JSON kept no ratio to it; the makespan says it
+				fmt.Fprintf(w, ", the run %.2fx that", float64(r.Makespan)/float64(c.BudgetTerm))
+			}
 		}
 		if d.Replace > 0 {
 			fmt.Fprintf(w, "; a moved pod back Ready %s after its replacement was created (median)", short(d.Replace))
