@@ -131,6 +131,34 @@ func build(tl *engine.Timeline, now time.Time) Data {
 	x := func(ms int64) float64 {
 		return float64(labelWidth) + min(max(float64(ms), 0), totalMs)/totalMs*plotWidth
 	}
+	d := summarize(tl, total)
+	d.Axis = axis(total, x)
+	for _, s := range states {
+		d.Legend = append(d.Legend, LegendItem(s))
+	}
+	d.bars(tl.Nodes, total, x)
+	for _, b := range tl.Budgets {
+		c := series(b.Name, b.Healthy, b.Min, total, x)
+		c.RefLabel = "minimum healthy"
+		d.Budgets = append(d.Budgets, c)
+	}
+	limit := []engine.Point{{0, int64(tl.MaxInstances)}}
+	d.Instances = series("instances", tl.Instances, limit, total, x)
+	d.Instances.RefLabel = "max size"
+	d.Peak = d.Instances.Highest
+	d.steps(tl, total, x)
+	for _, e := range tl.Events {
+		if e.Kind == engine.EventWait {
+			d.Waits++
+		}
+		d.Events = append(d.Events, EventRow{At: e.Time.Sub(tl.Started).Round(100 * time.Millisecond), Kind: e.Kind, Title: e.Title, Message: e.Message})
+	}
+	return d
+}
+
+// summarize is the page's head: the run, its phase and its prediction
+// against what happened.
+func summarize(tl *engine.Timeline, total time.Duration) Data {
 	d := Data{
 		Title: fmt.Sprintf("noderoll: %s/%s", tl.Cluster, tl.Nodegroup), Group: tl.Cluster + "/" + tl.Nodegroup,
 		Strategy: tl.Strategy, Target: tl.Target, Phase: tl.Phase, Message: tl.Message,
@@ -150,12 +178,13 @@ func build(tl *engine.Timeline, now time.Time) Data {
 			d.PredictedFrom = fmt.Sprintf("from its resume at +%s", from.Round(time.Second))
 		}
 	}
-	d.Axis = axis(total, x)
-	for _, s := range states {
-		d.Legend = append(d.Legend, LegendItem(s))
-	}
-	// Old nodes in the order they were taken, then new ones as they came.
-	nodes := append([]engine.NodeTimes(nil), tl.Nodes...)
+	return d
+}
+
+// bars draws a row per node, old nodes in the order they were taken, then
+// new ones as they came, and counts them.
+func (d *Data) bars(all []engine.NodeTimes, total time.Duration, x func(int64) float64) {
+	nodes := append([]engine.NodeTimes(nil), all...)
 	key := func(n engine.NodeTimes) int64 {
 		if !n.Old {
 			return 1<<40 + int64(n.Launched)
@@ -189,7 +218,7 @@ func build(tl *engine.Timeline, now time.Time) Data {
 		if n.Gone == 0 {
 			d.After++
 		}
-		for _, s := range segments(n, int64(totalMs)) {
+		for _, s := range segments(n, total.Milliseconds()) {
 			if s.to <= s.from {
 				continue
 			}
@@ -199,15 +228,11 @@ func build(tl *engine.Timeline, now time.Time) Data {
 		d.Nodes = append(d.Nodes, bar)
 	}
 	d.NodesHeight = len(nodes)*(rowHeight+rowGap) + 30
-	for _, b := range tl.Budgets {
-		c := series(b.Name, b.Healthy, b.Min, total, x)
-		c.RefLabel = "minimum healthy"
-		d.Budgets = append(d.Budgets, c)
-	}
-	limit := []engine.Point{{0, int64(tl.MaxInstances)}}
-	d.Instances = series("instances", tl.Instances, limit, total, x)
-	d.Instances.RefLabel = "max size"
-	d.Peak = d.Instances.Highest
+}
+
+// steps draws each step of the run from its start; an unfinished one
+// runs to the page's end.
+func (d *Data) steps(tl *engine.Timeline, total time.Duration, x func(int64) float64) {
 	for _, st := range tl.Steps {
 		from := st.Start.Sub(tl.Started)
 		to := st.End.Sub(tl.Started)
@@ -218,13 +243,6 @@ func build(tl *engine.Timeline, now time.Time) Data {
 		sb.X, sb.W = x(from.Milliseconds()), max(x((from+sb.Took).Milliseconds())-x(from.Milliseconds()), 1)
 		d.Steps = append(d.Steps, sb)
 	}
-	for _, e := range tl.Events {
-		if e.Kind == engine.EventWait {
-			d.Waits++
-		}
-		d.Events = append(d.Events, EventRow{At: e.Time.Sub(tl.Started).Round(100 * time.Millisecond), Kind: e.Kind, Title: e.Title, Message: e.Message})
-	}
-	return d
 }
 
 type span struct {
