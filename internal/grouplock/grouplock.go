@@ -225,29 +225,48 @@ func (h *Held) Release() {
 // refuses with a *HeldError when a live run holds it.
 func Acquire(ctx context.Context, client kubernetes.Interface, name, group string, labels map[string]string, o Options) (*Held, error) {
 	o = o.withDefaults()
-	desc := o.Namespace + "/" + name
-	newLock := func() *resourcelock.LeaseLock {
-		return &resourcelock.LeaseLock{
-			LeaseMeta:  metav1.ObjectMeta{Namespace: o.Namespace, Name: name},
-			Client:     client.CoordinationV1(),
-			LockConfig: resourcelock.ResourceLockConfig{Identity: o.Self.identity()},
-			Labels:     labels,
-		}
+	l := acquiring{client: client, name: name, group: group, labels: labels, desc: o.Namespace + "/" + name, o: o}
+	waitOut, err := l.judge(ctx)
+	if err != nil {
+		return nil, err
 	}
-	// Decide from the lease as it stands: refuse, take over from a dead
-	// process of this host, or wait out an expired lease.
-	var waitOut string
+	return l.elect(ctx, waitOut)
+}
+
+// acquiring is one group's lock as Acquire takes it.
+type acquiring struct {
+	client      kubernetes.Interface
+	name, group string
+	labels      map[string]string
+	desc        string // namespace/name, as messages say it
+	o           Options
+}
+
+func (l acquiring) lock() *resourcelock.LeaseLock {
+	return &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: l.o.Namespace, Name: l.name},
+		Client:     l.client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: l.o.Self.identity()},
+		Labels:     l.labels,
+	}
+}
+
+// judge decides from the lease as it stands: refuse (a HeldError), take
+// it over at once from a dead process of this host, or wait out an
+// expired lease (the holder returned, whose leadership is no other's).
+func (l acquiring) judge(ctx context.Context) (waitOut string, err error) {
+	o := l.o
 	for attempt := 0; ; attempt++ {
-		lock := newLock()
+		lock := l.lock()
 		rec, _, err := lock.Get(ctx)
 		if apierrors.IsNotFound(err) {
-			break
+			return "", nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading the lock %s of node group %s: %w", desc, group, err)
+			return "", fmt.Errorf("reading the lock %s of node group %s: %w", l.desc, l.group, err)
 		}
 		if rec.HolderIdentity == "" {
-			break // released
+			return "", nil // released
 		}
 		holder := parseHolder(rec.HolderIdentity)
 		lasts := time.Duration(rec.LeaseDurationSeconds) * time.Second
@@ -257,7 +276,7 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 			// An earlier process of this controller's pod, or a process of
 			// this host that is gone: nobody renews the lease, take it at
 			// once.
-			o.Log.Info("taking over the lock of a holder that is gone", "lease", desc, "holder", holder.String())
+			o.Log.Info("taking over the lock of a holder that is gone", "lease", l.desc, "holder", holder.String())
 			err := lock.Update(ctx, resourcelock.LeaderElectionRecord{
 				LeaseDurationSeconds: 1, AcquireTime: metav1.Now(), RenewTime: metav1.Now(), LeaderTransitions: rec.LeaderTransitions,
 			})
@@ -265,19 +284,26 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 				continue // changed meanwhile: look again
 			}
 			if err != nil {
-				return nil, fmt.Errorf("taking over the lock %s of node group %s from %s, which is gone: %w", desc, group, holder, err)
+				return "", fmt.Errorf("taking over the lock %s of node group %s from %s, which is gone: %w", l.desc, l.group, holder, err)
 			}
+			return "", nil
 		case rec.RenewTime.Add(lasts).Before(o.Clock.Now()):
-			o.Log.Info("the lock's holder stopped renewing it; taking it over once it expires", "lease", desc, "holder", holder.String(),
+			o.Log.Info("the lock's holder stopped renewing it; taking it over once it expires", "lease", l.desc, "holder", holder.String(),
 				"renewed", rec.RenewTime.Time, "waitUpTo", lasts)
-			waitOut = rec.HolderIdentity
+			return rec.HolderIdentity, nil
 		default:
-			return nil, &HeldError{Lease: desc, Group: group, Holder: holder, Since: rec.AcquireTime.Time, Renewed: rec.RenewTime.Time,
+			return "", &HeldError{Lease: l.desc, Group: l.group, Holder: holder, Since: rec.AcquireTime.Time, Renewed: rec.RenewTime.Time,
 				Ago: o.Clock.Since(rec.RenewTime.Time), Expires: lasts}
 		}
-		break
 	}
+}
 
+// elect runs client-go's leader election on the lease until this process
+// leads (the lock is held), another process does first (refused as if it
+// had held it before), or ctx ends. waitOut is the expired holder judge
+// chose to wait out, whose name is not another's leadership.
+func (l acquiring) elect(ctx context.Context, waitOut string) (*Held, error) {
+	o := l.o
 	started := make(chan context.Context, 1)
 	other := make(chan string, 1)
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
@@ -286,12 +312,12 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 	// reported as an error by the run).
 	runCtx = klog.NewContext(runCtx, logr.FromSlogHandler(debugOnly{o.Log.Handler()}))
 	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
-		Lock:            newLock(),
+		Lock:            l.lock(),
 		LeaseDuration:   o.Duration,
 		RenewDeadline:   o.RenewDeadline,
 		RetryPeriod:     o.Retry,
 		ReleaseOnCancel: true,
-		Name:            desc,
+		Name:            l.desc,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(c context.Context) { started <- c },
 			OnStoppedLeading: func() {},
@@ -307,7 +333,7 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 	})
 	if err != nil {
 		stop()
-		return nil, fmt.Errorf("setting up the lock %s: %w", desc, err)
+		return nil, fmt.Errorf("setting up the lock %s: %w", l.desc, err)
 	}
 	done := make(chan struct{})
 	go func() {
@@ -316,13 +342,13 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 	}()
 	select {
 	case held := <-started:
-		return &Held{lease: desc, ctx: held, stop: stop, done: done}, nil
+		return &Held{lease: l.desc, ctx: held, stop: stop, done: done}, nil
 	case id := <-other:
 		stop()
 		<-done
 		// Another run got there first: refuse as if it had held it before.
-		refused := &HeldError{Lease: desc, Group: group, Holder: parseHolder(id), Expires: o.Duration}
-		if rec, _, err := newLock().Get(ctx); err == nil && rec.HolderIdentity == id {
+		refused := &HeldError{Lease: l.desc, Group: l.group, Holder: parseHolder(id), Expires: o.Duration}
+		if rec, _, err := l.lock().Get(ctx); err == nil && rec.HolderIdentity == id {
 			refused.Since, refused.Renewed, refused.Ago = rec.AcquireTime.Time, rec.RenewTime.Time, o.Clock.Since(rec.RenewTime.Time)
 			refused.Expires = time.Duration(rec.LeaseDurationSeconds) * time.Second
 		}
@@ -330,7 +356,7 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 	case <-ctx.Done():
 		stop()
 		<-done
-		return nil, fmt.Errorf("waiting for the lock %s of node group %s: %w", desc, group, ctx.Err())
+		return nil, fmt.Errorf("waiting for the lock %s of node group %s: %w", l.desc, l.group, ctx.Err())
 	}
 }
 
