@@ -9,6 +9,7 @@ package controllercmd
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,6 +29,7 @@ import (
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/clientcfg"
+	"github.com/noderoll/noderoll/internal/cloud"
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/controller"
 	"github.com/noderoll/noderoll/internal/engine"
@@ -117,14 +120,8 @@ The CRDs and the narrowest RBAC it needs ship in the Helm chart (charts/noderoll
 }
 
 func run(cmd *cobra.Command, errOut io.Writer, f *controllerFlags) error {
-	if f.maxConcurrent < 1 {
-		return fmt.Errorf("--max-concurrent-upgrades %d: want at least 1", f.maxConcurrent)
-	}
-	if f.releasePoll < time.Second {
-		return fmt.Errorf("--release-poll-interval %s: want at least 1s (default 10m)", f.releasePoll)
-	}
-	if f.leaseDuration < 2*time.Second {
-		return fmt.Errorf("--leader-election-lease-duration %s: want at least 2s", f.leaseDuration)
+	if err := f.validate(); err != nil {
+		return err
 	}
 	ctx := cmd.Context()
 	log := clientcfg.NewLogger(errOut, f.verbose)
@@ -135,34 +132,8 @@ func run(cmd *cobra.Command, errOut io.Writer, f *controllerFlags) error {
 	if err != nil {
 		return err
 	}
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return err
-	}
-	if err := v1alpha1.AddToScheme(scheme); err != nil {
-		return err
-	}
-	renew := f.leaseDuration * 2 / 3
-	retry := f.leaseDuration / 7
-	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                        scheme,
-		LeaderElection:                f.leaderElect,
-		LeaderElectionID:              leaderElectionID,
-		LeaderElectionNamespace:       f.leaderNamespace,
-		LeaderElectionReleaseOnCancel: true,
-		LeaseDuration:                 &f.leaseDuration,
-		RenewDeadline:                 &renew,
-		RetryPeriod:                   &retry,
-		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
-		HealthProbeBindAddress:        f.probeAddr,
-	})
+	mgr, err := newManager(cfg, f)
 	if err != nil {
-		return fmt.Errorf("starting the controller: %w", err)
-	}
-	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
-		return err
-	}
-	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return err
 	}
 	// The controller's series are served beside controller-runtime's own.
@@ -203,23 +174,77 @@ func run(cmd *cobra.Command, errOut io.Writer, f *controllerFlags) error {
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}
-	// A cluster whose CRDs predate the policy still gets its
-	// NodeGroupUpgrades run.
-	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "NodeGroupUpgradePolicy"}); meta.IsNoMatchError(err) {
-		log.Warn("the NodeGroupUpgradePolicy CRD is not installed, so policies are not reconciled; install the chart's CRDs (kubectl apply -f charts/noderoll/crds/) and restart the controller to use them")
-	} else {
-		policyMetrics, err := controller.NewPolicyMetrics(ctrlmetrics.Registry)
-		if err != nil {
-			return err
-		}
-		policies := &controller.PolicyReconciler{
-			Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), View: view, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
-			Log: log, Clock: clock.RealClock{}, PollEvery: f.releasePoll, Metrics: policyMetrics,
-		}
-		if err := policies.SetupWithManager(mgr); err != nil {
-			return err
-		}
+	if err := setupPolicies(mgr, log, view, p, f.releasePoll); err != nil {
+		return err
 	}
 	log.Info("controller starting", "leaderElection", f.leaderElect, "metrics", f.metricsAddr, "probes", f.probeAddr)
 	return mgr.Start(ctx)
+}
+
+func (f *controllerFlags) validate() error {
+	if f.maxConcurrent < 1 {
+		return fmt.Errorf("--max-concurrent-upgrades %d: want at least 1", f.maxConcurrent)
+	}
+	if f.releasePoll < time.Second {
+		return fmt.Errorf("--release-poll-interval %s: want at least 1s (default 10m)", f.releasePoll)
+	}
+	if f.leaseDuration < 2*time.Second {
+		return fmt.Errorf("--leader-election-lease-duration %s: want at least 2s", f.leaseDuration)
+	}
+	return nil
+}
+
+// newManager is controller-runtime's manager of the replica: leader
+// election among the replicas, metrics, and the health probes.
+func newManager(cfg *rest.Config, f *controllerFlags) (ctrl.Manager, error) {
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return nil, err
+	}
+	renew := f.leaseDuration * 2 / 3
+	retry := f.leaseDuration / 7
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		LeaderElection:                f.leaderElect,
+		LeaderElectionID:              leaderElectionID,
+		LeaderElectionNamespace:       f.leaderNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &f.leaseDuration,
+		RenewDeadline:                 &renew,
+		RetryPeriod:                   &retry,
+		Metrics:                       metricsserver.Options{BindAddress: f.metricsAddr},
+		HealthProbeBindAddress:        f.probeAddr,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("starting the controller: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, err
+	}
+	return mgr, nil
+}
+
+// setupPolicies adds the NodeGroupUpgradePolicy reconciler, where its CRD
+// is installed: a cluster whose CRDs predate the policy still gets its
+// NodeGroupUpgrades run.
+func setupPolicies(mgr ctrl.Manager, log *slog.Logger, view *engine.ClusterView, p cloud.Provider, poll time.Duration) error {
+	if _, err := mgr.GetRESTMapper().RESTMapping(schema.GroupKind{Group: v1alpha1.GroupVersion.Group, Kind: "NodeGroupUpgradePolicy"}); meta.IsNoMatchError(err) {
+		log.Warn("the NodeGroupUpgradePolicy CRD is not installed, so policies are not reconciled; install the chart's CRDs (kubectl apply -f charts/noderoll/crds/) and restart the controller to use them")
+		return nil
+	}
+	policyMetrics, err := controller.NewPolicyMetrics(ctrlmetrics.Registry)
+	if err != nil {
+		return err
+	}
+	policies := &controller.PolicyReconciler{
+		Client: mgr.GetClient(), Reader: mgr.GetAPIReader(), View: view, Cloud: p, Events: mgr.GetEventRecorder("noderoll"),
+		Log: log, Clock: clock.RealClock{}, PollEvery: poll, Metrics: policyMetrics,
+	}
+	return policies.SetupWithManager(mgr)
 }
