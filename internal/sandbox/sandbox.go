@@ -125,21 +125,7 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	start := time.Now()
 	cp := o.controlPlane()
 	fmt.Fprintf(o.Out, "Starting the control plane (Kubernetes %s, kwok %s) on 127.0.0.1 ...\n", KubeVersion, KwokVersion)
-	// kwokctl picks its components' ports when it creates a cluster: two
-	// sandboxes created at once on this machine can pick the same ones (seen:
-	// a kwok controller that never started, every node NotReady). Creations
-	// take turns; running sandboxes are not held up.
-	unlockPorts, err := lock(ctx, filepath.Join(os.TempDir(), "noderoll-sandbox-ports"), o.Out)
-	if err != nil {
-		return nil, err
-	}
-	err = cp.Create(ctx, o.Scenario.NodeReadyDelay.Duration)
-	unlockPorts()
-	if err != nil {
-		return nil, err
-	}
-	b, _ := json.MarshalIndent(o.Scenario, "", "  ")
-	if err := os.WriteFile(filepath.Join(o.Dir, "scenario.json"), b, 0o644); err != nil {
+	if err := o.createControlPlane(ctx, cp); err != nil {
 		return nil, err
 	}
 	fmt.Fprintln(o.Out, "Starting the local AWS endpoint ...")
@@ -166,24 +152,8 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	if err != nil {
 		return nil, err
 	}
-	sc := o.Scenario
-	fmt.Fprintf(o.Out, "Seeding cluster %s: node group %s of %d nodes in %d AZs on Kubernetes %s ...\n", sc.Cluster, strings.Join(sc.GroupNames(), ", "), sc.Nodes, sc.AZs, sc.NodeVersion)
-	readyTimeout := o.ReadyTimeout
-	if readyTimeout <= 0 {
-		readyTimeout = 5*time.Minute + time.Duration(sc.TotalNodes())*time.Second
-	}
-	seedCtx, cancel := context.WithTimeout(ctx, readyTimeout)
-	defer cancel()
-	err = sc.SeedKube(seedCtx, client, o.Out)
-	switch {
-	case err == nil:
-		err = sc.WaitReady(seedCtx, client, o.Out)
-	case seedCtx.Err() != nil:
-		// A busy machine can spend a short timeout on the objects alone.
-		err = fmt.Errorf("still creating the scenario's objects, before waiting for nodes Ready and pods Running: %w", err)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
+	if err := o.seed(ctx, client); err != nil {
+		return nil, err
 	}
 	if o.Controllers > 0 {
 		fmt.Fprintf(o.Out, "Installing the Helm chart's CRD and RBAC; starting %d controller replicas as its ServiceAccount ...\n", o.Controllers)
@@ -193,6 +163,51 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	}
 	fmt.Fprintf(o.Out, "Sandbox ready in %s.\n", time.Since(start).Round(100*time.Millisecond))
 	return st, nil
+}
+
+// createControlPlane creates the sandbox's control plane with kwokctl and
+// keeps the scenario beside it.
+func (o Options) createControlPlane(ctx context.Context, cp ControlPlane) error {
+	// kwokctl picks its components' ports when it creates a cluster: two
+	// sandboxes created at once on this machine can pick the same ones (seen:
+	// a kwok controller that never started, every node NotReady). Creations
+	// take turns; running sandboxes are not held up.
+	unlockPorts, err := lock(ctx, filepath.Join(os.TempDir(), "noderoll-sandbox-ports"), o.Out)
+	if err != nil {
+		return err
+	}
+	err = cp.Create(ctx, o.Scenario.NodeReadyDelay.Duration)
+	unlockPorts()
+	if err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(o.Scenario, "", "  ")
+	return os.WriteFile(filepath.Join(o.Dir, "scenario.json"), b, 0o644)
+}
+
+// seed creates the scenario's nodes and workloads and waits for them,
+// within --ready-timeout (by default five minutes and a second a node).
+func (o Options) seed(ctx context.Context, client kubernetes.Interface) error {
+	sc := o.Scenario
+	fmt.Fprintf(o.Out, "Seeding cluster %s: node group %s of %d nodes in %d AZs on Kubernetes %s ...\n", sc.Cluster, strings.Join(sc.GroupNames(), ", "), sc.Nodes, sc.AZs, sc.NodeVersion)
+	readyTimeout := o.ReadyTimeout
+	if readyTimeout <= 0 {
+		readyTimeout = 5*time.Minute + time.Duration(sc.TotalNodes())*time.Second
+	}
+	seedCtx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	err := sc.SeedKube(seedCtx, client, o.Out)
+	switch {
+	case err == nil:
+		err = sc.WaitReady(seedCtx, client, o.Out)
+	case seedCtx.Err() != nil:
+		// A busy machine can spend a short timeout on the objects alone.
+		err = fmt.Errorf("still creating the scenario's objects, before waiting for nodes Ready and pods Running: %w", err)
+	}
+	if err != nil {
+		return fmt.Errorf("seeding the scenario within --ready-timeout %s: %w", readyTimeout, err)
+	}
+	return nil
 }
 
 // Down stops every process the sandbox started, by the pids it recorded, and
