@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // CreateCluster adds an EKS cluster to the account.
@@ -103,6 +104,24 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 	if s.Plain && s.Managed {
 		return "", fmt.Errorf("group %q: a managed node group is never plain", s.Name)
 	}
+	if s.Plain {
+		asgName = s.Name
+	}
+	lt := a.seedTemplate(s, c, kind, uid, now)
+	a.templates[lt.ID] = lt
+	g := a.seedGroup(s, asgName, uid, lt, now)
+	if s.Managed {
+		g.Tags = append(g.Tags, Tag{"eks:nodegroup-name", s.Name})
+		a.nodegroups[s.Cluster+"/"+s.Name] = seedNodegroup(s, a.Region, a.AccountID, asgName, uid, lt, now)
+	}
+	a.groups[asgName] = g
+	a.poke()
+	return asgName, nil
+}
+
+// seedTemplate is the launch template eksctl (or EKS, s.EKSTemplate)
+// creates for a group of kind managed or unmanaged.
+func (a *Account) seedTemplate(s GroupSpec, c *Cluster, kind, uid string, now time.Time) *LaunchTemplate {
 	instanceTags := []Tag{
 		{"Name", s.Cluster + "-" + s.Name + "-Node"},
 		{"alpha.eksctl.io/nodegroup-name", s.Name},
@@ -110,7 +129,6 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 		{"eks:cluster-name", s.Cluster},
 	}
 	if s.Plain {
-		asgName = s.Name
 		instanceTags = []Tag{{"Name", s.Cluster + "-" + s.Name + "-Node"}, {"kubernetes.io/cluster/" + s.Cluster, "owned"}}
 	}
 	if s.Managed {
@@ -143,7 +161,11 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 		d.IamInstanceProfile = "eks-node-" + s.Name
 		d.BlockDevices = append(d.BlockDevices, BlockDevice{DeviceName: "/dev/xvdb", VolumeSize: 200, VolumeType: "io2", Encrypted: true, DeleteOnTermination: false})
 	}
-	a.templates[lt.ID] = lt
+	return lt
+}
+
+// seedGroup is the group's Auto Scaling group, launching lt.
+func (a *Account) seedGroup(s GroupSpec, asgName, uid string, lt *LaunchTemplate, now time.Time) *Group {
 	subnets := append([]string(nil), s.Subnets...)
 	for k := len(subnets); k < len(s.AZs); k++ {
 		subnets = append(subnets, a.nextID("subnet-0", 16))
@@ -171,25 +193,24 @@ func (a *Account) CreateNodeGroup(s GroupSpec) (string, error) {
 	if s.LaunchConfiguration != "" {
 		g.LaunchConfiguration, g.Template = s.LaunchConfiguration, TemplateRef{}
 	}
-	if s.Managed {
-		g.Tags = append(g.Tags, Tag{"eks:nodegroup-name", s.Name})
-		labels := s.Labels
-		if labels == nil {
-			labels = map[string]string{"alpha.eksctl.io/cluster-name": s.Cluster, "alpha.eksctl.io/nodegroup-name": s.Name}
-		}
-		a.nodegroups[s.Cluster+"/"+s.Name] = &Nodegroup{
-			Name: s.Name, Cluster: s.Cluster, Group: asgName, AmiType: cmp.Or(s.AmiType, "AL2023_x86_64_STANDARD"),
-			ARN:          fmt.Sprintf("arn:aws:eks:%s:%s:nodegroup/%s/%s/%s", a.Region, a.AccountID, s.Cluster, s.Name, uid),
-			CapacityType: "ON_DEMAND", TemplateID: lt.ID, TemplateName: lt.Name,
-			InstanceTypes: []string{s.InstanceType}, MaxUnavailable: max(1, s.MaxUnavailable),
-			TemplateVersion: 1, EKSTemplate: s.EKSTemplate,
-			Labels:  labels,
-			Created: now,
-		}
+	return g
+}
+
+// seedNodegroup is EKS's record of a managed node group.
+func seedNodegroup(s GroupSpec, region, account, asgName, uid string, lt *LaunchTemplate, now time.Time) *Nodegroup {
+	labels := s.Labels
+	if labels == nil {
+		labels = map[string]string{"alpha.eksctl.io/cluster-name": s.Cluster, "alpha.eksctl.io/nodegroup-name": s.Name}
 	}
-	a.groups[asgName] = g
-	a.poke()
-	return asgName, nil
+	return &Nodegroup{
+		Name: s.Name, Cluster: s.Cluster, Group: asgName, AmiType: cmp.Or(s.AmiType, "AL2023_x86_64_STANDARD"),
+		ARN:          fmt.Sprintf("arn:aws:eks:%s:%s:nodegroup/%s/%s/%s", region, account, s.Cluster, s.Name, uid),
+		CapacityType: "ON_DEMAND", TemplateID: lt.ID, TemplateName: lt.Name,
+		InstanceTypes: []string{s.InstanceType}, MaxUnavailable: max(1, s.MaxUnavailable),
+		TemplateVersion: 1, EKSTemplate: s.EKSTemplate,
+		Labels:  labels,
+		Created: now,
+	}
 }
 
 // nodeadmUserData is the AL2023 bootstrap an EKS launch template carries:
