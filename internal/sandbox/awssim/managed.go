@@ -219,49 +219,9 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 		return nil, &APIError{Code: "ServerException", Message: "The node group has no Auto Scaling group or launch template.", Status: 500}
 	}
 	cur, _ := lt.resolve(g.Template.Version)
-	var target *TemplateVersion
-	if req.LaunchTemplate != nil && ng.EKSTemplate {
-		return nil, invalidParam("Nodegroup %s was not created with a launch template of yours, so it cannot be updated to one: give a Kubernetes version or a release version.", name)
-	}
-	if req.LaunchTemplate != nil {
-		if req.LaunchTemplate.ID != "" && req.LaunchTemplate.Name != "" {
-			// API_LaunchTemplateSpecification: one of the two, not both.
-			return nil, invalidParam("Either provide launch template ID or launch template name in the request.")
-		}
-		if req.LaunchTemplate.ID != "" && req.LaunchTemplate.ID != lt.ID || req.LaunchTemplate.Name != "" && req.LaunchTemplate.Name != lt.Name {
-			return nil, invalidParam("The launch template of a node group cannot be changed: it uses %s (%s).", lt.ID, lt.Name)
-		}
-		v, ok := lt.resolve(req.LaunchTemplate.Version)
-		if !ok {
-			return nil, invalidParam("Launch template version %q of %s does not exist.", req.LaunchTemplate.Version, lt.ID)
-		}
-		if (req.Version != "" || req.ReleaseVersion != "") && v.Data.ImageID != "" && ng.AmiType == "CUSTOM" {
-			return nil, invalidParam("You cannot specify a Kubernetes version or a release version for a node group whose launch template specifies a custom AMI.")
-		}
-		target = v
-	} else {
-		if ng.AmiType == "CUSTOM" {
-			return nil, invalidParam("The node group's launch template specifies a custom AMI: update it with a new launch template version.")
-		}
-		like := a.images[cur.Data.ImageID]
-		minor := req.Version
-		if minor == "" {
-			minor = c.Version
-		}
-		if like == nil {
-			return nil, &APIError{Code: "ServerException", Message: "The node group's AMI is unknown.", Status: 500}
-		}
-		if versionNewer(minor, c.Version) {
-			return nil, invalidParam("Requested Nodegroup Kubernetes version %s is newer than the cluster's version %s.", minor, c.Version)
-		}
-		img := a.eksImage(like, minor, req.ReleaseVersion)
-		if img == nil {
-			return nil, invalidParam("No AMI of release version %q for Kubernetes %s.", req.ReleaseVersion, minor)
-		}
-		data := cur.Data
-		data.ImageID = img.ID
-		target = &TemplateVersion{Number: lt.latest().Number + 1, Description: "EKS managed node group update", Created: a.clock.Now(), Data: data}
-		lt.Versions = append(lt.Versions, target)
+	target, apiErr := a.updateTarget(c, ng, lt, cur, req)
+	if apiErr != nil {
+		return nil, apiErr
 	}
 	now := a.clock.Now()
 	// EKS surges by a node a zone (the seed's 3 to 6), or by the nodes it
@@ -296,6 +256,55 @@ func (a *Account) startUpdate(cluster, name string, req nodegroupVersionRequest)
 	}
 	go a.runUpdate(ctx, u, ops, ng.Group, target.Number, target.Data.ImageID)
 	return u, nil
+}
+
+// updateTarget is the launch template version an update moves the group
+// to: the user's (a version of the group's own template), or a new one
+// EKS writes with the AMI of the Kubernetes and release versions asked.
+func (a *Account) updateTarget(c *Cluster, ng *Nodegroup, lt *LaunchTemplate, cur *TemplateVersion, req nodegroupVersionRequest) (*TemplateVersion, *APIError) {
+	if req.LaunchTemplate != nil && ng.EKSTemplate {
+		return nil, invalidParam("Nodegroup %s was not created with a launch template of yours, so it cannot be updated to one: give a Kubernetes version or a release version.", ng.Name)
+	}
+	if req.LaunchTemplate != nil {
+		if req.LaunchTemplate.ID != "" && req.LaunchTemplate.Name != "" {
+			// API_LaunchTemplateSpecification: one of the two, not both.
+			return nil, invalidParam("Either provide launch template ID or launch template name in the request.")
+		}
+		if req.LaunchTemplate.ID != "" && req.LaunchTemplate.ID != lt.ID || req.LaunchTemplate.Name != "" && req.LaunchTemplate.Name != lt.Name {
+			return nil, invalidParam("The launch template of a node group cannot be changed: it uses %s (%s).", lt.ID, lt.Name)
+		}
+		v, ok := lt.resolve(req.LaunchTemplate.Version)
+		if !ok {
+			return nil, invalidParam("Launch template version %q of %s does not exist.", req.LaunchTemplate.Version, lt.ID)
+		}
+		if (req.Version != "" || req.ReleaseVersion != "") && v.Data.ImageID != "" && ng.AmiType == "CUSTOM" {
+			return nil, invalidParam("You cannot specify a Kubernetes version or a release version for a node group whose launch template specifies a custom AMI.")
+		}
+		return v, nil
+	}
+	if ng.AmiType == "CUSTOM" {
+		return nil, invalidParam("The node group's launch template specifies a custom AMI: update it with a new launch template version.")
+	}
+	like := a.images[cur.Data.ImageID]
+	minor := req.Version
+	if minor == "" {
+		minor = c.Version
+	}
+	if like == nil {
+		return nil, &APIError{Code: "ServerException", Message: "The node group's AMI is unknown.", Status: 500}
+	}
+	if versionNewer(minor, c.Version) {
+		return nil, invalidParam("Requested Nodegroup Kubernetes version %s is newer than the cluster's version %s.", minor, c.Version)
+	}
+	img := a.eksImage(like, minor, req.ReleaseVersion)
+	if img == nil {
+		return nil, invalidParam("No AMI of release version %q for Kubernetes %s.", req.ReleaseVersion, minor)
+	}
+	data := cur.Data
+	data.ImageID = img.ID
+	target := &TemplateVersion{Number: lt.latest().Number + 1, Description: "EKS managed node group update", Created: a.clock.Now(), Data: data}
+	lt.Versions = append(lt.Versions, target)
+	return target, nil
 }
 
 // startConfigUpdate validates an UpdateNodegroupConfig request as EKS does
