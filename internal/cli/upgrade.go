@@ -619,7 +619,7 @@ func printSummary(s Streams, sum summary, view *progress.View) {
 	default:
 		fmt.Fprintf(w, "The upgrade of %s/%s to %s stopped after %s.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target), time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second))
 	}
-	fmt.Fprintf(w, "  Nodes replaced:   %d (%s)\n", len(sum.Replaced), strings.Join(sum.Replaced, ", "))
+	fmt.Fprintf(w, "  Nodes replaced:   %d (%s)\n", len(sum.Replaced), listed(sum.Replaced))
 	fmt.Fprintf(w, "  Surplus removed:  %d\n", len(sum.Removed))
 	fmt.Fprintf(w, "  Node count:       %d before, %d at peak, %d after\n", sum.NodesBefore, sum.PeakNodes, sum.NodesAfter)
 	fmt.Fprintf(w, "  Refused evictions (retried): %d\n", sum.BlockedEvicts)
@@ -627,20 +627,18 @@ func printSummary(s Streams, sum summary, view *progress.View) {
 		fmt.Fprintf(w, "  EKS's record:     launch template version %d, the one the group launches (by an EKS update of strategy MINIMAL)\n", v)
 	}
 	fmt.Fprintln(w, "  Time per step:")
-	for _, st := range sum.Steps {
-		d := "running"
-		if !st.End.IsZero() {
-			d = st.End.Sub(st.Start).Round(100 * time.Millisecond).String()
-		}
-		fmt.Fprintf(w, "    %-28s %s\n", st.Name, d)
+	for _, l := range stepLines(sum.Steps) {
+		fmt.Fprintln(w, l)
 	}
 	fmt.Fprintln(w, "  PodDisruptionBudgets now:")
 	for _, p := range sum.Disruptions {
 		fmt.Fprintf(w, "    %-28s %d/%d healthy, %d disruptions allowed\n", p.Name, p.CurrentHealthy, p.DesiredHealthy, p.DisruptionsAllowed)
 	}
-	if t := view.Table(); t != "" {
-		fmt.Fprintln(w, "  Nodes now:")
-		fmt.Fprintln(w, t)
+	if rows := view.Rows(); len(rows) > 0 {
+		fmt.Fprintf(w, "  Nodes now (%d):\n", len(rows))
+		for _, l := range nodeLines(rows) {
+			fmt.Fprintln(w, l)
+		}
 	}
 }
 

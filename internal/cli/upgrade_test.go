@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/utils/clock"
 
@@ -71,5 +73,58 @@ func TestTheSummarySaysWhenARunResumedAnUpgrade(t *testing.T) {
 	sum.SinceStartSec = 128.4
 	if out := say(sum); !strings.Contains(out, " in 45s, resuming an upgrade begun 2m8s ago.\n") {
 		t.Errorf("a resuming run:\n%s", out)
+	}
+}
+
+// A large group's summary fits a screen: the instances, the per-node
+// steps and the nodes now are said in a line each past a few; a small
+// group's are listed one by one.
+func TestALargeGroupsSummaryIsSaidInLinesNotHundreds(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	steps := []engine.Step{{Name: "launch template", Start: t0, End: t0}, {Name: "surge", Start: t0, End: t0.Add(12 * time.Second)}}
+	var ids []string
+	for k := range 30 {
+		id := fmt.Sprintf("i-%02d", k)
+		ids = append(ids, id)
+		st := engine.Step{Name: "replace " + id, Start: t0, End: t0.Add(time.Duration(60+k) * time.Second)}
+		if k == 29 {
+			st.End = time.Time{} // still running
+		}
+		steps = append(steps, st)
+	}
+	steps = append(steps, engine.Step{Name: "remove i-99", Start: t0, End: t0.Add(5 * time.Second)})
+	got := stepLines(steps)
+	want := []string{
+		"    launch template              0s",
+		"    surge                        12s",
+		"    replace (30 nodes)           median 1m14s, longest 1m28s (i-28); 1 running",
+		"    remove i-99                  5s",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := stepLines(steps[:5]); len(got) != 5 || got[2] != "    replace i-00                 1m0s" {
+		t.Errorf("a small group's steps, one a line: %q", got)
+	}
+	if got := listed(ids); got != "i-00, i-01, i-02, i-03, i-04, i-05 and 24 more; --output json lists them" {
+		t.Errorf("30 instances: %q", got)
+	}
+	if got := listed(ids[:3]); got != "i-00, i-01, i-02" {
+		t.Errorf("3 instances: %q", got)
+	}
+	var rows []string
+	for k := range 20 {
+		status := "Ready"
+		if k == 7 {
+			status = "Ready,SchedulingDisabled"
+		}
+		rows = append(rows, fmt.Sprintf("    ip-192-168-0-%d   us-west-2%c  v1.37.2-eks-64ee787  ami-new  %s", k, 'a'+k%3, status))
+	}
+	want = []string{"      19 x  v1.37.2-eks-64ee787  ami-new  Ready", "       1 x  v1.37.2-eks-64ee787  ami-new  Ready,SchedulingDisabled"}
+	if got := nodeLines(rows); !slices.Equal(got, want) {
+		t.Errorf("20 nodes:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := nodeLines(rows[:12]); !slices.Equal(got, rows[:12]) {
+		t.Errorf("12 nodes are each listed: %q", got)
 	}
 }

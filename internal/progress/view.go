@@ -470,8 +470,9 @@ func (v *View) SetInitial(n int) {
 	v.initial = n
 }
 
-// Table renders the current nodes, as a closing picture.
-func (v *View) Table() string {
+// Rows are the current nodes, a row each as the view prints them
+// (indented), sorted: a closing picture.
+func (v *View) Rows() []string {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	rows := make([]string, 0, len(v.nodes))
@@ -479,7 +480,7 @@ func (v *View) Table() string {
 		rows = append(rows, "    "+r.row)
 	}
 	sort.Strings(rows)
-	return strings.Join(rows, "\n")
+	return rows
 }
 
 // NodeStatus is the STATUS column of `kubectl get nodes`.
