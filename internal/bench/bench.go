@@ -133,14 +133,11 @@ type Row struct {
 	// Ceiling is the control plane's own limit, measured before the run;
 	// CeilingRatio is the makespan over the larger of the bound and the
 	// ceiling's term.
-	Ceiling      *Ceiling `json:"controlPlaneCeiling,omitempty"`
-	CeilingRatio float64  `json:"ratioToBoundOrCeiling,omitempty"`
-	// BudgetRatio is the makespan over the budget term alone
-	// (Ceiling.BudgetTerm): how far the probe's rate is from the run's.
-	BudgetRatio float64    `json:"ratioToBudgetTerm,omitempty"`
-	Delays      Delays     `json:"delays"`
-	Workloads   []Budgeted `json:"workloads"`
-	InFlight    int        `json:"budgetInFlight"` // p of the bound: the default surge budget
+	Ceiling      *Ceiling   `json:"controlPlaneCeiling,omitempty"`
+	CeilingRatio float64    `json:"ratioToBoundOrCeiling,omitempty"`
+	Delays       Delays     `json:"delays"`
+	Workloads    []Budgeted `json:"workloads"`
+	InFlight     int        `json:"budgetInFlight"` // p of the bound: the default surge budget
 	// Groups are the groups of the controller's row, each against its
 	// own bound.
 	Groups []GroupRow `json:"groups,omitempty"`
@@ -441,9 +438,8 @@ func (o Options) ceiling(row *Row, ce *Ceiling) {
 				most = max(most, w.OnOld)
 			}
 			ce.BudgetTerm = row.Delays.BootReady + max(time.Duration(float64(most)/ce.BudgetPerSec*float64(time.Second)), wait)
-			row.BudgetRatio = float64(row.Makespan) / float64(ce.BudgetTerm)
 			fmt.Fprintf(o.Out, "   one budget's evictions: %d under a budget of their own, %d at a time, the control plane kept busy, answered in %s, %.1f a second; at that rate the largest budget's %d pods take %s, and the run took %.2fx that (a rate under the probe's load, not a bound)\n",
-				ce.BudgetPods, ce.BudgetConcurrency, short(ce.BudgetTook), ce.BudgetPerSec, most, short(ce.BudgetTerm), row.BudgetRatio)
+				ce.BudgetPods, ce.BudgetConcurrency, short(ce.BudgetTook), ce.BudgetPerSec, most, short(ce.BudgetTerm), float64(row.Makespan)/float64(ce.BudgetTerm))
 		}
 	}
 }
