@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -263,7 +264,7 @@ func (o Options) one(ctx context.Context, n int, strategy, name string) (Row, er
 	}
 	// The ceiling first: its evictions are not the upgrade's, and neither
 	// the samplers nor the counters are to see them.
-	ce := o.measureCeiling(ctx, kube, probeConcurrency(row, defaultInFlight(n, 3), n))
+	ce := o.measureCeiling(ctx, kube, probeConcurrency(row, defaultInFlight(n, 3)))
 	args := o.upgradeArgs(st, strategy, wait)
 	o.predictRow(ctx, dir, env, strategy, args, ce, &row)
 	smp, err := startSampler(ctx, kube, sb.asg, filepath.Join(dir, "timeline.tsv"))
@@ -379,24 +380,18 @@ func (o Options) measureCeiling(ctx context.Context, kube kubernetes.Interface, 
 }
 
 // probeConcurrency is how many evictions a budget's probe keeps in
-// flight: as many as the run sends under its largest budget. The drains in
-// flight evict all their pods at once, so all that budget's pods on them
-// want eviction; the budget admits at most about half its allowance at a
-// time, the other half being held by pods evicted whose replacements are
-// not Ready yet (the web budget of a 300-node run allowed 64 to 93 of its
-// 120 all through it).
-func probeConcurrency(row Row, inFlight, nodes int) int {
-	var largest Budgeted
+// flight: inFlight drains' share of the row's largest budget, as the
+// probe's rate was read against runs (see probeToUpgrade), 30 at 300
+// nodes.
+func probeConcurrency(row Row, inFlight int) int {
+	most := 0
 	for _, w := range row.Workloads {
-		if w.OnOld > largest.OnOld {
-			largest = w
-		}
+		most = max(most, w.OnOld)
 	}
-	if nodes == 0 || largest.OnOld == 0 {
+	if row.Moved == 0 {
 		return 4
 	}
-	onDrains := inFlight * largest.OnOld / nodes
-	return max(4, min(onDrains, largest.Allowed/2))
+	return max(4, int(math.Round(float64(inFlight)*float64(most)/float64(row.Moved))))
 }
 
 // rateArgs tells a plan the control plane's rates measured, where they
@@ -410,7 +405,7 @@ func rateArgs(ce *Ceiling, share int) []string {
 		args = append(args, "--assume-pods-per-second", fmt.Sprintf("%.1f", ce.PerSec/float64(max(share, 1))))
 	}
 	if ce.BudgetMeaningful() {
-		args = append(args, "--assume-budget-evictions-per-second", fmt.Sprintf("%.2f", ce.BudgetPerSec/float64(max(share, 1))))
+		args = append(args, "--assume-budget-evictions-per-second", fmt.Sprintf("%.2f", ce.BudgetUpgradePerSec/float64(max(share, 1))))
 	}
 	return args
 }
@@ -437,9 +432,9 @@ func (o Options) ceiling(row *Row, ce *Ceiling) {
 			for _, w := range row.Workloads {
 				most = max(most, w.OnOld)
 			}
-			ce.BudgetTerm = row.Delays.BootReady + max(time.Duration(float64(most)/ce.BudgetPerSec*float64(time.Second)), wait)
-			fmt.Fprintf(o.Out, "   one budget's evictions: %d under a budget of their own, %d at a time, the control plane kept busy, answered in %s, %.1f a second; at that rate the largest budget's %d pods take %s, and the run took %.2fx that (a rate under the probe's load, not a bound)\n",
-				ce.BudgetPods, ce.BudgetConcurrency, short(ce.BudgetTook), ce.BudgetPerSec, most, short(ce.BudgetTerm), float64(row.Makespan)/float64(ce.BudgetTerm))
+			ce.BudgetTerm = row.Delays.BootReady + max(time.Duration(float64(most)/ce.BudgetUpgradePerSec*float64(time.Second)), wait)
+			fmt.Fprintf(o.Out, "   one budget's evictions: %d under a budget of their own, %d at a time, %d others at a time loading the control plane, answered in %s, %.1f a second; an upgrade loads it less (upgrades' largest budgets have gone about %.2fx the probe's rate): at %.1f a second the largest budget's %d pods take %s, and the run took %.2fx that (what the plan is told, not a bound)\n",
+				ce.BudgetPods, ce.BudgetConcurrency, probeSaturation, short(ce.BudgetTook), ce.BudgetPerSec, probeToUpgrade, ce.BudgetUpgradePerSec, most, short(ce.BudgetTerm), float64(row.Makespan)/float64(ce.BudgetTerm))
 		}
 	}
 }

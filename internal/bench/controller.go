@@ -78,7 +78,7 @@ func (o Options) controllerRow(ctx context.Context, groups, n int) (Row, error) 
 	if err != nil {
 		return row, err
 	}
-	ce := o.measureCeiling(ctx, kube, probeConcurrency(row, groups*defaultInFlight(n, 3), groups*n))
+	ce := o.measureCeiling(ctx, kube, probeConcurrency(row, groups*defaultInFlight(n, 3)))
 	o.predictGroups(ctx, dir, sb, names, ce, &row)
 	smp, err := startSampler(ctx, sb.kube, sb.asg, filepath.Join(dir, "timeline.tsv"))
 	if err != nil {

@@ -64,8 +64,12 @@ func Details(w io.Writer, rows []Row) {
 			fmt.Fprintf(w, "; control plane's ceiling not measured: %d pods of %s back in %s, too few for a rate", c.Pods, c.Workload, short(c.Took))
 		}
 		if c := r.Ceiling; c != nil && c.BudgetMeaningful() {
-			fmt.Fprintf(w, "; one budget's evictions %.1f a second (%d under a budget of their own, %d at a time, answered in %s): the largest budget's pods take %s at that rate",
-				c.BudgetPerSec, c.BudgetPods, c.BudgetConcurrency, short(c.BudgetTook), short(c.BudgetTerm))
+			fmt.Fprintf(w, "; one budget's evictions %.1f a second under the probe's load (%d under a budget of their own, %d at a time, answered in %s)",
+				c.BudgetPerSec, c.BudgetPods, c.BudgetConcurrency, short(c.BudgetTook))
+			if c.BudgetUpgradePerSec > 0 { // older JSON kept the probe's rate only
+				fmt.Fprintf(w, ", %.1f expected in an upgrade", c.BudgetUpgradePerSec)
+			}
+			fmt.Fprintf(w, ": the largest budget's pods take %s at that rate", short(c.BudgetTerm))
 			if c.BudgetTerm > 0 { // older JSON kept no ratio to it; the makespan says it
 				fmt.Fprintf(w, ", the run %.2fx that", float64(r.Makespan)/float64(c.BudgetTerm))
 			}

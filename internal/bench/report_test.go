@@ -33,14 +33,15 @@ func TestTheTableShowsOnlyCeilingsThatAreRates(t *testing.T) {
 }
 
 // The plan is told each rate the ceiling measured that is a rate, each
-// group given its share; the budget probe keeps as many evictions in
-// flight as the row's drains send under its largest budget.
+// group given its share, the budget's at what an upgrade has gone beside
+// the probe's; the budget probe keeps in flight the row's drains' share of
+// its largest budget.
 func TestThePlanIsToldTheRatesThatAreRates(t *testing.T) {
-	both := &Ceiling{Pods: 450, PerSec: 22.5, BudgetPods: 120, BudgetPerSec: 4.5}
+	both := &Ceiling{Pods: 450, PerSec: 22.5, BudgetPods: 120, BudgetPerSec: 3, BudgetUpgradePerSec: 4.5}
 	if got := strings.Join(rateArgs(both, 3), " "); got != "--assume-pods-per-second 7.5 --assume-budget-evictions-per-second 1.50" {
-		t.Errorf("a third each of both rates: %q", got)
+		t.Errorf("a third each of the ceiling's rate and of the budget's in an upgrade: %q", got)
 	}
-	few := &Ceiling{Pods: 45, PerSec: 20, BudgetPods: 30, BudgetPerSec: 10}
+	few := &Ceiling{Pods: 45, PerSec: 20, BudgetPods: 30, BudgetPerSec: 10, BudgetUpgradePerSec: 15}
 	if got := rateArgs(few, 1); len(got) != 0 {
 		t.Errorf("45 pods and 30 evictions are no rates, yet the plan is told %q", got)
 	}
@@ -48,17 +49,13 @@ func TestThePlanIsToldTheRatesThatAreRates(t *testing.T) {
 		t.Errorf("no ceiling measured, yet the plan is told %q", got)
 	}
 	row := Row{Moved: 3000, Workloads: []Budgeted{{Name: "default/web", OnOld: 1200, Allowed: 120}, {Name: "default/worker", OnOld: 900, Allowed: 225}}}
-	if got := probeConcurrency(row, 75, 300); got != 60 {
-		t.Errorf("75 of 300 nodes draining hold 300 of web's pods, its budget allows 120: %d in flight, want half the allowance, 60", got)
+	if got := probeConcurrency(row, 75); got != 30 {
+		t.Errorf("75 drains, 40%% of the pods under the largest budget: %d in flight, want 30", got)
 	}
-	small := Row{Workloads: []Budgeted{{Name: "default/web", OnOld: 120, Allowed: 12}, {Name: "default/worker", OnOld: 90, Allowed: 23}}}
-	if got := probeConcurrency(small, 1, 30); got != 4 {
-		t.Errorf("1 of 30 nodes draining holds 4 of web's pods: %d in flight, want 4", got)
+	if got := probeConcurrency(row, 2); got != 4 {
+		t.Errorf("2 drains: %d in flight, want the least, 4", got)
 	}
-	if got := probeConcurrency(row, 2, 300); got != 8 {
-		t.Errorf("2 of 300 nodes draining hold 8 of web's pods, fewer than half its allowance: %d in flight, want 8", got)
-	}
-	if got := probeConcurrency(Row{}, 75, 300); got != 4 {
+	if got := probeConcurrency(Row{}, 75); got != 4 {
 		t.Errorf("nothing moved: %d, want the least, 4", got)
 	}
 }

@@ -36,9 +36,10 @@ upgrade: every pod of the unbudgeted Deployment evicted, 16 at a time, timed
 back Ready) as the least time the run's pods take to move at that rate, and
 the ratio to the larger of the two; one budget's eviction rate (some of
 those pods put under a budget of their own and evicted as many at a time as
-the run keeps under its largest budget, the others evicted meanwhile to keep
-the control plane busy) as the time the largest budget's pods take at that
-rate (not a bound: the probe's load is not the run's), and the run's ratio
+the run keeps under its largest budget, the others evicted meanwhile, 16 at
+a time, to keep the control plane as busy as it gets) and the rate an
+upgrade's lighter load has let its largest budget go, 1.35 times that, as the
+time the largest budget's pods take at it (not a bound), and the run's ratio
 to it; the plan's prediction, told both
 rates (--assume-pods-per-second, --assume-budget-evictions-per-second; the
 controller's groups each a share); the speedup over eks; peak instances in
