@@ -81,7 +81,10 @@ func Details(w io.Writer, rows []Row) {
 		case r.Predicted > 0 && r.PlanFromHistory:
 			fmt.Fprintf(w, "; predicted %s (%+.0f%%) from the group's history, told nothing", short(r.Predicted), 100*r.PredictionError)
 		case r.Predicted > 0:
-			fmt.Fprintf(w, "; predicted %s (%+.0f%%) told the sandbox's pod start, %s with the start its pods show", short(r.Predicted), 100*r.PredictionError, short(r.PredictedOwnStart))
+			fmt.Fprintf(w, "; predicted %s (%+.0f%%) told the sandbox's pod start", short(r.Predicted), 100*r.PredictionError)
+			if r.PredictedOwnStart > 0 { // the controller's row makes no such prediction
+				fmt.Fprintf(w, ", %s with the start its pods show", short(r.PredictedOwnStart))
+			}
 		}
 		if len(r.Makespans) > 1 {
 			fmt.Fprintf(w, "; %d runs: makespans %s, predictions %s (medians compared)", len(r.Makespans), shorts(r.Makespans), shorts(r.Predictions))

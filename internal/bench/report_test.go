@@ -59,3 +59,23 @@ func TestThePlanIsToldTheRatesThatAreRates(t *testing.T) {
 		t.Errorf("nothing moved: %d, want the least, 4", got)
 	}
 }
+
+// A row's details say the predictions it made, and no 0s for the one the
+// controller's row does not make (the plan with the pods' own start).
+func TestDetailsSayOnlyThePredictionsMade(t *testing.T) {
+	cli := Row{Nodes: 300, Strategy: "surge", Makespan: 5 * time.Minute, Predicted: 4 * time.Minute, PredictionError: -0.2, PredictedOwnStart: 12 * time.Minute}
+	ctl := cli
+	ctl.Strategy, ctl.PredictedOwnStart = "surge, controller, 3x100", 0
+	var b strings.Builder
+	Details(&b, []Row{cli, ctl})
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("details:\n%s", b.String())
+	}
+	if !strings.Contains(lines[0], "predicted 4m0s (-20%) told the sandbox's pod start, 12m0s with the start its pods show;") {
+		t.Errorf("the CLI's row: %s", lines[0])
+	}
+	if !strings.Contains(lines[1], "predicted 4m0s (-20%) told the sandbox's pod start;") || strings.Contains(lines[1], "with the start its pods show") {
+		t.Errorf("the controller's row: %s", lines[1])
+	}
+}
