@@ -31,22 +31,16 @@ func listed(ids []string) string {
 // remove i-...), one line for them all at the place of the first: how
 // many, their median and longest times, and how many still running.
 func stepLines(steps []engine.Step) []string {
-	verb := func(name string) string {
-		if v, id, ok := strings.Cut(name, " "); ok && strings.HasPrefix(id, "i-") {
-			return v
-		}
-		return ""
-	}
 	per := map[string][]engine.Step{}
 	for _, st := range steps {
-		if v := verb(st.Name); v != "" {
-			per[v] = append(per[v], st)
+		if st.Instance != "" {
+			per[st.Action] = append(per[st.Action], st)
 		}
 	}
 	var out []string
 	done := map[string]bool{}
 	for _, st := range steps {
-		v := verb(st.Name)
+		v := st.Action
 		if group := per[v]; v != "" && len(group) > listedSteps {
 			if !done[v] {
 				done[v] = true
@@ -75,8 +69,7 @@ func spread(group []engine.Step) string {
 		}
 		d := st.End.Sub(st.Start)
 		if d > longest || longestOf == "" {
-			_, longestOf, _ = strings.Cut(st.Name, " ")
-			longest = d
+			longest, longestOf = d, st.Instance
 		}
 		took = append(took, d)
 	}

@@ -86,13 +86,13 @@ func TestALargeGroupsSummaryIsSaidInLinesNotHundreds(t *testing.T) {
 	for k := range 30 {
 		id := fmt.Sprintf("i-%02d", k)
 		ids = append(ids, id)
-		st := engine.Step{Name: "replace " + id, Start: t0, End: t0.Add(time.Duration(60+k) * time.Second)}
+		st := engine.Step{Name: "replace " + id, Action: "replace", Instance: id, Start: t0, End: t0.Add(time.Duration(60+k) * time.Second)}
 		if k == 29 {
 			st.End = time.Time{} // still running
 		}
 		steps = append(steps, st)
 	}
-	steps = append(steps, engine.Step{Name: "remove i-99", Start: t0, End: t0.Add(5 * time.Second)})
+	steps = append(steps, engine.Step{Name: "remove i-99", Action: "remove", Instance: "i-99", Start: t0, End: t0.Add(5 * time.Second)})
 	got := stepLines(steps)
 	want := []string{
 		"    launch template              0s",

@@ -93,9 +93,15 @@ type Abort struct {
 
 // Step is one timed step of the run.
 type Step struct {
-	Name  string    `json:"name"`
-	Start time.Time `json:"start"`
-	End   time.Time `json:"end,omitempty"`
+	Name string `json:"name"`
+	// Action and Instance say what a step does to one instance of the
+	// group ("replace", "remove"; the instance's ID), so that whoever sums
+	// up many like steps need not read it from the name; both empty for
+	// the group's own steps.
+	Action   string    `json:"action,omitempty"`
+	Instance string    `json:"instance,omitempty"`
+	Start    time.Time `json:"start"`
+	End      time.Time `json:"end,omitempty"`
 }
 
 // Active reports whether the record is of an upgrade not finished. A

@@ -473,7 +473,7 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 	rs.numbered[a.Instance] = true
 	n := u.nodeOf(a.Instance)
 	if _, ok := rs.steps[a.Instance]; !ok {
-		rs.steps[a.Instance] = u.startStep(strings.ToLower(strings.Fields(verb)[0]) + " " + a.Instance)
+		rs.steps[a.Instance] = u.startInstanceStep(strings.ToLower(strings.Fields(verb)[0]), a.Instance)
 	}
 	if n == nil {
 		// No node ever registered (or it is gone): nothing to drain, no

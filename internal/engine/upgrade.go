@@ -298,6 +298,14 @@ func (u *upgrade) startStep(name string) int {
 	return len(u.rec.Steps) - 1
 }
 
+// startInstanceStep is startStep for a step acting on one instance: its
+// name says the action and the instance, its fields too.
+func (u *upgrade) startInstanceStep(action, instance string) int {
+	k := u.startStep(action + " " + instance)
+	u.rec.Steps[k].Action, u.rec.Steps[k].Instance = action, instance
+	return k
+}
+
 // endStep records the end of the latest unfinished step of that name.
 func (u *upgrade) endStep(name string) {
 	for k := len(u.rec.Steps) - 1; k >= 0; k-- {

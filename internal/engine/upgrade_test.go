@@ -185,6 +185,18 @@ func TestASecondUpgradeOfTheGroupReallyUpgradesIt(t *testing.T) {
 		if len(res.Replaced) != 3 || len(res.Removed) != 3 {
 			t.Fatalf("first run: replaced %v removed %v", res.Replaced, res.Removed)
 		}
+		// Each replacement is a step that says its action and instance
+		// in fields, not only in its name.
+		var acted []string
+		for _, st := range res.Steps {
+			if st.Action == "replace" && st.Name == "replace "+st.Instance {
+				acted = append(acted, st.Instance)
+			}
+		}
+		slices.Sort(acted)
+		if want := slices.Sorted(slices.Values(res.Replaced)); !slices.Equal(acted, want) {
+			t.Errorf("replace steps on %v, want one on each replaced instance %v", acted, want)
+		}
 
 		second := ids(w.p.Group("ng"))
 		res, err = w.upgrade(TargetSpec{ReleaseVersion: "1.37.2-20261115"})
