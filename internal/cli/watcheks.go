@@ -40,9 +40,18 @@ func lookAtGroup(ctx context.Context, kube kubernetes.Interface, group string) (
 	if err != nil {
 		return eksPicture{}, fmt.Errorf("listing the nodes of node group %s: %w", group, err)
 	}
+	nodes := make([]*corev1.Node, len(list.Items))
+	for k := range list.Items {
+		nodes[k] = &list.Items[k]
+	}
+	return pictureOf(nodes), nil
+}
+
+// pictureOf is the group's nodes at a look.
+func pictureOf(nodes []*corev1.Node) eksPicture {
 	p := eksPicture{byImage: map[string]int{}}
 	var newest time.Time
-	for _, n := range list.Items {
+	for _, n := range nodes {
 		p.nodes++
 		img := n.Labels[eksImageLabel]
 		p.byImage[img]++
@@ -59,7 +68,7 @@ func lookAtGroup(ctx context.Context, kube kubernetes.Interface, group string) (
 			}
 		}
 	}
-	return p, nil
+	return p
 }
 
 // updating: the nodes show an update under way (two AMIs, or EKS's taint).
@@ -129,9 +138,8 @@ func followEKS(ctx context.Context, view *progress.View, kube kubernetes.Interfa
 			return nil
 		case <-time.After(every):
 		}
-		if p, err = lookAtGroup(ctx, kube, ref.Name); err != nil {
-			return err
-		}
+		// The node watch above holds the group's nodes: no list a second.
+		p = pictureOf(view.Watched())
 		target = p.target
 	}
 }

@@ -2,12 +2,16 @@ package cli
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8sfake "k8s.io/client-go/kubernetes/fake"
+	"k8s.io/utils/clock"
+
+	"github.com/noderoll/noderoll/internal/progress"
 )
 
 func groupNode(name, image string, created time.Time, tainted, cordoned bool) *corev1.Node {
@@ -58,5 +62,35 @@ func TestTheNodesTellAnEKSUpdate(t *testing.T) {
 	}
 	if p, _ = lookAtGroup(ctx, kube, "ng"); p.updating() || !p.settled() || p.nodes != 1 {
 		t.Fatalf("after: %+v", p)
+	}
+}
+
+// Following EKS's update, watch reads the group's nodes from the view's
+// node watch, not from a list a second: the watch's slimmed nodes tell the
+// same picture (the newest node's AMI, EKS's taint, the cordon), and other
+// groups' nodes are not in it.
+func TestTheNodeWatchTellsTheSamePictureAsAList(t *testing.T) {
+	t0 := time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC)
+	other := groupNode("x", "ami-other", t0.Add(time.Hour), true, true)
+	other.Labels[eksGroupLabel] = "other"
+	kube := k8sfake.NewClientset(other, groupNode("a", "ami-old", t0, true, true),
+		groupNode("b", "ami-old", t0, false, false), groupNode("c", "ami-new", t0.Add(time.Minute), false, false))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	view := progress.NewView(io.Discard, false, clock.RealClock{})
+	if got := view.Watched(); got != nil {
+		t.Fatalf("nodes before any watch: %v", got)
+	}
+	if err := view.WatchNodes(ctx, kube, func(n *corev1.Node) bool { return n.Labels[eksGroupLabel] == "ng" }); err != nil {
+		t.Fatal(err)
+	}
+	listed, err := lookAtGroup(ctx, kube, "ng")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watched := pictureOf(view.Watched())
+	if watched.String() != listed.String() || watched.target != "ami-new" ||
+		watched.String() != "3 nodes: 1 on ami-new, 2 on ami-old; 1 tainted by EKS, 1 cordoned" {
+		t.Errorf("from the watch %q (target %s), from a list %q", watched, watched.target, listed)
 	}
 }

@@ -54,8 +54,10 @@ type View struct {
 	// old says whether a node is one the run replaces; nil: unknown (the
 	// per-zone counts are then not shown).
 	old func(*corev1.Node) bool
-	// rescan shows again every node the node watch holds (WatchNodes).
-	rescan func()
+	// rescan shows again every node the node watch holds (WatchNodes);
+	// watched lists those the watch's matcher selects.
+	rescan  func()
+	watched func() []*corev1.Node
 }
 
 // Event is one thing the view says.
@@ -408,6 +410,15 @@ func (v *View) WatchNodes(ctx context.Context, c kubernetes.Interface, match fun
 			show(o, false)
 		}
 	}
+	v.watched = func() []*corev1.Node {
+		var out []*corev1.Node
+		for _, o := range inf.GetStore().List() {
+			if n, ok := o.(*corev1.Node); ok && match(n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
 	if v.initial < 0 {
 		v.initial = len(v.nodes)
 	}
@@ -462,6 +473,20 @@ func (v *View) Recheck() {
 	}
 }
 
+// Watched are the nodes the node watch holds that its matcher selects, as
+// slimmed for the view (nil before WatchNodes): a look at them without
+// asking the API server again. They are the watch's own; not to be
+// changed.
+func (v *View) Watched() []*corev1.Node {
+	v.mu.Lock()
+	watched := v.watched
+	v.mu.Unlock()
+	if watched == nil {
+		return nil
+	}
+	return watched()
+}
+
 // SetInitial sets the group's node count before the run, for a view that
 // attached after it started.
 func (v *View) SetInitial(n int) {
@@ -507,7 +532,8 @@ func slimNode(obj any) (any, error) {
 		return obj, nil
 	}
 	slim := &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels, DeletionTimestamp: n.DeletionTimestamp},
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels,
+			CreationTimestamp: n.CreationTimestamp, DeletionTimestamp: n.DeletionTimestamp},
 		Spec:       n.Spec,
 	}
 	slim.Status.NodeInfo.KubeletVersion = n.Status.NodeInfo.KubeletVersion
