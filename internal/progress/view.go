@@ -534,7 +534,7 @@ func slimNode(obj any) (any, error) {
 	slim := &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: n.Name, UID: n.UID, ResourceVersion: n.ResourceVersion, Labels: n.Labels,
 			CreationTimestamp: n.CreationTimestamp, DeletionTimestamp: n.DeletionTimestamp},
-		Spec:       n.Spec,
+		Spec: n.Spec,
 	}
 	slim.Status.NodeInfo.KubeletVersion = n.Status.NodeInfo.KubeletVersion
 	for _, c := range n.Status.Conditions {

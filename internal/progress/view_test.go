@@ -111,7 +111,8 @@ func TestSlimNodeKeepsWhatARowReads(t *testing.T) {
 	}
 	if NodeStatus(s) != NodeStatus(n) || s.Status.NodeInfo.KubeletVersion != n.Status.NodeInfo.KubeletVersion || s.Labels["topology.kubernetes.io/zone"] != "us-west-2a" || s.Spec.ProviderID != n.Spec.ProviderID {
 		t.Errorf("slimNode lost what the row shows: %q vs %q", NodeStatus(s), NodeStatus(n))
-	}	// watch following EKS's own update takes the newest node's AMI as the
+	}
+	// watch following EKS's own update takes the newest node's AMI as the
 	// target, from the watch's nodes.
 	n.CreationTimestamp = metav1.NewTime(time.Date(2026, 12, 7, 1, 0, 0, 0, time.UTC))
 	if got, _ := slimNode(n); !got.(*corev1.Node).CreationTimestamp.Equal(&n.CreationTimestamp) {
