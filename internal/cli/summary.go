@@ -28,8 +28,9 @@ func listed(ids []string) string {
 
 // stepLines are the summary's lines of the run's steps: as they are, but
 // where more than listedSteps act on one instance each (replace i-...,
-// remove i-...), one line for them all at the place of the first: how
-// many, their median and longest times, and how many still running.
+// remove i-...), one line for them all at the place of the first: on how
+// many nodes, their median and longest times, how many still running and
+// how many were cut short and run again.
 func stepLines(steps []engine.Step) []string {
 	per := map[string][]engine.Step{}
 	for _, st := range steps {
@@ -44,12 +45,15 @@ func stepLines(steps []engine.Step) []string {
 		if group := per[v]; v != "" && len(group) > listedSteps {
 			if !done[v] {
 				done[v] = true
-				out = append(out, fmt.Sprintf("    %-28s %s", fmt.Sprintf("%s (%d nodes)", v, len(group)), spread(group)))
+				out = append(out, fmt.Sprintf("    %-28s %s", fmt.Sprintf("%s (%d nodes)", v, nodesIn(group)), spread(group)))
 			}
 			continue
 		}
 		d := "running"
-		if !st.End.IsZero() {
+		switch {
+		case st.Interrupted:
+			d = "cut short, run again"
+		case !st.End.IsZero():
 			d = st.End.Sub(st.Start).Round(100 * time.Millisecond).String()
 		}
 		out = append(out, fmt.Sprintf("    %-28s %s", st.Name, d))
@@ -57,14 +61,28 @@ func stepLines(steps []engine.Step) []string {
 	return out
 }
 
+// nodesIn counts the instances steps act on: a step run again is one node.
+func nodesIn(group []engine.Step) int {
+	seen := map[string]bool{}
+	for _, st := range group {
+		seen[st.Instance] = true
+	}
+	return len(seen)
+}
+
 // spread says the times of like steps: median and longest of the finished
-// ones, and how many are still running.
+// ones, and how many are still running or were cut short and run again.
 func spread(group []engine.Step) string {
 	var took []time.Duration
 	var longest time.Duration
-	longestOf := ""
+	longestOf, running, again := "", 0, 0
 	for _, st := range group {
-		if st.End.IsZero() {
+		switch {
+		case st.Interrupted:
+			again++
+			continue
+		case st.End.IsZero():
+			running++
 			continue
 		}
 		d := st.End.Sub(st.Start)
@@ -79,8 +97,11 @@ func spread(group []engine.Step) string {
 		r := func(d time.Duration) string { return d.Round(100 * time.Millisecond).String() }
 		parts = append(parts, fmt.Sprintf("median %s, longest %s (%s)", r(took[len(took)/2]), r(longest), longestOf))
 	}
-	if running := len(group) - len(took); running > 0 {
+	if running > 0 {
 		parts = append(parts, fmt.Sprintf("%d running", running))
+	}
+	if again > 0 {
+		parts = append(parts, fmt.Sprintf("%d cut short and run again", again))
 	}
 	return strings.Join(parts, "; ")
 }

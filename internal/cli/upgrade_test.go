@@ -92,18 +92,22 @@ func TestALargeGroupsSummaryIsSaidInLinesNotHundreds(t *testing.T) {
 		}
 		steps = append(steps, st)
 	}
+	// i-03's first attempt was cut short by a kill; the rerun drained it
+	// again.
+	steps[5].End, steps[5].Interrupted = t0.Add(time.Hour), true
+	steps = append(steps, engine.Step{Name: "replace i-03 (attempt 2)", Action: "replace", Instance: "i-03", Start: t0, End: t0.Add(2 * time.Second)})
 	steps = append(steps, engine.Step{Name: "remove i-99", Action: "remove", Instance: "i-99", Start: t0, End: t0.Add(5 * time.Second)})
 	got := stepLines(steps)
 	want := []string{
 		"    launch template              0s",
 		"    surge                        12s",
-		"    replace (30 nodes)           median 1m14s, longest 1m28s (i-28); 1 running",
+		"    replace (30 nodes)           median 1m14s, longest 1m28s (i-28); 1 running; 1 cut short and run again",
 		"    remove i-99                  5s",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("steps:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
-	if got := stepLines(steps[:5]); len(got) != 5 || got[2] != "    replace i-00                 1m0s" {
+	if got := stepLines(steps[:6]); len(got) != 6 || got[2] != "    replace i-00                 1m0s" || got[5] != "    replace i-03                 cut short, run again" {
 		t.Errorf("a small group's steps, one a line: %q", got)
 	}
 	if got := listed(ids); got != "i-00, i-01, i-02, i-03, i-04, i-05 and 24 more; --output json lists them" {

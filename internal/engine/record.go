@@ -102,6 +102,9 @@ type Step struct {
 	Instance string    `json:"instance,omitempty"`
 	Start    time.Time `json:"start"`
 	End      time.Time `json:"end,omitempty"`
+	// Interrupted: the step was cut short (a failure, a kill) and run
+	// again; its End is when the next attempt began, not when it finished.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Active reports whether the record is of an upgrade not finished. A

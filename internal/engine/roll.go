@@ -654,6 +654,8 @@ func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State,
 	}
 	if k, ok := rs.steps[a.Instance]; ok {
 		u.rec.Steps[k].End = u.clock.Now().UTC()
+	} else {
+		u.endInstanceStep(a.Instance)
 	}
 	if err := u.save(ctx); err != nil {
 		return err

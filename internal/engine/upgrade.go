@@ -283,18 +283,25 @@ func (u *upgrade) save(ctx context.Context) error {
 }
 
 // startStep records a step's start and returns its index in the record.
-// A step a failure or a kill cut short runs again on resume; both count.
+// A step a failure or a kill cut short runs again on resume; both count,
+// the earlier ended as interrupted where the next begins (this process
+// starts a step once, so an earlier one not ended was cut short).
 func (u *upgrade) startStep(name string) int {
 	attempt := 1
-	for _, st := range u.rec.Steps {
+	now := u.clock.Now().UTC()
+	for k := range u.rec.Steps {
+		st := &u.rec.Steps[k]
 		if st.Name == name || strings.HasPrefix(st.Name, name+" (attempt ") {
 			attempt++
+			if st.End.IsZero() {
+				st.End, st.Interrupted = now, true
+			}
 		}
 	}
 	if attempt > 1 {
 		name = fmt.Sprintf("%s (attempt %d)", name, attempt)
 	}
-	u.rec.Steps = append(u.rec.Steps, Step{Name: name, Start: u.clock.Now().UTC()})
+	u.rec.Steps = append(u.rec.Steps, Step{Name: name, Start: now})
 	return len(u.rec.Steps) - 1
 }
 
@@ -304,6 +311,18 @@ func (u *upgrade) startInstanceStep(action, instance string) int {
 	k := u.startStep(action + " " + instance)
 	u.rec.Steps[k].Action, u.rec.Steps[k].Instance = action, instance
 	return k
+}
+
+// endInstanceStep ends the latest unfinished step on the instance that an
+// earlier run began: a resumed run that finds the instance's node already
+// drained goes on to terminate it without a step of its own.
+func (u *upgrade) endInstanceStep(instance string) {
+	for k := len(u.rec.Steps) - 1; k >= 0; k-- {
+		if st := &u.rec.Steps[k]; st.Instance == instance && st.End.IsZero() {
+			st.End = u.clock.Now().UTC()
+			return
+		}
+	}
 }
 
 // endStep records the end of the latest unfinished step of that name.
@@ -401,6 +420,14 @@ func (u *upgrade) finish(ctx context.Context) error {
 		u.report.Step(0, "Aborted", fmt.Sprintf("%s/%s is back on %s and launch template version %d", u.rec.Cluster, u.rec.Nodegroup, describeTarget(u.rec.Target), u.rec.OriginalTemplateVersion))
 	} else {
 		u.rec.Phase = PhaseCompleted
+	}
+	// A finished run leaves no step running: one an earlier run began and
+	// this one found done (sizes restored before a lost answer) ends here.
+	now := u.clock.Now().UTC()
+	for k := range u.rec.Steps {
+		if u.rec.Steps[k].End.IsZero() {
+			u.rec.Steps[k].End = now
+		}
 	}
 	return u.save(ctx)
 }

@@ -241,6 +241,7 @@ func TestAFailureAtEveryStepIsResumed(t *testing.T) {
 }
 
 func failEveryStep(t *testing.T, strategy string, size, removed int) {
+	interrupted := 0
 	for _, after := range []bool{false, true} {
 		for k := 1; ; k++ {
 			w := newWorld(t, size, "a", "b", "c")
@@ -280,7 +281,21 @@ func failEveryStep(t *testing.T, strategy string, size, removed int) {
 			if !slices.Equal(res.Replaced, old) || len(res.Removed) != removed {
 				t.Errorf("after=%v, failed on call %d (%s): replaced %v removed %v; want every old instance and %d surplus", after, k, failedOn, res.Replaced, res.Removed, removed)
 			}
+			// A step the failure cut short is not left running in the
+			// record of a finished run: its next attempt ended it.
+			for j, st := range res.Steps {
+				rerun := slices.ContainsFunc(res.Steps[j+1:], func(later Step) bool { return strings.HasPrefix(later.Name, st.Name+" (attempt ") })
+				if st.End.IsZero() || st.Interrupted != rerun {
+					t.Errorf("after=%v, failed on call %d (%s): step %+v (run again later: %v)", after, k, failedOn, st, rerun)
+				}
+				if st.Interrupted {
+					interrupted++
+				}
+			}
 		}
+	}
+	if interrupted == 0 {
+		t.Error("no failure cut a step short: the test does not cover it")
 	}
 }
 

@@ -188,8 +188,11 @@ func steps(p *printer, d Data) {
 	p.f("\n<h2>Steps</h2>\n<table id=\"step-table\">\n<tr><th>Step</th><th class=\"num\">from</th><th class=\"num\">took</th><th></th></tr>\n")
 	for _, s := range d.Steps {
 		p.f("<tr class=\"step\"><td>%s</td><td class=\"num\">%s</td><td class=\"num\">%s", s.Name, s.Start, s.Took)
-		if s.Unfinished {
+		switch {
+		case s.Unfinished:
 			p.f(" (unfinished)")
+		case s.Interrupted:
+			p.f(" (cut short, run again)")
 		}
 		p.f("</td>\n<td><svg width=\"%d\" height=\"12\"><rect x=\"%v\" y=\"1\" width=\"%v\" height=\"10\" fill=\"#457b9d\"/></svg></td></tr>\n", d.Width, s.X, s.W)
 	}

@@ -105,6 +105,8 @@ type StepBar struct {
 	Took       time.Duration
 	X, W       float64
 	Unfinished bool
+	// Interrupted: cut short and run again; Took runs to the next attempt.
+	Interrupted bool
 }
 
 // EventRow is one thing the run told.
@@ -236,7 +238,7 @@ func (d *Data) steps(tl *engine.Timeline, total time.Duration, x func(int64) flo
 	for _, st := range tl.Steps {
 		from := st.Start.Sub(tl.Started)
 		to := st.End.Sub(tl.Started)
-		sb := StepBar{Name: st.Name, Start: from, Took: to - from}
+		sb := StepBar{Name: st.Name, Start: from, Took: to - from, Interrupted: st.Interrupted}
 		if st.End.IsZero() {
 			sb.Unfinished, sb.Took = true, total-from
 		}

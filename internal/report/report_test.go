@@ -95,3 +95,22 @@ func TestTheReportSaysWhatThePredictionAssumed(t *testing.T) {
 		t.Errorf("the page lacks %q", want)
 	}
 }
+
+// A step a kill cut short and a later run did again is said so, not
+// shown as if it took until the rerun.
+func TestTheReportSaysAStepWasCutShort(t *testing.T) {
+	tl := seedTimeline()
+	start := tl.Started
+	tl.Steps = append(tl.Steps,
+		engine.Step{Name: "replace i-old", Action: "replace", Instance: "i-old", Start: start.Add(10 * time.Second), End: start.Add(15 * time.Second), Interrupted: true},
+		engine.Step{Name: "replace i-old (attempt 2)", Action: "replace", Instance: "i-old", Start: start.Add(15 * time.Second), End: start.Add(20 * time.Second)})
+	var buf bytes.Buffer
+	if err := Write(&buf, tl, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	page := buf.String()
+	if !strings.Contains(page, "<td>replace i-old</td><td class=\"num\">10s</td><td class=\"num\">5s (cut short, run again)") ||
+		strings.Count(page, "cut short") != 1 {
+		t.Errorf("the page's steps:\n%s", page[strings.Index(page, "<h2>Steps"):])
+	}
+}
