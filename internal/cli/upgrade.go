@@ -621,7 +621,11 @@ func printSummary(s Streams, sum summary, view *progress.View) {
 	}
 	fmt.Fprintf(w, "  Nodes replaced:   %d (%s)\n", len(sum.Replaced), listed(sum.Replaced))
 	fmt.Fprintf(w, "  Surplus removed:  %d\n", len(sum.Removed))
-	fmt.Fprintf(w, "  Node count:       %d before, %d at peak, %d after\n", sum.NodesBefore, sum.PeakNodes, sum.NodesAfter)
+	before := "before"
+	if sum.SinceStartSec > 0 { // a resumed run saw the group mid-upgrade first
+		before = "when this run resumed"
+	}
+	fmt.Fprintf(w, "  Node count:       %d %s, %d at peak, %d after\n", sum.NodesBefore, before, sum.PeakNodes, sum.NodesAfter)
 	fmt.Fprintf(w, "  Refused evictions (retried): %d\n", sum.BlockedEvicts)
 	if v := sum.EKSRecordedVersion; v > 0 {
 		fmt.Fprintf(w, "  EKS's record:     launch template version %d, the one the group launches (by an EKS update of strategy MINIMAL)\n", v)

@@ -66,12 +66,16 @@ func TestTheSummarySaysWhenARunResumedAnUpgrade(t *testing.T) {
 		printSummary(Streams{Out: &out, Err: io.Discard}, sum, progress.NewView(io.Discard, false, clock.RealClock{}))
 		return out.String()
 	}
-	sum := summary{Cluster: "c", Nodegroup: "ng", Succeeded: true, DurationSec: 45}
-	if out := say(sum); !strings.Contains(out, "Upgraded c/ng to ") || !strings.Contains(out, " in 45s.\n") {
+	sum := summary{Cluster: "c", Nodegroup: "ng", Succeeded: true, DurationSec: 45, NodesBefore: 3, PeakNodes: 6, NodesAfter: 3}
+	if out := say(sum); !strings.Contains(out, "Upgraded c/ng to ") || !strings.Contains(out, " in 45s.\n") ||
+		!strings.Contains(out, "Node count:       3 before, 6 at peak, 3 after\n") {
 		t.Errorf("a whole run:\n%s", out)
 	}
-	sum.SinceStartSec = 128.4
-	if out := say(sum); !strings.Contains(out, " in 45s, resuming an upgrade begun 2m8s ago.\n") {
+	// The resumed run's first count is of the group mid-upgrade, not
+	// before it.
+	sum.SinceStartSec, sum.NodesBefore = 128.4, 5
+	if out := say(sum); !strings.Contains(out, " in 45s, resuming an upgrade begun 2m8s ago.\n") ||
+		!strings.Contains(out, "Node count:       5 when this run resumed, 6 at peak, 3 after\n") {
 		t.Errorf("a resuming run:\n%s", out)
 	}
 }
