@@ -28,7 +28,7 @@ type rollState struct {
 	terminated map[string]bool      // terminate calls this process made
 	noNode     map[string]noNode    // instances without a node: nothing to drain
 	leaving    map[string]time.Time // first seen on the way out
-	steps      map[string]int       // rec.Steps index of an instance's removal
+	stepped    map[string]bool      // instances whose step this process began
 	numbered   map[string]bool      // instances this process numbered in the view
 }
 
@@ -50,7 +50,7 @@ type drainResult struct {
 
 func newRollState() *rollState {
 	return &rollState{jobs: map[string]*drainJob{}, numbered: map[string]bool{}, results: make(chan drainResult), tainted: map[string]bool{},
-		terminated: map[string]bool{}, noNode: map[string]noNode{}, leaving: map[string]time.Time{}, steps: map[string]int{}}
+		terminated: map[string]bool{}, noNode: map[string]noNode{}, leaving: map[string]time.Time{}, stepped: map[string]bool{}}
 }
 
 // roll replaces the old nodes: observe, ask the strategy, apply, wait for
@@ -472,8 +472,9 @@ func (u *upgrade) startDrain(ctx context.Context, rs *rollState, s rollout.State
 	k, of := u.progressOf(rs, s, removing)
 	rs.numbered[a.Instance] = true
 	n := u.nodeOf(a.Instance)
-	if _, ok := rs.steps[a.Instance]; !ok {
-		rs.steps[a.Instance] = u.startInstanceStep(strings.ToLower(strings.Fields(verb)[0]), a.Instance)
+	if !rs.stepped[a.Instance] {
+		u.startInstanceStep(strings.ToLower(strings.Fields(verb)[0]), a.Instance)
+		rs.stepped[a.Instance] = true
 	}
 	if n == nil {
 		// No node ever registered (or it is gone): nothing to drain, no
@@ -652,11 +653,9 @@ func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State,
 	if a.Decrement && !removing && !slices.Contains(u.rec.Decremented, a.Instance) {
 		u.rec.Decremented = append(u.rec.Decremented, a.Instance)
 	}
-	if k, ok := rs.steps[a.Instance]; ok {
-		u.rec.Steps[k].End = u.clock.Now().UTC()
-	} else {
-		u.endInstanceStep(a.Instance)
-	}
+	// This run's step on the instance, or the one an earlier run began (a
+	// resumed run that finds the node drained goes on to terminate it).
+	u.endLatestStep(func(st Step) bool { return st.Instance == a.Instance })
 	if err := u.save(ctx); err != nil {
 		return err
 	}

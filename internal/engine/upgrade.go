@@ -307,29 +307,21 @@ func (u *upgrade) startStep(name string) int {
 
 // startInstanceStep is startStep for a step acting on one instance: its
 // name says the action and the instance, its fields too.
-func (u *upgrade) startInstanceStep(action, instance string) int {
+func (u *upgrade) startInstanceStep(action, instance string) {
 	k := u.startStep(action + " " + instance)
 	u.rec.Steps[k].Action, u.rec.Steps[k].Instance = action, instance
-	return k
-}
-
-// endInstanceStep ends the latest unfinished step on the instance that an
-// earlier run began: a resumed run that finds the instance's node already
-// drained goes on to terminate it without a step of its own.
-func (u *upgrade) endInstanceStep(instance string) {
-	for k := len(u.rec.Steps) - 1; k >= 0; k-- {
-		if st := &u.rec.Steps[k]; st.Instance == instance && st.End.IsZero() {
-			st.End = u.clock.Now().UTC()
-			return
-		}
-	}
 }
 
 // endStep records the end of the latest unfinished step of that name.
 func (u *upgrade) endStep(name string) {
+	u.endLatestStep(func(st Step) bool { return st.Name == name || strings.HasPrefix(st.Name, name+" (attempt ") })
+}
+
+// endLatestStep records the end of the latest unfinished step that match
+// selects.
+func (u *upgrade) endLatestStep(match func(Step) bool) {
 	for k := len(u.rec.Steps) - 1; k >= 0; k-- {
-		st := &u.rec.Steps[k]
-		if (st.Name == name || strings.HasPrefix(st.Name, name+" (attempt ")) && st.End.IsZero() {
+		if st := &u.rec.Steps[k]; st.End.IsZero() && match(*st) {
 			st.End = u.clock.Now().UTC()
 			return
 		}
