@@ -384,14 +384,20 @@ func (o Options) measureCeiling(ctx context.Context, kube kubernetes.Interface, 
 // probe's rate was read against runs (see probeToUpgrade), 30 at 300
 // nodes.
 func probeConcurrency(row Row, inFlight int) int {
+	if row.Moved == 0 {
+		return 4
+	}
+	return max(4, int(math.Round(float64(inFlight)*float64(largestOnOld(row))/float64(row.Moved))))
+}
+
+// largestOnOld is how many pods the row's largest budget holds on the old
+// nodes.
+func largestOnOld(row Row) int {
 	most := 0
 	for _, w := range row.Workloads {
 		most = max(most, w.OnOld)
 	}
-	if row.Moved == 0 {
-		return 4
-	}
-	return max(4, int(math.Round(float64(inFlight)*float64(most)/float64(row.Moved))))
+	return most
 }
 
 // rateArgs tells a plan the control plane's rates measured, where they
@@ -428,10 +434,7 @@ func (o Options) ceiling(row *Row, ce *Ceiling) {
 		}
 		if ce.BudgetMeaningful() {
 			// The budget over the most of the run's pods, at the rate.
-			most := 0
-			for _, w := range row.Workloads {
-				most = max(most, w.OnOld)
-			}
+			most := largestOnOld(*row)
 			ce.BudgetTerm = row.Delays.BootReady + max(time.Duration(float64(most)/ce.BudgetUpgradePerSec*float64(time.Second)), wait)
 			fmt.Fprintf(o.Out, "   one budget's evictions: %d under a budget of their own, %d at a time, %d others at a time loading the control plane, answered in %s, %.1f a second; an upgrade loads it less (upgrades' largest budgets have gone about %.2fx the probe's rate): at %.1f a second the largest budget's %d pods take %s, and the run took %.2fx that (what the plan is told, not a bound)\n",
 				ce.BudgetPods, ce.BudgetConcurrency, probeSaturation, short(ce.BudgetTook), ce.BudgetPerSec, probeToUpgrade, ce.BudgetUpgradePerSec, most, short(ce.BudgetTerm), float64(row.Makespan)/float64(ce.BudgetTerm))
