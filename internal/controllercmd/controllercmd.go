@@ -74,8 +74,11 @@ or blocked, naming the pods and budgets that refuse their evictions.
 Run several replicas: one leads (a Lease in --leader-election-namespace) and
 runs the upgrades; another takes over when it dies and resumes them from their
 records. A new leader takes a group over only once the lock the old leader's
-worker held on it has expired (30s after its last renewal): a leader cut off
-from the API server, still reaching AWS, never acts beside it. Each upgrade
+worker held on it has expired (30s after its last renewal, by the old
+leader's clock) and has then stayed unrenewed for 30s more by its own clock,
+so clocks apart cannot shorten the wait: about a minute after the old leader
+died. A leader cut off from the API server, still reaching AWS, never acts
+beside it. Each upgrade
 runs in a worker of its own, --max-concurrent-upgrades at a time;
 spec.paused stops one between actions, deleting the resource stops it and
 leaves the group as its record says.
