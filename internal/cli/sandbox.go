@@ -131,7 +131,8 @@ a cluster-autoscaler and the workshop's ecsdemo apps behind PodDisruptionBudgets
 
 The first run builds the control plane from Go modules (about 20 minutes on
 2 cores); later runs start in seconds. On a running sandbox, up says so and
-changes nothing.`,
+changes nothing but starts again the controller replicas that are gone (killed
+to see another take over).`,
 		Example: `  noderoll sandbox up
   noderoll sandbox up --nodes 30 --azs 3 --pods-per-node 8 --boot-delay 20s`,
 		Args: cobra.NoArgs,
@@ -141,8 +142,9 @@ changes nothing.`,
 				return err
 			}
 			st, err := sandbox.Up(cmd.Context(), o)
-			if errors.Is(err, sandbox.ErrRunning) {
-				fmt.Fprintf(s.Out, "The sandbox is already running in %s (since %s); nothing changed.\n", st.Dir, st.Started.Local().Format(time.Kitchen))
+			var running *sandbox.RunningError
+			if errors.As(err, &running) {
+				printStillRunning(s, st, running.Restarted)
 				return nil
 			}
 			if err != nil {
@@ -155,6 +157,21 @@ changes nothing.`,
 	f.addLocation(cmd.Flags())
 	f.addScenario(cmd.Flags())
 	return cmd
+}
+
+// printStillRunning answers up on a running sandbox: nothing changed, but
+// the controller replicas that were gone and are started again.
+func printStillRunning(s Streams, st *sandbox.State, restarted []int) {
+	since := st.Started.Local().Format(time.Kitchen)
+	if len(restarted) == 0 {
+		fmt.Fprintf(s.Out, "The sandbox is already running in %s (since %s); nothing changed.\n", st.Dir, since)
+		return
+	}
+	fmt.Fprintf(s.Out, "The sandbox is already running in %s (since %s); nothing changed but its controller replicas that were gone:\n", st.Dir, since)
+	for _, k := range restarted {
+		c := st.Controllers[k]
+		fmt.Fprintf(s.Out, "  controller-%d started again (pid %d, as pod noderoll-controller-%d; log %s)\n", k, c.Pid, k, c.Log)
+	}
 }
 
 func printNextSteps(s Streams, st *sandbox.State) {
@@ -243,9 +260,13 @@ type statusReport struct {
 	Kubeconfig  string         `json:"kubeconfig"`
 	AWSEndpoint string         `json:"awsEndpoint"`
 	Region      string         `json:"region"`
-	Processes   map[string]int `json:"processes"`
-	NodeGroups  []groupStatus  `json:"nodeGroups"`
-	Problem     string         `json:"problem,omitempty"`
+	Processes   map[string]int `json:"processes"` // 0: gone
+	// GoneControllers are the controller replicas that no longer run
+	// (killed to see another take over); the sandbox runs without them,
+	// and up starts them again.
+	GoneControllers []string      `json:"goneControllers,omitempty"`
+	NodeGroups      []groupStatus `json:"nodeGroups"`
+	Problem         string        `json:"problem,omitempty"`
 }
 
 type groupStatus struct {
@@ -276,7 +297,11 @@ func newSandboxStatus(s Streams) *cobra.Command {
 				return err
 			}
 			rep := statusReport{Dir: st.Dir, Started: st.Started, Kubeconfig: st.Kubeconfig, AWSEndpoint: st.AWSEndpoint, Region: st.Region}
-			rep.Processes, rep.Running = st.LiveProcesses()
+			rep.Processes, _ = st.LiveProcesses()
+			rep.Running = coreRunning(rep.Processes)
+			for _, k := range st.GoneControllers() {
+				rep.GoneControllers = append(rep.GoneControllers, fmt.Sprintf("controller-%d", k))
+			}
 			if rep.Running {
 				// A status answers at once: an endpoint that does not is said,
 				// not retried for a minute.
@@ -326,10 +351,21 @@ func sandboxGroups(ctx context.Context, st *sandbox.State) ([]groupStatus, error
 	return out, nil
 }
 
+// coreRunning says whether every process of the sandbox but its controller
+// replicas runs: it works without them.
+func coreRunning(pids map[string]int) bool {
+	for name, pid := range pids {
+		if pid == 0 && !strings.HasPrefix(name, "controller-") {
+			return false
+		}
+	}
+	return true
+}
+
 func printStatus(s Streams, r statusReport) {
 	state := "running"
+	self, dir := selfCommand(), dirFlag(r.Dir)
 	if !r.Running {
-		self, dir := selfCommand(), dirFlag(r.Dir)
 		state = fmt.Sprintf("NOT running (some processes are gone; run `%[1]s sandbox down%[2]s`, then `%[1]s sandbox up%[2]s`)", self, dir)
 	}
 	fmt.Fprintf(s.Out, "Sandbox %s in %s, started %s\n", state, r.Dir, r.Started.Local().Format(time.DateTime))
@@ -342,9 +378,29 @@ func printStatus(s Streams, r statusReport) {
 	sort.Strings(names)
 	fmt.Fprint(s.Out, "  Processes:")
 	for _, n := range names {
+		if r.Processes[n] == 0 {
+			fmt.Fprintf(s.Out, " %s=gone", n)
+			continue
+		}
 		fmt.Fprintf(s.Out, " %s=%d", n, r.Processes[n])
 	}
 	fmt.Fprintln(s.Out)
+	if r.Running && len(r.GoneControllers) > 0 {
+		replicas := 0
+		for n := range r.Processes {
+			if strings.HasPrefix(n, "controller-") {
+				replicas++
+			}
+		}
+		what, them := "the other replicas go on without it", "it"
+		if len(r.GoneControllers) > 1 {
+			what, them = "the other replicas go on without them", "them"
+		}
+		if len(r.GoneControllers) == replicas {
+			what = "no controller runs: NodeGroupUpgrades and policies wait"
+		}
+		fmt.Fprintf(s.Out, "  Gone: %s (%s); `%s sandbox up%s` starts %s again\n", strings.Join(r.GoneControllers, ", "), what, self, dir, them)
+	}
 	if r.Problem != "" {
 		fmt.Fprintf(s.Out, "  Problem: %s\n", r.Problem)
 	}

@@ -91,16 +91,8 @@ func installController(ctx context.Context, st *State, kube kubernetes.Interface
 	if err != nil {
 		return err
 	}
-	env := os.Environ()
-	for _, kv := range st.Env() {
-		env = append(env, kv[0]+"="+kv[1])
-	}
 	for k := range n {
-		kubeconfig := filepath.Join(st.Dir, fmt.Sprintf("controller-%d.kubeconfig", k))
-		if err := tokenKubeconfig(ctx, kube, controllerNamespace, sa, st.Kubeconfig, kubeconfig); err != nil {
-			return err
-		}
-		c, err := startController(self, st.Dir, k, kubeconfig, append(env, "KUBECONFIG="+kubeconfig, fmt.Sprintf("POD_NAME=noderoll-controller-%d", k)))
+		c, err := startReplica(ctx, st, kube, self, sa, k)
 		if err != nil {
 			return err
 		}
@@ -110,6 +102,62 @@ func installController(ctx context.Context, st *State, kube kubernetes.Interface
 		}
 	}
 	return nil
+}
+
+// startReplica starts controller replica k as the chart's ServiceAccount sa,
+// with a token of its own made now (a token lasts 6 hours: a replica
+// started again later gets a new one).
+func startReplica(ctx context.Context, st *State, kube kubernetes.Interface, self, sa string, k int) (Controller, error) {
+	env := os.Environ()
+	for _, kv := range st.Env() {
+		env = append(env, kv[0]+"="+kv[1])
+	}
+	kubeconfig := filepath.Join(st.Dir, fmt.Sprintf("controller-%d.kubeconfig", k))
+	if err := tokenKubeconfig(ctx, kube, controllerNamespace, sa, st.Kubeconfig, kubeconfig); err != nil {
+		return Controller{}, err
+	}
+	return startController(self, st.Dir, k, kubeconfig, append(env, "KUBECONFIG="+kubeconfig, fmt.Sprintf("POD_NAME=noderoll-controller-%d", k)))
+}
+
+// GoneControllers lists the controller replicas that no longer run (killed,
+// to see another take over), by their number.
+func (s *State) GoneControllers() []int {
+	var gone []int
+	for k, c := range s.Controllers {
+		if !pidAlive(c.Pid, c.Kubeconfig) {
+			gone = append(gone, k)
+		}
+	}
+	return gone
+}
+
+// restartGone starts again every controller replica that is gone, as the
+// same pod name (its earlier lock is taken at once, as a restarted pod's
+// is), and records the new processes.
+func (s *State) restartGone(ctx context.Context, self string) ([]int, error) {
+	gone := s.GoneControllers()
+	if len(gone) == 0 {
+		return nil, nil
+	}
+	kube, err := s.KubeClient()
+	if err != nil {
+		return nil, err
+	}
+	sa, err := InstallChart(ctx, s, kube)
+	if err != nil {
+		return nil, err
+	}
+	for i, k := range gone {
+		c, err := startReplica(ctx, s, kube, self, sa, k)
+		if err != nil {
+			return gone[:i], fmt.Errorf("starting controller replica %d again: %w", k, err)
+		}
+		s.Controllers[k] = c
+		if err := s.save(); err != nil {
+			return gone[:i+1], err
+		}
+	}
+	return gone, nil
 }
 
 // apply creates an object of the chart (kept if it exists).

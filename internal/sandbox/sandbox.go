@@ -68,6 +68,15 @@ type Options struct {
 // ErrRunning says a sandbox runs already in that folder.
 var ErrRunning = errors.New("the sandbox is already running")
 
+// RunningError is Up's answer on a running sandbox: it is ErrRunning, and
+// says which controller replicas that were gone Up started again.
+type RunningError struct{ Restarted []int }
+
+func (e *RunningError) Error() string { return ErrRunning.Error() }
+
+// Is makes errors.Is(err, ErrRunning) hold.
+func (e *RunningError) Is(target error) bool { return target == ErrRunning }
+
 func (o Options) controlPlane() ControlPlane {
 	return ControlPlane{Name: o.Name, Dir: filepath.Join(o.Dir, "cluster"), Tools: o.Tools}
 }
@@ -89,7 +98,9 @@ func Load(dir string) (*State, error) {
 
 // Up starts the control plane and the AWS endpoint, seeds the scenario and
 // waits until it is ready. On a running sandbox it returns its state and
-// ErrRunning, changing nothing. A failed start stops whatever it started.
+// a *RunningError (ErrRunning), changing nothing but starting again the
+// controller replicas that are gone. A failed start stops whatever it
+// started.
 func Up(ctx context.Context, o Options) (st *State, err error) {
 	if err := o.Scenario.Validate(); err != nil {
 		return nil, err
@@ -101,7 +112,11 @@ func Up(ctx context.Context, o Options) (st *State, err error) {
 	defer unlock()
 	if prev, err := Load(o.Dir); err == nil {
 		if prev.alive() {
-			return prev, ErrRunning
+			restarted, err := prev.restartGone(ctx, o.Self)
+			if err != nil {
+				return prev, err
+			}
+			return prev, &RunningError{Restarted: restarted}
 		}
 		fmt.Fprintln(o.Out, "Found a sandbox that is no longer running; cleaning it up first.")
 		if err := down(ctx, o.Dir, o.controlPlane()); err != nil {

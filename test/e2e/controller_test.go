@@ -294,6 +294,33 @@ func TestTheControllerFinishesADeclaredUpgradeAfterItsLeaderDies(t *testing.T) {
 		t.Errorf("creating a Deployment as the controller: %v, want 403 Forbidden", err)
 	}
 	deletePodForbidden(t, least, s.Kube)
+
+	// The sandbox runs on without the killed replica, says so, and up
+	// starts it again (a new token, the same pod name).
+	gone := fmt.Sprintf("controller-%d=gone", leader)
+	if r := s.Noderoll("sandbox", "status", "--dir", s.Dir); r.Code != 0 || !strings.Contains(r.Stdout, "Sandbox running") || !strings.Contains(r.Stdout, gone) {
+		t.Errorf("sandbox status with a replica killed (%d), want it running and %q:\n%s%s", r.Code, gone, r.Stdout, r.Stderr)
+	}
+	logged := len(logOf(leader))
+	r := s.Noderoll("sandbox", "up", "--dir", s.Dir)
+	if r.Code != 0 || !strings.Contains(r.Stdout, fmt.Sprintf("controller-%d started again", leader)) {
+		t.Fatalf("sandbox up with a replica killed (%d):\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	st, err := sandbox.Load(s.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.State = st // down's check covers the new process
+	if !alive(st.Controllers[leader].Pid) || len(st.GoneControllers()) != 0 {
+		t.Errorf("after up, replica %d (pid %d) alive %v; gone %v", leader, st.Controllers[leader].Pid, alive(st.Controllers[leader].Pid), st.GoneControllers())
+	}
+	eventually(t, time.Minute, "the restarted replica running", func() (bool, string) {
+		since := logOf(leader)[logged:]
+		return strings.Contains(since, "controller starting"), tail(since, 5)
+	})
+	if r := s.Noderoll("sandbox", "up", "--dir", s.Dir); r.Code != 0 || !strings.Contains(r.Stdout, "nothing changed.") {
+		t.Errorf("sandbox up again (%d), want nothing changed:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
 }
 
 // ControllerKubeconfig writes a kubeconfig acting as a ServiceAccount bound
