@@ -690,7 +690,9 @@ release lands. 'noderoll plan nodegroup --kubernetes-version=MINOR' shows the
 new target; the next upgrade takes it.
 
 Without flags: the control plane's minor (` + sandbox.ControlPlaneMinor + `), dated today. A date
-not after the minor's newest release is refused: releases only move forward.`,
+not after the minor's newest release is refused: releases only move forward.
+A second release the same day needs a later date; policies (which count a
+release's age from its date) wait until that date.`,
 		Example: `  noderoll sandbox release-ami                       # the control plane's minor, dated today
   noderoll sandbox release-ami --kubernetes-version 1.36 --release 20261201
   aws ssm get-parameter --name /aws/service/eks/optimized-ami/1.37/amazon-linux-2023/x86_64/standard/recommended/release_version`,
@@ -713,6 +715,12 @@ not after the minor's newest release is refused: releases only move forward.`,
 			fmt.Fprintf(s.Out, "Published EKS AMI release %s for Kubernetes %s: AL2023 %s, Bottlerocket %s, Windows %s.\n", r.Version, r.Minor, r.Version, r.Bottlerocket, r.Windows)
 			fmt.Fprintf(s.Out, "The recommended SSM parameters now name it; groups on an older release are behind:\n  %s plan nodegroup --cluster=%s --name=%s --kubernetes-version=%s\n",
 				selfCommand(), st.Scenario.Cluster, st.Scenario.Nodegroup, r.Minor)
+			if day, err := time.Parse("20060102", date); err == nil && day.After(now().UTC()) {
+				// Two releases in one day need a later date; policies
+				// count a release's age from its date.
+				fmt.Fprintf(s.Out, "It is dated after now: plan and upgrade take it at once, but a NodeGroupUpgradePolicy counts its age from %s and waits until then (plus its spec.minReleaseAge).\n",
+					day.Format(time.RFC3339))
+			}
 			return nil
 		},
 	}

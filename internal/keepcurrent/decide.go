@@ -171,8 +171,14 @@ func weigh(in Input, g Group) candidate {
 	if age := in.Now.Sub(g.Newest.Published); !g.Newest.Published.IsZero() && age < in.Spec.MinReleaseAge {
 		ripe := g.Newest.Published.Add(in.Spec.MinReleaseAge)
 		st.State = v1alpha1.PolicyWaiting
-		st.Message = fmt.Sprintf("release %s was published %s ago; taken from %s (spec.minReleaseAge %s)",
-			g.Newest, age.Round(time.Second), ripe.UTC().Format(time.RFC3339), in.Spec.MinReleaseAge)
+		published := fmt.Sprintf("was published %s ago", age.Round(time.Second))
+		if age < 0 {
+			// Dated after this clock's now: a clock behind, or a release
+			// published ahead of its date (the sandbox's --release).
+			published = fmt.Sprintf("is dated %s, %s from now", g.Newest.Published.UTC().Format(time.RFC3339), (-age).Round(time.Second))
+		}
+		st.Message = fmt.Sprintf("release %s %s; taken from %s (spec.minReleaseAge %s)",
+			g.Newest, published, ripe.UTC().Format(time.RFC3339), in.Spec.MinReleaseAge)
 		return candidate{status: st, ripens: ripe.Sub(in.Now), waiting: WaitingReleaseAge}
 	}
 	st.State, st.Message = v1alpha1.PolicyWaiting, fmt.Sprintf("behind release %s", g.Newest)

@@ -137,9 +137,19 @@ func TestAYoungOrSkippedReleaseIsNotTaken(t *testing.T) {
 	if g := out.Groups[0]; g.State != v1alpha1.PolicyWaiting || !strings.Contains(g.Message, "taken from 2026-12-04T00:00:00Z") || g.BehindSince == nil {
 		t.Errorf("a young release's group: %+v", g)
 	}
+	if g := out.Groups[0]; !strings.Contains(g.Message, "was published 24h0m0s ago") {
+		t.Errorf("a young release's age: %q", g.Message)
+	}
 	in.Now = at("2026-12-04T00:00:00Z")
 	if out = Decide(in); out.Rollout == nil {
 		t.Errorf("once old enough it is taken: %+v", out)
+	}
+	// A release dated after now (a clock behind, or published ahead of its
+	// date) waits for its date and says so, not "published -7h ago".
+	in.Now, in.Spec.MinReleaseAge = at("2026-11-30T17:00:00Z"), 0
+	out = Decide(in)
+	if g := out.Groups[0]; out.Rollout != nil || !strings.Contains(g.Message, "is dated 2026-12-01T00:00:00Z, 7h0m0s from now; taken from 2026-12-01T00:00:00Z") {
+		t.Errorf("a release dated tomorrow: rollout %v, %q", out.Rollout, g.Message)
 	}
 	in = threeBehind(now)
 	in.Spec.Skip = []string{"1.37.2-20261201"}
