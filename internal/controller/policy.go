@@ -139,7 +139,11 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 			setPolicyCondition(s, v1alpha1.PolicyConditionValid, metav1.ConditionTrue, "Valid", "", p.Generation)
 		})
 	}
-	in := keepcurrent.Input{Now: now, Spec: spec, Minor: read.minor, Groups: read.groups, Rollout: p.Status.Rollout.DeepCopy(),
+	var others v1alpha1.NodeGroupUpgradePolicyList
+	if err := r.Client.List(ctx, &others); err != nil {
+		return reconcile.Result{}, fmt.Errorf("listing the other NodeGroupUpgradePolicies: %w", err)
+	}
+	in := keepcurrent.Input{Now: now, Spec: spec, Minor: read.minor, Groups: keptElsewhere(&p, others.Items, read.groups), Rollout: p.Status.Rollout.DeepCopy(),
 		Resume: p.Annotations[v1alpha1.ResumeAnnotation] != ""}
 	if in.Upgrades, in.TakeBacks, err = r.upgrades(ctx, &p); err != nil {
 		return reconcile.Result{}, err
@@ -195,6 +199,38 @@ func (r *PolicyReconciler) Reconcile(ctx context.Context, req reconcile.Request)
 		wait = min(wait, max(out.Requeue, time.Second))
 	}
 	return reconcile.Result{RequeueAfter: wait}, nil
+}
+
+// keptElsewhere marks each group an older policy of the same cluster keeps
+// too: two policies would each upgrade it in their own windows and waves
+// (the second finding it done, its canary and soak meaning nothing). The
+// older one keeps it; this one leaves it, saying which and what to do.
+func keptElsewhere(p *v1alpha1.NodeGroupUpgradePolicy, others []v1alpha1.NodeGroupUpgradePolicy, groups []keepcurrent.Group) []keepcurrent.Group {
+	out := slices.Clone(groups)
+	for i := range out {
+		if out[i].Err != "" {
+			continue
+		}
+		for k := range others {
+			o := &others[k]
+			if o.UID == p.UID || o.Spec.Cluster != p.Spec.Cluster || !o.DeletionTimestamp.IsZero() || o.Status.State == v1alpha1.PolicyInvalid || !older(o, p) {
+				continue
+			}
+			if len(o.Spec.NodeGroups) == 0 || slices.Contains(o.Spec.NodeGroups, out[i].Name) {
+				out[i].Err = fmt.Sprintf("kept by NodeGroupUpgradePolicy %s too, which is older: left to it (a group is kept by one policy; take it out of one of them with spec.nodeGroups)", o.Name)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// older says whether a was made before b (by name on the same second).
+func older(a, b *v1alpha1.NodeGroupUpgradePolicy) bool {
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Name < b.Name
 }
 
 // invalid writes a spec the controller cannot follow, once.

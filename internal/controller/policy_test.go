@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/noderoll/noderoll/api/v1alpha1"
 	"github.com/noderoll/noderoll/internal/keepcurrent"
@@ -79,5 +80,46 @@ func TestPolicyMetricsCountEachRolloutsEndOnce(t *testing.T) {
 	m.forget("p")
 	if n := testutil.CollectAndCount(m.behindFor) + testutil.CollectAndCount(m.behind); n != 0 {
 		t.Errorf("%d series left of a deleted policy", n)
+	}
+}
+
+// A group two policies of one cluster keep is left by the younger one,
+// which says which policy keeps it; other clusters' policies, invalid
+// ones and groups the older one does not name are not affected.
+func TestAGroupTwoPoliciesKeepIsLeftByTheYounger(t *testing.T) {
+	t0 := metav1.NewTime(time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC))
+	t1 := metav1.NewTime(t0.Add(time.Hour))
+	policy := func(name, uid, cluster string, at metav1.Time, groups ...string) v1alpha1.NodeGroupUpgradePolicy {
+		return v1alpha1.NodeGroupUpgradePolicy{
+			ObjectMeta: metav1.ObjectMeta{Name: name, UID: types.UID(uid), CreationTimestamp: at},
+			Spec:       v1alpha1.NodeGroupUpgradePolicySpec{Cluster: cluster, NodeGroups: groups},
+		}
+	}
+	groups := []keepcurrent.Group{{Name: "a"}, {Name: "b"}, {Name: "c", Err: "no node group c"}}
+	young := policy("young", "2", "prod", t1)
+	old := policy("old", "1", "prod", t0, "a", "c")
+	others := []v1alpha1.NodeGroupUpgradePolicy{young, old, policy("elsewhere", "3", "dev", t0), policy("broken", "4", "prod", t0)}
+	others[3].Status.State = v1alpha1.PolicyInvalid
+
+	got := keptElsewhere(&young, others, groups)
+	if !strings.Contains(got[0].Err, "kept by NodeGroupUpgradePolicy old too") {
+		t.Errorf("group a, which the older policy names: %q", got[0].Err)
+	}
+	if got[1].Err != "" || got[2].Err != "no node group c" {
+		t.Errorf("groups b and c: %q, %q", got[1].Err, got[2].Err)
+	}
+	if groups[0].Err != "" {
+		t.Error("the groups read were changed in place (they are the cache's)")
+	}
+	if got := keptElsewhere(&old, others, groups); got[0].Err != "" || got[1].Err != "" {
+		t.Errorf("the older policy leaves nothing: %+v", got)
+	}
+	// Made the same second: the name decides, the same way for both.
+	twin := policy("a-twin", "5", "prod", t0)
+	if got := keptElsewhere(&old, append(others, twin), groups); !strings.Contains(got[0].Err, "a-twin") {
+		t.Errorf("a same-second twin with the lesser name keeps it: %q", got[0].Err)
+	}
+	if got := keptElsewhere(&twin, append(others, twin), groups); got[0].Err != "" {
+		t.Errorf("the twin itself: %q", got[0].Err)
 	}
 }
