@@ -393,7 +393,7 @@ func (f *upgradeFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
 	fl.BoolVar(&f.opts.AllowDowngrade, "allow-downgrade", false, "let the target be older than the group's AMI (a lower Kubernetes minor, or an older release of the same minor); refused without it, so that a mistyped version does not roll the group back")
 	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
-	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version")
+	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version (a run soaking holds the group: stop it first)")
 	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: run the preflight checks and say what the upgrade would do; exits non-zero when a finding would stop a real run")
 	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
@@ -559,7 +559,10 @@ func advise(w io.Writer, runErr error) {
 	var resized *engine.SizesChangedError
 	var budgets *drain.MultipleBudgetsError
 	var comeback *drain.ComebackError
+	var soak *engine.StoppedInSoakError
 	switch {
+	case errors.As(runErr, &soak):
+		fmt.Fprintln(w, "The upgrade stopped in its soak: the new nodes serve, the old ones stay cordoned. Rerun the same command to finish the soak and remove the old nodes, or run it with --rollback to go back to the old nodes at once.")
 	case errors.As(runErr, &comeback):
 		fmt.Fprintln(w, "The upgrade stopped on a pod that its controller binds to the node again after every deletion (named above); the group is left as it is. Stop that controller or keep it off the node, then rerun the same command to resume.")
 	case errors.As(runErr, &blocked):

@@ -74,7 +74,7 @@ func (u *upgrade) roll(ctx context.Context) error {
 	stale, lastRefresh := true, time.Time{}
 	var capacity capacityWatch
 	var pace leavePace
-	lastWaiting, toldSoak := "", false
+	lastWaiting, toldSoak, soaking := "", false, false
 	for {
 		// Checked here too: a plan that acts on every pass never reaches
 		// the wait below, and must still end with the run.
@@ -111,6 +111,7 @@ func (u *upgrade) roll(ctx context.Context) error {
 			lastWaiting = w
 			toldSoak = u.sayWaiting(plan.Waiting, toldSoak)
 		}
+		soaking = u.trackSoak(plan.Waiting, soaking)
 		if err := u.checkLeaving(state, rs); err != nil {
 			return err
 		}
@@ -144,10 +145,34 @@ func (u *upgrade) sayWaiting(waiting []string, toldSoak bool) bool {
 	for _, x := range waiting {
 		if strings.HasPrefix(x, "soak:") && !toldSoak {
 			toldSoak = true
-			u.report.Info(x + " (" + u.opts.Terms.Of("rollback") + " goes back meanwhile)")
+			// The controller's spec.action reaches the run itself; a CLI
+			// run holds the group, so another command's --rollback is
+			// refused until this one is stopped.
+			goBack := u.opts.Terms.Of("rollback") + " goes back meanwhile"
+			if u.opts.Terms.Of("rollback") == "--rollback" {
+				goBack = "to go back meanwhile, stop this run (Ctrl-C) and run it again with --rollback"
+			}
+			u.report.Info(x + " (" + goBack + ")")
 		}
 	}
 	return toldSoak
+}
+
+// trackSoak records the blue-green soak as a step of its own, from the
+// first plan that waits on it to the first that no longer does (soak over,
+// or going back), so that no node's replace step carries it; it returns
+// whether the plan waits on the soak.
+func (u *upgrade) trackSoak(waiting []string, open bool) bool {
+	soak := slices.ContainsFunc(waiting, func(x string) bool { return strings.HasPrefix(x, "soak:") })
+	switch {
+	case soak && !open:
+		u.startStep("soak")
+	case !soak:
+		// Also one an earlier run left open: stopped in its soak, then
+		// run again to go back.
+		u.endStep("soak")
+	}
+	return soak
 }
 
 // capacityWatch is how long the plan has waited for new capacity, and
@@ -250,6 +275,9 @@ func (u *upgrade) waitForChange(ctx context.Context, rs *rollState, plan rollout
 		if len(plan.Waiting) > 0 {
 			what = "waiting for " + strings.Join(plan.Waiting, "; ")
 		}
+		if slices.ContainsFunc(plan.Waiting, func(x string) bool { return strings.HasPrefix(x, "soak:") }) {
+			return &StoppedInSoakError{Err: fmt.Errorf("%s: %w", what, ctx.Err())}
+		}
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	case r := <-rs.results:
 		return u.drained(ctx, rs, r)
@@ -258,6 +286,13 @@ func (u *upgrade) waitForChange(ctx context.Context, rs *rollState, plan rollout
 	}
 	return nil
 }
+
+// StoppedInSoakError says a blue-green run was stopped in its soak: its
+// old nodes are still there, cordoned, to go back to.
+type StoppedInSoakError struct{ Err error }
+
+func (e *StoppedInSoakError) Error() string { return e.Err.Error() }
+func (e *StoppedInSoakError) Unwrap() error { return e.Err }
 
 func (rs *rollState) busy() bool {
 	for _, j := range rs.jobs {
@@ -612,6 +647,8 @@ func (u *upgrade) drained(ctx context.Context, rs *rollState, r drainResult) err
 	}
 	if u.rec.Strategy == StrategyBlueGreen && u.rec.Phase == PhaseReplacing {
 		then = fmt.Sprintf("kept until the %s soak after the last old node is drained", time.Duration(u.rec.Soak))
+		// Its replace step ends drained: the soak is a step of its own.
+		u.endLatestStep(func(st Step) bool { return st.Instance == r.instance })
 	}
 	u.report.NodeStep(step, "Cordon", r.node, "", fmt.Sprintf("%s drained and cordoned%s; %s", r.node, u.heldFor(r.node), then))
 	u.events.nodeNamed(ctx, r.node, corev1.EventTypeNormal, "NoderollCordoned", "all pods evicted; node cordoned")

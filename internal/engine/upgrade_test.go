@@ -677,6 +677,22 @@ func TestBlueGreenReplacesTheWholeSetThenTheOld(t *testing.T) {
 		if peak != 12 || len(res.Removed) != 0 || len(w.record().Decremented) != 6 {
 			t.Errorf("peak %d instances (want 12), removed %v, decremented %v", peak, res.Removed, w.record().Decremented)
 		}
+		// The soak is a step of its own, at least its length; no node's
+		// replace step carries it (each ends drained, before it began).
+		var soak *Step
+		for k, st := range w.record().Steps {
+			if st.Name == "soak" {
+				soak = &w.record().Steps[k]
+			}
+		}
+		if soak == nil || soak.End.IsZero() || soak.End.Sub(soak.Start) < 50*time.Millisecond {
+			t.Fatalf("the soak's step: %+v in %+v", soak, w.record().Steps)
+		}
+		for _, st := range w.record().Steps {
+			if st.Action == "replace" && (st.End.IsZero() || st.End.After(soak.Start)) {
+				t.Errorf("step %s (%s to %s) runs into the soak begun %s", st.Name, st.Start, st.End, soak.Start)
+			}
+		}
 	})
 }
 
@@ -715,17 +731,27 @@ func TestBlueGreenGoesBackDuringTheSoak(t *testing.T) {
 			time.Sleep(10 * time.Millisecond)
 		}
 		cancel()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Fatalf("the soaking upgrade ended with %v", err)
+		var inSoak *StoppedInSoakError
+		if err := <-done; !errors.Is(err, context.Canceled) || !errors.As(err, &inSoak) {
+			t.Fatalf("the soaking upgrade ended with %v, want a StoppedInSoakError", err)
 		}
 		if len(w.p.Terminations()) != 0 {
 			t.Fatalf("terminated during the soak: %v", w.p.Terminations())
 		}
 
+		// Each removal takes a second: the going back takes time the
+		// soak's step must not count.
+		w.p.Before = func(op string) error {
+			if strings.HasPrefix(op, "TerminateInstance") {
+				time.Sleep(time.Second)
+			}
+			return nil
+		}
 		res, err := w.engine().RollBack(context.Background(), Request{Group: w.ref})
 		if err != nil {
 			t.Fatal(err)
 		}
+		w.p.Before = nil
 		g := w.p.Group("ng")
 		now := ids(g)
 		slices.Sort(now)
@@ -749,6 +775,22 @@ func TestBlueGreenGoesBackDuringTheSoak(t *testing.T) {
 		}
 		if r := w.record(); r.Phase != PhaseRolledBack {
 			t.Errorf("record phase %s", r.Phase)
+		}
+		// The soak the stopped run began ends as the going back begins,
+		// before the new nodes' removal; no step is left open.
+		soaks, removals := []Step{}, []Step{}
+		for _, st := range w.record().Steps {
+			switch {
+			case st.End.IsZero():
+				t.Errorf("step %s left open", st.Name)
+			case st.Name == "soak":
+				soaks = append(soaks, st)
+			case st.Action == "remove":
+				removals = append(removals, st)
+			}
+		}
+		if len(soaks) != 1 || len(removals) != 4 || soaks[0].End.After(removals[0].Start) {
+			t.Errorf("soak steps %+v, removals %+v: want one soak ended before the first removal began", soaks, removals)
 		}
 		if _, err := w.engine().RollBack(context.Background(), Request{Group: w.ref}); err == nil || !strings.Contains(err.Error(), "no upgrade of c1/ng is under way") {
 			t.Errorf("a second go-back: %v", err)
