@@ -251,9 +251,14 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	}
 	target := p.target
 	if rec != nil {
-		target, err = e.resumeTarget(req, rec, target)
-		if err != nil {
+		// Judged again under the lock, and told from here only (the
+		// judge above read the record without it).
+		var note string
+		if target, note, err = e.resumeTarget(req, rec, target); err != nil {
 			return nil, err
+		}
+		if note != "" {
+			e.report.Info(note)
 		}
 	}
 	if rec == nil && upToDate(p.group, target) {
@@ -391,23 +396,24 @@ func (e *Engine) resumeBudgets(rec *Record, g cloud.NodeGroup) (surge, unavailab
 // resumeTarget decides what an unfinished upgrade on record means for this
 // request. The same request resumes to the recorded target, even if it would
 // resolve to another AMI now ("recommended" moved on); a request for the
-// recorded AMI resumes too; anything else is another upgrade, refused.
-func (e *Engine) resumeTarget(req Request, rec *Record, resolved Target) (Target, error) {
+// recorded AMI resumes too; anything else is another upgrade, refused. The
+// note says when the request resolves to another AMI now; the caller tells
+// it, once a run.
+func (e *Engine) resumeTarget(req Request, rec *Record, resolved Target) (target Target, note string, err error) {
 	switch {
 	case rec.Phase == PhaseRollingBack:
-		return Target{}, fmt.Errorf("%w: the bluegreen upgrade of %s to %s is going back to its old nodes; rerun with %s (or %s) to finish that first",
+		return Target{}, "", fmt.Errorf("%w: the bluegreen upgrade of %s to %s is going back to its old nodes; rerun with %s (or %s) to finish that first",
 			ErrTargetMismatch, req.Group, describeTarget(rec.Target), e.opts.Terms.Of("rollback"), e.opts.Terms.Of("abort"))
 	case rec.Abort != nil:
-		return Target{}, fmt.Errorf("%w: the upgrade of %s to %s is being aborted (back to %s); rerun with %s to finish that first",
+		return Target{}, "", fmt.Errorf("%w: the upgrade of %s to %s is being aborted (back to %s); rerun with %s to finish that first",
 			ErrTargetMismatch, req.Group, describeTarget(rec.Abort.From), describeTarget(rec.Target), e.opts.Terms.Of("abort"))
 	case rec.Target.ImageID == resolved.ImageID:
-		return rec.Target, nil
+		return rec.Target, "", nil
 	case req.Target.sameRequest(rec.Spec):
-		e.report.Info(fmt.Sprintf("%s now resolves to %s; finishing the recorded upgrade to %s first (ask again afterwards to move on)",
-			describeSpec(e.opts.Terms, req.Target), describeTarget(resolved), describeTarget(rec.Target)))
-		return rec.Target, nil
+		return rec.Target, fmt.Sprintf("%s now resolves to %s; finishing the recorded upgrade to %s first (ask again afterwards to move on)",
+			describeSpec(e.opts.Terms, req.Target), describeTarget(resolved), describeTarget(rec.Target)), nil
 	}
-	return Target{}, fmt.Errorf("%w: %s to AMI %s (%s), started %s, reached %s; rerun with that target to resume it, or finish it first",
+	return Target{}, "", fmt.Errorf("%w: %s to AMI %s (%s), started %s, reached %s; rerun with that target to resume it, or finish it first",
 		ErrTargetMismatch, req.Group, rec.Target.ImageID, rec.Target.ImageName, rec.Started.Format(time.RFC3339), rec.Phase)
 }
 

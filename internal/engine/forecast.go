@@ -150,6 +150,9 @@ func (e *Engine) Forecast(ctx context.Context, req Request, assumed Assumed) (*F
 	if err != nil {
 		return nil, err
 	}
+	if rep.ResumeNote != "" {
+		e.report.Info(rep.ResumeNote)
+	}
 	f := &Forecast{PreflightReport: rep, Budgets: []Headroom{}, Predictions: []Prediction{}}
 	if rep.UpToDate {
 		return f, nil

@@ -155,6 +155,9 @@ func (e *Engine) judgeManaged(ctx context.Context, req Request, p *prepared) (re
 	if err != nil {
 		return false, false, err
 	}
+	if pre.ResumeNote != "" {
+		e.report.Info(pre.ResumeNote)
+	}
 	lags := recordLags(p.group)
 	if pre.UpToDate && !lags {
 		return false, true, nil

@@ -27,6 +27,9 @@ type PreflightReport struct {
 	MaxSurge       int                 `json:"maxSurge"`
 	MaxUnavailable int                 `json:"maxUnavailable"`
 	Findings       []preflight.Finding `json:"findings"`
+	// ResumeNote says, on a resume, that the request resolves to another
+	// AMI now than the recorded one the run goes on to.
+	ResumeNote string `json:"resumeNote,omitempty"`
 	// Blocking counts the findings that would stop a real run (those of
 	// --ignore-preflight's checks left out).
 	Blocking int `json:"blocking"`
@@ -39,7 +42,11 @@ func (e *Engine) Preflight(ctx context.Context, req Request) (*PreflightReport, 
 	if err != nil {
 		return nil, err
 	}
-	return e.judge(ctx, p)
+	r, err := e.judge(ctx, p)
+	if err == nil && r.ResumeNote != "" {
+		e.report.Info(r.ResumeNote)
+	}
+	return r, err
 }
 
 // judge takes the record prepare read (without the lock: nothing is
@@ -52,7 +59,7 @@ func (e *Engine) judge(ctx context.Context, p *prepared) (*PreflightReport, erro
 	r := &PreflightReport{Nodegroup: p.req.Group.String(), Strategy: e.opts.Strategy, Instances: len(p.group.Instances),
 		MaxSurge: p.surge, MaxUnavailable: p.unavailable, Findings: []preflight.Finding{}}
 	if rec.Active() {
-		if target, err = e.resumeTarget(p.req, rec, target); err != nil {
+		if target, r.ResumeNote, err = e.resumeTarget(p.req, rec, target); err != nil {
 			return nil, err
 		}
 		r.Resuming, r.Strategy = true, strategyOf(rec)

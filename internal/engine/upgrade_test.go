@@ -319,9 +319,16 @@ func TestAResumeKeepsTheRecordedTargetWhenRecommendedMovesOn(t *testing.T) {
 		}
 		w.p.Before = nil
 		w.p.AddImage(cloudfake.Image{ID: amiB, Name: "al2023-1.37-v20261115", Minor: "1.37", Release: "1.37.2-20261115"}, true) // published meanwhile
-		res, err := w.upgrade(TargetSpec{KubernetesVersion: "1.37"})
+		told := &infoLog{}
+		e := New(w.kube, w.p, Options{Strategy: StrategyEKS, PostCordonWait: 0, Seed: 1}, WithReporter(told))
+		res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
 		if err != nil {
 			t.Fatalf("the resume was refused: %v", err)
+		}
+		// Said once, though the record is judged before the lock and again
+		// under it.
+		if n := told.count("now resolves to " + amiB); n != 1 {
+			t.Errorf("the newer AMI the request resolves to was told %d times, want once:\n%s", n, strings.Join(told.lines, "\n"))
 		}
 		if res.Target.ImageID != amiA {
 			t.Fatalf("the resume went to %s, want the recorded %s", res.Target.ImageID, amiA)
@@ -1100,6 +1107,33 @@ func TestAnOldInstanceWithoutANodeIsReplacedToo(t *testing.T) {
 			})
 		})
 	}
+}
+
+// infoLog keeps the notes an upgrade reports.
+type infoLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *infoLog) Report(p Progress) {
+	if p.Kind != ProgressInfo {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, p.Message)
+}
+
+func (l *infoLog) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, line := range l.lines {
+		if strings.Contains(line, sub) {
+			n++
+		}
+	}
+	return n
 }
 
 // stepLog keeps the steps an upgrade reports, in order.
