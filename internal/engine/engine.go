@@ -386,8 +386,19 @@ func (e *Engine) resumeBudgets(rec *Record, g cloud.NodeGroup) (surge, unavailab
 		s, u, err := budgets(strategy, e.opts, rec.OriginalDesired, len(g.AZs), g.MaxUnavailable)
 		if err != nil || s != rec.Surge || u != rec.Unavailable {
 			t := e.opts.Terms
-			return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way records max surge %d and max unavailable %d (strategy %s); %s and %s say otherwise: leave them out to resume as recorded, or take it back with %s",
-				ErrTargetMismatch, rec.Cluster, rec.Nodegroup, rec.Surge, rec.Unavailable, strategy, t.With("max-surge", e.opts.MaxSurge.String()), t.With("max-unavailable", e.opts.MaxUnavailable.String()), t.Of("abort"))
+			var given []string // only what was given: the rest is the record's
+			if e.opts.MaxSurge.Given {
+				given = append(given, t.With("max-surge", e.opts.MaxSurge.String()))
+			}
+			if e.opts.MaxUnavailable.Given {
+				given = append(given, t.With("max-unavailable", e.opts.MaxUnavailable.String()))
+			}
+			says, them := "says", "it"
+			if len(given) > 1 {
+				says, them = "say", "them"
+			}
+			return 0, 0, fmt.Errorf("%w: the upgrade of %s/%s under way records max surge %d and max unavailable %d (strategy %s); %s %s otherwise: leave %s out to resume as recorded, or take it back with %s",
+				ErrTargetMismatch, rec.Cluster, rec.Nodegroup, rec.Surge, rec.Unavailable, strategy, strings.Join(given, " and "), says, them, t.Of("abort"))
 		}
 	}
 	return rec.Surge, rec.Unavailable, nil

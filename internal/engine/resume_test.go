@@ -112,8 +112,9 @@ func TestAResumeRefusesOtherBudgets(t *testing.T) {
 		o.MaxSurge = Amount{Value: 100, Percent: true, Given: true}
 		before := len(w.p.Calls())
 		_, err := New(w.kube, w.p, o).Upgrade(context.Background(), Request{Group: w.ref, Target: spec})
-		if !errors.Is(err, ErrTargetMismatch) || !strings.Contains(err.Error(), "records max surge 2 and max unavailable 0") {
-			t.Fatalf("--max-surge 100%% on resume: got %v", err)
+		if !errors.Is(err, ErrTargetMismatch) || !strings.Contains(err.Error(), "records max surge 2 and max unavailable 0") ||
+			!strings.Contains(err.Error(), "--max-surge=100% says otherwise: leave it out") || strings.Contains(err.Error(), "--max-unavailable") {
+			t.Fatalf("--max-surge 100%% on resume, want only the flag given named: got %v", err)
 		}
 		if calls := w.p.Calls()[before:]; len(calls) != 0 {
 			t.Errorf("the refused resume changed %v", calls)
