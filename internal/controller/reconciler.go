@@ -366,7 +366,7 @@ func (r *Reconciler) work(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run
 				j.log.Info("upgrade stopped between actions", "cause", context.Cause(ctx))
 				return
 			}
-			if phase := r.conclude(fin, u, run, o.err, j.rep, j.log); phase != "" {
+			if phase := r.conclude(fin, u, run, o.res, o.err, j.rep, j.log); phase != "" {
 				r.Metrics.ended.WithLabelValues(phase).Inc()
 				r.Metrics.duration.WithLabelValues(phase).Observe(r.Clock.Since(j.began).Seconds())
 				j.log.Info("upgrade ended", "phase", phase)
@@ -621,6 +621,35 @@ func (r *Reconciler) handBack(ctx context.Context, key client.ObjectKey) error {
 	return nil
 }
 
+// endedWith says what a run that ended by itself did, as the CLI's summary
+// begins ("" without a result).
+func endedWith(run Run, res *engine.Result) string {
+	if res == nil {
+		return ""
+	}
+	target := res.Target.ImageID
+	if res.Target.ImageName != "" {
+		target += " (" + res.Target.ImageName + ")"
+	}
+	did := fmt.Sprintf("%d nodes replaced", len(res.Replaced))
+	if len(res.Removed) > 0 {
+		did += fmt.Sprintf(", %d surplus removed", len(res.Removed))
+	}
+	took := fmt.Sprintf(" in %s", res.Duration.Round(time.Second))
+	if !res.Resumed.IsZero() {
+		took += fmt.Sprintf(" (resuming an upgrade begun %s)", res.Resumed.UTC().Format(time.RFC3339))
+	}
+	switch {
+	case res.UpToDate:
+		return fmt.Sprintf("%s/%s was on %s already; nothing was changed", run.Group.Cluster, run.Group.Name, target)
+	case run.Action == "Abort":
+		return fmt.Sprintf("aborted: %s/%s is back on %s, %s%s", run.Group.Cluster, run.Group.Name, target, did, took)
+	case run.Action == "Rollback":
+		return fmt.Sprintf("rolled back: %s/%s is back on its old nodes, %s%s", run.Group.Cluster, run.Group.Name, did, took)
+	}
+	return fmt.Sprintf("upgraded %s/%s to %s: %s%s", run.Group.Cluster, run.Group.Name, target, did, took)
+}
+
 func setCondition(s *v1alpha1.NodeGroupUpgradeStatus, typ string, status metav1.ConditionStatus, reason, msg string, gen int64) {
 	meta.SetStatusCondition(&s.Conditions, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: truncate(msg, 32768), ObservedGeneration: gen})
 }
@@ -634,7 +663,7 @@ func truncate(s string, n int) string {
 
 // conclude writes how a run that ended by itself ended, and returns the
 // phase it ended in ("" when it is to be tried again).
-func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run Run, err error, rep *reports, log *slog.Logger) string {
+func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, run Run, res *engine.Result, err error, rep *reports, log *slog.Logger) string {
 	var held *grouplock.HeldError
 	var lost *grouplock.LostError
 	switch {
@@ -647,6 +676,12 @@ func (r *Reconciler) conclude(ctx context.Context, u *v1alpha1.NodeGroupUpgrade,
 			phase, reason = v1alpha1.PhaseRolledBack, "RolledBack"
 		}
 		_, msg, _ := rep.snapshot(0)
+		if o := endedWith(run, res); o != "" {
+			// What the run did, not its last note: that may be a moment's
+			// news (the autoscaler kept at 0 for another upgrade) that is
+			// stale once the others end.
+			msg = o
+		}
 		if err := r.finish(ctx, u, phase, reason, msg); err != nil {
 			log.Error("writing status", "err", err)
 		}

@@ -88,7 +88,7 @@ func TestAGroupHeldByAnotherIsTriedAgainWhenItsLeaseCouldHaveExpired(t *testing.
 	r, clk := reconciler(t, u)
 	held := &grouplock.HeldError{Group: "c1/ng", Lease: "kube-system/x", Holder: grouplock.Holder{Host: "laptop", PID: 7},
 		Since: clk.Now().Add(-time.Minute), Renewed: clk.Now().Add(-10 * time.Second), Expires: 30 * time.Second}
-	if phase := r.conclude(context.Background(), u, Run{}, fmt.Errorf("locking: %w", held), newReports(clk.Now), r.Log); phase != "" {
+	if phase := r.conclude(context.Background(), u, Run{}, nil, fmt.Errorf("locking: %w", held), newReports(clk.Now), r.Log); phase != "" {
 		t.Fatalf("a held group ended the upgrade as %s", phase)
 	}
 	got := get(t, r, "up")
@@ -104,7 +104,7 @@ func TestAGroupHeldByAnotherIsTriedAgainWhenItsLeaseCouldHaveExpired(t *testing.
 	clk.Step(5 * time.Second)
 	again := *held
 	again.Renewed = clk.Now().Add(-time.Second)
-	if phase := r.conclude(context.Background(), u, Run{}, fmt.Errorf("locking: %w", &again), newReports(clk.Now), r.Log); phase != "" {
+	if phase := r.conclude(context.Background(), u, Run{}, nil, fmt.Errorf("locking: %w", &again), newReports(clk.Now), r.Log); phase != "" {
 		t.Fatalf("a held group ended the upgrade as %s", phase)
 	}
 	if after := get(t, r, "up"); after.ResourceVersion != got.ResourceVersion || after.Status.Message != got.Status.Message {
@@ -114,18 +114,27 @@ func TestAGroupHeldByAnotherIsTriedAgainWhenItsLeaseCouldHaveExpired(t *testing.
 
 // How a run's end reads on the resource.
 func TestARunsEndIsWrittenWithItsReason(t *testing.T) {
+	did := &engine.Result{Target: engine.Target{ImageID: "ami-new", ImageName: "al2023-1.37-v20261207"}, Replaced: []string{"i-1", "i-2"}, Duration: 41 * time.Second}
 	for _, c := range []struct {
 		err               error
 		action            string
+		res               *engine.Result
 		phase, cond, want string
 	}{
-		{nil, "", v1alpha1.PhaseComplete, v1alpha1.ConditionComplete, ""},
-		{nil, "Abort", v1alpha1.PhaseAborted, v1alpha1.ConditionComplete, ""},
-		{&drain.BlockedError{}, "", v1alpha1.PhaseFailed, v1alpha1.ConditionFailed, "spec.force"},
+		{nil, "", nil, v1alpha1.PhaseComplete, v1alpha1.ConditionComplete, ""},
+		// What the run did, not its last note (a moment's news).
+		{nil, "", did, v1alpha1.PhaseComplete, v1alpha1.ConditionComplete, "upgraded c1/ng to ami-new (al2023-1.37-v20261207): 2 nodes replaced in 41s"},
+		{nil, "", &engine.Result{UpToDate: true, Target: did.Target}, v1alpha1.PhaseComplete, v1alpha1.ConditionComplete, "c1/ng was on ami-new (al2023-1.37-v20261207) already; nothing was changed"},
+		{nil, "Abort", nil, v1alpha1.PhaseAborted, v1alpha1.ConditionComplete, ""},
+		{nil, "Abort", did, v1alpha1.PhaseAborted, v1alpha1.ConditionComplete, "aborted: c1/ng is back on ami-new"},
+		{&drain.BlockedError{}, "", nil, v1alpha1.PhaseFailed, v1alpha1.ConditionFailed, "spec.force"},
 	} {
 		u := resource("up", "uid-1", "ng")
 		r, clk := reconciler(t, u)
-		if phase := r.conclude(context.Background(), u, Run{Action: c.action}, c.err, newReports(clk.Now), r.Log); phase != c.phase {
+		rep := newReports(clk.Now)
+		rep.Report(engine.Progress{Kind: engine.ProgressInfo, Message: "cluster-autoscaler kube-system/cluster-autoscaler stays at 0"})
+		run := Run{Action: c.action, Group: cloud.NodeGroupRef{Cluster: "c1", Name: "ng"}}
+		if phase := r.conclude(context.Background(), u, run, c.res, c.err, rep, r.Log); phase != c.phase {
 			t.Errorf("%v: ended %s, want %s", c.err, phase, c.phase)
 		}
 		got := get(t, r, "up")
@@ -138,6 +147,9 @@ func TestARunsEndIsWrittenWithItsReason(t *testing.T) {
 		if got.Status.Phase != c.phase || cond == nil || cond.Status != metav1.ConditionTrue || got.Status.CompletionTime == nil || !strings.Contains(got.Status.Message, c.want) {
 			t.Errorf("%v: status %+v", c.err, got.Status)
 		}
+		if c.res != nil && strings.Contains(got.Status.Message, "stays at 0") {
+			t.Errorf("%v, %s: the last note %q, not what the run did", c.err, c.action, got.Status.Message)
+		}
 		if !ended(got) {
 			t.Errorf("%v: the resource is not ended for its generation", c.err)
 		}
@@ -148,7 +160,7 @@ func TestARunsEndIsWrittenWithItsReason(t *testing.T) {
 func TestALostLockIsNotAFailure(t *testing.T) {
 	u := resource("up", "uid-1", "ng")
 	r, clk := reconciler(t, u)
-	if phase := r.conclude(context.Background(), u, Run{}, fmt.Errorf("x: %w", &grouplock.LostError{Lease: "kube-system/x"}), newReports(clk.Now), r.Log); phase != "" {
+	if phase := r.conclude(context.Background(), u, Run{}, nil, fmt.Errorf("x: %w", &grouplock.LostError{Lease: "kube-system/x"}), newReports(clk.Now), r.Log); phase != "" {
 		t.Fatalf("ended as %s", phase)
 	}
 	if got := get(t, r, "up"); got.Status.Phase != v1alpha1.PhasePending || ended(got) {
