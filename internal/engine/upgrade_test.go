@@ -319,7 +319,7 @@ func TestAResumeKeepsTheRecordedTargetWhenRecommendedMovesOn(t *testing.T) {
 		}
 		w.p.Before = nil
 		w.p.AddImage(cloudfake.Image{ID: amiB, Name: "al2023-1.37-v20261115", Minor: "1.37", Release: "1.37.2-20261115"}, true) // published meanwhile
-		told := &infoLog{}
+		told := &progressLog{kind: ProgressInfo}
 		e := New(w.kube, w.p, Options{Strategy: StrategyEKS, PostCordonWait: 0, Seed: 1}, WithReporter(told))
 		res, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}})
 		if err != nil {
@@ -1109,22 +1109,28 @@ func TestAnOldInstanceWithoutANodeIsReplacedToo(t *testing.T) {
 	}
 }
 
-// infoLog keeps the notes an upgrade reports.
-type infoLog struct {
+// progressLog keeps what an upgrade reports of one kind, in order: steps
+// as "[n] Title: message", notes as their message.
+type progressLog struct {
+	kind  string
 	mu    sync.Mutex
 	lines []string
 }
 
-func (l *infoLog) Report(p Progress) {
-	if p.Kind != ProgressInfo {
+func (l *progressLog) Report(p Progress) {
+	if p.Kind != l.kind {
 		return
+	}
+	line := p.Message
+	if p.Kind == ProgressStep {
+		line = fmt.Sprintf("[%d] %s: %s", p.Step, p.Title, p.Message)
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.lines = append(l.lines, p.Message)
+	l.lines = append(l.lines, line)
 }
 
-func (l *infoLog) count(sub string) int {
+func (l *progressLog) count(sub string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
@@ -1136,21 +1142,6 @@ func (l *infoLog) count(sub string) int {
 	return n
 }
 
-// stepLog keeps the steps an upgrade reports, in order.
-type stepLog struct {
-	mu    sync.Mutex
-	lines []string
-}
-
-func (l *stepLog) Report(p Progress) {
-	if p.Kind != ProgressStep {
-		return
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.lines = append(l.lines, fmt.Sprintf("[%d] %s: %s", p.Step, p.Title, p.Message))
-}
-
 // A node's steps are told in the order they happened: its drain's end
 // (Cordon) before its termination, even when its post-cordon wait is over
 // by the time the drain ends (surge cordons first) and the strategy would
@@ -1158,7 +1149,7 @@ func (l *stepLog) Report(p Progress) {
 func TestEachNodesStepsAreToldInOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		w := newWorld(t, 12, "a", "b", "c")
-		log := &stepLog{}
+		log := &progressLog{kind: ProgressStep}
 		e := New(w.kube, w.p, Options{Strategy: StrategySurge, PostCordonWait: 0, Seed: 1}, WithReporter(log))
 		e.opts.MaxSurge = Amount{Value: 6, Given: true}
 		if _, err := e.Upgrade(context.Background(), Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
@@ -1226,7 +1217,7 @@ func TestACordonSaysWhichBudgetHeldItsDrainAndHowLong(t *testing.T) {
 			}
 			return true, nil, w.kube.Tracker().Delete(corev1.SchemeGroupVersion.WithResource("pods"), a.GetNamespace(), name)
 		})
-		log := &stepLog{}
+		log := &progressLog{kind: ProgressStep}
 		e := New(w.kube, w.p, Options{Strategy: StrategyEKS, PostCordonWait: 0, Seed: 1}, WithReporter(log))
 		if _, err := e.Upgrade(ctx, Request{Group: w.ref, Target: TargetSpec{KubernetesVersion: "1.37"}}); err != nil {
 			t.Fatal(err)
