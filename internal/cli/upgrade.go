@@ -366,6 +366,37 @@ func (f *upgradeFlags) validate() error {
 	return nil
 }
 
+// validateStrategyFlags refuses a flag of one strategy given to a run of
+// another, which would ignore it without a word (as the resource's
+// validation refuses spec.strategy.soak with type Surge). plan, which
+// predicts every strategy, takes them all.
+func (f *upgradeFlags) validateStrategyFlags() error {
+	if f.changed == nil || f.mode == "managed" || f.rollback || f.abort {
+		return nil
+	}
+	strategy := f.opts.Strategy
+	which := "--strategy " + strategy
+	if f.strategySet == nil || !f.strategySet() {
+		which = "the default --strategy " + strategy
+	}
+	var given []string
+	for _, flag := range []string{"soak", "batch-size", "batch-soak"} {
+		if strategy != engine.StrategyBlueGreen && f.changed(flag) {
+			given = append(given, "--"+flag)
+		}
+	}
+	if len(given) > 0 {
+		return fmt.Errorf("%s: for --strategy bluegreen only (its old nodes kept, cordoned, after the drain); %s would not use it: leave it out, or add --strategy bluegreen", strings.Join(given, ", "), which)
+	}
+	switch {
+	case strategy == engine.StrategyBlueGreen && (f.changed("max-surge") || f.changed("max-unavailable")):
+		return fmt.Errorf("--max-surge and --max-unavailable: --strategy bluegreen launches the whole new set at once and takes no node away first, so neither is used; leave them out, or use --strategy surge")
+	case strategy == engine.StrategyEKS && f.changed("max-surge"):
+		return fmt.Errorf("--max-surge: --strategy eks surges as EKS does, a node per zone (or --max-unavailable if larger), so it is not used; leave it out, set --max-unavailable, or use --strategy surge")
+	}
+	return nil
+}
+
 // addFlags declares upgrade nodegroup's flags on f.
 func (f *upgradeFlags) addFlags(fl *pflag.FlagSet) {
 	fl.StringVar(&f.cluster, "cluster", "", "EKS cluster name (required)")
@@ -406,6 +437,9 @@ func (f *upgradeFlags) addFlags(fl *pflag.FlagSet) {
 
 func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*progress.View)) error {
 	if err := f.validate(); err != nil {
+		return err
+	}
+	if err := f.validateStrategyFlags(); err != nil {
 		return err
 	}
 	if f.timeout > 0 {

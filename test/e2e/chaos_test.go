@@ -51,7 +51,10 @@ func chaosRun(t *testing.T, seed uint64) string {
 	before := s.Group()
 	budgets := WatchBudgets(t, s.Kube)
 	upgrade := []string{"upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--kubernetes-version=1.37",
-		"--strategy=" + strategy, "--post-cordon-wait=2s", "--eviction-retry-delay=1s", "--soak=3s"}
+		"--strategy=" + strategy, "--post-cordon-wait=2s", "--eviction-retry-delay=1s"}
+	if strategy == "bluegreen" {
+		upgrade = append(upgrade, "--soak=3s")
+	}
 	if strategy == "surge" {
 		upgrade = append(upgrade, fmt.Sprintf("--max-surge=%d", 1+rng.IntN(nodes)), fmt.Sprintf("--max-unavailable=%d", rng.IntN(2)))
 	}
