@@ -368,9 +368,10 @@ func (f *upgradeFlags) validate() error {
 
 // validateStrategyFlags refuses a flag of one strategy given to a run of
 // another, which would ignore it without a word (as the resource's
-// validation refuses spec.strategy.soak with type Surge). plan, which
-// predicts every strategy, takes them all.
-func (f *upgradeFlags) validateStrategyFlags() error {
+// validation refuses spec.strategy.soak with type Surge): bluegreenOnly
+// are the command's flags for blue-green alone (upgrade cluster's --soak
+// is its waves'). plan, which predicts every strategy, takes them all.
+func (f *upgradeFlags) validateStrategyFlags(bluegreenOnly ...string) error {
 	if f.changed == nil || f.mode == "managed" || f.rollback || f.abort {
 		return nil
 	}
@@ -380,7 +381,7 @@ func (f *upgradeFlags) validateStrategyFlags() error {
 		which = "the default --strategy " + strategy
 	}
 	var given []string
-	for _, flag := range []string{"soak", "batch-size", "batch-soak"} {
+	for _, flag := range bluegreenOnly {
 		if strategy != engine.StrategyBlueGreen && f.changed(flag) {
 			given = append(given, "--"+flag)
 		}
@@ -439,7 +440,7 @@ func runUpgrade(ctx context.Context, s Streams, f *upgradeFlags, intro func(*pro
 	if err := f.validate(); err != nil {
 		return err
 	}
-	if err := f.validateStrategyFlags(); err != nil {
+	if err := f.validateStrategyFlags("soak", "batch-size", "batch-soak"); err != nil {
 		return err
 	}
 	if f.timeout > 0 {

@@ -62,6 +62,9 @@ was wrong is fixed).`,
 			if err := f.validateDurations(); err != nil {
 				return err
 			}
+			if err := f.validateStrategyFlags("batch-size", "batch-soak"); err != nil {
+				return err
+			}
 			req.Cluster, req.KubernetesVersion, req.Family = f.cluster, f.target.KubernetesVersion, f.target.Family
 			return runUpgradeCluster(cmd.Context(), s, f, req, health, output)
 		},

@@ -74,10 +74,14 @@ func TestAStrategysFlagGivenToAnotherIsRefused(t *testing.T) {
 		{[]string{"--max-surge=50%", "--max-unavailable=1"}, ""},
 	} {
 		f := parse(t, append(slices.Clone(base), c.flags...)...)
-		err := f.validateStrategyFlags()
+		err := f.validateStrategyFlags("soak", "batch-size", "batch-soak")
 		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
 			t.Errorf("%v: %v, want %q", c.flags, err, c.want)
 		}
+	}
+	// upgrade cluster's --soak is its waves': only its batches are blue-green's.
+	if err := parse(t, append(slices.Clone(base), "--soak=5m")...).validateStrategyFlags("batch-size", "batch-soak"); err != nil {
+		t.Errorf("a cluster's wave soak refused: %v", err)
 	}
 	for _, c := range []struct {
 		spec v1alpha1.Strategy
