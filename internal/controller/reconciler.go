@@ -756,7 +756,11 @@ func thisRun(rec *engine.Record, since time.Time, res *engine.Result) *engine.Re
 func (r *Reconciler) pending(ctx context.Context, u *v1alpha1.NodeGroupUpgrade, reason, msg string) error {
 	return r.setStatus(ctx, client.ObjectKeyFromObject(u), func(s *v1alpha1.NodeGroupUpgradeStatus) {
 		s.ObservedGeneration, s.Phase, s.Message = u.Generation, v1alpha1.PhasePending, msg
+		// No worker runs it: nodes in flight or blocked are a dead
+		// run's last word (a leader killed mid-drain), not news.
+		s.InFlightNodes, s.BlockedNodes, s.Nodes = 0, 0, nil
 		setCondition(s, v1alpha1.ConditionProgressing, metav1.ConditionFalse, reason, msg, u.Generation)
+		setCondition(s, v1alpha1.ConditionBlocked, metav1.ConditionFalse, reason, "", u.Generation)
 	})
 }
 

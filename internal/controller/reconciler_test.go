@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -85,6 +86,9 @@ func TestASecondResourceOfAGroupWaitsForTheFirst(t *testing.T) {
 // lease could have expired.
 func TestAGroupHeldByAnotherIsTriedAgainWhenItsLeaseCouldHaveExpired(t *testing.T) {
 	u := resource("up", "uid-1", "ng")
+	// As a leader killed mid-drain left it.
+	u.Status.Phase, u.Status.InFlightNodes, u.Status.BlockedNodes = v1alpha1.PhaseRunning, 3, 2
+	u.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionBlocked, Status: metav1.ConditionTrue, Reason: "EvictionRefused", LastTransitionTime: metav1.Now()}}
 	r, clk := reconciler(t, u)
 	held := &grouplock.HeldError{Group: "c1/ng", Lease: "kube-system/x", Holder: grouplock.Holder{Host: "laptop", PID: 7},
 		Since: clk.Now().Add(-time.Minute), Renewed: clk.Now().Add(-10 * time.Second), Expires: 30 * time.Second}
@@ -94,6 +98,9 @@ func TestAGroupHeldByAnotherIsTriedAgainWhenItsLeaseCouldHaveExpired(t *testing.
 	got := get(t, r, "up")
 	if got.Status.Phase != v1alpha1.PhasePending || !strings.Contains(got.Status.Message, "pid 7") || !strings.Contains(got.Status.Message, "this upgrade starts once it is free") {
 		t.Errorf("phase %s message %q", got.Status.Phase, got.Status.Message)
+	}
+	if c := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionBlocked); got.Status.InFlightNodes != 0 || got.Status.BlockedNodes != 0 || c == nil || c.Status != metav1.ConditionFalse {
+		t.Errorf("pending, nothing runs, yet %d in flight, %d blocked, condition %+v", got.Status.InFlightNodes, got.Status.BlockedNodes, c)
 	}
 	res, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Name: "up"}})
 	if err != nil || res.RequeueAfter != 20*time.Second || len(r.workers) != 0 {
