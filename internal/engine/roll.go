@@ -163,7 +163,7 @@ func (u *upgrade) sayWaiting(waiting []string, toldSoak bool) bool {
 // or going back), so that no node's replace step carries it; it returns
 // whether the plan waits on the soak.
 func (u *upgrade) trackSoak(waiting []string, open bool) bool {
-	soak := slices.ContainsFunc(waiting, func(x string) bool { return strings.HasPrefix(x, "soak:") })
+	soak := waitsOnSoak(waiting)
 	switch {
 	case soak && !open:
 		u.startStep("soak")
@@ -173,6 +173,12 @@ func (u *upgrade) trackSoak(waiting []string, open bool) bool {
 		u.endStep("soak")
 	}
 	return soak
+}
+
+// waitsOnSoak says whether a plan waits on blue-green's soak (the
+// strategy's own words: "soak: ...").
+func waitsOnSoak(waiting []string) bool {
+	return slices.ContainsFunc(waiting, func(x string) bool { return strings.HasPrefix(x, "soak:") })
 }
 
 // capacityWatch is how long the plan has waited for new capacity, and
@@ -275,7 +281,7 @@ func (u *upgrade) waitForChange(ctx context.Context, rs *rollState, plan rollout
 		if len(plan.Waiting) > 0 {
 			what = "waiting for " + strings.Join(plan.Waiting, "; ")
 		}
-		if slices.ContainsFunc(plan.Waiting, func(x string) bool { return strings.HasPrefix(x, "soak:") }) {
+		if waitsOnSoak(plan.Waiting) {
 			return &StoppedInSoakError{Err: fmt.Errorf("%s: %w", what, ctx.Err())}
 		}
 		return fmt.Errorf("%s: %w", what, ctx.Err())
