@@ -389,13 +389,7 @@ func (f *upgradeFlags) validateStrategyFlags(bluegreenOnly ...string) error {
 	if len(given) > 0 {
 		return fmt.Errorf("%s: for --strategy bluegreen only (its old nodes kept, cordoned, after the drain); %s would not use it: leave it out, or add --strategy bluegreen", strings.Join(given, ", "), which)
 	}
-	switch {
-	case strategy == engine.StrategyBlueGreen && (f.changed("max-surge") || f.changed("max-unavailable")):
-		return fmt.Errorf("--max-surge and --max-unavailable: --strategy bluegreen launches the whole new set at once and takes no node away first, so neither is used; leave them out, or use --strategy surge")
-	case strategy == engine.StrategyEKS && f.changed("max-surge"):
-		return fmt.Errorf("--max-surge: --strategy eks surges as EKS does, a node per zone (or --max-unavailable if larger), so it is not used; leave it out, set --max-unavailable, or use --strategy surge")
-	}
-	return nil
+	return f.opts.UnusedBudgets()
 }
 
 // addFlags declares upgrade nodegroup's flags on f.

@@ -67,8 +67,8 @@ func TestAStrategysFlagGivenToAnotherIsRefused(t *testing.T) {
 	}{
 		{[]string{"--soak=5m"}, "--soak: for --strategy bluegreen only"},
 		{[]string{"--strategy=eks", "--batch-size=2", "--batch-soak=1m"}, "--batch-size, --batch-soak: for --strategy bluegreen only"},
-		{[]string{"--strategy=eks", "--max-surge=5"}, "--strategy eks surges as EKS does"},
-		{[]string{"--strategy=bluegreen", "--max-unavailable=1"}, "--strategy bluegreen launches the whole new set"},
+		{[]string{"--strategy=eks", "--max-surge=5"}, "--strategy=eks surges as EKS does"},
+		{[]string{"--strategy=bluegreen", "--max-unavailable=1"}, "--strategy=bluegreen launches the whole new set"},
 		{[]string{"--strategy=bluegreen", "--soak=5m", "--batch-size=2"}, ""},
 		{[]string{"--strategy=eks", "--max-unavailable=2"}, ""},
 		{[]string{"--max-surge=50%", "--max-unavailable=1"}, ""},
@@ -87,8 +87,8 @@ func TestAStrategysFlagGivenToAnotherIsRefused(t *testing.T) {
 		spec v1alpha1.Strategy
 		want string
 	}{
-		{v1alpha1.Strategy{Type: "EKS", MaxSurge: ptr.To(intstr.FromInt32(5))}, "spec.strategy.maxSurge: type EKS"},
-		{v1alpha1.Strategy{Type: "BlueGreen", MaxUnavailable: ptr.To(intstr.FromInt32(1))}, "type BlueGreen launches the whole new set"},
+		{v1alpha1.Strategy{Type: "EKS", MaxSurge: ptr.To(intstr.FromInt32(5))}, "spec.strategy.maxSurge: spec.strategy.type: EKS"},
+		{v1alpha1.Strategy{Type: "BlueGreen", MaxUnavailable: ptr.To(intstr.FromInt32(1))}, "spec.strategy.type: BlueGreen launches the whole new set"},
 	} {
 		_, err := controller.Translate(v1alpha1.NodeGroupUpgradeSpec{Cluster: "c1", NodeGroup: "ng", Target: v1alpha1.Target{KubernetesVersion: "1.37"}, UpgradeSettings: v1alpha1.UpgradeSettings{Strategy: c.spec}})
 		if err == nil || !strings.Contains(err.Error(), c.want) {

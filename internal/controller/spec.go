@@ -69,16 +69,6 @@ func Translate(spec v1alpha1.NodeGroupUpgradeSpec) (Run, error) {
 	if o.MaxUnavailable, err = amount("spec.strategy.maxUnavailable", spec.Strategy.MaxUnavailable); err != nil {
 		return Run{}, err
 	}
-	// A budget the type does not use is refused, not ignored (as the API
-	// server refuses soak on a type other than BlueGreen). EKS's own
-	// update (mode Managed) reads maxUnavailable whatever the type.
-	switch {
-	case r.Managed:
-	case o.Strategy == engine.StrategyBlueGreen && (o.MaxSurge.Given || o.MaxUnavailable.Given):
-		return Run{}, fmt.Errorf("spec.strategy.maxSurge and maxUnavailable: type BlueGreen launches the whole new set at once and takes no node away first, so neither is used; leave them out, or use type Surge")
-	case o.Strategy == engine.StrategyEKS && o.MaxSurge.Given:
-		return Run{}, fmt.Errorf("spec.strategy.maxSurge: type EKS surges as EKS does, a node per zone (or maxUnavailable if larger), so it is not used; leave it out, set maxUnavailable, or use type Surge")
-	}
 	o.BatchSize = int(spec.Strategy.BatchSize)
 	o.BatchSoak = duration(spec.Strategy.BatchSoak, o.BatchSoak)
 	o.Soak = duration(spec.Strategy.Soak, o.Soak)
@@ -96,6 +86,10 @@ func Translate(spec v1alpha1.NodeGroupUpgradeSpec) (Run, error) {
 	o.Managed = r.Managed
 	if err := o.Validate(); err != nil {
 		return Run{}, fmt.Errorf("spec: %w", err)
+	}
+	// As the API server refuses soak on a type other than BlueGreen.
+	if err := o.UnusedBudgets(); err != nil {
+		return Run{}, err
 	}
 	r.Options = o
 	return r, nil

@@ -86,6 +86,25 @@ func DefaultOptions() Options {
 	}
 }
 
+// UnusedBudgets refuses a surge budget given to a strategy that would not
+// use it, rather than ignore it without a word: blue-green launches the
+// whole new set and takes no node away first; eks surges as EKS does. EKS's
+// own update (Managed) reads max unavailable whatever the strategy. plan,
+// which predicts every strategy, does not ask.
+func (o Options) UnusedBudgets() error {
+	t := o.Terms
+	switch {
+	case o.Managed:
+	case o.Strategy == StrategyBlueGreen && (o.MaxSurge.Given || o.MaxUnavailable.Given):
+		return fmt.Errorf("%s and %s: %s launches the whole new set at once and takes no node away first, so neither is used; leave them out, or use %s",
+			t.Of("max-surge"), t.Of("max-unavailable"), t.With("strategy", StrategyBlueGreen), t.With("strategy", StrategySurge))
+	case o.Strategy == StrategyEKS && o.MaxSurge.Given:
+		return fmt.Errorf("%s: %s surges as EKS does, a node per zone (or %s if larger), so it is not used; leave it out, set %s, or use %s",
+			t.Of("max-surge"), t.With("strategy", StrategyEKS), t.Of("max-unavailable"), t.Of("max-unavailable"), t.With("strategy", StrategySurge))
+	}
+	return nil
+}
+
 // Validate refuses what no default can mend: a negative duration.
 func (o Options) Validate() error {
 	for _, d := range []struct {
