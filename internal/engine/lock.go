@@ -26,6 +26,9 @@ func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef) (context.Contex
 	if o.Clock == nil {
 		o.Clock = e.clock
 	}
+	if o.Tell == nil {
+		o.Tell = e.report.Info // among the run's lines, not a raw log line
+	}
 	labels := map[string]string{"app.kubernetes.io/managed-by": "noderoll", "noderoll.io/nodegroup": sanitizeLabel(g.Name)}
 	held, err := grouplock.Acquire(ctx, e.kube, recordName(g.Cluster, g.Name), g.String(), labels, o)
 	if err != nil {

@@ -114,6 +114,10 @@ type Options struct {
 	Duration, RenewDeadline, Retry time.Duration
 	Self                           Holder
 	Log                            *slog.Logger
+	// Tell says to the run's user what the lock does on their behalf that
+	// they did not ask for: taking over a gone holder's lock, or waiting for
+	// an expired one. Unset, it is logged at Info.
+	Tell func(msg string)
 	// Clock reads the time this process judges a lease's expiry by
 	// (default the real one).
 	Clock clock.PassiveClock
@@ -155,6 +159,10 @@ func (o Options) withDefaults() Options {
 	}
 	if o.alive == nil {
 		o.alive = processAlive
+	}
+	if o.Tell == nil {
+		log := o.Log
+		o.Tell = func(msg string) { log.Info(msg) }
 	}
 	return o
 }
@@ -276,7 +284,7 @@ func (l acquiring) judge(ctx context.Context) (waitOut string, err error) {
 			// An earlier process of this controller's pod, or a process of
 			// this host that is gone: nobody renews the lease, take it at
 			// once.
-			o.Log.Info("taking over the lock of a holder that is gone", "lease", l.desc, "holder", holder.String())
+			o.Tell(fmt.Sprintf("taking over the lock %s of node group %s from %s, which is gone", l.desc, l.group, holder))
 			err := lock.Update(ctx, resourcelock.LeaderElectionRecord{
 				LeaseDurationSeconds: 1, AcquireTime: metav1.Now(), RenewTime: metav1.Now(), LeaderTransitions: rec.LeaderTransitions,
 			})
@@ -288,8 +296,8 @@ func (l acquiring) judge(ctx context.Context) (waitOut string, err error) {
 			}
 			return "", nil
 		case rec.RenewTime.Add(lasts).Before(o.Clock.Now()):
-			o.Log.Info("the lock's holder stopped renewing it; taking it over once it expires", "lease", l.desc, "holder", holder.String(),
-				"renewed", rec.RenewTime.Time, "waitUpTo", lasts)
+			o.Tell(fmt.Sprintf("the lock %s of node group %s is held by %s, which stopped renewing it %s ago: taking it over once it expires, in up to %s",
+				l.desc, l.group, holder, o.Clock.Since(rec.RenewTime.Time).Round(time.Second), lasts))
 			return rec.HolderIdentity, nil
 		default:
 			return "", &HeldError{Lease: l.desc, Group: l.group, Holder: holder, Since: rec.AcquireTime.Time, Renewed: rec.RenewTime.Time,

@@ -90,11 +90,18 @@ func TestALockOfAProcessGoneFromThisHostIsTakenAtOnce(t *testing.T) {
 	// Same host, the holder's pid no longer runs: a rerun after kill -9.
 	me := Holder{Host: "laptop", PID: 101, Nonce: "ccccc"}
 	start := time.Now()
-	h, err := Acquire(ctx, c, "lock", group, nil, fast(me, false))
+	var told []string
+	o := fast(me, false)
+	o.Tell = func(msg string) { told = append(told, msg) }
+	h, err := Acquire(ctx, c, "lock", group, nil, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Release()
+	// The user is told whose lock was taken, in a sentence of the run's.
+	if len(told) != 1 || !strings.Contains(told[0], "taking over the lock kube-system/lock of node group "+group+" from noderoll (pid 100) on host laptop") {
+		t.Errorf("told %q, want one line naming the gone holder", told)
+	}
 	if waited := time.Since(start); waited > time.Second {
 		t.Errorf("took %v to take over from a dead process", waited)
 	}
@@ -114,11 +121,17 @@ func TestAnExpiredLeaseFromElsewhereIsTakenOverAfterItsDuration(t *testing.T) {
 	// Renewed a minute ago with a 1s lease: its holder stopped.
 	c := fake.NewClientset(held(there, time.Now().Add(-time.Minute), 1))
 	start := time.Now()
-	h, err := Acquire(ctx, c, "lock", group, nil, fast(here, true))
+	var told []string
+	o := fast(here, true)
+	o.Tell = func(msg string) { told = append(told, msg) }
+	h, err := Acquire(ctx, c, "lock", group, nil, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Release()
+	if len(told) != 1 || !strings.Contains(told[0], "is held by noderoll (pid 200) on host bastion run by ben, which stopped renewing it 1m0s ago: taking it over once it expires, in up to 1s") {
+		t.Errorf("told %q, want one line naming the holder and the wait", told)
+	}
 	waited := time.Since(start)
 	if waited < 900*time.Millisecond {
 		t.Errorf("took an expired lease over after %v, before its 1s duration had passed on this clock", waited)
