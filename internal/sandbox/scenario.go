@@ -424,5 +424,13 @@ func podWhy(p *corev1.Pod) string {
 			return fmt.Sprintf("%s (%s: %s)", p.Status.Phase, c.Reason, c.Message)
 		}
 	}
+	switch {
+	case p.Status.Phase != corev1.PodPending:
+	case p.Spec.NodeName != "":
+		// Bound, but the node's kubelet (kwok) has not started it.
+		return fmt.Sprintf("Pending on node %s (bound; not started there yet)", p.Spec.NodeName)
+	default:
+		return "Pending (not scheduled, and no scheduling attempt recorded)"
+	}
 	return string(p.Status.Phase)
 }

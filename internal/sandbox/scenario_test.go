@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/eks"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/clock"
 
 	"github.com/noderoll/noderoll/internal/sandbox/awssim"
@@ -57,5 +58,26 @@ func TestAScenarioSeedsSeveralGroups(t *testing.T) {
 	sc.Groups = 11
 	if err := sc.Validate(); err == nil {
 		t.Error("--groups 11 was taken")
+	}
+}
+
+// A pod that keeps the scenario from being ready is named with where it
+// is stuck: the scheduler's words, bound but not started, or never tried.
+func TestAStuckPodSaysWhereItIsStuck(t *testing.T) {
+	for _, c := range []struct {
+		pod  corev1.Pod
+		want string
+	}{
+		{corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending, Conditions: []corev1.PodCondition{{
+			Type: corev1.PodScheduled, Status: corev1.ConditionFalse, Reason: "Unschedulable", Message: "0/3 nodes are available"}}}},
+			"Pending (Unschedulable: 0/3 nodes are available)"},
+		{corev1.Pod{Spec: corev1.PodSpec{NodeName: "ip-10-0-1-5"}, Status: corev1.PodStatus{Phase: corev1.PodPending}},
+			"Pending on node ip-10-0-1-5 (bound; not started there yet)"},
+		{corev1.Pod{Status: corev1.PodStatus{Phase: corev1.PodPending}}, "Pending (not scheduled, and no scheduling attempt recorded)"},
+		{corev1.Pod{Spec: corev1.PodSpec{NodeName: "n"}, Status: corev1.PodStatus{Phase: corev1.PodRunning}}, "Running"},
+	} {
+		if got := podWhy(&c.pod); got != c.want {
+			t.Errorf("podWhy = %q, want %q", got, c.want)
+		}
 	}
 }
