@@ -25,6 +25,7 @@ import (
 	awscloud "github.com/noderoll/noderoll/internal/cloud/aws"
 	"github.com/noderoll/noderoll/internal/drain"
 	"github.com/noderoll/noderoll/internal/engine"
+	"github.com/noderoll/noderoll/internal/grouplock"
 	"github.com/noderoll/noderoll/internal/preflight"
 	"github.com/noderoll/noderoll/internal/progress"
 )
@@ -419,8 +420,8 @@ func (f *upgradeFlags) addFlags(fl *pflag.FlagSet) {
 	fl.Uint64Var(&f.opts.Seed, "seed", 0, "seed for the random choice of old nodes (0: random)")
 	fl.BoolVar(&f.opts.AllowDowngrade, "allow-downgrade", false, "let the target be older than the group's AMI (a lower Kubernetes minor, or an older release of the same minor); refused without it, so that a mistyped version does not roll the group back")
 	fl.BoolVar(&f.opts.AcceptResize, "accept-resize", false, "resume an upgrade that stopped because someone else resized the group, taking the group as it is (its extra nodes are drained and removed at scale back)")
-	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version (a run soaking holds the group: stop it first)")
-	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it")
+	fl.BoolVar(&f.rollback, "rollback", false, "go back from a bluegreen upgrade under way, before its soak ends: old nodes take pods again, the new ones are drained and removed, the group launches its original launch template version (a noderoll run that holds the group, soaking in another terminal say, is asked to stop first)")
+	fl.BoolVar(&f.abort, "abort", false, "take the upgrade under way (interrupted or failed) back to the AMI and launch template version the group ran before: its nodes are replaced again with the upgrade's strategy and budgets, sizes, processes and autoscaler restored; rerun to resume it (a noderoll run that holds the group is asked to stop first)")
 	fl.BoolVar(&f.dryRun, "dry-run", false, "change nothing: run the preflight checks and say what the upgrade would do; exits non-zero when a finding would stop a real run")
 	fl.StringSliceVar(&f.opts.IgnorePreflight, "ignore-preflight", nil, "preflight checks whose blocking findings do not stop the run, comma-separated, or all: "+strings.Join(preflight.Checks, ", "))
 	fl.StringVar(&f.mode, "mode", "noderoll", "who replaces the nodes: noderoll (its strategies), or managed: ask EKS to update a managed node group itself (UpdateNodegroupVersion, with --force if asked) and follow it, after the same checks and preflight")
@@ -532,6 +533,9 @@ func runEngine(ctx context.Context, f *upgradeFlags, at *reach, ref cloud.NodeGr
 	opts := f.opts
 	opts.Drain.Force = f.force
 	opts.StrategySet = f.strategySet != nil && f.strategySet()
+	// Going back is wanted now: a run that holds the group (soaking in
+	// another terminal, say) is asked to stop rather than refuse this.
+	opts.AskHolder = f.rollback || f.abort
 	var predicted engine.Request // the prediction's part of the request
 	if f.mode == "noderoll" && !f.rollback && !f.abort {
 		predicted = predictInto(ctx, view, at, opts, ref, f.target)
@@ -589,7 +593,10 @@ func advise(w io.Writer, runErr error) {
 	var budgets *drain.MultipleBudgetsError
 	var comeback *drain.ComebackError
 	var soak *engine.StoppedInSoakError
+	var asked *grouplock.AskedError
 	switch {
+	case errors.As(runErr, &asked):
+		fmt.Fprintln(w, "The upgrade stopped so that another run could take the group (named above); that run goes on from where this one stopped. Nothing is left to do here.")
 	case errors.As(runErr, &soak):
 		fmt.Fprintln(w, "The upgrade stopped in its soak: the new nodes serve, the old ones stay cordoned. Rerun the same command to finish the soak and remove the old nodes, or run it with --rollback to go back to the old nodes at once.")
 	case errors.As(runErr, &comeback):

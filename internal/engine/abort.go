@@ -21,7 +21,7 @@ func (e *ErrNothingToAbort) Error() string { return "nothing to abort: " + e.Why
 // --rollback). Interrupted, it resumes: run it again.
 func (e *Engine) Abort(ctx context.Context, ref Request) (*Result, error) {
 	start := e.clock.Now()
-	ctx, o, err := e.open(ctx, ref)
+	ctx, o, err := e.open(ctx, ref, "abort the upgrade ("+e.opts.Terms.Of("abort")+")")
 	if err != nil {
 		return nil, err
 	}

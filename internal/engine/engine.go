@@ -76,6 +76,11 @@ type Options struct {
 	// Terms names the options in messages as the front end's users write
 	// them (nil: the CLI's flags).
 	Terms terms.Terms
+	// AskHolder lets a way back (RollBack, Abort) ask a CLI run that holds
+	// the group to stop, rather than be refused, and take the group once it
+	// has: the CLI's --rollback from another terminal. (The controller's
+	// way back is its resource's spec.action.)
+	AskHolder bool
 }
 
 // DefaultOptions are EKS's own timings with the surge strategy.
@@ -257,7 +262,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	}
 	// From here on the group is this run's alone: the record is read, and
 	// the group changed, under its lock.
-	ctx, held, err := e.lockAndLoad(ctx, req.Group)
+	ctx, held, err := e.lockAndLoad(ctx, req.Group, "")
 	if err != nil {
 		return nil, err
 	}

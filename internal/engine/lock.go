@@ -20,9 +20,12 @@ func WithLock(o grouplock.Options) Option { return func(e *Engine) { e.lockOpts 
 // lock takes the group's lock (a Lease beside its record) before anything
 // changes. The context it returns ends when the lock is lost, so that the
 // run stops rather than act beside another; release gives the lock up.
-func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef) (context.Context, func(), error) {
+func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef, askFor string) (context.Context, func(), error) {
 	o := e.lockOpts
 	o.Namespace, o.Log = Namespace, e.log
+	if e.opts.AskHolder {
+		o.AskFor = askFor
+	}
 	if o.Clock == nil {
 		o.Clock = e.clock
 	}
@@ -41,9 +44,11 @@ func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef) (context.Contex
 	}, nil
 }
 
-// lostLock names a lost lock as the reason a run stopped.
+// lostLock names a lost lock, or another run that asked for the group, as
+// the reason a run stopped.
 func lostLock(ctx context.Context, err error) error {
-	if err != nil && lockLost(ctx) {
+	var asked *grouplock.AskedError
+	if err != nil && (lockLost(ctx) || errors.As(context.Cause(ctx), &asked)) {
 		return context.Cause(ctx)
 	}
 	return err
@@ -85,9 +90,11 @@ type locked struct {
 }
 
 // lockAndLoad takes the group's lock, then reads its record; the context it
-// returns ends if the lock is lost. On an error nothing is held.
-func (e *Engine) lockAndLoad(ctx context.Context, g cloud.NodeGroupRef) (context.Context, *locked, error) {
-	ctx, release, err := e.lock(ctx, g)
+// returns ends if the lock is lost. On an error nothing is held. askFor
+// says what a way back asks a run that holds the group to stop for ("":
+// refused, as an upgrade is).
+func (e *Engine) lockAndLoad(ctx context.Context, g cloud.NodeGroupRef, askFor string) (context.Context, *locked, error) {
+	ctx, release, err := e.lock(ctx, g, askFor)
 	if err != nil {
 		return nil, nil, err
 	}

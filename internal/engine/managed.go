@@ -67,7 +67,7 @@ func (e *Engine) UpgradeManaged(ctx context.Context, req Request, force bool) (r
 			return e.upToDate(p, p.target, start), nil
 		}
 	}
-	ctx, held, err := e.lockAndLoad(ctx, req.Group)
+	ctx, held, err := e.lockAndLoad(ctx, req.Group, "")
 	if err != nil {
 		return nil, err
 	}

@@ -145,12 +145,11 @@ func (u *upgrade) sayWaiting(waiting []string, toldSoak bool) bool {
 	for _, x := range waiting {
 		if strings.HasPrefix(x, "soak:") && !toldSoak {
 			toldSoak = true
-			// The controller's spec.action reaches the run itself; a CLI
-			// run holds the group, so another command's --rollback is
-			// refused until this one is stopped.
+			// The controller's spec.action reaches the run itself; a CLI's
+			// --rollback from another terminal asks this run to stop.
 			goBack := u.opts.Terms.Of("rollback") + " goes back meanwhile"
-			if u.opts.Terms.Of("rollback") == "--rollback" {
-				goBack = "to go back meanwhile, stop this run (Ctrl-C) and run it again with --rollback"
+			if goBack == "--rollback goes back meanwhile" {
+				goBack = "the same command with --rollback, from another terminal, stops this run and goes back meanwhile"
 			}
 			u.report.Info(x + " (" + goBack + ")")
 		}

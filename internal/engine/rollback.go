@@ -21,7 +21,7 @@ func (e *ErrNothingToRollBack) Error() string { return "nothing to go back from:
 // resumes as an upgrade does: run it again.
 func (e *Engine) RollBack(ctx context.Context, ref Request) (*Result, error) {
 	start := e.clock.Now()
-	ctx, o, err := e.open(ctx, ref)
+	ctx, o, err := e.open(ctx, ref, "go back ("+e.opts.Terms.Of("rollback")+")")
 	if err != nil {
 		return nil, err
 	}
@@ -81,8 +81,9 @@ type opened struct {
 }
 
 // open takes the group's lock and reads its record, for the ways back; the
-// context it returns ends if the lock is lost.
-func (e *Engine) open(ctx context.Context, ref Request) (context.Context, *opened, error) {
+// context it returns ends if the lock is lost. A run that holds the group
+// is asked to stop so that this one can do what askFor says (AskHolder).
+func (e *Engine) open(ctx context.Context, ref Request, askFor string) (context.Context, *opened, error) {
 	if e.invalid != nil {
 		return nil, nil, e.invalid
 	}
@@ -91,7 +92,7 @@ func (e *Engine) open(ctx context.Context, ref Request) (context.Context, *opene
 		return nil, nil, err
 	}
 	e.members.Add(group.Instances)
-	ctx, held, err := e.lockAndLoad(ctx, ref.Group)
+	ctx, held, err := e.lockAndLoad(ctx, ref.Group, askFor)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -118,6 +118,12 @@ type Options struct {
 	// they did not ask for: taking over a gone holder's lock, or waiting for
 	// an expired one. Unset, it is logged at Info.
 	Tell func(msg string)
+	// AskFor, when set, asks a run that holds the lock (a CLI's, not a
+	// controller's, whose resource says what it does) to stop so that this
+	// one can do what AskFor says ("go back (--rollback)"), rather than be
+	// refused; Acquire waits up to AskWait (default 2m) for it to stop.
+	AskFor  string
+	AskWait time.Duration
 	// Clock reads the time this process judges a lease's expiry by
 	// (default the real one).
 	Clock clock.PassiveClock
@@ -159,6 +165,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.alive == nil {
 		o.alive = processAlive
+	}
+	if o.AskWait == 0 {
+		o.AskWait = 2 * time.Minute
 	}
 	if o.Tell == nil {
 		log := o.Log
@@ -204,16 +213,26 @@ type Held struct {
 	stop     context.CancelFunc
 	done     chan struct{}
 	released bool
+	// asked ends, its cause an *AskedError, when another run asks this
+	// one to stop (see AskFor).
+	asked context.Context
 }
 
-// Guard derives from parent a context that also ends, with a *LostError as
-// its cause, when the lock is lost: work done under the lock runs in it.
-// Call its cancel before Release.
+// Guard derives from parent a context that also ends when the lock is
+// lost (its cause a *LostError) or another run asks for the group (an
+// *AskedError): work done under the lock runs in it. Call its cancel
+// before Release.
 func (h *Held) Guard(parent context.Context) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancelCause(parent)
-	stop := context.AfterFunc(h.ctx, func() { cancel(&LostError{Lease: h.lease}) })
+	stopLost := context.AfterFunc(h.ctx, func() { cancel(&LostError{Lease: h.lease}) })
+	stopAsked := context.AfterFunc(h.asked, func() {
+		if asked := new(AskedError); errors.As(context.Cause(h.asked), &asked) {
+			cancel(asked)
+		} // else the lock ended: the LostError above
+	})
 	return ctx, func() {
-		stop()
+		stopLost()
+		stopAsked()
 		cancel(nil)
 	}
 }
@@ -235,6 +254,10 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 	o = o.withDefaults()
 	l := acquiring{client: client, name: name, group: group, labels: labels, desc: o.Namespace + "/" + name, o: o}
 	waitOut, err := l.judge(ctx)
+	var held *HeldError
+	if errors.As(err, &held) && o.AskFor != "" && held.Holder.PID > 0 && !held.Holder.controller() {
+		waitOut, err = l.askToStop(ctx, held)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -350,7 +373,17 @@ func (l acquiring) elect(ctx context.Context, waitOut string) (*Held, error) {
 	}()
 	select {
 	case held := <-started:
-		return &Held{lease: l.desc, ctx: held, stop: stop, done: done}, nil
+		// A controller is never asked (see AskFor): its asked never ends.
+		asked, ask := context.WithCancelCause(context.Background())
+		watch := !o.Self.controller()
+		go func() {
+			if watch {
+				watchAsks(held.Done(), l.client, o.Namespace, l.name, o.Self, o.Retry, ask)
+			}
+			<-held.Done()
+			ask(nil) // released or lost: Guard's cause says which
+		}()
+		return &Held{lease: l.desc, ctx: held, stop: stop, done: done, asked: asked}, nil
 	case id := <-other:
 		stop()
 		<-done

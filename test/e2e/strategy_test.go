@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -147,17 +148,28 @@ func TestBlueGreenSoaksThroughAKillThenGoesBack(t *testing.T) {
 	eventually(t, 4*time.Minute, "every old node drained and soaking", func() (bool, string) {
 		return cordoned() == 6 && strings.Contains(run.out.String(), "soak: 6 old nodes kept cordoned"), tail(run.out.String(), 4)
 	})
-	out = run.Kill(t)
-	if !strings.Contains(out, "Resume: resuming the upgrade") {
+	if out := run.out.String(); !strings.Contains(out, "Resume: resuming the upgrade") {
 		t.Errorf("the second run did not resume:\n%s", tail(out, 20))
 	}
 	if n := len(s.TerminateCalls()); n != 0 {
 		t.Fatalf("%d instances terminated before the soak ended", n)
 	}
 
+	// Going back from another terminal while the run soaks: the rollback
+	// asks it to stop, and takes the group once it has.
 	r := s.Noderoll("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--rollback")
 	if r.Code != 0 {
 		t.Fatalf("--rollback: %s\n%s", r.LastLine(), tail(r.Stdout, 20))
+	}
+	if !strings.Contains(r.Stdout, fmt.Sprintf("noderoll (pid %d) on host", run.cmd.Process.Pid)) || !strings.Contains(r.Stdout, "asked it to stop so that this run can go back (--rollback)") {
+		t.Errorf("the rollback did not say it asked the soaking run to stop:\n%s", tail(r.Stdout, 30))
+	}
+	if code := run.Wait(); code == 0 {
+		t.Error("the soaking run asked to stop exited 0")
+	}
+	if out := run.out.String() + run.err.String(); !strings.Contains(out, "stopped, as noderoll (pid ") || !strings.Contains(out, "asked, so that it can go back (--rollback)") ||
+		!strings.Contains(out, "another run could take the group") {
+		t.Errorf("the soaking run did not say who stopped it and why:\n%s", tail(out, 15))
 	}
 	after := s.Group()
 	ids := func(g []string) []string { slices.Sort(g); return g }
