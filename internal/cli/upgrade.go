@@ -245,8 +245,10 @@ func restConfig(kubeconfig, kubeContext string) (*rest.Config, error) {
 
 // summary is the machine-readable account of a run.
 type summary struct {
-	Cluster     string        `json:"cluster"`
-	Nodegroup   string        `json:"nodegroup"`
+	Cluster   string `json:"cluster"`
+	Nodegroup string `json:"nodegroup"`
+	// Action is what the run did: upgrade, rollback or abort.
+	Action      string        `json:"action"`
 	Succeeded   bool          `json:"succeeded"`
 	UpToDate    bool          `json:"upToDate"`
 	Error       string        `json:"error,omitempty"`
@@ -566,7 +568,13 @@ func runEngine(ctx context.Context, f *upgradeFlags, at *reach, ref cloud.NodeGr
 // summarize gathers what the summary (or its JSON) tells of a run: the
 // engine's result, the view's counts and the cluster as it is after.
 func summarize(ctx context.Context, f *upgradeFlags, kube kubernetes.Interface, res *engine.Result, runErr error, reporter *blockCounter, view *progress.View, members *engine.Members) summary {
-	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Succeeded: runErr == nil, BlockedEvicts: int(reporter.n.Load())}
+	sum := summary{Cluster: f.cluster, Nodegroup: f.name, Action: "upgrade", Succeeded: runErr == nil, BlockedEvicts: int(reporter.n.Load())}
+	switch {
+	case f.rollback:
+		sum.Action = "rollback"
+	case f.abort:
+		sum.Action = "abort"
+	}
 	if runErr != nil {
 		sum.Error = runErr.Error()
 	}
@@ -646,19 +654,16 @@ func pdbs(ctx context.Context, kube kubernetes.Interface) []pdbStatus {
 func printSummary(s Streams, sum summary, view *progress.View) {
 	w := s.Out
 	fmt.Fprintln(w)
-	switch {
-	case sum.UpToDate:
+	if sum.UpToDate {
 		fmt.Fprintf(w, "%s/%s is up to date on %s; nothing was changed.\n", sum.Cluster, sum.Nodegroup, sum.Target.ImageID)
 		return
-	case sum.Succeeded && sum.SinceStartSec > 0:
-		fmt.Fprintf(w, "Upgraded %s/%s to %s in %s, resuming an upgrade begun %s ago.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target),
-			time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second), time.Duration(sum.SinceStartSec*float64(time.Second)).Round(time.Second))
-	case sum.Succeeded:
-		fmt.Fprintf(w, "Upgraded %s/%s to %s in %s.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target), time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second))
-	default:
-		fmt.Fprintf(w, "The upgrade of %s/%s to %s stopped after %s.\n", sum.Cluster, sum.Nodegroup, targetText(sum.Target), time.Duration(sum.DurationSec*float64(time.Second)).Round(time.Second))
 	}
-	fmt.Fprintf(w, "  Nodes replaced:   %d (%s)\n", len(sum.Replaced), listed(sum.Replaced))
+	fmt.Fprintln(w, headline(sum))
+	if len(sum.Replaced) > 0 {
+		fmt.Fprintf(w, "  Nodes replaced:   %d (%s)\n", len(sum.Replaced), listed(sum.Replaced))
+	} else {
+		fmt.Fprintln(w, "  Nodes replaced:   0")
+	}
 	fmt.Fprintf(w, "  Surplus removed:  %d\n", len(sum.Removed))
 	before := "before"
 	if sum.SinceStartSec > 0 { // a resumed run saw the group mid-upgrade first
@@ -683,6 +688,34 @@ func printSummary(s Streams, sum summary, view *progress.View) {
 			fmt.Fprintln(w, l)
 		}
 	}
+}
+
+// headline says in one sentence what the run did: an upgrade, a rollback
+// (the target is the AMI gone back from) or an abort (the target is the
+// original AMI, gone back to), finished or stopped.
+func headline(sum summary) string {
+	group := sum.Cluster + "/" + sum.Nodegroup
+	took := time.Duration(sum.DurationSec * float64(time.Second)).Round(time.Second)
+	resumed := ""
+	if sum.SinceStartSec > 0 {
+		resumed = fmt.Sprintf(", resuming what a run began %s ago", time.Duration(sum.SinceStartSec*float64(time.Second)).Round(time.Second))
+	}
+	switch {
+	case sum.Action == "rollback" && sum.Succeeded:
+		return fmt.Sprintf("Rolled %s back from %s to its old nodes in %s%s.", group, targetText(sum.Target), took, resumed)
+	case sum.Action == "rollback":
+		return fmt.Sprintf("The rollback of %s from %s stopped after %s.", group, targetText(sum.Target), took)
+	case sum.Action == "abort" && sum.Succeeded:
+		return fmt.Sprintf("Aborted the upgrade of %s: back on %s in %s%s.", group, targetText(sum.Target), took, resumed)
+	case sum.Action == "abort":
+		return fmt.Sprintf("The abort of the upgrade of %s (back to %s) stopped after %s.", group, targetText(sum.Target), took)
+	case sum.Succeeded && sum.SinceStartSec > 0:
+		return fmt.Sprintf("Upgraded %s to %s in %s, resuming an upgrade begun %s ago.", group, targetText(sum.Target), took,
+			time.Duration(sum.SinceStartSec*float64(time.Second)).Round(time.Second))
+	case sum.Succeeded:
+		return fmt.Sprintf("Upgraded %s to %s in %s.", group, targetText(sum.Target), took)
+	}
+	return fmt.Sprintf("The upgrade of %s to %s stopped after %s.", group, targetText(sum.Target), took)
 }
 
 func targetText(t engine.Target) string {

@@ -80,6 +80,38 @@ func TestTheSummarySaysWhenARunResumedAnUpgrade(t *testing.T) {
 	}
 }
 
+// A rollback and an abort say what they did, not "Upgraded": a rollback
+// names the AMI it went back from, an abort the one it went back to; a
+// run that replaced nothing says 0 without an empty list.
+func TestTheSummarySaysAWayBackAsSuch(t *testing.T) {
+	say := func(sum summary) string {
+		var out strings.Builder
+		printSummary(Streams{Out: &out, Err: io.Discard}, sum, progress.NewView(io.Discard, false, clock.RealClock{}))
+		return out.String()
+	}
+	for _, c := range []struct {
+		action    string
+		succeeded bool
+		want      string
+	}{
+		{"rollback", true, "Rolled c/ng back from ami-new (Kubernetes 1.37) to its old nodes in 21s.\n"},
+		{"rollback", false, "The rollback of c/ng from ami-new (Kubernetes 1.37) stopped after 21s.\n"},
+		{"abort", true, "Aborted the upgrade of c/ng: back on ami-new (Kubernetes 1.37) in 21s.\n"},
+		{"abort", false, "The abort of the upgrade of c/ng (back to ami-new (Kubernetes 1.37)) stopped after 21s.\n"},
+		{"upgrade", false, "The upgrade of c/ng to ami-new (Kubernetes 1.37) stopped after 21s.\n"},
+	} {
+		sum := summary{Cluster: "c", Nodegroup: "ng", Action: c.action, Succeeded: c.succeeded, DurationSec: 21,
+			Target: engine.Target{ImageID: "ami-new", KubeMinor: "1.37"}, Removed: []string{"i-1"}}
+		out := say(sum)
+		if !strings.Contains(out, c.want) || strings.Contains(out, "Upgraded") {
+			t.Errorf("%s (succeeded %v): want %q, got:\n%s", c.action, c.succeeded, c.want, out)
+		}
+		if !strings.Contains(out, "  Nodes replaced:   0\n") {
+			t.Errorf("%s: no node replaced should read 0 alone:\n%s", c.action, out)
+		}
+	}
+}
+
 // A large group's summary fits a screen: the instances, the per-node
 // steps and the nodes now are said in a line each past a few; a small
 // group's are listed one by one.
