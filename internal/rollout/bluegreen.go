@@ -139,6 +139,13 @@ func rollBack(s State, p *Plan) {
 		case i.Terminated:
 			advance(s, i, true, true, p)
 		case !i.DrainedAt.IsZero():
+			// A new node served until its drain: its post-cordon wait
+			// (load balancers deregistering it) holds going back too.
+			if due := i.TerminateAt(s.PostCordonWait); s.Now.Before(due) {
+				p.wakeAt(due)
+				p.wait(fmt.Sprintf("%s terminates in %s (post-cordon wait)", i.ID, due.Sub(s.Now).Round(time.Second)))
+				continue
+			}
 			p.add(Action{Kind: Terminate, Instance: i.ID, Decrement: true, Why: "going back"})
 		case i.Draining:
 			p.wait(i.ID + " draining")

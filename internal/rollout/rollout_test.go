@@ -186,13 +186,15 @@ func (w *world) apply(p Plan) {
 			if i.DrainedAt.IsZero() && i.HasNode && !i.Terminated {
 				w.t.Fatalf("step %d: terminate of %s before it was drained", w.step, i.ID)
 			}
-			// The post-cordon wait runs from the cordon: before the drain
-			// when cordoned first, else when drained.
+			// Every drained node, old or new (a surplus one, or one going
+			// back removes), waits it out. The post-cordon wait runs from
+			// the cordon: before the drain when cordoned first, else when
+			// drained.
 			cordoned := i.DrainedAt
 			if !i.CordonedAt.IsZero() {
 				cordoned = i.CordonedAt
 			}
-			if wait := w.state().PostCordonWait; i.Old && i.HasNode && !i.Terminated && w.now().Before(cordoned.Add(wait)) {
+			if wait := w.state().PostCordonWait; i.HasNode && !i.Terminated && w.now().Before(cordoned.Add(wait)) {
 				w.t.Fatalf("step %d: terminate of %s %s after its cordon, before the %s post-cordon wait", w.step, i.ID, w.now().Sub(cordoned), wait)
 			}
 			i.Terminated, i.Decrement = true, a.Decrement
