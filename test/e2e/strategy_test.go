@@ -157,7 +157,7 @@ func TestBlueGreenSoaksThroughAKillThenGoesBack(t *testing.T) {
 
 	// Going back from another terminal while the run soaks: the rollback
 	// asks it to stop, and takes the group once it has.
-	r := s.Noderoll("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--rollback")
+	r := s.Noderoll("upgrade", "nodegroup", "--name=nodegroup", "--cluster=eksworkshop-eksctl", "--rollback", "--post-cordon-wait=1s")
 	if r.Code != 0 {
 		t.Fatalf("--rollback: %s\n%s", r.LastLine(), tail(r.Stdout, 20))
 	}
