@@ -716,12 +716,18 @@ func (u *upgrade) terminate(ctx context.Context, rs *rollState, s rollout.State,
 	if removing {
 		step = 9
 	}
-	node := name
-	if node == a.Instance {
-		node = "" // it never had a node
-	}
-	u.report.NodeStep(step, "Terminate", node, a.Instance, fmt.Sprintf("%s (%s) %s", a.Instance, name, how))
+	node, line := terminateLine(a.Instance, name, how)
+	u.report.NodeStep(step, "Terminate", node, a.Instance, line)
 	return nil
+}
+
+// terminateLine says an instance's termination, naming its node (name is
+// the instance's own ID when it never had one: a launch cut short).
+func terminateLine(instance, name, how string) (node, line string) {
+	if name == instance {
+		return "", instance + " (no node) " + how
+	}
+	return name, fmt.Sprintf("%s (%s) %s", instance, name, how)
 }
 
 // collectDrains waits for the drains in flight, which end once the run's

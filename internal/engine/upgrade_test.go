@@ -1245,3 +1245,14 @@ func TestACordonSaysWhichBudgetHeldItsDrainAndHowLong(t *testing.T) {
 		}
 	})
 }
+
+// A termination names the instance's node, or says it had none, rather
+// than name the instance twice.
+func TestATerminationOfAnInstanceWithoutANodeSaysSo(t *testing.T) {
+	if node, line := terminateLine("i-1", "ip-10-0-0-1", "decrementing desired capacity"); node != "ip-10-0-0-1" || line != "i-1 (ip-10-0-0-1) decrementing desired capacity" {
+		t.Errorf("with a node: %q, %q", node, line)
+	}
+	if node, line := terminateLine("i-2", "i-2", "decrementing desired capacity"); node != "" || line != "i-2 (no node) decrementing desired capacity" {
+		t.Errorf("without a node: %q, %q", node, line)
+	}
+}
