@@ -118,7 +118,7 @@ func watchAsks(done <-chan struct{}, client kubernetes.Interface, namespace, nam
 			return
 		case <-time.After(retry):
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), retry)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // a slow read is not a missed one
 		lease, err := leases.Get(ctx, name, metav1.GetOptions{})
 		cancel()
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,11 +22,22 @@ import (
 // renewals then keep what another wrote meanwhile (the fake alone would
 // write its stale copy over the request to stop).
 func withResourceVersions(c *fake.Clientset) *fake.Clientset {
+	var mu sync.Mutex // the check and the write as one, as etcd does
+	gvr := coordinationv1.SchemeGroupVersion.WithResource("leases")
+	// A created Lease has a version, as the API server's answer does (a
+	// holder renewing its copy of an unversioned one would write over
+	// anything written meanwhile).
+	c.PrependReactor("create", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		a.(k8stesting.CreateAction).GetObject().(*coordinationv1.Lease).ResourceVersion = "1"
+		return false, nil, nil
+	})
 	c.PrependReactor("update", "leases", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		l := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease)
-		cur, err := c.Tracker().Get(coordinationv1.SchemeGroupVersion.WithResource("leases"), l.Namespace, l.Name)
+		mu.Lock()
+		defer mu.Unlock()
+		l := a.(k8stesting.UpdateAction).GetObject().(*coordinationv1.Lease).DeepCopy()
+		cur, err := c.Tracker().Get(gvr, l.Namespace, l.Name)
 		if err != nil {
-			return false, nil, nil
+			return true, nil, err
 		}
 		have := cur.(*coordinationv1.Lease).ResourceVersion
 		if l.ResourceVersion != "" && l.ResourceVersion != have {
@@ -33,7 +45,10 @@ func withResourceVersions(c *fake.Clientset) *fake.Clientset {
 		}
 		n, _ := strconv.Atoi(have)
 		l.ResourceVersion = strconv.Itoa(n + 1)
-		return false, nil, nil
+		if err := c.Tracker().Update(gvr, l, l.Namespace); err != nil {
+			return true, nil, err
+		}
+		return true, l, nil
 	})
 	return c
 }
