@@ -124,7 +124,13 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		Upgrade: func(ctx context.Context, ref cloud.NodeGroupRef, target engine.TargetSpec) error {
 			rep := groupReporter{group: ref.Name, tell: tell}
 			res, err := at.engine(opts, engine.WithReporter(rep), engine.WithClusterView(view)).Upgrade(ctx, engine.Request{Group: ref, Target: target})
-			if err == nil && res != nil {
+			switch {
+			case err != nil:
+				// Said when it happens: the wave's other groups go on, and
+				// the wave's end may be minutes away.
+				tell(ref.Name, "stopped: "+err.Error()+" (the wave's other groups go on; no later wave starts)")
+			case res != nil && res.UpToDate: // its own line said so
+			case res != nil:
 				tell(ref.Name, fmt.Sprintf("done: %d node(s) replaced in %s", len(res.Replaced), res.Duration.Round(time.Second)))
 			}
 			return err
@@ -143,7 +149,11 @@ func runUpgradeCluster(ctx context.Context, s Streams, f *upgradeFlags, req clus
 		return err
 	}
 	if rec != nil {
-		tell("", fmt.Sprintf("cluster %s: every group that was behind runs its target (%d waves); rerunning changes nothing until a newer release", rec.Cluster, len(rec.Waves)))
+		waves := fmt.Sprintf("%d waves", len(rec.Waves))
+		if len(rec.Waves) == 1 {
+			waves = "1 wave"
+		}
+		tell("", fmt.Sprintf("cluster %s: every group that was behind runs its target (%s); rerunning changes nothing until a newer release", rec.Cluster, waves))
 	}
 	return nil
 }

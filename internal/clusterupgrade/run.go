@@ -186,7 +186,13 @@ func (r *Runner) wave(ctx context.Context, rec *Record, k int) error {
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%s failed, so no later wave starts: %w. Once that is fixed, the same command resumes from here", waveName(rec, k), err)
+		next := "Once that is fixed, the same command resumes from here"
+		if asked := new(grouplock.AskedError); errors.As(err, &asked) {
+			// Taken on purpose (an abort, a rollback): a rerun would
+			// upgrade that group again, to the frozen target.
+			next = "The same command resumes from here, and upgrades again a group another run took back"
+		}
+		return fmt.Errorf("%s failed, so no later wave starts: %w. %s", waveName(rec, k), err, next)
 	}
 	return nil
 }

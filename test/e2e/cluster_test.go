@@ -120,6 +120,10 @@ func TestUpgradeClusterStopsWhenTheCanaryFails(t *testing.T) {
 	if r.Code == 0 || !strings.Contains(r.Stderr, "the canary failed, so no later wave starts") || !strings.Contains(r.Stderr, "nodegroup:") {
 		t.Fatalf("want the canary's failure to stop the upgrade: exit %d\n%s\n%s", r.Code, tail(r.Stdout, 10), tail(r.Stderr, 10))
 	}
+	// Said when it happened too, among the run's lines (stderr with -o json).
+	if !strings.Contains(r.Stderr, "[nodegroup] stopped: ") {
+		t.Errorf("the canary's stop was not told as it happened:\n%s", tail(r.Stderr, 10))
+	}
 	var rec struct {
 		Succeeded bool
 		Phase     string
