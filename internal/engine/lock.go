@@ -25,6 +25,7 @@ func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef, askFor string) 
 	o.Namespace, o.Log = Namespace, e.log
 	if e.opts.AskHolder {
 		o.AskFor = askFor
+		o.MayAsk = func(ctx context.Context) error { return e.goingBackAlready(ctx, g) }
 	}
 	if o.Clock == nil {
 		o.Clock = e.clock
@@ -42,6 +43,24 @@ func (e *Engine) lock(ctx context.Context, g cloud.NodeGroupRef, askFor string) 
 		cancel()
 		held.Release()
 	}, nil
+}
+
+// goingBackAlready refuses to ask a run to stop that already takes the
+// group back (a rollback or an abort under way): a second way back would
+// only stop the first and go on from where it stopped. The record is read
+// without the lock, to decide whether to ask, never to write.
+func (e *Engine) goingBackAlready(ctx context.Context, g cloud.NodeGroupRef) error {
+	rec, err := e.records(g).Load(ctx)
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading the record of %s: %w", g, err)
+	case rec == nil || !rec.Active():
+	case rec.Abort != nil:
+		return fmt.Errorf("the upgrade of %s is being aborted already: wait for that run to end", g)
+	case rec.Phase == PhaseRollingBack:
+		return fmt.Errorf("%s is being rolled back already: wait for that run to end", g)
+	}
+	return nil
 }
 
 // lostLock names a lost lock, or another run that asked for the group, as

@@ -1256,3 +1256,37 @@ func TestATerminationOfAnInstanceWithoutANodeSaysSo(t *testing.T) {
 		t.Errorf("without a node: %q, %q", node, line)
 	}
 }
+
+// A way back does not ask a run that already takes the group back to
+// stop: it is told to wait for it. Any other record (none, an upgrade
+// under way, an abort that ended) lets it ask.
+func TestAWayBackDoesNotStopAnotherWayBack(t *testing.T) {
+	w := newWorld(t, 3, "a")
+	e := New(w.kube, w.p, DefaultOptions())
+	ctx := context.Background()
+	if err := e.goingBackAlready(ctx, w.ref); err != nil {
+		t.Fatalf("no record: %v", err)
+	}
+	for _, c := range []struct {
+		rec  Record
+		want string // "" lets it ask
+	}{
+		{Record{Phase: PhaseReplacing}, ""},
+		{Record{Phase: PhaseAborted, Abort: &Abort{}}, ""},
+		{Record{Phase: PhaseRollingBack}, "is being rolled back already: wait for that run to end"},
+		{Record{Phase: PhaseReplacing, Abort: &Abort{}}, "is being aborted already: wait for that run to end"},
+	} {
+		store := e.records(w.ref)
+		if _, err := store.Load(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rec := c.rec
+		if err := store.Save(ctx, &rec); err != nil {
+			t.Fatal(err)
+		}
+		err := e.goingBackAlready(ctx, w.ref)
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("record in %s (abort %v): got %v, want %q", c.rec.Phase, c.rec.Abort != nil, err, c.want)
+		}
+	}
+}

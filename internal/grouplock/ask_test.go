@@ -152,3 +152,22 @@ func TestARequestForAnotherHolderIsIgnored(t *testing.T) {
 		t.Error("a controller was asked to stop")
 	}
 }
+
+// A run that may not ask (MayAsk refuses: the holder already goes back) is
+// refused at once with that reason and the holder's name, and writes no
+// request.
+func TestARunThatMayNotAskIsRefusedWithoutAsking(t *testing.T) {
+	c := fake.NewClientset(held(here, time.Now(), 30))
+	o := fast(there, true)
+	o.AskFor = "go back (--rollback)"
+	o.MayAsk = func(context.Context) error {
+		return errors.New("c/ng is being rolled back already: wait for that run to end")
+	}
+	_, err := Acquire(context.Background(), c, "lock", group, nil, o)
+	if err == nil || !strings.Contains(err.Error(), "is being rolled back already") || !strings.Contains(err.Error(), "held by noderoll (pid 100) on host laptop") {
+		t.Fatalf("want the refusal naming the holder, got %v", err)
+	}
+	if _, ok := lease(t, c).Annotations[askAnnotation]; ok {
+		t.Error("a request was written")
+	}
+}

@@ -124,6 +124,9 @@ type Options struct {
 	// refused; Acquire waits up to AskWait (default 2m) for it to stop.
 	AskFor  string
 	AskWait time.Duration
+	// MayAsk, when set, is asked before a holder is: an error refuses this
+	// run instead (the holder already does what this run would).
+	MayAsk func(ctx context.Context) error
 	// Clock reads the time this process judges a lease's expiry by
 	// (default the real one).
 	Clock clock.PassiveClock
@@ -256,6 +259,11 @@ func Acquire(ctx context.Context, client kubernetes.Interface, name, group strin
 	waitOut, err := l.judge(ctx)
 	var held *HeldError
 	if errors.As(err, &held) && o.AskFor != "" && held.Holder.PID > 0 && !held.Holder.controller() {
+		if o.MayAsk != nil {
+			if refused := o.MayAsk(ctx); refused != nil {
+				return nil, fmt.Errorf("%w (held by %s)", refused, held.Holder)
+			}
+		}
 		waitOut, err = l.askToStop(ctx, held)
 	}
 	if err != nil {
