@@ -87,9 +87,7 @@ func drainBlue(s State, p *Plan) {
 		}
 		// A soak shorter than the post-cordon wait does not cut it short.
 		for _, i := range drained {
-			if due := i.TerminateAt(s.PostCordonWait); s.Now.Before(due) {
-				p.wakeAt(due)
-				p.wait(fmt.Sprintf("%s terminates in %s (post-cordon wait)", i.ID, due.Sub(s.Now).Round(time.Second)))
+			if waitsPostCordon(s, i, p) {
 				continue
 			}
 			p.add(Action{Kind: Terminate, Instance: i.ID, Decrement: true, Why: "soak over"})
@@ -141,9 +139,7 @@ func rollBack(s State, p *Plan) {
 		case !i.DrainedAt.IsZero():
 			// A new node served until its drain: its post-cordon wait
 			// (load balancers deregistering it) holds going back too.
-			if due := i.TerminateAt(s.PostCordonWait); s.Now.Before(due) {
-				p.wakeAt(due)
-				p.wait(fmt.Sprintf("%s terminates in %s (post-cordon wait)", i.ID, due.Sub(s.Now).Round(time.Second)))
+			if waitsPostCordon(s, i, p) {
 				continue
 			}
 			p.add(Action{Kind: Terminate, Instance: i.ID, Decrement: true, Why: "going back"})

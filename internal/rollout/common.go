@@ -75,6 +75,18 @@ func inFlight(i Instance) bool {
 	return i.InService() && (i.Mark != Unmarked || i.Terminated)
 }
 
+// waitsPostCordon says whether a drained instance's post-cordon wait is
+// still running, and if so has the plan wait and wake for its end.
+func waitsPostCordon(s State, i Instance, p *Plan) bool {
+	due := i.TerminateAt(s.PostCordonWait)
+	if !s.Now.Before(due) {
+		return false
+	}
+	p.wakeAt(due)
+	p.wait(fmt.Sprintf("%s terminates in %s (post-cordon wait)", i.ID, due.Sub(s.Now).Round(time.Second)))
+	return true
+}
+
 // advance takes one in-flight instance a step further: a recorded
 // termination that never took is asked again as it was; a drained node is
 // terminated once its post-cordon wait is over (decrement says how); an
@@ -84,10 +96,7 @@ func advance(s State, i Instance, decrement, cordonFirst bool, p *Plan) {
 	case i.Terminated:
 		p.add(Action{Kind: Terminate, Instance: i.ID, Decrement: i.Decrement, Why: "its recorded termination did not take"})
 	case !i.DrainedAt.IsZero():
-		due := i.TerminateAt(s.PostCordonWait)
-		if s.Now.Before(due) {
-			p.wakeAt(due)
-			p.wait(fmt.Sprintf("%s terminates in %s (post-cordon wait)", i.ID, due.Sub(s.Now).Round(time.Second)))
+		if waitsPostCordon(s, i, p) {
 			return
 		}
 		p.add(Action{Kind: Terminate, Instance: i.ID, Decrement: decrement, Why: "drained"})
