@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -128,15 +129,29 @@ func TestARequestForAnotherHolderIsIgnored(t *testing.T) {
 	l := held(there, time.Now().Add(-time.Minute), 1)
 	l.Annotations = map[string]string{askAnnotation: `{"holder":"bastion/200/ben/bbbbb","by":"x/1/y/zzzzz","for":"go back"}`}
 	c := fake.NewClientset(l)
+	var reads atomic.Int32 // the holder's looks at its Lease
+	c.PrependReactor("get", "leases", func(k8stesting.Action) (bool, runtime.Object, error) {
+		reads.Add(1)
+		return false, nil, nil
+	})
 	h, err := Acquire(context.Background(), c, "lock", group, nil, fast(here, true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	work, cancel := h.Guard(context.Background())
-	select {
-	case <-work.Done():
+	// Counted in reads, not time: on a slow machine it takes longer.
+	from, deadline := reads.Load(), time.Now().Add(time.Minute)
+	for reads.Load() < from+5 && time.Now().Before(deadline) && work.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if work.Err() != nil {
 		t.Fatalf("the new holder was stopped by a request for its predecessor: %v", context.Cause(work))
-	case <-time.After(500 * time.Millisecond): // 5 looks at the Lease
+	}
+	if n := reads.Load() - from; n < 5 {
+		t.Fatalf("the holder read its Lease %d times in a minute, want 5", n)
+	}
+	if _, ok := lease(t, c).Annotations[askAnnotation]; !ok {
+		t.Fatal("the predecessor's request is gone: nothing was ignored")
 	}
 	cancel()
 	h.Release()
