@@ -61,7 +61,7 @@ func (e *Engine) Abort(ctx context.Context, ref Request) (*Result, error) {
 		return nil, err
 	}
 	defer u.close()
-	err = lostLock(ctx, u.run(ctx))
+	err = stopCause(ctx, u.run(ctx))
 	return &Result{Target: rec.Target, Replaced: rec.Replaced, Removed: rec.Removed, Steps: rec.Steps, Duration: e.clock.Since(start)}, err
 }
 

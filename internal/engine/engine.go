@@ -296,7 +296,7 @@ func (e *Engine) Upgrade(ctx context.Context, req Request) (*Result, error) {
 	u.surge, u.unavailable, u.predicted, u.predictedTail, u.predictedFrom = p.surge, p.unavailable, req.Predicted, req.PredictedTail, start
 	u.predictedAssuming = req.PredictedAssuming
 	defer u.close()
-	err = lostLock(ctx, u.run(ctx))
+	err = stopCause(ctx, u.run(ctx))
 	res := &Result{Target: target, Duration: e.clock.Since(start)}
 	if u.rec != nil {
 		res.Replaced, res.Removed, res.Steps = u.rec.Replaced, u.rec.Removed, u.rec.Steps

@@ -63,9 +63,9 @@ func (e *Engine) goingBackAlready(ctx context.Context, g cloud.NodeGroupRef) err
 	return nil
 }
 
-// lostLock names a lost lock, or another run that asked for the group, as
+// stopCause names a lost lock, or another run that asked for the group, as
 // the reason a run stopped.
-func lostLock(ctx context.Context, err error) error {
+func stopCause(ctx context.Context, err error) error {
 	var asked *grouplock.AskedError
 	if err != nil && (lockLost(ctx) || errors.As(context.Cause(ctx), &asked)) {
 		return context.Cause(ctx)

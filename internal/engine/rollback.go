@@ -61,7 +61,7 @@ func (e *Engine) goBack(ctx context.Context, start time.Time, store RecordStore,
 			return nil, err
 		}
 	}
-	err = lostLock(ctx, u.run(ctx))
+	err = stopCause(ctx, u.run(ctx))
 	return &Result{Target: rec.Target, Replaced: rec.Replaced, Removed: rec.Removed, Steps: rec.Steps, Duration: e.clock.Since(start)}, err
 }
 
